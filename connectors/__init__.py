@@ -1,0 +1,1 @@
+"""Connectors: Bytewax sources and sinks, one per real system."""

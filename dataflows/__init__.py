@@ -1,0 +1,1 @@
+"""Dataflows: compiling strategy graphs to Bytewax, kernels, returns, metrics operators."""

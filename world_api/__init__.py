@@ -1,0 +1,1 @@
+"""WorldService: policy, evaluation, allocation, store and HTTP API."""
