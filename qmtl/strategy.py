@@ -1,0 +1,218 @@
+"""The user-facing strategy class.
+
+A strategy declares its universe, bar interval and parameters as class attributes and
+returns, from ``signal``, an expression of target weights per symbol: a boolean expression
+means 1.0 when true and 0.0 when false; NaN (warm-up) means 0.0.
+
+>>> class SmaCross(Strategy):
+...     symbols = ["AAPL"]
+...     interval = "1d"
+...     fast: int = 10
+...     slow: int = 50
+...
+...     def signal(self, bars):
+...         return bars.close.sma(self.fast) > bars.close.sma(self.slow)
+>>> SmaCross.parameters()
+{'fast': 10, 'slow': 50}
+>>> s = SmaCross(fast=5)
+>>> s.fast, s.target().lookback
+(5, 49)
+>>> SmaCross(fats=5)
+Traceback (most recent call last):
+...
+qmtl.strategy.StrategyError: SmaCross has no parameter 'fats'; parameters: fast, slow
+"""
+
+from __future__ import annotations
+
+import math
+import typing
+from typing import Any, ClassVar
+
+from qmtl.expr import COLUMNS, Expr, as_expr, col
+from qmtl.indicators import atr
+from qmtl.intervals import INTERVALS
+
+RESERVED: frozenset[str] = frozenset(
+    {"symbols", "interval", "cost_bps", "max_gross", "name", "warmup"}
+)
+"""Class attributes with a meaning of their own, not strategy parameters."""
+
+
+class StrategyError(ValueError):
+    """A strategy is malformed or was given bad parameters."""
+
+
+class Bars:
+    """The bar columns a strategy's ``signal`` reads, as expressions.
+
+    >>> Bars().close.op, Bars().atr(14).op
+    ('col', 'ema')
+    """
+
+    def __init__(self) -> None:
+        for name in COLUMNS:
+            setattr(self, name, col(name))
+
+    open: Expr
+    high: Expr
+    low: Expr
+    close: Expr
+    volume: Expr
+
+    def atr(self, n: int = 14) -> Expr:
+        """Average true range of these bars (TA-Lib ATR).
+
+        >>> Bars().atr(5).lookback
+        5
+        """
+        return atr(self.high, self.low, self.close, n)
+
+
+class Strategy:
+    """Base class of user strategies (see the module docstring).
+
+    Class attributes: ``symbols`` (the universe), ``interval`` (1m, 5m, 15m, 1h, 4h, 1d),
+    ``cost_bps`` (cost per unit of turnover, in basis points; default 0), ``max_gross``
+    (cap on the sum of absolute weights across symbols; default 1.0) and ``warmup`` (bars of
+    history to warm up on; default: inferred from the graph). Every other annotated class
+    attribute with a default is a parameter, overridable as a keyword argument or from the
+    CLI with ``-p name=value``.
+    """
+
+    symbols: ClassVar[list[str]] = []
+    interval: ClassVar[str] = "1d"
+    cost_bps: float = 0.0
+    max_gross: float = 1.0
+    warmup: int | None = None
+
+    def __init__(self, **params: Any) -> None:
+        known = self.parameters()
+        for key, value in params.items():
+            if key in RESERVED and key not in ("symbols", "name"):
+                setattr(self, key, value)
+                continue
+            if key not in known:
+                names = ", ".join(known) or "(none)"
+                raise StrategyError(
+                    f"{type(self).__name__} has no parameter {key!r}; parameters: {names}"
+                )
+            setattr(self, key, coerce_param(type(self), key, value))
+        self._check()
+
+    def signal(self, bars: Bars) -> Expr | float | bool:
+        """Target weight per symbol per bar, as an expression (override this)."""
+        raise NotImplementedError(f"{type(self).__name__} must define signal(self, bars)")
+
+    @property
+    def name(self) -> str:
+        """The strategy's name: its class name.
+
+        >>> Strategy().name
+        'Strategy'
+        """
+        return type(self).__name__
+
+    @classmethod
+    def parameters(cls) -> dict[str, Any]:
+        """Parameter names and their current defaults, in declaration order.
+
+        >>> class S(Strategy):
+        ...     n: int = 3
+        >>> S.parameters()
+        {'n': 3}
+        """
+        out: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            if klass in (Strategy, object):
+                continue
+            for key in getattr(klass, "__annotations__", {}):
+                if key.startswith("_") or key in RESERVED or not hasattr(cls, key):
+                    continue
+                out[key] = getattr(cls, key)
+        return out
+
+    def target(self) -> Expr:
+        """The strategy's signal as a target-weight expression (calls ``signal`` once).
+
+        >>> class Flat(Strategy):
+        ...     def signal(self, bars):
+        ...         return 0.5
+        >>> Flat().target().params
+        {'value': 0.5}
+        """
+        try:
+            out = self.signal(Bars())
+        except StrategyError:
+            raise
+        except TypeError as exc:
+            if "truth value" in str(exc):
+                raise StrategyError(f"{self.name}.signal: {exc}") from None
+            raise
+        if not isinstance(out, (Expr, bool, int, float)):
+            raise StrategyError(
+                f"{self.name}.signal must return an expression or a number, "
+                f"got {type(out).__name__}"
+            )
+        return as_expr(out)
+
+    def _check(self) -> None:
+        cls_name = self.name
+        if not isinstance(self.symbols, (list, tuple)) or not all(
+            isinstance(s, str) and s for s in self.symbols
+        ):
+            raise StrategyError(f"{cls_name}.symbols must be a list of symbol names")
+        if self.interval not in INTERVALS:
+            raise StrategyError(
+                f"{cls_name}.interval: unknown interval {self.interval!r}: "
+                f"use one of {', '.join(INTERVALS)}"
+            )
+        if not (isinstance(self.cost_bps, (int, float)) and math.isfinite(self.cost_bps)):
+            raise StrategyError(f"{cls_name}.cost_bps must be a finite number")
+        if self.cost_bps < 0:
+            raise StrategyError(f"{cls_name}.cost_bps must be >= 0, got {self.cost_bps}")
+        if not (isinstance(self.max_gross, (int, float)) and self.max_gross > 0):
+            raise StrategyError(f"{cls_name}.max_gross must be > 0, got {self.max_gross}")
+
+
+def coerce_param(cls: type[Strategy], key: str, value: Any) -> Any:
+    """Convert ``value`` (often a CLI string) to the declared type of parameter ``key``.
+
+    >>> class S(Strategy):
+    ...     n: int = 3
+    ...     on: bool = False
+    >>> coerce_param(S, "n", "20"), coerce_param(S, "on", "yes")
+    (20, True)
+    >>> coerce_param(S, "n", "2.5")
+    Traceback (most recent call last):
+    ...
+    qmtl.strategy.StrategyError: parameter 'n' of S expects int, got '2.5'
+    """
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # unresolvable annotations: fall back to the default's type
+        hints = {}
+    kind = hints.get(key, type(getattr(cls, key, None)))
+    if not isinstance(value, str) or kind is str:
+        if kind is int and isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+    text = value.strip()
+    try:
+        if kind is bool:
+            lowered = text.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+    except ValueError:
+        raise StrategyError(
+            f"parameter {key!r} of {cls.__name__} expects {getattr(kind, '__name__', kind)}, "
+            f"got {value!r}"
+        ) from None
+    return value
