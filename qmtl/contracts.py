@@ -49,14 +49,13 @@ class MetricsUpdate(_Frozen):
     ``(strategy_id, run_id, seq)`` is the idempotency key; ``seq`` is monotonic per run.
     ``returns`` holds the per-period returns since the previous update (for correlation).
 
-    >>> MetricsUpdate(world="w", strategy_id="s", run_id="r", seq=0, mode="live", as_of=1,
-    ...               n_bars=1, metrics={"sharpe": float("nan")})
-    Traceback (most recent call last):
-    ...
-    pydantic_core._pydantic_core.ValidationError: 1 validation error for MetricsUpdate
-    metrics
-      Value error, metric 'sharpe' is not finite (nan) [type=value_error, input_value={'sharpe': nan}, input_type=dict]
-        For further information visit https://errors.pydantic.dev/2.13/v/value_error
+    >>> from pydantic import ValidationError
+    >>> try:
+    ...     MetricsUpdate(world="w", strategy_id="s", run_id="r", seq=0, mode="live", as_of=1,
+    ...                   n_bars=1, metrics={"sharpe": float("nan")})
+    ... except ValidationError as exc:
+    ...     print(exc.errors()[0]["msg"])
+    Value error, metric 'sharpe' is not finite (nan)
     """
 
     world: str = Field(min_length=1, max_length=200)
@@ -135,3 +134,26 @@ class Fill(_Frozen):
     qty: float
     price: float = Field(gt=0.0)
     fee: float = Field(ge=0.0)
+
+
+class SubmitResult(_Frozen):
+    """What ``qmtl submit`` / ``Runner.submit`` answers: the world's decision and why.
+
+    >>> r = SubmitResult(world="w", strategy_id="s", run_id="r", status="candidate",
+    ...                  metrics={"sharpe": 0.4}, contribution=0.0, weight=0.0, rank=3,
+    ...                  improvement_hints=["sharpe 0.40 < gate 0.8"])
+    >>> r.status, r.improvement_hints[0]
+    ('candidate', 'sharpe 0.40 < gate 0.8')
+    """
+
+    world: str
+    strategy_id: str
+    run_id: str
+    status: Literal["active", "candidate", "rejected"]
+    metrics: dict[str, float]
+    contribution: float
+    weight: float
+    rank: int | None
+    improvement_hints: list[str] = Field(default_factory=list)
+    n_bars: int = 0
+    dry_run: bool = False
