@@ -1,0 +1,121 @@
+"""A compiled strategy graph and its per-symbol evaluator.
+
+:class:`Program` is the pure, shareable part: every distinct node reachable from the named
+outputs, in dependency order, so a node shared by several outputs (or several strategies) is
+evaluated once. :class:`ProgramState` is one symbol's evaluator: a kernel per node carrying
+that node's state from batch to batch.
+
+>>> import numpy as np
+>>> from qmtl.expr import col
+>>> c = col("close")
+>>> prog = Program({"a": c.sma(2) > c.sma(3), "b": c.sma(2)})
+>>> [n.op for n in prog.nodes]
+['col', 'rolling_mean', 'rolling_mean', 'gt']
+>>> state = ProgramState(prog)
+>>> out = state.evaluate({"close": np.array([1.0, 2.0, 3.0, 2.0])})
+>>> out["b"].tolist()
+[nan, 1.5, 2.5, 2.5]
+>>> out["a"].tolist()
+[0.0, 0.0, 1.0, 1.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from dataflows.kernels import Kernel, make_kernel, register
+from qmtl.expr import Expr, walk
+
+
+@register("custom")
+class CustomKernel(Kernel):
+    """Runs a user :class:`qmtl.operator.Operator`, checking the shape of what it returns.
+
+    >>> from qmtl.operator import Operator
+    >>> class Twice(Operator):
+    ...     def update(self, x):
+    ...         return 2 * x
+    >>> CustomKernel(cls=Twice, args=[], kwargs={}, lookback=0).update(np.ones(2))
+    array([2., 2.])
+    """
+
+    def __init__(self, cls: type, args: list[Any], kwargs: dict[str, Any], lookback: int) -> None:
+        self.name = cls.__name__
+        self.instance = cls(*args, **kwargs)
+
+    def update(self, *inputs: np.ndarray) -> np.ndarray:
+        out = np.asarray(self.instance.update(*inputs), dtype=np.float64)
+        n = len(inputs[0]) if inputs else 0
+        if out.shape != (n,):
+            raise ValueError(
+                f"operator {self.name}.update returned shape {out.shape} for a batch of {n}; "
+                f"it must return one value per input element"
+            )
+        return out
+
+
+class Program:
+    """The distinct nodes of named output expressions, in dependency order.
+
+    >>> from qmtl.expr import col
+    >>> Program({"w": col("close").ema(5) > 0}).lookback
+    4
+    """
+
+    def __init__(self, outputs: Mapping[str, Expr]) -> None:
+        self.outputs: dict[str, Expr] = dict(outputs)
+        self.nodes: list[Expr] = list(walk(self.outputs.values()))
+        self.lookback: int = max((e.lookback for e in self.outputs.values()), default=0)
+        self.columns: tuple[str, ...] = tuple(
+            sorted({n.params["name"] for n in self.nodes if n.op == "col"})
+        )
+
+    @property
+    def node_ids(self) -> list[str]:
+        """Content ids of the nodes, in evaluation order.
+
+        >>> from qmtl.expr import col
+        >>> len(Program({"x": col("close")}).node_ids)
+        1
+        """
+        return [n.id for n in self.nodes]
+
+
+class ProgramState:
+    """One symbol's evaluator of a :class:`Program`: one kernel per stateful node.
+
+    ``kernel_calls`` counts kernel updates, so tests can see shared nodes computed once.
+
+    >>> from qmtl.expr import col
+    >>> st = ProgramState(Program({"x": col("close").shift(1)}))
+    >>> st.evaluate({"close": np.array([1.0, 2.0])})["x"].tolist()
+    [nan, 1.0]
+    >>> st.evaluate({"close": np.array([3.0])})["x"].tolist()
+    [2.0]
+    """
+
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.kernels: dict[str, Kernel] = {}
+        for node in program.nodes:
+            if node.op not in ("col", "const"):
+                self.kernels[node.id] = make_kernel(node.op, node.params)
+        self.kernel_calls = 0
+
+    def evaluate(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Evaluate every node over ``batch`` (column name -> array); return the outputs."""
+        values: dict[str, np.ndarray] = {}
+        n = len(next(iter(batch.values()))) if batch else 0
+        for node in self.program.nodes:
+            if node.op == "col":
+                values[node.id] = np.asarray(batch[node.params["name"]], dtype=np.float64)
+            elif node.op == "const":
+                values[node.id] = np.full(n, node.params["value"], dtype=np.float64)
+            else:
+                args = [values[i.id] for i in node.inputs]
+                values[node.id] = self.kernels[node.id].update(*args)
+                self.kernel_calls += 1
+        return {name: values[e.id] for name, e in self.program.outputs.items()}

@@ -1,0 +1,233 @@
+"""Automatic returns: target weights and prices in, portfolio returns and equity out.
+
+For each bar t+1 of the portfolio's timeline (the union of its symbols' bar times):
+
+    r(t+1) = sum_i w_i(t) * (close_i(t+1) / close_i(t) - 1)
+             - cost_bps / 1e4 * sum_i |w_i(t) - w_i(t-1)|
+
+A weight decided at bar t is held until the symbol's next bar; a symbol without a bar at
+some time contributes nothing then (its price did not move). Weights are scaled down where
+their gross ``sum_i |w_i|`` exceeds ``max_gross``. A decision at t never sees bar t+1.
+
+Per-symbol signal batches arrive in any interleaving; :class:`Portfolio` processes a time
+only once every symbol has reached it (or at the end), and every computation is either
+row-local or a strictly sequential accumulation with carried state, so any batching of the
+input gives bit-identical output.
+
+>>> import numpy as np
+>>> p = Portfolio(["A"], cost_bps=0.0, max_gross=1.0)
+>>> p.push(SignalBatch("A", np.array([1, 2, 3]), np.array([1.0, 1.0, 0.0]),
+...                    np.array([100.0, 110.0, 99.0])))
+>>> out = p.drain()
+>>> out.returns.round(6).tolist()
+[0.0, 0.1, -0.1]
+>>> out.equity.round(6).tolist()
+[1.0, 1.1, 0.99]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class SignalBatch:
+    """One symbol's target weights and closes for a run of bars (per-symbol step output)."""
+
+    symbol: str
+    ts: np.ndarray
+    weight: np.ndarray
+    close: np.ndarray
+
+
+@dataclass
+class PortfolioBatch:
+    """Portfolio rows for a run of timeline times, plus per-symbol detail rows.
+
+    ``symbol_rows`` holds, for each symbol's own bars in this run: ``ts``, ``symbol`` (index
+    into ``symbols``), ``weight`` (after the gross cap), ``return`` (the symbol's contribution,
+    cost included) and ``equity`` (the portfolio's).
+    """
+
+    ts: np.ndarray
+    returns: np.ndarray
+    equity: np.ndarray
+    turnover: np.ndarray
+    gross: np.ndarray
+    symbols: list[str]
+    symbol_rows: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+def _sum_columns(m: np.ndarray) -> np.ndarray:
+    """Row sums, adding columns left to right (fixed order: bit-identical for any row count)."""
+    acc = m[:, 0].copy()
+    for j in range(1, m.shape[1]):
+        acc += m[:, j]
+    return acc
+
+
+def _ffill(values: np.ndarray, present: np.ndarray, carried: float) -> np.ndarray:
+    """Forward-fill ``values`` over rows where ``present`` is false, from ``carried``."""
+    idx = np.where(present, np.arange(len(values)), -1)
+    np.maximum.accumulate(idx, out=idx)
+    return np.where(idx >= 0, values[np.maximum(idx, 0)], carried)
+
+
+class Portfolio:
+    """Incremental returns of one strategy over its universe (see the module docstring).
+
+    >>> p = Portfolio(["A", "B"], cost_bps=10.0, max_gross=1.0)
+    >>> p.push(SignalBatch("A", np.array([1, 2]), np.array([1.0, 1.0]), np.array([10.0, 11.0])))
+    >>> p.drain() is None        # B has not reached t=1 yet
+    True
+    >>> p.push(SignalBatch("B", np.array([1, 2]), np.array([1.0, 0.0]), np.array([5.0, 5.0])))
+    >>> out = p.drain()
+    >>> out.gross.tolist()       # 1 + 1 scaled to max_gross 1.0, then 1 + 0
+    [1.0, 1.0]
+    >>> round(float(out.returns[1]), 6)   # 0.5*10% - 10bp of turnover 1.0 at t=1
+    0.049
+    """
+
+    def __init__(self, symbols: list[str], cost_bps: float = 0.0, max_gross: float = 1.0) -> None:
+        if not symbols:
+            raise ValueError("a portfolio needs at least one symbol")
+        self.symbols = sorted(set(symbols))
+        self.index = {s: i for i, s in enumerate(self.symbols)}
+        self.cost = float(cost_bps) / 1e4
+        self.max_gross = float(max_gross)
+        n = len(self.symbols)
+        self._pending: list[list[SignalBatch]] = [[] for _ in range(n)]
+        self._reached = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+        self._seen = np.zeros(n, dtype=bool)
+        self._last_w = np.zeros(n)
+        self._last_c = np.full(n, np.nan)
+        self._prev_w = np.zeros(n)
+        self._prev_dw = np.zeros(n)
+        self._equity = 1.0
+        self._last_ts: int | None = None
+
+    def push(self, batch: SignalBatch) -> None:
+        """Buffer one symbol's signal batch (in time order per symbol)."""
+        i = self.index.get(batch.symbol)
+        if i is None:
+            raise KeyError(f"symbol {batch.symbol!r} is not in this portfolio")
+        if len(batch.ts) == 0:
+            return
+        self._pending[i].append(batch)
+        self._reached[i] = int(batch.ts[-1])
+        self._seen[i] = True
+
+    def drain(self, final: bool = False) -> PortfolioBatch | None:
+        """Process every buffered time that all symbols have reached (all of them if
+        ``final``); None when there is nothing to process yet."""
+        if final:
+            horizon = np.iinfo(np.int64).max
+        elif self._seen.all():
+            horizon = int(self._reached.min())
+        else:
+            return None
+        taken: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = []
+        for i, parts in enumerate(self._pending):
+            if not parts:
+                taken.append(None)
+                continue
+            ts = np.concatenate([p.ts for p in parts]) if len(parts) > 1 else parts[0].ts
+            w = np.concatenate([p.weight for p in parts]) if len(parts) > 1 else parts[0].weight
+            c = np.concatenate([p.close for p in parts]) if len(parts) > 1 else parts[0].close
+            cut = int(np.searchsorted(ts, horizon, side="right"))
+            taken.append((ts[:cut], w[:cut], c[:cut]) if cut else None)
+            self._pending[i] = (
+                [SignalBatch(self.symbols[i], ts[cut:], w[cut:], c[cut:])] if cut < len(ts) else []
+            )
+        chunks = [t[0] for t in taken if t is not None]
+        if not chunks:
+            return None
+        timeline = np.unique(np.concatenate(chunks)) if len(chunks) > 1 else chunks[0]
+        return self._process(timeline, taken)
+
+    def _process(
+        self,
+        timeline: np.ndarray,
+        taken: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None],
+    ) -> PortfolioBatch:
+        n_rows, n_sym = len(timeline), len(self.symbols)
+        raw_w = np.empty((n_rows, n_sym))
+        close = np.empty((n_rows, n_sym))
+        positions: list[np.ndarray | None] = []
+        for i, part in enumerate(taken):
+            if part is None:
+                raw_w[:, i] = self._last_w[i]
+                close[:, i] = self._last_c[i]
+                positions.append(None)
+                continue
+            ts, w, c = part
+            pos = np.searchsorted(timeline, ts)
+            present = np.zeros(n_rows, dtype=bool)
+            present[pos] = True
+            full_w = np.zeros(n_rows)
+            full_w[pos] = w
+            full_c = np.zeros(n_rows)
+            full_c[pos] = c
+            raw_w[:, i] = _ffill(full_w, present, self._last_w[i])
+            close[:, i] = _ffill(full_c, present, self._last_c[i])
+            positions.append(pos)
+
+        gross_raw = _sum_columns(np.abs(raw_w))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(gross_raw > self.max_gross, self.max_gross / gross_raw, 1.0)
+        weight = raw_w * scale[:, None]
+
+        prev_w = np.vstack([self._prev_w[None, :], weight[:-1]])
+        prev_c = np.vstack([self._last_c[None, :], close[:-1]])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            moved = close / prev_c - 1.0
+        moved = np.where(np.isnan(moved), 0.0, moved)
+        dw = np.abs(weight - prev_w)
+        prev_dw = np.vstack([self._prev_dw[None, :], dw[:-1]])
+        contrib = prev_w * moved - self.cost * prev_dw
+
+        returns = _sum_columns(contrib)
+        turnover = _sum_columns(dw)
+        gross = _sum_columns(np.abs(weight))
+        growth = np.empty(n_rows + 1)
+        growth[0] = self._equity
+        np.add(returns, 1.0, out=growth[1:])
+        equity = np.multiply.accumulate(growth)[1:]
+
+        self._last_w = raw_w[-1].copy()
+        self._last_c = close[-1].copy()
+        self._prev_w = weight[-1].copy()
+        self._prev_dw = dw[-1].copy()
+        self._equity = float(equity[-1])
+        self._last_ts = int(timeline[-1])
+
+        rows_ts, rows_sym, rows_w, rows_r, rows_e = [], [], [], [], []
+        for i, pos in enumerate(positions):
+            if pos is None:
+                continue
+            rows_ts.append(timeline[pos])
+            rows_sym.append(np.full(len(pos), i, dtype=np.int32))
+            rows_w.append(weight[pos, i])
+            rows_r.append(contrib[pos, i])
+            rows_e.append(equity[pos])
+        symbol_rows = {
+            "ts": np.concatenate(rows_ts),
+            "symbol": np.concatenate(rows_sym),
+            "weight": np.concatenate(rows_w),
+            "return": np.concatenate(rows_r),
+            "equity": np.concatenate(rows_e),
+        }
+        return PortfolioBatch(
+            ts=timeline.astype(np.int64, copy=False),
+            returns=returns,
+            equity=equity,
+            turnover=turnover,
+            gross=gross,
+            symbols=self.symbols,
+            symbol_rows=symbol_rows,
+        )

@@ -1,0 +1,202 @@
+"""The ``qmtl`` command line.
+
+Errors print one readable line (``error: ...``) and exit non-zero; ``--debug`` shows the
+traceback instead.
+
+>>> from typer.testing import CliRunner
+>>> CliRunner().invoke(app, ["--help"]).exit_code
+0
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    help="QMTL: write a strategy once; replay it fast, run it live, let a world allocate.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+PERCENT_METRICS = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure"}
+
+
+def _mount_subapps() -> None:
+    try:
+        from qmtl.cli_data import data_app
+
+        app.add_typer(data_app, name="data")
+    except ImportError:  # pragma: no cover - partial installs
+        pass
+    try:
+        from world_api.cli import world_app
+
+        app.add_typer(world_app, name="world")
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``error: message`` to stderr and return the Exit to raise.
+
+    >>> isinstance(fail("x"), typer.Exit)
+    True
+    """
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def parse_params(items: list[str]) -> dict[str, str]:
+    """``["fast=20", "slow=100"]`` -> ``{"fast": "20", "slow": "100"}``.
+
+    >>> parse_params(["fast=20"])
+    {'fast': '20'}
+    >>> parse_params(["fast"])
+    Traceback (most recent call last):
+    ...
+    ValueError: -p expects name=value, got 'fast'
+    """
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"-p expects name=value, got {item!r}")
+        out[name.strip()] = value
+    return out
+
+
+def format_metric(name: str, value: float) -> str:
+    """Human formatting of one metric value.
+
+    >>> format_metric("sharpe", 1.23456), format_metric("max_drawdown", 0.1234)
+    ('1.235', '12.34%')
+    >>> format_metric("n_bars", 2520.0), format_metric("calmar", float("nan"))
+    ('2520', '-')
+    """
+    if not math.isfinite(value):
+        return "-" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if name == "n_bars":
+        return f"{int(value)}"
+    if name in PERCENT_METRICS:
+        return f"{value * 100:.2f}%"
+    return f"{value:.3f}"
+
+
+def metrics_table(title: str, metrics: dict[str, float]) -> Table:
+    """A rich table of metrics in display order.
+
+    >>> metrics_table("t", {"sharpe": 1.0}).row_count
+    1
+    """
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in metrics.items():
+        table.add_row(name, format_metric(name, value))
+    return table
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]replay[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("bars"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    )
+
+
+@app.command()
+def run(
+    target: Annotated[str, typer.Argument(help="Strategy file, FILE.py or FILE.py:Class.")],
+    mode: Annotated[str, typer.Option(help="backtest (replay history) or live.")] = "backtest",
+    symbols: Annotated[str | None, typer.Option(help="Comma-separated universe.")] = None,
+    start: Annotated[str | None, typer.Option(help="First bar time (ISO date).")] = None,
+    end: Annotated[str | None, typer.Option(help="Last bar time (ISO date).")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("-p", "--param", help="Parameter override name=value.")
+    ] = None,
+    cost_bps: Annotated[float | None, typer.Option(help="Cost per unit turnover, bp.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Bars per replay batch.")] = 10_000,
+    workers: Annotated[int, typer.Option(help="Bytewax workers.")] = 1,
+    periods_per_year: Annotated[
+        float | None, typer.Option(help="Annualization override.")
+    ] = None,
+    on_bad_bars: Annotated[str, typer.Option(help="raise or drop.")] = "raise",
+    data: Annotated[Path | None, typer.Option(help="Catalog folder ($QMTL_DATA).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default ./runs/...).")] = None,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
+) -> None:
+    """Run a strategy: replay history through it (--mode backtest)."""
+    if mode != "backtest":
+        raise fail(f"--mode {mode!r}: only 'backtest' is available in this version")
+    if on_bad_bars not in ("raise", "drop"):
+        raise fail(f"--on-bad-bars must be 'raise' or 'drop', got {on_bad_bars!r}")
+    try:
+        from qmtl.loader import load_strategy
+        from qmtl.runner import backtest
+
+        params = parse_params(param or [])
+        cls = load_strategy(target)
+        universe = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
+        with _progress() as progress:
+            task = progress.add_task("replay", total=None)
+            result = backtest(
+                cls,
+                data,
+                symbols=universe,
+                start=start,
+                end=end,
+                cost_bps=cost_bps,
+                batch_size=batch_size,
+                workers=workers,
+                periods_per_year=periods_per_year,
+                on_bad_bars=on_bad_bars,  # type: ignore[arg-type]
+                progress=lambda n: progress.advance(task, n),
+                on_start=lambda total: progress.update(task, total=total),
+                **params,
+            )
+        folder = out or Path("runs") / (
+            f"{result.strategy}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        )
+        result.write(folder)
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        if debug:
+            raise
+        raise _error_exit(exc) from None
+    title = f"{result.strategy} · {', '.join(result.symbols)} · {result.interval}"
+    console.print(metrics_table(title, result.metrics))
+    console.print(f"wrote {folder}/bars.parquet and {folder}/metrics.json", highlight=False)
+
+
+def _error_exit(exc: BaseException) -> typer.Exit:
+    known = (ValueError, LookupError, OSError, TypeError)
+    if isinstance(exc, KeyError) and exc.args:
+        return fail(str(exc.args[0]))
+    if isinstance(exc, known):
+        return fail(str(exc))
+    return fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)", code=2)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point of the ``qmtl`` console script."""
+    return app(args=argv if argv is not None else sys.argv[1:])
+
+
+_mount_subapps()
