@@ -156,26 +156,29 @@ class Portfolio:
         taken: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None],
     ) -> PortfolioBatch:
         n_rows, n_sym = len(timeline), len(self.symbols)
-        raw_w = np.empty((n_rows, n_sym))
-        close = np.empty((n_rows, n_sym))
-        positions: list[np.ndarray | None] = []
-        for i, part in enumerate(taken):
-            if part is None:
-                raw_w[:, i] = self._last_w[i]
-                close[:, i] = self._last_c[i]
-                positions.append(None)
-                continue
-            ts, w, c = part
-            pos = np.searchsorted(timeline, ts)
-            present = np.zeros(n_rows, dtype=bool)
-            present[pos] = True
-            full_w = np.zeros(n_rows)
-            full_w[pos] = w
-            full_c = np.zeros(n_rows)
-            full_c[pos] = c
-            raw_w[:, i] = _ffill(full_w, present, self._last_w[i])
-            close[:, i] = _ffill(full_c, present, self._last_c[i])
-            positions.append(pos)
+        present = np.zeros((n_rows, n_sym), dtype=bool)
+        if n_sym == 1 and taken[0] is not None and len(taken[0][0]) == n_rows:
+            # one symbol with a bar at every time: nothing to align or fill
+            present[:, 0] = True
+            raw_w = taken[0][1].reshape(n_rows, 1)
+            close = taken[0][2].reshape(n_rows, 1)
+        else:
+            raw_w = np.empty((n_rows, n_sym))
+            close = np.empty((n_rows, n_sym))
+            for i, part in enumerate(taken):
+                if part is None:
+                    raw_w[:, i] = self._last_w[i]
+                    close[:, i] = self._last_c[i]
+                    continue
+                ts, w, c = part
+                pos = np.searchsorted(timeline, ts)
+                present[pos, i] = True
+                full_w = np.zeros(n_rows)
+                full_w[pos] = w
+                full_c = np.zeros(n_rows)
+                full_c[pos] = c
+                raw_w[:, i] = _ffill(full_w, present[:, i], self._last_w[i])
+                close[:, i] = _ffill(full_c, present[:, i], self._last_c[i])
 
         gross_raw = _sum_columns(np.abs(raw_w))
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -206,21 +209,14 @@ class Portfolio:
         self._equity = float(equity[-1])
         self._last_ts = int(timeline[-1])
 
-        rows_ts, rows_sym, rows_w, rows_r, rows_e = [], [], [], [], []
-        for i, pos in enumerate(positions):
-            if pos is None:
-                continue
-            rows_ts.append(timeline[pos])
-            rows_sym.append(np.full(len(pos), i, dtype=np.int32))
-            rows_w.append(weight[pos, i])
-            rows_r.append(contrib[pos, i])
-            rows_e.append(equity[pos])
+        # per-symbol rows, ordered by time then symbol
+        row, sym = np.nonzero(present)
         symbol_rows = {
-            "ts": np.concatenate(rows_ts),
-            "symbol": np.concatenate(rows_sym),
-            "weight": np.concatenate(rows_w),
-            "return": np.concatenate(rows_r),
-            "equity": np.concatenate(rows_e),
+            "ts": timeline[row],
+            "symbol": sym.astype(np.int32),
+            "weight": weight[row, sym],
+            "return": contrib[row, sym],
+            "equity": equity[row],
         }
         return PortfolioBatch(
             ts=timeline.astype(np.int64, copy=False),

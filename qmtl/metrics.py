@@ -291,8 +291,8 @@ class MaxDrawdown(Metric):
         piece.peak = float(run_max[-1])
         piece.low = float(run_min[-1])
         piece.dd = float(np.max(1.0 - eq / run_max))
-        prev_max = np.r_[1.0, run_max[:-1]]
-        prev_min = np.r_[1.0, run_min[:-1]]
+        prev_max = np.concatenate([[1.0], run_max[:-1]])
+        prev_min = np.concatenate([[1.0], run_min[:-1]])
         rec = np.flatnonzero(run_max > prev_max)
         thr, lows = run_max[rec], prev_min[rec]
         if len(thr) > 1:
@@ -549,7 +549,6 @@ class MetricSet:
             "sharpe": Sharpe(ppy),
             "sortino": Sortino(ppy),
             "max_drawdown": MaxDrawdown(),
-            "calmar": Calmar(ppy),
             "win_rate": WinRate(),
             "profit_factor": ProfitFactor(),
             "linearity": Linearity(),
@@ -581,6 +580,13 @@ class MetricSet:
     def get(self) -> dict[str, float]:
         """Metric name -> value, in result order (see :data:`qmtl.contracts.METRIC_NAMES`)."""
         out = {name: metric.get() for name, metric in self.returns.items()}
+        dd = out["max_drawdown"]  # calmar from the set's own cagr and drawdown (computed once)
+        calmar = out["cagr"] / dd if dd > 0 else _NAN
+        out = {
+            **{k: out[k] for k in list(out)[:6]},
+            "calmar": calmar,
+            **{k: out[k] for k in list(out)[6:]},
+        }
         out["turnover"] = self.turnover.get() if self.turnover.n else 0.0
         out["exposure"] = self.exposure.get() if self.exposure.n else 0.0
         out["n_bars"] = self.count.get()

@@ -275,14 +275,13 @@ def collect_result(
         raise BacktestError(f"{s.name}: no bars were processed")
     batches = [o.batch for o in outputs]
     symbols = batches[0].symbols
+    # each batch's rows are ordered by time then symbol, and batches follow in time
     rows = {k: np.concatenate([b.symbol_rows[k] for b in batches]) for k in batches[0].symbol_rows}
-    order = np.lexsort((rows["symbol"], rows["ts"]))  # canonical: by time, then symbol
-    rows = {k: v[order] for k, v in rows.items()}
-    names = np.array(symbols, dtype=object)[rows["symbol"]]
+    names = pa.DictionaryArray.from_arrays(pa.array(rows["symbol"]), pa.array(symbols))
     table = pa.table(
         {
             "ts": pa.array(rows["ts"], pa.int64()),
-            "symbol": pa.array(names.tolist(), pa.string()),
+            "symbol": names.cast(pa.string()),
             "weight": rows["weight"],
             "return": rows["return"],
             "equity": rows["equity"],

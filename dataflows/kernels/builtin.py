@@ -268,17 +268,21 @@ class _RunningSum(Kernel):
                 self.anchor = float(finite[0])
         anchor = 0.0 if self.anchor is None else self.anchor
         is_nan = np.isnan(x)
-        sums = np.add.accumulate(
-            np.concatenate([self.sum_ring[-1:], np.where(is_nan, 0.0, x - anchor)])
-        )
-        nans = np.add.accumulate(np.concatenate([self.nan_ring[-1:], is_nan.astype(np.float64)]))
+        any_nan = bool(is_nan.any())
+        shifted = np.where(is_nan, 0.0, x - anchor) if any_nan else x - anchor
+        sums = np.add.accumulate(np.concatenate([self.sum_ring[-1:], shifted]))
         hist_sum = np.concatenate([self.sum_ring[:-1], sums])
-        hist_nan = np.concatenate([self.nan_ring[:-1], nans])
         now = np.arange(self.n, self.n + m)
         window_sum = hist_sum[now] - hist_sum[now - self.n]
-        window_nan = hist_nan[now] - hist_nan[now - self.n]
         self.sum_ring = hist_sum[-self.n :].copy()
-        self.nan_ring = hist_nan[-self.n :].copy()
+        if any_nan or self.nan_ring[0] != self.nan_ring[-1]:
+            nans = np.add.accumulate(np.concatenate([self.nan_ring[-1:], is_nan.astype(float)]))
+            hist_nan = np.concatenate([self.nan_ring[:-1], nans])
+            window_nan = hist_nan[now] - hist_nan[now - self.n]
+            self.nan_ring = hist_nan[-self.n :].copy()
+        else:  # no NaN in the batch nor in the window before it: counts stay as they are
+            window_nan = np.zeros(m)
+            self.nan_ring = np.full(self.n, self.nan_ring[-1])
         count = self.seen + np.arange(1, m + 1)
         self.seen += m
         out = window_sum + self.n * anchor
