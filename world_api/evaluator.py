@@ -348,6 +348,27 @@ class WorldEngine:
             return f"deactivated: correlation {rho:.2f} with {other!r}"
         return f"deactivated: rank {s.rank} outside top_k {self.policy.top_k}"
 
+    def proposed_weights(self) -> dict[str, float]:
+        """Weights the allocation gives the current active set now, ignoring ``min_change``."""
+        active = sorted((s for s in self.strategies.values() if s.active), key=lambda s: s.sid)
+        return self._allocate(active)
+
+    def apply_weights(self, weights: dict[str, float], reason: str) -> list[Change]:
+        """Set the weights of active strategies (an operator's applied plan); return the
+        changes. A strategy that is not active cannot be given a weight."""
+        for sid in weights:
+            s = self.strategies.get(sid)
+            if s is None or not s.active:
+                raise ValueError(f"strategy {sid!r} is not active in this world")
+        changes = []
+        for sid, w in sorted(weights.items()):
+            s = self.strategies[sid]
+            if abs(s.weight - w) > 1e-12:
+                s.weight = float(w)
+                self.dirty.add(sid)
+                changes.append(Change(strategy_id=sid, active=True, weight=float(w), reason=reason))
+        return changes
+
     # -- outputs -----------------------------------------------------------------------------
     def weights(self) -> dict[str, float]:
         """Published weights of the active strategies."""
