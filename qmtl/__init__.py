@@ -16,6 +16,7 @@ from qmtl import indicators as ind
 from qmtl.expr import Expr, col, lit, where
 from qmtl.operator import Operator, check_batch_invariance
 from qmtl.strategy import Bars, Strategy, StrategyError
+from qmtl.submit import Runner, submit, validate
 
 __version__ = "0.1.0"
 
@@ -35,6 +36,7 @@ __all__ = [
     "Bars",
     "Expr",
     "Operator",
+    "Runner",
     "Strategy",
     "StrategyError",
     "backtest",
@@ -42,5 +44,7 @@ __all__ = [
     "col",
     "ind",
     "lit",
+    "submit",
+    "validate",
     "where",
 ]

@@ -133,9 +133,7 @@ def run(
     cost_bps: Annotated[float | None, typer.Option(help="Cost per unit turnover, bp.")] = None,
     batch_size: Annotated[int, typer.Option(help="Bars per replay batch.")] = 10_000,
     workers: Annotated[int, typer.Option(help="Bytewax workers.")] = 1,
-    periods_per_year: Annotated[
-        float | None, typer.Option(help="Annualization override.")
-    ] = None,
+    periods_per_year: Annotated[float | None, typer.Option(help="Annualization override.")] = None,
     on_bad_bars: Annotated[str, typer.Option(help="raise or drop.")] = "raise",
     data: Annotated[Path | None, typer.Option(help="Catalog folder ($QMTL_DATA).")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default ./runs/...).")] = None,
@@ -185,8 +183,81 @@ def run(
     console.print(f"wrote {folder}/bars.parquet and {folder}/metrics.json", highlight=False)
 
 
+@app.command()
+def submit(
+    target: Annotated[str, typer.Argument(help="Strategy file, FILE.py or FILE.py:Class.")],
+    world: Annotated[str, typer.Option(help="World id.")],
+    url: Annotated[str, typer.Option(envvar="QMTL_WORLD_URL", help="WorldService URL.")] = (
+        "http://127.0.0.1:8600"
+    ),
+    token: Annotated[str | None, typer.Option(envvar="QMTL_TOKEN", help="Bearer token.")] = None,
+    strategy_id: Annotated[str | None, typer.Option("--id", help="Strategy id (class name).")] = (
+        None
+    ),
+    dry_run: Annotated[bool, typer.Option(help="Apply the world's policy locally only.")] = False,
+    symbols: Annotated[str | None, typer.Option(help="Comma-separated universe.")] = None,
+    start: Annotated[str | None, typer.Option(help="First bar time (ISO date).")] = None,
+    end: Annotated[str | None, typer.Option(help="Last bar time (ISO date).")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("-p", "--param", help="Parameter override name=value.")
+    ] = None,
+    cost_bps: Annotated[float | None, typer.Option(help="Cost per unit turnover, bp.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Catalog folder ($QMTL_DATA).")] = None,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
+) -> None:
+    """Backtest a strategy, stream its metrics to a world, print the world's decision."""
+    try:
+        from qmtl.loader import load_strategy
+        from qmtl.submit import submit as do_submit
+
+        params = parse_params(param or [])
+        cls = load_strategy(target)
+        universe = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
+        result = do_submit(
+            cls,
+            world,
+            url,
+            token,
+            strategy_id=strategy_id,
+            dry_run=dry_run,
+            data=data,
+            symbols=universe,
+            start=start,
+            end=end,
+            cost_bps=cost_bps,
+            **params,
+        )
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        if debug:
+            raise
+        raise _error_exit(exc) from None
+    print_submit_result(result)
+
+
+def print_submit_result(result: Any) -> None:
+    """Print a SubmitResult: decision, hints, metrics."""
+    colour = {"active": "green", "candidate": "yellow", "rejected": "red"}[result.status]
+    head = f"[bold {colour}]{result.status}[/] · {result.strategy_id} in world {result.world}"
+    if result.dry_run:
+        head += " (dry run: the world's policy applied locally; nothing was sent)"
+    console.print(head)
+    rank = "-" if result.rank is None else str(result.rank)
+    console.print(
+        f"weight {result.weight:.3f} · rank {rank} · contribution "
+        f"{result.contribution:.1%} · {result.n_bars} bars",
+        highlight=False,
+    )
+    for hint in result.improvement_hints:
+        console.print(f"  [yellow]hint:[/] {hint}", highlight=False)
+    console.print(metrics_table("metrics", result.metrics))
+
+
 def _error_exit(exc: BaseException) -> typer.Exit:
-    known = (ValueError, LookupError, OSError, TypeError)
+    from qmtl.submit import SubmitError
+
+    known = (ValueError, LookupError, OSError, TypeError, SubmitError)
     if isinstance(exc, KeyError) and exc.args:
         return fail(str(exc.args[0]))
     if isinstance(exc, known):
