@@ -78,17 +78,15 @@ class StaleUpdate(ValueError):
 class _Strategy:
     __slots__ = (
         "active",
-        "capped",
         "changed_at",
-        "corr_block",
+        "failures",
         "metrics",
         "n_bars",
-        "rank",
         "returns",
-        "score",
         "seqs",
         "sid",
         "total_returns",
+        "vol_cache",
         "weight",
     )
 
@@ -102,10 +100,8 @@ class _Strategy:
         self.active = False
         self.weight = 0.0
         self.changed_at = 0  # n_bars at the last change of the active flag
-        self.score: float | None = None
-        self.rank: int | None = None
-        self.corr_block: tuple[str, float] | None = None
-        self.capped = False
+        self.failures: list[str] = []  # why it is not eligible (gates, min_bars)
+        self.vol_cache: tuple[int, float, float] = (-1, math.nan, math.nan)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,10 +114,6 @@ class _Strategy:
             "active": self.active,
             "weight": self.weight,
             "changed_at": self.changed_at,
-            "score": self.score,
-            "rank": self.rank,
-            "corr_block": list(self.corr_block) if self.corr_block else None,
-            "capped": self.capped,
         }
 
     @classmethod
@@ -135,21 +127,31 @@ class _Strategy:
         s.active = bool(d["active"])
         s.weight = float(d["weight"])
         s.changed_at = int(d["changed_at"])
-        s.score = d["score"]
-        s.rank = d["rank"]
-        s.corr_block = (d["corr_block"][0], float(d["corr_block"][1])) if d["corr_block"] else None
-        s.capped = bool(d["capped"])
         return s
 
+    def _moments(self) -> tuple[float, float]:
+        """Mean and sample std of the ring, recomputed only when new returns arrived."""
+        if self.vol_cache[0] != self.total_returns:
+            r = np.asarray(self.returns)
+            mean = float(r.mean()) if len(r) else 0.0
+            sd = float(r.std(ddof=1)) if len(r) > 1 else math.nan
+            self.vol_cache = (self.total_returns, mean, sd)
+        return self.vol_cache[1], self.vol_cache[2]
+
     def mean_return(self) -> float:
-        return float(np.mean(self.returns)) if self.returns else 0.0
+        return self._moments()[0]
 
     def vol(self) -> float:
-        return float(np.std(self.returns, ddof=1)) if len(self.returns) > 1 else math.nan
+        return self._moments()[1]
 
 
 class WorldEngine:
-    """Incremental evaluation of a world's policy (see the module docstring)."""
+    """Incremental evaluation of a world's policy (see the module docstring).
+
+    Per strategy it keeps a row in numpy arrays (score metrics, eligibility), so an update
+    re-checks the gates of one strategy, re-scores everyone with a few vectorized operations,
+    and examines only the candidates the greedy pass reaches and the active set.
+    """
 
     def __init__(self, policy: Policy, policy_version: int = 1) -> None:
         self.policy = policy
@@ -157,6 +159,53 @@ class WorldEngine:
         self.strategies: dict[str, _Strategy] = {}
         self.dirty: set[str] = set()
         self._corr_cache: dict[tuple[str, str], tuple[int, int, float]] = {}
+        self._ids: list[str] = []
+        self._index: dict[str, int] = {}
+        self._rebuild()
+
+    # -- rows --------------------------------------------------------------------------------
+    def _rebuild(self) -> None:
+        """Recompute every row (after a policy change or a load)."""
+        self._metrics = list(self.policy.score)
+        self._weights = np.array([self.policy.score[m] for m in self._metrics])
+        n = len(self._ids)
+        self._X = np.full((n, len(self._metrics)), np.nan)
+        self._elig = np.zeros(n, dtype=bool)
+        self._score = np.full(n, np.nan)
+        self._rank = np.zeros(n, dtype=np.int64)
+        self._sid_rank = (
+            np.argsort(np.argsort(np.array(self._ids, dtype=object)))
+            if n
+            else (np.zeros(0, dtype=np.int64))
+        )
+        self._blocked: dict[str, tuple[str, float]] = {}
+        self._capped: set[str] = set()
+        self._active = {sid for sid, s in self.strategies.items() if s.active}
+        self._recent_out = {
+            sid for sid, s in self.strategies.items() if not s.active and s.changed_at > 0
+        }
+        for sid in self._ids:
+            self._refresh(sid)
+
+    def _add(self, sid: str) -> _Strategy:
+        s = self.strategies[sid] = _Strategy(sid)
+        self._index[sid] = len(self._ids)
+        self._ids.append(sid)
+        self._X = np.vstack([self._X, np.full((1, len(self._metrics)), np.nan)])
+        self._elig = np.append(self._elig, False)
+        self._score = np.append(self._score, np.nan)
+        self._rank = np.append(self._rank, 0)
+        self._sid_rank = np.argsort(np.argsort(np.array(self._ids, dtype=object)))
+        return s
+
+    def _refresh(self, sid: str) -> None:
+        s = self.strategies[sid]
+        i = self._index[sid]
+        s.failures = self._gate_failures(s)
+        self._elig[i] = not s.failures
+        for j, m in enumerate(self._metrics):
+            v = s.metrics.get(m, math.nan)
+            self._X[i, j] = v if math.isfinite(v) else math.nan
 
     # -- inputs ------------------------------------------------------------------------------
     def ingest(self, update: MetricsUpdate) -> list[Change]:
@@ -167,7 +216,7 @@ class WorldEngine:
         """
         s = self.strategies.get(update.strategy_id)
         if s is None:
-            s = self.strategies[update.strategy_id] = _Strategy(update.strategy_id)
+            s = self._add(update.strategy_id)
         last = s.seqs.get(update.run_id)
         if last is not None and update.seq <= last:
             raise StaleUpdate(
@@ -180,12 +229,14 @@ class WorldEngine:
         s.returns.extend(update.returns)
         s.total_returns += len(update.returns)
         self.dirty.add(s.sid)
+        self._refresh(s.sid)
         return self._reselect()
 
     def set_policy(self, policy: Policy, version: int) -> list[Change]:
         """Switch to a new policy version and re-run the selection."""
         self.policy = policy
         self.policy_version = version
+        self._rebuild()
         return self._reselect()
 
     # -- selection ---------------------------------------------------------------------------
@@ -202,31 +253,37 @@ class WorldEngine:
                 out.append(gate.describe(metric, value))
         return out
 
-    def _scores(self, eligible: list[_Strategy]) -> dict[str, float]:
-        """Score = sum of weight * z-score of each score metric across eligible candidates
-        (a metric with no spread contributes 0)."""
-        scores = dict.fromkeys((s.sid for s in eligible), 0.0)
-        for metric, weight in self.policy.score.items():
-            values = np.array([s.metrics.get(metric, math.nan) for s in eligible])
-            values = np.where(np.isfinite(values), values, np.nan)
-            if np.isnan(values).all():
+    def _rescore(self) -> np.ndarray:
+        """Scores (sum of weight * z-score of each score metric across eligible candidates;
+        a metric with no spread adds 0, a missing one -3) and ranks; eligible rows in rank
+        order."""
+        self._score[:] = np.nan
+        self._rank[:] = 0
+        idx = np.flatnonzero(self._elig)
+        if not len(idx):
+            return idx
+        X = self._X[idx]
+        total = np.zeros(len(idx))
+        for j, weight in enumerate(self._weights):
+            col = X[:, j]
+            finite = np.isfinite(col)
+            if not finite.any():
                 continue
-            mean, sd = np.nanmean(values), np.nanstd(values)
-            for s, v in zip(eligible, values, strict=True):
-                z = 0.0 if (np.isnan(v) or sd == 0) else (v - mean) / sd
-                if np.isnan(v):
-                    z = -3.0  # missing metric: ranked last for it
-                scores[s.sid] += weight * float(z)
-        return scores
+            mean, sd = col[finite].mean(), col[finite].std()
+            z = np.zeros(len(idx)) if sd == 0 else (col - mean) / sd
+            total = total + weight * np.where(finite, z, -3.0)
+        self._score[idx] = total
+        order = idx[np.lexsort((self._sid_rank[idx], -total))]
+        self._rank[order] = np.arange(1, len(order) + 1)
+        return order
 
     def correlation(self, a: str, b: str) -> float:
         """Correlation of two strategies' streamed returns (NaN with too little overlap)."""
         sa, sb = self.strategies[a], self.strategies[b]
         key = (a, b) if a < b else (b, a)
+        first, second = (sa, sb) if a < b else (sb, sa)
+        stamp = (first.total_returns, second.total_returns)
         cached = self._corr_cache.get(key)
-        stamp = (
-            (sa.total_returns, sb.total_returns) if a < b else (sb.total_returns, sa.total_returns)
-        )
         if cached is not None and cached[:2] == stamp:
             return cached[2]
         value = _aligned_corr(sa, sb)
@@ -237,67 +294,77 @@ class WorldEngine:
         dwell = self.policy.hysteresis.min_dwell_bars
         return dwell > 0 and s.changed_at > 0 and s.n_bars - s.changed_at < dwell
 
+    def _score_of(self, sid: str) -> float:
+        return float(self._score[self._index[sid]])
+
     def _reselect(self) -> list[Change]:
         p = self.policy
-        everyone = list(self.strategies.values())
-        eligible = [s for s in everyone if not self._gate_failures(s)]
-        scores = self._scores(eligible)
-        for s in everyone:
-            s.score = scores.get(s.sid)
-            s.rank = None
-            s.corr_block = None
-            s.capped = False
-        order = sorted(eligible, key=lambda s: (-scores[s.sid], s.sid))
-        for rank, s in enumerate(order, start=1):
-            s.rank = rank
-
-        locked_in = [s for s in order if s.active and self._dwelling(s)]
-        locked_out = {s.sid for s in order if not s.active and self._dwelling(s)}
-        chosen: list[_Strategy] = list(locked_in)
-        for s in order:
+        order = self._rescore()
+        rank = self._rank
+        by_rank = lambda sid: rank[self._index[sid]]  # noqa: E731
+        self._recent_out = {sid for sid in self._recent_out if self._dwelling(self.strategies[sid])}
+        locked_in = sorted(
+            (
+                sid
+                for sid in self._active
+                if self._elig[self._index[sid]] and self._dwelling(self.strategies[sid])
+            ),
+            key=by_rank,
+        )
+        locked_out = self._recent_out
+        self._blocked = {}
+        chosen: list[str] = list(locked_in)
+        for i in order:
             if len(chosen) >= p.top_k:
                 break
-            if s in chosen or s.sid in locked_out:
+            sid = self._ids[i]
+            if sid in locked_out or sid in chosen or self._is_blocked(sid, chosen):
                 continue
-            if self._blocked(s, chosen):
-                continue
-            chosen.append(s)
+            chosen.append(sid)
 
         # hysteresis: an incumbent stays unless beaten by more than the margin
         margin = p.hysteresis.margin
         if margin > 0:
-            for inc in [
-                s for s in order if s.active and s not in chosen and s.sid not in locked_out
-            ]:
-                newcomers = [c for c in chosen if not c.active and c not in locked_in]
+            incumbents = sorted(
+                (
+                    sid
+                    for sid in self._active
+                    if sid not in chosen and sid not in locked_out and self._elig[self._index[sid]]
+                ),
+                key=by_rank,
+            )
+            for inc in incumbents:
+                newcomers = [c for c in chosen if c not in self._active and c not in locked_in]
                 if not newcomers:
                     break
-                weakest = min(newcomers, key=lambda c: (scores[c.sid], c.sid))
-                if scores[inc.sid] + margin >= scores[weakest.sid]:
-                    rest = [c for c in chosen if c is not weakest]
-                    if not self._blocked(inc, rest):
+                weakest = min(newcomers, key=lambda c: (self._score_of(c), c))
+                if self._score_of(inc) + margin >= self._score_of(weakest):
+                    rest = [c for c in chosen if c != weakest]
+                    if not self._is_blocked(inc, rest):
                         chosen = [*rest, inc]
 
-        weights = self._allocate(chosen)
-        return self._changes(everyone, weights)
+        weights = self._allocate([self.strategies[sid] for sid in chosen])
+        return self._changes(weights)
 
-    def _blocked(self, s: _Strategy, chosen: list[_Strategy]) -> bool:
+    def _is_blocked(self, sid: str, chosen: list[str]) -> bool:
         limit = self.policy.max_correlation
         if limit >= 1.0:
             return False
-        for c in chosen:
-            rho = self.correlation(s.sid, c.sid)
+        for other in chosen:
+            rho = self.correlation(sid, other)
             if not math.isnan(rho) and abs(rho) > limit:
-                s.corr_block = (c.sid, rho)
+                self._blocked[sid] = (other, rho)
                 return True
         return False
 
     def _allocate(self, chosen: list[_Strategy]) -> dict[str, float]:
+        self._capped = set()
         if not chosen:
             return {}
         alloc = self.policy.allocation
         vols = np.array([s.vol() for s in chosen])
-        scores = np.array([s.score if s.score is not None else 0.0 for s in chosen])
+        scores = np.array([self._score_of(s.sid) for s in chosen])
+        scores = np.where(np.isfinite(scores), scores, 0.0)
         cov = None
         if alloc.method in ("risk_parity", "hrp"):
             cov = np.diag(np.where(np.isfinite(vols), vols, 1.0) ** 2)
@@ -311,46 +378,54 @@ class WorldEngine:
         raw = allocate(alloc.method, vols=vols, cov=cov, scores=scores, n=len(chosen))
         capped = cap_weights(raw, alloc.max_weight)
         for s, w_raw, w in zip(chosen, raw, capped, strict=True):
-            s.capped = bool(w_raw > alloc.max_weight + 1e-12 and w >= alloc.max_weight - 1e-12)
+            if w_raw > alloc.max_weight + 1e-12 and w >= alloc.max_weight - 1e-12:
+                self._capped.add(s.sid)
         return {s.sid: float(w) for s, w in zip(chosen, capped, strict=True)}
 
-    def _changes(self, everyone: list[_Strategy], weights: dict[str, float]) -> list[Change]:
+    def _changes(self, weights: dict[str, float]) -> list[Change]:
         min_change = self.policy.allocation.min_change
         changes: list[Change] = []
-        for s in sorted(everyone, key=lambda s: s.sid):
-            active = s.sid in weights
-            weight = weights.get(s.sid, 0.0)
+        for sid in sorted(self._active | set(weights)):
+            s = self.strategies[sid]
+            active = sid in weights
+            weight = weights.get(sid, 0.0)
             if active != s.active:
                 reason = (
-                    f"activated: rank {s.rank} within top_k {self.policy.top_k}"
+                    f"activated: rank {self._rank[self._index[sid]]} within top_k "
+                    f"{self.policy.top_k}"
                     if active
                     else self._why_out(s)
                 )
                 s.active, s.weight, s.changed_at = active, weight, s.n_bars
-                changes.append(
-                    Change(strategy_id=s.sid, active=active, weight=weight, reason=reason)
-                )
-                self.dirty.add(s.sid)
+                if active:
+                    self._active.add(sid)
+                    self._recent_out.discard(sid)
+                else:
+                    self._active.discard(sid)
+                    self._recent_out.add(sid)
+                changes.append(Change(strategy_id=sid, active=active, weight=weight, reason=reason))
+                self.dirty.add(sid)
             elif active and abs(weight - s.weight) >= max(min_change, 1e-12):
                 s.weight = weight
                 changes.append(
-                    Change(strategy_id=s.sid, active=True, weight=weight, reason="weight rebalance")
+                    Change(strategy_id=sid, active=True, weight=weight, reason="weight rebalance")
                 )
-                self.dirty.add(s.sid)
+                self.dirty.add(sid)
         return changes
 
     def _why_out(self, s: _Strategy) -> str:
-        fails = self._gate_failures(s)
-        if fails:
-            return f"deactivated: {fails[0]}"
-        if s.corr_block:
-            other, rho = s.corr_block
+        if s.failures:
+            return f"deactivated: {s.failures[0]}"
+        if s.sid in self._blocked:
+            other, rho = self._blocked[s.sid]
             return f"deactivated: correlation {rho:.2f} with {other!r}"
-        return f"deactivated: rank {s.rank} outside top_k {self.policy.top_k}"
+        return (
+            f"deactivated: rank {self._rank[self._index[s.sid]]} outside top_k {self.policy.top_k}"
+        )
 
     def proposed_weights(self) -> dict[str, float]:
         """Weights the allocation gives the current active set now, ignoring ``min_change``."""
-        active = sorted((s for s in self.strategies.values() if s.active), key=lambda s: s.sid)
+        active = [self.strategies[sid] for sid in sorted(self._active)]
         return self._allocate(active)
 
     def apply_weights(self, weights: dict[str, float], reason: str) -> list[Change]:
@@ -372,31 +447,33 @@ class WorldEngine:
     # -- outputs -----------------------------------------------------------------------------
     def weights(self) -> dict[str, float]:
         """Published weights of the active strategies."""
-        return {sid: s.weight for sid, s in sorted(self.strategies.items()) if s.active}
+        return {sid: self.strategies[sid].weight for sid in sorted(self._active)}
 
     def view(self, strategy_id: str) -> StrategyView:
         """The world's view of one strategy (KeyError if it has never reported)."""
         s = self.strategies[strategy_id]
+        i = self._index[strategy_id]
         p = self.policy
-        fails = self._gate_failures(s)
-        hints = list(fails)
-        if s.corr_block:
-            other, rho = s.corr_block
+        rank = int(self._rank[i]) or None
+        hints = list(s.failures)
+        if strategy_id in self._blocked:
+            other, rho = self._blocked[strategy_id]
             hints.append(f"correlation {rho:.2f} with {other!r} > max {p.max_correlation:g}")
-        if not fails and not s.active and s.rank is not None and s.rank > p.top_k:
-            hints.append(f"rank {s.rank} > top_k {p.top_k}")
-        if s.active and s.capped:
+        if not s.failures and not s.active and rank is not None and rank > p.top_k:
+            hints.append(f"rank {rank} > top_k {p.top_k}")
+        if s.active and strategy_id in self._capped:
             hints.append(f"weight capped at max_weight {p.allocation.max_weight:g}")
         status: Literal["active", "candidate", "rejected"] = (
-            "active" if s.active else "rejected" if fails else "candidate"
+            "active" if s.active else "rejected" if s.failures else "candidate"
         )
+        score = float(self._score[i])
         return StrategyView(
             strategy_id=s.sid,
             status=status,
             active=s.active,
             weight=s.weight if s.active else 0.0,
-            rank=s.rank,
-            score=s.score,
+            rank=rank,
+            score=score if math.isfinite(score) else None,
             n_bars=s.n_bars,
             metrics=s.metrics,
             hints=hints,
@@ -406,14 +483,16 @@ class WorldEngine:
     def views(self) -> list[StrategyView]:
         """Every strategy's view, ranked ones first."""
         ranked = sorted(
-            self.strategies.values(), key=lambda s: (s.rank is None, s.rank or 0, s.sid)
+            self._ids,
+            key=lambda sid: (self._rank[self._index[sid]] == 0, self._rank[self._index[sid]], sid),
         )
-        return [self.view(s.sid) for s in ranked]
+        return [self.view(sid) for sid in ranked]
 
     def _contribution(self, s: _Strategy) -> float:
         if not s.active:
             return 0.0
-        total = sum(x.weight * x.mean_return() for x in self.strategies.values() if x.active)
+        active = [self.strategies[sid] for sid in self._active]
+        total = sum(x.weight * x.mean_return() for x in active)
         if total == 0 or not math.isfinite(total):
             return 0.0
         return s.weight * s.mean_return() / total
@@ -429,11 +508,15 @@ class WorldEngine:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> WorldEngine:
-        """Rebuild an engine from :meth:`to_state`."""
+        """Rebuild an engine from :meth:`to_state` (derived ranks and hints recomputed; the
+        selection of a consistent state reproduces itself, so nothing changes)."""
         eng = cls(Policy.model_validate(state["policy"]), int(state["policy_version"]))
-        eng.strategies = {
-            sid: _Strategy.from_dict(d) for sid, d in state.get("strategies", {}).items()
-        }
+        for sid, d in sorted(state.get("strategies", {}).items()):
+            eng._add(sid)
+            eng.strategies[sid] = _Strategy.from_dict(d)
+        eng._rebuild()
+        eng._reselect()
+        eng.dirty.clear()
         return eng
 
 
