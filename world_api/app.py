@@ -17,6 +17,7 @@ rebuilt from the store on first use and after any failed write (one process per 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -67,9 +68,10 @@ class WorldService:
     """State shared by the endpoints: the store, per-world locks and engines, and a
     condition that wakes event streams when events are written."""
 
-    def __init__(self, store: Store, insecure_dev: bool) -> None:
+    def __init__(self, store: Store, insecure_dev: bool, relay: Any = None) -> None:
         self.store = store
         self.insecure_dev = insecure_dev
+        self.relay = relay
         self._locks: dict[str, threading.Lock] = {}
         self._engines: dict[str, WorldEngine] = {}
         self._guard = threading.Lock()
@@ -95,6 +97,8 @@ class WorldService:
         failure drop the in-memory engine so nothing half-applied survives."""
         self.store.get_world(world)
         with self.lock(world):
+            if self.relay is not None:
+                self.relay.start_world(world, self.store.world_seq(world))
             engine = self.engine(world)
             try:
                 changes, commit_args = fn(engine)
@@ -104,14 +108,35 @@ class WorldService:
                 raise
         if events:
             self.version += 1
+        if self.relay is not None:
+            self.relay.publish(world)  # stored first, then published (outbox)
         return events
 
 
-def create_app(store: str | Store | None = None, *, insecure_dev: bool = False) -> FastAPI:
-    """The WorldService app over ``store`` (a Store or a URL; default ``~/.qmtl/world.db``)."""
+def create_app(
+    store: str | Store | None = None,
+    *,
+    insecure_dev: bool = False,
+    kafka_brokers: str | None = None,
+) -> FastAPI:
+    """The WorldService app over ``store`` (a Store or a URL; default ``~/.qmtl/world.db``).
+    With ``kafka_brokers``, activation events are also published to Kafka topics
+    ``qmtl.world.<id>.activation`` after they are stored."""
     backend = store if isinstance(store, Store) else open_store(store)
-    svc = WorldService(backend, insecure_dev)
-    app = FastAPI(title="QMTL WorldService", version="0.1.0")
+    relay = None
+    if kafka_brokers:
+        from world_api.kafka import KafkaRelay
+
+        relay = KafkaRelay(kafka_brokers, backend)
+    svc = WorldService(backend, insecure_dev, relay)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if relay is not None:
+            relay.close()
+
+    app = FastAPI(title="QMTL WorldService", version="0.1.0", lifespan=lifespan)
     app.state.service = svc
     if insecure_dev:
         log.warning("insecure dev mode: no tokens are checked; every caller acts as 'dev'")

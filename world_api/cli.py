@@ -67,6 +67,8 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.")] = 8600,
     store: StoreOption = None,
     insecure_dev: Annotated[bool, typer.Option(help="No tokens: for a local run only.")] = False,
+    kafka_brokers: Annotated[str | None, typer.Option(
+        envvar="QMTL_KAFKA_BROKERS", help="Also publish activation events to Kafka.")] = None,
 ) -> None:
     """Serve the WorldService over HTTP (uvicorn)."""
     import uvicorn
@@ -75,7 +77,7 @@ def serve(
     from world_api.store import StoreError
 
     try:
-        app = create_app(store, insecure_dev=insecure_dev)
+        app = create_app(store, insecure_dev=insecure_dev, kafka_brokers=kafka_brokers)
     except StoreError as exc:
         raise _fail(str(exc)) from None
     where = app.state.service.store.url
