@@ -29,6 +29,17 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
+TargetArg = Annotated[str, typer.Argument(help="Strategy file, FILE.py or FILE.py:Class.")]
+SymbolsOpt = Annotated[str | None, typer.Option(help="Comma-separated universe.")]
+StartOpt = Annotated[str | None, typer.Option(help="First bar time (ISO date).")]
+EndOpt = Annotated[str | None, typer.Option(help="Last bar time (ISO date).")]
+ParamOpt = Annotated[
+    list[str] | None, typer.Option("-p", "--param", help="Parameter override name=value.")
+]
+CostOpt = Annotated[float | None, typer.Option(help="Cost per unit turnover, bp.")]
+DataOpt = Annotated[Path | None, typer.Option(help="Catalog folder ($QMTL_DATA).")]
+DebugOpt = Annotated[bool, typer.Option(help="Show tracebacks.")]
+
 PERCENT_METRICS = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure"}
 
 
@@ -107,6 +118,18 @@ def metrics_table(title: str, metrics: dict[str, float]) -> Table:
     return table
 
 
+def _load(
+    target: str, param: list[str] | None, symbols: str | None
+) -> tuple[Any, dict[str, str], list[str] | None]:
+    """The strategy class, its ``-p`` overrides and the ``--symbols`` universe."""
+    from qmtl.loader import load_strategy
+
+    params = parse_params(param or [])
+    cls = load_strategy(target)
+    universe = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
+    return cls, params, universe
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("[bold]replay[/]"),
@@ -122,22 +145,20 @@ def _progress() -> Progress:
 
 @app.command()
 def run(
-    target: Annotated[str, typer.Argument(help="Strategy file, FILE.py or FILE.py:Class.")],
+    target: TargetArg,
     mode: Annotated[str, typer.Option(help="backtest (replay history) or live.")] = "backtest",
-    symbols: Annotated[str | None, typer.Option(help="Comma-separated universe.")] = None,
-    start: Annotated[str | None, typer.Option(help="First bar time (ISO date).")] = None,
-    end: Annotated[str | None, typer.Option(help="Last bar time (ISO date).")] = None,
-    param: Annotated[
-        list[str] | None, typer.Option("-p", "--param", help="Parameter override name=value.")
-    ] = None,
-    cost_bps: Annotated[float | None, typer.Option(help="Cost per unit turnover, bp.")] = None,
+    symbols: SymbolsOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    param: ParamOpt = None,
+    cost_bps: CostOpt = None,
     batch_size: Annotated[int, typer.Option(help="Bars per replay batch.")] = 10_000,
     workers: Annotated[int, typer.Option(help="Bytewax workers.")] = 1,
     periods_per_year: Annotated[float | None, typer.Option(help="Annualization override.")] = None,
     on_bad_bars: Annotated[str, typer.Option(help="raise or drop.")] = "raise",
-    data: Annotated[Path | None, typer.Option(help="Catalog folder ($QMTL_DATA).")] = None,
+    data: DataOpt = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default ./runs/...).")] = None,
-    debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
+    debug: DebugOpt = False,
 ) -> None:
     """Run a strategy: replay history through it (--mode backtest)."""
     if mode != "backtest":
@@ -145,12 +166,9 @@ def run(
     if on_bad_bars not in ("raise", "drop"):
         raise fail(f"--on-bad-bars must be 'raise' or 'drop', got {on_bad_bars!r}")
     try:
-        from qmtl.loader import load_strategy
         from qmtl.runner import backtest
 
-        params = parse_params(param or [])
-        cls = load_strategy(target)
-        universe = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
+        cls, params, universe = _load(target, param, symbols)
         with _progress() as progress:
             task = progress.add_task("replay", total=None)
             result = backtest(
@@ -185,7 +203,7 @@ def run(
 
 @app.command()
 def submit(
-    target: Annotated[str, typer.Argument(help="Strategy file, FILE.py or FILE.py:Class.")],
+    target: TargetArg,
     world: Annotated[str, typer.Option(help="World id.")],
     url: Annotated[str, typer.Option(envvar="QMTL_WORLD_URL", help="WorldService URL.")] = (
         "http://127.0.0.1:8600"
@@ -195,38 +213,37 @@ def submit(
         None
     ),
     dry_run: Annotated[bool, typer.Option(help="Apply the world's policy locally only.")] = False,
-    symbols: Annotated[str | None, typer.Option(help="Comma-separated universe.")] = None,
-    start: Annotated[str | None, typer.Option(help="First bar time (ISO date).")] = None,
-    end: Annotated[str | None, typer.Option(help="Last bar time (ISO date).")] = None,
-    param: Annotated[
-        list[str] | None, typer.Option("-p", "--param", help="Parameter override name=value.")
-    ] = None,
-    cost_bps: Annotated[float | None, typer.Option(help="Cost per unit turnover, bp.")] = None,
-    data: Annotated[Path | None, typer.Option(help="Catalog folder ($QMTL_DATA).")] = None,
-    debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
+    symbols: SymbolsOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    param: ParamOpt = None,
+    cost_bps: CostOpt = None,
+    data: DataOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Backtest a strategy, stream its metrics to a world, print the world's decision."""
     try:
-        from qmtl.loader import load_strategy
         from qmtl.submit import submit as do_submit
 
-        params = parse_params(param or [])
-        cls = load_strategy(target)
-        universe = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
-        result = do_submit(
-            cls,
-            world,
-            url,
-            token,
-            strategy_id=strategy_id,
-            dry_run=dry_run,
-            data=data,
-            symbols=universe,
-            start=start,
-            end=end,
-            cost_bps=cost_bps,
-            **params,
-        )
+        cls, params, universe = _load(target, param, symbols)
+        with _progress() as progress:
+            task = progress.add_task("replay", total=None)
+            result = do_submit(
+                cls,
+                world,
+                url,
+                token,
+                strategy_id=strategy_id,
+                dry_run=dry_run,
+                data=data,
+                symbols=universe,
+                start=start,
+                end=end,
+                cost_bps=cost_bps,
+                progress=lambda n: progress.advance(task, n),
+                on_start=lambda total: progress.update(task, total=total),
+                **params,
+            )
     except typer.Exit:
         raise
     except Exception as exc:

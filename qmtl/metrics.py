@@ -160,53 +160,45 @@ class Cagr(Metric):
         return self
 
 
-class Volatility(Metric):
+class _MomentMetric(Metric):
+    """A metric of the mean and variance of returns (mergeable moments)."""
+
+    def __init__(self, periods_per_year: float) -> None:
+        self.ppy = float(periods_per_year)
+        self.moments = _Moments()
+
+    def update(self, batch: Any) -> Self:
+        self.moments.add_batch(_f64(batch))
+        return self
+
+    def __iadd__(self, other: _MomentMetric) -> Self:
+        self.moments.merge(other.moments)
+        return self
+
+
+class Volatility(_MomentMetric):
     """Annualized standard deviation of returns (ddof=1).
 
     >>> round(Volatility(periods_per_year=4).update([0.01, -0.01]).get(), 6)
     0.028284
     """
 
-    def __init__(self, periods_per_year: float) -> None:
-        self.ppy = float(periods_per_year)
-        self.moments = _Moments()
-
-    def update(self, batch: Any) -> Self:
-        self.moments.add_batch(_f64(batch))
-        return self
-
     def get(self) -> float:
         return self.moments.std() * math.sqrt(self.ppy)
 
-    def __iadd__(self, other: Volatility) -> Self:
-        self.moments.merge(other.moments)
-        return self
 
-
-class Sharpe(Metric):
+class Sharpe(_MomentMetric):
     """Annualized Sharpe ratio, risk-free 0: mean / std(ddof=1) * sqrt(periods_per_year).
 
     >>> round(Sharpe(periods_per_year=1).update([0.1, 0.3]).get(), 6)
     1.414214
     """
 
-    def __init__(self, periods_per_year: float) -> None:
-        self.ppy = float(periods_per_year)
-        self.moments = _Moments()
-
-    def update(self, batch: Any) -> Self:
-        self.moments.add_batch(_f64(batch))
-        return self
-
     def get(self) -> float:
         sd = self.moments.std()
         if not sd > 0:
             return _NAN
         return self.moments.mean / sd * math.sqrt(self.ppy)
-
-    def __iadd__(self, other: Sharpe) -> Self:
-        self.moments.merge(other.moments)
-        return self
 
 
 class Sortino(Metric):
@@ -476,35 +468,8 @@ class Linearity(Metric):
         return self
 
 
-class Turnover(Metric):
-    """Annualized turnover: mean per-period sum_i |w_i(t) - w_i(t-1)| times periods a year.
-
-    >>> Turnover(periods_per_year=252).update([1.0, 0.0, 1.0, 0.0]).get()
-    126.0
-    """
-
-    def __init__(self, periods_per_year: float) -> None:
-        self.ppy = float(periods_per_year)
-        self.total = 0.0
-        self.n = 0
-
-    def update(self, batch: Any) -> Self:
-        x = _f64(batch)
-        self.total += float(x.sum())
-        self.n += len(x)
-        return self
-
-    def get(self) -> float:
-        return self.total / self.n * self.ppy if self.n else _NAN
-
-    def __iadd__(self, other: Turnover) -> Self:
-        self.total += other.total
-        self.n += other.n
-        return self
-
-
 class Exposure(Metric):
-    """Mean gross exposure sum_i |w_i(t)| over periods.
+    """Mean gross exposure sum_i |w_i(t)| over periods (the mean of what it is fed).
 
     >>> Exposure().update([1.0, 0.0, 0.5, 0.5]).get()
     0.5
@@ -527,6 +492,21 @@ class Exposure(Metric):
         self.total += other.total
         self.n += other.n
         return self
+
+
+class Turnover(Exposure):
+    """Annualized turnover: mean per-period sum_i |w_i(t) - w_i(t-1)| times periods a year.
+
+    >>> Turnover(periods_per_year=252).update([1.0, 0.0, 1.0, 0.0]).get()
+    126.0
+    """
+
+    def __init__(self, periods_per_year: float) -> None:
+        super().__init__()
+        self.ppy = float(periods_per_year)
+
+    def get(self) -> float:
+        return super().get() * self.ppy
 
 
 class MetricSet:

@@ -58,28 +58,19 @@ class HttpWorld:
     """A WorldService over HTTP (``url``, bearer ``token``)."""
 
     def __init__(self, world: str, url: str, token: str | None = None, timeout: float = 30) -> None:
-        import httpx
+        from world_api.client import WorldServiceClient
 
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.world = world
-        self.url = url.rstrip("/")
-        self._client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
-        self._httpx = httpx
-        info = self._call("GET", f"/worlds/{world}")
-        self.capital = float(info["capital"])
+        self._client = WorldServiceClient(url, token, timeout)
+        self.capital = float(self._call("GET", f"/worlds/{world}")["capital"])
 
     def _call(self, method: str, path: str, **kw: Any) -> Any:
+        from world_api.client import WorldServiceError
+
         try:
-            r = self._client.request(method, path, **kw)
-        except self._httpx.HTTPError as exc:
-            raise SubmitError(f"cannot reach the world service at {self.url}: {exc}") from None
-        if r.status_code >= 400:
-            try:
-                detail = r.json().get("detail", r.text)
-            except ValueError:
-                detail = r.text
-            raise SubmitError(f"world service {method} {path}: {r.status_code}: {detail}")
-        return r.json()
+            return self._client.call(method, path, **kw)
+        except WorldServiceError as exc:
+            raise SubmitError(str(exc)) from None
 
     def post(self, updates: list[MetricsUpdate]) -> None:
         """POST the updates as one batch."""

@@ -45,20 +45,15 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _request(method: str, url: str, path: str, token: str | None, **kw: Any) -> Any:
-    import httpx
+    from world_api.client import WorldServiceClient, WorldServiceError
 
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    client = WorldServiceClient(url, token)
     try:
-        r = httpx.request(method, url.rstrip("/") + path, headers=headers, timeout=30, **kw)
-    except httpx.HTTPError as exc:
-        raise _fail(f"cannot reach the world service at {url}: {exc}") from None
-    if r.status_code >= 400:
-        try:
-            detail = r.json().get("detail", r.text)
-        except ValueError:
-            detail = r.text
-        raise _fail(f"{method} {path}: {r.status_code}: {detail}")
-    return r.json() if r.content else None
+        return client.call(method, path, **kw)
+    except WorldServiceError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        client.close()
 
 
 @world_app.command()
@@ -67,8 +62,10 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.")] = 8600,
     store: StoreOption = None,
     insecure_dev: Annotated[bool, typer.Option(help="No tokens: for a local run only.")] = False,
-    kafka_brokers: Annotated[str | None, typer.Option(
-        envvar="QMTL_KAFKA_BROKERS", help="Also publish activation events to Kafka.")] = None,
+    kafka_brokers: Annotated[
+        str | None,
+        typer.Option(envvar="QMTL_KAFKA_BROKERS", help="Also publish activation events to Kafka."),
+    ] = None,
 ) -> None:
     """Serve the WorldService over HTTP (uvicorn)."""
     import uvicorn
