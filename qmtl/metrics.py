@@ -239,10 +239,12 @@ class Sortino(Metric):
 class MaxDrawdown(Metric):
     """Largest peak-to-trough fall of equity, as a positive fraction (0.25 = -25%).
 
-    Equity starts at 1.0 before the first return, so a first-period loss is a drawdown. To
-    merge exactly, each piece keeps, for every new equity high after which the piece's
-    lowest equity so far changed, that high and the lowest equity before it: a short list
-    (it grows only when equity sets a new low for the piece between two new highs).
+    Equity starts at 1.0 before the first return, so a first-period loss is a drawdown.
+    ``update`` is strictly sequential (any split of the returns gives the same bits). To
+    merge, each piece keeps, for every new equity high after which the piece's lowest equity
+    so far changed, that high and the lowest equity before it: a short list (it grows only
+    when equity sets a new low for the piece between two new highs); merged values equal
+    the sequential ones up to rounding (1 - x of nearly equal numbers: ~1e-16 absolute).
 
     >>> m = MaxDrawdown().update([0.1, -0.5])
     >>> m.get()
@@ -268,31 +270,26 @@ class MaxDrawdown(Metric):
 
     def update(self, batch: Any) -> Self:
         x = _f64(batch)
-        if len(x):
-            other = MaxDrawdown._piece(x)
-            self += other
-        return self
-
-    @classmethod
-    def _piece(cls, x: np.ndarray) -> MaxDrawdown:
-        eq = np.multiply.accumulate(1.0 + x)
-        run_max = np.maximum.accumulate(np.maximum(eq, 1.0))
-        run_min = np.minimum.accumulate(np.minimum(eq, 1.0))
-        piece = cls()
-        piece.equity = float(eq[-1])
-        piece.peak = float(run_max[-1])
-        piece.low = float(run_min[-1])
-        piece.dd = float(np.max(1.0 - eq / run_max))
-        prev_max = np.concatenate([[1.0], run_max[:-1]])
-        prev_min = np.concatenate([[1.0], run_min[:-1]])
+        if not len(x):
+            return self
+        # strictly sequential from the carried equity, peak and low: any split is bit-identical
+        eq = np.multiply.accumulate(np.concatenate([[self.equity], 1.0 + x]))[1:]
+        run_max = np.maximum.accumulate(np.concatenate([[self.peak], eq]))[1:]
+        run_min = np.minimum.accumulate(np.concatenate([[self.low], eq]))[1:]
+        self.dd = max(self.dd, float(np.max(1.0 - eq / run_max)))
+        prev_max = np.concatenate([[self.peak], run_max[:-1]])
+        prev_min = np.concatenate([[self.low], run_min[:-1]])
         rec = np.flatnonzero(run_max > prev_max)
-        thr, lows = run_max[rec], prev_min[rec]
-        if len(thr) > 1:
-            keep = np.r_[lows[1:] != lows[:-1], True]
-            thr, lows = thr[keep], lows[keep]
-        piece.thresholds = thr.tolist()
-        piece.lows = lows.tolist()
-        return piece
+        if len(rec):
+            thr, lows = run_max[rec], prev_min[rec]
+            if self.lows and lows[0] == self.lows[-1]:  # same low: the later high replaces it
+                self.thresholds.pop()
+                self.lows.pop()
+            keep = np.concatenate([lows[1:] != lows[:-1], [True]])
+            self.thresholds.extend(thr[keep].tolist())
+            self.lows.extend(lows[keep].tolist())
+        self.equity, self.peak, self.low = float(eq[-1]), float(run_max[-1]), float(run_min[-1])
+        return self
 
     def get(self) -> float:
         return self.dd

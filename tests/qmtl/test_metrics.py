@@ -74,12 +74,12 @@ returns_lists = st.lists(st.integers(-5_000, 5_000).map(lambda k: k / 1e4), min_
                          max_size=60)
 
 
-def _close(a: dict, b: dict) -> None:
+def _close(a: dict, b: dict, rel: float = 1e-12) -> None:
     for k in a:
         if math.isnan(a[k]):
             assert math.isnan(b[k]), k
         else:
-            assert b[k] == pytest.approx(a[k], rel=1e-12, abs=1e-12), k
+            assert b[k] == pytest.approx(a[k], rel=rel, abs=1e-12), k
 
 
 @settings(max_examples=200, deadline=None)
@@ -99,7 +99,9 @@ def test_split_and_merge_invariance(r, cuts):
         part = MetricSet(252).update(p, turnover=np.abs(p), gross=np.abs(p))
         merged += part
     _close(whole, split.get())
-    _close(whole, merged.get())
+    # merging re-associates products and 1 - x of nearly equal numbers: a drawdown of 1e-4
+    # carries ~1e-12 relative rounding, which calmar (cagr / drawdown) passes on
+    _close(whole, merged.get(), rel=1e-9)
 
 
 @settings(max_examples=300, deadline=None)
