@@ -61,6 +61,14 @@ class RunControl:
         return self.error is not None
 
 
+def _size_of(item: Any) -> int:
+    """Bars in an item ``(key, batch)`` or ``(key, (symbol, batch))``; 1 otherwise."""
+    value = item[1] if isinstance(item, tuple) and len(item) == 2 else item
+    if isinstance(value, tuple) and len(value) == 2:
+        value = value[1]
+    return len(value["ts"]) if isinstance(value, dict) and "ts" in value else 1
+
+
 class _ReplayPartition(StatefulSourcePartition[Item, int]):
     def __init__(self, items: Iterator[Item], skip: int, control: RunControl) -> None:
         self._items = items
@@ -82,9 +90,7 @@ class _ReplayPartition(StatefulSourcePartition[Item, int]):
             raise StopIteration from None
         self._emitted += 1
         if self._control.progress is not None:
-            batch = item[1]
-            size = len(batch["ts"]) if isinstance(batch, dict) and "ts" in batch else 1
-            self._control.progress(size)
+            self._control.progress(_size_of(item))
         return [item]
 
     def snapshot(self) -> int:

@@ -17,7 +17,7 @@ batch; the graph is the same and the output does not depend on the batching.
 ...         "low": np.ones(5), "close": np.array([1.0, 2.0, 3.0, 2.0, 4.0]),
 ...         "volume": np.ones(5)}
 >>> outs = run_dataflow([spec], lambda: iter([("A", bars)]))
->>> np.concatenate([o.batch.returns for o in outs]).round(4).tolist()
+>>> np.concatenate([o.batch.returns for o in outs if o.batch]).round(4).tolist()
 [0.0, 0.0, 0.0, -0.3333, 1.0]
 """
 
@@ -54,14 +54,22 @@ class StrategySpec:
     periods_per_year: float
 
 
+METRICS_EVERY = 1_000
+"""Bars between metric snapshots (a snapshot is also taken at the end of the stream)."""
+
+
 @dataclass
 class StrategyOutput:
-    """One portfolio step's output for a strategy: its rows and its metrics so far."""
+    """One portfolio step's output for a strategy: its new rows (if any) and, every
+    ``METRICS_EVERY`` bars and at the end, its metrics so far with the returns since the
+    previous snapshot."""
 
     strategy: str
-    batch: PortfolioBatch
-    metrics: dict[str, float]
+    batch: PortfolioBatch | None
+    metrics: dict[str, float] | None
     n_bars: int
+    as_of: int
+    returns_since: np.ndarray | None = None
 
 
 @dataclass
@@ -109,13 +117,19 @@ def _evaluate_step(
 class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, None]):
     """One strategy's portfolio and metrics (built on its first item, which names it)."""
 
-    def __init__(self, specs: dict[str, StrategySpec], control: RunControl) -> None:
+    def __init__(
+        self, specs: dict[str, StrategySpec], control: RunControl, metrics_every: int
+    ) -> None:
         self.specs = specs
         self.control = control
+        self.every = metrics_every
         self.spec: StrategySpec | None = None
         self.portfolio: Portfolio | None = None
         self.metrics: MetricSet | None = None
         self.n_bars = 0
+        self.metered = 0  # n_bars at the last metrics snapshot
+        self.as_of = 0
+        self.pending: list[PortfolioBatch] = []  # batches not yet in the metrics
 
     def _emit(self, final: bool) -> list[StrategyOutput]:
         if self.control.failed or self.portfolio is None:
@@ -123,11 +137,23 @@ class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, 
         assert self.spec is not None and self.metrics is not None
         try:
             batch = self.portfolio.drain(final=final)
-            if batch is None:
+            if batch is not None:
+                self.n_bars += len(batch)
+                self.as_of = int(batch.ts[-1])
+                self.pending.append(batch)
+            due = final or self.n_bars // self.every > self.metered // self.every
+            metrics = returns = None
+            if due and self.pending:
+                # metrics are updated in one go per snapshot: cheap when bars arrive one by one
+                cat = lambda name: np.concatenate([getattr(b, name) for b in self.pending])  # noqa: E731
+                returns = cat("returns")
+                self.metrics.update(returns, turnover=cat("turnover"), gross=cat("gross"))
+                metrics = self.metrics.get()
+                self.pending.clear()
+                self.metered = self.n_bars
+            if batch is None and metrics is None:
                 return []
-            self.metrics.update(batch.returns, turnover=batch.turnover, gross=batch.gross)
-            self.n_bars += len(batch)
-            return [StrategyOutput(self.spec.key, batch, self.metrics.get(), self.n_bars)]
+            return [StrategyOutput(self.spec.key, batch, metrics, self.n_bars, self.as_of, returns)]
         except Exception as exc:
             self.control.fail(exc)
             return []
@@ -177,6 +203,7 @@ def build_flow(
     *,
     on_bad: OnBad = "raise",
     flow_id: str = "qmtl",
+    metrics_every: int = METRICS_EVERY,
 ) -> Dataflow:
     """The Bytewax dataflow for ``specs`` over the items of ``make_items()``.
 
@@ -189,16 +216,16 @@ def build_flow(
     program = build_program(specs)
     by_key = {s.key: s for s in specs}
     flow = Dataflow(flow_id)
-    bars = op.input("bars", flow, ReplaySource(make_items, control))
-    keyed = op.map("key_by_symbol", bars, lambda item: (item[0], item))
+    keyed_items = lambda: ((sym, (sym, bars)) for sym, bars in make_items())  # noqa: E731
+    keyed = op.input("bars", flow, ReplaySource(keyed_items, control))
     signals = op.stateful_flat_map(
         "evaluate", keyed, _evaluate_step(specs, program, control, on_bad)
     )
     by_strategy = op.map("key_by_strategy", signals, lambda kv: (kv[1][0], kv[1]))
     results = op.stateful(
-        "portfolio", by_strategy, lambda _resume: _PortfolioLogic(by_key, control)
+        "portfolio", by_strategy, lambda _resume: _PortfolioLogic(by_key, control, metrics_every)
     )
-    op.output("sink", op.map("unkey", results, lambda kv: kv[1]), CallbackSink(sink))
+    op.output("sink", results, CallbackSink(lambda kv: sink(kv[1])))
     return flow
 
 
@@ -210,6 +237,7 @@ def run_dataflow(
     on_bad: OnBad = "raise",
     progress: Callable[[int], None] | None = None,
     on_output: Callable[[StrategyOutput], None] | None = None,
+    metrics_every: int = METRICS_EVERY,
 ) -> list[StrategyOutput]:
     """Build and run the flow; return every output in order per strategy; raise the first
     error a step met (with its own message, no engine backtrace).
@@ -228,7 +256,9 @@ def run_dataflow(
             except Exception as exc:
                 control.fail(exc)
 
-    flow = build_flow(specs, make_items, sink, control, on_bad=on_bad)
+    if metrics_every < 1:
+        raise ValueError(f"metrics_every must be >= 1, got {metrics_every}")
+    flow = build_flow(specs, make_items, sink, control, on_bad=on_bad, metrics_every=metrics_every)
     if workers <= 1:
         run_main(flow)
     else:

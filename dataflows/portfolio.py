@@ -148,7 +148,69 @@ class Portfolio:
         if not chunks:
             return None
         timeline = np.unique(np.concatenate(chunks)) if len(chunks) > 1 else chunks[0]
+        if len(timeline) == 1:
+            return self._process_row(int(timeline[0]), taken)
         return self._process(timeline, taken)
+
+    def _process_row(
+        self, t: int, taken: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None]
+    ) -> PortfolioBatch:
+        """One time (live feeds): the float operations of :meth:`_process`, in the same
+        order, on Python floats, so the result is bit-identical without array overhead."""
+        raw = self._last_w.tolist()
+        close = self._last_c.tolist()
+        present = []
+        for i, part in enumerate(taken):
+            if part is not None:
+                raw[i], close[i] = float(part[1][0]), float(part[2][0])
+                present.append(i)
+        gross_raw = abs(raw[0])
+        for w in raw[1:]:
+            gross_raw += abs(w)
+        scale = self.max_gross / gross_raw if gross_raw > self.max_gross else 1.0
+        prev_w, prev_c, prev_dw = (
+            self._prev_w.tolist(),
+            self._last_c.tolist(),
+            self._prev_dw.tolist(),
+        )
+        weight, dw, contrib = [], [], []
+        for i in range(len(raw)):
+            w = raw[i] * scale
+            moved = close[i] / prev_c[i] - 1.0
+            if moved != moved:
+                moved = 0.0
+            weight.append(w)
+            dw.append(abs(w - prev_w[i]))
+            contrib.append(prev_w[i] * moved - self.cost * prev_dw[i])
+        ret, turn, gross = contrib[0], dw[0], abs(weight[0])
+        for i in range(1, len(raw)):
+            ret += contrib[i]
+            turn += dw[i]
+            gross += abs(weight[i])
+        equity = self._equity * (ret + 1.0)
+
+        self._last_w = np.array(raw)
+        self._last_c = np.array(close)
+        self._prev_w = np.array(weight)
+        self._prev_dw = np.array(dw)
+        self._equity = equity
+        self._last_ts = t
+        idx = np.array(present, dtype=np.int32)
+        return PortfolioBatch(
+            ts=np.array([t], dtype=np.int64),
+            returns=np.array([ret]),
+            equity=np.array([equity]),
+            turnover=np.array([turn]),
+            gross=np.array([gross]),
+            symbols=self.symbols,
+            symbol_rows={
+                "ts": np.full(len(idx), t, dtype=np.int64),
+                "symbol": idx,
+                "weight": np.array(weight)[idx],
+                "return": np.array(contrib)[idx],
+                "equity": np.full(len(idx), equity),
+            },
+        )
 
     def _process(
         self,

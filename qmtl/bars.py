@@ -18,6 +18,7 @@ qmtl.bars.BadBarsError: AAPL: non-positive close -1.0 at 1970-01-01T00:00:02Z (2
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Literal
 
 import numpy as np
@@ -134,6 +135,17 @@ def validate_bars(
         if len(batch[c]) != n:
             raise BadBarsError(symbol, None, f"column {c!r} has {len(batch[c])} rows, ts has {n}")
     ts = np.asarray(batch["ts"])
+    if n == 1 and ts.dtype.kind in "iu" and (last_ts is None or int(ts[0]) > last_ts):
+        # one bar (live feeds): plain comparisons, same verdicts as the batch path
+        o, h, lo, c, v = (float(batch[k][0]) for k in ("open", "high", "low", "close", "volume"))
+        if (
+            0 < o < math.inf
+            and 0 < h < math.inf
+            and 0 < lo < math.inf
+            and 0 < c < math.inf
+            and (0 <= v < math.inf)
+        ):
+            return batch, 0
     if ts.dtype.kind not in "iu":
         raise BadBarsError(symbol, None, f"ts must be int64 nanoseconds, got {ts.dtype}")
     ts = ts.astype(np.int64, copy=False)

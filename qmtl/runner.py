@@ -222,6 +222,7 @@ def backtest(
     progress: Callable[[int], None] | None = None,
     on_start: Callable[[int], None] | None = None,
     on_output: Callable[[StrategyOutput], None] | None = None,
+    metrics_every: int = 1_000,
     **params: Any,
 ) -> BacktestResult:
     """Replay ``data`` through ``strategy``; return its returns, equity and metrics.
@@ -232,7 +233,8 @@ def backtest(
     it; a sequence of sizes is used in turn, for testing); ``workers`` runs that many
     Bytewax workers, symbols partitioned by key.
     ``on_start(total_bars)`` and ``progress(bars_done)`` report progress; ``on_output`` sees
-    each engine output (portfolio rows and metrics so far) as soon as it is produced.
+    each engine output (portfolio rows and metrics so far) as soon as it is produced;
+    metrics are snapshotted every ``metrics_every`` bars and at the end.
     """
     sizes = [batch_size] if isinstance(batch_size, int) else list(batch_size)
     if not sizes or min(sizes) < 1:
@@ -263,6 +265,7 @@ def backtest(
         on_bad=on_bad_bars,
         progress=progress,
         on_output=on_output,
+        metrics_every=metrics_every,
     )
     return collect_result(s, universe, outputs)
 
@@ -271,9 +274,10 @@ def collect_result(
     s: Strategy, universe: list[str], outputs: list[StrategyOutput]
 ) -> BacktestResult:
     """Assemble a :class:`BacktestResult` from the flow's outputs for one strategy."""
-    if not outputs:
+    batches = [o.batch for o in outputs if o.batch is not None]
+    snapshots = [o for o in outputs if o.metrics is not None]
+    if not batches or not snapshots:
         raise BacktestError(f"{s.name}: no bars were processed")
-    batches = [o.batch for o in outputs]
     symbols = batches[0].symbols
     # each batch's rows are ordered by time then symbol, and batches follow in time
     rows = {k: np.concatenate([b.symbol_rows[k] for b in batches]) for k in batches[0].symbol_rows}
@@ -287,7 +291,7 @@ def collect_result(
             "equity": rows["equity"],
         }
     )
-    history = [(o.n_bars, int(o.batch.ts[-1]), o.metrics, o.batch.returns) for o in outputs]
+    history = [(o.n_bars, o.as_of, o.metrics, o.returns_since) for o in snapshots]
     return BacktestResult(
         strategy=s.name,
         params=_instance_params(s),
@@ -299,6 +303,6 @@ def collect_result(
         turnover=np.concatenate([b.turnover for b in batches]),
         gross=np.concatenate([b.gross for b in batches]),
         bars=table,
-        metrics=outputs[-1].metrics,
+        metrics=snapshots[-1].metrics,
         history=history,
     )

@@ -243,9 +243,8 @@ def _run(
         )
 
     def on_output(out: Any) -> None:
-        client.post(
-            [make_update(out.n_bars, int(out.batch.ts[-1]), out.metrics, out.batch.returns)]
-        )
+        if out.metrics is not None:
+            client.post([make_update(out.n_bars, out.as_of, out.metrics, out.returns_since)])
 
     backtest(s, on_output=on_output, **options)
     return result()
@@ -263,6 +262,7 @@ _BACKTEST_OPTIONS = {
     "on_bad_bars",
     "progress",
     "on_start",
+    "metrics_every",
 }
 
 

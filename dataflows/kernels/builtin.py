@@ -262,6 +262,10 @@ class _RunningSum(Kernel):
         m = len(x)
         if m == 0:
             return np.empty(0)
+        if m == 1 and self.anchor is not None:
+            fast = self._one(float(x[0]))
+            if fast is not None:
+                return fast
         if self.anchor is None:
             finite = x[np.isfinite(x)]
             if len(finite):
@@ -288,6 +292,21 @@ class _RunningSum(Kernel):
         out = window_sum + self.n * anchor
         out[(count < self.n) | (window_nan > 0)] = np.nan
         return out
+
+    def _one(self, v: float) -> np.ndarray | None:
+        """One value, no NaN around: the same float operations as the batch path, without
+        array overhead (live feeds send one bar at a time). None when it does not apply."""
+        if v != v or self.nan_ring[0] != self.nan_ring[-1]:
+            return None
+        ring = self.sum_ring
+        total = ring[-1] + (v - self.anchor)  # type: ignore[operator]
+        window = total - ring[0]
+        ring[:-1] = ring[1:]
+        ring[-1] = total
+        self.seen += 1
+        if self.seen < self.n:
+            return np.array([np.nan])
+        return np.array([window + self.n * self.anchor])  # type: ignore[operator]
 
 
 @register("rolling_sum")
@@ -459,6 +478,14 @@ class Ema(Kernel):
                     self.state = np.array([(1.0 - self.alpha) * first])
             i += 1
         if self.state is not None and i < len(x):
+            if len(x) - i == 1:
+                # lfilter's own recursion for one sample (y = z + b0*x; z = x*b1 - y*a1 with
+                # b1 = 0): bit-identical, without its call overhead
+                v = float(x[i])
+                y = self.state[0] + self.alpha * v
+                self.state = np.array([v * 0.0 - y * (self.alpha - 1.0)])
+                out[i] = y
+                return out
             y, self.state = lfilter([self.alpha], [1.0, self.alpha - 1.0], x[i:], zi=self.state)
             out[i:] = y
         return out

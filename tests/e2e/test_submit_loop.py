@@ -73,7 +73,7 @@ def test_three_submissions_agree_with_snapshot_and_stream(world):
         "trend-fast": submit(Trend, "demo", url, dev, strategy_id="trend-fast", data=DATA,
                              batch_size=200, fast=5, slow=20),
         "reversion": submit(Reversion, "demo", url, dev, strategy_id="reversion", data=DATA,
-                            batch_size=200),
+                            batch_size=200, metrics_every=200),
     }
     headers = {"Authorization": f"Bearer {dev}"}
     snap = httpx.get(f"{url}/worlds/demo/activation", headers=headers).json()
@@ -98,7 +98,7 @@ def test_three_submissions_agree_with_snapshot_and_stream(world):
     for sid in active:
         assert replayed[sid][1] == pytest.approx(table[sid]["weight"])
 
-    # metrics streamed while the replay ran: one update per engine batch (1,200 bars / 200)
+    # metrics streamed while the replay ran: one update per 200 bars (1,200 bars in all)
     audit = httpx.get(f"{url}/worlds/demo/audit", headers=headers).json()
     posts = [a for a in audit if a["action"] == "post_metrics"
              and a["detail"]["strategies"] == ["reversion"]]
