@@ -58,13 +58,19 @@ class _Moments:
     def add_batch(self, x: np.ndarray) -> None:
         if len(x):
             mu = float(x.mean())
-            self.add(len(x), mu, float(((x - mu) ** 2).sum()))
+            # identical values have no spread, whatever the rounding of their mean
+            m2 = 0.0 if x.min() == x.max() else float(((x - mu) ** 2).sum())
+            self.add(len(x), mu, m2)
 
     def merge(self, other: _Moments) -> None:
         self.add(other.n, other.mean, other.m2)
 
     def std(self) -> float:
-        return math.sqrt(self.m2 / (self.n - 1)) if self.n > 1 else _NAN
+        if self.n < 2:
+            return _NAN
+        sd = math.sqrt(self.m2 / (self.n - 1))
+        # below the rounding of the mean, a deviation is noise: treat it as none
+        return 0.0 if sd <= 1e-13 * abs(self.mean) else sd
 
 
 class Metric:

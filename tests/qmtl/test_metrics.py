@@ -114,3 +114,11 @@ def test_max_drawdown_merge_equals_reference(r, cut):
     a = MaxDrawdown().update(r[:cut])
     a += MaxDrawdown().update(r[cut:])
     assert a.get() == pytest.approx(want, rel=1e-12, abs=1e-15)
+
+
+def test_constant_returns_have_no_spread_however_split():
+    r = np.full(3, 0.0071)
+    whole = MetricSet(252).update(r).get()
+    split = MetricSet(252).update(r[:1]).update(r[1:]).get()
+    assert math.isnan(whole["sharpe"]) and math.isnan(split["sharpe"])
+    assert whole["volatility"] == split["volatility"] == 0.0
