@@ -47,6 +47,8 @@ class RunControl:
     def __init__(self, progress: Callable[[int], None] | None = None) -> None:
         self.error: BaseException | None = None
         self.progress = progress
+        self.dropped = 0
+        self.seen: dict[str, Any] = {}  # per-symbol summaries of the bars used (fingerprints)
         self._lock = threading.Lock()
 
     def fail(self, exc: BaseException) -> None:

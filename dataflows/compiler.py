@@ -37,6 +37,7 @@ from dataflows.graph import Program, ProgramState
 from dataflows.portfolio import Portfolio, PortfolioBatch, SignalBatch
 from qmtl.bars import validate_bars
 from qmtl.expr import Expr
+from qmtl.fingerprint import BarHasher
 from qmtl.metrics import MetricSet
 
 OnBad = Literal["raise", "drop"]
@@ -92,11 +93,14 @@ def _evaluate_step(
         try:
             if state is None:
                 state = _SymbolState(ProgramState(program))
+                # kept on the run, not in the (pickled) step state: hashlib does not pickle
+                control.seen[symbol] = BarHasher()
             bars, dropped = validate_bars(symbol, bars, last_ts=state.last_ts, on_bad=on_bad)
             if dropped:
-                control.dropped = getattr(control, "dropped", 0) + dropped
+                control.dropped += dropped
             if len(bars["ts"]) == 0:
                 return state, []
+            control.seen[symbol].update(bars)
             state.last_ts = int(bars["ts"][-1])
             outputs = state.program.evaluate(bars)
         except Exception as exc:
@@ -238,6 +242,7 @@ def run_dataflow(
     progress: Callable[[int], None] | None = None,
     on_output: Callable[[StrategyOutput], None] | None = None,
     metrics_every: int = METRICS_EVERY,
+    control: RunControl | None = None,
 ) -> list[StrategyOutput]:
     """Build and run the flow; return every output in order per strategy; raise the first
     error a step met (with its own message, no engine backtrace).
@@ -245,7 +250,8 @@ def run_dataflow(
     ``on_output`` sees each output as soon as it is produced (to stream metrics out while the
     replay runs); an exception it raises stops the run and is raised here.
     """
-    control = RunControl(progress)
+    control = control or RunControl()
+    control.progress = progress or control.progress
     outputs: list[StrategyOutput] = []
 
     def sink(out: StrategyOutput) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +30,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from connectors.replay import RunControl
 from dataflows.compiler import OnBad, StrategyOutput, StrategySpec, run_dataflow
 from qmtl.bars import parse_time
+from qmtl.fingerprint import dataset_fingerprint
 from qmtl.intervals import periods_per_year as default_ppy
 from qmtl.strategy import Strategy, StrategyError
 
@@ -57,7 +60,11 @@ class BacktestResult:
     bars: pa.Table
     metrics: dict[str, float]
     history: list[tuple[int, int, dict[str, float], np.ndarray]] = field(default_factory=list)
-    """``(n_bars, as_of, metrics, returns since previous)`` after each processed batch."""
+    """``(n_bars, as_of, metrics, returns since previous)`` at each metrics snapshot."""
+    data: dict[str, Any] = field(default_factory=dict)
+    """What the run saw: ``fingerprint``, ``as_of`` (when it read the data, ns) and, per
+    symbol, first/last bar, rows and a content hash (see :mod:`qmtl.fingerprint`)."""
+    dropped_bars: int = 0
 
     def to_pandas(self) -> Any:
         """The portfolio series as a pandas DataFrame indexed by UTC time (needs pandas)."""
@@ -89,6 +96,8 @@ class BacktestResult:
             "start": int(self.ts[0]) if len(self.ts) else None,
             "end": int(self.ts[-1]) if len(self.ts) else None,
             "metrics": {k: (v if math.isfinite(v) else None) for k, v in self.metrics.items()},
+            "data": self.data,
+            "dropped_bars": self.dropped_bars,
         }
         (folder / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
         return folder
@@ -258,6 +267,8 @@ def backtest(
     if on_start is not None:
         on_start(total)
     spec = to_spec(s, universe, periods_per_year)
+    control = RunControl(progress)
+    as_of = time.time_ns()
     outputs = run_dataflow(
         [spec],
         make_items,
@@ -266,8 +277,17 @@ def backtest(
         progress=progress,
         on_output=on_output,
         metrics_every=metrics_every,
+        control=control,
     )
-    return collect_result(s, universe, outputs)
+    result = collect_result(s, universe, outputs)
+    symbols_seen = {sym: h.summary() for sym, h in sorted(control.seen.items())}
+    result.data = {
+        "fingerprint": dataset_fingerprint(symbols_seen, s.interval),
+        "as_of": as_of,
+        "symbols": symbols_seen,
+    }
+    result.dropped_bars = control.dropped
+    return result
 
 
 def collect_result(
