@@ -13,6 +13,7 @@ on the network:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -67,7 +68,7 @@ class ActivationSubscriber:
         self.backoff = backoff
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._response: Any = None
+        self._socket: Any = None
         self.connects = 0
 
     def _headers(self) -> dict[str, str]:
@@ -85,7 +86,8 @@ class ActivationSubscriber:
             params = {"after": self.book.seq, "heartbeat": self.heartbeat}
             with http.stream("GET", f"/worlds/{world}/events", params=params) as resp:
                 resp.raise_for_status()
-                self._response = resp
+                stream = resp.extensions.get("network_stream")
+                self._socket = stream.get_extra_info("socket") if stream is not None else None
                 self.connects += 1
                 log.info("following world %s at %s from seq %d", world, self.url, self.book.seq)
                 data: str | None = None
@@ -130,13 +132,13 @@ class ActivationSubscriber:
 
     def close(self) -> None:
         """Stop following."""
+        import socket
+
         self._stop.set()
-        resp = self._response
-        if resp is not None:
-            try:
-                resp.close()
-            except Exception:  # closing a stream another thread reads may race; harmless
-                pass
+        sock = self._socket
+        if sock is not None:  # wakes the thread blocked reading the stream
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(5)
 

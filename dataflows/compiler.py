@@ -73,8 +73,9 @@ class StrategyOutput:
     as_of: int
     returns_since: np.ndarray | None = None
     seq: int = 0
-    """Metrics snapshots so far (1 for the first), carried in recovery state, so a restarted
-    run numbers its snapshots as the uninterrupted run would (the MetricsUpdate seq)."""
+    """The MetricsUpdate seq of a metrics snapshot: ``n_bars`` at the snapshot. It depends on
+    the bars only, not on how they were batched, so an update a restarted run sends again
+    has the key the world has seen (and ``returns_since`` ends at the same bar)."""
 
 
 @dataclass
@@ -162,7 +163,7 @@ class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, 
         self.metered = 0  # n_bars at the last metrics snapshot
         self.as_of = 0
         self.pending: list[PortfolioBatch] = []  # batches not yet in the metrics
-        self.seq = 0  # metrics snapshots emitted
+        self.seq = 0  # n_bars at the last metrics snapshot (see StrategyOutput.seq)
         if resume is not None:
             for name in self._FIELDS:
                 setattr(self, name, resume[name])
@@ -193,7 +194,7 @@ class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, 
                 metrics = self.metrics.get()
                 self.pending.clear()
                 self.metered = self.n_bars
-                self.seq += 1
+                self.seq = self.n_bars
             if batch is None and metrics is None:
                 return []
             return [

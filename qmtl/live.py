@@ -95,6 +95,7 @@ class LiveOptions:
     periods_per_year: float | None = None
     policy: str | None = None
     world_store: str | None = None
+    connect_timeout: float = 5.0
 
 
 @dataclass
@@ -346,14 +347,14 @@ class _OrderLogic(op.StatefulLogic[StrategyOutput, tuple[list[OrderIntent], list
             if broker is not None:
                 fills += broker.on_bar(symbol, ts, float(rows["open"][i]))
             v = verdict(ctx.book, out.strategy, ctx.clock(), ctx.max_activation_age)
-            intents += gate.on_bar(symbol, ts, float(rows["weight"][i]), float(rows["close"][i]), v)
+            new = gate.on_bar(symbol, ts, float(rows["weight"][i]), float(rows["close"][i]), v)
+            if new:  # recorded at once: the next bar, maybe in this batch, may fill it
+                intents += broker.submit(new) if broker is not None else ctx.store.record(new)
         if gate.held != held_before:
             if gate.held is not None:
                 log.warning("%s", gate.held)
             elif held_before is not None:
                 log.info("%s: orders flow again", out.strategy)
-        if intents:
-            intents = broker.submit(intents) if broker is not None else ctx.store.record(intents)
         if intents or fills:
             ctx.notify()
             ctx.report(out.strategy, intents, fills)
@@ -644,7 +645,7 @@ def run_live(
 
     if o.brokers:
         try:
-            ensure_topic(o.brokers, o.topic)
+            ensure_topic(o.brokers, o.topic, o.connect_timeout)
         except FeedError as exc:
             raise LiveError(str(exc)) from None
         group = o.group or f"qmtl-{o.world}-{sid}"
