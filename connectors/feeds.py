@@ -289,8 +289,8 @@ def ensure_topic(brokers: str, topic: str, timeout: float = 10.0, create: bool =
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient(kafka_config(brokers, timeout))
-    try:
-        meta = admin.list_topics(topic, timeout=timeout)
+    try:  # all topics: asking for one by name may auto-create it with the broker's defaults
+        meta = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
         raise FeedError(f"cannot reach Kafka at {brokers}: {exc.args[0].str()}") from None
     info = meta.topics.get(topic)
