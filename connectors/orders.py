@@ -99,7 +99,17 @@ class OrderStore(SqlBackend):
 
     def record(self, intents: Iterable[OrderIntent]) -> list[OrderIntent]:
         """Store each order under its key, in one transaction; return those that are new."""
-        fresh = []
+        return self.write(intents, [])[0]
+
+    def write(
+        self,
+        intents: Iterable[OrderIntent],
+        fills: Iterable[tuple[str, Fill, str, str, float]],
+    ) -> tuple[list[OrderIntent], list[Fill]]:
+        """Orders, then fills ``(order key, fill, world, strategy, target position)`` with
+        their position changes, in one transaction; return the orders and fills that are new
+        (a key stored already is left as it is: a replayed decision or fill adds nothing)."""
+        new_orders, new_fills = [], []
         now = time.time_ns()
         with self.transaction() as cur:
             for o in intents:
@@ -107,42 +117,29 @@ class OrderStore(SqlBackend):
                     cur,
                     f"INSERT INTO orders ({_ORDER_COLS}, created) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-                    [
-                        intent_key(o),
-                        o.world,
-                        o.strategy_id,
-                        o.symbol,
-                        o.ts,
-                        o.target_weight,
-                        o.target_qty,
-                        o.reason,
-                        now,
-                    ],
+                    [intent_key(o), o.world, o.strategy_id, o.symbol, o.ts, o.target_weight,
+                     o.target_qty, o.reason, now],
                 )
                 if cur.rowcount == 1:
-                    fresh.append(o)
-        return fresh
-
-    def fill(self, key: str, fill: Fill, world: str, strategy_id: str, target: float) -> bool:
-        """Record ``fill`` of order ``key`` and set the position to ``target``, in one
-        transaction; False (and nothing written) when the order was filled already."""
-        with self.transaction() as cur:
-            self.execute(
-                cur,
-                "INSERT INTO fills (order_key, world, strategy_id, symbol, ts, qty, price, fee) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_key) DO NOTHING",
-                [key, world, strategy_id, fill.symbol, fill.ts, fill.qty, fill.price, fill.fee],
-            )
-            if cur.rowcount != 1:
-                return False
-            self.execute(cur, "UPDATE orders SET filled = 1 WHERE key = ?", [key])
-            self.execute(
-                cur,
-                "INSERT INTO positions (world, strategy_id, symbol, qty) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (world, strategy_id, symbol) DO UPDATE SET qty = excluded.qty",
-                [world, strategy_id, fill.symbol, target],
-            )
-        return True
+                    new_orders.append(o)
+            for key, f, world, strategy_id, target in fills:
+                self.execute(
+                    cur,
+                    "INSERT INTO fills (order_key, world, strategy_id, symbol, ts, qty, price, "
+                    "fee) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_key) DO NOTHING",
+                    [key, world, strategy_id, f.symbol, f.ts, f.qty, f.price, f.fee],
+                )
+                if cur.rowcount != 1:
+                    continue
+                new_fills.append(f)
+                self.execute(cur, "UPDATE orders SET filled = 1 WHERE key = ?", [key])
+                self.execute(
+                    cur,
+                    "INSERT INTO positions (world, strategy_id, symbol, qty) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (world, strategy_id, symbol) DO UPDATE SET qty = excluded.qty",
+                    [world, strategy_id, f.symbol, target],
+                )
+        return new_orders, new_fills
 
     def positions(self, world: str, strategy_id: str) -> dict[str, float]:
         """Quantity held per symbol."""
@@ -297,7 +294,8 @@ def open_order_store(url: str | None = None) -> OrderStore:
 
 class PaperBroker:
     """Fills one strategy's orders at the next bar's open (see the module docstring). It
-    mirrors its open orders and positions in memory and writes through to the store."""
+    works on a mirror of its open orders and positions in memory; :meth:`flush` writes what
+    happened since the last flush to the store in one transaction."""
 
     def __init__(
         self,
@@ -317,6 +315,8 @@ class PaperBroker:
         self._open: dict[str, list[OrderIntent]] = {}
         for o in store.orders(world, strategy_id, open_only=True):
             self._open.setdefault(o.symbol, []).append(o)
+        self._orders: list[OrderIntent] = []
+        self._fills: list[tuple[str, Fill, str, str, float]] = []
 
     def position(self, symbol: str) -> float:
         """Quantity held."""
@@ -326,12 +326,11 @@ class PaperBroker:
         """Quantity held per symbol (non-zero only)."""
         return {s: q for s, q in self._positions.items() if q != 0.0}
 
-    def submit(self, intents: list[OrderIntent]) -> list[OrderIntent]:
-        """Record the orders; return the new ones (repeats of a stored key are dropped)."""
-        fresh = self.store.record(intents) if intents else []
-        for o in fresh:
+    def accept(self, intents: list[OrderIntent]) -> None:
+        """Take orders (stored at the next :meth:`flush`)."""
+        for o in intents:
             self._open.setdefault(o.symbol, []).append(o)
-        return fresh
+        self._orders += intents
 
     def on_bar(self, symbol: str, ts: int, open_: float) -> list[Fill]:
         """Fill ``symbol``'s orders decided before ``ts`` at this bar's open."""
@@ -346,19 +345,38 @@ class PaperBroker:
             qty = o.target_qty - self.position(symbol)
             price = open_ * (1.0 + self.slippage * (1.0 if qty > 0 else -1.0 if qty < 0 else 0.0))
             key = intent_key(o)
-            fill = Fill(
-                order_id=key,
-                symbol=symbol,
-                ts=ts,
-                qty=qty,
-                price=price,
-                fee=abs(qty) * price * self.fee,
-            )
-            if self.store.fill(key, fill, self.world, self.strategy_id, o.target_qty):
-                fills.append(fill)
+            fill = Fill(order_id=key, symbol=symbol, ts=ts, qty=qty, price=price,
+                        fee=abs(qty) * price * self.fee)
+            self._fills.append((key, fill, self.world, self.strategy_id, o.target_qty))
+            fills.append(fill)
             self._positions[symbol] = o.target_qty
         self._open[symbol] = keep
         return fills
+
+    def flush(self) -> tuple[list[OrderIntent], list[Fill]]:
+        """Store the orders and fills since the last flush; return those that are new (a
+        restarted flow replaying bars repeats decisions and fills the store already has)."""
+        if not self._orders and not self._fills:
+            return [], []
+        try:
+            return self.store.write(self._orders, self._fills)
+        finally:
+            self._orders, self._fills = [], []
+
+    def submit(self, intents: list[OrderIntent]) -> list[OrderIntent]:
+        """Take orders and store them at once; return the new ones.
+
+        >>> import tempfile, os
+        >>> b = PaperBroker(open_order_store(os.path.join(tempfile.mkdtemp(), "o.db")), "w", "s")
+        >>> o = OrderIntent(world="w", strategy_id="s", symbol="A", ts=1, target_weight=1.0,
+        ...                 target_qty=2.0, reason="x")
+        >>> len(b.submit([o])), b.submit([o])
+        (1, [])
+        """
+        fresh = self.store.record(intents)
+        for o in fresh:
+            self._open.setdefault(o.symbol, []).append(o)
+        return fresh
 
 
 class OrderRelay:

@@ -380,8 +380,15 @@ class _OrderLogic(op.StatefulLogic[StrategyOutput, tuple[list[OrderIntent], list
                 fills += broker.on_bar(symbol, ts, float(rows["open"][i]))
             v = verdict(ctx.book, out.strategy, ctx.clock(), ctx.max_activation_age)
             new = gate.on_bar(symbol, ts, float(rows["weight"][i]), float(rows["close"][i]), v)
-            if new:  # recorded at once: the next bar, maybe in this batch, may fill it
-                intents += broker.submit(new) if broker is not None else ctx.store.record(new)
+            if new:
+                intents += new
+                if broker is not None:  # taken at once: the next bar, maybe in this batch,
+                    broker.accept(new)  # fills it
+        # one transaction for the batch; keys the store has (a replay) come back as not new
+        if broker is not None:
+            intents, fills = broker.flush()
+        elif intents:
+            intents = ctx.store.record(intents)
         if gate.held != held_before:
             if gate.held is not None:
                 log.warning("%s", gate.held)
