@@ -322,6 +322,7 @@ class KafkaFeed:
         group: str,
         positions: dict[int, int] | None = None,
         timeout: float = 10.0,
+        fetch_wait_ms: int = 5,
     ) -> None:
         from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
@@ -335,6 +336,8 @@ class KafkaFeed:
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",  # a broker that lost the topic starts again at 0
             "enable.partition.eof": False,
+            # how long the broker may hold a fetch for more data: the floor of the latency
+            "fetch.wait.max.ms": fetch_wait_ms,
             "error_cb": self._on_error,
         }
         self._consumer = Consumer(conf)
@@ -405,7 +408,8 @@ class KafkaFeed:
             msgs = [first] if first is not None else []
             if first is not None and max_messages > 1:
                 msgs += self._consumer.consume(max_messages - 1, 0)
-        if not msgs and time.monotonic() - self._checked > 1.0:  # idle: is the topic intact?
+        if not msgs and self._health.error is not None and time.monotonic() - self._checked > 1:
+            # idle after an outage: did the broker come back without the topic?
             self._checked = time.monotonic()
             self._check_offsets()
         out = []
@@ -439,5 +443,11 @@ class KafkaFeed:
             log.debug("commit of %s offsets failed: %s", self.topic, exc)
 
     def close(self) -> None:
-        """Close the consumer."""
-        self._consumer.close()
+        """Close the consumer (giving up after a few seconds: closing can wait forever on a
+        broker that is gone, and the run's state is in its snapshots, not in the group)."""
+        closer = threading.Thread(target=self._consumer.close, daemon=True)
+        closer.start()
+        closer.join(5.0)
+        if closer.is_alive():
+            log.warning("the Kafka consumer of %s did not close within 5 s (broker %s gone?)",
+                        self.topic, self.brokers)

@@ -216,6 +216,14 @@ class OrderStore(SqlBackend):
             for r in rows
         ]
 
+    def mark_published_keys(self, table: str, keys: list[str]) -> None:
+        """Mark orders (by key) or fills (by order key) as acknowledged by Kafka."""
+        assert table in ("orders", "fills")
+        column = "key" if table == "orders" else "order_key"
+        with self.transaction() as cur:
+            for key in keys:
+                self.execute(cur, f"UPDATE {table} SET published = 1 WHERE {column} = ?", [key])
+
     def mark_published(self, table: str, ids: list[int]) -> None:
         """Mark rows of ``orders`` or ``fills`` as acknowledged by Kafka."""
         if not ids:
@@ -380,9 +388,17 @@ class PaperBroker:
 
 
 class OrderRelay:
-    """Publishes stored orders and fills to Kafka topics after they are stored (outbox):
-    what the broker did not acknowledge stays unpublished and goes out on the next round, in
-    the order it was stored. Runs in a thread of its own (:meth:`start`)."""
+    """Publishes stored orders and fills to Kafka after they are stored (outbox), in a thread
+    of its own (:meth:`start`).
+
+    The flow hands over what it has just committed (:meth:`send`), and the relay produces it
+    at once, without waiting for the broker: acknowledgements arrive in the background and
+    are marked in the store in batches. Anything the broker did not acknowledge (it was
+    away), and anything stored before a restart, is found by a sweep of the store and sent
+    again, so an outage delays orders but loses none. An order is a target keyed by its bar:
+    a consumer applies it only if its ``ts`` is after the last one it applied for that
+    strategy and symbol (a retried order may arrive after a newer one).
+    """
 
     def __init__(
         self,
@@ -390,7 +406,7 @@ class OrderRelay:
         brokers: str,
         orders_topic: str = "orders",
         fills_topic: str = "fills",
-        interval: float = 0.05,
+        interval: float = 0.5,
         timeout: float = 5.0,
     ) -> None:
         from confluent_kafka import Producer
@@ -409,63 +425,94 @@ class OrderRelay:
                 "linger.ms": 0,
             }
         )
+        self._queue: list[tuple[str, str, str]] = []  # (table, key, JSON) to produce
+        self._inflight: set[tuple[str, str]] = set()
+        self._acked: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.published = 0
         self._failing: str | None = None
 
-    def publish_once(self) -> int:
-        """Publish what is pending now; return how many messages were acknowledged."""
-        done = 0
-        for table, topic in self.topics.items():
+    def send(self, orders: list[OrderIntent], fills: list[Fill]) -> None:
+        """Publish orders and fills the flow has just stored (returns at once)."""
+        items = [("orders", intent_key(o), o.model_dump_json()) for o in orders]
+        items += [("fills", f.order_id, f.model_dump_json()) for f in fills]
+        if items:
+            with self._lock:
+                self._queue += items
+            self._wake.set()
+
+    def _delivered(self, err: Any, _msg: Any, item: tuple[str, str]) -> None:
+        with self._lock:
+            self._inflight.discard(item)
+            if err is None:
+                self._acked.append(item)
+        if err is not None:
+            if self._failing is None:
+                log.warning("cannot publish to Kafka (%s); will retry", err)
+            self._failing = str(err)
+
+    def _produce(self, items: list[tuple[str, str, str]]) -> None:
+        for table, key, body in items:
+            item = (table, key)
+            with self._lock:
+                if item in self._inflight:
+                    continue
+                self._inflight.add(item)
+            self._producer.produce(
+                self.topics[table], key=key.encode(), value=body.encode(),
+                on_delivery=lambda err, msg, it=item: self._delivered(err, msg, it),
+            )
+        self._producer.poll(0)
+
+    def _settle(self) -> int:
+        """Mark what the broker acknowledged as published; return how many."""
+        with self._lock:
+            acked, self._acked = self._acked, []
+        for table in ("orders", "fills"):
+            keys = [k for t, k in acked if t == table]
+            if keys:
+                self.store.mark_published_keys(table, keys)
+        if acked and self._failing is not None:
+            log.info("publishing to Kafka again")
+            self._failing = None
+        self.published += len(acked)
+        return len(acked)
+
+    def _sweep(self) -> None:
+        """Send again what is stored and neither acknowledged nor in flight."""
+        with self._lock:
+            busy = self._inflight | set(self._acked)
+        for table in ("orders", "fills"):
             rows = self.store.unpublished(table)
-            if not rows:
-                continue
-            acked: list[int] = []
-            errors: list[str] = []
+            self._produce([(table, key, body) for _, key, body in rows
+                           if (table, key) not in busy])
 
-            def delivered(err: Any, _msg: Any, row_id: int, acked=acked, errors=errors) -> None:
-                (errors.append(str(err)) if err else acked.append(row_id))
-
-            for row_id, key, body in rows:
-                self._producer.produce(
-                    topic,
-                    key=key.encode(),
-                    value=body.encode(),
-                    on_delivery=lambda err, msg, i=row_id: delivered(err, msg, i),
-                )
-            self._producer.flush(self.timeout + 1.0)
-            # one partition per key, in order: keep everything up to the first failure
-            prefix = []
-            for row_id, _, _ in rows:
-                if row_id not in acked:
-                    break
-                prefix.append(row_id)
-            self.store.mark_published(table, prefix)
-            done += len(prefix)
-            if errors:
-                if self._failing is None:
-                    log.warning("cannot publish %s to Kafka (%s); will retry", table, errors[0])
-                self._failing = errors[0]
-            elif self._failing is not None:
-                log.info("publishing %s to Kafka again", table)
-                self._failing = None
-        self.published += done
-        return done
-
-    def notify(self) -> None:
-        """Something was stored: publish soon."""
-        self._wake.set()
+    def publish_once(self, wait: float = 0.0) -> int:
+        """Produce what is queued, serve acknowledgements (up to ``wait`` s) and mark them;
+        return how many were marked."""
+        with self._lock:
+            items, self._queue = self._queue, []
+        if items:
+            self._produce(items)
+        self._producer.poll(wait)
+        return self._settle()
 
     def _loop(self) -> None:
+        last_sweep = 0.0
         while not self._stop.is_set():
             try:
+                if time.monotonic() - last_sweep > self.interval:
+                    last_sweep = time.monotonic()
+                    self._settle()
+                    self._sweep()
                 self.publish_once()
             except Exception as exc:  # store or client trouble: retry on the next round
                 log.warning("order relay: %s", exc)
-            self._wake.wait(self.interval)
-            self._wake.clear()
+            if self._wake.wait(0.005 if self._inflight else self.interval):
+                self._wake.clear()
 
     def start(self) -> OrderRelay:
         """Run in a background thread until :meth:`close`."""
@@ -474,12 +521,16 @@ class OrderRelay:
         return self
 
     def close(self) -> None:
-        """Publish what is left (best effort) and stop."""
+        """Publish what is left (best effort, up to the timeout) and stop."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(self.timeout + 5)
+            self._thread.join(5)
         try:
+            self._sweep()
+            deadline = time.monotonic() + self.timeout
+            while self._inflight and time.monotonic() < deadline:
+                self.publish_once(0.1)
             self.publish_once()
         except Exception as exc:
             log.warning("order relay: %s (left unpublished; sent on the next start)", exc)

@@ -155,7 +155,7 @@ class MetricsPoster:
         world: str,
         timeout: float = 10.0,
         backoff: tuple[float, float] = (0.2, 5.0),
-        interval: float = 0.05,
+        interval: float = 0.1,
     ) -> None:
         self.outbox = outbox
         self.url, self.token, self.world = url, token, world
@@ -220,8 +220,12 @@ class MetricsPoster:
                     continue
                 if stopping:
                     return
-                self._wake.wait(self.interval)
+                # at most one post per interval: updates queue up and go in one request,
+                # and the flow's thread is not disturbed on every bar
+                posted_at = time.monotonic()
+                self._wake.wait()
                 self._wake.clear()
+                self._stop.wait(max(0.0, self.interval - (time.monotonic() - posted_at)))
         finally:
             client.close()
 

@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -96,6 +97,7 @@ class LiveOptions:
     policy: str | None = None
     world_store: str | None = None
     connect_timeout: float = 5.0
+    fetch_wait_ms: int = 5
 
 
 @dataclass
@@ -330,7 +332,7 @@ class OrderContext:
     max_activation_age: float
     slippage_bps: float = 0.0
     fee_bps: float = 0.0
-    notify: Callable[[], None] = lambda: None
+    publish: Callable[[list[OrderIntent], list[Fill]], None] = lambda _o, _f: None
     report: Callable[[str, list[OrderIntent], list[Fill]], None] = lambda *_: None
     clock: Callable[[], float] = time.monotonic
 
@@ -395,7 +397,7 @@ class _OrderLogic(op.StatefulLogic[StrategyOutput, tuple[list[OrderIntent], list
             elif held_before is not None:
                 log.info("%s: orders flow again", out.strategy)
         if intents or fills:
-            ctx.notify()
+            ctx.publish(intents, fills)
             ctx.report(out.strategy, intents, fills)
             return [(intents, fills)]
         return []
@@ -418,24 +420,32 @@ def _history(
     None), and each symbol's last bar time."""
     from connectors.catalog import CatalogError
 
-    history, ends = {}, {}
+    history, ends, missing = {}, {}, []
+    step = interval_ns(interval)
     for s in symbols:
         try:
             cov = catalog.coverage(s, interval)
         except CatalogError as exc:
             raise LiveError(str(exc)) from None
         if cov is None:
-            log.warning(
-                "no %s history for %s in %s: it warms up on live bars", interval, s, catalog.root
-            )
+            missing.append(s)
             continue
         if n == 0:
             continue
-        bars = catalog.read(s, interval, None, split)
+        last = cov[1] if split is None else min(split, cov[1])
+        # the last n bars: read a window that holds them on a regular grid, else everything
+        bars = catalog.read(s, interval, last - 4 * (n + 10) * step, last)
+        if len(bars["ts"]) < n:
+            bars = catalog.read(s, interval, None, last)
         tail = history_tail(bars, n)
         if len(tail["ts"]):
             history[s] = tail
             ends[s] = int(tail["ts"][-1])
+    if missing and n:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5
+                                          else "")
+        log.warning("no %s history for %s in %s: warming up on live bars", interval, shown,
+                    catalog.root)
     return history, ends
 
 
@@ -690,7 +700,8 @@ def run_live(
         group = o.group or f"qmtl-{o.world}-{sid}"
 
         def make_feed(positions: dict[int, int] | None) -> Any:
-            return KafkaFeed(o.brokers, o.topic, group, positions)  # type: ignore[arg-type]
+            return KafkaFeed(o.brokers, o.topic, group, positions,  # type: ignore[arg-type]
+                             fetch_wait_ms=o.fetch_wait_ms)
 
         dlq_sink: Any = JsonKafkaSink(o.brokers, topic_dlq(o.topic), lambda r: r.get("key"))
     else:
@@ -754,7 +765,7 @@ def run_live(
             max_activation_age=o.max_activation_age,
             slippage_bps=o.slippage_bps,
             fee_bps=o.fee_bps,
-            notify=relay.notify if relay is not None else (lambda: None),
+            publish=relay.send if relay is not None else (lambda _o, _f: None),
             report=on_order or (lambda *_: None),
         )
         flow = build_live_flow(
@@ -781,6 +792,11 @@ def run_live(
                     "source": source_name,
                 }
             )
+        # a bar's order crosses threads (flow -> relay); with the default 5 ms GIL switch
+        # interval each crossing may wait that long for the interpreter
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, 0.0005))
+        stack.callback(sys.setswitchinterval, switch)
         with _stop_on_signals(control):
             try:
                 if o.workers == 1:

@@ -83,7 +83,8 @@ def serve(
         console.print("[bold yellow]insecure dev mode:[/] no tokens are checked")
     else:
         console.print("create tokens with `qmtl world token create --role operator`")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # event streams never end by themselves: give them 3 s to see the shutdown, then close
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=3)
 
 
 @token_app.command("create")
