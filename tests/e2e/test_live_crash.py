@@ -175,9 +175,9 @@ def crash_test(kafka, tmp_path: Path, kills: int, seed: int, speed: str) -> None
 
 
 def test_kill_9_at_random_points_loses_and_repeats_nothing(kafka, tmp_path):
-    crash_test(kafka, tmp_path, kills=5, seed=5, speed="150/s")  # ~3 s of bars
+    crash_test(kafka, tmp_path, kills=5, seed=5, speed="30/s")  # ~13 s of bars
 
 
 @pytest.mark.slow
 def test_kill_9_many_times(kafka, tmp_path):
-    crash_test(kafka, tmp_path, kills=20, seed=20, speed="8/s")  # ~50 s of bars
+    crash_test(kafka, tmp_path, kills=20, seed=20, speed="6/s")  # ~67 s of bars
