@@ -547,11 +547,10 @@ class SeamlessDataProvider:
             now = max((min(b, plan.src_end) for a, b in stored.ranges if a <= plan.src_end),
                       default=None)
             bars = resample(bars, plan.source, interval, now=now)
-            ts = bars["ts"]
-            keep = (ts >= plan.start) & (ts <= plan.end)
+            covered = self.coverage(symbol, interval)
+            keep = _inside(bars["ts"], covered, plan.start, plan.end)
             bars = {c: v[keep] for c, v in bars.items()}
             self._count("resampled", len(bars["ts"]))
-            covered = self.coverage(symbol, interval)
         else:
             covered = stored
         for a, b in covered.ranges:  # cache only what is known complete
@@ -618,8 +617,10 @@ class SeamlessDataProvider:
         now = max((min(b, plan.src_end) for a, b in stored.ranges if a <= plan.src_end),
                   default=None)
 
+        covered = self.coverage(plan.symbol, plan.interval)
+
         def clip(b: Batch) -> Batch:
-            keep = (b["ts"] >= plan.start) & (b["ts"] <= plan.end)
+            keep = _inside(b["ts"], covered, plan.start, plan.end)
             return {c: v[keep] for c, v in b.items()}
 
         for _, batch in chunks:
@@ -630,6 +631,15 @@ class SeamlessDataProvider:
             tail = resampler.advance(now)
             if len(tail["ts"]):
                 yield clip(tail)
+
+
+def _inside(ts: np.ndarray, covered: Coverage, start: int, end: int) -> np.ndarray:
+    """Mask of ``ts`` within ``[start, end]`` and within a covered range (so a bucket whose
+    first part lies before what is known is not served as if it were whole)."""
+    keep = np.zeros(len(ts), dtype=bool)
+    for a, b in covered.ranges:
+        keep |= (ts >= max(a, start)) & (ts <= min(b, end))
+    return keep
 
 
 def _expected(interval: str, a: int, b: int) -> int | None:
