@@ -128,5 +128,6 @@ class BarCache:
         """Forget ``symbol`` at ``interval`` (or everything of a symbol, or all)."""
         with self._lock:
             for key in list(self._entries):
-                if (symbol is None or key[0] == symbol) and (interval is None or key[1] == interval):
-                    self._bytes -= self._entries.pop(key).nbytes
+                if symbol not in (None, key[0]) or interval not in (None, key[1]):
+                    continue
+                self._bytes -= self._entries.pop(key).nbytes

@@ -299,12 +299,14 @@ class Catalog:
         interval: str,
         batch: Batch,
         covered: Iterable[tuple[int, int]] | None = None,
+        replace: bool = False,
     ) -> int:
         """Validate ``batch``, merge it into what is stored, write atomically; return rows now
         stored. Bars are sorted by ``ts`` first; a bar for a stored ``ts`` replaces it.
 
         ``covered`` adds ranges known to be complete (a fetched range, even with no bars in
-        it); the span of ``batch`` is always added."""
+        it); the span of ``batch`` is always added. ``replace`` drops what was stored (bars
+        and coverage) instead of merging."""
         from qmtl.intervals import interval_seconds
 
         interval_seconds(interval)
@@ -313,12 +315,12 @@ class Catalog:
         validate_bars(symbol, incoming)
         path = self.path(symbol, interval)
         with self.lock(symbol, interval):
-            coverage = self.covered(symbol, interval)
+            coverage = Coverage() if replace else self.covered(symbol, interval)
             if len(incoming["ts"]):
                 coverage.add(int(incoming["ts"][0]), int(incoming["ts"][-1]))
             for a, b in covered or ():
                 coverage.add(int(a), int(b))
-            if path.is_file():
+            if path.is_file() and not replace:
                 stored = self.read(symbol, interval)
                 merged = {c: np.concatenate([stored[c], incoming[c]]) for c in BAR_COLUMNS}
                 # keep the last occurrence of each ts (the incoming bar wins)

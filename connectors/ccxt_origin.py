@@ -150,7 +150,8 @@ class CcxtOrigin:
                     raise
                 self.sleep(self.backoff * 2**attempt)
             except Exception as exc:
-                if type(exc).__name__ in ("BadSymbol", "BadRequest") and "symbol" in str(exc).lower():
+                bad_symbol = type(exc).__name__ in ("BadSymbol", "BadRequest")
+                if bad_symbol and "symbol" in str(exc).lower():
                     raise SymbolNotFound(f"origin {self.name}: {market!r}: {exc}") from None
                 raise
         return []  # pragma: no cover

@@ -41,7 +41,7 @@ class SymbolNotFound(LookupError):
         return str(self.args[0]) if self.args else ""
 
 
-class OriginError(RuntimeError):
+class OriginError(OSError):
     """An origin failed while fetching; the message names the origin, symbol and range."""
 
 

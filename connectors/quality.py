@@ -17,8 +17,11 @@ of each session (24 h when no session is given).
 >>> [i.kind for i in check_bars(bars, "1d", Calendar.parse("24/7"))]
 ['nan', 'ohlc', 'ohlc', 'duplicate', 'gap']
 >>> fixed, changes = repair(bars)
->>> changes
-['dropped 1 rows with NaN or infinite values', 'dropped 1 duplicate rows (kept the last of each time)', 'widened high/low of 1 bars to contain open and close']
+>>> for change in changes:
+...     print(change)
+dropped 1 rows with NaN or infinite values
+dropped 1 duplicate rows (kept the last of each time)
+widened high/low of 1 bars to contain open and close
 >>> [i.kind for i in check_bars(fixed, "1d", Calendar.parse("24/7"))]
 ['gap', 'gap']
 """
@@ -87,13 +90,17 @@ class Calendar:
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {tz!r} (an IANA name, e.g. America/New_York)")
+            raise ValueError(
+                f"unknown time zone {tz!r} (an IANA name, e.g. America/New_York)"
+            ) from None
         hours = None
         if session:
             try:
                 a, b = (dt.time.fromisoformat(x.strip()) for x in session.split("-"))
             except ValueError:
-                raise ValueError(f"session {session!r}: use HH:MM-HH:MM, e.g. 09:30-16:00")
+                raise ValueError(
+                    f"session {session!r}: use HH:MM-HH:MM, e.g. 09:30-16:00"
+                ) from None
             if b <= a:
                 raise ValueError(f"session {session!r}: the close must be after the open")
             hours = (a, b)
@@ -168,19 +175,20 @@ def check_bars(bars: Batch, interval: str, calendar: Calendar | None = None) -> 
             issues.append(Issue("out_of_order", int(ts[i]), 1,
                                 f"row {i} comes after a later bar ({format_ts(int(ts[i - 1]))})"))
     finite = np.ones(len(ts), dtype=bool)
-    for c, v in cols.items():
+    for v in cols.values():
         finite &= np.isfinite(v)
     for i in _rows(~finite):
         bad = [c for c in BAR_COLUMNS[1:] if not np.isfinite(cols[c][i])]
         issues.append(Issue("nan", int(ts[i]), 1, f"row {i}: {', '.join(bad)} not a number"))
-    for i in _rows(finite & np.any([cols[c] <= 0 for c in PRICES], axis=0)):
+    nonpos = finite & np.any([cols[c] <= 0 for c in PRICES], axis=0)
+    for i in _rows(nonpos):
         bad = [f"{c} {cols[c][i]:g}" for c in PRICES if cols[c][i] <= 0]
         issues.append(Issue("non_positive", int(ts[i]), 1, f"row {i}: {', '.join(bad)}"))
     for i in _rows(finite & (cols["volume"] < 0)):
         issues.append(Issue("negative_volume", int(ts[i]), 1,
                             f"row {i}: volume {cols['volume'][i]:g}"))
     o, h, lo, c = (cols[k] for k in PRICES)
-    bad_ohlc = finite & ((h < lo) | (o > h) | (o < lo) | (c > h) | (c < lo))
+    bad_ohlc = finite & ~nonpos & ((h < lo) | (o > h) | (o < lo) | (c > h) | (c < lo))
     for i in _rows(bad_ohlc):
         what = []
         if h[i] < lo[i]:

@@ -38,7 +38,7 @@ DEFAULT_ILP = "http::addr=127.0.0.1:9000;"
 _EPOCH_2000_US = 946_684_800_000_000  # PostgreSQL binary timestamps count from 2000-01-01
 
 
-class QuestDBError(RuntimeError):
+class QuestDBError(OSError):
     """QuestDB could not be reached or refused a query or a write (the message says which)."""
 
 

@@ -77,7 +77,7 @@ class DataNotFound(LookupError):
         return str(self.args[0])
 
 
-class BackfillError(RuntimeError):
+class BackfillError(OSError):
     """A backfill origin or QuestDB failed on a range; nothing of that range was written."""
 
 

@@ -3,6 +3,8 @@ exchange call itself is not exercised)."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -64,7 +66,7 @@ def test_pagination_covers_the_range_exactly_once():
     assert ts.tolist() == [(T0 + k * MS) * 10**6 for k in range(100, 4001)]
     sinces = [c[2] for c in ex.calls]
     assert sinces[0] == T0 + 99 * MS  # the bar opening one minute before start closes at start
-    assert all(b - a == 700 * MS for a, b in zip(sinces, sinces[1:], strict=False))
+    assert all(b - a == 700 * MS for a, b in itertools.pairwise(sinces))
     assert {c[0] for c in ex.calls} == {"BTC/USDT"} and {c[3] for c in ex.calls} == {700}
     assert len(ex.calls) == 6  # ceil(3901 / 700), no extra call past the end
 
