@@ -41,7 +41,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from connectors.coverage import Coverage
@@ -51,6 +50,9 @@ from qmtl.contracts import BAR_COLUMNS
 
 Batch = dict[str, np.ndarray]
 ROW_GROUP = 65_536
+WRITE_OPTIONS = {"use_dictionary": False, "compression": "lz4"}
+"""Float bars do not dictionary-encode; LZ4 reads and writes fastest at about the size of the
+default (measured: 43 vs 53 MiB and 40% faster reads for 1M minute bars)."""
 COVERAGE_KEY = b"qmtl.coverage"
 """Parquet metadata key of the file's coverage: JSON ``[[start, end], ...]`` in ns."""
 SCHEMA = pa.schema([("ts", pa.int64())] + [(c, pa.float64()) for c in BAR_COLUMNS if c != "ts"])
@@ -214,19 +216,26 @@ class Catalog:
     def read(
         self, symbol: str, interval: str, start: int | None = None, end: int | None = None
     ) -> Batch:
-        """All stored bars of ``symbol`` with ``start <= ts <= end``."""
+        """All stored bars of ``symbol`` with ``start <= ts <= end`` (only the row groups
+        that can hold them are read; the range is cut without a copy)."""
         path = self._require(symbol, interval)
         try:
-            table = pq.read_table(path, schema=SCHEMA)
+            f = pq.ParquetFile(path)
+            groups = _row_groups(f.metadata, start, end)
+            table = (f.read_row_groups(groups, columns=list(BAR_COLUMNS)) if groups
+                     else SCHEMA.empty_table())
         except (pa.ArrowInvalid, OSError) as exc:
             raise CatalogError(f"corrupt catalog file {path}: {exc}") from None
-        if start is not None or end is not None:
-            ts = table.column("ts")
-            mask = pc.and_(
-                pc.greater_equal(ts, start if start is not None else np.iinfo(np.int64).min),
-                pc.less_equal(ts, end if end is not None else np.iinfo(np.int64).max),
-            )
-            table = table.filter(mask)
+        if not table.schema.equals(SCHEMA):
+            try:
+                table = table.cast(SCHEMA)
+            except (pa.ArrowInvalid, ValueError) as exc:
+                raise CatalogError(f"unexpected columns in {path}: {exc}") from None
+        if (start is not None or end is not None) and table.num_rows:
+            ts = table.column("ts").to_numpy()
+            lo = 0 if start is None else int(np.searchsorted(ts, start, side="left"))
+            hi = len(ts) if end is None else int(np.searchsorted(ts, end, side="right"))
+            table = table.slice(lo, max(hi - lo, 0))
         return _to_batch(table)
 
     def read_column(
@@ -337,7 +346,7 @@ class Catalog:
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".bars.", suffix=".tmp")
             os.close(fd)
             try:
-                pq.write_table(table, tmp, row_group_size=ROW_GROUP)
+                pq.write_table(table, tmp, row_group_size=ROW_GROUP, **WRITE_OPTIONS)
                 os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)

@@ -364,9 +364,10 @@ class SeamlessDataProvider:
         source = self._source_interval(symbol, interval)
         looked = ["cache (nothing held)"]
         stored = self.catalog.symbols(interval)
+        hint = "" if self.catalog.symbols() else ": try `qmtl data demo` or `qmtl data import`"
         looked.append(
             f"catalog {self.catalog.root} (no symbol={symbol}/interval={interval}; "
-            f"symbols at {interval}: {', '.join(stored) or 'none'}"
+            f"symbols at {interval}: {', '.join(stored) or 'none'}{hint}"
             + (f"; {symbol} has {', '.join(self.catalog.intervals(symbol))}"
                if self.catalog.intervals(symbol) else "") + ")"
         )
@@ -573,8 +574,15 @@ class SeamlessDataProvider:
             elif plan.source == interval:
                 ts = self.catalog.read_column(s, interval, "ts", plan.start, plan.end)
                 out[s] = len(ts)
-            else:
-                out[s] = len(self.read(s, interval, plan.start, plan.end)["ts"])
+            else:  # count the closed, covered buckets from the source times alone
+                from dataflows.resample import bucket_ends
+
+                src = self.catalog.read_column(s, plan.source, "ts", plan.src_start,
+                                               plan.src_end)
+                ends = np.unique(bucket_ends(src, interval_ns(interval)))
+                # a covered bucket is closed: the data is known to extend to its end
+                keep = _inside(ends, self.coverage(s, interval), plan.start, plan.end)
+                out[s] = int(keep.sum())
         return out
 
     def _fits(self, n_symbols: int, symbol: str, plan: _Plan) -> bool:

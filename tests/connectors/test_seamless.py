@@ -264,6 +264,7 @@ def test_resampled_interval_over_a_minute_catalog(tmp_path):
     assert data.coverage("BTC", "1h").ranges == [(int(hours["ts"][0]), int(hours["ts"][-1]))]
     # streamed (cache too small to hold it) gives the same bars, time-aligned
     tiny = SeamlessDataProvider(Catalog(catalog.root), cache_bytes=1000)
+    assert tiny.plan_rows(["BTC"], "1h") == {"BTC": len(hours["ts"])}
     streamed = [b for _, b in tiny.iter_batches(["BTC"], "1h", batch_size=7)]
     assert np.concatenate([b["ts"] for b in streamed]).tolist() == hours["ts"].tolist()
 
