@@ -76,6 +76,7 @@ class FolderOrigin:
         self.root = Path(root).expanduser()
         self.chunk_rows = int(chunk_rows)
         self.name = f"folder:{self.root}"
+        self._last: tuple[tuple[Path, int, int], Batch] | None = None  # the last file parsed
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
 
@@ -113,12 +114,19 @@ class FolderOrigin:
         from connectors.csv_import import read_bars_file
 
         path = self.locate(symbol, interval)
+        stat = path.stat()
+        key = (path, stat.st_mtime_ns, stat.st_size)
+        held = self._last
+        if held is not None and held[0] == key:  # several missing ranges of one file: parse once
+            return held[1]
         try:
             bars = read_bars_file(path)
         except ValueError as exc:
             raise OriginError(f"origin {self.name}: {exc}") from None
         order = np.argsort(bars["ts"], kind="stable")
-        return {k: v[order] for k, v in bars.items()}
+        bars = {k: v[order] for k, v in bars.items()}
+        self._last = (key, bars)
+        return bars
 
     def fetch(self, symbol: str, interval: str, start: int, end: int) -> Iterator[Batch]:
         """Chunks of the file's bars with ``start <= ts <= end`` (raises

@@ -158,6 +158,10 @@ class Calendar:
         return grid[(grid >= first) & (grid <= last)]
 
 
+def _bars(n: int) -> str:
+    return f"{n} bar" if n == 1 else f"{n} bars"
+
+
 def _rows(mask: np.ndarray) -> np.ndarray:
     return np.flatnonzero(mask)
 
@@ -224,7 +228,7 @@ def find_gaps(ts: np.ndarray, interval: str, calendar: Calendar | None = None) -
         for i in _rows(diffs > step):
             n = int(-(-diffs[i] // step)) - 1
             a, b = int(ts[i] + step), int(ts[i + 1] - step)
-            out.append(Issue("gap", a, n, f"{n} bars missing (to {format_ts(b)})", end=b))
+            out.append(Issue("gap", a, n, f"{_bars(n)} missing (to {format_ts(b)})", end=b))
         return out
     want = cal.expected(int(ts[0]), int(ts[-1]), step)
     if step >= DAY:  # compare days, whatever time of day the bars carry
@@ -239,7 +243,8 @@ def find_gaps(ts: np.ndarray, interval: str, calendar: Calendar | None = None) -
     for run in np.split(np.arange(len(lost)), breaks):
         a, b = int(lost[run[0]]), int(lost[run[-1]])
         out.append(Issue("gap", a, len(run),
-                         f"{len(run)} bars missing (to {format_ts(b)}; {cal.describe()})", end=b))
+                         f"{_bars(len(run))} missing (to {format_ts(b)}; {cal.describe()})",
+                         end=b))
     return out
 
 

@@ -69,8 +69,7 @@ class DataNotFound(LookupError):
                  looked: list[str], headline: str | None = None) -> None:
         self.symbol, self.interval, self.start, self.end = symbol, interval, start, end
         self.looked = looked
-        span = f"{_fmt(start)} .. {_fmt(end)}"
-        head = headline or f"no {interval} bars for {symbol!r} in {span}"
+        head = headline or f"no {interval} bars for {symbol!r} in {span(start, end)}"
         super().__init__(f"{head}; looked in: " + "; ".join(looked))
 
     def __str__(self) -> str:
@@ -83,6 +82,22 @@ class BackfillError(OSError):
 
 def _fmt(ns: int | None) -> str:
     return "-" if ns is None else format_ts(ns)
+
+
+def span(a: int | None, b: int | None) -> str:
+    """A closed range for people: an end 1 ns before a whole second reads "before" it, a
+    start 1 ns after one reads "after" it.
+
+    >>> span(0, 60 * 10**9 - 1)
+    '1970-01-01T00:00:00Z .. before 1970-01-01T00:01:00Z'
+    >>> span(60 * 10**9 + 1, 120 * 10**9)
+    'after 1970-01-01T00:01:00Z .. 1970-01-01T00:02:00Z'
+    """
+    left = (f"after {_fmt(a - 1)}" if a is not None and (a - 1) % 10**9 == 0 and a % 10**9
+            else _fmt(a))
+    right = (f"before {_fmt(b + 1)}" if b is not None and (b + 1) % 10**9 == 0 and b % 10**9
+             else _fmt(b))
+    return f"{left} .. {right}"
 
 
 class FetchProgress(Protocol):
@@ -127,7 +142,7 @@ class Fetch:
 
     def __str__(self) -> str:
         return (f"{self.layer}: {self.rows:,} {self.interval} bars of {self.symbol} "
-                f"for {_fmt(self.start)} .. {_fmt(self.end)}")
+                f"for {span(self.start, self.end)}")
 
 
 def parse_bytes(text: str | int) -> int:
@@ -332,10 +347,10 @@ class SeamlessDataProvider:
         if have.ranges:
             firsts.append(have.ranges[0][0])
             lasts.append(have.ranges[-1][1])
-        span = self._questdb_span(symbol, source) if source == interval else None
-        if span is not None:
-            firsts.append(span[0])
-            lasts.append(span[1])
+        held = self._questdb_span(symbol, source) if source == interval else None
+        if held is not None:
+            firsts.append(held[0])
+            lasts.append(held[1])
         origin_span = getattr(self.origin, "span", None)
         origin_said = None
         if self.origin is not None and (start is None or end is None) and origin_span:
@@ -411,7 +426,7 @@ class SeamlessDataProvider:
             elif gaps:
                 stored = self.catalog.covered(symbol, interval)
                 if stored.ranges:
-                    shown = ", ".join(f"{_fmt(a)} .. {_fmt(b)}" for a, b in gaps[:3])
+                    shown = ", ".join(span(a, b) for a, b in gaps[:3])
                     more = f" and {len(gaps) - 3} more" if len(gaps) > 3 else ""
                     self._note(f"{symbol} {interval}: the catalog does not cover {shown}{more} "
                                "and no backfill origin is configured (QMTL_ORIGIN or --origin)")
@@ -424,16 +439,16 @@ class SeamlessDataProvider:
 
     def _from_questdb(self, symbol: str, interval: str,
                       gaps: list[tuple[int, int]]) -> list[Fetch]:
-        span = self._questdb_span(symbol, interval)
-        if span is None:
+        held = self._questdb_span(symbol, interval)
+        if held is None:
             return []
         made = []
         name = getattr(self.questdb, "name", "questdb")
         for a, b in gaps:
-            lo, hi = max(a, span[0]), min(b, span[1])
+            lo, hi = max(a, held[0]), min(b, held[1])
             if lo > hi:
                 continue
-            label = f"{name}: {symbol} {interval} {_fmt(lo)} .. {_fmt(hi)}"
+            label = f"{name}: {symbol} {interval} {span(lo, hi)}"
             pages = []
             self.progress.begin(label, _expected(interval, lo, hi))
             try:
@@ -442,7 +457,7 @@ class SeamlessDataProvider:
                     self.progress.advance(len(page["ts"]))
             except Exception as exc:
                 raise BackfillError(
-                    f"{name} failed reading {symbol} {interval} {_fmt(lo)} .. {_fmt(hi)}: "
+                    f"{name} failed reading {symbol} {interval} {span(lo, hi)}: "
                     f"{exc}; nothing of that range was written"
                 ) from exc
             finally:
@@ -456,7 +471,7 @@ class SeamlessDataProvider:
     def _backfill(self, symbol: str, interval: str, a: int, b: int) -> Fetch:
         assert self.origin is not None
         name = self.origin.name
-        label = f"backfill {symbol} {interval} {_fmt(a)} .. {_fmt(b)}"
+        label = f"backfill {symbol} {interval}"
         chunks: list[Batch] = []
         self._count("backfills")
         try:
@@ -472,7 +487,7 @@ class SeamlessDataProvider:
             raise self._not_found(symbol, interval, a, b, origin_said=str(exc)) from None
         except Exception as exc:
             raise BackfillError(
-                f"backfill of {symbol} {interval} {_fmt(a)} .. {_fmt(b)} from {name} failed: "
+                f"backfill of {symbol} {interval} {span(a, b)} from {name} failed: "
                 f"{type(exc).__name__}: {exc}; nothing of that range was written "
                 "(the catalog and its coverage are unchanged)"
             ) from exc
@@ -499,7 +514,7 @@ class SeamlessDataProvider:
             self.catalog.write(symbol, interval, bars, covered=[(a, b)])
         except BadBarsError as exc:
             raise BackfillError(
-                f"{name} sent bad bars for {symbol} {interval} {_fmt(a)} .. {_fmt(b)}: {exc}; "
+                f"{name} sent bad bars for {symbol} {interval} {span(a, b)}: {exc}; "
                 "nothing of that range was written"
             ) from None
         self.cache.invalidate(symbol, interval)

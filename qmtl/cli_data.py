@@ -405,6 +405,7 @@ def _write_fixed(target: dict[str, Any], fixed: dict[str, Any], out: Path | None
     import datetime as dt
     import shutil
 
+    import numpy as np
     import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
@@ -420,7 +421,11 @@ def _write_fixed(target: dict[str, Any], fixed: dict[str, Any], out: Path | None
         if suffix == ".parquet":
             pq.write_table(table, tmp)
         else:
-            pcsv.write_csv(table, tmp)
+            ts = fixed["ts"]
+            if len(ts) and not (ts % 10**9).any():  # whole seconds: readable ISO times (UTC)
+                text = np.datetime_as_string(ts.astype("datetime64[ns]"), unit="s")
+                table = table.set_column(0, "datetime", pa.array(text))
+            pcsv.write_csv(table, tmp, pcsv.WriteOptions(quoting_style="none"))
         tmp.replace(dest)
         return dest
     catalog, symbol, interval = target["catalog"], target["symbol"], target["interval"]
