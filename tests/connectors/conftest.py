@@ -3,11 +3,7 @@ QuestDB-shaped table on the machine's PostgreSQL (a schema of its own per test, 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import os
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from connectors.origins import FolderOrigin
-
-PG_URL = os.environ.get("QMTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+from tests.world_api.conftest import PG_URL
+from tests.world_api.conftest import _ensure_pg as ensure_pg
 
 
 class CountingOrigin(FolderOrigin):
@@ -52,29 +48,14 @@ def write_origin_file(root: Path, symbol: str, interval: str, bars: dict, fmt: s
     return path
 
 
-def _pg_reachable() -> bool:
-    import psycopg
-
-    try:
-        psycopg.connect(PG_URL, connect_timeout=3).close()
-        return True
-    except psycopg.OperationalError:
-        return False
-
-
 @pytest.fixture
 def pg_schema() -> Iterator[str]:
     """A fresh schema on the machine's PostgreSQL (started if it is down), dropped after."""
     import psycopg
 
-    if not _pg_reachable():
-        with contextlib.suppress(Exception):
-            version = sorted(os.listdir("/etc/postgresql"))[-1]
-            subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main",
-                            "start"], check=False, capture_output=True, timeout=60)
-            time.sleep(2)
-    if not _pg_reachable():
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+    why = ensure_pg()
+    if why:
+        pytest.skip(why)
     schema = f"qmtl_data_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
