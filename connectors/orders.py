@@ -1,5 +1,5 @@
-"""Orders that left the gate, fills and positions, kept in SQLite (default) or PostgreSQL, and
-a paper broker that fills them.
+"""Orders that left the gate, fills, positions and the MetricsUpdates bound for the world,
+kept in SQLite (default) or PostgreSQL, and a paper broker that fills orders.
 
 The store is the run's memory across restarts. An order is recorded once under its
 idempotency key (world/strategy/symbol/bar ts): a restarted flow that decides the same bar
@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from qmtl.contracts import Fill, OrderIntent
+from qmtl.contracts import Fill, MetricsUpdate, OrderIntent
 from qmtl.sqldb import DatabaseUnavailable, PostgresBackend, SqlBackend, SqliteBackend, parse_db_url
 
 log = logging.getLogger("qmtl.orders")
@@ -54,6 +54,10 @@ _DDL = [
     """CREATE TABLE IF NOT EXISTS positions (
         world TEXT NOT NULL, strategy_id TEXT NOT NULL, symbol TEXT NOT NULL,
         qty DOUBLE PRECISION NOT NULL, PRIMARY KEY (world, strategy_id, symbol))""",
+    """CREATE TABLE IF NOT EXISTS metric_updates (
+        id {serial}, world TEXT NOT NULL, strategy_id TEXT NOT NULL, run_id TEXT NOT NULL,
+        seq BIGINT NOT NULL, body TEXT NOT NULL, sent INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (world, strategy_id, run_id, seq))""",
 ]
 
 _ORDER_COLS = "key, world, strategy_id, symbol, ts, target_weight, target_qty, reason"
@@ -223,6 +227,46 @@ class OrderStore(SqlBackend):
         with self.transaction() as cur:
             for i in ids:
                 self.execute(cur, f"UPDATE {table} SET published = 1 WHERE id = ?", [i])
+
+
+    # -- the world's MetricsUpdates, queued before they are posted (outbox) -----------------
+    def queue_update(self, update: MetricsUpdate) -> bool:
+        """Queue ``update`` for the world; False when its run has queued this seq or a later
+        one already (a restarted flow emitting a stretch again)."""
+        with self.transaction() as cur:
+            row = self.execute(
+                cur,
+                "SELECT MAX(seq) FROM metric_updates WHERE world = ? AND strategy_id = ? "
+                "AND run_id = ?",
+                [update.world, update.strategy_id, update.run_id],
+            ).fetchone()
+            if row is not None and row[0] is not None and int(row[0]) >= update.seq:
+                return False
+            self.execute(
+                cur,
+                "INSERT INTO metric_updates (world, strategy_id, run_id, seq, body) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [update.world, update.strategy_id, update.run_id, update.seq,
+                 update.model_dump_json()],
+            )
+        return True
+
+    def unsent_updates(self, world: str, limit: int = 500) -> list[tuple[int, str]]:
+        """``(id, JSON)`` of queued updates not yet accepted by the world, oldest first."""
+        with self.transaction() as cur:
+            rows = self.execute(
+                cur,
+                "SELECT id, body FROM metric_updates WHERE world = ? AND sent = 0 ORDER BY id "
+                "LIMIT ?",
+                [world, limit],
+            ).fetchall()
+        return [(int(r[0]), r[1]) for r in rows]
+
+    def mark_sent(self, ids: list[int]) -> None:
+        """Mark queued updates as accepted by the world."""
+        with self.transaction() as cur:
+            for i in ids:
+                self.execute(cur, "UPDATE metric_updates SET sent = 1 WHERE id = ?", [i])
 
 
 class SqliteOrderStore(SqliteBackend, OrderStore):
