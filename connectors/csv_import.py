@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
 
 from connectors.catalog import Catalog
 from qmtl.bars import validate_bars
@@ -69,9 +70,38 @@ def read_bars_csv(path: str | Path) -> dict[str, np.ndarray]:
         table = pcsv.read_csv(path)
     except pa.ArrowInvalid as exc:
         raise ValueError(f"{path}: cannot read as CSV: {exc}") from None
+    return bars_from_table(table, path)
+
+
+def read_bars_file(path: str | Path) -> dict[str, np.ndarray]:
+    """Bars from a ``.csv`` (optionally ``.gz``/``.bz2``) or ``.parquet`` file, in file order;
+    Parquet files may use ``ts`` (int64 ns) or any of the CSV time columns.
+
+    >>> import tempfile, pathlib, pyarrow.parquet as pq
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "x.parquet"
+    >>> pq.write_table(pa.table({"ts": [5], "open": [1.0], "high": [1.0], "low": [1.0],
+    ...                          "close": [1.0]}), f)
+    >>> read_bars_file(f)["ts"].tolist()
+    [5]
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".parquet":
+        return read_bars_csv(path)
+    if not path.is_file():
+        raise ValueError(f"Parquet file not found: {path}")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ValueError(f"corrupt Parquet file {path}: {exc}") from None
+    return bars_from_table(table, path)
+
+
+def bars_from_table(table: pa.Table, path: str | Path) -> dict[str, np.ndarray]:
+    """Bar columns of ``table`` matched case-insensitively (``path`` names it in errors)."""
+    path = Path(path)
     lower = {name.lower().strip(): name for name in table.column_names}
     found = ", ".join(table.column_names)
-    time_col = next((lower[c] for c in TIME_COLUMNS if c in lower), None)
+    time_col = next((lower[c] for c in ("ts", *TIME_COLUMNS) if c in lower), None)
     if time_col is None:
         raise ValueError(
             f"{path}: missing time column (one of {', '.join(TIME_COLUMNS)}); found: {found}"
@@ -79,7 +109,12 @@ def read_bars_csv(path: str | Path) -> dict[str, np.ndarray]:
     for c in PRICE_COLUMNS:
         if c not in lower:
             raise ValueError(f"{path}: missing column {c!r}; found: {found}")
-    out = {"ts": _time_to_ns(table.column(time_col), path, time_col)}
+    column = table.column(time_col)
+    if time_col.lower().strip() == "ts" and pa.types.is_integer(column.type):
+        ts = column.to_numpy().astype(np.int64)  # the catalog's own layout: ns already
+    else:
+        ts = _time_to_ns(column, path, time_col)
+    out = {"ts": ts}
     for c in (*PRICE_COLUMNS, "volume"):
         if c in lower:
             try:

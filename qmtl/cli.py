@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
 app = typer.Typer(
@@ -38,6 +38,11 @@ ParamOpt = Annotated[
 ]
 CostOpt = Annotated[float | None, typer.Option(help="Cost per unit turnover, bp.")]
 DataOpt = Annotated[Path | None, typer.Option(help="Catalog folder ($QMTL_DATA).")]
+OriginOpt = Annotated[
+    str | None,
+    typer.Option(help="Backfill what the catalog lacks from folder:PATH or ccxt:EXCHANGE "
+                      "($QMTL_ORIGIN)."),
+]
 DebugOpt = Annotated[bool, typer.Option(help="Show tracebacks.")]
 
 PERCENT_METRICS = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure"}
@@ -134,16 +139,9 @@ def _load(
 
 
 def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]replay[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("bars"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,
-    )
+    from qmtl.cli_data import progress_bar
+
+    return progress_bar(err_console)
 
 
 @app.command()
@@ -160,6 +158,7 @@ def run(
     periods_per_year: Annotated[float | None, typer.Option(help="Annualization override.")] = None,
     on_bad_bars: Annotated[str, typer.Option(help="raise or drop.")] = "raise",
     data: DataOpt = None,
+    origin: OriginOpt = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default ./runs/...).")] = None,
     debug: DebugOpt = False,
     # -- live -------------------------------------------------------------------------------
@@ -220,7 +219,8 @@ def run(
                            "name).", rich_help_panel="Live")] = None,
 ) -> None:
     """Run a strategy: replay history through it (--mode backtest), or run the same graph
-    on a live feed (--mode live)."""
+    on a live feed (--mode live). Bars come from the catalog; what it lacks is fetched from
+    QuestDB or the backfill origin, if configured."""
     if mode not in ("backtest", "live"):
         raise fail(f"--mode must be 'backtest' or 'live', got {mode!r}")
     if mode == "live":
@@ -253,14 +253,16 @@ def run(
     if on_bad_bars not in ("raise", "drop"):
         raise fail(f"--on-bad-bars must be 'raise' or 'drop', got {on_bad_bars!r}")
     try:
+        from qmtl.cli_data import make_provider, print_notes
         from qmtl.runner import backtest
 
         cls, params, universe = _load(target, param, symbols)
         with _progress() as progress:
+            provider = make_provider(data, origin, None, progress)
             task = progress.add_task("replay", total=None)
             result = backtest(
                 cls,
-                data,
+                provider,
                 symbols=universe,
                 start=start,
                 end=end,
@@ -273,6 +275,7 @@ def run(
                 on_start=lambda total: progress.update(task, total=total),
                 **params,
             )
+        print_notes(provider)
         folder = out or Path("runs") / (
             f"{result.strategy}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
         )
@@ -285,7 +288,8 @@ def run(
         raise _error_exit(exc) from None
     title = f"{result.strategy} · {', '.join(result.symbols)} · {result.interval}"
     console.print(metrics_table(title, result.metrics))
-    console.print(f"wrote {folder}/bars.parquet and {folder}/metrics.json", highlight=False)
+    console.print(f"wrote {folder}/bars.parquet and {folder}/metrics.json "
+                  f"(data fingerprint {result.data['fingerprint'][:12]})", highlight=False)
 
 
 @app.command()
@@ -306,14 +310,17 @@ def submit(
     param: ParamOpt = None,
     cost_bps: CostOpt = None,
     data: DataOpt = None,
+    origin: OriginOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Backtest a strategy, stream its metrics to a world, print the world's decision."""
     try:
+        from qmtl.cli_data import make_provider, print_notes
         from qmtl.submit import submit as do_submit
 
         cls, params, universe = _load(target, param, symbols)
         with _progress() as progress:
+            provider = make_provider(data, origin, None, progress)
             task = progress.add_task("replay", total=None)
             result = do_submit(
                 cls,
@@ -322,7 +329,7 @@ def submit(
                 token,
                 strategy_id=strategy_id,
                 dry_run=dry_run,
-                data=data,
+                data=provider,
                 symbols=universe,
                 start=start,
                 end=end,
@@ -331,6 +338,7 @@ def submit(
                 on_start=lambda total: progress.update(task, total=total),
                 **params,
             )
+        print_notes(provider)
     except typer.Exit:
         raise
     except Exception as exc:

@@ -31,13 +31,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from connectors.replay import RunControl
+from connectors.seamless import BackfillError, SeamlessDataProvider
 from dataflows.compiler import OnBad, StrategyOutput, StrategySpec, run_dataflow
 from qmtl.bars import parse_time
 from qmtl.fingerprint import dataset_fingerprint
 from qmtl.intervals import periods_per_year as default_ppy
 from qmtl.strategy import Strategy, StrategyError
 
-DataArg = Any  # None | str | Path | Catalog | Mapping[str, batch]
+DataArg = Any  # None | str | Path | Catalog | SeamlessDataProvider | Mapping[str, batch]
 
 
 class BacktestError(ValueError):
@@ -62,8 +63,9 @@ class BacktestResult:
     history: list[tuple[int, int, dict[str, float], np.ndarray]] = field(default_factory=list)
     """``(n_bars, as_of, metrics, returns since previous)`` at each metrics snapshot."""
     data: dict[str, Any] = field(default_factory=dict)
-    """What the run saw: ``fingerprint``, ``as_of`` (when it read the data, ns) and, per
-    symbol, first/last bar, rows and a content hash (see :mod:`qmtl.fingerprint`)."""
+    """What the run saw: ``fingerprint``, ``as_of`` (when it read the data, ns), the
+    ``requested`` range, per symbol first/last bar, rows and a content hash (see
+    :mod:`qmtl.fingerprint`), and what was ``fetched`` from QuestDB or an origin for it."""
     dropped_bars: int = 0
 
     def to_pandas(self) -> Any:
@@ -142,7 +144,6 @@ def resolve_source(
     batch_size: int | Sequence[int],
 ) -> tuple[Callable[[], Iterator[tuple[str, dict[str, np.ndarray]]]], int]:
     """A factory of time-aligned ``(symbol, batch)`` items for the run, and the bar count."""
-    from connectors.catalog import Catalog, CatalogError, default_data_dir
     from connectors.memory import aligned_batches
 
     if isinstance(data, Mapping):
@@ -163,27 +164,29 @@ def resolve_source(
             raise BacktestError(_empty_message(symbols, start, end))
         return (lambda: aligned_batches(sliced, batch_size, symbols)), total
 
-    catalog = data if isinstance(data, Catalog) else Catalog(data or default_data_dir())
-    total = 0
-    for s in symbols:
-        try:
-            cov = catalog.coverage(s, interval)
-        except CatalogError as exc:
-            raise BacktestError(str(exc)) from None
-        if cov is None:
-            available = ", ".join(catalog.symbols(interval)) or "none"
-            raise BacktestError(
-                f"unknown symbol {s!r} at interval {interval} in catalog {catalog.root}; "
-                f"available: {available} (try `qmtl data demo` or `qmtl data import`)"
-            )
-        first, last, rows = cov
-        if (start is None or start <= first) and (end is None or end >= last):
-            total += rows
-        else:
-            total += len(catalog.read(s, interval, start, end)["ts"])
-    if total == 0:
+    provider = as_provider(data)
+    try:
+        rows = provider.plan_rows(symbols, interval, start, end)
+    except (LookupError, ValueError, BackfillError) as exc:
+        raise BacktestError(str(exc)) from None
+    if sum(rows.values()) == 0:
         raise BacktestError(_empty_message(symbols, start, end))
-    return (lambda: catalog.iter_batches(symbols, interval, start, end, batch_size)), total
+    return (
+        lambda: provider.iter_batches(symbols, interval, start, end, batch_size)
+    ), sum(rows.values())
+
+
+def as_provider(data: DataArg) -> SeamlessDataProvider:
+    """The data provider for ``data``: a provider as is; else the environment's provider
+    (``SeamlessDataProvider.from_env``) over ``data`` as the catalog (a folder or Catalog;
+    None: ``$QMTL_DATA`` or ``~/.qmtl/data``).
+
+    >>> as_provider("/tmp/nowhere").catalog.root.as_posix()
+    '/tmp/nowhere'
+    """
+    if isinstance(data, SeamlessDataProvider):
+        return data
+    return SeamlessDataProvider.from_env(data)
 
 
 def _empty_message(symbols: list[str], start: int | None, end: int | None) -> str:
@@ -236,8 +239,10 @@ def backtest(
 ) -> BacktestResult:
     """Replay ``data`` through ``strategy``; return its returns, equity and metrics.
 
-    ``data``: a catalog folder or :class:`connectors.catalog.Catalog` (default: the local
-    catalog), or a mapping ``symbol -> bar batch`` held in memory. ``params`` override the
+    ``data``: a :class:`connectors.seamless.SeamlessDataProvider`, a catalog folder or
+    :class:`connectors.catalog.Catalog` (served by the environment's provider over it:
+    missing ranges are backfilled when ``QMTL_ORIGIN`` or ``QMTL_QUESTDB`` is set; default:
+    the local catalog), or a mapping ``symbol -> bar batch`` held in memory. ``params`` override the
     strategy's parameters. ``batch_size`` sets the replay batch (results do not depend on
     it; a sequence of sizes is used in turn, for testing); ``workers`` runs that many
     Bytewax workers, symbols partitioned by key.
@@ -263,7 +268,12 @@ def backtest(
     start_ns, end_ns = _to_ns(start, "start"), _to_ns(end, "end")
     if start_ns is not None and end_ns is not None and start_ns > end_ns:
         raise BacktestError(f"empty date range: start {start} is after end {end}")
-    make_items, total = resolve_source(data, universe, s.interval, start_ns, end_ns, batch_size)
+    provider = None if isinstance(data, Mapping) else as_provider(data)
+    fetched_before = len(provider.fetches) if provider is not None else 0
+    make_items, total = resolve_source(
+        data if provider is None else provider, universe, s.interval, start_ns, end_ns,
+        batch_size,
+    )
     if on_start is not None:
         on_start(total)
     spec = to_spec(s, universe, periods_per_year)
@@ -284,7 +294,13 @@ def backtest(
     result.data = {
         "fingerprint": dataset_fingerprint(symbols_seen, s.interval),
         "as_of": as_of,
+        "requested": {"start": start_ns, "end": end_ns},
         "symbols": symbols_seen,
+        "fetched": [
+            {"layer": f.layer, "symbol": f.symbol, "interval": f.interval, "start": f.start,
+             "end": f.end, "rows": f.rows}
+            for f in (provider.fetches[fetched_before:] if provider is not None else [])
+        ],
     }
     result.dropped_bars = control.dropped
     return result

@@ -5,6 +5,10 @@ engine produces it (not only at the end), then asks the world what it decided an
 :class:`qmtl.contracts.SubmitResult` with concrete hints. ``validate`` does the same against
 a policy evaluated locally (a pre-check: the world's answer is the one that counts).
 
+Updates stream as the replay runs; the final one carries ``fingerprint``, the dataset
+fingerprint of every bar the run used (the same as in ``metrics.json``), so the world can tell
+which data a result came from. Earlier updates carry none: the dataset is not complete yet.
+
 Where the returns come from, in order: an explicit ``returns=`` series; else a strategy
 method ``returns()``, ``equity()`` or ``pnl()`` (pnl is divided by the world's capital); else
 they are derived from the strategy's target weights and prices (``auto_returns=True``). If
@@ -242,11 +246,19 @@ def _run(
             ["no returns: the strategy defines no signal(), returns(), equity() or pnl()"],
         )
 
+    # each update is posted when the next one is made, so that the last one, posted after
+    # the replay, can carry the dataset fingerprint (known once every bar has been seen)
+    held: list[MetricsUpdate] = []
+
     def on_output(out: Any) -> None:
         if out.metrics is not None:
-            client.post([make_update(out.n_bars, out.as_of, out.metrics, out.returns_since)])
+            if held:
+                client.post([held.pop()])
+            held.append(make_update(out.n_bars, out.as_of, out.metrics, out.returns_since))
 
-    backtest(s, on_output=on_output, **options)
+    ran = backtest(s, on_output=on_output, **options)
+    if held:
+        client.post([held.pop().model_copy(update={"fingerprint": ran.data.get("fingerprint")})])
     return result()
 
 

@@ -60,3 +60,47 @@ def test_metrics_json_records_the_data(tmp_path):
         300,
     )
     assert doc["data"]["as_of"] > 0
+
+
+def test_the_final_metrics_update_carries_the_fingerprint():
+    """Updates stream during the replay; the last one, posted once every bar was seen, carries
+    the dataset fingerprint, the same as metrics.json; earlier ones carry none."""
+    from qmtl.submit import LocalWorld, _run
+
+    class Recording(LocalWorld):
+        def __init__(self):
+            super().__init__("{}")
+            self.sent = []
+
+        def post(self, updates):
+            self.sent += updates
+            super().post(updates)
+
+    world = Recording()
+    _run(Both, "w", world, strategy_id=None, returns=None, auto_returns=True, dry_run=True,
+         options={"data": DATA, "metrics_every": 50, "batch_size": 50})
+    assert len(world.sent) == 6  # 300 bars, a snapshot every 50
+    assert [u.fingerprint for u in world.sent[:-1]] == [None] * 5
+    assert world.sent[-1].fingerprint == BASE.data["fingerprint"]
+    assert [u.seq for u in world.sent] == list(range(1, 7))
+
+
+def test_served_from_a_provider_the_fingerprint_is_the_same(tmp_path):
+    """Same bars through the catalog, the cache or an origin backfill: same fingerprint."""
+    from connectors.catalog import Catalog
+    from connectors.seamless import SeamlessDataProvider
+    from tests.connectors.conftest import CountingOrigin, write_origin_file
+
+    catalog = Catalog(tmp_path / "c")
+    catalog.write("A", "1d", {k: v[:100] for k, v in DATA["A"].items()})
+    catalog.write("B", "1d", DATA["B"])
+    write_origin_file(tmp_path / "o", "A", "1d", DATA["A"])
+    data = SeamlessDataProvider(catalog, origin=CountingOrigin(tmp_path / "o"))
+    span = (int(DATA["A"]["ts"][0]), int(DATA["A"]["ts"][-1]))
+    first = backtest(Both, data=data, start=span[0], end=span[1])
+    second = backtest(Both, data=data, start=span[0], end=span[1])  # cache
+    cold = backtest(Both, data=tmp_path / "c", start=span[0], end=span[1])  # catalog
+    assert first.data["fingerprint"] == second.data["fingerprint"] == cold.data["fingerprint"]
+    assert first.data["fingerprint"] == BASE.data["fingerprint"]
+    assert [f["rows"] for f in first.data["fetched"]] == [200]
+    assert second.data["fetched"] == [] and first.data["requested"]["start"] == span[0]
