@@ -1,7 +1,7 @@
 """A local Parquet catalog of bars: ``root/symbol=S/interval=I/bars.parquet``.
 
 Hive-partitioned by symbol and interval (readable by ``pyarrow.dataset`` and other tools),
-one file per (symbol, interval), sorted by ``ts``, in row groups of 64k rows so reads stream.
+one file per (symbol, interval), sorted by ``ts``, in row groups of 10k rows (the default replay batch) so reads stream.
 Writes validate, merge with what is stored (a new bar for an existing ``ts`` replaces it) and
 replace the file atomically: a failed write leaves the old file as it was.
 
@@ -35,7 +35,7 @@ from qmtl.bars import validate_bars
 from qmtl.contracts import BAR_COLUMNS
 
 Batch = dict[str, np.ndarray]
-ROW_GROUP = 65_536
+ROW_GROUP = 10_000
 SCHEMA = pa.schema([("ts", pa.int64())] + [(c, pa.float64()) for c in BAR_COLUMNS if c != "ts"])
 
 
@@ -165,14 +165,24 @@ class Catalog:
     ) -> Iterator[Batch]:
         path = self._require(symbol, interval)
         try:
-            reader = pq.ParquetFile(path)
-            for record_batch in reader.iter_batches(batch_size=chunk, columns=list(BAR_COLUMNS)):
-                batch = _to_batch(record_batch)
+            # one row group at a time, without pre-buffering (which reads the whole file up
+            # front): memory depends on the row group size, not on the length of history
+            reader = pq.ParquetFile(path, pre_buffer=False)
+            meta = reader.metadata
+            for i in range(meta.num_row_groups):
+                stats = meta.row_group(i).column(0).statistics
+                if stats is not None and stats.has_min_max:
+                    if start is not None and stats.max < start:
+                        continue
+                    if end is not None and stats.min > end:
+                        return
+                table = reader.read_row_group(i, columns=list(BAR_COLUMNS), use_threads=False)
+                batch = _to_batch(table)
                 ts = batch["ts"]
                 lo = 0 if start is None else int(np.searchsorted(ts, start, side="left"))
                 hi = len(ts) if end is None else int(np.searchsorted(ts, end, side="right"))
-                if lo < hi:
-                    yield {k: v[lo:hi] for k, v in batch.items()}
+                for a in range(lo, hi, chunk):
+                    yield {k: v[a : min(a + chunk, hi)] for k, v in batch.items()}
                 if end is not None and hi < len(ts):
                     return
         except (pa.ArrowInvalid, OSError) as exc:
