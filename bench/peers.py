@@ -279,7 +279,8 @@ def frames(data: Data) -> dict[str, Any]:
     import pandas as pd
 
     syms = sorted(data)
-    index = pd.to_datetime(data[syms[0]]["ts"], unit="ns", utc=True)
+    # tz-naive UTC: vectorbt turns a tz-aware index into Python objects on every wrap
+    index = pd.to_datetime(data[syms[0]]["ts"], unit="ns")
     return {
         c: pd.DataFrame({s: data[s][c] for s in syms}, index=index)
         for c in ("open", "high", "low", "close", "volume")

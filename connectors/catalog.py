@@ -1,9 +1,10 @@
 """A local Parquet catalog of bars: ``root/symbol=S/interval=I/bars.parquet``.
 
 Hive-partitioned by symbol and interval (readable by ``pyarrow.dataset`` and other tools),
-one file per (symbol, interval), sorted by ``ts``, in row groups of 10k rows (the default replay batch) so reads stream.
-Writes validate, merge with what is stored (a new bar for an existing ``ts`` replaces it) and
-replace the file atomically: a failed write leaves the old file as it was.
+one file per (symbol, interval), sorted by ``ts``, in row groups of 10k rows (the default
+replay batch) so reads stream. Writes validate, merge with what is stored (a new bar for an
+existing ``ts`` replaces it) and replace the file atomically: a failed write leaves the old
+file as it was.
 
 >>> import tempfile
 >>> import numpy as np
