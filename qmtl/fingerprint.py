@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -31,21 +29,6 @@ import numpy as np
 from qmtl.contracts import BAR_COLUMNS
 
 _ROW = np.dtype([("ts", "<i8")] + [(c, "<f8") for c in BAR_COLUMNS if c != "ts"])
-_BACKGROUND_ROWS = 4_096
-"""Batches from this many rows are hashed on a background thread (hashlib and numpy's
-copies release the GIL, so a replay's hashing overlaps its evaluation)."""
-
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _hashing_pool() -> ThreadPoolExecutor:
-    """One thread, shared: tasks run in submission order, so each symbol's stay in order."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qmtl-hash")
-        return _pool
 
 
 class BarHasher:
@@ -53,26 +36,19 @@ class BarHasher:
 
     def __init__(self) -> None:
         self._hash = hashlib.sha256()
-        self._pending: Future[None] | None = None
         self.first: int | None = None
         self.last: int | None = None
         self.rows = 0
 
-    def _digest(self, batch: dict[str, np.ndarray], n: int) -> None:
-        rows = np.empty(n, dtype=_ROW)
-        for c in BAR_COLUMNS:
-            rows[c] = batch[c]
-        self._hash.update(rows.data)
-
     def update(self, batch: dict[str, np.ndarray]) -> BarHasher:
-        """Add the next batch (in time order; its arrays must not change afterwards)."""
+        """Add the next batch (in time order)."""
         n = len(batch["ts"])
         if n == 0:
             return self
-        if n >= _BACKGROUND_ROWS or (self._pending is not None and not self._pending.done()):
-            self._pending = _hashing_pool().submit(self._digest, batch, n)
-        else:
-            self._digest(batch, n)
+        rows = np.empty(n, dtype=_ROW)
+        for c in BAR_COLUMNS:
+            rows[c] = batch[c]
+        self._hash.update(rows.data)  # the buffer itself: no copy
         if self.first is None:
             self.first = int(batch["ts"][0])
         self.last = int(batch["ts"][-1])
@@ -80,10 +56,7 @@ class BarHasher:
         return self
 
     def summary(self) -> dict[str, Any]:
-        """``{"first", "last", "rows", "sha256"}`` (waits for background hashing)."""
-        if self._pending is not None:
-            self._pending.result()
-            self._pending = None
+        """``{"first", "last", "rows", "sha256"}``."""
         return {
             "first": self.first,
             "last": self.last,

@@ -62,8 +62,8 @@ def test_metrics_json_records_the_data(tmp_path):
     assert doc["data"]["as_of"] > 0
 
 
-def test_background_hashing_keeps_order_and_equals_a_direct_sha256():
-    """Large batches are hashed on a thread: the digest is still the rows' SHA-256 in order."""
+def test_digest_is_the_sha256_of_the_rows_however_batched():
+    """The digest is the SHA-256 of the rows' bytes in order, for any batching."""
     import hashlib
 
     import numpy as np
