@@ -71,6 +71,14 @@ def _sum_columns(m: np.ndarray) -> np.ndarray:
     return acc
 
 
+def _shifted(m: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """``m`` moved down one row, with ``first`` as the new first row."""
+    out = np.empty_like(m)
+    out[0] = first
+    out[1:] = m[:-1]
+    return out
+
+
 def _ffill(values: np.ndarray, present: np.ndarray, carried: float) -> np.ndarray:
     """Forward-fill ``values`` over rows where ``present`` is false, from ``carried``."""
     idx = np.where(present, np.arange(len(values)), -1)
@@ -233,6 +241,11 @@ class Portfolio:
                     close[:, i] = self._last_c[i]
                     continue
                 ts, w, c = part
+                if len(ts) == n_rows:  # a bar at every time of the timeline (ts is in it)
+                    present[:, i] = True
+                    raw_w[:, i] = w
+                    close[:, i] = c
+                    continue
                 pos = np.searchsorted(timeline, ts)
                 present[pos, i] = True
                 full_w = np.zeros(n_rows)
@@ -243,18 +256,28 @@ class Portfolio:
                 close[:, i] = _ffill(full_c, present[:, i], self._last_c[i])
 
         gross_raw = _sum_columns(np.abs(raw_w))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.where(gross_raw > self.max_gross, self.max_gross / gross_raw, 1.0)
-        weight = raw_w * scale[:, None]
+        capped = gross_raw > self.max_gross
+        if capped.any():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scale = np.where(capped, self.max_gross / gross_raw, 1.0)
+            weight = raw_w * scale[:, None]
+        else:
+            weight = raw_w  # every scale would be 1.0: the same values
 
-        prev_w = np.vstack([self._prev_w[None, :], weight[:-1]])
-        prev_c = np.vstack([self._last_c[None, :], close[:-1]])
+        # each row's previous weights, closes (and turnovers): the carried row, then the rows
+        prev_w = _shifted(weight, self._prev_w)
+        prev_c = _shifted(close, self._last_c)
         with np.errstate(divide="ignore", invalid="ignore"):
-            moved = close / prev_c - 1.0
-        moved = np.where(np.isnan(moved), 0.0, moved)
-        dw = np.abs(weight - prev_w)
-        prev_dw = np.vstack([self._prev_dw[None, :], dw[:-1]])
-        contrib = prev_w * moved - self.cost * prev_dw
+            moved = np.divide(close, prev_c)
+        moved -= 1.0
+        nan = np.isnan(moved)
+        if nan.any():
+            moved[nan] = 0.0
+        dw = np.subtract(weight, prev_w)
+        np.abs(dw, out=dw)
+        contrib = np.multiply(prev_w, moved, out=moved)
+        if self.cost:
+            contrib -= self.cost * _shifted(dw, self._prev_dw)
 
         returns = _sum_columns(contrib)
         turnover = _sum_columns(dw)
@@ -272,14 +295,23 @@ class Portfolio:
         self._last_ts = int(timeline[-1])
 
         # per-symbol rows, ordered by time then symbol
-        row, sym = np.nonzero(present)
-        symbol_rows = {
-            "ts": timeline[row],
-            "symbol": sym.astype(np.int32),
-            "weight": weight[row, sym],
-            "return": contrib[row, sym],
-            "equity": equity[row],
-        }
+        if present.all():
+            symbol_rows = {
+                "ts": np.repeat(timeline, n_sym) if n_sym > 1 else timeline,
+                "symbol": np.tile(np.arange(n_sym, dtype=np.int32), n_rows),
+                "weight": weight.reshape(-1),
+                "return": contrib.reshape(-1),
+                "equity": np.repeat(equity, n_sym) if n_sym > 1 else equity,
+            }
+        else:
+            row, sym = np.nonzero(present)
+            symbol_rows = {
+                "ts": timeline[row],
+                "symbol": sym.astype(np.int32),
+                "weight": weight[row, sym],
+                "return": contrib[row, sym],
+                "equity": equity[row],
+            }
         return PortfolioBatch(
             ts=timeline.astype(np.int64, copy=False),
             returns=returns,

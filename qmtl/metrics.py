@@ -279,12 +279,16 @@ class MaxDrawdown(Metric):
         if not len(x):
             return self
         # strictly sequential from the carried equity, peak and low: any split is bit-identical
-        eq = np.multiply.accumulate(np.concatenate([[self.equity], 1.0 + x]))[1:]
-        run_max = np.maximum.accumulate(np.concatenate([[self.peak], eq]))[1:]
-        run_min = np.minimum.accumulate(np.concatenate([[self.low], eq]))[1:]
+        return self._update_path(np.multiply.accumulate(np.concatenate([[self.equity], 1.0 + x])))
+
+    def _update_path(self, path: np.ndarray) -> Self:
+        """``path``: the carried equity followed by the equity after each new return."""
+        eq = path[1:]
+        run_max = np.maximum.accumulate(np.concatenate([[self.peak], eq]))
+        run_min = np.minimum.accumulate(np.concatenate([[self.low], eq]))
+        prev_max, run_max = run_max[:-1], run_max[1:]
+        prev_min, run_min = run_min[:-1], run_min[1:]
         self.dd = max(self.dd, float(np.max(1.0 - eq / run_max)))
-        prev_max = np.concatenate([[self.peak], run_max[:-1]])
-        prev_min = np.concatenate([[self.low], run_min[:-1]])
         rec = np.flatnonzero(run_max > prev_max)
         if len(rec):
             thr, lows = run_max[rec], prev_min[rec]
@@ -359,8 +363,8 @@ class WinRate(Metric):
 
     def update(self, batch: Any) -> Self:
         x = _f64(batch)
-        self.wins += int((x > 0).sum())
-        self.decided += int((x != 0).sum())
+        self.wins += int(np.count_nonzero(x > 0))
+        self.decided += int(np.count_nonzero(x))
         return self
 
     def get(self) -> float:
@@ -541,10 +545,30 @@ class MetricSet:
         self.count = Count()
 
     def update(self, returns: Any, turnover: Any | None = None, gross: Any | None = None) -> Self:
-        """Consume a batch of returns and, optionally, per-period turnover and gross."""
+        """Consume a batch of returns and, optionally, per-period turnover and gross.
+
+        The equity path and the moments of the batch are computed once and shared by the
+        metrics that need them (the same values each metric would compute on its own).
+        """
         r = _f64(returns)
-        for metric in self.returns.values():
-            metric.update(r)
+        m = self.returns
+        total, cagr, mdd = m["total_return"], m["cagr"], m["max_drawdown"]
+        if len(r) and total.equity == cagr.total.equity == mdd.equity:
+            path = np.multiply.accumulate(np.concatenate([[total.equity], 1.0 + r]))
+            total.equity = cagr.total.equity = float(path[-1])
+            cagr.count.n += len(r)
+            mdd._update_path(path)
+            mu = float(r.mean())
+            m2 = 0.0 if r.min() == r.max() else float(((r - mu) ** 2).sum())
+            for name in ("volatility", "sharpe", "sortino"):
+                m[name].moments.add(len(r), mu, m2)  # type: ignore[attr-defined]
+            neg = np.minimum(r, 0.0)
+            m["sortino"].down_sq += float((neg * neg).sum())  # type: ignore[attr-defined]
+            for name in ("win_rate", "profit_factor", "linearity"):
+                m[name].update(r)
+        else:
+            for metric in m.values():
+                metric.update(r)
         self.count.update(r)
         if turnover is not None:
             self.turnover.update(turnover)
