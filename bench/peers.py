@@ -652,36 +652,33 @@ class Case:
     label: str
     n_symbols: int
     n_bars: int
+    slow_bars: int = 0  # bars per symbol for the per-bar Python peers (a prefix)
+    slow_symbols: int = 1  # symbols for backtrader (the first ones)
+    one_bar_bars: int = 0  # bars per symbol for qmtl with one bar per batch (a prefix)
 
 
 @dataclass
 class Plan:
     cases: list[Case]
     repeat: int
-    slow_bars: int  # bars per symbol for the per-bar Python peers
-    slow_symbols: int  # symbols for backtrader on a multi-symbol case
-    one_bar_bars: int  # bars per symbol for qmtl with one bar per batch
     scaling: Case
     memory_bars: list[int]
     memory_symbols: int
 
 
 FULL = Plan(
-    cases=[Case("1 symbol x 1M", 1, 1_000_000), Case("100 symbols x 100k", 100, 100_000)],
-    repeat=3,
-    slow_bars=20_000,
-    slow_symbols=10,
-    one_bar_bars=20_000,
+    cases=[Case("1 symbol x 1M", 1, 1_000_000, slow_bars=20_000, one_bar_bars=20_000),
+           Case("100 symbols x 100k", 100, 100_000, slow_bars=2_000, slow_symbols=10,
+                one_bar_bars=200)],
+    repeat=5,
     scaling=Case("100 symbols x 100k", 100, 100_000),
     memory_bars=[10_000, 100_000, 1_000_000],
     memory_symbols=100,
 )
 QUICK = Plan(
-    cases=[Case("1 symbol x 5k", 1, 5_000), Case("4 symbols x 2k", 4, 2_000)],
+    cases=[Case("1 symbol x 5k", 1, 5_000, slow_bars=600, one_bar_bars=600),
+           Case("4 symbols x 2k", 4, 2_000, slow_bars=600, slow_symbols=2, one_bar_bars=300)],
     repeat=1,
-    slow_bars=600,
-    slow_symbols=2,
-    one_bar_bars=600,
     scaling=Case("4 symbols x 2k", 4, 2_000),
     memory_bars=[1_000, 4_000],
     memory_symbols=3,
@@ -727,12 +724,24 @@ def check_metrics(system: str, got: dict[str, float], want: dict[str, float]) ->
             raise CheckFailed(f"{system}: metric {k} = {float(v)!r}, qmtl {w!r}")
 
 
+def race(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, tuple[float, Any]]:
+    """Each function once per round, in turn: its best time and last result. Interleaving
+    makes load from other processes on a shared machine hit every system alike."""
+    best, last = dict.fromkeys(fns, float("inf")), {}
+    for _ in range(rounds):
+        for key, fn in fns.items():
+            t0 = time.perf_counter()
+            last[key] = fn()
+            best[key] = min(best[key], time.perf_counter() - t0)
+    return {key: (best[key], last[key]) for key in fns}
+
+
 def peer_run(
-    label: str, system: str, strategy: str, fn: Callable[[], Any], repeat: int,
+    label: str, system: str, strategy: str, timing: tuple[float, Any],
     want: np.ndarray, bars: int, *, exact: bool = False, metrics: dict | None = None,
     note: str = "",
 ) -> dict[str, Any]:
-    seconds, (r, m) = timed(fn, repeat)
+    seconds, (r, m) = timing
     check = check_returns(system, np.asarray(r, dtype=np.float64), want, exact)
     if metrics is not None:
         check_metrics(system, m, metrics)
@@ -746,13 +755,13 @@ def run_case(case: Case, plan: Plan, warm: Data) -> list[dict[str, Any]]:
     m = matrices(data)
     f = frames(data)
     total = case.n_symbols * case.n_bars
-    slow_syms = 1 if case.n_symbols == 1 else min(plan.slow_symbols, case.n_symbols)
-    slow = head(data, slow_syms, min(plan.slow_bars, case.n_bars))
+    slow_syms = min(case.slow_symbols, case.n_symbols)
+    slow_bw_bars = min(case.slow_bars, case.n_bars)
+    slow = head(data, slow_syms, slow_bw_bars)
     slow_f = frames(slow)
-    slow_items = bytewax_items(head(data, case.n_symbols, min(plan.slow_bars, case.n_bars)))
-    slow_bw_bars = min(plan.slow_bars, case.n_bars)
+    slow_items = bytewax_items(head(data, case.n_symbols, slow_bw_bars))
     bt_frame = backtesting_frame(slow) if case.n_symbols == 1 else None
-    one = head(data, case.n_symbols, min(plan.one_bar_bars, case.n_bars))
+    one = head(data, case.n_symbols, min(case.one_bar_bars, case.n_bars))
     rows = []
     for name in STRATEGIES:
         # warm every system (imports, numba, caches) before timing
@@ -764,7 +773,10 @@ def run_case(case: Case, plan: Plan, warm: Data) -> list[dict[str, Any]]:
         run_backtrader(name, frames(head(warm, 1, 400)))
         run_backtesting(name, backtesting_frame(head(warm, 1, 400)))
         run_bytewax_naive(name, bytewax_items(warm), len(warm))
-        seconds, (want, want_m) = timed(lambda n=name: run_qmtl(n, data), plan.repeat)
+        fast = race({"qmtl": lambda n=name: run_qmtl(n, data),
+                     "numpy": lambda n=name: run_numpy(n, m),
+                     "vectorbt": lambda n=name: run_vectorbt(n, f)}, plan.repeat)
+        seconds, (want, want_m) = fast["qmtl"]
         base = {"case": case.label, "strategy": name, "system": "qmtl", "bars": total,
                 "seconds": seconds, "bars_per_s": total / seconds, "check": "reference",
                 "note": "batch 10,000: returns, 13 metrics, per-symbol rows, fingerprint"}
@@ -773,29 +785,28 @@ def run_case(case: Case, plan: Plan, warm: Data) -> list[dict[str, Any]]:
         slow_want = want[: len(slow[sorted(slow)[0]]["ts"])]
         if slow_syms != case.n_symbols:
             slow_want = run_qmtl(name, slow)[0]
-        got.append(peer_run(case.label, "numpy (floor)", name, lambda n=name: run_numpy(n, m),
-                            plan.repeat, want, total, metrics=want_m,
-                            note="hand-written, whole arrays"))
-        got.append(peer_run(case.label, "vectorbt", name, lambda n=name: run_vectorbt(n, f),
-                            plan.repeat, want, total,
+        got.append(peer_run(case.label, "numpy (floor)", name, fast["numpy"], want, total,
+                            metrics=want_m, note="hand-written, whole arrays"))
+        got.append(peer_run(case.label, "vectorbt", name, fast["vectorbt"], want, total,
                             note="from_orders target percent; 7 metrics"))
         one_bars = case.n_symbols * len(one[sorted(one)[0]]["ts"])
         got.append(peer_run(case.label, "qmtl, 1 bar per batch", name,
-                            lambda n=name: run_qmtl(n, one, batch_size=1), 1,
+                            timed(lambda n=name: run_qmtl(n, one, batch_size=1), 1),
                             want[: one_bars // case.n_symbols], one_bars, exact=True,
                             note=f"subset {case.n_symbols} x {one_bars // case.n_symbols:,}"))
         if bt_frame is not None:
             got.append(peer_run(case.label, "backtesting.py", name,
-                                lambda n=name: run_backtesting(n, bt_frame), 1, slow_want,
-                                len(bt_frame), note=f"subset {len(bt_frame):,} bars; whole "
-                                "shares of 1e10 cash"))
+                                timed(lambda n=name: run_backtesting(n, bt_frame), 1),
+                                slow_want, len(bt_frame), note=f"subset {len(bt_frame):,} "
+                                "bars; whole shares of 1e10 cash"))
         bt_bars = slow_syms * len(slow[sorted(slow)[0]]["ts"])
         got.append(peer_run(case.label, "backtrader", name,
-                            lambda n=name: run_backtrader(n, slow_f), 1, slow_want, bt_bars,
-                            note=f"subset {slow_syms} x {bt_bars // slow_syms:,}; "
+                            timed(lambda n=name: run_backtrader(n, slow_f), 1), slow_want,
+                            bt_bars, note=f"subset {slow_syms} x {bt_bars // slow_syms:,}; "
                             "fractional, cheat-on-close"))
         got.append(peer_run(case.label, "bytewax per-bar", name,
-                            lambda n=name: run_bytewax_naive(n, slow_items, case.n_symbols), 1,
+                            timed(lambda n=name: run_bytewax_naive(n, slow_items,
+                                                                   case.n_symbols), 1),
                             want[:slow_bw_bars], len(slow_items),
                             note=f"subset {case.n_symbols} x {slow_bw_bars:,}; stateful_map"))
         for row in got:

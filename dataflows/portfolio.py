@@ -155,7 +155,13 @@ class Portfolio:
         chunks = [t[0] for t in taken if t is not None]
         if not chunks:
             return None
-        timeline = np.unique(np.concatenate(chunks)) if len(chunks) > 1 else chunks[0]
+        first = chunks[0]
+        if all(len(c) == len(first) for c in chunks) and all(
+            np.array_equal(c, first) for c in chunks[1:]
+        ):
+            timeline = first  # symbols in step (aligned replay): no union to sort
+        else:
+            timeline = np.unique(np.concatenate(chunks))
         if len(timeline) == 1:
             return self._process_row(int(timeline[0]), taken)
         return self._process(timeline, taken)
@@ -232,6 +238,11 @@ class Portfolio:
             present[:, 0] = True
             raw_w = taken[0][1].reshape(n_rows, 1)
             close = taken[0][2].reshape(n_rows, 1)
+        elif all(part is not None and len(part[0]) == n_rows for part in taken):
+            # every symbol has a bar at every time: columns side by side, nothing to fill
+            present[:] = True
+            raw_w = np.stack([p[1] for p in taken], axis=1, dtype=np.float64)  # type: ignore[index]
+            close = np.stack([p[2] for p in taken], axis=1, dtype=np.float64)  # type: ignore[index]
         else:
             raw_w = np.empty((n_rows, n_sym))
             close = np.empty((n_rows, n_sym))
