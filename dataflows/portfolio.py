@@ -266,7 +266,8 @@ class Portfolio:
                 raw_w[:, i] = _ffill(full_w, present[:, i], self._last_w[i])
                 close[:, i] = _ffill(full_c, present[:, i], self._last_c[i])
 
-        gross_raw = _sum_columns(np.abs(raw_w))
+        scratch = np.abs(raw_w)  # reused below for |weight|
+        gross_raw = _sum_columns(scratch)
         capped = gross_raw > self.max_gross
         if capped.any():
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -275,24 +276,29 @@ class Portfolio:
         else:
             weight = raw_w  # every scale would be 1.0: the same values
 
-        # each row's previous weights, closes (and turnovers): the carried row, then the rows
-        prev_w = _shifted(weight, self._prev_w)
-        prev_c = _shifted(close, self._last_c)
+        # against each row's previous weights and closes (the carried row, then the rows):
+        # the same element-wise operations as on shifted copies, without making them
+        moved = np.empty_like(close)
         with np.errstate(divide="ignore", invalid="ignore"):
-            moved = np.divide(close, prev_c)
+            np.divide(close[:1], self._last_c, out=moved[:1])
+            np.divide(close[1:], close[:-1], out=moved[1:])
         moved -= 1.0
         nan = np.isnan(moved)
         if nan.any():
             moved[nan] = 0.0
-        dw = np.subtract(weight, prev_w)
+        dw = np.empty_like(weight)
+        np.subtract(weight[:1], self._prev_w, out=dw[:1])
+        np.subtract(weight[1:], weight[:-1], out=dw[1:])
         np.abs(dw, out=dw)
-        contrib = np.multiply(prev_w, moved, out=moved)
+        contrib = moved  # prev_w * moved, in place
+        np.multiply(self._prev_w, contrib[:1], out=contrib[:1])
+        np.multiply(weight[:-1], contrib[1:], out=contrib[1:])
         if self.cost:
             contrib -= self.cost * _shifted(dw, self._prev_dw)
 
         returns = _sum_columns(contrib)
         turnover = _sum_columns(dw)
-        gross = _sum_columns(np.abs(weight))
+        gross = _sum_columns(np.abs(weight, out=scratch))
         growth = np.empty(n_rows + 1)
         growth[0] = self._equity
         np.add(returns, 1.0, out=growth[1:])
