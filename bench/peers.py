@@ -887,8 +887,9 @@ def run_scaling(case: Case, repeat: int) -> list[dict[str, Any]]:
     data = make_data(case.n_symbols, case.n_bars)
     total = case.n_symbols * case.n_bars
     rows = []
-    t1, (r1, m1) = timed(lambda: run_qmtl("sma_cross", data, workers=1), repeat)
-    t2, (r2, m2) = timed(lambda: run_qmtl("sma_cross", data, workers=2), repeat)
+    got = race({1: lambda: run_qmtl("sma_cross", data, workers=1),
+                2: lambda: run_qmtl("sma_cross", data, workers=2)}, repeat)
+    (t1, (r1, m1)), (t2, (r2, m2)) = got[1], got[2]
     check_returns("workers 2", r2, r1, exact=True)
     check_metrics("workers 2", m2, m1)
     rows.append({"case": case.label, "setup": "1 worker", "seconds": t1, "bars_per_s": total / t1,
@@ -899,10 +900,12 @@ def run_scaling(case: Case, repeat: int) -> list[dict[str, Any]]:
         folder = Path(tmp)
         np.savez(folder / "data.npz",
                  **{f"{s}/{c}": v for s, bars in data.items() for c, v in bars.items()})
-        best = {}
+        runs: dict[int, list] = {1: [], 2: []}
+        for _ in range(repeat):  # interleaved, like race()
+            for n in (1, 2):
+                runs[n].append(_run_cluster(folder, n))
+        best = {n: min(runs[n], key=lambda x: x[0]) for n in (1, 2)}
         for n in (1, 2):
-            runs = [_run_cluster(folder, n) for _ in range(repeat)]
-            best[n] = min(runs, key=lambda x: x[0])
             check_returns(f"{n} processes", best[n][1], r1, exact=True)
             check_metrics(f"{n} processes", best[n][2], m1)
     for n in (1, 2):

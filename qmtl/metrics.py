@@ -403,8 +403,8 @@ class ProfitFactor(Metric):
 
     def update(self, batch: Any) -> Self:
         x = _f64(batch)
-        self.gains += float(x[x > 0].sum())
-        self.losses -= float(x[x < 0].sum())
+        self.gains += float(np.maximum(x, 0.0).sum())
+        self.losses -= float(np.minimum(x, 0.0).sum())
         return self
 
     def get(self) -> float:
@@ -607,8 +607,10 @@ class MetricSet:
                 m[name].moments.add(len(r), mu, m2)  # type: ignore[attr-defined]
             neg = np.minimum(r, 0.0)
             m["sortino"].down_sq += float((neg * neg).sum())  # type: ignore[attr-defined]
-            for name in ("win_rate", "profit_factor"):
-                m[name].update(r)
+            pf = m["profit_factor"]
+            pf.gains += float(np.maximum(r, 0.0).sum())  # type: ignore[attr-defined]
+            pf.losses -= float(neg.sum())  # type: ignore[attr-defined]
+            m["win_rate"].update(r)
         else:
             for metric in m.values():
                 metric.update(r)
