@@ -403,8 +403,9 @@ class ProfitFactor(Metric):
 
     def update(self, batch: Any) -> Self:
         x = _f64(batch)
-        self.gains += float(np.maximum(x, 0.0).sum())
-        self.losses -= float(np.minimum(x, 0.0).sum())
+        # fmax/fmin: a NaN counts as neither a gain nor a loss
+        self.gains += float(np.fmax(x, 0.0).sum())
+        self.losses -= float(np.fmin(x, 0.0).sum())
         return self
 
     def get(self) -> float:
@@ -608,8 +609,7 @@ class MetricSet:
             neg = np.minimum(r, 0.0)
             m["sortino"].down_sq += float((neg * neg).sum())  # type: ignore[attr-defined]
             pf = m["profit_factor"]
-            pf.gains += float(np.maximum(r, 0.0).sum())  # type: ignore[attr-defined]
-            pf.losses -= float(neg.sum())  # type: ignore[attr-defined]
+            pf.update(r)
             m["win_rate"].update(r)
         else:
             for metric in m.values():
