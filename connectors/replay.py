@@ -49,7 +49,12 @@ class RunControl:
         self.progress = progress
         self.dropped = 0
         self.seen: dict[str, Any] = {}  # per-symbol summaries of the bars used (fingerprints)
+        self.stopping = False  # a clean stop was asked for (live runs: a signal, a limit)
         self._lock = threading.Lock()
+
+    def stop(self) -> None:
+        """Ask the sources to end the stream cleanly (what is in flight is finished)."""
+        self.stopping = True
 
     def fail(self, exc: BaseException) -> None:
         """Record ``exc`` unless an earlier error is already recorded."""

@@ -23,6 +23,7 @@ batch; the graph is the same and the output does not depend on the batching.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -71,6 +72,10 @@ class StrategyOutput:
     n_bars: int
     as_of: int
     returns_since: np.ndarray | None = None
+    seq: int = 0
+    """The MetricsUpdate seq of a metrics snapshot: ``n_bars`` at the snapshot. It depends on
+    the bars only, not on how they were batched, so an update a restarted run sends again
+    has the key the world has seen (and ``returns_since`` ends at the same bar)."""
 
 
 @dataclass
@@ -80,7 +85,11 @@ class _SymbolState:
 
 
 def _evaluate_step(
-    specs: list[StrategySpec], program: Program, control: RunControl, on_bad: OnBad
+    specs: list[StrategySpec],
+    program: Program,
+    control: RunControl,
+    on_bad: OnBad,
+    prices: bool = False,
 ) -> Callable[[_SymbolState | None, tuple[str, dict[str, np.ndarray]]], Any]:
     members = {spec.key: set(spec.symbols) for spec in specs}
 
@@ -93,14 +102,18 @@ def _evaluate_step(
         try:
             if state is None:
                 state = _SymbolState(ProgramState(program))
-                # kept on the run, not in the (pickled) step state: hashlib does not pickle
-                control.seen[symbol] = BarHasher()
+            elif not state.program.attached:  # restored from a recovery snapshot
+                state.program.attach(program)
             bars, dropped = validate_bars(symbol, bars, last_ts=state.last_ts, on_bad=on_bad)
             if dropped:
                 control.dropped += dropped
             if len(bars["ts"]) == 0:
                 return state, []
-            control.seen[symbol].update(bars)
+            # kept on the run, not in the (pickled) step state: hashlib does not pickle
+            hasher = control.seen.get(symbol)
+            if hasher is None:
+                hasher = control.seen[symbol] = BarHasher()
+            hasher.update(bars)
             state.last_ts = int(bars["ts"][-1])
             outputs = state.program.evaluate(bars)
         except Exception as exc:
@@ -112,35 +125,61 @@ def _evaluate_step(
                 continue
             w = outputs[spec.key]
             w = np.where(np.isfinite(w), w, 0.0)
-            emitted.append((spec.key, SignalBatch(symbol, bars["ts"], w, bars["close"])))
+            opens = bars["open"] if prices else None
+            emitted.append((spec.key, SignalBatch(symbol, bars["ts"], w, bars["close"], opens)))
         return state, emitted
 
     return evaluate
 
 
-class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, None]):
-    """One strategy's portfolio and metrics (built on its first item, which names it)."""
+class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, Any]):
+    """One strategy's portfolio and metrics (built on its first item, which names it).
+
+    Rows at or before ``emit_after`` (a live run's warm-up on history) move the portfolio's
+    state but are neither emitted nor counted in the metrics. The state is snapshotted for
+    Bytewax recovery and restored from ``resume``.
+    """
+
+    _FIELDS = ("key", "portfolio", "metrics", "n_bars", "metered", "as_of", "pending", "seq")
 
     def __init__(
-        self, specs: dict[str, StrategySpec], control: RunControl, metrics_every: int
+        self,
+        specs: dict[str, StrategySpec],
+        control: RunControl,
+        metrics_every: int,
+        emit_after: int | None = None,
+        prices: bool = False,
+        resume: dict[str, Any] | None = None,
     ) -> None:
         self.specs = specs
         self.control = control
         self.every = metrics_every
-        self.spec: StrategySpec | None = None
+        self.emit_after = emit_after
+        self.prices = prices
+        self.key: str | None = None
         self.portfolio: Portfolio | None = None
         self.metrics: MetricSet | None = None
         self.n_bars = 0
         self.metered = 0  # n_bars at the last metrics snapshot
         self.as_of = 0
         self.pending: list[PortfolioBatch] = []  # batches not yet in the metrics
+        self.seq = 0  # n_bars at the last metrics snapshot (see StrategyOutput.seq)
+        if resume is not None:
+            for name in self._FIELDS:
+                setattr(self, name, resume[name])
+
+    @property
+    def spec(self) -> StrategySpec | None:
+        return None if self.key is None else self.specs[self.key]
 
     def _emit(self, final: bool) -> list[StrategyOutput]:
         if self.control.failed or self.portfolio is None:
             return []
-        assert self.spec is not None and self.metrics is not None
+        assert self.key is not None and self.metrics is not None
         try:
             batch = self.portfolio.drain(final=final)
+            if batch is not None and self.emit_after is not None:
+                batch = batch.after(self.emit_after)
             if batch is not None:
                 self.n_bars += len(batch)
                 self.as_of = int(batch.ts[-1])
@@ -160,9 +199,14 @@ class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, 
                 metrics = self.metrics.get()
                 self.pending.clear()
                 self.metered = self.n_bars
+                self.seq = self.n_bars
             if batch is None and metrics is None:
                 return []
-            return [StrategyOutput(self.spec.key, batch, metrics, self.n_bars, self.as_of, returns)]
+            return [
+                StrategyOutput(
+                    self.key, batch, metrics, self.n_bars, self.as_of, returns, self.seq
+                )
+            ]
         except Exception as exc:
             self.control.fail(exc)
             return []
@@ -173,8 +217,9 @@ class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, 
         key, signal = value
         try:
             if self.portfolio is None:
-                self.spec = spec = self.specs[key]
-                self.portfolio = Portfolio(spec.symbols, spec.cost_bps, spec.max_gross)
+                spec = self.specs[key]
+                self.key = key
+                self.portfolio = Portfolio(spec.symbols, spec.cost_bps, spec.max_gross, self.prices)
                 self.metrics = MetricSet(spec.periods_per_year)
             self.portfolio.push(signal)
         except Exception as exc:
@@ -185,8 +230,8 @@ class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, 
     def on_eof(self) -> tuple[Iterable[StrategyOutput], bool]:
         return self._emit(final=True), self.RETAIN
 
-    def snapshot(self) -> None:
-        return None
+    def snapshot(self) -> dict[str, Any]:
+        return copy.deepcopy({name: getattr(self, name) for name in self._FIELDS})
 
 
 def build_program(specs: list[StrategySpec]) -> Program:
@@ -202,6 +247,56 @@ def build_program(specs: list[StrategySpec]) -> Program:
     if len(set(keys)) != len(keys):
         raise ValueError(f"strategy keys must be unique, got {keys}")
     return Program({s.key: s.weight for s in specs})
+
+
+def build_core(
+    bars: op.Stream[tuple[str, dict[str, np.ndarray]]],
+    specs: list[StrategySpec],
+    control: RunControl,
+    *,
+    on_bad: OnBad = "raise",
+    metrics_every: int = METRICS_EVERY,
+    emit_after: int | None = None,
+    prices: bool = False,
+) -> op.KeyedStream[StrategyOutput]:
+    """The steps every run shares, backtest or live: ``(symbol, batch)`` items in, one
+    :class:`StrategyOutput` stream (keyed by strategy) out. Only the source and the sinks
+    around it differ between replay and live.
+
+    >>> from qmtl.expr import col
+    >>> spec = StrategySpec("s", ["A"], col("close") > 0, 0.0, 1.0, 252.0)
+    >>> flow = Dataflow("doc")
+    >>> bars = op.input("bars", flow, ReplaySource(lambda: iter([])))
+    >>> _ = build_core(bars, [spec], RunControl())
+    >>> core_step_ids(flow)
+    ['doc.evaluate', 'doc.key_by_strategy', 'doc.key_by_symbol', 'doc.portfolio']
+    """
+    if metrics_every < 1:
+        raise ValueError(f"metrics_every must be >= 1, got {metrics_every}")
+    program = build_program(specs)
+    by_key = {s.key: s for s in specs}
+    keyed = op.map("key_by_symbol", bars, lambda item: (item[0], item))
+    signals = op.stateful_flat_map(
+        "evaluate", keyed, _evaluate_step(specs, program, control, on_bad, prices)
+    )
+    by_strategy = op.map("key_by_strategy", signals, lambda kv: (kv[1][0], kv[1]))
+    return op.stateful(
+        "portfolio",
+        by_strategy,
+        lambda resume: _PortfolioLogic(
+            by_key, control, metrics_every, emit_after, prices, resume
+        ),
+    )
+
+
+CORE_STEPS = ("evaluate", "key_by_strategy", "key_by_symbol", "portfolio")
+"""Step names :func:`build_core` adds (the same in every run)."""
+
+
+def core_step_ids(flow: Dataflow) -> list[str]:
+    """The ids of a flow's core steps, sorted (to check that two runs share the graph)."""
+    ids = [step.step_id for step in flow.substeps]
+    return sorted(i for i in ids if i.rsplit(".", 1)[-1] in CORE_STEPS)
 
 
 def build_flow(
@@ -222,18 +317,9 @@ def build_flow(
     >>> flow.flow_id
     'qmtl'
     """
-    program = build_program(specs)
-    by_key = {s.key: s for s in specs}
     flow = Dataflow(flow_id)
-    keyed_items = lambda: ((sym, (sym, bars)) for sym, bars in make_items())  # noqa: E731
-    keyed = op.input("bars", flow, ReplaySource(keyed_items, control))
-    signals = op.stateful_flat_map(
-        "evaluate", keyed, _evaluate_step(specs, program, control, on_bad)
-    )
-    by_strategy = op.map("key_by_strategy", signals, lambda kv: (kv[1][0], kv[1]))
-    results = op.stateful(
-        "portfolio", by_strategy, lambda _resume: _PortfolioLogic(by_key, control, metrics_every)
-    )
+    bars = op.input("bars", flow, ReplaySource(make_items, control))
+    results = build_core(bars, specs, control, on_bad=on_bad, metrics_every=metrics_every)
     op.output("sink", results, CallbackSink(lambda kv: sink(kv[1])))
     return flow
 
@@ -267,8 +353,6 @@ def run_dataflow(
             except Exception as exc:
                 control.fail(exc)
 
-    if metrics_every < 1:
-        raise ValueError(f"metrics_every must be >= 1, got {metrics_every}")
     flow = build_flow(specs, make_items, sink, control, on_bad=on_bad, metrics_every=metrics_every)
     if workers <= 1:
         run_main(flow)

@@ -21,6 +21,7 @@ that node's state from batch to batch.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Mapping
 from typing import Any
 
@@ -105,6 +106,55 @@ class ProgramState:
                 self.kernels[node.id] = make_kernel(node.op, node.params)
         self.kernel_calls = 0
 
+    # -- recovery: state without configuration ----------------------------------------------
+    # A snapshot (Bytewax deep-copies and pickles step state) keeps each kernel's carried
+    # state but not the program or what a kernel was configured with (functions, classes:
+    # a user's lambda does not pickle); :meth:`attach` rebuilds those from the program.
+    def __getstate__(self) -> dict[str, Any]:
+        if not self.attached:  # restored and not attached yet: pass the carried state on
+            return {"kernels": self._restored, "kernel_calls": self.kernel_calls}
+        return {
+            "kernels": {nid: _carried_state(k) for nid, k in self.kernels.items()},
+            "kernel_calls": self.kernel_calls,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.program = None  # type: ignore[assignment]
+        self.kernels = {}
+        self._restored = state["kernels"]
+        self.kernel_calls = state["kernel_calls"]
+
+    @property
+    def attached(self) -> bool:
+        """False for a state restored from a snapshot until :meth:`attach` is called."""
+        return self.program is not None
+
+    def attach(self, program: Program) -> None:
+        """Give a restored state its program back: fresh kernels, then the carried state.
+
+        >>> import copy, pickle
+        >>> from qmtl.expr import col
+        >>> prog = Program({"x": col("close").rolling(2).apply(lambda w: w[1] - w[0])})
+        >>> st = ProgramState(prog)
+        >>> _ = st.evaluate({"close": np.array([1.0, 3.0])})
+        >>> back = pickle.loads(pickle.dumps(copy.deepcopy(st)))
+        >>> back.attach(prog)
+        >>> back.evaluate({"close": np.array([7.0])})["x"].tolist()
+        [4.0]
+        """
+        fresh = ProgramState(program)
+        for nid, carried in getattr(self, "_restored", {}).items():
+            kernel = fresh.kernels.get(nid)
+            if kernel is None:
+                raise ValueError(
+                    f"recovery state has node {nid} that the program does not: the strategy "
+                    "changed since the snapshot; start with a new recovery directory"
+                )
+            for name, value in carried.items():
+                setattr(kernel, name, value)
+        self.program, self.kernels = program, fresh.kernels
+        self.__dict__.pop("_restored", None)
+
     def evaluate(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Evaluate every node over ``batch`` (column name -> array); return the outputs."""
         values: dict[str, np.ndarray] = {}
@@ -119,3 +169,21 @@ class ProgramState:
                 values[node.id] = self.kernels[node.id].update(*args)
                 self.kernel_calls += 1
         return {name: values[e.id] for name, e in self.program.outputs.items()}
+
+
+_CONFIG_TYPES = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type, np.ufunc)
+
+
+def _carried_state(kernel: Kernel) -> dict[str, Any]:
+    """A kernel's attributes minus its configuration (functions, classes).
+
+    >>> from dataflows.kernels import make_kernel
+    >>> sorted(_carried_state(make_kernel("shift", {"n": 1})))
+    ['buffer', 'n']
+    """
+    attrs = dict(vars(kernel)) if hasattr(kernel, "__dict__") else {}
+    for cls in type(kernel).__mro__:
+        for name in getattr(cls, "__slots__", ()):
+            if hasattr(kernel, name):
+                attrs[name] = getattr(kernel, name)
+    return {k: v for k, v in attrs.items() if not isinstance(v, _CONFIG_TYPES)}

@@ -34,12 +34,14 @@ import numpy as np
 
 @dataclass
 class SignalBatch:
-    """One symbol's target weights and closes for a run of bars (per-symbol step output)."""
+    """One symbol's target weights and closes for a run of bars (per-symbol step output);
+    ``open`` too when the portfolio reports prices (live runs, for order sizing and fills)."""
 
     symbol: str
     ts: np.ndarray
     weight: np.ndarray
     close: np.ndarray
+    open: np.ndarray | None = None
 
 
 @dataclass
@@ -48,7 +50,8 @@ class PortfolioBatch:
 
     ``symbol_rows`` holds, for each symbol's own bars in this run: ``ts``, ``symbol`` (index
     into ``symbols``), ``weight`` (after the gross cap), ``return`` (the symbol's contribution,
-    cost included) and ``equity`` (the portfolio's).
+    cost included) and ``equity`` (the portfolio's); with ``prices=True`` also the bar's
+    ``open`` and ``close``.
     """
 
     ts: np.ndarray
@@ -61,6 +64,30 @@ class PortfolioBatch:
 
     def __len__(self) -> int:
         return len(self.ts)
+
+    def after(self, t: int) -> PortfolioBatch | None:
+        """The rows with ``ts > t`` (None when there are none).
+
+        >>> b = PortfolioBatch(np.array([1, 2]), np.zeros(2), np.ones(2), np.zeros(2),
+        ...                    np.zeros(2), ["A"], {"ts": np.array([1, 2])})
+        >>> b.after(1).ts.tolist(), b.after(2)
+        ([2], None)
+        """
+        cut = int(np.searchsorted(self.ts, t, side="right"))
+        if cut == 0:
+            return self
+        if cut == len(self.ts):
+            return None
+        rows = int(np.searchsorted(self.symbol_rows["ts"], t, side="right"))
+        return PortfolioBatch(
+            self.ts[cut:],
+            self.returns[cut:],
+            self.equity[cut:],
+            self.turnover[cut:],
+            self.gross[cut:],
+            self.symbols,
+            {k: v[rows:] for k, v in self.symbol_rows.items()},
+        )
 
 
 def _sum_columns(m: np.ndarray) -> np.ndarray:
@@ -101,13 +128,20 @@ class Portfolio:
     0.049
     """
 
-    def __init__(self, symbols: list[str], cost_bps: float = 0.0, max_gross: float = 1.0) -> None:
+    def __init__(
+        self,
+        symbols: list[str],
+        cost_bps: float = 0.0,
+        max_gross: float = 1.0,
+        prices: bool = False,
+    ) -> None:
         if not symbols:
             raise ValueError("a portfolio needs at least one symbol")
         self.symbols = sorted(set(symbols))
         self.index = {s: i for i, s in enumerate(self.symbols)}
         self.cost = float(cost_bps) / 1e4
         self.max_gross = float(max_gross)
+        self.prices = prices
         n = len(self.symbols)
         self._pending: list[list[SignalBatch]] = [[] for _ in range(n)]
         self._reached = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
@@ -140,17 +174,29 @@ class Portfolio:
         else:
             return None
         taken: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = []
+        opens: list[np.ndarray | None] = []
         for i, parts in enumerate(self._pending):
             if not parts:
                 taken.append(None)
+                opens.append(None)
                 continue
             ts = np.concatenate([p.ts for p in parts]) if len(parts) > 1 else parts[0].ts
             w = np.concatenate([p.weight for p in parts]) if len(parts) > 1 else parts[0].weight
             c = np.concatenate([p.close for p in parts]) if len(parts) > 1 else parts[0].close
+            o = None
+            if self.prices:
+                o = np.concatenate([_opens(p) for p in parts])
             cut = int(np.searchsorted(ts, horizon, side="right"))
             taken.append((ts[:cut], w[:cut], c[:cut]) if cut else None)
+            opens.append(o[:cut] if o is not None and cut else None)
             self._pending[i] = (
-                [SignalBatch(self.symbols[i], ts[cut:], w[cut:], c[cut:])] if cut < len(ts) else []
+                [
+                    SignalBatch(
+                        self.symbols[i], ts[cut:], w[cut:], c[cut:], None if o is None else o[cut:]
+                    )
+                ]
+                if cut < len(ts)
+                else []
             )
         chunks = [t[0] for t in taken if t is not None]
         if not chunks:
@@ -163,8 +209,12 @@ class Portfolio:
         else:
             timeline = np.unique(np.concatenate(chunks))
         if len(timeline) == 1:
-            return self._process_row(int(timeline[0]), taken)
-        return self._process(timeline, taken)
+            out = self._process_row(int(timeline[0]), taken)
+        else:
+            out = self._process(timeline, taken)
+        if self.prices:
+            _add_prices(out, taken, opens)
+        return out
 
     def _process_row(
         self, t: int, taken: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None]
@@ -338,3 +388,26 @@ class Portfolio:
             symbols=self.symbols,
             symbol_rows=symbol_rows,
         )
+
+
+def _opens(batch: SignalBatch) -> np.ndarray:
+    """A batch's opens (its closes when it carries none)."""
+    return batch.open if batch.open is not None else batch.close
+
+
+def _add_prices(
+    out: PortfolioBatch,
+    taken: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None],
+    opens: list[np.ndarray | None],
+) -> None:
+    """Put each symbol row's bar ``open`` and ``close`` into ``out.symbol_rows``."""
+    rows = out.symbol_rows
+    n = len(rows["ts"])
+    close, open_ = np.empty(n), np.empty(n)
+    for i, part in enumerate(taken):
+        if part is None:
+            continue
+        mine = rows["symbol"] == i  # this symbol's rows, in time order, one per bar taken
+        close[mine] = part[2]
+        open_[mine] = opens[i]
+    rows["close"], rows["open"] = close, open_

@@ -56,6 +56,9 @@ def _mount_subapps() -> None:
         app.add_typer(world_app, name="world")
     except ImportError:  # pragma: no cover
         pass
+    from qmtl.cli_live import feed_app
+
+    app.add_typer(feed_app, name="feed")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -159,10 +162,94 @@ def run(
     data: DataOpt = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default ./runs/...).")] = None,
     debug: DebugOpt = False,
+    # -- live -------------------------------------------------------------------------------
+    brokers: Annotated[str | None, typer.Option(
+        envvar="QMTL_BROKERS", help="Live: Kafka host:port (default: replay the catalog in "
+        "process at --speed).", rich_help_panel="Live")] = None,
+    topic: Annotated[str, typer.Option(help="Live: topic of bars.",
+                                       rich_help_panel="Live")] = "bars",
+    group: Annotated[str | None, typer.Option(help="Live: consumer group (default "
+                     "qmtl-<world>-<strategy>).", rich_help_panel="Live")] = None,
+    world: Annotated[str, typer.Option(help="Live: world id.", rich_help_panel="Live")] = (
+        "local"
+    ),
+    url: Annotated[str | None, typer.Option(
+        envvar="QMTL_WORLD_URL", help="Live: WorldService URL (default: a world served in "
+        "process on SQLite).", rich_help_panel="Live")] = None,
+    token: Annotated[str | None, typer.Option(envvar="QMTL_TOKEN", help="Live: bearer token.",
+                                              rich_help_panel="Live")] = None,
+    paper: Annotated[bool, typer.Option(help="Live: fill orders on the paper broker.",
+                                        rich_help_panel="Live")] = False,
+    recovery_dir: Annotated[Path | None, typer.Option(
+        help="Live: keep recovery snapshots here; rerun with it to resume.",
+        rich_help_panel="Live")] = None,
+    snapshot_interval: Annotated[float, typer.Option(help="Live: seconds between snapshots.",
+                                                     rich_help_panel="Live")] = 1.0,
+    max_bars: Annotated[int | None, typer.Option(help="Live: stop after N live bars.",
+                                                 rich_help_panel="Live")] = None,
+    stop_after_idle: Annotated[float | None, typer.Option(
+        help="Live: stop after SECONDS without bars.", rich_help_panel="Live")] = None,
+    warmup: Annotated[int | None, typer.Option(
+        help="Live: bars of history to warm up on (default: the graph's look-back + 1).",
+        rich_help_panel="Live")] = None,
+    speed: Annotated[str, typer.Option(help="Live without --brokers: max, Nx or N/s.",
+                                       rich_help_panel="Live")] = "10/s",
+    max_activation_age: Annotated[float, typer.Option(
+        help="Live: hold orders when the world has not confirmed the activation for this "
+        "many seconds.", rich_help_panel="Live")] = 30.0,
+    slippage_bps: Annotated[float, typer.Option(help="Paper: slippage, bp.",
+                                                rich_help_panel="Live")] = 0.0,
+    fee_bps: Annotated[float, typer.Option(help="Paper: fee, bp of notional.",
+                                           rich_help_panel="Live")] = 0.0,
+    orders_store: Annotated[str | None, typer.Option(
+        help="Live: orders/fills/positions store, a file or postgresql:// URL.",
+        rich_help_panel="Live")] = None,
+    orders_topic: Annotated[str, typer.Option(help="Live: topic for OrderIntents.",
+                                              rich_help_panel="Live")] = "orders",
+    fills_topic: Annotated[str, typer.Option(help="Live: topic for fills.",
+                                             rich_help_panel="Live")] = "fills",
+    metrics_every: Annotated[int, typer.Option(help="Live: bars between MetricsUpdates.",
+                                               rich_help_panel="Live")] = 1,
+    max_gap_bars: Annotated[int, typer.Option(
+        help="Live: bars that may be missing between history and the first live bar.",
+        rich_help_panel="Live")] = 0,
+    policy: Annotated[str | None, typer.Option(
+        help="Live without --url: policy file of the embedded world.",
+        rich_help_panel="Live")] = None,
+    strategy_id: Annotated[str | None, typer.Option("--id", help="Live: strategy id (class "
+                           "name).", rich_help_panel="Live")] = None,
 ) -> None:
-    """Run a strategy: replay history through it (--mode backtest)."""
-    if mode != "backtest":
-        raise fail(f"--mode {mode!r}: only 'backtest' is available in this version")
+    """Run a strategy: replay history through it (--mode backtest), or run the same graph
+    on a live feed (--mode live)."""
+    if mode not in ("backtest", "live"):
+        raise fail(f"--mode must be 'backtest' or 'live', got {mode!r}")
+    if mode == "live":
+        from qmtl.live import LiveOptions
+
+        options = LiveOptions(
+            brokers=brokers, topic=topic, group=group, world=world, url=url, token=token,
+            paper=paper, data=data, start=start, end=end, cost_bps=cost_bps,
+            strategy_id=strategy_id, warmup=warmup, speed=speed, max_bars=max_bars,
+            stop_after_idle=stop_after_idle, recovery_dir=recovery_dir,
+            snapshot_interval=snapshot_interval, out=out, orders_store=orders_store,
+            orders_topic=orders_topic, fills_topic=fills_topic,
+            max_activation_age=max_activation_age, slippage_bps=slippage_bps, fee_bps=fee_bps,
+            metrics_every=metrics_every, max_gap_bars=max_gap_bars, workers=workers,
+            periods_per_year=periods_per_year, policy=policy,
+        )
+        try:
+            from qmtl.cli_live import run_live_command
+
+            cls, params, universe = _load(target, param, symbols)
+            options.symbols = universe
+            run_live_command(cls, params, options, debug)
+        except typer.Exit:
+            raise
+        except Exception as exc:
+            if debug:
+                raise
+            raise _error_exit(exc) from None
+        return
     if on_bad_bars not in ("raise", "drop"):
         raise fail(f"--on-bad-bars must be 'raise' or 'drop', got {on_bad_bars!r}")
     try:
@@ -272,9 +359,14 @@ def print_submit_result(result: Any) -> None:
 
 
 def _error_exit(exc: BaseException) -> typer.Exit:
+    from connectors.feeds import FeedError
+    from connectors.live_source import HandOffGap
+    from connectors.world_link import WorldUnavailable
+    from qmtl.live import LiveError
     from qmtl.submit import SubmitError
 
-    known = (ValueError, LookupError, OSError, TypeError, SubmitError)
+    known = (ValueError, LookupError, OSError, TypeError, SubmitError, LiveError, FeedError,
+             HandOffGap, WorldUnavailable)
     if isinstance(exc, KeyError) and exc.args:
         return fail(str(exc.args[0]))
     if isinstance(exc, known):

@@ -16,6 +16,7 @@ qmtl.loader.LoadError: syntax error in .../bad.py:1: invalid syntax
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import inspect
 import sys
@@ -44,7 +45,10 @@ def load_strategy(target: str) -> type[Strategy]:
     path, cls_name = split_target(target)
     if not path.is_file():
         raise LoadError(f"strategy file not found: {path}")
-    module_name = f"qmtl_user_{abs(hash(str(path.resolve())))}"
+    # stable across processes: node content ids of user operators and pickled recovery state
+    # refer to classes by module name, so a restarted run must load the file under the same one
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    module_name = f"qmtl_user_{digest}"
     try:
         source = path.read_text()
         code = compile(source, str(path), "exec")

@@ -415,6 +415,7 @@ def create_app(
         world: str,
         after: int | None = Query(None, ge=0),
         once: bool = False,
+        heartbeat: float = Query(15.0, ge=0.1, le=300.0),
         last_event_id: str | None = Header(None),
         _: Actor = Depends(viewer),
     ) -> StreamingResponse:
@@ -441,7 +442,8 @@ def create_app(
                     continue
                 await asyncio.sleep(0.05)
                 idle += 0.05
-                if idle >= 15.0:  # keep the connection alive through proxies
+                if idle >= heartbeat:  # keep-alive: proxies keep the connection, and
+                    # subscribers (the order gate) know the world is there
                     idle = 0.0
                     yield ": keep-alive\n\n"
 

@@ -84,6 +84,7 @@ class _Strategy:
         "metrics",
         "n_bars",
         "returns",
+        "run_bars",
         "seqs",
         "sid",
         "total_returns",
@@ -96,6 +97,7 @@ class _Strategy:
         self.metrics: dict[str, float] = {}
         self.n_bars = 0
         self.seqs: dict[str, int] = {}
+        self.run_bars: dict[str, int] = {}  # per run: the bar its streamed returns reach
         self.returns: deque[float] = deque(maxlen=RING)
         self.total_returns = 0  # returns ever streamed (index of the ring's end)
         self.active = False
@@ -110,6 +112,7 @@ class _Strategy:
             "metrics": self.metrics,
             "n_bars": self.n_bars,
             "seqs": self.seqs,
+            "run_bars": self.run_bars,
             # float64 bytes, base64: exact and ~100x cheaper than a JSON list of floats
             "returns_b64": base64.b64encode(np.asarray(self.returns, dtype="<f8").tobytes()).decode(
                 "ascii"
@@ -126,6 +129,7 @@ class _Strategy:
         s.metrics = dict(d["metrics"])
         s.n_bars = int(d["n_bars"])
         s.seqs = {k: int(v) for k, v in d["seqs"].items()}
+        s.run_bars = {k: int(v) for k, v in d.get("run_bars", {}).items()}
         if "returns_b64" in d:
             raw = np.frombuffer(base64.b64decode(d["returns_b64"]), dtype="<f8")
             s.returns = deque(raw.tolist(), maxlen=RING)
@@ -235,8 +239,16 @@ class WorldEngine:
         s.seqs[update.run_id] = update.seq
         s.metrics = dict(update.metrics)
         s.n_bars = update.n_bars
-        s.returns.extend(update.returns)
-        s.total_returns += len(update.returns)
+        # the returns end at bar n_bars; keep only those after what this run streamed already
+        # (a restarted live run may re-send a stretch that an earlier update covered)
+        returns = update.returns
+        known = s.run_bars.get(update.run_id)
+        if known is not None:
+            fresh = max(0, update.n_bars - known)
+            returns = returns[len(returns) - min(fresh, len(returns)) :]
+        s.run_bars[update.run_id] = max(update.n_bars, known or 0)
+        s.returns.extend(returns)
+        s.total_returns += len(returns)
         self.dirty.add(s.sid)
         self._refresh(s.sid)
         return self._reselect()

@@ -93,7 +93,7 @@ def test_snippet_on_imported_csv_with_params(tmp_path):
         ("ok", ["--symbols", "ZZZ"], "unknown symbol 'ZZZ'"),
         ("ok", ["--start", "2100-01-01"], "no bars for"),
         ("ok", ["--start", "yesterday"], "start:"),
-        ("ok", ["--mode", "paper"], "only 'backtest'"),
+        ("ok", ["--mode", "paper"], "--mode must be 'backtest' or 'live'"),
         ("two", [], "several Strategy classes"),
     ],
 )

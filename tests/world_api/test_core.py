@@ -166,3 +166,21 @@ def test_every_method_gives_valid_weights(method):
     w = np.array(list(eng.weights().values()))
     assert len(w) == 4 and (w >= 0).all() and (w <= 0.5 + 1e-12).all()
     assert w.sum() == pytest.approx(1.0)
+
+
+def test_returns_a_restarted_run_sends_again_are_kept_once():
+    """A live run restarted from a snapshot re-sends returns an earlier update covered: the
+    world keeps each bar's return once (updates say where their returns end: n_bars)."""
+    r = np.arange(1.0, 11.0) / 1000  # bars 1..10
+    eng = WorldEngine(parse_policy("{}"))
+    eng.ingest(upd("a", seq=4, n_bars=4, returns=r[:4].tolist()))
+    eng.ingest(upd("a", seq=6, n_bars=6, returns=r[4:6].tolist()))
+    # restarted after bar 4: its next update covers bars 5..8 (5 and 6 already streamed)
+    eng.ingest(upd("a", seq=8, n_bars=8, returns=r[4:8].tolist()))
+    eng.ingest(upd("a", seq=10, n_bars=10, returns=r[8:10].tolist()))
+    assert list(eng.strategies["a"].returns) == r.tolist()
+    # another run of the same strategy streams its own returns
+    eng.ingest(upd("a", seq=2, n_bars=2, run="r2", returns=r[:2].tolist()))
+    assert list(eng.strategies["a"].returns) == r.tolist() + r[:2].tolist()
+    back = WorldEngine.from_state(eng.to_state())
+    assert back.strategies["a"].run_bars == {"r1": 10, "r2": 2}

@@ -1,0 +1,423 @@
+"""Orders that left the gate, fills and positions, kept in SQLite (default) or PostgreSQL, and
+a paper broker that fills them.
+
+The store is the run's memory across restarts. An order is recorded once under its
+idempotency key (world/strategy/symbol/bar ts): a restarted flow that decides the same bar
+again finds the key taken and sends nothing. Orders and fills are written before they are
+published (outbox): :class:`OrderRelay` publishes what is not yet acknowledged to Kafka, so a
+broker outage delays orders but loses and repeats none.
+
+:class:`PaperBroker` fills an order at the open of the symbol's next bar, plus slippage
+(against the trade) and a fee, bringing the position to the order's target quantity. A fill
+and its position change are one transaction, keyed by the order, so replayed bars never fill
+twice.
+
+>>> import tempfile, os
+>>> from qmtl.contracts import OrderIntent
+>>> store = open_order_store(os.path.join(tempfile.mkdtemp(), "orders.db"))
+>>> broker = PaperBroker(store, "w", "s", slippage_bps=10.0, fee_bps=1.0)
+>>> o = OrderIntent(world="w", strategy_id="s", symbol="A", ts=1, target_weight=0.5,
+...                 target_qty=50.0, reason="rebalance")
+>>> [x.symbol for x in broker.submit([o])], broker.submit([o])   # the second is a repeat
+(['A'], [])
+>>> fill = broker.on_bar("A", ts=2, open_=10.0)[0]
+>>> fill.qty, round(fill.price, 6), round(fill.fee, 6), broker.position("A")
+(50.0, 10.01, 0.05005, 50.0)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from qmtl.contracts import Fill, OrderIntent
+from qmtl.sqldb import DatabaseUnavailable, PostgresBackend, SqlBackend, SqliteBackend, parse_db_url
+
+log = logging.getLogger("qmtl.orders")
+
+_DDL = [
+    """CREATE TABLE IF NOT EXISTS orders (
+        id {serial}, key TEXT NOT NULL UNIQUE, world TEXT NOT NULL,
+        strategy_id TEXT NOT NULL, symbol TEXT NOT NULL, ts BIGINT NOT NULL,
+        target_weight DOUBLE PRECISION NOT NULL, target_qty DOUBLE PRECISION NOT NULL,
+        reason TEXT NOT NULL, created BIGINT NOT NULL,
+        filled INTEGER NOT NULL DEFAULT 0, published INTEGER NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS fills (
+        id {serial}, order_key TEXT NOT NULL UNIQUE, world TEXT NOT NULL,
+        strategy_id TEXT NOT NULL, symbol TEXT NOT NULL, ts BIGINT NOT NULL,
+        qty DOUBLE PRECISION NOT NULL, price DOUBLE PRECISION NOT NULL,
+        fee DOUBLE PRECISION NOT NULL, published INTEGER NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS positions (
+        world TEXT NOT NULL, strategy_id TEXT NOT NULL, symbol TEXT NOT NULL,
+        qty DOUBLE PRECISION NOT NULL, PRIMARY KEY (world, strategy_id, symbol))""",
+]
+
+_ORDER_COLS = "key, world, strategy_id, symbol, ts, target_weight, target_qty, reason"
+
+
+class OrderStoreUnavailable(DatabaseUnavailable):
+    """The order store cannot be reached; nothing was written."""
+
+
+def intent_key(o: OrderIntent) -> str:
+    """The idempotency key of an order (see :func:`dataflows.gate.order_key`).
+
+    >>> intent_key(OrderIntent(world="w", strategy_id="s", symbol="A", ts=3,
+    ...                        target_weight=0.0, target_qty=0.0, reason="x"))
+    'w/s/A/3'
+    """
+    from dataflows.gate import order_key
+
+    return order_key(o.world, o.strategy_id, o.symbol, o.ts)
+
+
+def _intent(row: Any) -> OrderIntent:
+    return OrderIntent(
+        world=row[1],
+        strategy_id=row[2],
+        symbol=row[3],
+        ts=int(row[4]),
+        target_weight=float(row[5]),
+        target_qty=float(row[6]),
+        reason=row[7],
+    )
+
+
+class OrderStore(SqlBackend):
+    """Orders, fills and positions (see the module docstring)."""
+
+    ddl = _DDL
+    unavailable = OrderStoreUnavailable
+
+    def record(self, intents: Iterable[OrderIntent]) -> list[OrderIntent]:
+        """Store each order under its key, in one transaction; return those that are new."""
+        fresh = []
+        now = time.time_ns()
+        with self.transaction() as cur:
+            for o in intents:
+                self.execute(
+                    cur,
+                    f"INSERT INTO orders ({_ORDER_COLS}, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                    [
+                        intent_key(o),
+                        o.world,
+                        o.strategy_id,
+                        o.symbol,
+                        o.ts,
+                        o.target_weight,
+                        o.target_qty,
+                        o.reason,
+                        now,
+                    ],
+                )
+                if cur.rowcount == 1:
+                    fresh.append(o)
+        return fresh
+
+    def fill(self, key: str, fill: Fill, world: str, strategy_id: str, target: float) -> bool:
+        """Record ``fill`` of order ``key`` and set the position to ``target``, in one
+        transaction; False (and nothing written) when the order was filled already."""
+        with self.transaction() as cur:
+            self.execute(
+                cur,
+                "INSERT INTO fills (order_key, world, strategy_id, symbol, ts, qty, price, fee) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_key) DO NOTHING",
+                [key, world, strategy_id, fill.symbol, fill.ts, fill.qty, fill.price, fill.fee],
+            )
+            if cur.rowcount != 1:
+                return False
+            self.execute(cur, "UPDATE orders SET filled = 1 WHERE key = ?", [key])
+            self.execute(
+                cur,
+                "INSERT INTO positions (world, strategy_id, symbol, qty) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (world, strategy_id, symbol) DO UPDATE SET qty = excluded.qty",
+                [world, strategy_id, fill.symbol, target],
+            )
+        return True
+
+    def positions(self, world: str, strategy_id: str) -> dict[str, float]:
+        """Quantity held per symbol."""
+        with self.transaction() as cur:
+            rows = self.execute(
+                cur,
+                "SELECT symbol, qty FROM positions WHERE world = ? AND strategy_id = ?",
+                [world, strategy_id],
+            ).fetchall()
+        return {r[0]: float(r[1]) for r in rows}
+
+    def orders(
+        self, world: str, strategy_id: str | None = None, open_only: bool = False
+    ) -> list[OrderIntent]:
+        """Orders in the order they were decided (optionally only those not filled)."""
+        sql = f"SELECT {_ORDER_COLS} FROM orders WHERE world = ?"
+        params: list[Any] = [world]
+        if strategy_id is not None:
+            sql += " AND strategy_id = ?"
+            params.append(strategy_id)
+        if open_only:
+            sql += " AND filled = 0"
+        with self.transaction() as cur:
+            rows = self.execute(cur, sql + " ORDER BY id", params).fetchall()
+        return [_intent(r) for r in rows]
+
+    def fills(self, world: str, strategy_id: str | None = None) -> list[Fill]:
+        """Fills in the order they happened."""
+        sql = "SELECT order_key, symbol, ts, qty, price, fee FROM fills WHERE world = ?"
+        params: list[Any] = [world]
+        if strategy_id is not None:
+            sql += " AND strategy_id = ?"
+            params.append(strategy_id)
+        with self.transaction() as cur:
+            rows = self.execute(cur, sql + " ORDER BY id", params).fetchall()
+        return [
+            Fill(
+                order_id=r[0],
+                symbol=r[1],
+                ts=int(r[2]),
+                qty=float(r[3]),
+                price=float(r[4]),
+                fee=float(r[5]),
+            )
+            for r in rows
+        ]
+
+    def unpublished(self, table: str, limit: int = 1000) -> list[tuple[int, str, str]]:
+        """``(id, key, JSON)`` of orders or fills not yet published, oldest first."""
+        if table == "orders":
+            sql = f"SELECT id, {_ORDER_COLS} FROM orders WHERE published = 0 ORDER BY id LIMIT ?"
+            with self.transaction() as cur:
+                rows = self.execute(cur, sql, [limit]).fetchall()
+            return [(int(r[0]), r[1], _intent(r[1:]).model_dump_json()) for r in rows]
+        sql = (
+            "SELECT id, order_key, symbol, ts, qty, price, fee FROM fills "
+            "WHERE published = 0 ORDER BY id LIMIT ?"
+        )
+        with self.transaction() as cur:
+            rows = self.execute(cur, sql, [limit]).fetchall()
+        return [
+            (
+                int(r[0]),
+                r[1],
+                Fill(
+                    order_id=r[1],
+                    symbol=r[2],
+                    ts=int(r[3]),
+                    qty=float(r[4]),
+                    price=float(r[5]),
+                    fee=float(r[6]),
+                ).model_dump_json(),
+            )
+            for r in rows
+        ]
+
+    def mark_published(self, table: str, ids: list[int]) -> None:
+        """Mark rows of ``orders`` or ``fills`` as acknowledged by Kafka."""
+        if not ids:
+            return
+        assert table in ("orders", "fills")
+        with self.transaction() as cur:
+            for i in ids:
+                self.execute(cur, f"UPDATE {table} SET published = 1 WHERE id = ?", [i])
+
+
+class SqliteOrderStore(SqliteBackend, OrderStore):
+    """The order store in a SQLite file."""
+
+
+class PostgresOrderStore(PostgresBackend, OrderStore):
+    """The order store in PostgreSQL."""
+
+
+def default_order_store_url() -> str:
+    """``~/.qmtl/orders.db``.
+
+    >>> default_order_store_url().endswith("orders.db")
+    True
+    """
+    return str(Path.home() / ".qmtl" / "orders.db")
+
+
+def open_order_store(url: str | None = None) -> OrderStore:
+    """An order store by URL: ``postgresql://...[?schema=s]``, ``sqlite:///path`` or a file
+    path (default ``~/.qmtl/orders.db``)."""
+    kind, target, schema = parse_db_url(url or default_order_store_url())
+    if kind == "postgresql":
+        return PostgresOrderStore(target, schema=schema)
+    return SqliteOrderStore(target)
+
+
+class PaperBroker:
+    """Fills one strategy's orders at the next bar's open (see the module docstring). It
+    mirrors its open orders and positions in memory and writes through to the store."""
+
+    def __init__(
+        self,
+        store: OrderStore,
+        world: str,
+        strategy_id: str,
+        slippage_bps: float = 0.0,
+        fee_bps: float = 0.0,
+    ) -> None:
+        if slippage_bps < 0 or fee_bps < 0:
+            raise ValueError("slippage and fee must be >= 0 bp")
+        self.store = store
+        self.world, self.strategy_id = world, strategy_id
+        self.slippage = slippage_bps / 1e4
+        self.fee = fee_bps / 1e4
+        self._positions = store.positions(world, strategy_id)
+        self._open: dict[str, list[OrderIntent]] = {}
+        for o in store.orders(world, strategy_id, open_only=True):
+            self._open.setdefault(o.symbol, []).append(o)
+
+    def position(self, symbol: str) -> float:
+        """Quantity held."""
+        return self._positions.get(symbol, 0.0)
+
+    def positions(self) -> dict[str, float]:
+        """Quantity held per symbol (non-zero only)."""
+        return {s: q for s, q in self._positions.items() if q != 0.0}
+
+    def submit(self, intents: list[OrderIntent]) -> list[OrderIntent]:
+        """Record the orders; return the new ones (repeats of a stored key are dropped)."""
+        fresh = self.store.record(intents) if intents else []
+        for o in fresh:
+            self._open.setdefault(o.symbol, []).append(o)
+        return fresh
+
+    def on_bar(self, symbol: str, ts: int, open_: float) -> list[Fill]:
+        """Fill ``symbol``'s orders decided before ``ts`` at this bar's open."""
+        waiting = self._open.get(symbol)
+        if not waiting:
+            return []
+        fills, keep = [], []
+        for o in waiting:
+            if o.ts >= ts:
+                keep.append(o)
+                continue
+            qty = o.target_qty - self.position(symbol)
+            price = open_ * (1.0 + self.slippage * (1.0 if qty > 0 else -1.0 if qty < 0 else 0.0))
+            key = intent_key(o)
+            fill = Fill(
+                order_id=key,
+                symbol=symbol,
+                ts=ts,
+                qty=qty,
+                price=price,
+                fee=abs(qty) * price * self.fee,
+            )
+            if self.store.fill(key, fill, self.world, self.strategy_id, o.target_qty):
+                fills.append(fill)
+            self._positions[symbol] = o.target_qty
+        self._open[symbol] = keep
+        return fills
+
+
+class OrderRelay:
+    """Publishes stored orders and fills to Kafka topics after they are stored (outbox):
+    what the broker did not acknowledge stays unpublished and goes out on the next round, in
+    the order it was stored. Runs in a thread of its own (:meth:`start`)."""
+
+    def __init__(
+        self,
+        store: OrderStore,
+        brokers: str,
+        orders_topic: str = "orders",
+        fills_topic: str = "fills",
+        interval: float = 0.05,
+        timeout: float = 5.0,
+    ) -> None:
+        from confluent_kafka import Producer
+
+        from connectors.feeds import kafka_config
+
+        self.store = store
+        self.topics = {"orders": orders_topic, "fills": fills_topic}
+        self.interval = interval
+        self.timeout = timeout
+        self._producer = Producer(
+            {
+                **kafka_config(brokers, timeout),
+                "acks": "all",
+                "message.timeout.ms": int(timeout * 1000),
+                "linger.ms": 0,
+            }
+        )
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.published = 0
+        self._failing: str | None = None
+
+    def publish_once(self) -> int:
+        """Publish what is pending now; return how many messages were acknowledged."""
+        done = 0
+        for table, topic in self.topics.items():
+            rows = self.store.unpublished(table)
+            if not rows:
+                continue
+            acked: list[int] = []
+            errors: list[str] = []
+
+            def delivered(err: Any, _msg: Any, row_id: int, acked=acked, errors=errors) -> None:
+                (errors.append(str(err)) if err else acked.append(row_id))
+
+            for row_id, key, body in rows:
+                self._producer.produce(
+                    topic,
+                    key=key.encode(),
+                    value=body.encode(),
+                    on_delivery=lambda err, msg, i=row_id: delivered(err, msg, i),
+                )
+            self._producer.flush(self.timeout + 1.0)
+            # one partition per key, in order: keep everything up to the first failure
+            prefix = []
+            for row_id, _, _ in rows:
+                if row_id not in acked:
+                    break
+                prefix.append(row_id)
+            self.store.mark_published(table, prefix)
+            done += len(prefix)
+            if errors:
+                if self._failing is None:
+                    log.warning("cannot publish %s to Kafka (%s); will retry", table, errors[0])
+                self._failing = errors[0]
+            elif self._failing is not None:
+                log.info("publishing %s to Kafka again", table)
+                self._failing = None
+        self.published += done
+        return done
+
+    def notify(self) -> None:
+        """Something was stored: publish soon."""
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.publish_once()
+            except Exception as exc:  # store or client trouble: retry on the next round
+                log.warning("order relay: %s", exc)
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+    def start(self) -> OrderRelay:
+        """Run in a background thread until :meth:`close`."""
+        self._thread = threading.Thread(target=self._loop, name="qmtl-order-relay", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Publish what is left (best effort) and stop."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(self.timeout + 5)
+        try:
+            self.publish_once()
+        except Exception as exc:
+            log.warning("order relay: %s (left unpublished; sent on the next start)", exc)

@@ -1,0 +1,814 @@
+"""``qmtl run --mode live``: the backtest's compiled graph, fed one bar at a time.
+
+The flow is the backtest's core (:func:`dataflows.compiler.build_core`: the same steps and
+node ids) between a live source and live sinks::
+
+    live source: warm-up on history, then the feed (Kafka topic, or the catalog in process)
+      -> route: bars to the core, bad messages to <topic>.dlq
+      -> core: evaluate per symbol -> portfolio per strategy   (identical to the backtest)
+      -> report: per-bar rows and metrics.json in --out, MetricsUpdates to the world
+      -> orders: the gate (activation from the world, fails closed) -> order store
+                 (-> paper broker fills at the next open) -> Kafka orders/fills topics
+
+With ``--recovery-dir`` the flow snapshots its state (Bytewax recovery) with the feed's
+offsets; a killed run restarted with the same directory resumes from its last snapshot.
+What it emits again after a restart is deduplicated where it lands: the world ignores a
+MetricsUpdate seq it has seen, the order store an order key it holds, the run folder rows it
+has written. Without ``--brokers`` the feed is the catalog replayed in process at
+``--speed``; without ``--url`` the world is served in process from a SQLite file, so a new
+user can watch a paper run with nothing else started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime as dt
+import json
+import logging
+import math
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bytewax.operators as op
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from bytewax.dataflow import Dataflow
+
+from connectors.live_source import LiveBarSource, LiveInput, LiveStats, history_tail
+from connectors.replay import CallbackSink, RunControl
+from dataflows.compiler import StrategyOutput, StrategySpec, build_core
+from dataflows.gate import ActivationBook, OrderGate, verdict
+from qmtl.contracts import Fill, MetricsUpdate, OrderIntent
+from qmtl.intervals import interval_ns
+from qmtl.strategy import Strategy
+
+log = logging.getLogger("qmtl.live")
+
+META_FILE = "qmtl-live.json"
+
+
+class LiveError(RuntimeError):
+    """A live run cannot start or continue (the text says why and what to do)."""
+
+
+@dataclass
+class LiveOptions:
+    """Everything a live run can be told (the CLI's options, with the same defaults)."""
+
+    brokers: str | None = None
+    topic: str = "bars"
+    group: str | None = None
+    world: str = "local"
+    url: str | None = None
+    token: str | None = None
+    paper: bool = False
+    data: Any = None
+    symbols: list[str] | None = None
+    start: str | int | None = None
+    end: str | int | None = None
+    cost_bps: float | None = None
+    strategy_id: str | None = None
+    warmup: int | None = None
+    speed: str = "10/s"
+    max_bars: int | None = None
+    stop_after_idle: float | None = None
+    recovery_dir: Path | None = None
+    snapshot_interval: float = 1.0
+    out: Path | None = None
+    orders_store: str | None = None
+    orders_topic: str = "orders"
+    fills_topic: str = "fills"
+    max_activation_age: float = 30.0
+    slippage_bps: float = 0.0
+    fee_bps: float = 0.0
+    metrics_every: int = 1
+    max_gap_bars: int = 0
+    workers: int = 1
+    periods_per_year: float | None = None
+    policy: str | None = None
+    world_store: str | None = None
+    connect_timeout: float = 5.0
+
+
+@dataclass
+class LiveResult:
+    """What a live run did."""
+
+    strategy: str
+    run_id: str
+    mode: str
+    world: str
+    stats: LiveStats
+    metrics: dict[str, float]
+    n_bars: int
+    ts: np.ndarray
+    returns: np.ndarray
+    equity: np.ndarray
+    bars: pa.Table
+    orders: list[OrderIntent]
+    fills: list[Fill]
+    positions: dict[str, float]
+    out: Path | None = None
+    updates: list[MetricsUpdate] = field(default_factory=list)
+
+
+# -- the run folder and the world's metrics ---------------------------------------------------
+
+
+class RunReport:
+    """Keeps ``--out`` current (``bars.parquet`` and ``metrics.json``, as a backtest writes
+    them) and turns metrics snapshots into MetricsUpdates for the world. Rows at or before the
+    last one written are not written again (a restarted flow re-emits its last epoch)."""
+
+    def __init__(
+        self,
+        strategy: str,
+        params: dict[str, Any],
+        symbols: list[str],
+        interval: str,
+        mode: str,
+        world: str,
+        run_id: str,
+        out: Path | None,
+        post: Callable[[MetricsUpdate], None] | None,
+        resume: bool,
+        write_every: float = 1.0,
+    ) -> None:
+        self.head = {
+            "strategy": strategy,
+            "params": params,
+            "symbols": symbols,
+            "interval": interval,
+            "mode": mode,
+            "world": world,
+            "run_id": run_id,
+        }
+        self.strategy, self.mode, self.world, self.run_id = strategy, mode, world, run_id
+        self.out = out
+        self.post = post
+        self.write_every = write_every
+        self.tables: list[pa.Table] = []
+        self.series: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.metrics: dict[str, float] = {}
+        self.n_bars = 0
+        self.last_ts: int | None = None
+        self.updates: list[MetricsUpdate] = []
+        self._written = 0.0
+        self._dirty = False
+        self._lock = threading.Lock()
+        self.extra: dict[str, Any] = {}
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            existing = out / "bars.parquet"
+            if resume and existing.is_file():
+                table = pq.read_table(existing)
+                if table.num_rows:
+                    self.tables.append(table)
+                    self.last_ts = int(table.column("ts")[-1].as_py())
+                doc = out / "metrics.json"
+                if doc.is_file():
+                    prior = json.loads(doc.read_text())
+                    self.metrics = {
+                        k: (math.nan if v is None else v)
+                        for k, v in prior.get("metrics", {}).items()
+                    }
+                    self.n_bars = int(prior.get("n_bars", 0))
+
+    def on_output(self, out: StrategyOutput) -> None:
+        """Take one engine output (on whichever worker produced it)."""
+        with self._lock:
+            batch = out.batch
+            if batch is not None and self.last_ts is not None:
+                batch = batch.after(self.last_ts)
+            if batch is not None:
+                rows = batch.symbol_rows
+                names = pa.DictionaryArray.from_arrays(
+                    pa.array(rows["symbol"]), pa.array(batch.symbols)
+                )
+                self.tables.append(
+                    pa.table(
+                        {
+                            "ts": pa.array(rows["ts"], pa.int64()),
+                            "symbol": names.cast(pa.string()),
+                            "weight": rows["weight"],
+                            "return": rows["return"],
+                            "equity": rows["equity"],
+                        }
+                    )
+                )
+                self.series.append((batch.ts, batch.returns, batch.equity))
+                self.last_ts = int(batch.ts[-1])
+                self._dirty = True
+            if out.metrics is not None:
+                self.metrics = dict(out.metrics)
+                self.n_bars = out.n_bars
+                self._dirty = True
+                update = self._update(out)
+                self.updates.append(update)
+                if self.post is not None:
+                    self.post(update)
+            if (
+                self.out is not None
+                and self._dirty
+                and time.monotonic() - self._written > (self.write_every)
+            ):
+                self._write()
+
+    def _update(self, out: StrategyOutput) -> MetricsUpdate:
+        from qmtl.metrics import finite
+
+        returns = [] if out.returns_since is None else [float(x) for x in out.returns_since]
+        return MetricsUpdate(
+            world=self.world,
+            strategy_id=self.strategy,
+            run_id=self.run_id,
+            seq=out.seq,
+            mode=self.mode,
+            as_of=out.as_of,
+            n_bars=out.n_bars,  # type: ignore[arg-type]
+            metrics={k: finite(v) for k, v in out.metrics.items()} if out.metrics else {},
+            returns=returns,
+        )
+
+    def table(self) -> pa.Table:
+        """Every per-symbol row so far (ts, symbol, weight, return, equity)."""
+        if not self.tables:
+            schema = pa.schema(
+                [
+                    ("ts", pa.int64()),
+                    ("symbol", pa.string()),
+                    ("weight", pa.float64()),
+                    ("return", pa.float64()),
+                    ("equity", pa.float64()),
+                ]
+            )
+            return schema.empty_table()
+        return pa.concat_tables(self.tables)
+
+    def _write(self) -> None:
+        assert self.out is not None
+        table = self.table()
+        tmp = self.out / ".bars.parquet.tmp"
+        pq.write_table(table, tmp)
+        tmp.replace(self.out / "bars.parquet")
+        ts = table.column("ts")
+        doc = {
+            **self.head,
+            "start": ts[0].as_py() if len(ts) else None,
+            "end": ts[-1].as_py() if len(ts) else None,
+            "n_bars": self.n_bars,
+            "metrics": {k: (v if math.isfinite(v) else None) for k, v in self.metrics.items()},
+            **self.extra,
+        }
+        tmp_doc = self.out / ".metrics.json.tmp"
+        tmp_doc.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+        tmp_doc.replace(self.out / "metrics.json")
+        self._written = time.monotonic()
+        self._dirty = False
+
+    def finish(self, extra: dict[str, Any]) -> None:
+        """Write the final files."""
+        with self._lock:
+            self.extra = extra
+            if self.out is not None:
+                self._write()
+
+
+# -- the order step ---------------------------------------------------------------------------
+
+
+@dataclass
+class OrderContext:
+    """What the order step shares across strategies: the activation book, the store (and so
+    the paper broker), the relay to wake, and where to report orders and fills."""
+
+    world: str
+    capital: float
+    book: ActivationBook
+    store: Any
+    paper: bool
+    max_activation_age: float
+    slippage_bps: float = 0.0
+    fee_bps: float = 0.0
+    notify: Callable[[], None] = lambda: None
+    report: Callable[[str, list[OrderIntent], list[Fill]], None] = lambda *_: None
+    clock: Callable[[], float] = time.monotonic
+
+
+class _OrderLogic(op.StatefulLogic[StrategyOutput, tuple[list[OrderIntent], list[Fill]], Any]):
+    """One strategy's gate and (paper) broker; its state is the gate's, the broker's lives in
+    the order store."""
+
+    def __init__(self, ctx: OrderContext, control: RunControl, resume: OrderGate | None) -> None:
+        self.ctx = ctx
+        self.control = control
+        self.gate = resume
+        self.broker: Any = None
+
+    def _setup(self, strategy: str) -> None:
+        from connectors.orders import PaperBroker
+
+        if self.gate is None:
+            self.gate = OrderGate(self.ctx.world, strategy, self.ctx.capital)
+        if self.ctx.paper:
+            self.broker = PaperBroker(
+                self.ctx.store, self.ctx.world, strategy, self.ctx.slippage_bps, self.ctx.fee_bps
+            )
+
+    def on_item(self, out: StrategyOutput) -> tuple[Iterable[Any], bool]:
+        if self.control.failed or out.batch is None:
+            return [], self.RETAIN
+        try:
+            if self.gate is None or (self.ctx.paper and self.broker is None):
+                self._setup(out.strategy)
+            return self._orders(out), self.RETAIN
+        except Exception as exc:
+            self.control.fail(exc)
+            return [], self.RETAIN
+
+    def _orders(self, out: StrategyOutput) -> list[tuple[list[OrderIntent], list[Fill]]]:
+        ctx, gate, broker = self.ctx, self.gate, self.broker
+        assert gate is not None and out.batch is not None
+        rows = out.batch.symbol_rows
+        names = out.batch.symbols
+        intents: list[OrderIntent] = []
+        fills: list[Fill] = []
+        held_before = gate.held
+        for i in range(len(rows["ts"])):
+            symbol, ts = names[int(rows["symbol"][i])], int(rows["ts"][i])
+            if broker is not None:
+                fills += broker.on_bar(symbol, ts, float(rows["open"][i]))
+            v = verdict(ctx.book, out.strategy, ctx.clock(), ctx.max_activation_age)
+            new = gate.on_bar(symbol, ts, float(rows["weight"][i]), float(rows["close"][i]), v)
+            if new:  # recorded at once: the next bar, maybe in this batch, may fill it
+                intents += broker.submit(new) if broker is not None else ctx.store.record(new)
+        if gate.held != held_before:
+            if gate.held is not None:
+                log.warning("%s", gate.held)
+            elif held_before is not None:
+                log.info("%s: orders flow again", out.strategy)
+        if intents or fills:
+            ctx.notify()
+            ctx.report(out.strategy, intents, fills)
+            return [(intents, fills)]
+        return []
+
+    def snapshot(self) -> OrderGate | None:
+        return copy.deepcopy(self.gate)
+
+
+# -- history and hand-off ------------------------------------------------------------------
+
+
+def _history(
+    catalog: Any,
+    symbols: list[str],
+    interval: str,
+    n: int,
+    split: int | None,
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, int]]:
+    """The last ``n`` catalog bars of each symbol at or before ``split`` (all stored bars when
+    None), and each symbol's last bar time."""
+    from connectors.catalog import CatalogError
+
+    history, ends = {}, {}
+    for s in symbols:
+        try:
+            cov = catalog.coverage(s, interval)
+        except CatalogError as exc:
+            raise LiveError(str(exc)) from None
+        if cov is None:
+            log.warning(
+                "no %s history for %s in %s: it warms up on live bars", interval, s, catalog.root
+            )
+            continue
+        if n == 0:
+            continue
+        bars = catalog.read(s, interval, None, split)
+        tail = history_tail(bars, n)
+        if len(tail["ts"]):
+            history[s] = tail
+            ends[s] = int(tail["ts"][-1])
+    return history, ends
+
+
+def _embedded_split(
+    catalog: Any, symbols: list[str], interval: str, n: int, start: int | None
+) -> int | None:
+    """Where the in-process feed starts: before ``start``, or after each symbol's first ``n``
+    bars (the latest of those times), so warm-up and feed do not overlap."""
+    if start is not None:
+        return start - 1
+    if n == 0:
+        return None
+    split = None
+    for s in symbols:
+        cov = catalog.coverage(s, interval)
+        if cov is None:
+            continue
+        ts = catalog.read(s, interval)["ts"]
+        t = int(ts[min(n, len(ts)) - 1])
+        split = t if split is None else max(split, t)
+    return split
+
+
+def _gap_filler(catalog: Any, interval: str) -> Callable[[str, int, int], Any]:
+    def fill(symbol: str, after: int, before: int) -> Any:
+        try:
+            bars = catalog.read(symbol, interval, after + 1, before - 1)
+        except LookupError:
+            return None
+        return bars
+
+    return fill
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _embedded_world(options: LiveOptions, state_dir: Path) -> Iterator[str]:
+    """Serve a world in process (SQLite) on a free port; create ``options.world`` in it."""
+    import socket
+
+    import uvicorn
+
+    from world_api.app import create_app
+    from world_api.store import Conflict, WorldInfo
+
+    store_path = options.world_store or str(state_dir / "local-world.db")
+    world_log = logging.getLogger("qmtl.world")
+    level = world_log.level
+    world_log.setLevel(logging.ERROR)  # its "insecure dev mode" warning: it is local and ours
+    try:
+        app = create_app(store_path, insecure_dev=True)
+    finally:
+        world_log.setLevel(level)
+    store = app.state.service.store
+    with contextlib.suppress(Conflict):
+        store.create_world(WorldInfo(id=options.world, name="embedded"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, name="qmtl-embedded-world", daemon=True)
+    thread.start()
+    deadline = time.time() + 15
+    while not server.started:
+        if time.time() > deadline or not thread.is_alive():
+            raise LiveError("the embedded world service did not start")
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{port}"
+    log.info("embedded world %r served at %s (store %s)", options.world, url, store_path)
+    try:
+        if options.policy:
+            from world_api.client import WorldServiceClient, WorldServiceError
+
+            client = WorldServiceClient(url)
+            try:
+                client.call(
+                    "PUT",
+                    f"/worlds/{options.world}/policy",
+                    content=Path(options.policy).read_text(),
+                )
+            except (OSError, WorldServiceError) as exc:
+                raise LiveError(f"--policy {options.policy}: {exc}") from None
+            finally:
+                client.close()
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def _load_meta(recovery_dir: Path | None, fresh: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The run's identity: from ``recovery_dir`` when resuming (checked against ``fresh``),
+    else ``fresh`` (saved there)."""
+    if recovery_dir is None:
+        return fresh, False
+    recovery_dir.mkdir(parents=True, exist_ok=True)
+    path = recovery_dir / META_FILE
+    if path.is_file():
+        meta = json.loads(path.read_text())
+        for k in ("strategy", "symbols", "interval", "world", "source"):
+            if meta.get(k) != fresh.get(k):
+                raise LiveError(
+                    f"--recovery-dir {recovery_dir} holds another run ({k}: {meta.get(k)!r}, "
+                    f"this run: {fresh.get(k)!r}); use a new directory to start afresh"
+                )
+        return meta, True
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(fresh, indent=2) + "\n")
+    tmp.replace(path)
+    return fresh, False
+
+
+def _recovery(recovery_dir: Path | None, resuming: bool) -> Any:
+    if recovery_dir is None:
+        return None
+    from bytewax.recovery import RecoveryConfig, init_db_dir
+
+    if not any(recovery_dir.glob("part-*.sqlite3")):
+        if resuming:
+            log.warning("recovery dir %s has no snapshots yet: starting over", recovery_dir)
+        init_db_dir(recovery_dir, 1)
+    return RecoveryConfig(recovery_dir)
+
+
+def build_live_flow(
+    spec: StrategySpec,
+    source: LiveBarSource,
+    control: RunControl,
+    on_output: Callable[[StrategyOutput], None],
+    order_ctx: OrderContext,
+    dlq_sink: Any,
+    *,
+    metrics_every: int = 1,
+    emit_after: int | None = None,
+) -> Dataflow:
+    """The live dataflow (see the module docstring); its core is the backtest's."""
+    flow = Dataflow("qmtl")
+    items = op.input("bars", flow, source)
+    routed = op.branch("route", items, lambda item: item[0] == "bar")
+    bars = op.map("unwrap", routed.trues, lambda item: item[1])
+    results = build_core(
+        bars,
+        [spec],
+        control,
+        on_bad="drop",
+        metrics_every=metrics_every,
+        emit_after=emit_after,
+        prices=True,
+    )
+    op.output("report", results, CallbackSink(lambda kv: on_output(kv[1])))
+    orders = op.stateful("orders", results, lambda resume: _OrderLogic(order_ctx, control, resume))
+    op.inspect("orders_out", orders, lambda _step, _kv: None)
+    op.output("dlq", op.map("dlq_record", routed.falses, lambda item: item[1]), dlq_sink)
+    return flow
+
+
+class _LogSink(CallbackSink):
+    """Dead letters when there is no Kafka: counted and logged by the source already."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda _record: None)
+
+
+def run_live(
+    strategy: type[Strategy] | Strategy,
+    options: LiveOptions,
+    *,
+    params: dict[str, Any] | None = None,
+    on_order: Callable[[str, list[OrderIntent], list[Fill]], None] | None = None,
+    on_started: Callable[[dict[str, Any]], None] | None = None,
+) -> LiveResult:
+    """Run ``strategy`` live (see the module docstring) until the feed ends, ``max_bars``,
+    ``stop_after_idle`` or a signal (SIGINT/SIGTERM stop it cleanly)."""
+    from bytewax.testing import cluster_main, run_main
+
+    from connectors.catalog import Catalog, default_data_dir
+    from connectors.feeds import CatalogFeed, FeedError, KafkaFeed, ensure_topic
+    from connectors.kafka_io import JsonKafkaSink, topic_dlq
+    from connectors.orders import OrderRelay, open_order_store
+    from connectors.world_link import (
+        ActivationSubscriber,
+        MetricsPoster,
+        WorldUnavailable,
+        world_info,
+    )
+    from dataflows.graph import Program
+    from qmtl.bars import parse_time
+    from qmtl.runner import make_strategy, to_spec
+
+    o = options
+    if not o.paper and o.brokers is None:
+        raise LiveError(
+            "--mode live without --paper sends real orders to the orders topic: give "
+            "--brokers, or add --paper to fill them on the paper broker"
+        )
+    if o.max_bars is not None and o.max_bars < 1:
+        raise LiveError(f"--max-bars must be >= 1, got {o.max_bars}")
+    if o.workers < 1:
+        raise LiveError(f"--workers must be >= 1, got {o.workers}")
+    s = make_strategy(strategy, params or {})
+    if o.cost_bps is not None:
+        s.cost_bps = float(o.cost_bps)
+    universe = list(o.symbols or s.symbols)
+    if not universe:
+        raise LiveError(f"{s.name} has no symbols: set `symbols = [...]` or pass --symbols")
+    sid = o.strategy_id or s.name
+    spec = to_spec(s, universe, o.periods_per_year, key=sid)
+    lookback = Program({sid: spec.weight}).lookback
+    n_warm = o.warmup if o.warmup is not None else lookback + 1
+    if n_warm < 0:
+        raise LiveError(f"--warmup must be >= 0, got {n_warm}")
+    mode = "paper" if o.paper else "live"
+    state_dir = Path(o.recovery_dir or o.out or Path.home() / ".qmtl")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    catalog = o.data if isinstance(o.data, Catalog) else Catalog(o.data or default_data_dir())
+    start_ns = parse_time(o.start) if isinstance(o.start, str) else o.start
+    end_ns = parse_time(o.end) if isinstance(o.end, str) else o.end
+
+    source_name = f"kafka:{o.brokers}/{o.topic}" if o.brokers else f"catalog:{catalog.root}"
+    fresh = {
+        "run_id": uuid.uuid4().hex[:12],
+        "strategy": sid,
+        "symbols": universe,
+        "interval": s.interval,
+        "world": o.world,
+        "source": source_name,
+        "params": {k: getattr(s, k) for k in type(s).parameters()},
+    }
+    if o.brokers:
+        history, ends = _history(catalog, universe, s.interval, n_warm, None)
+        fresh["split"] = None
+    else:
+        split = _embedded_split(catalog, universe, s.interval, n_warm, start_ns)
+        history, ends = _history(catalog, universe, s.interval, n_warm, split)
+        fresh["split"] = split
+    fresh["history_end"] = ends
+    meta, resuming = _load_meta(o.recovery_dir, fresh)
+    if resuming:
+        history, ends = _history(catalog, universe, s.interval, n_warm, meta.get("split"))
+        ends = {k: int(v) for k, v in meta["history_end"].items()}
+        history = {k: v for k, v in history.items() if k in ends}
+    run_id = meta["run_id"]
+    emit_after = max(ends.values()) if ends else None
+
+    if o.brokers:
+        try:
+            ensure_topic(o.brokers, o.topic, o.connect_timeout)
+        except FeedError as exc:
+            raise LiveError(str(exc)) from None
+        group = o.group or f"qmtl-{o.world}-{sid}"
+
+        def make_feed(positions: dict[int, int] | None) -> Any:
+            return KafkaFeed(o.brokers, o.topic, group, positions)  # type: ignore[arg-type]
+
+        dlq_sink: Any = JsonKafkaSink(o.brokers, topic_dlq(o.topic), lambda r: r.get("key"))
+    else:
+        feed_start = meta.get("split")
+
+        def make_feed(positions: dict[int, int] | None) -> Any:
+            after = None if feed_start is None else int(feed_start) + 1
+            return CatalogFeed.from_catalog(
+                catalog, universe, s.interval, after, end_ns, o.speed, (positions or {}).get(0, 0)
+            )
+
+        dlq_sink = _LogSink()
+
+    control = RunControl()
+    stats = LiveStats()
+    spec_in = LiveInput(
+        symbols=universe,
+        interval_ns=interval_ns(s.interval),
+        history=history,
+        history_end=ends,
+        fill_gap=_gap_filler(catalog, s.interval),
+        max_gap_bars=o.max_gap_bars,
+        max_bars=o.max_bars,
+        stop_after_idle=o.stop_after_idle,
+    )
+    source = LiveBarSource(make_feed, spec_in, control, stats)
+
+    with contextlib.ExitStack() as stack:
+        url = o.url or stack.enter_context(_embedded_world(o, state_dir))
+        try:
+            info = world_info(url, o.token, o.world)
+        except WorldUnavailable as exc:
+            raise LiveError(f"world {o.world!r}: {exc}") from None
+        store = open_order_store(o.orders_store or str(state_dir / "orders.db"))
+        stack.callback(store.close)
+        book = ActivationBook(o.world)
+        heartbeat = max(0.2, min(5.0, o.max_activation_age / 5))
+        subscriber = ActivationSubscriber(book, url, o.token, heartbeat=heartbeat).start()
+        stack.callback(subscriber.close)
+        poster = MetricsPoster(url, o.token, o.world).start()
+        relay = None
+        if o.brokers:
+            relay = OrderRelay(store, o.brokers, o.orders_topic, o.fills_topic).start()
+            stack.callback(relay.close)
+        report = RunReport(
+            sid,
+            fresh["params"],
+            universe,
+            s.interval,
+            mode,
+            o.world,
+            run_id,
+            o.out,
+            poster.post,
+            resuming,
+        )
+        ctx = OrderContext(
+            world=o.world,
+            capital=float(info["capital"]),
+            book=book,
+            store=store,
+            paper=o.paper,
+            max_activation_age=o.max_activation_age,
+            slippage_bps=o.slippage_bps,
+            fee_bps=o.fee_bps,
+            notify=relay.notify if relay is not None else (lambda: None),
+            report=on_order or (lambda *_: None),
+        )
+        flow = build_live_flow(
+            spec,
+            source,
+            control,
+            report.on_output,
+            ctx,
+            dlq_sink,
+            metrics_every=o.metrics_every,
+            emit_after=emit_after,
+        )
+        recovery = _recovery(o.recovery_dir, resuming)
+        epoch = dt.timedelta(seconds=o.snapshot_interval)
+        if on_started is not None:
+            on_started(
+                {
+                    "run_id": run_id,
+                    "mode": mode,
+                    "world": o.world,
+                    "url": url,
+                    "resuming": resuming,
+                    "warmup_bars": sum(len(b["ts"]) for b in history.values()),
+                    "source": source_name,
+                }
+            )
+        with _stop_on_signals(control):
+            try:
+                if o.workers == 1:
+                    run_main(flow, epoch_interval=epoch, recovery_config=recovery)
+                else:
+                    cluster_main(
+                        flow,
+                        [],
+                        0,
+                        epoch_interval=epoch,
+                        recovery_config=recovery,
+                        worker_count_per_proc=o.workers,
+                    )
+            finally:
+                poster.close()
+        if control.error is not None:
+            raise control.error
+        report.finish(
+            {
+                "run": {
+                    "live_bars": stats.live_bars,
+                    "warmup_bars": stats.warmup_bars,
+                    "overlap": stats.overlap,
+                    "gap_filled": stats.gap_filled,
+                    "dead_letters": stats.dead_letters,
+                    "dead_letters_by_reason": stats.by_reason,
+                    "metrics_posted": poster.posted,
+                }
+            }
+        )
+        series = report.series
+        return LiveResult(
+            strategy=sid,
+            run_id=run_id,
+            mode=mode,
+            world=o.world,
+            stats=stats,
+            metrics=report.metrics,
+            n_bars=report.n_bars,
+            ts=np.concatenate([x[0] for x in series]) if series else np.empty(0, np.int64),
+            returns=np.concatenate([x[1] for x in series]) if series else np.empty(0),
+            equity=np.concatenate([x[2] for x in series]) if series else np.empty(0),
+            bars=report.table(),
+            orders=store.orders(o.world, sid),
+            fills=store.fills(o.world, sid),
+            positions={k: v for k, v in store.positions(o.world, sid).items() if v != 0.0},
+            out=o.out,
+            updates=report.updates,
+        )
+
+
+@contextlib.contextmanager
+def _stop_on_signals(control: RunControl) -> Iterator[None]:
+    """SIGINT and SIGTERM end the feed cleanly (in the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: Any) -> None:
+        log.info("signal %d: stopping after the bars in flight", signum)
+        control.stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
