@@ -5,7 +5,7 @@
 
 For each history length a catalog of seeded synthetic minute bars is written under a temp
 dir (removed afterwards), then a fresh process replays it through SMA(10)/SMA(50) and reports
-its peak RSS (``ru_maxrss``):
+its peak RSS (``VmHWM``):
 
 - ``stream``: the compiled flow over ``Catalog.iter_batches`` with a sink that appends each
   output's per-symbol rows to a Parquet file and keeps only the latest metrics, the way a
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -34,8 +33,14 @@ if str(ROOT) not in sys.path:
 BACKTEST_MAX_BARS = 100_000
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def _status_mb(field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process, in MB. Unlike ``ru_maxrss``, the
+    peak starts afresh at exec, so a child does not inherit its parent's."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def write_catalog(folder: Path, n_symbols: int, n_bars: int) -> None:
@@ -62,7 +67,7 @@ def child(folder: Path, mode: str) -> dict[str, Any]:
 
     cat = Catalog(folder / "catalog")
     syms = cat.symbols("1m")
-    before = _rss_mb()
+    before = _status_mb("VmRSS")
     t0 = time.perf_counter()
     if mode == "backtest":
         res = backtest(SmaCross, data=cat, symbols=syms)
@@ -93,7 +98,7 @@ def child(folder: Path, mode: str) -> dict[str, Any]:
         n_bars, final = state["n"], state["metrics"]
     seconds = time.perf_counter() - t0
     return {"mode": mode, "symbols": len(syms), "bars_per_symbol": n_bars,
-            "seconds": seconds, "rss_before_mb": before, "peak_rss_mb": _rss_mb(),
+            "seconds": seconds, "rss_before_mb": before, "peak_rss_mb": _status_mb("VmHWM"),
             "sharpe": final["sharpe"]}
 
 
