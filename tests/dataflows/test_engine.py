@@ -291,12 +291,12 @@ def test_builtin_latch_equals_the_python_loop_for_any_split(pairs, sizes):
     enter = np.array([p[0] for p in pairs])
     leave = np.array([p[1] for p in pairs])
     want = Latch().update(np.nan_to_num(enter), np.nan_to_num(leave))
-    prog = Program({"w": latch(col("a"), col("b"))})
-    whole = ProgramState(prog).evaluate({"a": enter, "b": leave})["w"]
+    prog = Program({"w": latch(col("open"), col("close"))})
+    whole = ProgramState(prog).evaluate({"open": enter, "close": leave})["w"]
     assert np.array_equal(whole, want)
     state, pos, parts, i = ProgramState(prog), 0, [], 0
     while pos < len(enter):
         k = sizes[i % len(sizes)]
-        parts.append(state.evaluate({"a": enter[pos:pos + k], "b": leave[pos:pos + k]})["w"])
+        parts.append(state.evaluate({"open": enter[pos:pos + k], "close": leave[pos:pos + k]})["w"])
         pos, i = pos + k, i + 1
     assert np.array_equal(np.concatenate(parts), want)
