@@ -963,6 +963,49 @@ def print_table(rows: list[dict]) -> None:
               f"{r['bars_per_s']:>13,.0f} {r['qmtl_speedup']:>8.2f}  {r['check']}; {r['note']}")
 
 
+def markdown(doc: dict[str, Any]) -> str:
+    """The README's tables from a ``peers.json``."""
+    out = [f"`{doc['command']}` ({doc['cpus']} cores, Python {doc['python']}); qmtl x = qmtl's "
+           "bars/s over the system's, measured in the same run.", ""]
+    for case in dict.fromkeys(r["case"] for r in doc["rows"]):
+        rows = [r for r in doc["rows"] if r["case"] == case]
+        systems = list(dict.fromkeys(r["system"] for r in rows))
+        strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+        out.append(f"| {case} | " + " | ".join(f"{s} bars/s (qmtl x)" for s in strategies) + " |")
+        out.append("|---" * (len(strategies) + 1) + "|")
+        for system in systems:
+            cells = []
+            for strategy in strategies:
+                r = next(r for r in rows if r["system"] == system and r["strategy"] == strategy)
+                rate = r["bars_per_s"]
+                text = f"{rate / 1e6:.2f} M" if rate >= 1e6 else f"{rate / 1e3:.1f} k"
+                cells.append(text if system == "qmtl" else f"{text} ({r['qmtl_speedup']:.2f})")
+            note = next(r["note"] for r in rows if r["system"] == system)
+            sub = f" ({note.split(';')[0]})" if note.startswith("subset") else ""
+            out.append(f"| {system}{sub} | " + " | ".join(cells) + " |")
+        out.append("")
+    if doc["scaling"]:
+        out += ["| SMA cross, " + doc["scaling"][0]["case"] + " | bars/s | speed-up |",
+                "|---|---|---|"]
+        out += [f"| {r['setup']} | {r['bars_per_s'] / 1e6:.2f} M | {r['speedup']:.2f} |"
+                for r in doc["scaling"]]
+        out.append("")
+    if doc["memory"]:
+        symbols = doc["memory"][0]["symbols"]
+        out += [f"| replay of {symbols} symbols from the catalog | peak RSS | bars/s |",
+                "|---|---|---|"]
+        for r in doc["memory"]:
+            rate = r["symbols"] * r["bars_per_symbol"] / r["seconds"]
+            out.append(f"| {r['bars_per_symbol']:,} bars per symbol, {r['mode']} | "
+                       f"{r['peak_rss_mb']:,.0f} MB | {rate / 1e6:.2f} M |")
+        out.append("")
+    if doc["targets"]:
+        out += ["| target (issue 7) | measured | |", "|---|---|---|"]
+        out += [f"| {t['target']} | {'n/a' if t['value'] is None else format(t['value'], '.2f')} | "
+                f"{'met' if t['met'] else 'missed'} |" for t in doc["targets"]]
+    return "\n".join(out) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (seconds)")
@@ -970,9 +1013,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--only", choices=["1", "2"], help="run only the 1st or 2nd size")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "peers.json")
+    parser.add_argument("--markdown", type=Path, metavar="JSON",
+                        help="print the README tables of an earlier run's JSON and exit")
     parser.add_argument("--cluster-child", nargs=3, metavar=("DIR", "ID", "ADDRS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())), end="")
+        return 0
     if args.cluster_child:
         folder, proc_id, addrs = args.cluster_child
         cluster_child(Path(folder), int(proc_id), addrs.split(";"))
