@@ -20,6 +20,7 @@ as a Kafka topic would deliver them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -345,6 +346,45 @@ class KafkaFeed:
             ]
         )
         self._tp = TopicPartition
+        self._partitions = partitions
+        self._checked = time.monotonic()
+
+    def _check_offsets(self) -> None:
+        """A broker that lost the topic (restarted without its data) starts offsets again at
+        0: when a partition's end is now before our position, read it from its beginning
+        (bars already used are skipped by their time, so nothing is used twice)."""
+        from confluent_kafka import KafkaError, KafkaException
+
+        for p in range(self._partitions):
+            pos = self._positions.get(p)
+            if pos is None:
+                continue
+            try:
+                low, high = self._consumer.get_watermark_offsets(
+                    self._tp(self.topic, p), timeout=1.0, cached=False
+                )
+            except KafkaException as exc:
+                err = exc.args[0]
+                self._on_error(err)
+                if err.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION):
+                    # the broker came back without it: create it, so that it fills again
+                    with contextlib.suppress(FeedError):
+                        ensure_topic(self.brokers, self.topic, timeout=2.0)
+                return
+            if high < pos:
+                log.warning(
+                    "%s[%d] ends at offset %d, before our position %d: the topic was "
+                    "recreated; reading it again from offset %d", self.topic, p, high, pos, low,
+                )
+                tp = self._tp(self.topic, p, low)
+                try:
+                    self._consumer.seek(tp)
+                except KafkaException:  # not fetching yet: assign the start instead
+                    self._consumer.assign(
+                        [self._tp(self.topic, q, low if q == p else self._positions.get(q, 0))
+                         for q in range(self._partitions)]
+                    )
+                self._positions[p] = low
 
     def _on_error(self, err: Any) -> None:
         with self._health.lock:
@@ -365,6 +405,9 @@ class KafkaFeed:
             msgs = [first] if first is not None else []
             if first is not None and max_messages > 1:
                 msgs += self._consumer.consume(max_messages - 1, 0)
+        if not msgs and time.monotonic() - self._checked > 1.0:  # idle: is the topic intact?
+            self._checked = time.monotonic()
+            self._check_offsets()
         out = []
         for m in msgs:
             err = m.error()

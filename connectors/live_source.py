@@ -309,6 +309,9 @@ class LiveBarSource(FixedPartitionedSource[Item, dict[str, Any]]):
     ) -> _LivePartition:
         """Open the feed at the resumed positions (or from the start)."""
         positions = None if resume_state is None else resume_state.get("positions")
+        if resume_state is not None:
+            log.info("resuming from the last snapshot: %d live bars done, feed positions %s",
+                     resume_state.get("live_bars", 0), positions)
         feed = self.make_feed(positions)
         return _LivePartition(feed, self.spec, self.control, self.stats, resume_state)
 

@@ -1,5 +1,5 @@
-"""Orders that left the gate, fills and positions, kept in SQLite (default) or PostgreSQL, and
-a paper broker that fills them.
+"""Orders that left the gate, fills, positions and the MetricsUpdates bound for the world,
+kept in SQLite (default) or PostgreSQL, and a paper broker that fills orders.
 
 The store is the run's memory across restarts. An order is recorded once under its
 idempotency key (world/strategy/symbol/bar ts): a restarted flow that decides the same bar
@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from qmtl.contracts import Fill, OrderIntent
+from qmtl.contracts import Fill, MetricsUpdate, OrderIntent
 from qmtl.sqldb import DatabaseUnavailable, PostgresBackend, SqlBackend, SqliteBackend, parse_db_url
 
 log = logging.getLogger("qmtl.orders")
@@ -54,6 +54,10 @@ _DDL = [
     """CREATE TABLE IF NOT EXISTS positions (
         world TEXT NOT NULL, strategy_id TEXT NOT NULL, symbol TEXT NOT NULL,
         qty DOUBLE PRECISION NOT NULL, PRIMARY KEY (world, strategy_id, symbol))""",
+    """CREATE TABLE IF NOT EXISTS metric_updates (
+        id {serial}, world TEXT NOT NULL, strategy_id TEXT NOT NULL, run_id TEXT NOT NULL,
+        seq BIGINT NOT NULL, body TEXT NOT NULL, sent INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (world, strategy_id, run_id, seq))""",
 ]
 
 _ORDER_COLS = "key, world, strategy_id, symbol, ts, target_weight, target_qty, reason"
@@ -95,7 +99,17 @@ class OrderStore(SqlBackend):
 
     def record(self, intents: Iterable[OrderIntent]) -> list[OrderIntent]:
         """Store each order under its key, in one transaction; return those that are new."""
-        fresh = []
+        return self.write(intents, [])[0]
+
+    def write(
+        self,
+        intents: Iterable[OrderIntent],
+        fills: Iterable[tuple[str, Fill, str, str, float]],
+    ) -> tuple[list[OrderIntent], list[Fill]]:
+        """Orders, then fills ``(order key, fill, world, strategy, target position)`` with
+        their position changes, in one transaction; return the orders and fills that are new
+        (a key stored already is left as it is: a replayed decision or fill adds nothing)."""
+        new_orders, new_fills = [], []
         now = time.time_ns()
         with self.transaction() as cur:
             for o in intents:
@@ -103,42 +117,29 @@ class OrderStore(SqlBackend):
                     cur,
                     f"INSERT INTO orders ({_ORDER_COLS}, created) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-                    [
-                        intent_key(o),
-                        o.world,
-                        o.strategy_id,
-                        o.symbol,
-                        o.ts,
-                        o.target_weight,
-                        o.target_qty,
-                        o.reason,
-                        now,
-                    ],
+                    [intent_key(o), o.world, o.strategy_id, o.symbol, o.ts, o.target_weight,
+                     o.target_qty, o.reason, now],
                 )
                 if cur.rowcount == 1:
-                    fresh.append(o)
-        return fresh
-
-    def fill(self, key: str, fill: Fill, world: str, strategy_id: str, target: float) -> bool:
-        """Record ``fill`` of order ``key`` and set the position to ``target``, in one
-        transaction; False (and nothing written) when the order was filled already."""
-        with self.transaction() as cur:
-            self.execute(
-                cur,
-                "INSERT INTO fills (order_key, world, strategy_id, symbol, ts, qty, price, fee) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_key) DO NOTHING",
-                [key, world, strategy_id, fill.symbol, fill.ts, fill.qty, fill.price, fill.fee],
-            )
-            if cur.rowcount != 1:
-                return False
-            self.execute(cur, "UPDATE orders SET filled = 1 WHERE key = ?", [key])
-            self.execute(
-                cur,
-                "INSERT INTO positions (world, strategy_id, symbol, qty) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (world, strategy_id, symbol) DO UPDATE SET qty = excluded.qty",
-                [world, strategy_id, fill.symbol, target],
-            )
-        return True
+                    new_orders.append(o)
+            for key, f, world, strategy_id, target in fills:
+                self.execute(
+                    cur,
+                    "INSERT INTO fills (order_key, world, strategy_id, symbol, ts, qty, price, "
+                    "fee) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_key) DO NOTHING",
+                    [key, world, strategy_id, f.symbol, f.ts, f.qty, f.price, f.fee],
+                )
+                if cur.rowcount != 1:
+                    continue
+                new_fills.append(f)
+                self.execute(cur, "UPDATE orders SET filled = 1 WHERE key = ?", [key])
+                self.execute(
+                    cur,
+                    "INSERT INTO positions (world, strategy_id, symbol, qty) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (world, strategy_id, symbol) DO UPDATE SET qty = excluded.qty",
+                    [world, strategy_id, f.symbol, target],
+                )
+        return new_orders, new_fills
 
     def positions(self, world: str, strategy_id: str) -> dict[str, float]:
         """Quantity held per symbol."""
@@ -225,6 +226,46 @@ class OrderStore(SqlBackend):
                 self.execute(cur, f"UPDATE {table} SET published = 1 WHERE id = ?", [i])
 
 
+    # -- the world's MetricsUpdates, queued before they are posted (outbox) -----------------
+    def queue_update(self, update: MetricsUpdate) -> bool:
+        """Queue ``update`` for the world; False when its run has queued this seq or a later
+        one already (a restarted flow emitting a stretch again)."""
+        with self.transaction() as cur:
+            row = self.execute(
+                cur,
+                "SELECT MAX(seq) FROM metric_updates WHERE world = ? AND strategy_id = ? "
+                "AND run_id = ?",
+                [update.world, update.strategy_id, update.run_id],
+            ).fetchone()
+            if row is not None and row[0] is not None and int(row[0]) >= update.seq:
+                return False
+            self.execute(
+                cur,
+                "INSERT INTO metric_updates (world, strategy_id, run_id, seq, body) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [update.world, update.strategy_id, update.run_id, update.seq,
+                 update.model_dump_json()],
+            )
+        return True
+
+    def unsent_updates(self, world: str, limit: int = 500) -> list[tuple[int, str]]:
+        """``(id, JSON)`` of queued updates not yet accepted by the world, oldest first."""
+        with self.transaction() as cur:
+            rows = self.execute(
+                cur,
+                "SELECT id, body FROM metric_updates WHERE world = ? AND sent = 0 ORDER BY id "
+                "LIMIT ?",
+                [world, limit],
+            ).fetchall()
+        return [(int(r[0]), r[1]) for r in rows]
+
+    def mark_sent(self, ids: list[int]) -> None:
+        """Mark queued updates as accepted by the world."""
+        with self.transaction() as cur:
+            for i in ids:
+                self.execute(cur, "UPDATE metric_updates SET sent = 1 WHERE id = ?", [i])
+
+
 class SqliteOrderStore(SqliteBackend, OrderStore):
     """The order store in a SQLite file."""
 
@@ -253,7 +294,8 @@ def open_order_store(url: str | None = None) -> OrderStore:
 
 class PaperBroker:
     """Fills one strategy's orders at the next bar's open (see the module docstring). It
-    mirrors its open orders and positions in memory and writes through to the store."""
+    works on a mirror of its open orders and positions in memory; :meth:`flush` writes what
+    happened since the last flush to the store in one transaction."""
 
     def __init__(
         self,
@@ -273,6 +315,8 @@ class PaperBroker:
         self._open: dict[str, list[OrderIntent]] = {}
         for o in store.orders(world, strategy_id, open_only=True):
             self._open.setdefault(o.symbol, []).append(o)
+        self._orders: list[OrderIntent] = []
+        self._fills: list[tuple[str, Fill, str, str, float]] = []
 
     def position(self, symbol: str) -> float:
         """Quantity held."""
@@ -282,12 +326,11 @@ class PaperBroker:
         """Quantity held per symbol (non-zero only)."""
         return {s: q for s, q in self._positions.items() if q != 0.0}
 
-    def submit(self, intents: list[OrderIntent]) -> list[OrderIntent]:
-        """Record the orders; return the new ones (repeats of a stored key are dropped)."""
-        fresh = self.store.record(intents) if intents else []
-        for o in fresh:
+    def accept(self, intents: list[OrderIntent]) -> None:
+        """Take orders (stored at the next :meth:`flush`)."""
+        for o in intents:
             self._open.setdefault(o.symbol, []).append(o)
-        return fresh
+        self._orders += intents
 
     def on_bar(self, symbol: str, ts: int, open_: float) -> list[Fill]:
         """Fill ``symbol``'s orders decided before ``ts`` at this bar's open."""
@@ -302,19 +345,38 @@ class PaperBroker:
             qty = o.target_qty - self.position(symbol)
             price = open_ * (1.0 + self.slippage * (1.0 if qty > 0 else -1.0 if qty < 0 else 0.0))
             key = intent_key(o)
-            fill = Fill(
-                order_id=key,
-                symbol=symbol,
-                ts=ts,
-                qty=qty,
-                price=price,
-                fee=abs(qty) * price * self.fee,
-            )
-            if self.store.fill(key, fill, self.world, self.strategy_id, o.target_qty):
-                fills.append(fill)
+            fill = Fill(order_id=key, symbol=symbol, ts=ts, qty=qty, price=price,
+                        fee=abs(qty) * price * self.fee)
+            self._fills.append((key, fill, self.world, self.strategy_id, o.target_qty))
+            fills.append(fill)
             self._positions[symbol] = o.target_qty
         self._open[symbol] = keep
         return fills
+
+    def flush(self) -> tuple[list[OrderIntent], list[Fill]]:
+        """Store the orders and fills since the last flush; return those that are new (a
+        restarted flow replaying bars repeats decisions and fills the store already has)."""
+        if not self._orders and not self._fills:
+            return [], []
+        try:
+            return self.store.write(self._orders, self._fills)
+        finally:
+            self._orders, self._fills = [], []
+
+    def submit(self, intents: list[OrderIntent]) -> list[OrderIntent]:
+        """Take orders and store them at once; return the new ones.
+
+        >>> import tempfile, os
+        >>> b = PaperBroker(open_order_store(os.path.join(tempfile.mkdtemp(), "o.db")), "w", "s")
+        >>> o = OrderIntent(world="w", strategy_id="s", symbol="A", ts=1, target_weight=1.0,
+        ...                 target_qty=2.0, reason="x")
+        >>> len(b.submit([o])), b.submit([o])
+        (1, [])
+        """
+        fresh = self.store.record(intents)
+        for o in fresh:
+            self._open.setdefault(o.symbol, []).append(o)
+        return fresh
 
 
 class OrderRelay:

@@ -6,9 +6,10 @@ on the network:
   snapshot's seq, with keep-alives every ``heartbeat`` seconds. A dropped or silent stream
   marks the book lost (the gate holds orders) and is reconnected with backoff, resuming
   after the last seq seen.
-- :class:`MetricsPoster` sends MetricsUpdates in order, batching what queued up while the
-  previous request was in flight; a failed post is retried (the world deduplicates on
-  strategy, run and seq), so a world outage delays updates but loses none.
+- :class:`MetricsPoster` sends the MetricsUpdates queued in the run's store (written there
+  by the flow before its snapshot, so a killed run loses none) in order, batching what
+  queued up; a failed post is retried (the world deduplicates on strategy, run and seq), so
+  a world outage delays updates but loses none.
 """
 
 from __future__ import annotations
@@ -16,13 +17,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import queue
 import threading
 import time
 from typing import Any
 
 from dataflows.gate import ActivationBook
-from qmtl.contracts import MetricsUpdate
 
 log = logging.getLogger("qmtl.live")
 
@@ -144,89 +143,85 @@ class ActivationSubscriber:
 
 
 class MetricsPoster:
-    """Posts MetricsUpdates to a world in order, retrying until delivered (see the module
-    docstring)."""
+    """Posts the MetricsUpdates queued in ``outbox`` (an :class:`connectors.orders.OrderStore`)
+    to the world, oldest first, and marks them sent once accepted; a failed post is retried
+    with backoff (see the module docstring)."""
 
     def __init__(
         self,
+        outbox: Any,
         url: str,
         token: str | None,
         world: str,
         timeout: float = 10.0,
         backoff: tuple[float, float] = (0.2, 5.0),
+        interval: float = 0.05,
     ) -> None:
+        self.outbox = outbox
         self.url, self.token, self.world = url, token, world
         self.timeout = timeout
         self.backoff = backoff
-        self._queue: queue.Queue[MetricsUpdate | None] = queue.Queue()
+        self.interval = interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._closing = threading.Event()
         self.posted = 0
         self.last_error: str | None = None
 
-    def post(self, update: MetricsUpdate) -> None:
-        """Queue one update (returns at once)."""
-        self._queue.put(update)
+    def notify(self) -> None:
+        """Something was queued: post soon."""
+        self._wake.set()
 
-    def _send(self, client: Any, batch: list[MetricsUpdate]) -> None:
-        body = "[" + ",".join(u.model_dump_json() for u in batch) + "]"
-        client.call(
-            "POST",
-            f"/worlds/{self.world}/metrics",
-            content=body,
-            headers={"content-type": "application/json"},
-        )
-
-    def _loop(self) -> None:
+    def post_once(self, client: Any) -> int:
+        """Post what is queued now (in batches); return how many the world accepted."""
         from world_api.client import WorldServiceError
 
+        done = 0
+        while True:
+            rows = self.outbox.unsent_updates(self.world)
+            if not rows:
+                return done
+            body = "[" + ",".join(b for _, b in rows) + "]"
+            try:
+                client.call("POST", f"/worlds/{self.world}/metrics", content=body,
+                            headers={"content-type": "application/json"})
+            except WorldServiceError as exc:
+                if " 409: " not in str(exc) and " 422: " not in str(exc):
+                    raise
+                log.error("world %s refused %d metric updates (%s): dropped", self.world,
+                          len(rows), exc)
+            self.outbox.mark_sent([i for i, _ in rows])
+            done += len(rows)
+            self.posted += len(rows)
+
+    def _loop(self) -> None:
         client = _client(self.url, self.token, self.timeout)
-        pending: list[MetricsUpdate] = []
         delay = self.backoff[0]
-        done = False
         try:
-            while not done or pending:
-                if not pending:
-                    item = self._queue.get()
-                    if item is None:
-                        done = True
-                        continue
-                    pending.append(item)
-                while len(pending) < 500:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        done = True
-                        break
-                    pending.append(item)
+            while True:
+                stopping = self._stop.is_set()
                 try:
-                    self._send(client, pending)
-                except WorldServiceError as exc:
-                    if " 409: " in str(exc) or " 422: " in str(exc):
-                        log.error(
-                            "world refused metrics (%s); dropped %d updates", exc, len(pending)
-                        )
-                        pending = []
-                        continue
+                    self.post_once(client)
+                    if self.last_error is not None:
+                        log.info("posting metrics to world %s again", self.world)
+                    self.last_error = None
+                    delay = self.backoff[0]
+                except Exception as exc:
                     if self.last_error is None:
-                        log.warning(
-                            "cannot post metrics to world %s (%s); retrying", self.world, exc
-                        )
+                        log.warning("cannot post metrics to world %s (%s); retrying",
+                                    self.world, exc)
                     self.last_error = str(exc)
-                    if self._closing.is_set() and done:
-                        log.warning("gave up on %d metric updates at shutdown", len(pending))
+                    if stopping:
+                        log.warning("metric updates left queued; they are sent on the next "
+                                    "start with this order store")
                         return
-                    time.sleep(delay)
+                    self._stop.wait(delay)
                     delay = min(delay * 2, self.backoff[1])
                     continue
-                if self.last_error is not None:
-                    log.info("posting metrics to world %s again", self.world)
-                self.last_error = None
-                delay = self.backoff[0]
-                self.posted += len(pending)
-                pending = []
+                if stopping:
+                    return
+                self._wake.wait(self.interval)
+                self._wake.clear()
         finally:
             client.close()
 
@@ -237,9 +232,8 @@ class MetricsPoster:
         return self
 
     def close(self, timeout: float = 30.0) -> None:
-        """Deliver what is queued (waiting up to ``timeout`` s), then stop."""
-        self._queue.put(None)
+        """Post what is queued (one last try), then stop."""
+        self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
-            self._closing.set()
-            self._thread.join(self.timeout + 1)

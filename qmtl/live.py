@@ -123,64 +123,97 @@ class LiveResult:
 # -- the run folder and the world's metrics ---------------------------------------------------
 
 
+_ROW = np.dtype([("ts", "<i8"), ("symbol", "<i4"), ("weight", "<f8"), ("return", "<f8"),
+                 ("equity", "<f8")])
+_SERIES = np.dtype([("ts", "<i8"), ("return", "<f8"), ("equity", "<f8")])
+
+
+class _Log:
+    """Records of a fixed dtype, kept in memory and, with a ``path``, appended to a file: each
+    write reaches the OS before the step returns, so rows a snapshot covers survive a killed
+    process (a torn last record is cut when the file is read back)."""
+
+    def __init__(self, path: Path | None, dtype: np.dtype, resume: bool) -> None:
+        self.dtype = dtype
+        self.parts: list[np.ndarray] = []
+        self._file = None
+        if path is None:
+            return
+        if resume and path.is_file():
+            raw = path.read_bytes()
+            whole = len(raw) // dtype.itemsize * dtype.itemsize
+            if whole:
+                self.parts.append(np.frombuffer(raw[:whole], dtype).copy())
+            if whole != len(raw):
+                with path.open("r+b") as f:
+                    f.truncate(whole)
+        elif path.exists():
+            path.unlink()
+        self._file = path.open("ab")
+
+    def append(self, records: np.ndarray) -> None:
+        if self._file is not None:
+            self._file.write(records.tobytes())
+            self._file.flush()
+        self.parts.append(records)
+
+    def all(self) -> np.ndarray:
+        if len(self.parts) > 1:
+            self.parts = [np.concatenate(self.parts)]
+        return self.parts[0] if self.parts else np.empty(0, self.dtype)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
 class RunReport:
-    """Keeps ``--out`` current (``bars.parquet`` and ``metrics.json``, as a backtest writes
-    them) and turns metrics snapshots into MetricsUpdates for the world. Rows at or before the
-    last one written are not written again (a restarted flow re-emits its last epoch)."""
+    """What a live run reports, kept consistent with its recovery snapshots: per-symbol rows
+    and the portfolio series go to append-only logs in ``--out`` (and from them to
+    ``bars.parquet``, as a backtest writes it, every ``write_every`` seconds and at the end),
+    metrics to ``metrics.json``, and each metrics snapshot becomes a MetricsUpdate queued in
+    the run's store for the world. Everything is written before the step returns, so a
+    snapshot never covers output that is not written; rows at or before the last one logged
+    are not written again (a restarted flow re-emits what followed its snapshot)."""
 
     def __init__(
         self,
-        strategy: str,
-        params: dict[str, Any],
+        head: dict[str, Any],
         symbols: list[str],
-        interval: str,
-        mode: str,
-        world: str,
-        run_id: str,
         out: Path | None,
-        post: Callable[[MetricsUpdate], None] | None,
+        queue: Callable[[MetricsUpdate], None] | None,
         resume: bool,
         write_every: float = 1.0,
     ) -> None:
-        self.head = {
-            "strategy": strategy,
-            "params": params,
-            "symbols": symbols,
-            "interval": interval,
-            "mode": mode,
-            "world": world,
-            "run_id": run_id,
-        }
-        self.strategy, self.mode, self.world, self.run_id = strategy, mode, world, run_id
+        self.head = head
+        self.strategy, self.mode = head["strategy"], head["mode"]
+        self.world, self.run_id = head["world"], head["run_id"]
+        self.symbols = sorted(set(symbols))
         self.out = out
-        self.post = post
+        self.queue = queue
         self.write_every = write_every
-        self.tables: list[pa.Table] = []
-        self.series: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.metrics: dict[str, float] = {}
         self.n_bars = 0
-        self.last_ts: int | None = None
         self.updates: list[MetricsUpdate] = []
-        self._written = 0.0
+        self.extra: dict[str, Any] = {}
+        self._written = time.monotonic()
         self._dirty = False
         self._lock = threading.Lock()
-        self.extra: dict[str, Any] = {}
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-            existing = out / "bars.parquet"
-            if resume and existing.is_file():
-                table = pq.read_table(existing)
-                if table.num_rows:
-                    self.tables.append(table)
-                    self.last_ts = int(table.column("ts")[-1].as_py())
-                doc = out / "metrics.json"
-                if doc.is_file():
-                    prior = json.loads(doc.read_text())
-                    self.metrics = {
-                        k: (math.nan if v is None else v)
-                        for k, v in prior.get("metrics", {}).items()
-                    }
-                    self.n_bars = int(prior.get("n_bars", 0))
+            doc = out / "metrics.json"
+            if resume and doc.is_file():
+                prior = json.loads(doc.read_text())
+                self.metrics = {
+                    k: (math.nan if v is None else v) for k, v in prior.get("metrics", {}).items()
+                }
+                self.n_bars = int(prior.get("n_bars", 0))
+        self.rows = _Log(out / ".rows.bin" if out else None, _ROW, resume)
+        self.series = _Log(out / ".series.bin" if out else None, _SERIES, resume)
+        done = self.series.all()
+        self.last_ts: int | None = int(done["ts"][-1]) if len(done) else None
+        if len(done) > self.n_bars:
+            self.n_bars = len(done)
 
     def on_output(self, out: StrategyOutput) -> None:
         """Take one engine output (on whichever worker produced it)."""
@@ -189,22 +222,18 @@ class RunReport:
             if batch is not None and self.last_ts is not None:
                 batch = batch.after(self.last_ts)
             if batch is not None:
-                rows = batch.symbol_rows
-                names = pa.DictionaryArray.from_arrays(
-                    pa.array(rows["symbol"]), pa.array(batch.symbols)
+                r = batch.symbol_rows
+                rows = np.empty(len(r["ts"]), _ROW)
+                rows["ts"], rows["symbol"] = r["ts"], r["symbol"]
+                rows["weight"], rows["return"], rows["equity"] = r["weight"], r["return"], r[
+                    "equity"
+                ]
+                series = np.empty(len(batch), _SERIES)
+                series["ts"], series["return"], series["equity"] = (
+                    batch.ts, batch.returns, batch.equity,
                 )
-                self.tables.append(
-                    pa.table(
-                        {
-                            "ts": pa.array(rows["ts"], pa.int64()),
-                            "symbol": names.cast(pa.string()),
-                            "weight": rows["weight"],
-                            "return": rows["return"],
-                            "equity": rows["equity"],
-                        }
-                    )
-                )
-                self.series.append((batch.ts, batch.returns, batch.equity))
+                self.rows.append(rows)
+                self.series.append(series)
                 self.last_ts = int(batch.ts[-1])
                 self._dirty = True
             if out.metrics is not None:
@@ -213,12 +242,10 @@ class RunReport:
                 self._dirty = True
                 update = self._update(out)
                 self.updates.append(update)
-                if self.post is not None:
-                    self.post(update)
-            if (
-                self.out is not None
-                and self._dirty
-                and time.monotonic() - self._written > (self.write_every)
+                if self.queue is not None:
+                    self.queue(update)
+            if self.out is not None and self._dirty and (
+                time.monotonic() - self._written > self.write_every
             ):
                 self._write()
 
@@ -231,27 +258,30 @@ class RunReport:
             strategy_id=self.strategy,
             run_id=self.run_id,
             seq=out.seq,
-            mode=self.mode,
+            mode=self.mode,  # type: ignore[arg-type]
             as_of=out.as_of,
-            n_bars=out.n_bars,  # type: ignore[arg-type]
+            n_bars=out.n_bars,
             metrics={k: finite(v) for k, v in out.metrics.items()} if out.metrics else {},
             returns=returns,
         )
 
     def table(self) -> pa.Table:
         """Every per-symbol row so far (ts, symbol, weight, return, equity)."""
-        if not self.tables:
-            schema = pa.schema(
-                [
-                    ("ts", pa.int64()),
-                    ("symbol", pa.string()),
-                    ("weight", pa.float64()),
-                    ("return", pa.float64()),
-                    ("equity", pa.float64()),
-                ]
-            )
-            return schema.empty_table()
-        return pa.concat_tables(self.tables)
+        rows = self.rows.all()
+        names = pa.DictionaryArray.from_arrays(
+            pa.array(rows["symbol"], pa.int32()), pa.array(self.symbols)
+        )
+        return pa.table({
+            "ts": pa.array(rows["ts"], pa.int64()),
+            "symbol": names.cast(pa.string()),
+            "weight": rows["weight"],
+            "return": rows["return"],
+            "equity": rows["equity"],
+        })
+
+    def portfolio(self) -> np.ndarray:
+        """The portfolio series so far (ts, return, equity)."""
+        return self.series.all()
 
     def _write(self) -> None:
         assert self.out is not None
@@ -280,6 +310,8 @@ class RunReport:
             self.extra = extra
             if self.out is not None:
                 self._write()
+            self.rows.close()
+            self.series.close()
 
 
 # -- the order step ---------------------------------------------------------------------------
@@ -348,8 +380,15 @@ class _OrderLogic(op.StatefulLogic[StrategyOutput, tuple[list[OrderIntent], list
                 fills += broker.on_bar(symbol, ts, float(rows["open"][i]))
             v = verdict(ctx.book, out.strategy, ctx.clock(), ctx.max_activation_age)
             new = gate.on_bar(symbol, ts, float(rows["weight"][i]), float(rows["close"][i]), v)
-            if new:  # recorded at once: the next bar, maybe in this batch, may fill it
-                intents += broker.submit(new) if broker is not None else ctx.store.record(new)
+            if new:
+                intents += new
+                if broker is not None:  # taken at once: the next bar, maybe in this batch,
+                    broker.accept(new)  # fills it
+        # one transaction for the batch; keys the store has (a replay) come back as not new
+        if broker is not None:
+            intents, fills = broker.flush()
+        elif intents:
+            intents = ctx.store.record(intents)
         if gate.held != held_before:
             if gate.held is not None:
                 log.warning("%s", gate.held)
@@ -691,23 +730,21 @@ def run_live(
         heartbeat = max(0.2, min(5.0, o.max_activation_age / 5))
         subscriber = ActivationSubscriber(book, url, o.token, heartbeat=heartbeat).start()
         stack.callback(subscriber.close)
-        poster = MetricsPoster(url, o.token, o.world).start()
+        poster = MetricsPoster(store, url, o.token, o.world).start()
         relay = None
         if o.brokers:
             relay = OrderRelay(store, o.brokers, o.orders_topic, o.fills_topic).start()
             stack.callback(relay.close)
-        report = RunReport(
-            sid,
-            fresh["params"],
-            universe,
-            s.interval,
-            mode,
-            o.world,
-            run_id,
-            o.out,
-            poster.post,
-            resuming,
-        )
+        head = {"strategy": sid, "params": meta.get("params", fresh["params"]),
+                "symbols": universe, "interval": s.interval, "mode": mode, "world": o.world,
+                "run_id": run_id}
+
+        def queue(update: MetricsUpdate) -> None:
+            if store.queue_update(update):
+                poster.notify()
+
+        report = RunReport(head, universe, o.out, queue, resuming)
+
         ctx = OrderContext(
             world=o.world,
             capital=float(info["capital"]),
@@ -774,7 +811,7 @@ def run_live(
                 }
             }
         )
-        series = report.series
+        series = report.portfolio()
         return LiveResult(
             strategy=sid,
             run_id=run_id,
@@ -783,9 +820,9 @@ def run_live(
             stats=stats,
             metrics=report.metrics,
             n_bars=report.n_bars,
-            ts=np.concatenate([x[0] for x in series]) if series else np.empty(0, np.int64),
-            returns=np.concatenate([x[1] for x in series]) if series else np.empty(0),
-            equity=np.concatenate([x[2] for x in series]) if series else np.empty(0),
+            ts=series["ts"].copy(),
+            returns=series["return"].copy(),
+            equity=series["equity"].copy(),
             bars=report.table(),
             orders=store.orders(o.world, sid),
             fills=store.fills(o.world, sid),
