@@ -188,9 +188,14 @@ class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, 
             metrics = returns = None
             if due and self.pending:
                 # metrics are updated in one go per snapshot: cheap when bars arrive one by one
-                cat = lambda name: np.concatenate([getattr(b, name) for b in self.pending])  # noqa: E731
+                def cat(name: str) -> np.ndarray:
+                    parts = [getattr(b, name) for b in self.pending]
+                    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
                 returns = cat("returns")
-                self.metrics.update(returns, turnover=cat("turnover"), gross=cat("gross"))
+                self.metrics.update(
+                    returns, turnover=cat("turnover"), gross=cat("gross"), equity=cat("equity")
+                )
                 metrics = self.metrics.get()
                 self.pending.clear()
                 self.metered = self.n_bars

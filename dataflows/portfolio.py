@@ -98,6 +98,14 @@ def _sum_columns(m: np.ndarray) -> np.ndarray:
     return acc
 
 
+def _shifted(m: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """``m`` moved down one row, with ``first`` as the new first row."""
+    out = np.empty_like(m)
+    out[0] = first
+    out[1:] = m[:-1]
+    return out
+
+
 def _ffill(values: np.ndarray, present: np.ndarray, carried: float) -> np.ndarray:
     """Forward-fill ``values`` over rows where ``present`` is false, from ``carried``."""
     idx = np.where(present, np.arange(len(values)), -1)
@@ -193,7 +201,13 @@ class Portfolio:
         chunks = [t[0] for t in taken if t is not None]
         if not chunks:
             return None
-        timeline = np.unique(np.concatenate(chunks)) if len(chunks) > 1 else chunks[0]
+        first = chunks[0]
+        if all(len(c) == len(first) for c in chunks) and all(
+            np.array_equal(c, first) for c in chunks[1:]
+        ):
+            timeline = first  # symbols in step (aligned replay): no union to sort
+        else:
+            timeline = np.unique(np.concatenate(chunks))
         if len(timeline) == 1:
             out = self._process_row(int(timeline[0]), taken)
         else:
@@ -274,6 +288,11 @@ class Portfolio:
             present[:, 0] = True
             raw_w = taken[0][1].reshape(n_rows, 1)
             close = taken[0][2].reshape(n_rows, 1)
+        elif all(part is not None and len(part[0]) == n_rows for part in taken):
+            # every symbol has a bar at every time: columns side by side, nothing to fill
+            present[:] = True
+            raw_w = np.stack([p[1] for p in taken], axis=1, dtype=np.float64)  # type: ignore[index]
+            close = np.stack([p[2] for p in taken], axis=1, dtype=np.float64)  # type: ignore[index]
         else:
             raw_w = np.empty((n_rows, n_sym))
             close = np.empty((n_rows, n_sym))
@@ -283,6 +302,11 @@ class Portfolio:
                     close[:, i] = self._last_c[i]
                     continue
                 ts, w, c = part
+                if len(ts) == n_rows:  # a bar at every time of the timeline (ts is in it)
+                    present[:, i] = True
+                    raw_w[:, i] = w
+                    close[:, i] = c
+                    continue
                 pos = np.searchsorted(timeline, ts)
                 present[pos, i] = True
                 full_w = np.zeros(n_rows)
@@ -292,23 +316,39 @@ class Portfolio:
                 raw_w[:, i] = _ffill(full_w, present[:, i], self._last_w[i])
                 close[:, i] = _ffill(full_c, present[:, i], self._last_c[i])
 
-        gross_raw = _sum_columns(np.abs(raw_w))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.where(gross_raw > self.max_gross, self.max_gross / gross_raw, 1.0)
-        weight = raw_w * scale[:, None]
+        scratch = np.abs(raw_w)  # reused below for |weight|
+        gross_raw = _sum_columns(scratch)
+        capped = gross_raw > self.max_gross
+        if capped.any():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scale = np.where(capped, self.max_gross / gross_raw, 1.0)
+            weight = raw_w * scale[:, None]
+        else:
+            weight = raw_w  # every scale would be 1.0: the same values
 
-        prev_w = np.vstack([self._prev_w[None, :], weight[:-1]])
-        prev_c = np.vstack([self._last_c[None, :], close[:-1]])
+        # against each row's previous weights and closes (the carried row, then the rows):
+        # the same element-wise operations as on shifted copies, without making them
+        moved = np.empty_like(close)
         with np.errstate(divide="ignore", invalid="ignore"):
-            moved = close / prev_c - 1.0
-        moved = np.where(np.isnan(moved), 0.0, moved)
-        dw = np.abs(weight - prev_w)
-        prev_dw = np.vstack([self._prev_dw[None, :], dw[:-1]])
-        contrib = prev_w * moved - self.cost * prev_dw
+            np.divide(close[:1], self._last_c, out=moved[:1])
+            np.divide(close[1:], close[:-1], out=moved[1:])
+        moved -= 1.0
+        nan = np.isnan(moved)
+        if nan.any():
+            moved[nan] = 0.0
+        dw = np.empty_like(weight)
+        np.subtract(weight[:1], self._prev_w, out=dw[:1])
+        np.subtract(weight[1:], weight[:-1], out=dw[1:])
+        np.abs(dw, out=dw)
+        contrib = moved  # prev_w * moved, in place
+        np.multiply(self._prev_w, contrib[:1], out=contrib[:1])
+        np.multiply(weight[:-1], contrib[1:], out=contrib[1:])
+        if self.cost:
+            contrib -= self.cost * _shifted(dw, self._prev_dw)
 
         returns = _sum_columns(contrib)
         turnover = _sum_columns(dw)
-        gross = _sum_columns(np.abs(weight))
+        gross = _sum_columns(np.abs(weight, out=scratch))
         growth = np.empty(n_rows + 1)
         growth[0] = self._equity
         np.add(returns, 1.0, out=growth[1:])
@@ -322,14 +362,23 @@ class Portfolio:
         self._last_ts = int(timeline[-1])
 
         # per-symbol rows, ordered by time then symbol
-        row, sym = np.nonzero(present)
-        symbol_rows = {
-            "ts": timeline[row],
-            "symbol": sym.astype(np.int32),
-            "weight": weight[row, sym],
-            "return": contrib[row, sym],
-            "equity": equity[row],
-        }
+        if present.all():
+            symbol_rows = {
+                "ts": np.repeat(timeline, n_sym) if n_sym > 1 else timeline,
+                "symbol": np.tile(np.arange(n_sym, dtype=np.int32), n_rows),
+                "weight": weight.reshape(-1),
+                "return": contrib.reshape(-1),
+                "equity": np.repeat(equity, n_sym) if n_sym > 1 else equity,
+            }
+        else:
+            row, sym = np.nonzero(present)
+            symbol_rows = {
+                "ts": timeline[row],
+                "symbol": sym.astype(np.int32),
+                "weight": weight[row, sym],
+                "return": contrib[row, sym],
+                "equity": equity[row],
+            }
         return PortfolioBatch(
             ts=timeline.astype(np.int64, copy=False),
             returns=returns,

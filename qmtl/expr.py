@@ -551,6 +551,19 @@ def where(cond: Expr | Number, a: Expr | Number, b: Expr | Number) -> Expr:
     return Expr("where", as_expr(cond), as_expr(a), as_expr(b))
 
 
+def latch(enter: Expr | Number, leave: Expr | Number) -> Expr:
+    """A position held between signals: 1.0 from a bar where ``enter`` is true until a bar
+    where ``leave`` is true (``enter`` wins when both are), 0.0 before the first entry.
+
+    The usual entry/exit rule (long below RSI 30, flat above 50) as one vectorized node.
+
+    >>> r = col("close").rsi(14)
+    >>> latch(r < 30, r > 50).op
+    'latch'
+    """
+    return Expr("latch", as_expr(enter), as_expr(leave))
+
+
 def walk(outputs: Iterable[Expr]) -> Iterator[Expr]:
     """Every distinct node reachable from ``outputs``, each once, inputs before users.
 

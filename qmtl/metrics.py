@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from functools import lru_cache
 from typing import Any, Self
 
 import numpy as np
@@ -279,22 +280,39 @@ class MaxDrawdown(Metric):
         if not len(x):
             return self
         # strictly sequential from the carried equity, peak and low: any split is bit-identical
-        eq = np.multiply.accumulate(np.concatenate([[self.equity], 1.0 + x]))[1:]
-        run_max = np.maximum.accumulate(np.concatenate([[self.peak], eq]))[1:]
-        run_min = np.minimum.accumulate(np.concatenate([[self.low], eq]))[1:]
-        self.dd = max(self.dd, float(np.max(1.0 - eq / run_max)))
-        prev_max = np.concatenate([[self.peak], run_max[:-1]])
-        prev_min = np.concatenate([[self.low], run_min[:-1]])
+        return self._update_path(np.multiply.accumulate(np.concatenate([[self.equity], 1.0 + x])))
+
+    def _update_path(self, path: np.ndarray) -> Self:
+        """``path``: the carried equity followed by the equity after each new return."""
+        eq = path[1:]
+        top = float(eq.max())
+        if top <= self.peak:  # no new high: the peak stays, nothing to record
+            # max(1 - eq/peak) is 1 - min(eq)/peak exactly: rounding is monotone
+            self.dd = max(self.dd, 1.0 - float(eq.min()) / self.peak)
+            self.equity, self.low = float(eq[-1]), float(np.minimum(self.low, eq.min()))
+            return self
+        run_max = np.maximum.accumulate(np.concatenate([[self.peak], eq]))
+        prev_max, run_max = run_max[:-1], run_max[1:]
+        self.dd = max(self.dd, 1.0 - float(np.min(eq / run_max)))
         rec = np.flatnonzero(run_max > prev_max)
         if len(rec):
-            thr, lows = run_max[rec], prev_min[rec]
+            # the lowest equity before each new high: minima of the stretches between
+            # records, then a running minimum over those few values (min is exact)
+            stretch = np.full(len(rec), np.inf)
+            if rec[-1] > 0:
+                stretch[:] = np.minimum.reduceat(eq[: rec[-1]], np.concatenate([[0], rec[:-1]]))
+                if rec[0] == 0:
+                    stretch[0] = np.inf  # nothing before a record on the first value
+            lows = np.minimum.accumulate(np.concatenate([[self.low], stretch]))[1:]
+            thr = run_max[rec]
             if self.lows and lows[0] == self.lows[-1]:  # same low: the later high replaces it
                 self.thresholds.pop()
                 self.lows.pop()
             keep = np.concatenate([lows[1:] != lows[:-1], [True]])
             self.thresholds.extend(thr[keep].tolist())
             self.lows.extend(lows[keep].tolist())
-        self.equity, self.peak, self.low = float(eq[-1]), float(run_max[-1]), float(run_min[-1])
+        self.equity, self.peak = float(eq[-1]), float(run_max[-1])
+        self.low = float(np.minimum(self.low, eq.min()))
         return self
 
     def get(self) -> float:
@@ -359,8 +377,8 @@ class WinRate(Metric):
 
     def update(self, batch: Any) -> Self:
         x = _f64(batch)
-        self.wins += int((x > 0).sum())
-        self.decided += int((x != 0).sum())
+        self.wins += int(np.count_nonzero(x > 0))
+        self.decided += int(np.count_nonzero(x))
         return self
 
     def get(self) -> float:
@@ -385,8 +403,9 @@ class ProfitFactor(Metric):
 
     def update(self, batch: Any) -> Self:
         x = _f64(batch)
-        self.gains += float(x[x > 0].sum())
-        self.losses -= float(x[x < 0].sum())
+        # fmax/fmin: a NaN counts as neither a gain nor a loss
+        self.gains += float(np.fmax(x, 0.0).sum())
+        self.losses -= float(np.fmin(x, 0.0).sum())
         return self
 
     def get(self) -> float:
@@ -398,6 +417,15 @@ class ProfitFactor(Metric):
         self.gains += other.gains
         self.losses += other.losses
         return self
+
+
+@lru_cache(maxsize=8)
+def _centered_index(n: int) -> tuple[float, np.ndarray, float]:
+    """Mean of 1..n, the centered index 1..n minus that mean, and its sum of squares."""
+    t = np.arange(1, n + 1, dtype=np.float64)
+    mt = float(t.mean())
+    dt = t - mt
+    return mt, dt, float(dt @ dt)
 
 
 class Linearity(Metric):
@@ -414,6 +442,7 @@ class Linearity(Metric):
         self.m_tt = 0.0
         self.m_yy = 0.0
         self.m_ty = 0.0
+        self.equity = 1.0
         self.log_equity = 0.0
 
     def _add(self, n: int, mt: float, my: float, tt: float, yy: float, ty: float) -> None:
@@ -436,19 +465,18 @@ class Linearity(Metric):
     def update(self, batch: Any) -> Self:
         x = _f64(batch)
         if len(x):
-            y = np.cumsum(np.log1p(x))
-            t = np.arange(1, len(x) + 1, dtype=np.float64)
-            mt, my = float(t.mean()), float(y.mean())
-            dt, dy = t - mt, y - my
-            self._add(
-                len(x),
-                self.n + mt,
-                self.log_equity + my,
-                float(dt @ dt),
-                float(dy @ dy),
-                float(dt @ dy),
-            )
-            self.log_equity += float(y[-1])
+            self._update_path(np.multiply.accumulate(np.concatenate([[self.equity], 1.0 + x])))
+        return self
+
+    def _update_path(self, path: np.ndarray) -> Self:
+        """``path``: the carried equity followed by the equity after each new return."""
+        n = len(path) - 1
+        y = np.log(path[1:])  # log-equity since the start, fixed by the equity alone
+        mt, dt, tt = _centered_index(n)
+        my = float(y.mean())
+        dy = y - my
+        self._add(n, self.n + mt, my, tt, float(dy @ dy), float(dt @ dy))
+        self.equity, self.log_equity = float(path[-1]), float(y[-1])
         return self
 
     def get(self) -> float:
@@ -468,6 +496,7 @@ class Linearity(Metric):
             other.m_ty,
         )
         self.log_equity += other.log_equity
+        self.equity *= other.equity
         return self
 
 
@@ -540,11 +569,51 @@ class MetricSet:
         self.exposure = Exposure()
         self.count = Count()
 
-    def update(self, returns: Any, turnover: Any | None = None, gross: Any | None = None) -> Self:
-        """Consume a batch of returns and, optionally, per-period turnover and gross."""
+    def update(
+        self,
+        returns: Any,
+        turnover: Any | None = None,
+        gross: Any | None = None,
+        equity: np.ndarray | None = None,
+    ) -> Self:
+        """Consume a batch of returns and, optionally, per-period turnover and gross.
+
+        The equity path and the moments of the batch are computed once and shared by the
+        metrics that need them (the same values each metric would compute on its own).
+        ``equity``, the equity after each return as the portfolio compounds it from the same
+        start (``prod(1 + r)``, left to right), saves computing that path again.
+        """
         r = _f64(returns)
-        for metric in self.returns.values():
-            metric.update(r)
+        m = self.returns
+        total, cagr, mdd, lin = (
+            m["total_return"], m["cagr"], m["max_drawdown"], m["linearity"]
+        )
+        if len(r) and total.equity == cagr.total.equity == mdd.equity == lin.equity:
+            start = total.equity
+            if (
+                equity is not None
+                and len(equity) == len(r)
+                and equity[0] == start * (1.0 + r[0])
+            ):
+                path = np.concatenate([[start], equity])
+            else:
+                path = np.multiply.accumulate(np.concatenate([[start], 1.0 + r]))
+            total.equity = cagr.total.equity = float(path[-1])
+            cagr.count.n += len(r)
+            mdd._update_path(path)
+            lin._update_path(path)  # type: ignore[attr-defined]
+            mu = float(r.mean())
+            m2 = 0.0 if r.min() == r.max() else float(((r - mu) ** 2).sum())
+            for name in ("volatility", "sharpe", "sortino"):
+                m[name].moments.add(len(r), mu, m2)  # type: ignore[attr-defined]
+            neg = np.minimum(r, 0.0)
+            m["sortino"].down_sq += float((neg * neg).sum())  # type: ignore[attr-defined]
+            pf = m["profit_factor"]
+            pf.update(r)
+            m["win_rate"].update(r)
+        else:
+            for metric in m.values():
+                metric.update(r)
         self.count.update(r)
         if turnover is not None:
             self.turnover.update(turnover)

@@ -315,16 +315,20 @@ def collect_result(
     if not batches or not snapshots:
         raise BacktestError(f"{s.name}: no bars were processed")
     symbols = batches[0].symbols
-    # each batch's rows are ordered by time then symbol, and batches follow in time
-    rows = {k: np.concatenate([b.symbol_rows[k] for b in batches]) for k in batches[0].symbol_rows}
-    names = pa.DictionaryArray.from_arrays(pa.array(rows["symbol"]), pa.array(symbols))
+    # each batch's rows are ordered by time then symbol, and batches follow in time; the
+    # table's columns are the batches' arrays as chunks (no copy)
+    rows = {k: [b.symbol_rows[k] for b in batches] for k in batches[0].symbol_rows}
+    dictionary = pa.array(symbols)
+    names = pa.chunked_array(
+        [pa.DictionaryArray.from_arrays(pa.array(c), dictionary) for c in rows["symbol"]]
+    )
     table = pa.table(
         {
-            "ts": pa.array(rows["ts"], pa.int64()),
+            "ts": pa.chunked_array(rows["ts"], pa.int64()),
             "symbol": names.cast(pa.string()),
-            "weight": rows["weight"],
-            "return": rows["return"],
-            "equity": rows["equity"],
+            "weight": pa.chunked_array(rows["weight"], pa.float64()),
+            "return": pa.chunked_array(rows["return"], pa.float64()),
+            "equity": pa.chunked_array(rows["equity"], pa.float64()),
         }
     )
     history = [(o.n_bars, o.as_of, o.metrics, o.returns_since) for o in snapshots]

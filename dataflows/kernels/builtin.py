@@ -116,7 +116,9 @@ class Compare(Kernel):
 
     def update(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
-            out = self.fn(a, b) & ~(np.isnan(a) | np.isnan(b))
+            out = self.fn(a, b)
+            if self.fn is np.not_equal:  # the only comparison that is true for NaN
+                out &= ~(np.isnan(a) | np.isnan(b))
         return out.astype(np.float64)
 
 
@@ -198,6 +200,34 @@ class Where(Kernel):
         return np.where(truthy(cond), a, b).astype(np.float64)
 
 
+@register("latch")
+class Latch(Kernel):
+    """1.0 from a bar where ``enter`` is truthy until one where ``leave`` is (``enter`` wins
+    when both are); the state is carried, so any split gives the same values.
+
+    >>> k = Latch()
+    >>> k.update(np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 0.0])).tolist()
+    [0.0, 1.0, 1.0]
+    >>> k.update(np.array([0.0, 1.0]), np.array([1.0, 1.0])).tolist()
+    [0.0, 1.0]
+    """
+
+    def __init__(self) -> None:
+        self.state = 0.0
+
+    def update(self, enter: np.ndarray, leave: np.ndarray) -> np.ndarray:
+        m = len(enter)
+        if m == 0:
+            return np.empty(0)
+        on = truthy(enter)
+        marked = on | truthy(leave)
+        last = np.where(marked, np.arange(m), -1)
+        np.maximum.accumulate(last, out=last)
+        out = np.where(last >= 0, on[np.maximum(last, 0)], self.state).astype(np.float64)
+        self.state = float(out[-1])
+        return out
+
+
 @register("fillna")
 class FillNa(Kernel):
     """Replace NaN with a constant.
@@ -271,26 +301,32 @@ class _RunningSum(Kernel):
             if len(finite):
                 self.anchor = float(finite[0])
         anchor = 0.0 if self.anchor is None else self.anchor
+        n = self.n
         is_nan = np.isnan(x)
         any_nan = bool(is_nan.any())
-        shifted = np.where(is_nan, 0.0, x - anchor) if any_nan else x - anchor
-        sums = np.add.accumulate(np.concatenate([self.sum_ring[-1:], shifted]))
-        hist_sum = np.concatenate([self.sum_ring[:-1], sums])
-        now = np.arange(self.n, self.n + m)
-        window_sum = hist_sum[now] - hist_sum[now - self.n]
-        self.sum_ring = hist_sum[-self.n :].copy()
+        # the last n cumulative sums, then the batch's, accumulated from the carried total
+        hist_sum = np.empty(n + m)
+        hist_sum[:n] = self.sum_ring
+        np.subtract(x, anchor, out=hist_sum[n:])
+        if any_nan:
+            hist_sum[n:][is_nan] = 0.0
+        np.add.accumulate(hist_sum[n - 1 :], out=hist_sum[n - 1 :])
+        out = hist_sum[n:] - hist_sum[:m]
+        self.sum_ring = hist_sum[m:].copy()
         if any_nan or self.nan_ring[0] != self.nan_ring[-1]:
-            nans = np.add.accumulate(np.concatenate([self.nan_ring[-1:], is_nan.astype(float)]))
-            hist_nan = np.concatenate([self.nan_ring[:-1], nans])
-            window_nan = hist_nan[now] - hist_nan[now - self.n]
-            self.nan_ring = hist_nan[-self.n :].copy()
+            hist_nan = np.empty(n + m)
+            hist_nan[:n] = self.nan_ring
+            hist_nan[n:] = is_nan
+            np.add.accumulate(hist_nan[n - 1 :], out=hist_nan[n - 1 :])
+            out[(hist_nan[n:] - hist_nan[:m]) > 0] = np.nan
+            self.nan_ring = hist_nan[m:].copy()
         else:  # no NaN in the batch nor in the window before it: counts stay as they are
-            window_nan = np.zeros(m)
-            self.nan_ring = np.full(self.n, self.nan_ring[-1])
-        count = self.seen + np.arange(1, m + 1)
+            self.nan_ring = np.full(n, self.nan_ring[-1])
+        out += n * anchor
+        warm = n - 1 - self.seen  # outputs before the n-th value are undefined
+        if warm > 0:
+            out[:warm] = np.nan
         self.seen += m
-        out = window_sum + self.n * anchor
-        out[(count < self.n) | (window_nan > 0)] = np.nan
         return out
 
     def _one(self, v: float) -> np.ndarray | None:
@@ -336,7 +372,9 @@ class RollingMean(_RunningSum):
         super().__init__("rolling_mean", n)
 
     def update(self, x: np.ndarray) -> np.ndarray:
-        return self._rolling_sum(x) / self.n
+        out = self._rolling_sum(x)
+        out /= self.n
+        return out
 
 
 @register("rolling_var")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from connectors.synthetic import generate_bars
 from dataflows.graph import Program, ProgramState
-from qmtl import Operator, Strategy, backtest, check_batch_invariance, where
+from qmtl import Operator, Strategy, backtest, check_batch_invariance, latch, where
 from qmtl.bars import BadBarsError
 from qmtl.expr import col
 from qmtl.runner import BacktestError
@@ -46,14 +46,16 @@ class Kitchen(Strategy):
         c = bars.close
         trend = (c.sma(5) > c.ema(12)).fillna(0)
         rsi = c.rsi(7)
-        latch = Latch()(rsi < 40, rsi > 60)
+        hold = Latch()(rsi < 40, rsi > 60)
         z = c.zscore(10).clip(-2, 2)
         slope = c.rolling(6).apply(lambda w: (w[-1] - w[0]) / w.mean())
         upper, _mid, lower = c.bollinger(10, 2.0)
         squeeze = (upper - lower) / c
         atr = bars.atr(5) / c
         cross = c.crossed_above(c.wma(8)) | c.crossed_below(c.max(9).shift(1))
-        return where(trend, 0.6, 0.2) + 0.3 * latch - 0.1 * z + slope + squeeze - atr + 0.05 * cross
+        held = latch(rsi < 35, rsi > 65)  # the built-in, vectorized latch
+        return (where(trend, 0.6, 0.2) + 0.3 * hold - 0.1 * z + slope + squeeze - atr + 0.05 * cross
+                + 0.2 * held)
 
 
 def _data(n: int = 300, seed: int = 3) -> dict:
@@ -276,3 +278,25 @@ def test_returns_follow_the_formula_for_a_long_hold():
     want[1] -= 10.0 / 1e4  # entering at bar 0 costs 10 bp of turnover, charged at bar 1
     np.testing.assert_allclose(res.returns, want, rtol=1e-12, atol=1e-15)
     assert res.metrics["n_bars"] == 50
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from([0.0, 1.0, np.nan]), st.sampled_from([0.0, 1.0, np.nan])),
+             min_size=1, max_size=60),
+    st.lists(st.integers(1, 9), min_size=1, max_size=8),
+)
+def test_builtin_latch_equals_the_python_loop_for_any_split(pairs, sizes):
+    """latch(enter, leave) = the user-style Latch loop (NaN never fires), whole or in pieces."""
+    enter = np.array([p[0] for p in pairs])
+    leave = np.array([p[1] for p in pairs])
+    want = Latch().update(np.nan_to_num(enter), np.nan_to_num(leave))
+    prog = Program({"w": latch(col("open"), col("close"))})
+    whole = ProgramState(prog).evaluate({"open": enter, "close": leave})["w"]
+    assert np.array_equal(whole, want)
+    state, pos, parts, i = ProgramState(prog), 0, [], 0
+    while pos < len(enter):
+        k = sizes[i % len(sizes)]
+        parts.append(state.evaluate({"open": enter[pos:pos + k], "close": leave[pos:pos + k]})["w"])
+        pos, i = pos + k, i + 1
+    assert np.array_equal(np.concatenate(parts), want)

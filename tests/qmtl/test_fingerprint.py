@@ -104,3 +104,24 @@ def test_served_from_a_provider_the_fingerprint_is_the_same(tmp_path):
     assert first.data["fingerprint"] == BASE.data["fingerprint"]
     assert [f["rows"] for f in first.data["fetched"]] == [200]
     assert second.data["fetched"] == [] and first.data["requested"]["start"] == span[0]
+
+
+def test_digest_is_the_sha256_of_the_rows_however_batched():
+    """The digest is the SHA-256 of the rows' bytes in order, for any batching."""
+    import hashlib
+
+    import numpy as np
+
+    from qmtl.fingerprint import BarHasher
+
+    bars = generate_bars(20_000, seed=5)
+    rows = np.empty(20_000, dtype=[("ts", "<i8")] + [(c, "<f8") for c in
+                                                     ("open", "high", "low", "close", "volume")])
+    for c in rows.dtype.names:
+        rows[c] = bars[c]
+    want = hashlib.sha256(rows.tobytes()).hexdigest()
+    mixed = BarHasher()
+    for lo, hi in ((0, 5_000), (5_000, 5_001), (5_001, 5_010), (5_010, 20_000)):
+        mixed.update({k: v[lo:hi] for k, v in bars.items()})
+    assert mixed.summary()["sha256"] == want
+    assert BarHasher().update(bars).summary() == mixed.summary()
