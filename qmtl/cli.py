@@ -235,7 +235,7 @@ def run(
             orders_topic=orders_topic, fills_topic=fills_topic,
             max_activation_age=max_activation_age, slippage_bps=slippage_bps, fee_bps=fee_bps,
             metrics_every=metrics_every, max_gap_bars=max_gap_bars, workers=workers,
-            periods_per_year=periods_per_year, policy=policy,
+            periods_per_year=periods_per_year, policy=policy, origin=origin,
         )
         try:
             from qmtl.cli_live import run_live_command

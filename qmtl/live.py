@@ -47,6 +47,7 @@ from connectors.live_source import LiveBarSource, LiveInput, LiveStats, history_
 from connectors.replay import CallbackSink, RunControl
 from dataflows.compiler import StrategyOutput, StrategySpec, build_core
 from dataflows.gate import ActivationBook, OrderGate, verdict
+from qmtl.bars import format_ts
 from qmtl.contracts import Fill, MetricsUpdate, OrderIntent
 from qmtl.intervals import interval_ns
 from qmtl.strategy import Strategy
@@ -96,6 +97,7 @@ class LiveOptions:
     periods_per_year: float | None = None
     policy: str | None = None
     world_store: str | None = None
+    origin: str | None = None
     connect_timeout: float = 5.0
     fetch_wait_ms: int = 5
 
@@ -410,72 +412,73 @@ class _OrderLogic(op.StatefulLogic[StrategyOutput, tuple[list[OrderIntent], list
 
 
 def _history(
-    catalog: Any,
+    data: Any,
     symbols: list[str],
     interval: str,
     n: int,
-    split: int | None,
+    end: int,
 ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, int]]:
-    """The last ``n`` catalog bars of each symbol at or before ``split`` (all stored bars when
-    None), and each symbol's last bar time."""
-    from connectors.catalog import CatalogError
+    """The last ``n`` bars of each symbol at or before ``end`` from the data provider (which
+    backfills what the catalog lacks when an origin is configured), and each symbol's last
+    bar time."""
+    from connectors.seamless import DataNotFound
 
     history, ends, missing = {}, {}, []
+    if n == 0:
+        return history, ends
     step = interval_ns(interval)
     for s in symbols:
         try:
-            cov = catalog.coverage(s, interval)
-        except CatalogError as exc:
-            raise LiveError(str(exc)) from None
-        if cov is None:
+            # the last n bars: a window that holds them on a regular grid, else everything
+            bars = data.read(s, interval, end - 4 * (n + 10) * step, end)
+            if len(bars["ts"]) < n:
+                bars = data.read(s, interval, None, end)
+        except DataNotFound:
             missing.append(s)
             continue
-        if n == 0:
-            continue
-        last = cov[1] if split is None else min(split, cov[1])
-        # the last n bars: read a window that holds them on a regular grid, else everything
-        bars = catalog.read(s, interval, last - 4 * (n + 10) * step, last)
-        if len(bars["ts"]) < n:
-            bars = catalog.read(s, interval, None, last)
         tail = history_tail(bars, n)
         if len(tail["ts"]):
             history[s] = tail
             ends[s] = int(tail["ts"][-1])
-    if missing and n:
+        else:
+            missing.append(s)
+    if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5
                                           else "")
-        log.warning("no %s history for %s in %s: warming up on live bars", interval, shown,
-                    catalog.root)
+        log.warning("no %s history for %s before %s: warming up on live bars", interval, shown,
+                    format_ts(end))
     return history, ends
 
 
 def _embedded_split(
-    catalog: Any, symbols: list[str], interval: str, n: int, start: int | None
+    data: Any, symbols: list[str], interval: str, n: int, start: int | None
 ) -> int | None:
     """Where the in-process feed starts: before ``start``, or after each symbol's first ``n``
     bars (the latest of those times), so warm-up and feed do not overlap."""
+    from connectors.seamless import DataNotFound
+
     if start is not None:
         return start - 1
     if n == 0:
         return None
     split = None
     for s in symbols:
-        cov = catalog.coverage(s, interval)
-        if cov is None:
-            continue
-        ts = catalog.read(s, interval)["ts"]
-        t = int(ts[min(n, len(ts)) - 1])
-        split = t if split is None else max(split, t)
+        try:
+            ts = data.read(s, interval)["ts"]
+        except DataNotFound as exc:
+            raise LiveError(str(exc)) from None
+        if len(ts):
+            t = int(ts[min(n, len(ts)) - 1])
+            split = t if split is None else max(split, t)
     return split
 
 
-def _gap_filler(catalog: Any, interval: str) -> Callable[[str, int, int], Any]:
+def _gap_filler(data: Any, interval: str) -> Callable[[str, int, int], Any]:
     def fill(symbol: str, after: int, before: int) -> Any:
         try:
-            bars = catalog.read(symbol, interval, after + 1, before - 1)
+            return data.read(symbol, interval, after + 1, before - 1)
         except LookupError:
             return None
-        return bars
 
     return fill
 
@@ -623,10 +626,10 @@ def run_live(
     ``stop_after_idle`` or a signal (SIGINT/SIGTERM stop it cleanly)."""
     from bytewax.testing import cluster_main, run_main
 
-    from connectors.catalog import Catalog, default_data_dir
     from connectors.feeds import CatalogFeed, FeedError, KafkaFeed, ensure_topic
     from connectors.kafka_io import JsonKafkaSink, topic_dlq
     from connectors.orders import OrderRelay, open_order_store
+    from connectors.seamless import SeamlessDataProvider
     from connectors.world_link import (
         ActivationSubscriber,
         MetricsPoster,
@@ -662,11 +665,13 @@ def run_live(
     mode = "paper" if o.paper else "live"
     state_dir = Path(o.recovery_dir or o.out or Path.home() / ".qmtl")
     state_dir.mkdir(parents=True, exist_ok=True)
-    catalog = o.data if isinstance(o.data, Catalog) else Catalog(o.data or default_data_dir())
+    data = o.data if isinstance(o.data, SeamlessDataProvider) else (
+        SeamlessDataProvider.from_env(o.data, origin=o.origin))
     start_ns = parse_time(o.start) if isinstance(o.start, str) else o.start
     end_ns = parse_time(o.end) if isinstance(o.end, str) else o.end
 
-    source_name = f"kafka:{o.brokers}/{o.topic}" if o.brokers else f"catalog:{catalog.root}"
+    source_name = (f"kafka:{o.brokers}/{o.topic}" if o.brokers
+                   else f"catalog:{data.catalog.root}")
     fresh = {
         "run_id": uuid.uuid4().hex[:12],
         "strategy": sid,
@@ -676,19 +681,23 @@ def run_live(
         "source": source_name,
         "params": {k: getattr(s, k) for k in type(s).parameters()},
     }
+    now = time.time_ns()
     if o.brokers:
-        history, ends = _history(catalog, universe, s.interval, n_warm, None)
+        history, ends = _history(data, universe, s.interval, n_warm, now)
         fresh["split"] = None
     else:
-        split = _embedded_split(catalog, universe, s.interval, n_warm, start_ns)
-        history, ends = _history(catalog, universe, s.interval, n_warm, split)
+        split = _embedded_split(data, universe, s.interval, n_warm, start_ns)
+        history, ends = _history(data, universe, s.interval, n_warm, split if split else now)
         fresh["split"] = split
     fresh["history_end"] = ends
     meta, resuming = _load_meta(o.recovery_dir, fresh)
-    if resuming:
-        history, ends = _history(catalog, universe, s.interval, n_warm, meta.get("split"))
+    if resuming:  # the hand-off decided when the run started
+        split = meta.get("split")
         ends = {k: int(v) for k, v in meta["history_end"].items()}
-        history = {k: v for k, v in history.items() if k in ends}
+        history, _ = _history(data, universe, s.interval, n_warm,
+                              int(split) if split is not None else max(ends.values(), default=now))
+        history = {k: history_tail(v, n_warm, before=ends[k]) for k, v in history.items()
+                   if k in ends}
     run_id = meta["run_id"]
     emit_after = max(ends.values()) if ends else None
 
@@ -710,7 +719,7 @@ def run_live(
         def make_feed(positions: dict[int, int] | None) -> Any:
             after = None if feed_start is None else int(feed_start) + 1
             return CatalogFeed.from_catalog(
-                catalog, universe, s.interval, after, end_ns, o.speed, (positions or {}).get(0, 0)
+                data, universe, s.interval, after, end_ns, o.speed, (positions or {}).get(0, 0)
             )
 
         dlq_sink = _LogSink()
@@ -722,7 +731,7 @@ def run_live(
         interval_ns=interval_ns(s.interval),
         history=history,
         history_end=ends,
-        fill_gap=_gap_filler(catalog, s.interval),
+        fill_gap=_gap_filler(data, s.interval),
         max_gap_bars=o.max_gap_bars,
         max_bars=o.max_bars,
         stop_after_idle=o.stop_after_idle,

@@ -142,27 +142,57 @@ def test_history_hands_over_to_the_topic_without_duplicates(kafka, tmp_path):
 
 
 def test_a_gap_between_history_and_topic_is_filled_from_the_catalog(kafka, tmp_path):
+    """The catalog is backfilled while the run waits for bars: the gap between the history
+    the run started with and the first live bar is read from it."""
+    import threading
+
     topic = topic_name()
     cat = write_catalog(tmp_path / "catalog", slice_data(DATA, 0, 200))
-    publish(kafka.brokers, topic, slice_data(DATA, 210, 300))
-    original = cat.read
-
-    def read_then_updated(symbol, interval, start=None, end=None):
-        # the catalog was backfilled after the run took its history: the gap is there now
-        full = DATA[symbol]
-        keep = (full["ts"] >= (start or 0)) & (full["ts"] <= (end or 2**62))
-        return {k: v[keep] for k, v in full.items()} if start is not None else original(
-            symbol, interval, start, end)
-
+    started = threading.Event()
+    box: dict = {}
     bt = backtest(Cross, data=DATA)
     with world_server(tmp_path) as url:
         opts = LiveOptions(brokers=kafka.brokers, topic=topic, world="w", url=url, paper=True,
-                           data=cat, max_bars=180, orders_store=str(tmp_path / "o.db"))
-        cat.read = read_then_updated  # type: ignore[method-assign]
-        res = run_live(Cross, opts)
+                           data=tmp_path / "catalog", max_bars=180,
+                           orders_store=str(tmp_path / "o.db"))
+        run = threading.Thread(target=lambda: box.update(res=run_live(
+            Cross, opts, on_started=lambda _info: started.set())), daemon=True)
+        run.start()
+        assert started.wait(30)
+        for s, b in slice_data(DATA, 200, 210).items():  # the missing bars arrive
+            cat.write(s, "1d", b)
+        publish(kafka.brokers, topic, slice_data(DATA, 210, 300))
+        run.join(60)
+    res = box["res"]
     assert res.stats.gap_filled == 20
     assert np.array_equal(res.ts, bt.ts[200:])
     assert max_abs_diff(res.returns, bt.returns[200:]) <= 1e-12
+
+
+def test_history_the_catalog_lacks_is_backfilled_from_the_origin(kafka, tmp_path):
+    """Seamless: the catalog holds bars 0..199, a backfill origin 0..209, the topic 210..:
+    the run's history comes up to 209 through the origin (written to the catalog), and the
+    topic follows without a gap."""
+    from tests.connectors.conftest import write_origin_file
+
+    topic = topic_name()
+    write_catalog(tmp_path / "catalog", slice_data(DATA, 0, 200))
+    for s, b in slice_data(DATA, 0, 210).items():
+        write_origin_file(tmp_path / "origin", s, "1d", b)
+    publish(kafka.brokers, topic, slice_data(DATA, 210, 300))
+    bt = backtest(Cross, data=DATA)
+    with world_server(tmp_path) as url:
+        opts = LiveOptions(brokers=kafka.brokers, topic=topic, world="w", url=url, paper=True,
+                           data=tmp_path / "catalog", origin=f"folder:{tmp_path / 'origin'}",
+                           max_bars=180, orders_store=str(tmp_path / "o.db"))
+        res = run_live(Cross, opts)
+    assert res.stats.gap_filled == 0 and res.stats.overlap == 0
+    assert np.array_equal(res.ts, bt.ts[210:])
+    assert max_abs_diff(res.returns, bt.returns[210:]) <= 1e-12
+    from connectors.catalog import Catalog
+
+    written = Catalog(tmp_path / "catalog").read("AAA", "1d")["ts"]
+    assert written[-1] == DATA["AAA"]["ts"][209]  # the backfill was written to the catalog
 
 
 def test_a_gap_that_cannot_be_filled_is_an_error_naming_it(kafka, tmp_path):
