@@ -5,11 +5,12 @@ Items are ``("bar", (symbol, batch))`` or ``("dlq", record)``. First the warm-up
 (history, time-aligned, in large batches), then what the feed delivers, grouped per symbol
 per poll (live sources emit what arrived; results do not depend on the grouping).
 
-The hand-off, per symbol: a feed bar at or before the end of that symbol's history was
-already used and is skipped (counted as overlap); the first bar after it must follow the
-history's last bar on the interval grid. A gap is first filled from ``fill_gap`` (e.g. the
-catalog, which may have been updated since the run started) and otherwise stops the run
-with an error naming the gap (``max_gap_bars`` tolerates that many missing bars). After the
+The hand-off, per symbol: a feed bar at or before the end of that symbol's history (or
+before ``start``) was already used or is not wanted, and is skipped (counted as overlap);
+the first bar after it must follow the history's last bar on the interval grid. A gap is
+first filled from ``fill_gap`` (the data provider: the catalog, updated since the run
+started, or a backfill origin) and otherwise stops the run with an error naming the gap
+(``max_gap_bars`` tolerates that many missing bars). After the
 hand-off, a bar whose ``ts`` does not move forward is a duplicate or out of order: it goes
 to the dead-letter stream, as do malformed messages and bars of symbols outside the
 universe. The run goes on.
@@ -81,6 +82,8 @@ class LiveInput:
     history_end: Mapping[str, int] = field(default_factory=dict)
     fill_gap: Callable[[str, int, int], Batch | None] | None = None
     max_gap_bars: int = 0
+    calendars: Mapping[str, Any] = field(default_factory=dict)
+    start: int | None = None
     max_bars: int | None = None
     stop_after_idle: float | None = None
     poll_max: int = 10_000
@@ -211,6 +214,8 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
             return []
         ts = batch["ts"]
         end = self.spec.history_end.get(symbol)
+        if self.spec.start is not None and symbol not in self.handed_off:
+            end = max(end, self.spec.start - 1) if end is not None else self.spec.start - 1
         if end is not None and symbol not in self.handed_off:
             fresh = ts > end
             self.stats.overlap += int(len(ts) - fresh.sum())
@@ -252,11 +257,23 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
             out.append(good)
         return out
 
+    def _missing(self, symbol: str, end: int, first: int) -> int:
+        """Bars the symbol's calendar expects strictly between ``end`` and ``first`` (a
+        weekday market skips weekends; 24/7 by default)."""
+        from connectors.quality import Calendar, find_gaps
+
+        calendar = self.spec.calendars.get(symbol) or Calendar.parse("24/7")
+        interval = f"{self.spec.interval_ns // 10**9}s"
+        gaps = find_gaps(np.array([end, first], dtype=np.int64), interval, calendar)
+        return sum(g.count for g in gaps)
+
     def _fill_gap(self, symbol: str, first: int) -> list[Batch]:
         """Bars between the end of ``symbol``'s history and its first live bar at ``first``."""
         end = self.last_ts.get(symbol)
         step = self.spec.interval_ns
-        if end is None or first - end <= step * (1 + self.spec.max_gap_bars):
+        if end is None or first - end <= step or self._missing(symbol, end, first) <= (
+            self.spec.max_gap_bars
+        ):
             return []
         filled = None
         if self.spec.fill_gap is not None:
@@ -273,7 +290,7 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
             )
             self.last_ts[symbol] = int(filled["ts"][-1])
             end = self.last_ts[symbol]
-        missing = (first - end) // step - 1
+        missing = self._missing(symbol, end, first)
         if missing > self.spec.max_gap_bars:
             raise HandOffGap(
                 f"{symbol}: gap between history and the live feed: the last bar before it is "

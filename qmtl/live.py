@@ -629,6 +629,7 @@ def run_live(
     from connectors.feeds import CatalogFeed, FeedError, KafkaFeed, ensure_topic
     from connectors.kafka_io import JsonKafkaSink, topic_dlq
     from connectors.orders import OrderRelay, open_order_store
+    from connectors.quality import Calendar
     from connectors.seamless import SeamlessDataProvider
     from connectors.world_link import (
         ActivationSubscriber,
@@ -682,9 +683,10 @@ def run_live(
         "params": {k: getattr(s, k) for k in type(s).parameters()},
     }
     now = time.time_ns()
-    if o.brokers:
-        history, ends = _history(data, universe, s.interval, n_warm, now)
-        fresh["split"] = None
+    if o.brokers:  # history up to now, or up to --start (where the live bars begin)
+        split = start_ns - 1 if start_ns is not None else None
+        history, ends = _history(data, universe, s.interval, n_warm, split or now)
+        fresh["split"] = split
     else:
         split = _embedded_split(data, universe, s.interval, n_warm, start_ns)
         history, ends = _history(data, universe, s.interval, n_warm, split if split else now)
@@ -733,6 +735,8 @@ def run_live(
         history_end=ends,
         fill_gap=_gap_filler(data, s.interval),
         max_gap_bars=o.max_gap_bars,
+        calendars={k: Calendar().resolve(v["ts"]) for k, v in history.items()},
+        start=start_ns if o.brokers else None,
         max_bars=o.max_bars,
         stop_after_idle=o.stop_after_idle,
     )

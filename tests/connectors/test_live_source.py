@@ -147,3 +147,20 @@ def test_in_process_feed_paces_bar_times():
                 for m in feed.poll(10, 10.0)]
     assert got == [(0.0, "A", 1), (0.0, "B", 1), (0.5, "A", 2), (1.0, "A", 3), (1.0, "B", 3)]
     assert Speed.parse("60x").delay(60 * 10**9, 0, 0) == 1.0
+
+
+def test_a_weekend_is_not_a_gap_for_a_weekday_market():
+    from connectors.quality import Calendar
+
+    # 1970-01-05 was a Monday: two weeks of weekday bars, then the next Monday live
+    weekdays = [d for d in range(4, 18) if (d + 3) % 7 < 5]
+    hist = {"A": bars(weekdays)}
+    cal = {"A": Calendar().resolve(hist["A"]["ts"])}
+    assert cal["A"].kind == "weekdays"
+    monday = 18 if (18 + 3) % 7 == 0 else None
+    part = source(msgs(("A", monday)), history=hist, history_end={"A": weekdays[-1] * DAY},
+                  calendars=cal)
+    assert bar_days(drain(part), "A")[-1] == monday and part.stats.gap_filled == 0
+    with pytest.raises(HandOffGap, match="2 bars"):  # Monday and Tuesday missing: a gap
+        source(msgs(("A", monday + 2)), history=hist, history_end={"A": weekdays[-1] * DAY},
+               calendars=cal)._read()
