@@ -279,6 +279,7 @@ def kafka_config(brokers: str, timeout: float) -> dict[str, Any]:
     return {
         "bootstrap.servers": brokers,
         "socket.timeout.ms": int(timeout * 1000),
+        "socket.nagle.disable": True,  # a bar or an order is one small message: send it now
         "logger": logging.getLogger("qmtl.kafka"),
     }
 

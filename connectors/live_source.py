@@ -57,6 +57,15 @@ class LiveStats:
     dead_letters: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
     last_message: float = field(default_factory=time.monotonic)
+    first_message: float | None = None
+    finished: float | None = None
+
+    @property
+    def rate(self) -> float | None:
+        """Live bars per second from the first message to the end of the run."""
+        if self.first_message is None or self.finished is None or not self.live_bars:
+            return None
+        return self.live_bars / max(self.finished - self.first_message, 1e-9)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def dead(self, reason: str) -> None:
@@ -167,6 +176,8 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
             return []
         self._idle_since = now
         self.stats.last_message = now
+        if self.stats.first_message is None:
+            self.stats.first_message = now
         items: list[Item] = []
         accepted: dict[str, list[Batch]] = {}
         for msg in messages:

@@ -50,7 +50,8 @@ _DDL = [
         id {serial}, order_key TEXT NOT NULL UNIQUE, world TEXT NOT NULL,
         strategy_id TEXT NOT NULL, symbol TEXT NOT NULL, ts BIGINT NOT NULL,
         qty DOUBLE PRECISION NOT NULL, price DOUBLE PRECISION NOT NULL,
-        fee DOUBLE PRECISION NOT NULL, published INTEGER NOT NULL DEFAULT 0)""",
+        fee DOUBLE PRECISION NOT NULL, created BIGINT NOT NULL DEFAULT 0,
+        published INTEGER NOT NULL DEFAULT 0)""",
     """CREATE TABLE IF NOT EXISTS positions (
         world TEXT NOT NULL, strategy_id TEXT NOT NULL, symbol TEXT NOT NULL,
         qty DOUBLE PRECISION NOT NULL, PRIMARY KEY (world, strategy_id, symbol))""",
@@ -126,8 +127,9 @@ class OrderStore(SqlBackend):
                 self.execute(
                     cur,
                     "INSERT INTO fills (order_key, world, strategy_id, symbol, ts, qty, price, "
-                    "fee) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_key) DO NOTHING",
-                    [key, world, strategy_id, f.symbol, f.ts, f.qty, f.price, f.fee],
+                    "fee, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (order_key) DO NOTHING",
+                    [key, world, strategy_id, f.symbol, f.ts, f.qty, f.price, f.fee, now],
                 )
                 if cur.rowcount != 1:
                     continue
@@ -187,19 +189,25 @@ class OrderStore(SqlBackend):
             for r in rows
         ]
 
-    def unpublished(self, table: str, limit: int = 1000) -> list[tuple[int, str, str]]:
-        """``(id, key, JSON)`` of orders or fills not yet published, oldest first."""
+    def unpublished(
+        self, table: str, limit: int = 1000, before: int | None = None
+    ) -> list[tuple[int, str, str]]:
+        """``(id, key, JSON)`` of orders or fills not yet published, oldest first (only those
+        stored before ``before``, ns, when given)."""
+        cutoff = " AND created < ?" if before is not None else ""
+        params: list[Any] = ([before] if before is not None else []) + [limit]
         if table == "orders":
-            sql = f"SELECT id, {_ORDER_COLS} FROM orders WHERE published = 0 ORDER BY id LIMIT ?"
+            sql = (f"SELECT id, {_ORDER_COLS} FROM orders WHERE published = 0{cutoff} "
+                   "ORDER BY id LIMIT ?")
             with self.transaction() as cur:
-                rows = self.execute(cur, sql, [limit]).fetchall()
+                rows = self.execute(cur, sql, params).fetchall()
             return [(int(r[0]), r[1], _intent(r[1:]).model_dump_json()) for r in rows]
         sql = (
             "SELECT id, order_key, symbol, ts, qty, price, fee FROM fills "
-            "WHERE published = 0 ORDER BY id LIMIT ?"
+            f"WHERE published = 0{cutoff} ORDER BY id LIMIT ?"
         )
         with self.transaction() as cur:
-            rows = self.execute(cur, sql, [limit]).fetchall()
+            rows = self.execute(cur, sql, params).fetchall()
         return [
             (
                 int(r[0]),
@@ -221,8 +229,8 @@ class OrderStore(SqlBackend):
         assert table in ("orders", "fills")
         column = "key" if table == "orders" else "order_key"
         with self.transaction() as cur:
-            for key in keys:
-                self.execute(cur, f"UPDATE {table} SET published = 1 WHERE {column} = ?", [key])
+            cur.executemany(self._sql(f"UPDATE {table} SET published = 1 WHERE {column} = ?"),
+                            [(k,) for k in keys])
 
     def mark_published(self, table: str, ids: list[int]) -> None:
         """Mark rows of ``orders`` or ``fills`` as acknowledged by Kafka."""
@@ -436,12 +444,17 @@ class OrderRelay:
         self._failing: str | None = None
 
     def send(self, orders: list[OrderIntent], fills: list[Fill]) -> None:
-        """Publish orders and fills the flow has just stored (returns at once)."""
+        """Publish orders and fills the flow has just stored: handed to the Kafka client in
+        the caller's thread (it does not wait for the broker; the relay's thread marks the
+        acknowledgements)."""
         items = [("orders", intent_key(o), o.model_dump_json()) for o in orders]
         items += [("fills", f.order_id, f.model_dump_json()) for f in fills]
         if items:
-            with self._lock:
-                self._queue += items
+            try:
+                self._produce(items)
+            except BufferError:  # the client's queue is full (broker away): the sweep sends
+                with self._lock:
+                    self._queue += items
             self._wake.set()
 
     def _delivered(self, err: Any, _msg: Any, item: tuple[str, str]) -> None:
@@ -461,11 +474,15 @@ class OrderRelay:
                 if item in self._inflight:
                     continue
                 self._inflight.add(item)
-            self._producer.produce(
-                self.topics[table], key=key.encode(), value=body.encode(),
-                on_delivery=lambda err, msg, it=item: self._delivered(err, msg, it),
-            )
-        self._producer.poll(0)
+            try:
+                self._producer.produce(
+                    self.topics[table], key=key.encode(), value=body.encode(),
+                    on_delivery=lambda err, msg, it=item: self._delivered(err, msg, it),
+                )
+            except BufferError:
+                with self._lock:
+                    self._inflight.discard(item)
+                raise
 
     def _settle(self) -> int:
         """Mark what the broker acknowledged as published; return how many."""
@@ -481,12 +498,15 @@ class OrderRelay:
         self.published += len(acked)
         return len(acked)
 
-    def _sweep(self) -> None:
-        """Send again what is stored and neither acknowledged nor in flight."""
+    def _sweep(self, everything: bool = False) -> None:
+        """Send again what was stored a while ago (everything, when closing) and is neither
+        acknowledged nor in flight (the broker was away, or it was stored before a restart)."""
         with self._lock:
             busy = self._inflight | set(self._acked)
+        # younger ones are on their way (or failed a moment ago: the client retries them)
+        before = None if everything else time.time_ns() - int(self.timeout * 1e9)
         for table in ("orders", "fills"):
-            rows = self.store.unpublished(table)
+            rows = self.store.unpublished(table, before=before)
             self._produce([(table, key, body) for _, key, body in rows
                            if (table, key) not in busy])
 
@@ -527,7 +547,7 @@ class OrderRelay:
         if self._thread is not None:
             self._thread.join(5)
         try:
-            self._sweep()
+            self._sweep(everything=True)
             deadline = time.monotonic() + self.timeout
             while self._inflight and time.monotonic() < deadline:
                 self.publish_once(0.1)

@@ -77,10 +77,12 @@ def run_live_command(cls: type, params: dict[str, str], options: Any, debug: boo
         metrics_table(f"{result.strategy} · {result.mode} · world {result.world}", result.metrics)
     )
     st = result.stats
+    rate = f" at {st.rate:,.0f} bars/s" if st.rate else ""
     console.print(
-        f"{st.live_bars} live bars ({st.warmup_bars} warm-up, {st.overlap} already in history, "
-        f"{st.gap_filled} gap-filled, {st.dead_letters} dead letters) · {len(result.orders)} "
-        f"orders · {len(result.fills)} fills · positions {result.positions or 'none'}",
+        f"{st.live_bars} live bars{rate} ({st.warmup_bars} warm-up, {st.overlap} already in "
+        f"history, {st.gap_filled} gap-filled, {st.dead_letters} dead letters) · "
+        f"{len(result.orders)} orders · {len(result.fills)} fills · positions "
+        f"{result.positions or 'none'}",
         highlight=False,
     )
     if result.out is not None:

@@ -824,6 +824,7 @@ def run_live(
                         worker_count_per_proc=o.workers,
                     )
             finally:
+                stats.finished = time.monotonic()
                 poster.close()
         if control.error is not None:
             raise control.error
