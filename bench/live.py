@@ -11,7 +11,11 @@ broker from the dev extras), the WorldService (``qmtl world serve``, SQLite) and
 - latency: a strategy whose target weight moves on every bar (so every bar makes an order)
   runs while bars are published at a fixed rate; each OrderIntent's arrival on the orders
   topic is matched to its bar's publication (key = world/strategy/symbol/bar ts). The first
-  seconds are left out (connections, caches).
+  fifth is left out (connections, caches). Metrics go to the world every 50 bars (20 a
+  second at 1,000 bars/s; every bar would load the world with 1,000 updates a second, which
+  is its own benchmark, bench/world.py). With 100 symbols a bar time's 100 bars are published
+  together and the portfolio acts once all have arrived, so a bar's latency includes waiting
+  for the rest of its time.
 - throughput: bars are published ahead (a backlog), then an SMA(10)/SMA(50) cross runs over
   them; bars/s is counted from the run's start line to its exit (one Bytewax worker).
 
@@ -111,12 +115,13 @@ def activate(url: str, strategy: str) -> None:
 
 
 def live(tmp: Path, strategy: str, symbols: list[str], brokers: str, topic: str, url: str,
-         max_bars: int, orders_topic: str, stdout: Any = subprocess.DEVNULL) -> subprocess.Popen:
+         max_bars: int, orders_topic: str, stdout: Any = subprocess.DEVNULL,
+         metrics_every: int = 50) -> subprocess.Popen:
     return cli("run", "--mode", "live", f"{tmp / 'strategies.py'}:{strategy}", "--symbols",
                ",".join(symbols), "--brokers", brokers, "--topic", topic, "--world", "bench",
                "--url", url, "--paper", "--warmup", "0", "--max-bars", str(max_bars),
                "--orders-store", str(tmp / f"orders-{topic}.db"), "--orders-topic", orders_topic,
-               "--data", str(tmp / "no-catalog"),
+               "--data", str(tmp / "no-catalog"), "--metrics-every", str(metrics_every),
                stdout=stdout, stderr=subprocess.PIPE)
 
 
@@ -154,7 +159,7 @@ def latency(tmp: Path, brokers: str, url: str, n_symbols: int, rate: float,
     arrivals: dict[str, int] = {}
     stop = threading.Event()
     consumer = Consumer({"bootstrap.servers": brokers, "group.id": f"bench-{time.time_ns()}",
-                         "enable.auto.commit": False, "fetch.wait.max.ms": 1})
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 5})
     consumer.assign([TopicPartition(orders, 0, OFFSET_BEGINNING)])
 
     def consume() -> None:
@@ -197,6 +202,7 @@ def latency(tmp: Path, brokers: str, url: str, n_symbols: int, rate: float,
 
     with contextlib.closing(sqlite3.connect(tmp / f"orders-{topic}.db")) as db:
         stored = dict(db.execute("SELECT key, created FROM orders").fetchall())
+        unpublished = db.execute("SELECT count(*) FROM orders WHERE published = 0").fetchone()[0]
     flow = np.array([(stored[k] - t) / 1e6 for k, t in kept.items() if k in stored])
     relay = np.array([(arrivals[k] - stored[k]) / 1e6 for k in kept if k in stored
                       and k in arrivals])
@@ -205,7 +211,50 @@ def latency(tmp: Path, brokers: str, url: str, n_symbols: int, rate: float,
         "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
         "max_ms": float(lat.max()), "flow_p50_ms": float(np.percentile(flow, 50)),
         "relay_p50_ms": float(np.percentile(relay, 50)), "exit": proc.returncode,
+        "stored": len(stored), "consumed": len(arrivals), "unpublished": unpublished,
     }
+
+
+def broker_hop(brokers: str, rate: float, seconds: float) -> dict:
+    """The broker's own latency, the floor under ours: messages produced at ``rate`` to a fresh
+    topic and consumed, with the live run's consumer settings (Tansu's in-memory topics get
+    slower to read as they grow, so this uses as many messages as a latency run)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+    topic = f"hop-{time.time_ns()}"
+    ensure_topic(brokers, topic)
+    consumer = Consumer({"bootstrap.servers": brokers, "group.id": f"hop-{time.time_ns()}",
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 5})
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    lat: list[float] = []
+    stop = threading.Event()
+
+    def consume() -> None:
+        while not stop.is_set():
+            m = consumer.poll(0.05)
+            if m is not None and not m.error():
+                lat.append((time.time_ns() - int(m.value())) / 1e6)
+
+    reader = threading.Thread(target=consume, daemon=True)
+    reader.start()
+    time.sleep(1.0)
+    producer = Producer({"bootstrap.servers": brokers, "linger.ms": 0, "acks": 1,
+                         "socket.nagle.disable": True})
+    n = int(rate * seconds)
+    t0 = time.perf_counter()
+    for k in range(n):
+        while (wait := t0 + k / rate - time.perf_counter()) > 0:
+            time.sleep(min(wait, 0.001))
+        producer.produce(topic, value=str(time.time_ns()).encode())
+        producer.poll(0)
+    producer.flush(30)
+    time.sleep(1.0)
+    stop.set()
+    reader.join(5)
+    consumer.close()
+    kept = np.array(lat[int(len(lat) * 0.2):])
+    return {"messages": n, "p50_ms": float(np.percentile(kept, 50)),
+            "p99_ms": float(np.percentile(kept, 99))}
 
 
 def throughput(tmp: Path, brokers: str, url: str, n_symbols: int, bars: int) -> dict:
@@ -237,13 +286,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="shorter runs")
     args = ap.parse_args()
-    seconds = 4.0 if args.quick else 12.0
+    seconds = 3.0 if args.quick else 5.0  # Tansu's topics slow down as they grow: keep them short
     backlog = 40_000 if args.quick else 200_000
     broker = Tansu().start()
     try:
         with tempfile.TemporaryDirectory() as d, world(Path(d)) as url:
             tmp = Path(d)
             (tmp / "strategies.py").write_text(STRATEGIES)
+            hop = broker_hop(broker.brokers, 1000.0, seconds)
             lat = [latency(tmp, broker.brokers, url, n, 1000.0, seconds) for n in (1, 100)]
             tp = [throughput(tmp, broker.brokers, url, n, backlog) for n in (1, 100)]
     finally:
@@ -258,6 +308,8 @@ def main() -> None:
         print(f"{r['symbols']:>8} {r['bars']:>8} {r['orders']:>8} {r['p50_ms']:>8.2f} "
               f"{r['p99_ms']:>8.2f} {r['max_ms']:>8.1f} {r['flow_p50_ms']:>13.2f} "
               f"{r['relay_p50_ms']:>13.2f}")
+    print(f"{'(broker)':>8} {hop['messages']:>8} {'-':>8} {hop['p50_ms']:>8.2f} "
+          f"{hop['p99_ms']:>8.2f}    one hop of the broker alone (a bar makes two hops)")
     print("\nsustained through the graph, one worker (a backlog on the topic)")
     print(f"{'symbols':>8} {'bars':>9} {'bars/s':>10} {'s, with start-up':>17}")
     for r in tp:
@@ -266,7 +318,8 @@ def main() -> None:
     out = ROOT / "bench" / "results" / "live.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": platform.platform(), "cpus": os.cpu_count(),
-                               "quick": args.quick, "latency": lat, "throughput": tp},
+                               "quick": args.quick, "broker_hop": hop, "latency": lat,
+                               "throughput": tp},
                               indent=2) + "\n")
     print(f"\nwrote {out.relative_to(ROOT)}")
 
