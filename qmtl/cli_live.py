@@ -38,22 +38,51 @@ def setup_logging(debug: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING if not debug else logging.INFO)
 
 
-def print_orders(strategy: str, intents: list[Any], fills: list[Any]) -> None:
-    """One console line per order and per fill."""
-    from qmtl.bars import format_ts
+class OrderPrinter:
+    """One console line per order and per fill, up to ``per_second`` lines a second; past
+    that, one line a second says how many more there were (they are all in the order store).
 
-    for o in intents:
-        console.print(
-            f"[cyan]order[/] {strategy} {o.symbol} @ {format_ts(o.ts)}: target "
-            f"{o.target_qty:,.2f} ({o.target_weight:+.1%}) · {o.reason}",
-            highlight=False,
-        )
-    for f in fills:
-        console.print(
-            f"[green]fill[/]  {strategy} {f.symbol} @ {format_ts(f.ts)}: {f.qty:+,.2f} at "
-            f"{f.price:,.4f} (fee {f.fee:,.2f})",
-            highlight=False,
-        )
+    >>> p = OrderPrinter(per_second=1, write=lambda line: None)
+    >>> p.budget
+    1
+    """
+
+    def __init__(self, per_second: int = 20, write: Any = None) -> None:
+        import time
+
+        self.per_second = per_second
+        self.budget = per_second
+        self.skipped = [0, 0]
+        self._clock = time.monotonic
+        self._window = self._clock()
+        self._write = write or (lambda line: console.print(line, highlight=False))
+
+    def _tick(self) -> None:
+        now = self._clock()
+        if now - self._window >= 1.0:
+            if any(self.skipped):
+                self._write(f"[dim]... {self.skipped[0]:,} more orders and {self.skipped[1]:,} "
+                            "more fills in the last second (all in the order store)[/]")
+            self._window, self.budget, self.skipped = now, self.per_second, [0, 0]
+
+    def __call__(self, strategy: str, intents: list[Any], fills: list[Any]) -> None:
+        from qmtl.bars import format_ts
+
+        self._tick()
+        for o in intents:
+            if self.budget <= 0:
+                self.skipped[0] += 1
+                continue
+            self.budget -= 1
+            self._write(f"[cyan]order[/] {strategy} {o.symbol} @ {format_ts(o.ts)}: target "
+                        f"{o.target_qty:,.2f} ({o.target_weight:+.1%}) · {o.reason}")
+        for f in fills:
+            if self.budget <= 0:
+                self.skipped[1] += 1
+                continue
+            self.budget -= 1
+            self._write(f"[green]fill[/]  {strategy} {f.symbol} @ {format_ts(f.ts)}: "
+                        f"{f.qty:+,.2f} at {f.price:,.4f} (fee {f.fee:,.2f})")
 
 
 def run_live_command(cls: type, params: dict[str, str], options: Any, debug: bool) -> None:
@@ -72,7 +101,7 @@ def run_live_command(cls: type, params: dict[str, str], options: Any, debug: boo
             highlight=False,
         )
 
-    result = run_live(cls, options, params=params, on_order=print_orders, on_started=started)
+    result = run_live(cls, options, params=params, on_order=OrderPrinter(), on_started=started)
     console.print(
         metrics_table(f"{result.strategy} · {result.mode} · world {result.world}", result.metrics)
     )

@@ -348,6 +348,7 @@ class _OrderLogic(op.StatefulLogic[StrategyOutput, tuple[list[OrderIntent], list
         self.control = control
         self.gate = resume
         self.broker: Any = None
+        self._said: str | None = None
 
     def _setup(self, strategy: str) -> None:
         from connectors.orders import PaperBroker
@@ -377,7 +378,6 @@ class _OrderLogic(op.StatefulLogic[StrategyOutput, tuple[list[OrderIntent], list
         names = out.batch.symbols
         intents: list[OrderIntent] = []
         fills: list[Fill] = []
-        held_before = gate.held
         for i in range(len(rows["ts"])):
             symbol, ts = names[int(rows["symbol"][i])], int(rows["ts"][i])
             if broker is not None:
@@ -393,16 +393,26 @@ class _OrderLogic(op.StatefulLogic[StrategyOutput, tuple[list[OrderIntent], list
             intents, fills = broker.flush()
         elif intents:
             intents = ctx.store.record(intents)
-        if gate.held != held_before:
-            if gate.held is not None:
-                log.warning("%s", gate.held)
-            elif held_before is not None:
-                log.info("%s: orders flow again", out.strategy)
+        if len(rows["ts"]):
+            self._say(out.strategy, v)
         if intents or fills:
             ctx.publish(intents, fills)
             ctx.report(out.strategy, intents, fills)
             return [(intents, fills)]
         return []
+
+    def _say(self, strategy: str, v: Any) -> None:
+        """One log line each time what the gate does changes (and why)."""
+        if v.kind == "hold":
+            line = v.reason
+        elif v.kind == "trade":
+            line = (f"{strategy} is active in world {self.ctx.world!r} (weight {v.weight:.3g}): "
+                    "orders follow its targets")
+        else:
+            line = f"{strategy} is inactive in world {self.ctx.world!r}: positions go flat"
+        if line != self._said:
+            (log.warning if v.kind == "hold" else log.info)("%s", line)
+            self._said = line
 
     def snapshot(self) -> OrderGate | None:
         return copy.deepcopy(self.gate)

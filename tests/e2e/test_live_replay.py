@@ -246,3 +246,17 @@ def test_an_active_strategy_orders_every_change_of_its_target(kafka, tmp_path):
     for sym in DATA:
         held = [o for o in res.orders if o.symbol == sym and o.ts < last_ts[sym]]
         assert res.positions.get(sym, 0.0) == pytest.approx(held[-1].target_qty if held else 0.0)
+
+
+def test_two_workers_give_what_one_gives(kafka, tmp_path):
+    topic = topic_name()
+    publish(kafka.brokers, topic, DATA)
+    bt = backtest(Cross, data=DATA)
+    with world_server(tmp_path) as url:
+        activate(url, "w", "Cross")
+        res = live(kafka, tmp_path, url, topic, max_bars=600, warmup=0, workers=2)
+    assert np.array_equal(res.ts, bt.ts)
+    assert max_abs_diff(res.returns, bt.returns) <= 1e-12
+    assert res.metrics["sharpe"] == pytest.approx(bt.metrics["sharpe"], rel=1e-12)
+    keys = [(o.symbol, o.ts) for o in res.orders]
+    assert len(keys) == len(set(keys)) > 10
