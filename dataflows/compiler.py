@@ -90,6 +90,7 @@ def _evaluate_step(
     control: RunControl,
     on_bad: OnBad,
     prices: bool = False,
+    signals_from: int | None = None,
 ) -> Callable[[_SymbolState | None, tuple[str, dict[str, np.ndarray]]], Any]:
     members = {spec.key: set(spec.symbols) for spec in specs}
 
@@ -119,14 +120,24 @@ def _evaluate_step(
         except Exception as exc:
             control.fail(exc)
             return state, []
+        keep = slice(None)
+        if signals_from is not None and int(bars["ts"][0]) < signals_from:
+            # look-back bars: they warm the kernels up, the portfolio starts after them
+            cut = int(np.searchsorted(bars["ts"], signals_from, side="left"))
+            if cut == len(bars["ts"]):
+                return state, []
+            keep = slice(cut, None)
         emitted = []
         for spec in specs:
             if symbol not in members[spec.key]:
                 continue
             w = outputs[spec.key]
             w = np.where(np.isfinite(w), w, 0.0)
-            opens = bars["open"] if prices else None
-            emitted.append((spec.key, SignalBatch(symbol, bars["ts"], w, bars["close"], opens)))
+            opens = bars["open"][keep] if prices else None
+            emitted.append(
+                (spec.key, SignalBatch(symbol, bars["ts"][keep], w[keep], bars["close"][keep],
+                                       opens))
+            )
         return state, emitted
 
     return evaluate
@@ -258,6 +269,7 @@ def build_core(
     metrics_every: int = METRICS_EVERY,
     emit_after: int | None = None,
     prices: bool = False,
+    signals_from: int | None = None,
 ) -> op.KeyedStream[StrategyOutput]:
     """The steps every run shares, backtest or live: ``(symbol, batch)`` items in, one
     :class:`StrategyOutput` stream (keyed by strategy) out. Only the source and the sinks
@@ -277,7 +289,7 @@ def build_core(
     by_key = {s.key: s for s in specs}
     keyed = op.map("key_by_symbol", bars, lambda item: (item[0], item))
     signals = op.stateful_flat_map(
-        "evaluate", keyed, _evaluate_step(specs, program, control, on_bad, prices)
+        "evaluate", keyed, _evaluate_step(specs, program, control, on_bad, prices, signals_from)
     )
     by_strategy = op.map("key_by_strategy", signals, lambda kv: (kv[1][0], kv[1]))
     return op.stateful(
@@ -308,8 +320,10 @@ def build_flow(
     on_bad: OnBad = "raise",
     flow_id: str = "qmtl",
     metrics_every: int = METRICS_EVERY,
+    signals_from: int | None = None,
 ) -> Dataflow:
-    """The Bytewax dataflow for ``specs`` over the items of ``make_items()``.
+    """The Bytewax dataflow for ``specs`` over the items of ``make_items()``; bars before
+    ``signals_from`` only warm the kernels up (the portfolio starts at ``signals_from``).
 
     >>> from qmtl.expr import col
     >>> spec = StrategySpec("s", ["A"], col("close") > 0, 0.0, 1.0, 252.0)
@@ -319,7 +333,8 @@ def build_flow(
     """
     flow = Dataflow(flow_id)
     bars = op.input("bars", flow, ReplaySource(make_items, control))
-    results = build_core(bars, specs, control, on_bad=on_bad, metrics_every=metrics_every)
+    results = build_core(bars, specs, control, on_bad=on_bad, metrics_every=metrics_every,
+                         signals_from=signals_from)
     op.output("sink", results, CallbackSink(lambda kv: sink(kv[1])))
     return flow
 
@@ -334,6 +349,7 @@ def run_dataflow(
     on_output: Callable[[StrategyOutput], None] | None = None,
     metrics_every: int = METRICS_EVERY,
     control: RunControl | None = None,
+    signals_from: int | None = None,
 ) -> list[StrategyOutput]:
     """Build and run the flow; return every output in order per strategy; raise the first
     error a step met (with its own message, no engine backtrace).
@@ -353,7 +369,8 @@ def run_dataflow(
             except Exception as exc:
                 control.fail(exc)
 
-    flow = build_flow(specs, make_items, sink, control, on_bad=on_bad, metrics_every=metrics_every)
+    flow = build_flow(specs, make_items, sink, control, on_bad=on_bad,
+                      metrics_every=metrics_every, signals_from=signals_from)
     if workers <= 1:
         run_main(flow)
     else:

@@ -432,21 +432,17 @@ def _history(
     backfills what the catalog lacks when an origin is configured), and each symbol's last
     bar time."""
     from connectors.seamless import DataNotFound
+    from qmtl.runner import last_bars
 
     history, ends, missing = {}, {}, []
     if n == 0:
         return history, ends
-    step = interval_ns(interval)
     for s in symbols:
         try:
-            # the last n bars: a window that holds them on a regular grid, else everything
-            bars = data.read(s, interval, end - 4 * (n + 10) * step, end)
-            if len(bars["ts"]) < n:
-                bars = data.read(s, interval, None, end)
+            tail = last_bars(data, s, interval, end, n)
         except DataNotFound:
             missing.append(s)
             continue
-        tail = history_tail(bars, n)
         if len(tail["ts"]):
             history[s] = tail
             ends[s] = int(tail["ts"][-1])

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from connectors.replay import RunControl
 from connectors.seamless import BackfillError, SeamlessDataProvider
-from dataflows.compiler import OnBad, StrategyOutput, StrategySpec, run_dataflow
+from dataflows.compiler import OnBad, StrategyOutput, StrategySpec, build_program, run_dataflow
 from qmtl.bars import parse_time
 from qmtl.fingerprint import dataset_fingerprint
 from qmtl.intervals import periods_per_year as default_ppy
@@ -176,6 +176,62 @@ def resolve_source(
     ), sum(rows.values())
 
 
+def lookback_start(
+    data: DataArg, symbols: list[str], interval: str, start: int, bars: int
+) -> int:
+    """The time from which ``bars`` bars of every symbol come before ``start`` (so the
+    kernels are warm at ``start``); ``start`` when there is no history before it.
+
+    >>> d = {"A": {"ts": np.arange(10) * 10}}
+    >>> lookback_start(d, ["A"], "1d", 50, 3)
+    20
+    """
+
+    first = start
+    for s in symbols:
+        if isinstance(data, Mapping):
+            ts = np.asarray(data[s]["ts"]) if s in data else np.empty(0, np.int64)
+            ts = ts[ts < start]
+        else:
+            try:
+                ts = last_bars(data, s, interval, start - 1, bars)["ts"]
+            except LookupError:
+                continue  # the run itself says what is missing
+        if len(ts):
+            first = min(first, int(ts[max(0, len(ts) - bars)]))
+    return first
+
+
+def last_bars(data: Any, symbol: str, interval: str, end: int, n: int) -> dict[str, np.ndarray]:
+    """The last ``n`` bars of ``symbol`` at or before ``end`` from a data provider: a window
+    of 4 times ``n`` bars' worth of time through every layer (a backfill origin may fill it),
+    then, if that holds fewer (weekends, closed sessions), wider windows of what the catalog
+    already has (64, then 1,024 times), never asking an origin for all of history.
+
+    >>> import tempfile
+    >>> from connectors.catalog import Catalog
+    >>> from connectors.synthetic import generate_bars
+    >>> bars = generate_bars(30)
+    >>> cat = Catalog(tempfile.mkdtemp()); _ = cat.write("A", "1d", bars)
+    >>> b = last_bars(SeamlessDataProvider(cat), "A", "1d", int(bars["ts"][20]), 5)
+    >>> b["ts"].tolist() == bars["ts"][16:21].tolist()
+    True
+    """
+    from connectors.catalog import CatalogError
+    from qmtl.intervals import interval_ns
+
+    step = interval_ns(interval) * (n + 10)
+    bars = data.read(symbol, interval, end - 4 * step, end)
+    for widen in (64, 1024):
+        if len(bars["ts"]) >= n:
+            break
+        try:
+            bars = data.catalog.read(symbol, interval, end - widen * step, end)
+        except CatalogError:  # not stored at this interval (served by resampling)
+            break
+    return {k: v[max(0, len(v) - n):] for k, v in bars.items()}
+
+
 def as_provider(data: DataArg) -> SeamlessDataProvider:
     """The data provider for ``data``: a provider as is; else the environment's provider
     (``SeamlessDataProvider.from_env``) over ``data`` as the catalog (a folder or Catalog;
@@ -270,13 +326,22 @@ def backtest(
         raise BacktestError(f"empty date range: start {start} is after end {end}")
     provider = None if isinstance(data, Mapping) else as_provider(data)
     fetched_before = len(provider.fetches) if provider is not None else 0
-    make_items, total = resolve_source(
-        data if provider is None else provider, universe, s.interval, start_ns, end_ns,
-        batch_size,
+    spec = to_spec(s, universe, periods_per_year)
+    # the look-back before --start: those bars warm the kernels up, the portfolio starts at it
+    source = data if provider is None else provider
+    make_items, total = resolve_source(  # also checks that [start, end] has bars
+        source, universe, s.interval, start_ns, end_ns, batch_size
     )
+    lookback = s.warmup if s.warmup is not None else build_program([spec]).lookback
+    read_from = start_ns
+    if start_ns is not None and lookback > 0:
+        read_from = lookback_start(source, universe, s.interval, start_ns, lookback)
+        if read_from != start_ns:
+            make_items, total = resolve_source(
+                source, universe, s.interval, read_from, end_ns, batch_size
+            )
     if on_start is not None:
         on_start(total)
-    spec = to_spec(s, universe, periods_per_year)
     control = RunControl(progress)
     as_of = time.time_ns()
     outputs = run_dataflow(
@@ -288,6 +353,7 @@ def backtest(
         on_output=on_output,
         metrics_every=metrics_every,
         control=control,
+        signals_from=start_ns if read_from != start_ns else None,
     )
     result = collect_result(s, universe, outputs)
     symbols_seen = {sym: h.summary() for sym, h in sorted(control.seen.items())}
@@ -295,6 +361,7 @@ def backtest(
         "fingerprint": dataset_fingerprint(symbols_seen, s.interval),
         "as_of": as_of,
         "requested": {"start": start_ns, "end": end_ns},
+        "lookback": {"bars": lookback, "from": read_from} if read_from != start_ns else None,
         "symbols": symbols_seen,
         "fetched": [
             {"layer": f.layer, "symbol": f.symbol, "interval": f.interval, "start": f.start,

@@ -171,8 +171,8 @@ def test_a_gap_between_history_and_topic_is_filled_from_the_catalog(kafka, tmp_p
 
 def test_history_the_catalog_lacks_is_backfilled_from_the_origin(kafka, tmp_path):
     """Seamless: the catalog holds bars 0..199, a backfill origin 0..209, the topic 210..:
-    the run's history comes up to 209 through the origin (written to the catalog), and the
-    topic follows without a gap."""
+    the gap between the history and the first live bar is fetched from the origin (and
+    written to the catalog), and the run goes on as if it had never been there."""
     from tests.connectors.conftest import write_origin_file
 
     topic = topic_name()
@@ -186,9 +186,9 @@ def test_history_the_catalog_lacks_is_backfilled_from_the_origin(kafka, tmp_path
                            data=tmp_path / "catalog", origin=f"folder:{tmp_path / 'origin'}",
                            max_bars=180, orders_store=str(tmp_path / "o.db"))
         res = run_live(Cross, opts)
-    assert res.stats.gap_filled == 0 and res.stats.overlap == 0
-    assert np.array_equal(res.ts, bt.ts[210:])
-    assert max_abs_diff(res.returns, bt.returns[210:]) <= 1e-12
+    assert res.stats.gap_filled == 20 and res.stats.overlap == 0
+    assert np.array_equal(res.ts, bt.ts[200:])
+    assert max_abs_diff(res.returns, bt.returns[200:]) <= 1e-12
     from connectors.catalog import Catalog
 
     written = Catalog(tmp_path / "catalog").read("AAA", "1d")["ts"]

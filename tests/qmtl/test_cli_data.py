@@ -19,6 +19,7 @@ from tests.connectors.conftest import write_origin_file
 runner = CliRunner()
 FULL = generate_bars(400, interval="1d", start="2022-01-01", seed=21)
 T = FULL["ts"]
+DAY = 86_400 * 10**9
 
 
 def invoke(*args: str):
@@ -183,12 +184,14 @@ def test_run_backfills_the_missing_part_once_and_records_the_data(setup, tmp_pat
             "--start", format_ts(int(T[0])), "--end", format_ts(int(T[-1]))]
     got = invoke(*args, "--out", str(out))
     assert got.exit_code == 0, got.output
-    assert got.output.count("fetched folder:") == 2  # before and after what was stored
+    # before and after what was stored, and the strategy's look-back before --start (the
+    # origin has nothing there: the run starts cold, and nothing is asked for again)
+    assert got.output.count("fetched folder:") == 3
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["metrics"]["n_bars"] == 400
     assert len(doc["data"]["fingerprint"]) == 64
     assert [(f["start"], f["rows"]) for f in doc["data"]["fetched"]] == [
-        (int(T[0]), 100), (int(T[299]) + 1, 100)]
+        (int(T[0]), 100), (int(T[299]) + 1, 100), (int(T[0]) - 1 - 4 * 29 * DAY, 0)]
     again = invoke(*args, "--out", str(tmp_path / "run2"))
     assert again.exit_code == 0 and "fetched" not in again.output
     doc2 = json.loads((tmp_path / "run2" / "metrics.json").read_text())

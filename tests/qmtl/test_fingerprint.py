@@ -102,7 +102,7 @@ def test_served_from_a_provider_the_fingerprint_is_the_same(tmp_path):
     cold = backtest(Both, data=tmp_path / "c", start=span[0], end=span[1])  # catalog
     assert first.data["fingerprint"] == second.data["fingerprint"] == cold.data["fingerprint"]
     assert first.data["fingerprint"] == BASE.data["fingerprint"]
-    assert [f["rows"] for f in first.data["fetched"]] == [200]
+    assert [f["rows"] for f in first.data["fetched"]] == [200, 0]  # the range, its look-back
     assert second.data["fetched"] == [] and first.data["requested"]["start"] == span[0]
 
 
