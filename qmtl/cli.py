@@ -10,9 +10,11 @@ traceback instead.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -74,6 +76,24 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     """
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def errors_as_exit(debug: bool) -> Iterator[None]:
+    """Turn an error into one ``error:`` line and a non-zero exit (the traceback with
+    ``--debug``).
+
+    >>> with errors_as_exit(debug=True):
+    ...     pass
+    """
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        if debug:
+            raise
+        raise _error_exit(exc) from None
 
 
 def parse_params(items: list[str]) -> dict[str, str]:
@@ -237,22 +257,16 @@ def run(
             metrics_every=metrics_every, max_gap_bars=max_gap_bars, workers=workers,
             periods_per_year=periods_per_year, policy=policy, origin=origin,
         )
-        try:
+        with errors_as_exit(debug):
             from qmtl.cli_live import run_live_command
 
             cls, params, universe = _load(target, param, symbols)
             options.symbols = universe
             run_live_command(cls, params, options, debug)
-        except typer.Exit:
-            raise
-        except Exception as exc:
-            if debug:
-                raise
-            raise _error_exit(exc) from None
         return
     if on_bad_bars not in ("raise", "drop"):
         raise fail(f"--on-bad-bars must be 'raise' or 'drop', got {on_bad_bars!r}")
-    try:
+    with errors_as_exit(debug):
         from qmtl.cli_data import make_provider, print_notes
         from qmtl.runner import backtest
 
@@ -280,12 +294,6 @@ def run(
             f"{result.strategy}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
         )
         result.write(folder)
-    except typer.Exit:
-        raise
-    except Exception as exc:
-        if debug:
-            raise
-        raise _error_exit(exc) from None
     title = f"{result.strategy} · {', '.join(result.symbols)} · {result.interval}"
     console.print(metrics_table(title, result.metrics))
     console.print(f"wrote {folder}/bars.parquet and {folder}/metrics.json "
@@ -314,7 +322,7 @@ def submit(
     debug: DebugOpt = False,
 ) -> None:
     """Backtest a strategy, stream its metrics to a world, print the world's decision."""
-    try:
+    with errors_as_exit(debug):
         from qmtl.cli_data import make_provider, print_notes
         from qmtl.submit import submit as do_submit
 
@@ -339,12 +347,6 @@ def submit(
                 **params,
             )
         print_notes(provider)
-    except typer.Exit:
-        raise
-    except Exception as exc:
-        if debug:
-            raise
-        raise _error_exit(exc) from None
     print_submit_result(result)
 
 
