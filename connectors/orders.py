@@ -419,10 +419,12 @@ class OrderRelay:
     ) -> None:
         from confluent_kafka import Producer
 
-        from connectors.feeds import kafka_config
+        from connectors.feeds import ensure_topic, kafka_config
 
         self.store = store
         self.topics = {"orders": orders_topic, "fills": fills_topic}
+        for topic in self.topics.values():  # one partition unless the operator made more
+            ensure_topic(brokers, topic, timeout)
         self.interval = interval
         self.timeout = timeout
         self._producer = Producer(

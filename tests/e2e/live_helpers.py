@@ -105,12 +105,14 @@ def wait_for(predicate, timeout: float = 30.0, every: float = 0.05) -> bool:
 
 
 def consume(brokers: str, topic: str, timeout: float = 5.0) -> list[tuple[bytes, bytes]]:
-    """Every ``(key, value)`` on partition 0 of ``topic`` until ``timeout`` s of silence."""
+    """Every ``(key, value)`` on every partition of ``topic`` until ``timeout`` s of
+    silence (in order within a partition)."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     c = Consumer({"bootstrap.servers": brokers, "group.id": f"t{time.time_ns()}",
                   "enable.auto.commit": False})
-    c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(parts)])
     out = []
     quiet = time.time() + timeout
     try:

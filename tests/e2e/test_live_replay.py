@@ -260,3 +260,26 @@ def test_two_workers_give_what_one_gives(kafka, tmp_path):
     assert res.metrics["sharpe"] == pytest.approx(bt.metrics["sharpe"], rel=1e-12)
     keys = [(o.symbol, o.ts) for o in res.orders]
     assert len(keys) == len(set(keys)) > 10
+
+
+def test_without_paper_orders_go_to_the_orders_topic(kafka, tmp_path):
+    """Live (no paper broker): each order is stored once and published to the orders topic,
+    keyed by its idempotency key, for an execution service to fill; no fills are made up."""
+    import json
+
+    from qmtl.contracts import OrderIntent
+    from tests.e2e.live_helpers import consume
+
+    topic = topic_name()
+    publish(kafka.brokers, topic, DATA)
+    with world_server(tmp_path) as url:
+        activate(url, "w", "Cross")
+        res = run_live(Cross, LiveOptions(
+            brokers=kafka.brokers, topic=topic, world="w", url=url, paper=False,
+            data=tmp_path / "none", warmup=0, max_bars=600, orders_topic=f"{topic}.orders",
+            orders_store=str(tmp_path / "o.db")))
+    assert res.fills == [] and res.positions == {} and len(res.orders) > 10
+    sent = consume(kafka.brokers, f"{topic}.orders")
+    got = {k.decode(): OrderIntent.model_validate(json.loads(v)) for k, v in sent}
+    assert len(got) == len(sent) == len(res.orders)  # each once
+    assert got == {f"w/Cross/{o.symbol}/{o.ts}": o for o in res.orders}
