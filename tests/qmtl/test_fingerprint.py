@@ -45,7 +45,7 @@ def test_any_changed_bar_changes_it(symbol, row, column):
     )
     other = backtest(Both, data=changed)
     assert other.data["fingerprint"] != BASE.data["fingerprint"]
-    assert other.data["symbols"][symbol]["sha256"] != BASE.data["symbols"][symbol]["sha256"]
+    assert other.data["symbols"][symbol]["xxh3_128"] != BASE.data["symbols"][symbol]["xxh3_128"]
     untouched = "B" if symbol == "A" else "A"
     assert other.data["symbols"][untouched] == BASE.data["symbols"][untouched]
 
@@ -106,22 +106,24 @@ def test_served_from_a_provider_the_fingerprint_is_the_same(tmp_path):
     assert second.data["fetched"] == [] and first.data["requested"]["start"] == span[0]
 
 
-def test_digest_is_the_sha256_of_the_rows_however_batched():
-    """The digest is the SHA-256 of the rows' bytes in order, for any batching."""
-    import hashlib
-
+def test_digest_is_the_column_hashes_however_batched():
+    """The digest is XXH3-128 of each column's whole byte stream (computed here in one piece
+    by the xxhash library), for any batching of the bars."""
     import numpy as np
+    import xxhash
 
     from qmtl.fingerprint import BarHasher
 
     bars = generate_bars(20_000, seed=5)
-    rows = np.empty(20_000, dtype=[("ts", "<i8")] + [(c, "<f8") for c in
-                                                     ("open", "high", "low", "close", "volume")])
-    for c in rows.dtype.names:
-        rows[c] = bars[c]
-    want = hashlib.sha256(rows.tobytes()).hexdigest()
+    columns = ("ts", "open", "high", "low", "close", "volume")
+    parts = b"".join(
+        xxhash.xxh3_128(np.asarray(bars[c], dtype="<i8" if c == "ts" else "<f8").tobytes())
+        .digest()
+        for c in columns
+    )
+    want = xxhash.xxh3_128(parts).hexdigest()
     mixed = BarHasher()
     for lo, hi in ((0, 5_000), (5_000, 5_001), (5_001, 5_010), (5_010, 20_000)):
         mixed.update({k: v[lo:hi] for k, v in bars.items()})
-    assert mixed.summary()["sha256"] == want
+    assert mixed.summary()["xxh3_128"] == want
     assert BarHasher().update(bars).summary() == mixed.summary()
