@@ -489,6 +489,71 @@ def _gap_filler(data: Any, interval: str) -> Callable[[str, int, int], Any]:
     return fill
 
 
+def _hand_off(
+    o: LiveOptions,
+    data: Any,
+    universe: list[str],
+    interval: str,
+    n_warm: int,
+    start: int | None,
+    fresh: dict[str, Any],
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, int], dict[str, Any], bool]:
+    """The warm-up history, each symbol's history end, the run's identity and whether it
+    resumes: a new run decides the hand-off (history up to now or ``--start`` on Kafka; up to
+    the feed's start in process) and records it in the recovery folder; a resumed run keeps
+    the hand-off it decided when it started."""
+    now = time.time_ns()
+    if o.brokers:  # history up to now, or up to --start (where the live bars begin)
+        split = start - 1 if start is not None else None
+    else:
+        split = _embedded_split(data, universe, interval, n_warm, start)
+    history, ends = _history(data, universe, interval, n_warm, split if split else now)
+    meta, resuming = _load_meta(o.recovery_dir, {**fresh, "split": split, "history_end": ends})
+    if resuming:
+        split = meta.get("split")
+        ends = {k: int(v) for k, v in meta["history_end"].items()}
+        end = int(split) if split is not None else max(ends.values(), default=now)
+        history, _ = _history(data, universe, interval, n_warm, end)
+        history = {k: history_tail(v, n_warm, before=ends[k]) for k, v in history.items()
+                   if k in ends}
+    return history, ends, meta, resuming
+
+
+def _feed(
+    o: LiveOptions,
+    data: Any,
+    universe: list[str],
+    interval: str,
+    split: int | None,
+    end: int | None,
+    group: str,
+) -> tuple[Callable[[dict[int, int] | None], Any], Any]:
+    """How the live source opens its feed (at resumed positions), and the dead-letter sink:
+    the Kafka topic and ``<topic>.dlq``, or the catalog replayed in process from ``split``
+    (dead letters logged)."""
+    from connectors.feeds import CatalogFeed, FeedError, KafkaFeed, ensure_topic
+    from connectors.kafka_io import JsonKafkaSink, topic_dlq
+
+    if o.brokers:
+        brokers = o.brokers
+        try:
+            ensure_topic(brokers, o.topic, o.connect_timeout)
+        except FeedError as exc:
+            raise LiveError(str(exc)) from None
+
+        def make_kafka(positions: dict[int, int] | None) -> Any:
+            return KafkaFeed(brokers, o.topic, group, positions, fetch_wait_ms=o.fetch_wait_ms)
+
+        return make_kafka, JsonKafkaSink(brokers, topic_dlq(o.topic), lambda r: r.get("key"))
+
+    def make_catalog(positions: dict[int, int] | None) -> Any:
+        after = None if split is None else int(split) + 1
+        return CatalogFeed.from_catalog(data, universe, interval, after, end, o.speed,
+                                        (positions or {}).get(0, 0))
+
+    return make_catalog, _LogSink()
+
+
 # -- running ---------------------------------------------------------------------------------
 
 
@@ -632,8 +697,6 @@ def run_live(
     ``stop_after_idle`` or a signal (SIGINT/SIGTERM stop it cleanly)."""
     from bytewax.testing import cluster_main, run_main
 
-    from connectors.feeds import CatalogFeed, FeedError, KafkaFeed, ensure_topic
-    from connectors.kafka_io import JsonKafkaSink, topic_dlq
     from connectors.orders import OrderRelay, open_order_store
     from connectors.quality import Calendar
     from connectors.seamless import SeamlessDataProvider
@@ -688,49 +751,12 @@ def run_live(
         "source": source_name,
         "params": {k: getattr(s, k) for k in type(s).parameters()},
     }
-    now = time.time_ns()
-    if o.brokers:  # history up to now, or up to --start (where the live bars begin)
-        split = start_ns - 1 if start_ns is not None else None
-        history, ends = _history(data, universe, s.interval, n_warm, split or now)
-        fresh["split"] = split
-    else:
-        split = _embedded_split(data, universe, s.interval, n_warm, start_ns)
-        history, ends = _history(data, universe, s.interval, n_warm, split if split else now)
-        fresh["split"] = split
-    fresh["history_end"] = ends
-    meta, resuming = _load_meta(o.recovery_dir, fresh)
-    if resuming:  # the hand-off decided when the run started
-        split = meta.get("split")
-        ends = {k: int(v) for k, v in meta["history_end"].items()}
-        history, _ = _history(data, universe, s.interval, n_warm,
-                              int(split) if split is not None else max(ends.values(), default=now))
-        history = {k: history_tail(v, n_warm, before=ends[k]) for k, v in history.items()
-                   if k in ends}
+    history, ends, meta, resuming = _hand_off(o, data, universe, s.interval, n_warm, start_ns,
+                                              fresh)
     run_id = meta["run_id"]
     emit_after = max(ends.values()) if ends else None
-
-    if o.brokers:
-        try:
-            ensure_topic(o.brokers, o.topic, o.connect_timeout)
-        except FeedError as exc:
-            raise LiveError(str(exc)) from None
-        group = o.group or f"qmtl-{o.world}-{sid}"
-
-        def make_feed(positions: dict[int, int] | None) -> Any:
-            return KafkaFeed(o.brokers, o.topic, group, positions,  # type: ignore[arg-type]
-                             fetch_wait_ms=o.fetch_wait_ms)
-
-        dlq_sink: Any = JsonKafkaSink(o.brokers, topic_dlq(o.topic), lambda r: r.get("key"))
-    else:
-        feed_start = meta.get("split")
-
-        def make_feed(positions: dict[int, int] | None) -> Any:
-            after = None if feed_start is None else int(feed_start) + 1
-            return CatalogFeed.from_catalog(
-                data, universe, s.interval, after, end_ns, o.speed, (positions or {}).get(0, 0)
-            )
-
-        dlq_sink = _LogSink()
+    make_feed, dlq_sink = _feed(o, data, universe, s.interval, meta.get("split"), end_ns,
+                                group=o.group or f"qmtl-{o.world}-{sid}")
 
     control = RunControl()
     stats = LiveStats()
