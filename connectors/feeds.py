@@ -266,7 +266,6 @@ class CatalogFeed:
 @dataclass
 class _Health:
     error: str | None = None
-    since: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -392,8 +391,6 @@ class KafkaFeed:
 
     def _on_error(self, err: Any) -> None:
         with self._health.lock:
-            if self._health.error is None:
-                self._health.since = time.monotonic()
             self._health.error = f"Kafka {self.brokers}: {err.str()}"
 
     def status(self) -> str | None:

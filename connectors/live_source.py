@@ -56,7 +56,6 @@ class LiveStats:
     gap_filled: int = 0
     dead_letters: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
-    last_message: float = field(default_factory=time.monotonic)
     first_message: float | None = None
     finished: float | None = None
 
@@ -175,7 +174,6 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
                 self._done = True
             return []
         self._idle_since = now
-        self.stats.last_message = now
         if self.stats.first_message is None:
             self.stats.first_message = now
         items: list[Item] = []

@@ -232,17 +232,6 @@ class OrderStore(SqlBackend):
             cur.executemany(self._sql(f"UPDATE {table} SET published = 1 WHERE {column} = ?"),
                             [(k,) for k in keys])
 
-    def mark_published(self, table: str, ids: list[int]) -> None:
-        """Mark rows of ``orders`` or ``fills`` as acknowledged by Kafka."""
-        if not ids:
-            return
-        assert table in ("orders", "fills")
-        with self.transaction() as cur:
-            for i in ids:
-                self.execute(cur, f"UPDATE {table} SET published = 1 WHERE id = ?", [i])
-
-
-    # -- the world's MetricsUpdates, queued before they are posted (outbox) -----------------
     def queue_update(self, update: MetricsUpdate) -> bool:
         """Queue ``update`` for the world; False when its run has queued this seq or a later
         one already (a restarted flow emitting a stretch again)."""
@@ -337,10 +326,6 @@ class PaperBroker:
     def position(self, symbol: str) -> float:
         """Quantity held."""
         return self._positions.get(symbol, 0.0)
-
-    def positions(self) -> dict[str, float]:
-        """Quantity held per symbol (non-zero only)."""
-        return {s: q for s, q in self._positions.items() if q != 0.0}
 
     def accept(self, intents: list[OrderIntent]) -> None:
         """Take orders (stored at the next :meth:`flush`)."""

@@ -68,7 +68,6 @@ class ActivationSubscriber:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._socket: Any = None
-        self.connects = 0
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -87,7 +86,6 @@ class ActivationSubscriber:
                 resp.raise_for_status()
                 stream = resp.extensions.get("network_stream")
                 self._socket = stream.get_extra_info("socket") if stream is not None else None
-                self.connects += 1
                 log.info("following world %s at %s from seq %d", world, self.url, self.book.seq)
                 data: str | None = None
                 for line in resp.iter_lines():

@@ -190,8 +190,6 @@ class RunReport:
         write_every: float = 1.0,
     ) -> None:
         self.head = head
-        self.strategy, self.mode = head["strategy"], head["mode"]
-        self.world, self.run_id = head["world"], head["run_id"]
         self.symbols = sorted(set(symbols))
         self.out = out
         self.queue = queue
@@ -258,11 +256,11 @@ class RunReport:
 
         returns = [] if out.returns_since is None else [float(x) for x in out.returns_since]
         return MetricsUpdate(
-            world=self.world,
-            strategy_id=self.strategy,
-            run_id=self.run_id,
+            world=self.head["world"],
+            strategy_id=self.head["strategy"],
+            run_id=self.head["run_id"],
             seq=out.seq,
-            mode=self.mode,  # type: ignore[arg-type]
+            mode=self.head["mode"],
             as_of=out.as_of,
             n_bars=out.n_bars,
             metrics={k: finite(v) for k, v in out.metrics.items()} if out.metrics else {},

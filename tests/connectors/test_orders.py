@@ -43,8 +43,8 @@ def test_an_order_key_is_recorded_once(store):
     assert store.orders("w")[1].target_qty == 10.0  # the first decision stands
     assert [key for _, key, _ in store.unpublished("orders")] == ["w/s/A/1", "w/s/A/2",
                                                                   "w/s/A/3"]
-    first = store.unpublished("orders")[0][0]
-    store.mark_published("orders", [first])
+    first = store.unpublished("orders")[0][1]
+    store.mark_published_keys("orders", [first])
     assert len(store.unpublished("orders")) == 2
 
 
