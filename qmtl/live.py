@@ -501,19 +501,27 @@ def _hand_off(
     the feed's start in process) and records it in the recovery folder; a resumed run keeps
     the hand-off it decided when it started."""
     now = time.time_ns()
-    if o.brokers:  # history up to now, or up to --start (where the live bars begin)
-        split = start - 1 if start is not None else None
-    else:
-        split = _embedded_split(data, universe, interval, n_warm, start)
-    history, ends = _history(data, universe, interval, n_warm, split if split else now)
-    meta, resuming = _load_meta(o.recovery_dir, {**fresh, "split": split, "history_end": ends})
-    if resuming:
+    meta = _resumed_meta(o.recovery_dir, fresh)
+    if meta is not None:  # the hand-off decided when the run started
         split = meta.get("split")
         ends = {k: int(v) for k, v in meta["history_end"].items()}
         end = int(split) if split is not None else max(ends.values(), default=now)
         history, _ = _history(data, universe, interval, n_warm, end)
         history = {k: history_tail(v, n_warm, before=ends[k]) for k, v in history.items()
                    if k in ends}
+        return history, ends, meta, True
+    if o.brokers:  # history up to now, or up to --start (where the live bars begin)
+        split = start - 1 if start is not None else None
+    else:
+        split = _embedded_split(data, universe, interval, n_warm, start)
+    history, ends = _history(data, universe, interval, n_warm, split if split else now)
+    meta = {**fresh, "split": split, "history_end": ends}
+    if o.recovery_dir is not None:
+        o.recovery_dir.mkdir(parents=True, exist_ok=True)
+        tmp = o.recovery_dir / (META_FILE + ".tmp")
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+        tmp.replace(o.recovery_dir / META_FILE)
+    resuming = False
     return history, ends, meta, resuming
 
 
@@ -610,26 +618,20 @@ def _embedded_world(options: LiveOptions, state_dir: Path) -> Iterator[str]:
         thread.join(10)
 
 
-def _load_meta(recovery_dir: Path | None, fresh: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """The run's identity: from ``recovery_dir`` when resuming (checked against ``fresh``),
-    else ``fresh`` (saved there)."""
-    if recovery_dir is None:
-        return fresh, False
-    recovery_dir.mkdir(parents=True, exist_ok=True)
-    path = recovery_dir / META_FILE
-    if path.is_file():
-        meta = json.loads(path.read_text())
-        for k in ("strategy", "symbols", "interval", "world", "source"):
-            if meta.get(k) != fresh.get(k):
-                raise LiveError(
-                    f"--recovery-dir {recovery_dir} holds another run ({k}: {meta.get(k)!r}, "
-                    f"this run: {fresh.get(k)!r}); use a new directory to start afresh"
-                )
-        return meta, True
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(fresh, indent=2) + "\n")
-    tmp.replace(path)
-    return fresh, False
+def _resumed_meta(recovery_dir: Path | None, fresh: dict[str, Any]) -> dict[str, Any] | None:
+    """The identity of the run ``recovery_dir`` holds (checked against this one's), or None
+    for a new run."""
+    path = None if recovery_dir is None else recovery_dir / META_FILE
+    if path is None or not path.is_file():
+        return None
+    meta = json.loads(path.read_text())
+    for k in ("strategy", "symbols", "interval", "world", "source"):
+        if meta.get(k) != fresh.get(k):
+            raise LiveError(
+                f"--recovery-dir {recovery_dir} holds another run ({k}: {meta.get(k)!r}, "
+                f"this run: {fresh.get(k)!r}); use a new directory to start afresh"
+            )
+    return meta
 
 
 def _recovery(recovery_dir: Path | None, resuming: bool) -> Any:
