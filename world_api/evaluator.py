@@ -290,7 +290,9 @@ class WorldEngine:
             finite = np.isfinite(col)
             if not finite.any():
                 continue
-            mean, sd = col[finite].mean(), col[finite].std()
+            # sorted, so the statistics (to the last bit) do not depend on arrival order
+            values = np.sort(col[finite])
+            mean, sd = values.mean(), values.std()
             z = np.zeros(len(idx)) if sd == 0 else (col - mean) / sd
             total = total + weight * np.where(finite, z, -3.0)
         self._score[idx] = total
@@ -530,7 +532,9 @@ class WorldEngine:
         if not s.active:
             return 0.0
         active = [self.strategies[sid] for sid in self._active]
-        total = sum(x.weight * x.mean_return() for x in active)
+        # fsum is exactly rounded, so the total does not depend on the order of the active set
+        # (which differs between a live engine and one rebuilt from its state)
+        total = math.fsum(x.weight * x.mean_return() for x in active)
         if total == 0 or not math.isfinite(total):
             return 0.0
         return s.weight * s.mean_return() / total
