@@ -91,7 +91,14 @@ class PortfolioBatch:
 
 
 def _sum_columns(m: np.ndarray) -> np.ndarray:
-    """Row sums, adding columns left to right (fixed order: bit-identical for any row count)."""
+    """Row sums, adding columns left to right (fixed order: bit-identical for any row count).
+    One column is returned as a view of ``m``, not a copy.
+
+    >>> _sum_columns(np.array([[1.0, 2.0], [3.0, 4.0]])).tolist()
+    [3.0, 7.0]
+    """
+    if m.shape[1] == 1:
+        return m[:, 0]
     acc = m[:, 0].copy()
     for j in range(1, m.shape[1]):
         acc += m[:, j]
@@ -365,7 +372,11 @@ class Portfolio:
         if present.all():
             symbol_rows = {
                 "ts": np.repeat(timeline, n_sym) if n_sym > 1 else timeline,
-                "symbol": np.tile(np.arange(n_sym, dtype=np.int32), n_rows),
+                "symbol": (
+                    np.tile(np.arange(n_sym, dtype=np.int32), n_rows)
+                    if n_sym > 1
+                    else np.zeros(n_rows, dtype=np.int32)
+                ),
                 "weight": weight.reshape(-1),
                 "return": contrib.reshape(-1),
                 "equity": np.repeat(equity, n_sym) if n_sym > 1 else equity,

@@ -275,7 +275,7 @@ class RunReport:
         )
         return pa.table({
             "ts": pa.array(rows["ts"], pa.int64()),
-            "symbol": names.cast(pa.string()),
+            "symbol": names,
             "weight": rows["weight"],
             "return": rows["return"],
             "equity": rows["equity"],

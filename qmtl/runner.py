@@ -45,19 +45,30 @@ class BacktestError(ValueError):
     """A backtest could not run: bad data, range or arguments (the message says which)."""
 
 
+SERIES = ("ts", "returns", "equity", "turnover", "gross")
+"""The per-bar portfolio series of a :class:`BacktestResult`, in column order."""
+
+
 @dataclass
 class BacktestResult:
-    """What a backtest produced: per-bar portfolio series, per-symbol rows and metrics."""
+    """What a backtest produced: per-bar portfolio series, per-symbol rows and metrics.
+
+    The series (``ts``, ``returns``, ``equity``, ``turnover``, ``gross``) are kept as the
+    replay's batches and joined into one array the first time each is read, so a caller
+    that wants only the metrics never pays for them.
+
+    >>> import numpy as np, pyarrow as pa
+    >>> r = BacktestResult("S", {}, ["A"], "1d", pa.table({"ts": [1, 2]}), {"sharpe": 1.0},
+    ...                    series={"ts": [np.array([1]), np.array([2])],
+    ...                            "returns": [np.array([0.0]), np.array([0.5])]})
+    >>> r.returns.tolist(), r.ts.tolist()
+    ([0.0, 0.5], [1, 2])
+    """
 
     strategy: str
     params: dict[str, Any]
     symbols: list[str]
     interval: str
-    ts: np.ndarray
-    returns: np.ndarray
-    equity: np.ndarray
-    turnover: np.ndarray
-    gross: np.ndarray
     bars: pa.Table
     metrics: dict[str, float]
     history: list[tuple[int, int, dict[str, float], np.ndarray]] = field(default_factory=list)
@@ -67,6 +78,51 @@ class BacktestResult:
     ``requested`` range, per symbol first/last bar, rows and a content hash (see
     :mod:`qmtl.fingerprint`), and what was ``fetched`` from QuestDB or an origin for it."""
     dropped_bars: int = 0
+    series: dict[str, np.ndarray | list[np.ndarray]] = field(default_factory=dict, repr=False)
+    """Each series as one array, or as the list of its batches' arrays until first read."""
+
+    def _series(self, name: str) -> np.ndarray:
+        value = self.series.get(name)
+        if value is None:
+            value = np.empty(0, dtype=np.int64 if name == "ts" else np.float64)
+        elif isinstance(value, list):
+            # a copy even of one batch: the batches' arrays also back ``bars``
+            value = value[0].copy() if len(value) == 1 else np.concatenate(value)
+        self.series[name] = value
+        return value
+
+    @property
+    def ts(self) -> np.ndarray:
+        """Bar close times (ns since the epoch, UTC), one per portfolio row."""
+        return self._series("ts")
+
+    @property
+    def returns(self) -> np.ndarray:
+        """The portfolio's return over each bar, net of costs."""
+        return self._series("returns")
+
+    @property
+    def equity(self) -> np.ndarray:
+        """Equity after each bar, compounding from 1.0."""
+        return self._series("equity")
+
+    @property
+    def turnover(self) -> np.ndarray:
+        """Sum of absolute weight changes at each bar."""
+        return self._series("turnover")
+
+    @property
+    def gross(self) -> np.ndarray:
+        """Gross exposure (sum of absolute weights) held after each bar."""
+        return self._series("gross")
+
+    def _ts_edge(self, last: bool) -> int | None:
+        ts = self.series.get("ts")
+        if isinstance(ts, list):  # without joining the batches
+            ts = [part for part in ts if len(part)]
+            return int(ts[-1][-1] if last else ts[0][0]) if ts else None
+        ts = self.ts
+        return int(ts[-1] if last else ts[0]) if len(ts) else None
 
     def to_pandas(self) -> Any:
         """The portfolio series as a pandas DataFrame indexed by UTC time (needs pandas)."""
@@ -95,8 +151,8 @@ class BacktestResult:
             "params": self.params,
             "symbols": self.symbols,
             "interval": self.interval,
-            "start": int(self.ts[0]) if len(self.ts) else None,
-            "end": int(self.ts[-1]) if len(self.ts) else None,
+            "start": self._ts_edge(last=False),
+            "end": self._ts_edge(last=True),
             "metrics": {k: (v if math.isfinite(v) else None) for k, v in self.metrics.items()},
             "data": self.data,
             "dropped_bars": self.dropped_bars,
@@ -392,7 +448,7 @@ def collect_result(
     table = pa.table(
         {
             "ts": pa.chunked_array(rows["ts"], pa.int64()),
-            "symbol": names.cast(pa.string()),
+            "symbol": names,
             "weight": pa.chunked_array(rows["weight"], pa.float64()),
             "return": pa.chunked_array(rows["return"], pa.float64()),
             "equity": pa.chunked_array(rows["equity"], pa.float64()),
@@ -404,12 +460,8 @@ def collect_result(
         params=_instance_params(s),
         symbols=universe,
         interval=s.interval,
-        ts=np.concatenate([b.ts for b in batches]),
-        returns=np.concatenate([b.returns for b in batches]),
-        equity=np.concatenate([b.equity for b in batches]),
-        turnover=np.concatenate([b.turnover for b in batches]),
-        gross=np.concatenate([b.gross for b in batches]),
         bars=table,
         metrics=snapshots[-1].metrics,
         history=history,
+        series={name: [getattr(b, name) for b in batches] for name in SERIES},
     )
