@@ -90,26 +90,27 @@ class PortfolioBatch:
         )
 
 
-def _sum_columns(m: np.ndarray) -> np.ndarray:
-    """Row sums, adding columns left to right (fixed order: bit-identical for any row count).
-    One column is returned as a view of ``m``, not a copy.
+def _sum_rows(m: np.ndarray) -> np.ndarray:
+    """Column sums of a symbol-major matrix (one row per symbol), adding the rows top to
+    bottom: a fixed order, so the result is bit-identical for any number of columns (bars),
+    and each step is a contiguous vector add. One row is returned as a view, not a copy.
 
-    >>> _sum_columns(np.array([[1.0, 2.0], [3.0, 4.0]])).tolist()
-    [3.0, 7.0]
+    >>> _sum_rows(np.array([[1.0, 2.0], [3.0, 4.0]])).tolist()
+    [4.0, 6.0]
     """
-    if m.shape[1] == 1:
-        return m[:, 0]
-    acc = m[:, 0].copy()
-    for j in range(1, m.shape[1]):
-        acc += m[:, j]
+    if m.shape[0] == 1:
+        return m[0]
+    acc = m[0].copy()
+    for j in range(1, m.shape[0]):
+        acc += m[j]
     return acc
 
 
 def _shifted(m: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """``m`` moved down one row, with ``first`` as the new first row."""
+    """``m`` (one row per symbol) moved right one bar, with ``first`` as the new first bar."""
     out = np.empty_like(m)
-    out[0] = first
-    out[1:] = m[:-1]
+    out[:, 0] = first
+    out[:, 1:] = m[:, :-1]
     return out
 
 
@@ -159,6 +160,7 @@ class Portfolio:
         self._prev_dw = np.zeros(n)
         self._equity = 1.0
         self._last_ts: int | None = None
+        self._drained = np.iinfo(np.int64).min  # the horizon of the last drain
 
     def push(self, batch: SignalBatch) -> None:
         """Buffer one symbol's signal batch (in time order per symbol)."""
@@ -178,8 +180,13 @@ class Portfolio:
             horizon = np.iinfo(np.int64).max
         elif self._seen.all():
             horizon = int(self._reached.min())
+            if horizon <= self._drained:
+                # the slowest symbol has not moved since the last drain, so nothing new is
+                # complete: with many symbols most pushes end here, without touching buffers
+                return None
         else:
             return None
+        self._drained = horizon
         taken: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = []
         opens: list[np.ndarray | None] = []
         for i, parts in enumerate(self._pending):
@@ -288,83 +295,85 @@ class Portfolio:
         timeline: np.ndarray,
         taken: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None],
     ) -> PortfolioBatch:
+        # matrices are symbol-major (one row per symbol, one column per bar), so sums over
+        # symbols add contiguous rows
         n_rows, n_sym = len(timeline), len(self.symbols)
-        present = np.zeros((n_rows, n_sym), dtype=bool)
+        present = np.zeros((n_sym, n_rows), dtype=bool)
         if n_sym == 1 and taken[0] is not None and len(taken[0][0]) == n_rows:
             # one symbol with a bar at every time: nothing to align or fill
-            present[:, 0] = True
-            raw_w = taken[0][1].reshape(n_rows, 1)
-            close = taken[0][2].reshape(n_rows, 1)
+            present[0] = True
+            raw_w = taken[0][1].reshape(1, n_rows)
+            close = taken[0][2].reshape(1, n_rows)
         elif all(part is not None and len(part[0]) == n_rows for part in taken):
-            # every symbol has a bar at every time: columns side by side, nothing to fill
+            # every symbol has a bar at every time: rows stacked, nothing to fill
             present[:] = True
-            raw_w = np.stack([p[1] for p in taken], axis=1, dtype=np.float64)  # type: ignore[index]
-            close = np.stack([p[2] for p in taken], axis=1, dtype=np.float64)  # type: ignore[index]
+            raw_w = np.stack([p[1] for p in taken], dtype=np.float64)  # type: ignore[index]
+            close = np.stack([p[2] for p in taken], dtype=np.float64)  # type: ignore[index]
         else:
-            raw_w = np.empty((n_rows, n_sym))
-            close = np.empty((n_rows, n_sym))
+            raw_w = np.empty((n_sym, n_rows))
+            close = np.empty((n_sym, n_rows))
             for i, part in enumerate(taken):
                 if part is None:
-                    raw_w[:, i] = self._last_w[i]
-                    close[:, i] = self._last_c[i]
+                    raw_w[i] = self._last_w[i]
+                    close[i] = self._last_c[i]
                     continue
                 ts, w, c = part
                 if len(ts) == n_rows:  # a bar at every time of the timeline (ts is in it)
-                    present[:, i] = True
-                    raw_w[:, i] = w
-                    close[:, i] = c
+                    present[i] = True
+                    raw_w[i] = w
+                    close[i] = c
                     continue
                 pos = np.searchsorted(timeline, ts)
-                present[pos, i] = True
+                present[i, pos] = True
                 full_w = np.zeros(n_rows)
                 full_w[pos] = w
                 full_c = np.zeros(n_rows)
                 full_c[pos] = c
-                raw_w[:, i] = _ffill(full_w, present[:, i], self._last_w[i])
-                close[:, i] = _ffill(full_c, present[:, i], self._last_c[i])
+                raw_w[i] = _ffill(full_w, present[i], self._last_w[i])
+                close[i] = _ffill(full_c, present[i], self._last_c[i])
 
         scratch = np.abs(raw_w)  # reused below for |weight|
-        gross_raw = _sum_columns(scratch)
+        gross_raw = _sum_rows(scratch)
         capped = gross_raw > self.max_gross
         if capped.any():
             with np.errstate(divide="ignore", invalid="ignore"):
                 scale = np.where(capped, self.max_gross / gross_raw, 1.0)
-            weight = raw_w * scale[:, None]
+            weight = raw_w * scale
         else:
             weight = raw_w  # every scale would be 1.0: the same values
 
-        # against each row's previous weights and closes (the carried row, then the rows):
+        # against each bar's previous weights and closes (the carried bar, then the bars):
         # the same element-wise operations as on shifted copies, without making them
         moved = np.empty_like(close)
         with np.errstate(divide="ignore", invalid="ignore"):
-            np.divide(close[:1], self._last_c, out=moved[:1])
-            np.divide(close[1:], close[:-1], out=moved[1:])
+            np.divide(close[:, :1], self._last_c[:, None], out=moved[:, :1])
+            np.divide(close[:, 1:], close[:, :-1], out=moved[:, 1:])
         moved -= 1.0
         nan = np.isnan(moved)
         if nan.any():
             moved[nan] = 0.0
         dw = np.empty_like(weight)
-        np.subtract(weight[:1], self._prev_w, out=dw[:1])
-        np.subtract(weight[1:], weight[:-1], out=dw[1:])
+        np.subtract(weight[:, :1], self._prev_w[:, None], out=dw[:, :1])
+        np.subtract(weight[:, 1:], weight[:, :-1], out=dw[:, 1:])
         np.abs(dw, out=dw)
         contrib = moved  # prev_w * moved, in place
-        np.multiply(self._prev_w, contrib[:1], out=contrib[:1])
-        np.multiply(weight[:-1], contrib[1:], out=contrib[1:])
+        np.multiply(self._prev_w[:, None], contrib[:, :1], out=contrib[:, :1])
+        np.multiply(weight[:, :-1], contrib[:, 1:], out=contrib[:, 1:])
         if self.cost:
             contrib -= self.cost * _shifted(dw, self._prev_dw)
 
-        returns = _sum_columns(contrib)
-        turnover = _sum_columns(dw)
-        gross = _sum_columns(np.abs(weight, out=scratch))
+        returns = _sum_rows(contrib)
+        turnover = _sum_rows(dw)
+        gross = _sum_rows(np.abs(weight, out=scratch))
         growth = np.empty(n_rows + 1)
         growth[0] = self._equity
         np.add(returns, 1.0, out=growth[1:])
         equity = np.multiply.accumulate(growth)[1:]
 
-        self._last_w = raw_w[-1].copy()
-        self._last_c = close[-1].copy()
-        self._prev_w = weight[-1].copy()
-        self._prev_dw = dw[-1].copy()
+        self._last_w = raw_w[:, -1].copy()
+        self._last_c = close[:, -1].copy()
+        self._prev_w = weight[:, -1].copy()
+        self._prev_dw = dw[:, -1].copy()
         self._equity = float(equity[-1])
         self._last_ts = int(timeline[-1])
 
@@ -377,17 +386,17 @@ class Portfolio:
                     if n_sym > 1
                     else np.zeros(n_rows, dtype=np.int32)
                 ),
-                "weight": weight.reshape(-1),
-                "return": contrib.reshape(-1),
+                "weight": weight.T.reshape(-1),
+                "return": contrib.T.reshape(-1),
                 "equity": np.repeat(equity, n_sym) if n_sym > 1 else equity,
             }
         else:
-            row, sym = np.nonzero(present)
+            row, sym = np.nonzero(present.T)
             symbol_rows = {
                 "ts": timeline[row],
                 "symbol": sym.astype(np.int32),
-                "weight": weight[row, sym],
-                "return": contrib[row, sym],
+                "weight": weight[sym, row],
+                "return": contrib[sym, row],
                 "equity": equity[row],
             }
         return PortfolioBatch(
