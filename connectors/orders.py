@@ -253,6 +253,17 @@ class OrderStore(SqlBackend):
             )
         return True
 
+    def last_update(self, world: str, strategy_id: str, run_id: str) -> MetricsUpdate | None:
+        """The latest MetricsUpdate queued for one run (sent or not), or None."""
+        with self.transaction() as cur:
+            row = self.execute(
+                cur,
+                "SELECT body FROM metric_updates WHERE world = ? AND strategy_id = ? "
+                "AND run_id = ? ORDER BY seq DESC LIMIT 1",
+                [world, strategy_id, run_id],
+            ).fetchone()
+        return None if row is None else MetricsUpdate.model_validate_json(row[0])
+
     def unsent_updates(self, world: str, limit: int = 500) -> list[tuple[int, str]]:
         """``(id, JSON)`` of queued updates not yet accepted by the world, oldest first."""
         with self.transaction() as cur:

@@ -184,9 +184,9 @@ class Portfolio:
                 # the slowest symbol has not moved since the last drain, so nothing new is
                 # complete: with many symbols most pushes end here, without touching buffers
                 return None
+            self._drained = horizon
         else:
             return None
-        self._drained = horizon
         taken: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = []
         opens: list[np.ndarray | None] = []
         for i, parts in enumerate(self._pending):

@@ -177,8 +177,10 @@ class RunReport:
     ``bars.parquet``, as a backtest writes it, every ``write_every`` seconds and at the end),
     metrics to ``metrics.json``, and each metrics snapshot becomes a MetricsUpdate queued in
     the run's store for the world. Everything is written before the step returns, so a
-    snapshot never covers output that is not written; rows at or before the last one logged
-    are not written again (a restarted flow re-emits what followed its snapshot)."""
+    snapshot never covers output that is not written (``metrics.json`` lags, but a resumed
+    run takes its metrics from the last update queued in the store); rows at or before the
+    last one logged are not written again (a restarted flow re-emits what followed its
+    snapshot)."""
 
     def __init__(
         self,
@@ -188,6 +190,7 @@ class RunReport:
         queue: Callable[[MetricsUpdate], None] | None,
         resume: bool,
         write_every: float = 1.0,
+        last_update: MetricsUpdate | None = None,
     ) -> None:
         self.head = head
         self.symbols = sorted(set(symbols))
@@ -210,6 +213,12 @@ class RunReport:
                     k: (math.nan if v is None else v) for k, v in prior.get("metrics", {}).items()
                 }
                 self.n_bars = int(prior.get("n_bars", 0))
+        if resume and last_update is not None and last_update.n_bars > self.n_bars:
+            # metrics.json is rewritten every ``write_every`` seconds, but each update is
+            # queued in the store before the step returns: a run killed in between resumes
+            # with the metrics its snapshot covers (in the update's wire form: a NaN is 0.0)
+            self.metrics = dict(last_update.metrics)
+            self.n_bars = last_update.n_bars
         self.rows = _Log(out / ".rows.bin" if out else None, _ROW, resume)
         self.series = _Log(out / ".series.bin" if out else None, _SERIES, resume)
         done = self.series.all()
@@ -799,7 +808,8 @@ def run_live(
             if store.queue_update(update):
                 poster.notify()
 
-        report = RunReport(head, universe, o.out, queue, resuming)
+        last = store.last_update(o.world, sid, run_id) if resuming else None
+        report = RunReport(head, universe, o.out, queue, resuming, last_update=last)
 
         ctx = OrderContext(
             world=o.world,

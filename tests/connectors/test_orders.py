@@ -98,3 +98,25 @@ def test_metric_updates_queue_once_in_order(store):
     assert [MetricsUpdate.model_validate_json(b).seq for _, b in rows] == [5, 9]
     store.mark_sent([rows[0][0]])
     assert [i for i, _ in store.unsent_updates("w")] == [rows[1][0]]
+    assert store.last_update("w", "s", "r").seq == 9  # sent or not
+    assert store.last_update("w", "s", "other run") is None
+
+
+def test_a_resumed_report_takes_metrics_the_store_has_and_metrics_json_lacks(store, tmp_path):
+    # killed after an update was queued but before metrics.json was rewritten
+    from qmtl.live import RunReport
+
+    head = {"world": "w", "strategy": "s", "run_id": "r", "mode": "paper"}
+    last = MetricsUpdate(world="w", strategy_id="s", run_id="r", seq=12, mode="paper",
+                         as_of=12, n_bars=12, metrics={"sharpe": 1.5})
+    store.queue_update(last)
+    got = store.last_update("w", "s", "r")
+    report = RunReport(head, ["A"], tmp_path / "out", None, resume=True, last_update=got)
+    assert report.n_bars == 12 and report.metrics == {"sharpe": 1.5}
+    # a metrics.json ahead of the store (its updates were trimmed, say) wins
+    (tmp_path / "out" / "metrics.json").write_text('{"n_bars": 20, "metrics": {"sharpe": 2.0}}')
+    report = RunReport(head, ["A"], tmp_path / "out", None, resume=True, last_update=got)
+    assert report.n_bars == 20 and report.metrics == {"sharpe": 2.0}
+    # a fresh run ignores both
+    fresh = RunReport(head, ["A"], tmp_path / "new", None, resume=False, last_update=got)
+    assert fresh.n_bars == 0 and fresh.metrics == {}
