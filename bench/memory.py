@@ -8,8 +8,11 @@ dir (removed afterwards), then a fresh process replays it through SMA(10)/SMA(50
 its peak RSS (``VmHWM``):
 
 - ``stream``: the compiled flow over ``Catalog.iter_batches`` with a sink that appends each
-  output's per-symbol rows to a Parquet file and keeps only the latest metrics, the way a
-  replay that writes its results as it goes runs. This must stay flat as history grows;
+  output's per-symbol rows to a Parquet file (with the catalog's write options: Arrow's
+  default dictionary encoding of float columns peaks at about 30 MB of encoder state per
+  million-row write, which its memory pool then keeps) and keeps only the latest metrics,
+  the way a replay that writes its results as it goes runs. This must stay flat as history
+  grows;
 - ``backtest()``: the Python API, which returns every series in memory (so it grows with
   history by design); run up to 100k bars per symbol, for contrast.
 """
@@ -60,7 +63,7 @@ def child(folder: Path, mode: str) -> dict[str, Any]:
     from bytewax.testing import run_main
 
     from bench.peers import SmaCross
-    from connectors.catalog import Catalog
+    from connectors.catalog import WRITE_OPTIONS, Catalog
     from connectors.replay import RunControl
     from dataflows.compiler import StrategyOutput, build_flow
     from qmtl.runner import backtest, to_spec
@@ -83,7 +86,8 @@ def child(folder: Path, mode: str) -> dict[str, Any]:
                 rows = out.batch.symbol_rows
                 table = pa.table({k: np.asarray(v) for k, v in rows.items()})
                 if not writer:
-                    writer.append(pq.ParquetWriter(folder / "bars.parquet", table.schema))
+                    writer.append(pq.ParquetWriter(folder / "bars.parquet", table.schema,
+                                                  **WRITE_OPTIONS))
                 writer[0].write_table(table)
                 state["n"] += len(out.batch)
             if out.metrics is not None:
