@@ -5,10 +5,11 @@
 
 1. The same backtest (SMA(10)/SMA(50) cross over 10 symbols) fed three ways in one run:
    bars held in memory (a dict of arrays, the peer), the catalog through the data provider with
-   a cold cache (a new provider: Parquet read and decoded), and with a warm cache (the same
-   provider again). Checked for identical returns first; the sources are run in turn
-   ``--repeat`` times (interleaved, so a shared machine's noise falls on all alike) and the
-   median is reported. Target: the catalog no more than 1.2x slower than memory.
+   a cold cache (a new provider: Parquet read and decoded in a background thread, a few blocks
+   of row groups ahead of the replay, straight into the arrays the cache keeps), and with a
+   warm cache (the same provider again). Checked for identical returns first; the sources are
+   run in turn ``--repeat`` times (interleaved, so a shared machine's noise falls on all
+   alike) and the median is reported. Target: the catalog no more than 1.2x slower than memory.
    The in-process cold runs also pay for the allocator returning the previous run's bars to
    the OS and faulting them in again (system time, large on this VM); so the same comparison
    is made again with each run in a fresh process, as a user's first run meets it.

@@ -42,19 +42,32 @@ def align(
     buffers: dict[str, Batch | None] = dict.fromkeys(names)
     exhausted = dict.fromkeys(names, False)
 
+    pending: dict[str, Batch | None] = dict.fromkeys(names)  # a chunk's rows not yet held
+
     def fill(s: str, need: int) -> int:
-        while not exhausted[s] and (buffers[s] is None or len(buffers[s]["ts"]) < need):
-            chunk = next(streams[s], None)
-            if chunk is None:
-                exhausted[s] = True
-            elif len(chunk["ts"]):
-                held = buffers[s]
-                buffers[s] = (
-                    chunk
-                    if held is None or not len(held["ts"])
-                    else {k: np.concatenate([held[k], chunk[k]]) for k in chunk}
-                )
+        # held rows + the next chunk: only the rows still needed are copied, so a large chunk
+        # is not copied whole for the few rows left of the one before (the rest stays a view)
         held = buffers[s]
+        while held is None or len(held["ts"]) < need:
+            chunk = pending[s]
+            pending[s] = None
+            if chunk is None:
+                chunk = None if exhausted[s] else next(streams[s], None)
+                if chunk is None:
+                    exhausted[s] = True
+                    break
+            n = len(chunk["ts"])
+            if not n:
+                continue
+            if held is None or not len(held["ts"]):
+                held = chunk
+                continue
+            take = need - len(held["ts"])
+            if take < n:
+                pending[s] = {k: v[take:] for k, v in chunk.items()}
+                chunk = {k: v[:take] for k, v in chunk.items()}
+            held = {k: np.concatenate([held[k], chunk[k]]) for k in chunk}
+        buffers[s] = held
         return 0 if held is None else len(held["ts"])
 
     round_no = 0

@@ -52,6 +52,7 @@ from connectors.catalog import Catalog, CatalogError, default_data_dir
 from connectors.coverage import Coverage
 from connectors.memory import align
 from connectors.origins import Origin, OriginError, SymbolNotFound
+from connectors.prefetch import Demux, Prefetcher
 from qmtl.bars import concat_batches, empty_batch, format_ts
 from qmtl.contracts import BAR_COLUMNS
 from qmtl.intervals import INTERVALS, interval_ns
@@ -584,7 +585,10 @@ class SeamlessDataProvider:
         out = {}
         for s in symbols:
             plan = self.prepare(s, interval, start, end)
-            if self._fits(len(symbols), s, plan):
+            cold = self._cold(len(symbols), plan)
+            if cold is not None:  # counted from the file's metadata: read during the replay
+                out[s] = cold.count(plan.start, plan.end)
+            elif self._fits(len(symbols), s, plan):
                 out[s] = len(self.read(s, interval, plan.start, plan.end)["ts"])
             elif plan.source == interval:
                 ts = self.catalog.read_column(s, interval, "ts", plan.start, plan.end)
@@ -605,6 +609,16 @@ class SeamlessDataProvider:
         rows = cov[2] if cov else 0
         return rows * BAR_BYTES * max(n_symbols, 1) <= self.cache.max_bytes
 
+    def _cold(self, n_symbols: int, plan: _Plan) -> _ColdFile | None:
+        """The catalog file to stream into the cache when ``plan`` fits the cache but is not
+        in it yet, and is served as stored (no resampling) from a file of the catalog's own
+        schema without nulls; else None (served by :meth:`read`)."""
+        if plan.source != plan.interval or not self._fits(n_symbols, plan.symbol, plan):
+            return None
+        if self.cache.covered(plan.symbol, plan.interval).contains(plan.start, plan.end):
+            return None
+        return _ColdFile.open(self.catalog, plan.symbol, plan.interval)
+
     def iter_batches(
         self,
         symbols: Sequence[str],
@@ -617,13 +631,59 @@ class SeamlessDataProvider:
         :meth:`Catalog.iter_batches`): from memory when the range fits the cache, else
         streamed from the catalog chunk by chunk (resampled on the way when needed)."""
         streams: dict[str, Iterator[Batch]] = {}
+        cold: list[tuple[_Plan, _ColdFile]] = []
         for s in symbols:
             plan = self.prepare(s, interval, start, end)
-            if self._fits(len(symbols), s, plan):
+            file = self._cold(len(symbols), plan)
+            if file is not None:  # read ahead while the bars before are replayed
+                cold.append((plan, file))
+            elif self._fits(len(symbols), s, plan):
                 streams[s] = iter([self.read(s, interval, plan.start, plan.end)])
             else:
                 streams[s] = self._stream(plan)
-        return align(streams, batch_size)
+        if cold:
+            reads = Demux(Prefetcher(self._fill(cold), depth=PREFETCH_DEPTH * len(cold),
+                                     name="qmtl-catalog-read"))
+            for plan, _ in cold:
+                streams[plan.symbol] = reads.stream(plan.symbol)
+        return align({s: streams[s] for s in symbols}, batch_size)
+
+    def _fill(self, cold: list[tuple[_Plan, _ColdFile]]) -> Iterator[tuple[str, Batch]]:
+        """The plans' bars read from their files a block of row groups at a time into arrays
+        of each whole range, as ``(symbol, block)`` items of (read-only) views, the symbol
+        read least far in time first (the order a time-aligned replay asks for them). Once a
+        symbol is all read, its arrays are its cache entry (as :meth:`_load` caches them)."""
+        jobs = []
+        for plan, file in cold:
+            stored = self.catalog.covered(plan.symbol, plan.interval)
+            self._count("catalog_reads")
+            jobs.append(_Job(plan, stored, file.blocks(plan.start, plan.end)))
+        while jobs:
+            job = min(jobs, key=lambda j: j.reached)
+            got = next(job.blocks, None)
+            if got is None:
+                jobs.remove(job)
+                if job.arrays is not None:
+                    self._keep(job.plan, job.stored,
+                               {c: v[job.begin:job.end] for c, v in job.arrays.items()})
+                continue
+            a, b, job.arrays = got
+            if job.begin < 0:
+                job.begin = a
+            job.end = b
+            if b > a:
+                job.reached = int(job.arrays["ts"][b - 1])
+                yield job.plan.symbol, {c: v[a:b] for c, v in job.arrays.items()}
+
+    def _keep(self, plan: _Plan, stored: Coverage, bars: Batch) -> None:
+        """Cache ``bars`` (every bar of ``plan``'s range) where the catalog covers it."""
+        for a, b in stored.ranges:  # cache only what is known complete
+            lo, hi = max(a, plan.start), min(b, plan.end)
+            if lo <= hi:
+                ts = bars["ts"]
+                i, j = np.searchsorted(ts, lo, "left"), np.searchsorted(ts, hi, "right")
+                self.cache.put(plan.symbol, plan.interval, lo, hi,
+                               {c: v[i:j] for c, v in bars.items()})
 
     def _stream(self, plan: _Plan) -> Iterator[Batch]:
         from dataflows.resample import Resampler
@@ -654,6 +714,121 @@ class SeamlessDataProvider:
             tail = resampler.advance(now)
             if len(tail["ts"]):
                 yield clip(tail)
+
+
+PREFETCH_DEPTH = 4
+"""Blocks a cold read is ahead of the replay at most (each a view of the cache entry)."""
+BLOCK_GROUPS = (2, 32)
+"""Row groups a cold read reads and decodes at a time: the first block of a file is small (the
+replay starts soon), each next one twice the one before, up to the second number (few calls
+into Parquet and few hand-overs of the GIL)."""
+
+
+@dataclass
+class _Job:
+    """One symbol of a cold read: its blocks, how far in time they reached, its rows read."""
+
+    plan: _Plan
+    stored: Coverage
+    blocks: Iterator[tuple[int, int, Batch]]
+    reached: int = -(2**63)
+    arrays: Batch | None = None
+    begin: int = -1
+    end: int = -1
+
+
+class _ColdFile:
+    """A catalog file read straight into the arrays of a cache entry (see ``_fill``)."""
+
+    def __init__(self, path: Path, file: Any) -> None:
+        self.path, self.file = path, file
+
+    @classmethod
+    def open(cls, catalog: Catalog, symbol: str, interval: str) -> _ColdFile | None:
+        """The file, if it has the catalog's schema, ``ts`` statistics in every row group and
+        no nulls (else None: :meth:`Catalog.read` serves it, with its casts and checks)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from connectors.catalog import SCHEMA
+
+        path = catalog.path(symbol, interval)
+        if not path.is_file():
+            return None
+        try:
+            file = pq.ParquetFile(path, pre_buffer=False)
+            meta = file.metadata
+            if not file.schema_arrow.equals(SCHEMA) or meta.num_columns != len(SCHEMA):
+                return None
+            for i in range(meta.num_row_groups):
+                group = meta.row_group(i)
+                for j in range(group.num_columns):
+                    stats = group.column(j).statistics
+                    if stats is None or not stats.has_null_count or stats.null_count:
+                        return None
+                    if j == 0 and not stats.has_min_max:
+                        return None
+        except (pa.ArrowInvalid, OSError):
+            return None  # Catalog.read names the corrupt file
+        return cls(path, file)
+
+    def count(self, start: int, end: int) -> int:
+        """Bars with ``start <= ts <= end``: from the row groups' statistics, reading ``ts``
+        only of the (at most two) row groups the range cuts."""
+        from connectors.catalog import _row_groups
+
+        meta, n = self.file.metadata, 0
+        for i in _row_groups(meta, start, end):
+            group = meta.row_group(i)
+            stats = group.column(0).statistics
+            if stats.min >= start and stats.max <= end:
+                n += group.num_rows
+                continue
+            ts = self._read([i], ["ts"]).column(0).to_numpy()
+            n += int(np.searchsorted(ts, end, "right") - np.searchsorted(ts, start, "left"))
+        return n
+
+    def _read(self, groups: list[int], columns: list[str]) -> Any:
+        import pyarrow as pa
+
+        try:
+            return self.file.read_row_groups(groups, columns=columns, use_threads=False)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise CatalogError(f"corrupt catalog file {self.path}: {exc}") from None
+
+    def blocks(self, start: int, end: int) -> Iterator[tuple[int, int, Batch]]:
+        """Read the row groups that may hold ``[start, end]`` into one array per column,
+        a block at a time (see ``BLOCK_GROUPS``); after each block yield ``(a, b, arrays)``: rows
+        ``a:b`` of the arrays are the block's bars inside the range (written, read-only)."""
+        from connectors.catalog import SCHEMA, _row_groups
+
+        meta = self.file.metadata
+        groups = _row_groups(meta, start, end)
+        rows = sum(meta.row_group(i).num_rows for i in groups)
+        arrays = {c: np.empty(rows, dtype=SCHEMA.field(c).type.to_pandas_dtype())
+                  for c in BAR_COLUMNS}
+        views = {}
+        for c, v in arrays.items():
+            views[c] = v.view()
+            views[c].flags.writeable = False
+        pos, k, step = 0, 0, BLOCK_GROUPS[0]
+        while k < len(groups):
+            table = self._read(groups[k:k + step], list(BAR_COLUMNS))
+            k, step = k + step, min(2 * step, BLOCK_GROUPS[1])
+            m = table.num_rows
+            for c in BAR_COLUMNS:
+                at = pos
+                for chunk in table.column(c).chunks:
+                    arrays[c][at:at + len(chunk)] = chunk.to_numpy()
+                    at += len(chunk)
+            del table
+            ts = arrays["ts"][pos:pos + m]
+            a = pos + int(np.searchsorted(ts, start, "left"))
+            b = pos + int(np.searchsorted(ts, end, "right"))
+            pos += m
+            yield a, b, views
+            if b < pos:  # the range ends inside this block
+                return
 
 
 def _inside(ts: np.ndarray, covered: Coverage, start: int, end: int) -> np.ndarray:
