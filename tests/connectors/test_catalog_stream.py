@@ -99,3 +99,21 @@ def test_a_corrupt_file_is_a_catalog_error(long_catalog):
     path.write_bytes(path.read_bytes()[:-3] + b"XYZ")
     with pytest.raises(CatalogError, match="corrupt catalog file"):
         list(long_catalog.iter_batches(["A"], "1m"))
+
+
+def test_coverage_is_remembered_until_the_file_changes(tmp_path, monkeypatch):
+    cat = Catalog(tmp_path)
+    bars = generate_bars(300, interval="1m", seed=3)
+    cat.write("A", "1m", {c: v[:200] for c, v in bars.items()})
+    first = cat.coverage("A", "1m")
+    assert first[2] == 200
+    calls = []
+    real = cat._metadata
+    monkeypatch.setattr(cat, "_metadata", lambda *a: calls.append(a) or real(*a))
+    assert cat.coverage("A", "1m") == first and calls == []  # remembered
+    spans = cat.covered("A", "1m")
+    spans.add(0, 1)  # a caller's copy: the remembered one is not changed
+    assert cat.covered("A", "1m") != spans
+    cat.write("A", "1m", bars)  # a new file replaces the old one: read again
+    assert cat.coverage("A", "1m") == (int(bars["ts"][0]), int(bars["ts"][-1]), 300)
+    assert calls
