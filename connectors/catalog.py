@@ -304,7 +304,7 @@ class Catalog:
             # the row group size, not on the length of history; only the row groups that may
             # hold [start, end] are read
             file = RowGroupFile(path)
-        except (FooterError, OSError) as exc:
+        except (FooterError, pa.ArrowInvalid, OSError) as exc:
             raise CatalogError(f"corrupt catalog file {path}: {exc}") from None
         try:
             for i in _row_groups(file.metadata(), start, end):

@@ -253,15 +253,21 @@ class RowGroupFile:
             footer = self._file.read_at(length, self._footer_at)
             meta = pq.read_metadata(_footer_file(footer))
             self.num_row_groups = meta.num_row_groups
-            if self.num_row_groups <= WINDOW:
+            spans = None
+            if self.num_row_groups > WINDOW:
+                try:
+                    head, spans, tail = split_footer(footer)
+                except FooterError:
+                    spans = None  # a footer Arrow reads but this skimmer does not: see below
+                if spans is not None and len(spans) != self.num_row_groups:
+                    spans = None
+            if spans is None:
+                # short, or not split: read with the whole footer parsed, as Arrow does
                 self._window = (0, pq.ParquetFile(self._file, metadata=meta, pre_buffer=False))
                 self._spans = np.empty((0, 2), dtype=np.int64)
             else:
                 del meta
-                self._head, self._spans, self._tail = split_footer(footer)
-                if len(self._spans) != self.num_row_groups:
-                    raise FooterError(f"{self.path}: footer lists {len(self._spans)} row "
-                                      f"groups, Arrow reads {self.num_row_groups}")
+                self._head, self._spans, self._tail = head, spans, tail
         except BaseException:
             self._file.close()
             raise
@@ -275,8 +281,8 @@ class RowGroupFile:
     def metadata(self) -> pq.FileMetaData:
         """The whole footer, parsed (read again from the file when it is long; not kept)."""
         reader = self._window[1]
-        if reader is not None and self.num_row_groups <= WINDOW:
-            return reader.metadata
+        if reader is not None and reader.num_row_groups == self.num_row_groups:
+            return reader.metadata  # the whole footer is parsed already
         footer = self._file.read_at(self._footer_length, self._footer_at)
         return pq.read_metadata(_footer_file(footer))
 

@@ -117,3 +117,30 @@ def test_coverage_is_remembered_until_the_file_changes(tmp_path, monkeypatch):
     cat.write("A", "1m", bars)  # a new file replaces the old one: read again
     assert cat.coverage("A", "1m") == (int(bars["ts"][0]), int(bars["ts"][-1]), 300)
     assert calls
+
+
+def test_a_footer_the_skimmer_cannot_split_is_read_whole(long_catalog, monkeypatch):
+    def refuse(footer):
+        raise footer_mod.FooterError("not this one")
+
+    monkeypatch.setattr(footer_mod, "split_footer", refuse)
+    f = RowGroupFile(long_catalog.path("A", "1m"))
+    try:
+        assert f.num_row_groups == 51 and f.held_row_groups == 51  # Arrow's own way
+        assert f.read(50).num_rows == 50 and f.metadata().num_row_groups == 51
+    finally:
+        f.close()
+    whole = long_catalog.read("A", "1m")
+    got = [b for _, b in long_catalog.iter_batches(["A"], "1m", batch_size=1_000)]
+    assert np.array_equal(np.concatenate([b["close"] for b in got]), whole["close"])
+
+
+def test_a_damaged_footer_is_a_catalog_error_naming_the_file(long_catalog):
+    path = long_catalog.path("A", "1m")
+    raw = bytearray(path.read_bytes())
+    length = int.from_bytes(raw[-8:-4], "little")
+    start = len(raw) - 8 - length
+    raw[start:start + 64] = b"\xff" * 64  # the footer's first bytes: not Thrift any more
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CatalogError, match=f"corrupt catalog file {path}"):
+        list(long_catalog.iter_batches(["A"], "1m"))
