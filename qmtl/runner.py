@@ -36,6 +36,7 @@ from dataflows.compiler import OnBad, StrategyOutput, StrategySpec, build_progra
 from qmtl.bars import parse_time
 from qmtl.fingerprint import dataset_fingerprint
 from qmtl.intervals import periods_per_year as default_ppy
+from qmtl.pages import small_pages
 from qmtl.strategy import Strategy, StrategyError
 
 DataArg = Any  # None | str | Path | Catalog | SeamlessDataProvider | Mapping[str, batch]
@@ -400,17 +401,18 @@ def backtest(
         on_start(total)
     control = RunControl(progress)
     as_of = time.time_ns()
-    outputs = run_dataflow(
-        [spec],
-        make_items,
-        workers=workers,
-        on_bad=on_bad_bars,
-        progress=progress,
-        on_output=on_output,
-        metrics_every=metrics_every,
-        control=control,
-        signals_from=start_ns if read_from != start_ns else None,
-    )
+    with small_pages():  # see qmtl.pages: fresh large arrays without huge-page compaction
+        outputs = run_dataflow(
+            [spec],
+            make_items,
+            workers=workers,
+            on_bad=on_bad_bars,
+            progress=progress,
+            on_output=on_output,
+            metrics_every=metrics_every,
+            control=control,
+            signals_from=start_ns if read_from != start_ns else None,
+        )
     result = collect_result(s, universe, outputs)
     symbols_seen = {sym: h.summary() for sym, h in sorted(control.seen.items())}
     result.data = {
