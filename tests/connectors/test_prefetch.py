@@ -184,7 +184,12 @@ def test_cold_read_that_is_abandoned_stops_its_thread(tmp_path):
     assert provider.cache.nbytes == 0 or provider.cache.covered("A", "1m").ranges
 
 
-def test_cold_read_of_a_damaged_row_group_fails_as_the_whole_file_read_does(tmp_path):
+def test_cold_read_of_a_damaged_row_group_fails_as_the_whole_file_read_does(
+    tmp_path, monkeypatch
+):
+    import connectors.seamless as seamless
+
+    monkeypatch.setattr(seamless, "BLOCK_GROUPS", (1, 1))  # a block per row group
     catalog, _ = _catalog(tmp_path)
     path = catalog.path("A", "1m")
     import pyarrow.parquet as pq
