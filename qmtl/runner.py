@@ -117,14 +117,6 @@ class BacktestResult:
         """Gross exposure (sum of absolute weights) held after each bar."""
         return self._series("gross")
 
-    def _ts_edge(self, last: bool) -> int | None:
-        ts = self.series.get("ts")
-        if isinstance(ts, list):  # without joining the batches
-            ts = [part for part in ts if len(part)]
-            return int(ts[-1][-1] if last else ts[0][0]) if ts else None
-        ts = self.ts
-        return int(ts[-1] if last else ts[0]) if len(ts) else None
-
     def to_pandas(self) -> Any:
         """The portfolio series as a pandas DataFrame indexed by UTC time (needs pandas)."""
         import pandas as pd
@@ -152,8 +144,8 @@ class BacktestResult:
             "params": self.params,
             "symbols": self.symbols,
             "interval": self.interval,
-            "start": self._ts_edge(last=False),
-            "end": self._ts_edge(last=True),
+            "start": int(self.ts[0]) if len(self.ts) else None,
+            "end": int(self.ts[-1]) if len(self.ts) else None,
             "metrics": {k: (v if math.isfinite(v) else None) for k, v in self.metrics.items()},
             "data": self.data,
             "dropped_bars": self.dropped_bars,
