@@ -136,6 +136,10 @@ class Portfolio:
     0.049
     """
 
+    _drained: int = np.iinfo(np.int64).min
+    """The horizon of the last drain (also the default of a portfolio restored from a recovery
+    snapshot written before this field existed)."""
+
     def __init__(
         self,
         symbols: list[str],
@@ -160,7 +164,7 @@ class Portfolio:
         self._prev_dw = np.zeros(n)
         self._equity = 1.0
         self._last_ts: int | None = None
-        self._drained = np.iinfo(np.int64).min  # the horizon of the last drain
+        self._drained = Portfolio._drained
 
     def push(self, batch: SignalBatch) -> None:
         """Buffer one symbol's signal batch (in time order per symbol)."""
