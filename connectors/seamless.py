@@ -570,12 +570,7 @@ class SeamlessDataProvider:
             self._count("resampled", len(bars["ts"]))
         else:
             covered = stored
-        for a, b in covered.ranges:  # cache only what is known complete
-            lo, hi = max(a, plan.start), min(b, plan.end)
-            if lo <= hi:
-                ts = bars["ts"]
-                i, j = np.searchsorted(ts, lo, "left"), np.searchsorted(ts, hi, "right")
-                self.cache.put(symbol, interval, lo, hi, {c: v[i:j] for c, v in bars.items()})
+        self._keep(plan, covered, bars)
         return bars
 
     def plan_rows(self, symbols: Sequence[str], interval: str, start: int | None = None,
@@ -675,9 +670,10 @@ class SeamlessDataProvider:
                 job.reached = int(job.arrays["ts"][b - 1])
                 yield job.plan.symbol, {c: v[a:b] for c, v in job.arrays.items()}
 
-    def _keep(self, plan: _Plan, stored: Coverage, bars: Batch) -> None:
-        """Cache ``bars`` (every bar of ``plan``'s range) where the catalog covers it."""
-        for a, b in stored.ranges:  # cache only what is known complete
+    def _keep(self, plan: _Plan, covered: Coverage, bars: Batch) -> None:
+        """Cache ``bars`` (every bar of ``plan``'s range) where ``covered`` says they are
+        complete."""
+        for a, b in covered.ranges:  # cache only what is known complete
             lo, hi = max(a, plan.start), min(b, plan.end)
             if lo <= hi:
                 ts = bars["ts"]
