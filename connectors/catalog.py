@@ -93,7 +93,7 @@ class Catalog:
         # what coverage() and covered() found in a file, by the file's identity (inode, size,
         # mtime: a write replaces the file, so it changes): a plan asks several times per
         # symbol, and parsing a long file's footer each time was 5% of a warm replay
-        self._facts: dict[Path, tuple[tuple[int, int, int], Any, Any]] = {}
+        self._facts: dict[tuple[Path, str], tuple[tuple[int, int, int], Any]] = {}
 
     def __repr__(self) -> str:
         return f"Catalog({str(self.root)!r})"
@@ -139,27 +139,23 @@ class Catalog:
         except (pa.ArrowInvalid, OSError) as exc:
             raise CatalogError(f"corrupt catalog file {path}: {exc}") from None
 
-    def _memo(self, symbol: str, interval: str, which: int, compute: Callable[[], Any]) -> Any:
-        """``compute()`` (slot ``which``: 1 coverage, 2 covered), remembered while the file
-        stays the same one."""
+    def _memo(self, symbol: str, interval: str, what: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` (the file's ``what``), remembered while the file stays the same one."""
         path = self.path(symbol, interval)
         try:
             st = path.stat()
         except OSError:
             return compute()
         key = (st.st_ino, st.st_size, st.st_mtime_ns)
-        facts = self._facts.get(path)
-        if facts is None or facts[0] != key:
-            facts = (key, None, None)
-        if facts[which] is None:
-            value = compute()
-            facts = (key, value, facts[2]) if which == 1 else (key, facts[1], value)
-            self._facts[path] = facts
-        return facts[which]
+        known = self._facts.get((path, what))
+        if known is None or known[0] != key:
+            known = (key, compute())
+            self._facts[(path, what)] = known
+        return known[1]
 
     def coverage(self, symbol: str, interval: str) -> tuple[int, int, int] | None:
         """``(first ts, last ts, rows)`` stored for ``symbol`` at ``interval``, or None."""
-        return self._memo(symbol, interval, 1, lambda: self._coverage(symbol, interval))
+        return self._memo(symbol, interval, "coverage", lambda: self._coverage(symbol, interval))
 
     def _coverage(self, symbol: str, interval: str) -> tuple[int, int, int] | None:
         meta = self._metadata(symbol, interval)
@@ -175,7 +171,7 @@ class Catalog:
     def covered(self, symbol: str, interval: str) -> Coverage:
         """The time ranges for which the file holds every bar (exact ns ranges); empty when
         nothing is stored. Files without recorded coverage cover their first to last bar."""
-        known = self._memo(symbol, interval, 2, lambda: self._covered(symbol, interval))
+        known = self._memo(symbol, interval, "covered", lambda: self._covered(symbol, interval))
         return Coverage(known.ranges, known.step)  # a copy: a Coverage can be changed
 
     def _covered(self, symbol: str, interval: str) -> Coverage:
