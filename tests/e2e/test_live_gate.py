@@ -207,6 +207,9 @@ def test_a_restarted_world_service_is_survived(tmp_path):
         view = httpx.get(f"{world.url}/worlds/w/strategies/Cross").json()
     finally:
         world.stop()
-    assert not rec.between(t_down + 0.3, t_up)
+    # the gate holds once it sees the stream drop, and at the latest once the last confirmed
+    # activation is older than max_activation_age (1 s): how soon uvicorn closes the stream
+    # after a forced exit depends on the machine's load, so the bound is the staleness one
+    assert not rec.between(t_down + 1.0 + 0.3, t_up)
     assert rec.between(t_up, float("inf"))
     assert view["n_bars"] == res.n_bars and view["active"]
