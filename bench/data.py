@@ -44,11 +44,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from connectors.catalog import Catalog  # noqa: E402
-from connectors.memory import aligned_batches  # noqa: E402
-from connectors.questdb import QuestDBReader  # noqa: E402
-from connectors.seamless import SeamlessDataProvider  # noqa: E402
-from connectors.synthetic import generate_bars, symbol_seed  # noqa: E402
+from connectors.data.catalog import Catalog  # noqa: E402
+from connectors.data.memory import aligned_batches  # noqa: E402
+from connectors.data.questdb import QuestDBReader  # noqa: E402
+from connectors.data.seamless import SeamlessDataProvider  # noqa: E402
+from connectors.data.synthetic import generate_bars, symbol_seed  # noqa: E402
 from qmtl import Strategy, backtest  # noqa: E402
 
 PG_URL = os.environ.get("QMTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")

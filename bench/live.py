@@ -44,10 +44,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from connectors.bar_codec import encode_bar  # noqa: E402
-from connectors.feeds import CatalogFeed, ensure_topic  # noqa: E402
-from connectors.kafka_io import publish_bars  # noqa: E402
-from connectors.synthetic import generate_bars  # noqa: E402
+from connectors.data.synthetic import generate_bars  # noqa: E402
+from connectors.live.bar_codec import encode_bar  # noqa: E402
+from connectors.live.feeds import CatalogFeed, ensure_topic  # noqa: E402
+from connectors.live.kafka_io import publish_bars  # noqa: E402
 from tests.conftest import Tansu, _free_port  # noqa: E402
 
 STRATEGIES = """

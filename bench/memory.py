@@ -47,8 +47,8 @@ def _status_mb(field: str) -> float:
 
 
 def write_catalog(folder: Path, n_symbols: int, n_bars: int) -> None:
-    from connectors.catalog import Catalog
-    from connectors.synthetic import generate_bars
+    from connectors.data.catalog import Catalog
+    from connectors.data.synthetic import generate_bars
 
     cat = Catalog(folder)
     for i in range(n_symbols):
@@ -63,9 +63,9 @@ def child(folder: Path, mode: str) -> dict[str, Any]:
     from bytewax.testing import run_main
 
     from bench.peers import SmaCross
-    from connectors.catalog import WRITE_OPTIONS, Catalog
-    from connectors.replay import RunControl
+    from connectors.data.catalog import WRITE_OPTIONS, Catalog
     from dataflows.compiler import StrategyOutput, build_flow
+    from dataflows.control import RunControl
     from qmtl.runner import backtest, to_spec
 
     cat = Catalog(folder / "catalog")

@@ -55,9 +55,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from connectors.synthetic import generate_bars  # noqa: E402
+from connectors.data.synthetic import generate_bars  # noqa: E402
 from qmtl import Strategy, backtest, latch  # noqa: E402
-from qmtl.intervals import periods_per_year  # noqa: E402
+from qmtl.core.intervals import periods_per_year  # noqa: E402
 
 PPY = periods_per_year("1m")
 RTOL_EQUITY = 1e-6
@@ -835,9 +835,9 @@ def cluster_child(folder: Path, proc_id: int, addresses: list[str]) -> None:
     """One process of a Bytewax cluster replaying the saved data (see :func:`run_scaling`)."""
     from bytewax.testing import cluster_main
 
-    from connectors.memory import aligned_batches
-    from connectors.replay import RunControl
+    from connectors.data.memory import aligned_batches
     from dataflows.compiler import build_flow
+    from dataflows.control import RunControl
     from qmtl.runner import to_spec
 
     with np.load(folder / "data.npz") as z:

@@ -23,9 +23,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qmtl.contracts import MetricsUpdate  # noqa: E402
-from world_api.evaluator import WorldEngine  # noqa: E402
-from world_api.policy import parse_policy  # noqa: E402
+from qmtl.core.contracts import MetricsUpdate  # noqa: E402
+from world_api.domain.evaluator import WorldEngine  # noqa: E402
+from world_api.domain.policy import parse_policy  # noqa: E402
 
 POLICY = """
 min_bars: 100
@@ -68,7 +68,7 @@ def in_process(n_strategies: int, n_updates: int) -> float:
 def over_http(store_url: str, n_strategies: int, n_updates: int, batch: int = 100) -> float:
     from fastapi.testclient import TestClient
 
-    from world_api.app import create_app
+    from world_api.service.app import create_app
 
     updates = make_updates(n_strategies, n_updates, seed=1)
     app = create_app(store_url, insecure_dev=True)

@@ -11,7 +11,7 @@ Replay and live differ only in the source: replay emits large batches, live one 
 batch; the graph is the same and the output does not depend on the batching.
 
 >>> import numpy as np
->>> from qmtl.expr import col
+>>> from qmtl.core.expr import col
 >>> spec = StrategySpec("s", ["A"], col("close").sma(2) > col("close").sma(3), 0.0, 1.0, 252.0)
 >>> bars = {"ts": np.arange(1, 6), "open": np.ones(5), "high": np.full(5, 9.0),
 ...         "low": np.ones(5), "close": np.array([1.0, 2.0, 3.0, 2.0, 4.0]),
@@ -33,13 +33,14 @@ import numpy as np
 from bytewax.dataflow import Dataflow
 from bytewax.testing import cluster_main, run_main
 
-from connectors.replay import CallbackSink, ReplaySource, RunControl
+from dataflows.control import RunControl
 from dataflows.graph import Program, ProgramState
+from dataflows.metrics import MetricSet
 from dataflows.portfolio import Portfolio, PortfolioBatch, SignalBatch
-from qmtl.bars import validate_bars
-from qmtl.expr import Expr
-from qmtl.fingerprint import BarHasher
-from qmtl.metrics import MetricSet
+from dataflows.replay import CallbackSink, ReplaySource
+from qmtl.core.bars import validate_bars
+from qmtl.core.expr import Expr
+from qmtl.core.fingerprint import BarHasher
 
 OnBad = Literal["raise", "drop"]
 
@@ -248,7 +249,7 @@ class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, 
 def build_program(specs: list[StrategySpec]) -> Program:
     """One program for all strategies: shared nodes are evaluated once per symbol.
 
-    >>> from qmtl.expr import col
+    >>> from qmtl.core.expr import col
     >>> a = StrategySpec("a", ["X"], col("close").sma(5) > 0, 0.0, 1.0, 252.0)
     >>> b = StrategySpec("b", ["X"], col("close").sma(5) > 1, 0.0, 1.0, 252.0)
     >>> [n.op for n in build_program([a, b]).nodes].count("rolling_mean")
@@ -275,7 +276,7 @@ def build_core(
     :class:`StrategyOutput` stream (keyed by strategy) out. Only the source and the sinks
     around it differ between replay and live.
 
-    >>> from qmtl.expr import col
+    >>> from qmtl.core.expr import col
     >>> spec = StrategySpec("s", ["A"], col("close") > 0, 0.0, 1.0, 252.0)
     >>> flow = Dataflow("doc")
     >>> bars = op.input("bars", flow, ReplaySource(lambda: iter([])))
@@ -325,7 +326,7 @@ def build_flow(
     """The Bytewax dataflow for ``specs`` over the items of ``make_items()``; bars before
     ``signals_from`` only warm the kernels up (the portfolio starts at ``signals_from``).
 
-    >>> from qmtl.expr import col
+    >>> from qmtl.core.expr import col
     >>> spec = StrategySpec("s", ["A"], col("close") > 0, 0.0, 1.0, 252.0)
     >>> flow = build_flow([spec], lambda: iter([]), print, RunControl())
     >>> flow.flow_id

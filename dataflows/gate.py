@@ -37,7 +37,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from qmtl.contracts import OrderIntent
+from qmtl.core.contracts import OrderIntent
 
 
 @dataclass
@@ -154,15 +154,6 @@ def verdict(book: ActivationBook, strategy_id: str, now: float, max_age: float) 
     if not act.active:
         return Verdict("flatten", reason=f"{strategy_id!r} is inactive in world {book.world!r}")
     return Verdict("trade", weight=act.weight, reason="active")
-
-
-def order_key(world: str, strategy_id: str, symbol: str, ts: int) -> str:
-    """The idempotency key of the order decided at bar ``ts``.
-
-    >>> order_key("w", "s", "AAPL", 5)
-    'w/s/AAPL/5'
-    """
-    return f"{world}/{strategy_id}/{symbol}/{ts}"
 
 
 @dataclass

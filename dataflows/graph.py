@@ -6,7 +6,7 @@ evaluated once. :class:`ProgramState` is one symbol's evaluator: a kernel per no
 that node's state from batch to batch.
 
 >>> import numpy as np
->>> from qmtl.expr import col
+>>> from qmtl.core.expr import col
 >>> c = col("close")
 >>> prog = Program({"a": c.sma(2) > c.sma(3), "b": c.sma(2)})
 >>> [n.op for n in prog.nodes]
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from dataflows.kernels import Kernel, make_kernel, register
-from qmtl.expr import Expr, walk
+from qmtl.core.expr import Expr, walk
 
 
 @register("custom")
@@ -61,7 +61,7 @@ class CustomKernel(Kernel):
 class Program:
     """The distinct nodes of named output expressions, in dependency order.
 
-    >>> from qmtl.expr import col
+    >>> from qmtl.core.expr import col
     >>> Program({"w": col("close").ema(5) > 0}).lookback
     4
     """
@@ -78,7 +78,7 @@ class Program:
     def node_ids(self) -> list[str]:
         """Content ids of the nodes, in evaluation order.
 
-        >>> from qmtl.expr import col
+        >>> from qmtl.core.expr import col
         >>> len(Program({"x": col("close")}).node_ids)
         1
         """
@@ -90,7 +90,7 @@ class ProgramState:
 
     ``kernel_calls`` counts kernel updates, so tests can see shared nodes computed once.
 
-    >>> from qmtl.expr import col
+    >>> from qmtl.core.expr import col
     >>> st = ProgramState(Program({"x": col("close").shift(1)}))
     >>> st.evaluate({"close": np.array([1.0, 2.0])})["x"].tolist()
     [nan, 1.0]
@@ -133,7 +133,7 @@ class ProgramState:
         """Give a restored state its program back: fresh kernels, then the carried state.
 
         >>> import copy, pickle
-        >>> from qmtl.expr import col
+        >>> from qmtl.core.expr import col
         >>> prog = Program({"x": col("close").rolling(2).apply(lambda w: w[1] - w[0])})
         >>> st = ProgramState(prog)
         >>> _ = st.evaluate({"close": np.array([1.0, 3.0])})

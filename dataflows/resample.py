@@ -31,9 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from qmtl.contracts import BAR_COLUMNS
-
-Batch = dict[str, np.ndarray]
+from qmtl.core.bars import Batch
+from qmtl.core.contracts import BAR_COLUMNS
 
 
 def _step(interval: str | int) -> int:
@@ -41,7 +40,7 @@ def _step(interval: str | int) -> int:
         if interval < 1:
             raise ValueError(f"interval must be >= 1 ns, got {interval}")
         return int(interval)
-    from qmtl.intervals import interval_ns
+    from qmtl.core.intervals import interval_ns
 
     return interval_ns(interval)
 

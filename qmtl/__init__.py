@@ -13,7 +13,7 @@
 from typing import Any
 
 from qmtl import indicators as ind
-from qmtl.expr import Expr, col, latch, lit, where
+from qmtl.core.expr import Expr, col, latch, lit, where
 from qmtl.operator import Operator, check_batch_invariance
 from qmtl.strategy import Bars, Strategy, StrategyError
 from qmtl.submit import Runner, submit, validate

@@ -4,7 +4,7 @@ Each indicator is a composition of primitive nodes, so it shares sub-expressions
 rest of a strategy and runs batch-invariantly like any operator. Values follow TA-Lib's
 definitions (tested against TA-Lib after its unstable period).
 
->>> from qmtl.expr import col
+>>> from qmtl.core.expr import col
 >>> rsi(col("close"), 14).lookback
 14
 >>> upper, middle, lower = bollinger(col("close"), 20, 2.0)
@@ -14,13 +14,13 @@ definitions (tested against TA-Lib after its unstable period).
 
 from __future__ import annotations
 
-from qmtl.expr import Bollinger, Expr, Macd, as_expr, where
+from qmtl.core.expr import Bollinger, Expr, Macd, as_expr, where
 
 
 def rsi(x: Expr, n: int = 14) -> Expr:
     """Relative strength index with Wilder smoothing, 0..100 (TA-Lib RSI).
 
-    >>> from qmtl.expr import col
+    >>> from qmtl.core.expr import col
     >>> rsi(col("close")).op
     'where'
     """
@@ -37,7 +37,7 @@ def true_range(high: Expr, low: Expr, close: Expr) -> Expr:
 
     NaN on the first bar (no previous close), as TA-Lib.
 
-    >>> from qmtl.expr import col
+    >>> from qmtl.core.expr import col
     >>> true_range(col("high"), col("low"), col("close")).lookback
     1
     """
@@ -48,7 +48,7 @@ def true_range(high: Expr, low: Expr, close: Expr) -> Expr:
 def atr(high: Expr, low: Expr, close: Expr, n: int = 14) -> Expr:
     """Average true range with Wilder smoothing (TA-Lib ATR).
 
-    >>> from qmtl.expr import col
+    >>> from qmtl.core.expr import col
     >>> atr(col("high"), col("low"), col("close"), 14).lookback
     14
     """
@@ -58,7 +58,7 @@ def atr(high: Expr, low: Expr, close: Expr, n: int = 14) -> Expr:
 def bollinger(x: Expr, n: int = 20, k: float = 2.0) -> Bollinger:
     """Bollinger bands: SMA(n) +- k population standard deviations (TA-Lib BBANDS).
 
-    >>> from qmtl.expr import col
+    >>> from qmtl.core.expr import col
     >>> bollinger(col("close")).upper.op
     'add'
     """
@@ -73,7 +73,7 @@ def macd(x: Expr, fast: int = 12, slow: int = 26, signal: int = 9) -> Macd:
     TA-Lib seeds the fast EMA later than a stand-alone EMA would; the two agree once that
     unstable period (a few times ``slow`` bars) has passed.
 
-    >>> from qmtl.expr import col
+    >>> from qmtl.core.expr import col
     >>> macd(col("close")).signal.op
     'ema'
     """

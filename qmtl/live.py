@@ -43,13 +43,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from bytewax.dataflow import Dataflow
 
-from connectors.live_source import LiveBarSource, LiveInput, LiveStats, history_tail
-from connectors.replay import CallbackSink, RunControl
+from connectors.live.source import LiveBarSource, LiveInput, LiveStats, history_tail
 from dataflows.compiler import StrategyOutput, StrategySpec, build_core
+from dataflows.control import RunControl
 from dataflows.gate import ActivationBook, OrderGate, verdict
-from qmtl.bars import format_ts
-from qmtl.contracts import Fill, MetricsUpdate, OrderIntent
-from qmtl.intervals import interval_ns
+from dataflows.replay import CallbackSink
+from qmtl.core.contracts import Fill, MetricsUpdate, OrderIntent
+from qmtl.core.errors import QmtlError
+from qmtl.core.intervals import interval_ns
+from qmtl.core.times import format_ts
 from qmtl.strategy import Strategy
 
 log = logging.getLogger("qmtl.live")
@@ -57,7 +59,7 @@ log = logging.getLogger("qmtl.live")
 META_FILE = "qmtl-live.json"
 
 
-class LiveError(RuntimeError):
+class LiveError(QmtlError, RuntimeError):
     """A live run cannot start or continue (the text says why and what to do)."""
 
 
@@ -261,7 +263,7 @@ class RunReport:
                 self._write()
 
     def _update(self, out: StrategyOutput) -> MetricsUpdate:
-        from qmtl.metrics import finite
+        from dataflows.metrics import finite
 
         returns = [] if out.returns_since is None else [float(x) for x in out.returns_since]
         return MetricsUpdate(
@@ -358,7 +360,7 @@ class _OrderLogic(op.StatefulLogic[StrategyOutput, tuple[list[OrderIntent], list
         self._said: str | None = None
 
     def _setup(self, strategy: str) -> None:
-        from connectors.orders import PaperBroker
+        from connectors.live.orders import PaperBroker
 
         if self.gate is None:
             self.gate = OrderGate(self.ctx.world, strategy, self.ctx.capital)
@@ -438,7 +440,7 @@ def _history(
     """The last ``n`` bars of each symbol at or before ``end`` from the data provider (which
     backfills what the catalog lacks when an origin is configured), and each symbol's last
     bar time."""
-    from connectors.seamless import DataNotFound
+    from connectors.data.seamless import DataNotFound
     from qmtl.runner import last_bars
 
     history, ends, missing = {}, {}, []
@@ -468,7 +470,7 @@ def _embedded_split(
 ) -> int | None:
     """Where the in-process feed starts: before ``start``, or after each symbol's first ``n``
     bars (the latest of those times), so warm-up and feed do not overlap."""
-    from connectors.seamless import DataNotFound
+    from connectors.data.seamless import DataNotFound
 
     if start is not None:
         return start - 1
@@ -546,8 +548,8 @@ def _feed(
     """How the live source opens its feed (at resumed positions), and the dead-letter sink:
     the Kafka topic and ``<topic>.dlq``, or the catalog replayed in process from ``split``
     (dead letters logged)."""
-    from connectors.feeds import CatalogFeed, FeedError, KafkaFeed, ensure_topic
-    from connectors.kafka_io import JsonKafkaSink, topic_dlq
+    from connectors.live.feeds import CatalogFeed, FeedError, KafkaFeed, ensure_topic
+    from connectors.live.kafka_io import JsonKafkaSink, topic_dlq
 
     if o.brokers:
         brokers = o.brokers
@@ -579,8 +581,8 @@ def _embedded_world(options: LiveOptions, state_dir: Path) -> Iterator[str]:
 
     import uvicorn
 
-    from world_api.app import create_app
-    from world_api.store import Conflict, WorldInfo
+    from world_api.service.app import create_app
+    from world_api.service.store import Conflict, WorldInfo
 
     store_path = options.world_store or str(state_dir / "local-world.db")
     world_log = logging.getLogger("qmtl.world")
@@ -706,17 +708,17 @@ def run_live(
     ``stop_after_idle`` or a signal (SIGINT/SIGTERM stop it cleanly)."""
     from bytewax.testing import cluster_main, run_main
 
-    from connectors.orders import OrderRelay, open_order_store
-    from connectors.quality import Calendar
-    from connectors.seamless import SeamlessDataProvider
-    from connectors.world_link import (
+    from connectors.data.quality import Calendar
+    from connectors.data.seamless import SeamlessDataProvider
+    from connectors.live.orders import OrderRelay, open_order_store
+    from connectors.live.world_link import (
         ActivationSubscriber,
         MetricsPoster,
         WorldUnavailable,
         world_info,
     )
     from dataflows.graph import Program
-    from qmtl.bars import parse_time
+    from qmtl.core.times import parse_time
     from qmtl.runner import make_strategy, to_spec
 
     o = options

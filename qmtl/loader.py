@@ -23,10 +23,11 @@ import sys
 import traceback
 from pathlib import Path
 
+from qmtl.core.errors import QmtlError
 from qmtl.strategy import Strategy
 
 
-class LoadError(ValueError):
+class LoadError(QmtlError, ValueError):
     """The strategy file or class could not be loaded."""
 
 

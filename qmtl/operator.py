@@ -13,7 +13,7 @@ into batches. Keep whatever you need from earlier batches on ``self``. Check it 
 before its output is meaningful, so warm-up is inferred correctly.
 
 >>> import numpy as np
->>> from qmtl.expr import col
+>>> from qmtl.core.expr import col
 >>> class RunLength(Operator):
 ...     '''Number of consecutive bars the input has been positive.'''
 ...     def __init__(self):
@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from qmtl.expr import Expr, as_expr
+from qmtl.core.expr import Expr, as_expr
 
 
 class Operator:

@@ -2,7 +2,7 @@
 
 >>> import numpy as np
 >>> from qmtl import Strategy
->>> from connectors.synthetic import generate_bars
+>>> from connectors.data.synthetic import generate_bars
 >>> class SmaCross(Strategy):
 ...     symbols = ["AAPL"]
 ...     fast: int = 10
@@ -30,19 +30,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from connectors.replay import RunControl
-from connectors.seamless import BackfillError, SeamlessDataProvider
+from connectors.data.seamless import BackfillError, SeamlessDataProvider
 from dataflows.compiler import OnBad, StrategyOutput, StrategySpec, build_program, run_dataflow
-from qmtl.bars import parse_time
-from qmtl.fingerprint import dataset_fingerprint
-from qmtl.intervals import periods_per_year as default_ppy
+from dataflows.control import RunControl
+from qmtl.core.errors import QmtlError
+from qmtl.core.fingerprint import dataset_fingerprint
+from qmtl.core.intervals import periods_per_year as default_ppy
+from qmtl.core.times import parse_time
 from qmtl.pages import small_pages
 from qmtl.strategy import Strategy, StrategyError
 
 DataArg = Any  # None | str | Path | Catalog | SeamlessDataProvider | Mapping[str, batch]
 
 
-class BacktestError(ValueError):
+class BacktestError(QmtlError, ValueError):
     """A backtest could not run: bad data, range or arguments (the message says which)."""
 
 
@@ -77,7 +78,7 @@ class BacktestResult:
     data: dict[str, Any] = field(default_factory=dict)
     """What the run saw: ``fingerprint``, ``as_of`` (when it read the data, ns), the
     ``requested`` range, per symbol first/last bar, rows and a content hash (see
-    :mod:`qmtl.fingerprint`), and what was ``fetched`` from QuestDB or an origin for it."""
+    :mod:`qmtl.core.fingerprint`), and what was ``fetched`` from QuestDB or an origin for it."""
     dropped_bars: int = 0
     series: dict[str, np.ndarray | list[np.ndarray]] = field(default_factory=dict, repr=False)
     """Each series as one array, or as the list of its batches' arrays until first read."""
@@ -193,7 +194,7 @@ def resolve_source(
     batch_size: int | Sequence[int],
 ) -> tuple[Callable[[], Iterator[tuple[str, dict[str, np.ndarray]]]], int]:
     """A factory of time-aligned ``(symbol, batch)`` items for the run, and the bar count."""
-    from connectors.memory import aligned_batches
+    from connectors.data.memory import aligned_batches
 
     if isinstance(data, Mapping):
         missing = [s for s in symbols if s not in data]
@@ -258,16 +259,16 @@ def last_bars(data: Any, symbol: str, interval: str, end: int, n: int) -> dict[s
     already has (64, then 1,024 times), never asking an origin for all of history.
 
     >>> import tempfile
-    >>> from connectors.catalog import Catalog
-    >>> from connectors.synthetic import generate_bars
+    >>> from connectors.data.catalog import Catalog
+    >>> from connectors.data.synthetic import generate_bars
     >>> bars = generate_bars(30)
     >>> cat = Catalog(tempfile.mkdtemp()); _ = cat.write("A", "1d", bars)
     >>> b = last_bars(SeamlessDataProvider(cat), "A", "1d", int(bars["ts"][20]), 5)
     >>> b["ts"].tolist() == bars["ts"][16:21].tolist()
     True
     """
-    from connectors.catalog import CatalogError
-    from qmtl.intervals import interval_ns
+    from connectors.data.catalog import CatalogError
+    from qmtl.core.intervals import interval_ns
 
     step = interval_ns(interval) * (n + 10)
     bars = data.read(symbol, interval, end - 4 * step, end)
@@ -295,7 +296,7 @@ def as_provider(data: DataArg) -> SeamlessDataProvider:
 
 
 def _empty_message(symbols: list[str], start: int | None, end: int | None) -> str:
-    from qmtl.bars import format_ts
+    from qmtl.core.times import format_ts
 
     lo = format_ts(start) if start is not None else "the beginning"
     hi = format_ts(end) if end is not None else "the end"
@@ -344,8 +345,8 @@ def backtest(
 ) -> BacktestResult:
     """Replay ``data`` through ``strategy``; return its returns, equity and metrics.
 
-    ``data``: a :class:`connectors.seamless.SeamlessDataProvider`, a catalog folder or
-    :class:`connectors.catalog.Catalog` (served by the environment's provider over it:
+    ``data``: a :class:`connectors.data.seamless.SeamlessDataProvider`, a catalog folder or
+    :class:`connectors.data.catalog.Catalog` (served by the environment's provider over it:
     missing ranges are backfilled when ``QMTL_ORIGIN`` or ``QMTL_QUESTDB`` is set; default:
     the local catalog), or a mapping ``symbol -> bar batch`` held in memory. ``params`` override the
     strategy's parameters. ``batch_size`` sets the replay batch (results do not depend on

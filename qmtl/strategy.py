@@ -29,9 +29,10 @@ import math
 import typing
 from typing import Any, ClassVar
 
-from qmtl.expr import COLUMNS, Expr, as_expr, col
+from qmtl.core.errors import QmtlError
+from qmtl.core.expr import COLUMNS, Expr, as_expr, col
+from qmtl.core.intervals import INTERVALS
 from qmtl.indicators import atr
-from qmtl.intervals import INTERVALS
 
 RESERVED: frozenset[str] = frozenset(
     {"symbols", "interval", "cost_bps", "max_gross", "name", "warmup"}
@@ -39,7 +40,7 @@ RESERVED: frozenset[str] = frozenset(
 """Class attributes with a meaning of their own, not strategy parameters."""
 
 
-class StrategyError(ValueError):
+class StrategyError(QmtlError, ValueError):
     """A strategy is malformed or was given bad parameters."""
 
 

@@ -2,7 +2,7 @@
 
 ``submit`` runs the backtest on the engine and posts each MetricsUpdate to the world as the
 engine produces it (not only at the end), then asks the world what it decided and returns a
-:class:`qmtl.contracts.SubmitResult` with concrete hints. ``validate`` does the same against
+:class:`qmtl.core.contracts.SubmitResult` with concrete hints. ``validate`` does the same against
 a policy evaluated locally (a pre-check: the world's answer is the one that counts).
 
 Updates stream as the replay runs; the final one carries ``fingerprint``, the dataset
@@ -16,7 +16,7 @@ nothing can give returns the result is ``rejected`` with a hint that says why.
 
 >>> import numpy as np
 >>> from qmtl import Strategy
->>> from connectors.synthetic import generate_bars
+>>> from connectors.data.synthetic import generate_bars
 >>> class Long(Strategy):
 ...     symbols = ["A"]
 ...     def signal(self, bars):
@@ -34,15 +34,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from qmtl.contracts import MetricsUpdate, SubmitResult
-from qmtl.metrics import MetricSet
+from dataflows.metrics import MetricSet
+from qmtl.core.contracts import MetricsUpdate, SubmitResult
+from qmtl.core.errors import QmtlError
 from qmtl.strategy import Strategy
 
 CHUNK = 1_000
 """Returns per MetricsUpdate when a returns series is given rather than derived."""
 
 
-class SubmitError(RuntimeError):
+class SubmitError(QmtlError, RuntimeError):
     """The world could not be reached or refused the submission (the message says why)."""
 
 
@@ -105,8 +106,8 @@ class LocalWorld:
     """A world evaluated in process from a policy (for ``validate`` and ``--dry-run``)."""
 
     def __init__(self, policy: Any, capital: float = 1_000_000.0) -> None:
-        from world_api.evaluator import WorldEngine
-        from world_api.policy import Policy, parse_policy
+        from world_api.domain.evaluator import WorldEngine
+        from world_api.domain.policy import Policy, parse_policy
 
         self.capital = capital
         p = policy if isinstance(policy, Policy) else parse_policy(policy or "{}")
@@ -123,7 +124,7 @@ class LocalWorld:
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, float]:
-    from qmtl.metrics import finite
+    from dataflows.metrics import finite
 
     return {k: finite(v) for k, v in metrics.items()}
 
@@ -219,7 +220,7 @@ def _run(
         if not np.all(np.isfinite(series)):
             bad = int(np.argmax(~np.isfinite(series)))
             return result("rejected", [f"returns[{bad}] is not a finite number"])
-        from qmtl.intervals import periods_per_year
+        from qmtl.core.intervals import periods_per_year
 
         ms = MetricSet(options.get("periods_per_year") or periods_per_year(s.interval))
         updates = []

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from qmtl.core.errors import QmtlError
 
-class WorldServiceError(RuntimeError):
+
+class WorldServiceError(QmtlError, RuntimeError):
     """The world service could not be reached, or answered with an error (message says)."""
 
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from connectors.origins import FolderOrigin
+from connectors.data.origins import FolderOrigin
 from tests.world_api.conftest import PG_URL
 from tests.world_api.conftest import _ensure_pg as ensure_pg
 

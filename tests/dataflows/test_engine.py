@@ -10,11 +10,11 @@ import talib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.synthetic import generate_bars
+from connectors.data.synthetic import generate_bars
 from dataflows.graph import Program, ProgramState
 from qmtl import Operator, Strategy, backtest, check_batch_invariance, latch, where
-from qmtl.bars import BadBarsError
-from qmtl.expr import col
+from qmtl.core.bars import BadBarsError
+from qmtl.core.expr import col
 from qmtl.runner import BacktestError
 
 

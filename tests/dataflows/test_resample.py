@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dataflows.resample import Resampler, resample
-from qmtl.contracts import BAR_COLUMNS
-from qmtl.intervals import interval_ns
+from qmtl.core.contracts import BAR_COLUMNS
+from qmtl.core.intervals import interval_ns
 
 MIN = 60 * 10**9
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from connectors.catalog import Catalog
-from connectors.feeds import CatalogFeed
-from connectors.kafka_io import publish_bars
-from connectors.synthetic import generate_bars
+from connectors.data.catalog import Catalog
+from connectors.data.synthetic import generate_bars
+from connectors.live.feeds import CatalogFeed
+from connectors.live.kafka_io import publish_bars
 from qmtl import Strategy
-from qmtl.contracts import MetricsUpdate
+from qmtl.core.contracts import MetricsUpdate
 from tests.world_api.conftest import serve
-from world_api.app import create_app
+from world_api.service.app import create_app
 
 
 class Cross(Strategy):

@@ -9,8 +9,8 @@ import logging
 import numpy as np
 from confluent_kafka import Producer
 
-from connectors.bar_codec import encode_arrow, encode_bar
-from connectors.feeds import ensure_topic
+from connectors.live.bar_codec import encode_arrow, encode_bar
+from connectors.live.feeds import ensure_topic
 from qmtl.live import LiveOptions, run_live
 from qmtl.runner import backtest
 from tests.e2e.live_helpers import (

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from connectors.orders import open_order_store
+from connectors.live.orders import open_order_store
 from tests.e2e.live_helpers import (
     activate,
     make_data,
@@ -28,8 +28,8 @@ from tests.e2e.live_helpers import (
     wait_for,
 )
 from tests.world_api.conftest import serve
-from world_api.app import create_app
-from world_api.store import open_store
+from world_api.service.app import create_app
+from world_api.service.store import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 STRATEGY = """

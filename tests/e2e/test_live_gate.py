@@ -23,7 +23,7 @@ from tests.e2e.live_helpers import (
     write_catalog,
 )
 from tests.world_api.conftest import TcpProxy, free_port
-from world_api.app import create_app
+from world_api.service.app import create_app
 
 STRICT = 'gates: {sharpe: ">= 100"}'
 OPEN = "{}"

@@ -8,9 +8,9 @@ import httpx
 import numpy as np
 import pytest
 
-from connectors.live_source import HandOffGap, LiveBarSource, LiveInput
-from connectors.replay import RunControl
+from connectors.live.source import HandOffGap, LiveBarSource, LiveInput
 from dataflows.compiler import build_flow, core_step_ids
+from dataflows.control import RunControl
 from qmtl.live import LiveError, LiveOptions, build_live_flow, run_live
 from qmtl.runner import backtest, make_strategy, to_spec
 from tests.e2e.live_helpers import (
@@ -189,7 +189,7 @@ def test_history_the_catalog_lacks_is_backfilled_from_the_origin(kafka, tmp_path
     assert res.stats.gap_filled == 20 and res.stats.overlap == 0
     assert np.array_equal(res.ts, bt.ts[200:])
     assert max_abs_diff(res.returns, bt.returns[200:]) <= 1e-12
-    from connectors.catalog import Catalog
+    from connectors.data.catalog import Catalog
 
     written = Catalog(tmp_path / "catalog").read("AAA", "1d")["ts"]
     assert written[-1] == DATA["AAA"]["ts"][209]  # the backfill was written to the catalog
@@ -267,7 +267,7 @@ def test_without_paper_orders_go_to_the_orders_topic(kafka, tmp_path):
     keyed by its idempotency key, for an execution service to fill; no fills are made up."""
     import json
 
-    from qmtl.contracts import OrderIntent
+    from qmtl.core.contracts import OrderIntent
     from tests.e2e.live_helpers import consume
 
     topic = topic_name()

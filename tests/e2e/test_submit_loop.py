@@ -7,13 +7,13 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from connectors.synthetic import generate_bars
+from connectors.data.synthetic import generate_bars
 from qmtl import Strategy, submit
 from qmtl.cli import app as cli_app
 from tests.world_api.conftest import serve
-from world_api.app import create_app, parse_sse
-from world_api.auth import create_token
-from world_api.store import open_store
+from world_api.service.app import create_app, parse_sse
+from world_api.service.auth import create_token
+from world_api.service.store import open_store
 
 POLICY = """
 min_bars: 300

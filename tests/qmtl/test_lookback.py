@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from connectors.synthetic import generate_bars
+from connectors.data.synthetic import generate_bars
 from qmtl import Strategy, backtest
 
 DATA = {"A": generate_bars(400, seed=5), "B": generate_bars(400, seed=6)}

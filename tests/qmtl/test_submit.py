@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from connectors.synthetic import generate_bars
+from connectors.data.synthetic import generate_bars
+from dataflows.metrics import MetricSet
 from qmtl import Strategy, backtest, validate
-from qmtl.metrics import MetricSet
 
 DATA = {"A": generate_bars(600, seed=4)}
 RNG = np.random.default_rng(3)

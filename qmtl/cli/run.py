@@ -1,0 +1,167 @@
+"""``qmtl run``: replay history through a strategy (``--mode backtest``) or run the same graph
+on a live feed (``--mode live``).
+
+>>> from typer.testing import CliRunner
+>>> from qmtl.cli import app
+>>> CliRunner().invoke(app, ["run", "--help"]).exit_code
+0
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from qmtl.cli.common import (
+    CostOpt,
+    DataOpt,
+    DebugOpt,
+    EndOpt,
+    OriginOpt,
+    ParamOpt,
+    StartOpt,
+    SymbolsOpt,
+    TargetArg,
+    console,
+    errors_as_exit,
+    fail,
+    load_target,
+    make_provider,
+    metrics_table,
+    print_notes,
+    progress_bar,
+)
+from qmtl.cli.live import run_live_command
+from qmtl.live import LiveOptions
+from qmtl.runner import backtest
+
+
+def run(
+    target: TargetArg,
+    mode: Annotated[str, typer.Option(help="backtest (replay history) or live.")] = "backtest",
+    symbols: SymbolsOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    param: ParamOpt = None,
+    cost_bps: CostOpt = None,
+    batch_size: Annotated[int, typer.Option(help="Bars per replay batch.")] = 10_000,
+    workers: Annotated[int, typer.Option(help="Bytewax workers.")] = 1,
+    periods_per_year: Annotated[float | None, typer.Option(help="Annualization override.")] = None,
+    on_bad_bars: Annotated[str, typer.Option(help="raise or drop.")] = "raise",
+    data: DataOpt = None,
+    origin: OriginOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default ./runs/...).")] = None,
+    debug: DebugOpt = False,
+    # -- live -------------------------------------------------------------------------------
+    brokers: Annotated[str | None, typer.Option(
+        envvar="QMTL_BROKERS", help="Live: Kafka host:port (default: replay the catalog in "
+        "process at --speed).", rich_help_panel="Live")] = None,
+    topic: Annotated[str, typer.Option(help="Live: topic of bars.",
+                                       rich_help_panel="Live")] = "bars",
+    group: Annotated[str | None, typer.Option(help="Live: consumer group (default "
+                     "qmtl-<world>-<strategy>).", rich_help_panel="Live")] = None,
+    world: Annotated[str, typer.Option(help="Live: world id.", rich_help_panel="Live")] = (
+        "local"
+    ),
+    url: Annotated[str | None, typer.Option(
+        envvar="QMTL_WORLD_URL", help="Live: WorldService URL (default: a world served in "
+        "process on SQLite).", rich_help_panel="Live")] = None,
+    token: Annotated[str | None, typer.Option(envvar="QMTL_TOKEN", help="Live: bearer token.",
+                                              rich_help_panel="Live")] = None,
+    paper: Annotated[bool, typer.Option(help="Live: fill orders on the paper broker.",
+                                        rich_help_panel="Live")] = False,
+    recovery_dir: Annotated[Path | None, typer.Option(
+        help="Live: keep recovery snapshots here; rerun with it to resume.",
+        rich_help_panel="Live")] = None,
+    snapshot_interval: Annotated[float, typer.Option(help="Live: seconds between snapshots.",
+                                                     rich_help_panel="Live")] = 1.0,
+    max_bars: Annotated[int | None, typer.Option(help="Live: stop after N live bars.",
+                                                 rich_help_panel="Live")] = None,
+    stop_after_idle: Annotated[float | None, typer.Option(
+        help="Live: stop after SECONDS without bars.", rich_help_panel="Live")] = None,
+    warmup: Annotated[int | None, typer.Option(
+        help="Live: bars of history to warm up on (default: the graph's look-back + 1).",
+        rich_help_panel="Live")] = None,
+    speed: Annotated[str, typer.Option(help="Live without --brokers: max, Nx or N/s.",
+                                       rich_help_panel="Live")] = "10/s",
+    max_activation_age: Annotated[float, typer.Option(
+        help="Live: hold orders when the world has not confirmed the activation for this "
+        "many seconds.", rich_help_panel="Live")] = 30.0,
+    slippage_bps: Annotated[float, typer.Option(help="Paper: slippage, bp.",
+                                                rich_help_panel="Live")] = 0.0,
+    fee_bps: Annotated[float, typer.Option(help="Paper: fee, bp of notional.",
+                                           rich_help_panel="Live")] = 0.0,
+    orders_store: Annotated[str | None, typer.Option(
+        help="Live: orders/fills/positions store, a file or postgresql:// URL.",
+        rich_help_panel="Live")] = None,
+    orders_topic: Annotated[str, typer.Option(help="Live: topic for OrderIntents.",
+                                              rich_help_panel="Live")] = "orders",
+    fills_topic: Annotated[str, typer.Option(help="Live: topic for fills.",
+                                             rich_help_panel="Live")] = "fills",
+    metrics_every: Annotated[int, typer.Option(help="Live: bars between MetricsUpdates.",
+                                               rich_help_panel="Live")] = 1,
+    max_gap_bars: Annotated[int, typer.Option(
+        help="Live: bars that may be missing between history and the first live bar.",
+        rich_help_panel="Live")] = 0,
+    policy: Annotated[str | None, typer.Option(
+        help="Live without --url: policy file of the embedded world.",
+        rich_help_panel="Live")] = None,
+    strategy_id: Annotated[str | None, typer.Option("--id", help="Live: strategy id (class "
+                           "name).", rich_help_panel="Live")] = None,
+) -> None:
+    """Run a strategy: replay history through it (--mode backtest), or run the same graph
+    on a live feed (--mode live). Bars come from the catalog; what it lacks is fetched from
+    QuestDB or the backfill origin, if configured."""
+    if mode not in ("backtest", "live"):
+        raise fail(f"--mode must be 'backtest' or 'live', got {mode!r}")
+    if mode == "live":
+        options = LiveOptions(
+            brokers=brokers, topic=topic, group=group, world=world, url=url, token=token,
+            paper=paper, data=data, start=start, end=end, cost_bps=cost_bps,
+            strategy_id=strategy_id, warmup=warmup, speed=speed, max_bars=max_bars,
+            stop_after_idle=stop_after_idle, recovery_dir=recovery_dir,
+            snapshot_interval=snapshot_interval, out=out, orders_store=orders_store,
+            orders_topic=orders_topic, fills_topic=fills_topic,
+            max_activation_age=max_activation_age, slippage_bps=slippage_bps, fee_bps=fee_bps,
+            metrics_every=metrics_every, max_gap_bars=max_gap_bars, workers=workers,
+            periods_per_year=periods_per_year, policy=policy, origin=origin,
+        )
+        with errors_as_exit(debug):
+            cls, params, universe = load_target(target, param, symbols)
+            options.symbols = universe
+            run_live_command(cls, params, options, debug)
+        return
+    if on_bad_bars not in ("raise", "drop"):
+        raise fail(f"--on-bad-bars must be 'raise' or 'drop', got {on_bad_bars!r}")
+    with errors_as_exit(debug):
+        cls, params, universe = load_target(target, param, symbols)
+        with progress_bar() as progress:
+            provider = make_provider(data, origin, None, progress)
+            task = progress.add_task("replay", total=None)
+            result = backtest(
+                cls,
+                provider,
+                symbols=universe,
+                start=start,
+                end=end,
+                cost_bps=cost_bps,
+                batch_size=batch_size,
+                workers=workers,
+                periods_per_year=periods_per_year,
+                on_bad_bars=on_bad_bars,  # type: ignore[arg-type]
+                progress=lambda n: progress.advance(task, n),
+                on_start=lambda total: progress.update(task, total=total),
+                **params,
+            )
+        print_notes(provider)
+        folder = out or Path("runs") / (
+            f"{result.strategy}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        )
+        result.write(folder)
+    title = f"{result.strategy} · {', '.join(result.symbols)} · {result.interval}"
+    console.print(metrics_table(title, result.metrics))
+    console.print(f"wrote {folder}/bars.parquet and {folder}/metrics.json "
+                  f"(data fingerprint {result.data['fingerprint'][:12]})", highlight=False)

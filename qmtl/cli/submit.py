@@ -1,0 +1,98 @@
+"""``qmtl submit``: backtest a strategy, stream its metrics to a world, print the decision.
+
+>>> from typer.testing import CliRunner
+>>> from qmtl.cli import app
+>>> CliRunner().invoke(app, ["submit", "--help"]).exit_code
+0
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from qmtl.cli.common import (
+    CostOpt,
+    DataOpt,
+    DebugOpt,
+    EndOpt,
+    OriginOpt,
+    ParamOpt,
+    StartOpt,
+    SymbolsOpt,
+    TargetArg,
+    console,
+    errors_as_exit,
+    load_target,
+    make_provider,
+    metrics_table,
+    print_notes,
+    progress_bar,
+)
+from qmtl.core.contracts import SubmitResult
+from qmtl.submit import submit as do_submit
+
+
+def submit(
+    target: TargetArg,
+    world: Annotated[str, typer.Option(help="World id.")],
+    url: Annotated[str, typer.Option(envvar="QMTL_WORLD_URL", help="WorldService URL.")] = (
+        "http://127.0.0.1:8600"
+    ),
+    token: Annotated[str | None, typer.Option(envvar="QMTL_TOKEN", help="Bearer token.")] = None,
+    strategy_id: Annotated[str | None, typer.Option("--id", help="Strategy id (class name).")] = (
+        None
+    ),
+    dry_run: Annotated[bool, typer.Option(help="Apply the world's policy locally only.")] = False,
+    symbols: SymbolsOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    param: ParamOpt = None,
+    cost_bps: CostOpt = None,
+    data: DataOpt = None,
+    origin: OriginOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Backtest a strategy, stream its metrics to a world, print the world's decision."""
+    with errors_as_exit(debug):
+        cls, params, universe = load_target(target, param, symbols)
+        with progress_bar() as progress:
+            provider = make_provider(data, origin, None, progress)
+            task = progress.add_task("replay", total=None)
+            result = do_submit(
+                cls,
+                world,
+                url,
+                token,
+                strategy_id=strategy_id,
+                dry_run=dry_run,
+                data=provider,
+                symbols=universe,
+                start=start,
+                end=end,
+                cost_bps=cost_bps,
+                progress=lambda n: progress.advance(task, n),
+                on_start=lambda total: progress.update(task, total=total),
+                **params,
+            )
+        print_notes(provider)
+    print_submit_result(result)
+
+
+def print_submit_result(result: SubmitResult) -> None:
+    """Print a SubmitResult: decision, hints, metrics."""
+    colour = {"active": "green", "candidate": "yellow", "rejected": "red"}[result.status]
+    head = f"[bold {colour}]{result.status}[/] · {result.strategy_id} in world {result.world}"
+    if result.dry_run:
+        head += " (dry run: the world's policy applied locally; nothing was sent)"
+    console.print(head)
+    rank = "-" if result.rank is None else str(result.rank)
+    console.print(
+        f"weight {result.weight:.3f} · rank {rank} · contribution "
+        f"{result.contribution:.1%} · {result.n_bars} bars",
+        highlight=False,
+    )
+    for hint in result.improvement_hints:
+        console.print(f"  [yellow]hint:[/] {hint}", highlight=False)
+    console.print(metrics_table("metrics", result.metrics))

@@ -1,0 +1,224 @@
+"""``qmtl world``: serve the WorldService, manage tokens and worlds, watch activation.
+
+>>> from typer.testing import CliRunner
+>>> CliRunner().invoke(world_app, ["--help"]).exit_code
+0
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from qmtl.cli.common import console, fail
+
+world_app = typer.Typer(
+    help="The WorldService: serve, tokens, worlds, status.", no_args_is_help=True
+)
+token_app = typer.Typer(help="Bearer tokens.", no_args_is_help=True)
+world_app.add_typer(token_app, name="token")
+
+UrlOption = Annotated[str, typer.Option("--url", envvar="QMTL_WORLD_URL", help="WorldService URL.")]
+TokenOption = Annotated[
+    str | None, typer.Option("--token", envvar="QMTL_TOKEN", help="Bearer token ($QMTL_TOKEN).")
+]
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar="QMTL_WORLD_STORE",
+        help="sqlite:///path, a file path, or postgresql://... (default ~/.qmtl/world.db).",
+    ),
+]
+DEFAULT_URL = "http://127.0.0.1:8600"
+
+
+def _request(method: str, url: str, path: str, token: str | None, **kw: Any) -> Any:
+    from world_api.client import WorldServiceClient, WorldServiceError
+
+    client = WorldServiceClient(url, token)
+    try:
+        return client.call(method, path, **kw)
+    except WorldServiceError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        client.close()
+
+
+@world_app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8600,
+    store: StoreOption = None,
+    insecure_dev: Annotated[bool, typer.Option(help="No tokens: for a local run only.")] = False,
+    kafka_brokers: Annotated[
+        str | None,
+        typer.Option(envvar="QMTL_KAFKA_BROKERS", help="Also publish activation events to Kafka."),
+    ] = None,
+) -> None:
+    """Serve the WorldService over HTTP (uvicorn)."""
+    import uvicorn
+
+    from world_api.service.app import create_app
+    from world_api.service.store import StoreError
+
+    try:
+        app = create_app(store, insecure_dev=insecure_dev, kafka_brokers=kafka_brokers)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    where = app.state.service.store.url
+    console.print(f"WorldService on http://{host}:{port} · store {where}", highlight=False)
+    if insecure_dev:
+        console.print("[bold yellow]insecure dev mode:[/] no tokens are checked")
+    else:
+        console.print("create tokens with `qmtl world token create --role operator`")
+    # event streams never end by themselves: give them 3 s to see the shutdown, then close
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=3)
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help="viewer, developer or operator.")],
+    name: Annotated[str, typer.Option(help="Who the token is for (shown in the audit log).")] = "",
+    store: StoreOption = None,
+) -> None:
+    """Create a token; prints it once (only its hash is stored)."""
+    from world_api.service.auth import create_token
+    from world_api.service.store import StoreError, open_store
+
+    try:
+        token = create_token(open_store(store), role, name)
+    except (ValueError, StoreError) as exc:
+        raise fail(str(exc)) from None
+    typer.echo(token)
+
+
+@world_app.command()
+def create(
+    world: Annotated[str, typer.Argument(help="World id.")],
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    capital: Annotated[float, typer.Option(help="Capital.")] = 1_000_000.0,
+    mode: Annotated[str, typer.Option(help="backtest, paper or live.")] = "paper",
+    policy: Annotated[Path | None, typer.Option(help="Policy file (YAML or JSON).")] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Create a world, optionally with a policy file."""
+    text = _read_policy(policy) if policy else None
+    _request(
+        "POST",
+        url,
+        "/worlds",
+        token,
+        json={"id": world, "name": name or world, "capital": capital, "mode": mode},
+    )
+    msg = f"created world {world!r}"
+    if text is not None:
+        out = _request("PUT", url, f"/worlds/{world}/policy", token, content=text)
+        msg += f" with policy version {out['version']}"
+    console.print(msg, highlight=False)
+
+
+def _read_policy(path: Path) -> str:
+    from world_api.domain.policy import PolicyError, parse_policy
+
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise fail(f"cannot read policy file {path}: {exc}") from None
+    try:
+        parse_policy(text)
+    except PolicyError as exc:
+        raise fail(f"{path}: invalid policy: {exc}") from None
+    return text
+
+
+@world_app.command()
+def policy(
+    world: Annotated[str, typer.Argument(help="World id.")],
+    file: Annotated[Path, typer.Argument(help="Policy file (YAML or JSON).")],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Set a world's policy (a new version)."""
+    out = _request("PUT", url, f"/worlds/{world}/policy", token, content=_read_policy(file))
+    console.print(
+        f"world {world!r}: policy version {out['version']}, {len(out['events'])} activation events",
+        highlight=False,
+    )
+
+
+@world_app.command()
+def status(
+    world: Annotated[str, typer.Argument(help="World id.")],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Print the world's activation table."""
+    snap = _request("GET", url, f"/worlds/{world}/activation", token)
+    views = {
+        v["strategy_id"]: v for v in _request("GET", url, f"/worlds/{world}/strategies", token)
+    }
+    table = Table(title=f"world {world} · seq {snap['seq']} · policy v{snap['policy_version']}")
+    for col in ("strategy", "status", "weight", "rank", "sharpe", "n_bars", "hints"):
+        table.add_column(
+            col, justify="right" if col in ("weight", "rank", "sharpe", "n_bars") else "left"
+        )
+    for row in snap["strategies"]:
+        v = views.get(row["strategy_id"], {})
+        sharpe = v.get("metrics", {}).get("sharpe")
+        table.add_row(
+            row["strategy_id"],
+            row["status"],
+            f"{row['weight']:.3f}",
+            str(row["rank"] or "-"),
+            "-" if sharpe is None else f"{sharpe:.2f}",
+            str(v.get("n_bars", "")),
+            "; ".join(v.get("hints", [])),
+        )
+    console.print(table)
+
+
+@world_app.command()
+def events(
+    world: Annotated[str, typer.Argument(help="World id.")],
+    after: Annotated[int, typer.Option(help="Start after this seq.")] = 0,
+    follow: Annotated[bool, typer.Option(help="Keep streaming new events.")] = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Print the world's activation events (Server-Sent Events), one JSON line each."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    params = {"after": after, **({} if follow else {"once": 1})}
+    try:
+        with httpx.stream(
+            "GET",
+            url.rstrip("/") + f"/worlds/{world}/events",
+            params=params,
+            headers=headers,
+            timeout=None,
+        ) as r:
+            if r.status_code >= 400:
+                r.read()
+                raise fail(f"events: {r.status_code}: {r.json().get('detail', r.text)}")
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    typer.echo(json.dumps(json.loads(line[6:])))
+    except httpx.HTTPError as exc:
+        raise fail(f"cannot reach the world service at {url}: {exc}") from None
+
+
+def env_token() -> str | None:
+    """The token from ``$QMTL_TOKEN``, if set.
+
+    >>> isinstance(env_token(), (str, type(None)))
+    True
+    """
+    return os.environ.get("QMTL_TOKEN")

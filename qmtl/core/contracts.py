@@ -1,0 +1,168 @@
+"""Data contracts shared by every producer and consumer (see DESIGN.md, "Data contracts").
+
+Time is ``int64`` nanoseconds since the epoch, UTC, everywhere. These models are serialized
+as JSON on HTTP and Kafka.
+
+>>> u = MetricsUpdate(world="w", strategy_id="s", run_id="r", seq=1, mode="backtest",
+...                   as_of=0, n_bars=3, metrics={"sharpe": 1.0}, returns=[0.01, -0.02])
+>>> MetricsUpdate.model_validate_json(u.model_dump_json()) == u
+True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Mode = Literal["backtest", "paper", "live"]
+
+METRIC_NAMES: tuple[str, ...] = (
+    "total_return",
+    "cagr",
+    "volatility",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "calmar",
+    "win_rate",
+    "profit_factor",
+    "linearity",
+    "turnover",
+    "exposure",
+    "n_bars",
+)
+"""The metric names that appear in results, in display order."""
+
+BAR_COLUMNS: tuple[str, ...] = ("ts", "open", "high", "low", "close", "volume")
+"""Columns of a bar batch; ``ts`` is the bar's close time in int64 ns UTC."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MetricsUpdate(_Frozen):
+    """A strategy's metrics as of a bar, streamed from a dataflow to a world.
+
+    ``(strategy_id, run_id, seq)`` is the idempotency key; ``seq`` is monotonic per run.
+    ``returns`` holds the per-period returns since the previous update (for correlation).
+
+    >>> from pydantic import ValidationError
+    >>> try:
+    ...     MetricsUpdate(world="w", strategy_id="s", run_id="r", seq=0, mode="live", as_of=1,
+    ...                   n_bars=1, metrics={"sharpe": float("nan")})
+    ... except ValidationError as exc:
+    ...     print(exc.errors()[0]["msg"])
+    Value error, metric 'sharpe' is not finite (nan)
+    """
+
+    world: str = Field(min_length=1, max_length=200)
+    strategy_id: str = Field(min_length=1, max_length=200)
+    run_id: str = Field(min_length=1, max_length=200)
+    seq: int = Field(ge=0)
+    mode: Mode
+    as_of: int
+    n_bars: int = Field(ge=0)
+    metrics: dict[str, float]
+    returns: list[float] = Field(default_factory=list)
+    fingerprint: str | None = None
+
+    @field_validator("metrics")
+    @classmethod
+    def _finite_metrics(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, value in v.items():
+            if not math.isfinite(value):
+                raise ValueError(f"metric {name!r} is not finite ({value})")
+        return v
+
+    @field_validator("returns")
+    @classmethod
+    def _finite_returns(cls, v: list[float]) -> list[float]:
+        for i, value in enumerate(v):
+            if not math.isfinite(value):
+                raise ValueError(f"returns[{i}] is not finite ({value})")
+        return v
+
+
+class ActivationEvent(_Frozen):
+    """One change of a strategy's activation or weight in a world (world -> order gate).
+
+    >>> ActivationEvent(world="w", seq=1, ts=0, strategy_id="s", active=True, weight=0.5,
+    ...                 reason="top_k", policy_version=1).active
+    True
+    """
+
+    world: str
+    seq: int = Field(ge=0)
+    ts: int
+    strategy_id: str
+    active: bool
+    weight: float = Field(ge=0.0, le=1.0)
+    reason: str
+    policy_version: int = Field(ge=0)
+
+
+class OrderIntent(_Frozen):
+    """An order the gate lets through to the broker.
+
+    >>> OrderIntent(world="w", strategy_id="s", symbol="AAPL", ts=0, target_weight=0.2,
+    ...             target_qty=10.0, reason="rebalance").symbol
+    'AAPL'
+    """
+
+    world: str
+    strategy_id: str
+    symbol: str
+    ts: int
+    target_weight: float
+    target_qty: float
+    reason: str
+
+
+class Fill(_Frozen):
+    """A broker's fill of an order.
+
+    >>> Fill(order_id="o1", symbol="AAPL", ts=0, qty=10.0, price=100.0, fee=0.1).qty
+    10.0
+    """
+
+    order_id: str
+    symbol: str
+    ts: int
+    qty: float
+    price: float = Field(gt=0.0)
+    fee: float = Field(ge=0.0)
+
+
+class SubmitResult(_Frozen):
+    """What ``qmtl submit`` / ``Runner.submit`` answers: the world's decision and why.
+
+    >>> r = SubmitResult(world="w", strategy_id="s", run_id="r", status="candidate",
+    ...                  metrics={"sharpe": 0.4}, contribution=0.0, weight=0.0, rank=3,
+    ...                  improvement_hints=["sharpe 0.40 < gate 0.8"])
+    >>> r.status, r.improvement_hints[0]
+    ('candidate', 'sharpe 0.40 < gate 0.8')
+    """
+
+    world: str
+    strategy_id: str
+    run_id: str
+    status: Literal["active", "candidate", "rejected"]
+    metrics: dict[str, float]
+    contribution: float
+    weight: float
+    rank: int | None
+    improvement_hints: list[str] = Field(default_factory=list)
+    n_bars: int = 0
+    dry_run: bool = False
+
+
+def order_key(world: str, strategy_id: str, symbol: str, ts: int) -> str:
+    """The idempotency key of the order decided at bar ``ts``.
+
+    >>> order_key("w", "s", "AAPL", 5)
+    'w/s/AAPL/5'
+    """
+    return f"{world}/{strategy_id}/{symbol}/{ts}"

@@ -1,0 +1,212 @@
+"""``qmtl data backfill | check | ls`` and ``qmtl run --origin`` as a user drives them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from connectors.data.catalog import Catalog
+from connectors.data.synthetic import generate_bars
+from qmtl.cli import app
+from qmtl.core.times import format_ts
+from tests.connectors.conftest import write_origin_file
+
+runner = CliRunner()
+FULL = generate_bars(400, interval="1d", start="2022-01-01", seed=21)
+T = FULL["ts"]
+DAY = 86_400 * 10**9
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture
+def setup(tmp_path):
+    """A catalog with AAPL bars 100..299 and an origin folder with all 400 of them."""
+    catalog = Catalog(tmp_path / "catalog")
+    catalog.write("AAPL", "1d", {k: v[100:300] for k, v in FULL.items()})
+    write_origin_file(tmp_path / "origin", "AAPL", "1d", FULL)
+    return tmp_path / "catalog", tmp_path / "origin"
+
+
+def test_backfill_fetches_the_missing_ranges_once(setup):
+    catalog, origin = setup
+    args = ["data", "backfill", "--symbols", "AAPL", "--interval", "1d",
+            "--start", format_ts(int(T[0])), "--end", format_ts(int(T[-1])),
+            "--origin", f"folder:{origin}", "--data", str(catalog)]
+    got = invoke(*args)
+    assert got.exit_code == 0, got.output
+    assert "folder:" in got.output and "100" in got.output  # 100 bars before, 100 after
+    assert len(Catalog(catalog).read("AAPL", "1d")["ts"]) == 400
+    again = invoke(*args)
+    assert again.exit_code == 0 and "nothing to fetch" in again.output
+
+
+def test_backfill_bad_input(setup):
+    catalog, origin = setup
+    base = ["data", "backfill", "--data", str(catalog), "--start", "2022-01-01"]
+    cases = [
+        (["--symbols", "AAPL"], "nothing to backfill from"),
+        (["--symbols", "AAPL", "--origin", f"folder:{origin}", "--interval", "2d"],
+         "unknown interval '2d'"),
+        (["--symbols", "ZZZ", "--origin", f"folder:{origin}"],
+         "unknown symbol 'ZZZ' at interval 1d; looked in: cache"),
+        (["--symbols", "AAPL", "--origin", "smtp:x"], "unknown origin 'smtp:x'"),
+        (["--symbols", "AAPL", "--origin", f"folder:{origin}", "--end", "2021-01-01"],
+         "empty range"),
+    ]
+    for extra, message in cases:
+        got = invoke(*base, *extra)
+        assert got.exit_code == 1, (extra, got.output)
+        assert message in got.output, (extra, got.output)
+        assert "Traceback" not in got.output
+    assert len(Catalog(catalog).read("AAPL", "1d")["ts"]) == 200  # nothing written
+
+
+def test_ls_shows_coverage(setup):
+    catalog, origin = setup
+    invoke("data", "backfill", "--symbols", "AAPL", "--start", format_ts(int(T[350])),
+           "--end", format_ts(int(T[360])), "--origin", f"folder:{origin}",
+           "--data", str(catalog))
+    got = invoke("data", "ls", "--data", str(catalog))
+    assert got.exit_code == 0, got.output
+    assert "AAPL" in got.output and "211" in got.output  # 200 + 11 backfilled
+    assert got.output.count(" .. ") == 2  # two covered ranges: a gap between them
+    empty = invoke("data", "ls", "--data", str(catalog.parent / "none"))
+    assert "empty" in empty.output
+
+
+def write_csv(path, bars):
+    lines = ["timestamp,open,high,low,close,volume"] + [
+        ",".join([str(int(t)), *(repr(float(x)) for x in row)])
+        for t, *row in zip(bars["ts"], bars["open"], bars["high"], bars["low"], bars["close"],
+                           bars["volume"], strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def damaged():
+    bars = {k: v.copy() for k, v in generate_bars(300, interval="1h", start="2024-01-01",
+                                                  seed=5).items()}
+    bars["close"][10] = np.nan
+    bars["high"][20] = bars["low"][20] * 0.9
+    bars["open"][30] = -2.0
+    bars["volume"][40] = -1.0
+    bars = {k: np.insert(v, 51, v[50]) for k, v in bars.items()}      # duplicate of row 50
+    bars["ts"][60], bars["ts"][61] = bars["ts"][61], bars["ts"][60]   # out of order
+    bars = {k: np.delete(v, np.s_[100:104]) for k, v in bars.items()}  # 4 bars missing
+    return bars
+
+
+def test_check_lists_each_injected_defect_and_fix_repairs(tmp_path):
+    path = tmp_path / "prices.csv"
+    bars = damaged()
+    write_csv(path, bars)
+    got = invoke("data", "check", str(path), "--interval", "1h")
+    assert got.exit_code == 1
+    out = got.output.replace("\n", " ")
+    for kind in ("nan", "ohlc", "non_positive", "negative_volume", "duplicate", "out_of_order",
+                 "gap"):
+        assert kind in out, kind
+    assert "7 issues" in out
+    assert format_ts(int(bars["ts"][10])) in out
+    fixed = invoke("data", "check", str(path), "--interval", "1h", "--fix")
+    assert "fixed: dropped 1 rows with NaN" in fixed.output
+    assert "fixed: sorted the rows by time" in fixed.output
+    assert "fixed: widened high/low of 1 bars" in fixed.output
+    copy = tmp_path / "prices.fixed.csv"
+    assert copy.is_file() and path.read_text() != copy.read_text()
+    assert fixed.exit_code == 0  # only gaps remain, and --fix says to backfill them
+    assert "gaps remain" in fixed.output
+    again = invoke("data", "check", str(copy), "--interval", "1h")
+    assert "gap" in again.output and "ohlc" not in again.output and "duplicate" not in again.output
+
+
+def test_check_clean_file_and_catalog(tmp_path):
+    path = tmp_path / "clean.parquet"
+    pq.write_table(pa.table(generate_bars(100, interval="1m", seed=2)), path)
+    got = invoke("data", "check", str(path), "--interval", "1m")
+    assert got.exit_code == 0 and "100 bars, no issues" in got.output
+    cat = tmp_path / "cat"
+    assert invoke("data", "demo", "--data", str(cat), "--bars", "50").exit_code == 0
+    got = invoke("data", "check", "--data", str(cat))
+    assert got.exit_code == 0 and got.output.count("no issues") == 4
+
+
+def test_check_catalog_fix_keeps_the_original(tmp_path):
+    cat = Catalog(tmp_path / "cat")
+    bars = generate_bars(50, interval="1d", seed=3)
+    bars["high"][7] = bars["low"][7] * 0.5  # OHLC inconsistent: validation lets it through
+    cat.write("X", "1d", bars)
+    got = invoke("data", "check", "--data", str(cat.root), "--fix")
+    assert got.exit_code == 0, got.output
+    assert "widened high/low of 1 bars" in got.output and "original kept as" in got.output
+    assert len(list(cat.path("X", "1d").parent.glob("bars.orig-*.parquet"))) == 1
+    assert invoke("data", "check", "--data", str(cat.root)).exit_code == 0
+    assert cat.symbols() == ["X"]
+
+
+def test_check_names_a_corrupt_file(tmp_path):
+    cat = Catalog(tmp_path / "cat")
+    cat.write("X", "1d", generate_bars(5, seed=1))
+    cat.path("X", "1d").write_bytes(b"not parquet at all")
+    got = invoke("data", "check", "--data", str(cat.root))
+    assert got.exit_code == 1
+    assert "corrupt catalog file" in got.output and "bars.parquet" in got.output
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"PAR1garbage")
+    got = invoke("data", "check", str(bad), "--interval", "1d")
+    assert got.exit_code == 1 and f"corrupt Parquet file {bad}" in got.output.replace("\n", "")
+
+
+SNIPPET = """
+from qmtl import Strategy
+
+class Cross(Strategy):
+    symbols = ["AAPL"]
+    def signal(self, bars):
+        return bars.close.sma(5) > bars.close.sma(20)
+"""
+
+
+def test_run_backfills_the_missing_part_once_and_records_the_data(setup, tmp_path):
+    catalog, origin = setup
+    strat = tmp_path / "cross.py"
+    strat.write_text(SNIPPET)
+    out = tmp_path / "run"
+    args = ["run", str(strat), "--data", str(catalog), "--origin", f"folder:{origin}",
+            "--start", format_ts(int(T[0])), "--end", format_ts(int(T[-1]))]
+    got = invoke(*args, "--out", str(out))
+    assert got.exit_code == 0, got.output
+    # before and after what was stored, and the strategy's look-back before --start (the
+    # origin has nothing there: the run starts cold, and nothing is asked for again)
+    assert got.output.count("fetched folder:") == 3
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["metrics"]["n_bars"] == 400
+    assert len(doc["data"]["fingerprint"]) == 64
+    assert [(f["start"], f["rows"]) for f in doc["data"]["fetched"]] == [
+        (int(T[0]), 100), (int(T[299]) + 1, 100), (int(T[0]) - 1 - 4 * 29 * DAY, 0)]
+    again = invoke(*args, "--out", str(tmp_path / "run2"))
+    assert again.exit_code == 0 and "fetched" not in again.output
+    doc2 = json.loads((tmp_path / "run2" / "metrics.json").read_text())
+    assert doc2["data"]["fingerprint"] == doc["data"]["fingerprint"]
+    assert doc2["data"]["fetched"] == []
+
+
+def test_run_over_a_minute_catalog_at_one_hour(tmp_path):
+    cat = tmp_path / "cat"
+    assert invoke("data", "demo", "--data", str(cat), "--interval", "1m", "--bars", "6000",
+                  "--symbols", "BTC").exit_code == 0
+    strat = tmp_path / "hourly.py"
+    strat.write_text(SNIPPET.replace('["AAPL"]', '["BTC"]\n    interval = "1h"'))
+    out = tmp_path / "run"
+    got = invoke("run", str(strat), "--data", str(cat), "--out", str(out))
+    assert got.exit_code == 0, got.output
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["interval"] == "1h" and doc["metrics"]["n_bars"] == 99  # 6000 min = 100 h

@@ -1,0 +1,221 @@
+"""World core: policy validation, allocation answers by hand, the incremental engine."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from qmtl.core.contracts import MetricsUpdate
+from world_api.domain.allocation import allocate, cap_weights, hrp, risk_parity
+from world_api.domain.evaluator import StaleUpdate, WorldEngine
+from world_api.domain.policy import PolicyError, parse_policy
+
+# -- policy --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("gates: {sharpee: '>= 1'}", "gates: sharpee: unknown metric"),
+        ("gates: {sharpe: '=> 1'}", "gates: sharpe: bad comparison '=> 1'"),
+        ("score: {sharpe: 0}", "score: needs at least one metric with a non-zero weight"),
+        ("top_k: 0", "top_k: Input should be greater than or equal to 1"),
+        ("max_correlation: 1.5", "max_correlation: Input should be less than or equal to 1"),
+        ("allocation: {method: magic}", "allocation.method: Input should be"),
+        ("allocation: {max_weight: 0}", "allocation.max_weight: Input should be greater than 0"),
+        ("colour: red", "colour: Extra inputs are not permitted"),
+        ("- 1\n- 2", "policy must be a mapping"),
+    ],
+)
+def test_invalid_policies_name_field_and_reason(text, message):
+    with pytest.raises(PolicyError, match=message.replace("(", r"\(")):
+        parse_policy(text)
+
+
+def test_json_and_yaml_give_the_same_policy():
+    y = parse_policy("top_k: 3\ngates: {sharpe: '>= 0.8'}\nallocation: {method: hrp}")
+    j = parse_policy('{"top_k": 3, "gates": {"sharpe": ">= 0.8"}, "allocation": {"method": "hrp"}}')
+    assert y == j
+    assert parse_policy("") == parse_policy("{}")
+
+
+# -- allocation ----------------------------------------------------------------------------
+
+
+def test_simple_methods_by_hand():
+    assert allocate("equal", n=4).tolist() == [0.25] * 4
+    np.testing.assert_allclose(allocate("inverse_vol", vols=np.array([0.1, 0.2, 0.4])),
+                               np.array([4, 2, 1]) / 7)
+    np.testing.assert_allclose(allocate("score", scores=np.array([3.0, 1.0, -2.0])),
+                               [0.75, 0.25, 0.0])
+
+
+def test_risk_parity_equalizes_risk_contributions():
+    diag = np.diag([0.04, 0.01, 0.09])
+    np.testing.assert_allclose(risk_parity(diag), allocate("inverse_vol",
+                                                           vols=np.array([0.2, 0.1, 0.3])))
+    cov = np.array([[0.04, 0.006], [0.006, 0.01]])
+    w = risk_parity(cov)
+    rc = w * (cov @ w)
+    assert rc[0] == pytest.approx(rc[1], rel=1e-9)
+    assert w.sum() == pytest.approx(1.0)
+
+
+def test_hrp_on_block_diagonal_covariance():
+    # two uncorrelated blocks of two; within a block, equal variances -> equal split inside;
+    # between blocks, inverse cluster variance.
+    a = np.array([[0.04, 0.02], [0.02, 0.04]])  # cluster variance 0.03
+    b = np.array([[0.01, 0.005], [0.005, 0.01]])  # cluster variance 0.0075
+    cov = np.zeros((4, 4))
+    cov[:2, :2], cov[2:, 2:] = a, b
+    w = hrp(cov)
+    share_a = 1 - 0.03 / (0.03 + 0.0075)
+    np.testing.assert_allclose(w, [share_a / 2, share_a / 2, (1 - share_a) / 2, (1 - share_a) / 2])
+
+
+def test_caps():
+    np.testing.assert_allclose(cap_weights(np.array([0.7, 0.2, 0.1]), 0.4), [0.4, 0.4, 0.2])
+    w = cap_weights(np.array([0.5, 0.5]), 0.3)
+    assert w.tolist() == [0.3, 0.3] and w.sum() < 1
+    w = cap_weights(np.random.default_rng(1).random(20), 0.08)
+    assert (w >= 0).all() and (w <= 0.08 + 1e-12).all() and w.sum() <= 1 + 1e-12
+
+
+# -- engine --------------------------------------------------------------------------------
+
+RNG = np.random.default_rng(0)
+BASE = RNG.normal(0.001, 0.01, 200)
+
+
+def upd(sid, seq=1, n_bars=600, run="r1", returns=None, **metrics):
+    metrics = {"sharpe": 1.0, "max_drawdown": 0.1, **metrics}
+    return MetricsUpdate(world="w", strategy_id=sid, run_id=run, seq=seq, mode="backtest",
+                         as_of=seq, n_bars=n_bars, metrics=metrics,
+                         returns=list(RNG.normal(0.001, 0.01, 50) if returns is None else returns))
+
+
+def test_gates_min_bars_and_hints():
+    eng = WorldEngine(parse_policy("min_bars: 500\ngates: {sharpe: '>= 0.8'}"))
+    eng.ingest(upd("low", sharpe=0.42))
+    eng.ingest(upd("short", n_bars=120))
+    eng.ingest(upd("good", sharpe=1.2))
+    assert eng.view("low").hints == ["sharpe 0.42 < gate 0.8"]
+    assert eng.view("low").status == "rejected"
+    assert eng.view("short").hints == ["only 120 bars < min_bars 500: extend --start"]
+    assert eng.view("good").status == "active"
+    assert eng.weights() == {"good": 1.0}
+
+
+def test_top_k_and_rank_hint():
+    eng = WorldEngine(parse_policy("top_k: 2"))
+    for i, sharpe in enumerate([0.5, 2.0, 1.0]):
+        eng.ingest(upd(f"s{i}", sharpe=sharpe))
+    assert set(eng.weights()) == {"s1", "s2"}
+    assert eng.view("s0").hints == ["rank 3 > top_k 2"]
+    assert eng.view("s0").status == "candidate"
+
+
+def test_correlated_candidate_is_skipped():
+    eng = WorldEngine(parse_policy("top_k: 3\nmax_correlation: 0.8"))
+    eng.ingest(upd("lead", sharpe=2.0, returns=BASE))
+    eng.ingest(upd("twin", sharpe=1.5, returns=BASE * 2 + 1e-4))
+    eng.ingest(upd("other", sharpe=1.0, returns=RNG.normal(0, 0.01, 200)))
+    assert set(eng.weights()) == {"lead", "other"}
+    assert eng.view("twin").hints == ["correlation 1.00 with 'lead' > max 0.8"]
+
+
+def test_hysteresis_keeps_incumbent_within_margin():
+    eng = WorldEngine(parse_policy("top_k: 1\nhysteresis: {margin: 0.5}\nscore: {sharpe: 1}"))
+    eng.ingest(upd("inc", sharpe=1.0))
+    eng.ingest(upd("new", sharpe=1.1))
+    # two candidates have z-scores -1 and +1: the newcomer wins by 2 > margin 0.5
+    assert eng.weights() == {"new": 1.0}
+    eng2 = WorldEngine(parse_policy("top_k: 1\nhysteresis: {margin: 2.5}"))
+    eng2.ingest(upd("inc", sharpe=1.0))
+    changes = eng2.ingest(upd("new", sharpe=1.1))  # beaten by 2 <= margin 2.5: stays
+    assert eng2.weights() == {"inc": 1.0} and changes == []
+
+
+def test_changes_are_emitted_once_and_stale_updates_refused():
+    eng = WorldEngine(parse_policy("{}"))
+    first = eng.ingest(upd("a", seq=1))
+    assert [(c.strategy_id, c.active, c.weight) for c in first] == [("a", True, 1.0)]
+    assert eng.ingest(upd("a", seq=2)) == []
+    with pytest.raises(StaleUpdate, match="seq 2 of run 'r1' is not after the last seen seq 2"):
+        eng.ingest(upd("a", seq=2))
+    assert eng.ingest(upd("a", seq=1, run="r2")) == []  # another run has its own seqs
+
+
+def test_weights_obey_caps_and_state_round_trips():
+    eng = WorldEngine(parse_policy("top_k: 5\nallocation: {method: inverse_vol, max_weight: 0.3}"))
+    for i in range(6):
+        eng.ingest(upd(f"s{i}", sharpe=1.0 + i / 10, returns=RNG.normal(0, 0.01 * (i + 1), 100)))
+    w = eng.weights()
+    assert len(w) == 5 and all(0 <= v <= 0.3 + 1e-12 for v in w.values())
+    assert sum(w.values()) <= 1 + 1e-12
+    assert any("weight capped at max_weight 0.3" in h for v in eng.views() for h in v.hints)
+    again = WorldEngine.from_state(eng.to_state())
+    assert [v.model_dump() for v in again.views()] == [v.model_dump() for v in eng.views()]
+
+
+ROUND_TRIP = """
+import sys
+import numpy as np
+from qmtl.core.contracts import MetricsUpdate
+from world_api.domain.evaluator import WorldEngine
+from world_api.domain.policy import parse_policy
+mismatched = []
+for seed in range(40):
+    rng = np.random.default_rng(seed)
+    eng = WorldEngine(parse_policy("top_k: 5\\nallocation: {method: inverse_vol, max_weight: 0.3}"))
+    for i in range(6):
+        eng.ingest(MetricsUpdate(world="w", strategy_id=f"s{i}", run_id="r", seq=1, mode="backtest",
+                                 as_of=1, n_bars=600, metrics={"sharpe": 1.0 + i / 10},
+                                 returns=list(rng.normal(0, 0.01 * (i + 1), 100))))
+    again = WorldEngine.from_state(eng.to_state())
+    if [v.model_dump() for v in again.views()] != [v.model_dump() for v in eng.views()]:
+        mismatched.append(seed)
+print(mismatched)
+"""
+
+
+@pytest.mark.parametrize("hash_seed", ["8", "14", "32"])
+def test_round_trip_is_exact_whatever_the_hash_seed(hash_seed):
+    # these string-hash seeds once ordered the active set differently in a rebuilt engine,
+    # and the contribution total (a plain sum) moved in its last bit
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+    out = subprocess.run([sys.executable, "-c", ROUND_TRIP], env=env, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("method", ["equal", "inverse_vol", "score", "risk_parity", "hrp"])
+def test_every_method_gives_valid_weights(method):
+    eng = WorldEngine(parse_policy(f"top_k: 4\nallocation: {{method: {method}, max_weight: 0.5}}"))
+    for i in range(4):
+        eng.ingest(upd(f"s{i}", sharpe=1.0 + i, returns=RNG.normal(0, 0.01 * (i + 1), 100)))
+    w = np.array(list(eng.weights().values()))
+    assert len(w) == 4 and (w >= 0).all() and (w <= 0.5 + 1e-12).all()
+    assert w.sum() == pytest.approx(1.0)
+
+
+def test_returns_a_restarted_run_sends_again_are_kept_once():
+    """A live run restarted from a snapshot re-sends returns an earlier update covered: the
+    world keeps each bar's return once (updates say where their returns end: n_bars)."""
+    r = np.arange(1.0, 11.0) / 1000  # bars 1..10
+    eng = WorldEngine(parse_policy("{}"))
+    eng.ingest(upd("a", seq=4, n_bars=4, returns=r[:4].tolist()))
+    eng.ingest(upd("a", seq=6, n_bars=6, returns=r[4:6].tolist()))
+    # restarted after bar 4: its next update covers bars 5..8 (5 and 6 already streamed)
+    eng.ingest(upd("a", seq=8, n_bars=8, returns=r[4:8].tolist()))
+    eng.ingest(upd("a", seq=10, n_bars=10, returns=r[8:10].tolist()))
+    assert list(eng.strategies["a"].returns) == r.tolist()
+    # another run of the same strategy streams its own returns
+    eng.ingest(upd("a", seq=2, n_bars=2, run="r2", returns=r[:2].tolist()))
+    assert list(eng.strategies["a"].returns) == r.tolist() + r[:2].tolist()
+    back = WorldEngine.from_state(eng.to_state())
+    assert back.strategies["a"].run_bars == {"r1": 10, "r2": 2}

@@ -1,0 +1,577 @@
+"""The world engine: metric updates in, activation and weight changes out (pure, in memory).
+
+Each :meth:`WorldEngine.ingest` updates one strategy's state (latest metrics, bar count and a
+bounded ring of its streamed returns) and re-runs the selection: eligibility (``min_bars``
+and gates), a score normalized across eligible candidates, greedy top-k that skips a
+candidate too correlated with one already chosen, hysteresis, then allocation and caps. It
+returns one :class:`Change` per strategy whose active flag changed or whose weight moved by
+at least ``min_change``. The per-update cost is the strategy's own state plus the selection
+step (sorting candidates; correlations only for the pairs the greedy pass looks at).
+
+Correlations are computed on the strategies' streamed returns aligned by period index since
+each strategy's first return, over the last ``RING`` periods (a simplification: the engine
+does not see timestamps per return).
+
+>>> from qmtl.core.contracts import MetricsUpdate
+>>> from world_api.domain.policy import parse_policy
+>>> eng = WorldEngine(parse_policy("gates: {sharpe: '>= 1'}\\ntop_k: 1"))
+>>> def upd(sid, sharpe, seq=1):
+...     return MetricsUpdate(world="w", strategy_id=sid, run_id="r", seq=seq, mode="backtest",
+...                          as_of=seq, n_bars=100, metrics={"sharpe": sharpe},
+...                          returns=[0.01, -0.005, 0.002])
+>>> [(c.strategy_id, c.active, c.weight) for c in eng.ingest(upd("a", 1.5))]
+[('a', True, 1.0)]
+>>> eng.ingest(upd("b", 0.5))
+[]
+>>> eng.view("b").hints
+['sharpe 0.5 < gate 1']
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections import deque
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel
+
+from qmtl.core.contracts import MetricsUpdate
+from qmtl.core.errors import QmtlError
+from world_api.domain.allocation import allocate, cap_weights
+from world_api.domain.policy import Policy
+
+RING = 2_000
+"""Streamed returns kept per strategy (for volatility, correlation and contribution)."""
+
+MIN_OVERLAP = 20
+"""Periods two strategies must share before their correlation is trusted."""
+
+
+class Change(BaseModel):
+    """A change of one strategy's activation or weight."""
+
+    strategy_id: str
+    active: bool
+    weight: float
+    reason: str
+
+
+class StrategyView(BaseModel):
+    """What the world thinks of one strategy, with concrete hints when it falls short."""
+
+    strategy_id: str
+    status: Literal["active", "candidate", "rejected"]
+    active: bool
+    weight: float
+    rank: int | None
+    score: float | None
+    n_bars: int
+    metrics: dict[str, float]
+    hints: list[str]
+    contribution: float
+
+
+class StaleUpdate(QmtlError, ValueError):
+    """An update's seq is not greater than the last one seen for its (strategy, run)."""
+
+
+class _Strategy:
+    __slots__ = (
+        "active",
+        "changed_at",
+        "failures",
+        "metrics",
+        "n_bars",
+        "returns",
+        "run_bars",
+        "seqs",
+        "sid",
+        "total_returns",
+        "vol_cache",
+        "weight",
+    )
+
+    def __init__(self, sid: str) -> None:
+        self.sid = sid
+        self.metrics: dict[str, float] = {}
+        self.n_bars = 0
+        self.seqs: dict[str, int] = {}
+        self.run_bars: dict[str, int] = {}  # per run: the bar its streamed returns reach
+        self.returns: deque[float] = deque(maxlen=RING)
+        self.total_returns = 0  # returns ever streamed (index of the ring's end)
+        self.active = False
+        self.weight = 0.0
+        self.changed_at = 0  # n_bars at the last change of the active flag
+        self.failures: list[str] = []  # why it is not eligible (gates, min_bars)
+        self.vol_cache: tuple[int, float, float] = (-1, math.nan, math.nan)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sid": self.sid,
+            "metrics": self.metrics,
+            "n_bars": self.n_bars,
+            "seqs": self.seqs,
+            "run_bars": self.run_bars,
+            # float64 bytes, base64: exact and ~100x cheaper than a JSON list of floats
+            "returns_b64": base64.b64encode(np.asarray(self.returns, dtype="<f8").tobytes()).decode(
+                "ascii"
+            ),
+            "total_returns": self.total_returns,
+            "active": self.active,
+            "weight": self.weight,
+            "changed_at": self.changed_at,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> _Strategy:
+        s = cls(d["sid"])
+        s.metrics = dict(d["metrics"])
+        s.n_bars = int(d["n_bars"])
+        s.seqs = {k: int(v) for k, v in d["seqs"].items()}
+        s.run_bars = {k: int(v) for k, v in d.get("run_bars", {}).items()}
+        if "returns_b64" in d:
+            raw = np.frombuffer(base64.b64decode(d["returns_b64"]), dtype="<f8")
+            s.returns = deque(raw.tolist(), maxlen=RING)
+        else:
+            s.returns = deque(d["returns"], maxlen=RING)
+        s.total_returns = int(d["total_returns"])
+        s.active = bool(d["active"])
+        s.weight = float(d["weight"])
+        s.changed_at = int(d["changed_at"])
+        return s
+
+    def _moments(self) -> tuple[float, float]:
+        """Mean and sample std of the ring, recomputed only when new returns arrived."""
+        if self.vol_cache[0] != self.total_returns:
+            r = np.asarray(self.returns)
+            mean = float(r.mean()) if len(r) else 0.0
+            sd = float(r.std(ddof=1)) if len(r) > 1 else math.nan
+            self.vol_cache = (self.total_returns, mean, sd)
+        return self.vol_cache[1], self.vol_cache[2]
+
+    def mean_return(self) -> float:
+        return self._moments()[0]
+
+    def vol(self) -> float:
+        return self._moments()[1]
+
+
+class WorldEngine:
+    """Incremental evaluation of a world's policy (see the module docstring).
+
+    Per strategy it keeps a row in numpy arrays (score metrics, eligibility), so an update
+    re-checks the gates of one strategy, re-scores everyone with a few vectorized operations,
+    and examines only the candidates the greedy pass reaches and the active set.
+    """
+
+    def __init__(self, policy: Policy, policy_version: int = 1) -> None:
+        self.policy = policy
+        self.policy_version = policy_version
+        self.strategies: dict[str, _Strategy] = {}
+        self.dirty: set[str] = set()
+        self._corr_cache: dict[tuple[str, str], tuple[int, int, float]] = {}
+        self._ids: list[str] = []
+        self._index: dict[str, int] = {}
+        self._rebuild()
+
+    # -- rows --------------------------------------------------------------------------------
+    def _rebuild(self) -> None:
+        """Recompute every row (after a policy change or a load)."""
+        self._metrics = list(self.policy.score)
+        self._weights = np.array([self.policy.score[m] for m in self._metrics])
+        n = len(self._ids)
+        self._X = np.full((n, len(self._metrics)), np.nan)
+        self._elig = np.zeros(n, dtype=bool)
+        self._score = np.full(n, np.nan)
+        self._rank = np.zeros(n, dtype=np.int64)
+        self._sid_rank = (
+            np.argsort(np.argsort(np.array(self._ids, dtype=object)))
+            if n
+            else (np.zeros(0, dtype=np.int64))
+        )
+        self._blocked: dict[str, tuple[str, float]] = {}
+        self._capped: set[str] = set()
+        self._alloc_memo: tuple[tuple[Any, ...], dict[str, float], set[str]] | None = None
+        self._active = {sid for sid, s in self.strategies.items() if s.active}
+        self._recent_out = {
+            sid for sid, s in self.strategies.items() if not s.active and s.changed_at > 0
+        }
+        for sid in self._ids:
+            self._refresh(sid)
+
+    def _add(self, sid: str) -> _Strategy:
+        s = self.strategies[sid] = _Strategy(sid)
+        self._index[sid] = len(self._ids)
+        self._ids.append(sid)
+        self._X = np.vstack([self._X, np.full((1, len(self._metrics)), np.nan)])
+        self._elig = np.append(self._elig, False)
+        self._score = np.append(self._score, np.nan)
+        self._rank = np.append(self._rank, 0)
+        self._sid_rank = np.argsort(np.argsort(np.array(self._ids, dtype=object)))
+        return s
+
+    def _refresh(self, sid: str) -> None:
+        s = self.strategies[sid]
+        i = self._index[sid]
+        s.failures = self._gate_failures(s)
+        self._elig[i] = not s.failures
+        for j, m in enumerate(self._metrics):
+            v = s.metrics.get(m, math.nan)
+            self._X[i, j] = v if math.isfinite(v) else math.nan
+
+    # -- inputs ------------------------------------------------------------------------------
+    def ingest(self, update: MetricsUpdate) -> list[Change]:
+        """Apply one metrics update; return the changes it causes.
+
+        Raises :class:`StaleUpdate` when ``update.seq`` is not greater than the last seq of
+        its ``(strategy_id, run_id)``.
+        """
+        s = self.strategies.get(update.strategy_id)
+        if s is None:
+            s = self._add(update.strategy_id)
+        last = s.seqs.get(update.run_id)
+        if last is not None and update.seq <= last:
+            raise StaleUpdate(
+                f"{update.strategy_id}: seq {update.seq} of run {update.run_id!r} is not after "
+                f"the last seen seq {last}"
+            )
+        s.seqs[update.run_id] = update.seq
+        s.metrics = dict(update.metrics)
+        s.n_bars = update.n_bars
+        # the returns end at bar n_bars; keep only those after what this run streamed already
+        # (a restarted live run may re-send a stretch that an earlier update covered)
+        returns = update.returns
+        known = s.run_bars.get(update.run_id)
+        if known is not None:
+            fresh = max(0, update.n_bars - known)
+            returns = returns[len(returns) - min(fresh, len(returns)) :]
+        s.run_bars[update.run_id] = max(update.n_bars, known or 0)
+        s.returns.extend(returns)
+        s.total_returns += len(returns)
+        self.dirty.add(s.sid)
+        self._refresh(s.sid)
+        return self._reselect()
+
+    def set_policy(self, policy: Policy, version: int) -> list[Change]:
+        """Switch to a new policy version and re-run the selection."""
+        self.policy = policy
+        self.policy_version = version
+        self._rebuild()
+        return self._reselect()
+
+    # -- selection ---------------------------------------------------------------------------
+    def _gate_failures(self, s: _Strategy) -> list[str]:
+        p = self.policy
+        out = []
+        if s.n_bars < p.min_bars:
+            out.append(f"only {s.n_bars} bars < min_bars {p.min_bars}: extend --start")
+        for metric, gate in p.gates.items():
+            value = s.metrics.get(metric)
+            if value is None:
+                out.append(f"{metric} missing: the world's gate needs it")
+            elif not gate.check(value):
+                out.append(gate.describe(metric, value))
+        return out
+
+    def _rescore(self) -> np.ndarray:
+        """Scores (sum of weight * z-score of each score metric across eligible candidates;
+        a metric with no spread adds 0, a missing one -3) and ranks; eligible rows in rank
+        order."""
+        self._score[:] = np.nan
+        self._rank[:] = 0
+        idx = np.flatnonzero(self._elig)
+        if not len(idx):
+            return idx
+        X = self._X[idx]
+        total = np.zeros(len(idx))
+        for j, weight in enumerate(self._weights):
+            col = X[:, j]
+            finite = np.isfinite(col)
+            if not finite.any():
+                continue
+            # sorted, so the statistics (to the last bit) do not depend on arrival order
+            values = np.sort(col[finite])
+            mean, sd = values.mean(), values.std()
+            z = np.zeros(len(idx)) if sd == 0 else (col - mean) / sd
+            total = total + weight * np.where(finite, z, -3.0)
+        self._score[idx] = total
+        order = idx[np.lexsort((self._sid_rank[idx], -total))]
+        self._rank[order] = np.arange(1, len(order) + 1)
+        return order
+
+    def correlation(self, a: str, b: str) -> float:
+        """Correlation of two strategies' streamed returns (NaN with too little overlap)."""
+        sa, sb = self.strategies[a], self.strategies[b]
+        key = (a, b) if a < b else (b, a)
+        first, second = (sa, sb) if a < b else (sb, sa)
+        stamp = (first.total_returns, second.total_returns)
+        cached = self._corr_cache.get(key)
+        if cached is not None and cached[:2] == stamp:
+            return cached[2]
+        value = _aligned_corr(sa, sb)
+        self._corr_cache[key] = (*stamp, value)
+        return value
+
+    def _dwelling(self, s: _Strategy) -> bool:
+        dwell = self.policy.hysteresis.min_dwell_bars
+        return dwell > 0 and s.changed_at > 0 and s.n_bars - s.changed_at < dwell
+
+    def _score_of(self, sid: str) -> float:
+        return float(self._score[self._index[sid]])
+
+    def _reselect(self) -> list[Change]:
+        p = self.policy
+        order = self._rescore()
+        rank = self._rank
+        by_rank = lambda sid: rank[self._index[sid]]  # noqa: E731
+        self._recent_out = {sid for sid in self._recent_out if self._dwelling(self.strategies[sid])}
+        locked_in = sorted(
+            (
+                sid
+                for sid in self._active
+                if self._elig[self._index[sid]] and self._dwelling(self.strategies[sid])
+            ),
+            key=by_rank,
+        )
+        locked_out = self._recent_out
+        self._blocked = {}
+        chosen: list[str] = list(locked_in)
+        for i in order:
+            if len(chosen) >= p.top_k:
+                break
+            sid = self._ids[i]
+            if sid in locked_out or sid in chosen or self._is_blocked(sid, chosen):
+                continue
+            chosen.append(sid)
+
+        # hysteresis: an incumbent stays unless beaten by more than the margin
+        margin = p.hysteresis.margin
+        if margin > 0:
+            incumbents = sorted(
+                (
+                    sid
+                    for sid in self._active
+                    if sid not in chosen and sid not in locked_out and self._elig[self._index[sid]]
+                ),
+                key=by_rank,
+            )
+            for inc in incumbents:
+                newcomers = [c for c in chosen if c not in self._active and c not in locked_in]
+                if not newcomers:
+                    break
+                weakest = min(newcomers, key=lambda c: (self._score_of(c), c))
+                if self._score_of(inc) + margin >= self._score_of(weakest):
+                    rest = [c for c in chosen if c != weakest]
+                    if not self._is_blocked(inc, rest):
+                        chosen = [*rest, inc]
+
+        weights = self._allocate([self.strategies[sid] for sid in chosen])
+        return self._changes(weights)
+
+    def _is_blocked(self, sid: str, chosen: list[str]) -> bool:
+        limit = self.policy.max_correlation
+        if limit >= 1.0:
+            return False
+        for other in chosen:
+            rho = self.correlation(sid, other)
+            if not math.isnan(rho) and abs(rho) > limit:
+                self._blocked[sid] = (other, rho)
+                return True
+        return False
+
+    def _allocate(self, chosen: list[_Strategy]) -> dict[str, float]:
+        alloc = self.policy.allocation
+        # the weights depend only on the chosen strategies' returns (and scores, for the
+        # score method): most updates are for other strategies, so reuse the last answer
+        key: tuple[Any, ...] = (
+            alloc.method,
+            alloc.max_weight,
+            tuple((s.sid, s.total_returns) for s in chosen),
+            tuple(self._score_of(s.sid) for s in chosen) if alloc.method == "score" else (),
+        )
+        if self._alloc_memo is not None and self._alloc_memo[0] == key:
+            self._capped = set(self._alloc_memo[2])
+            return dict(self._alloc_memo[1])
+        weights = self._allocate_now(chosen)
+        self._alloc_memo = (key, dict(weights), set(self._capped))
+        return weights
+
+    def _allocate_now(self, chosen: list[_Strategy]) -> dict[str, float]:
+        self._capped = set()
+        if not chosen:
+            return {}
+        alloc = self.policy.allocation
+        vols = np.array([s.vol() for s in chosen])
+        scores = np.array([self._score_of(s.sid) for s in chosen])
+        scores = np.where(np.isfinite(scores), scores, 0.0)
+        cov = None
+        if alloc.method in ("risk_parity", "hrp"):
+            cov = np.diag(np.where(np.isfinite(vols), vols, 1.0) ** 2)
+            for i in range(len(chosen)):
+                for j in range(i + 1, len(chosen)):
+                    rho = self.correlation(chosen[i].sid, chosen[j].sid)
+                    if not math.isnan(rho):
+                        cov[i, j] = cov[j, i] = rho * math.sqrt(cov[i, i] * cov[j, j])
+        if alloc.method == "score":
+            scores = scores - scores.min() + 1e-9 if len(scores) > 1 else np.ones(1)
+        raw = allocate(alloc.method, vols=vols, cov=cov, scores=scores, n=len(chosen))
+        capped = cap_weights(raw, alloc.max_weight)
+        for s, w_raw, w in zip(chosen, raw, capped, strict=True):
+            if w_raw > alloc.max_weight + 1e-12 and w >= alloc.max_weight - 1e-12:
+                self._capped.add(s.sid)
+        return {s.sid: float(w) for s, w in zip(chosen, capped, strict=True)}
+
+    def _changes(self, weights: dict[str, float]) -> list[Change]:
+        min_change = self.policy.allocation.min_change
+        changes: list[Change] = []
+        for sid in sorted(self._active | set(weights)):
+            s = self.strategies[sid]
+            active = sid in weights
+            weight = weights.get(sid, 0.0)
+            if active != s.active:
+                reason = (
+                    f"activated: rank {self._rank[self._index[sid]]} within top_k "
+                    f"{self.policy.top_k}"
+                    if active
+                    else self._why_out(s)
+                )
+                s.active, s.weight, s.changed_at = active, weight, s.n_bars
+                if active:
+                    self._active.add(sid)
+                    self._recent_out.discard(sid)
+                else:
+                    self._active.discard(sid)
+                    self._recent_out.add(sid)
+                changes.append(Change(strategy_id=sid, active=active, weight=weight, reason=reason))
+                self.dirty.add(sid)
+            elif active and abs(weight - s.weight) >= max(min_change, 1e-12):
+                s.weight = weight
+                changes.append(
+                    Change(strategy_id=sid, active=True, weight=weight, reason="weight rebalance")
+                )
+                self.dirty.add(sid)
+        return changes
+
+    def _why_out(self, s: _Strategy) -> str:
+        if s.failures:
+            return f"deactivated: {s.failures[0]}"
+        if s.sid in self._blocked:
+            other, rho = self._blocked[s.sid]
+            return f"deactivated: correlation {rho:.2f} with {other!r}"
+        return (
+            f"deactivated: rank {self._rank[self._index[s.sid]]} outside top_k {self.policy.top_k}"
+        )
+
+    def proposed_weights(self) -> dict[str, float]:
+        """Weights the allocation gives the current active set now, ignoring ``min_change``."""
+        active = [self.strategies[sid] for sid in sorted(self._active)]
+        return self._allocate(active)
+
+    def apply_weights(self, weights: dict[str, float], reason: str) -> list[Change]:
+        """Set the weights of active strategies (an operator's applied plan); return the
+        changes. A strategy that is not active cannot be given a weight."""
+        for sid in weights:
+            s = self.strategies.get(sid)
+            if s is None or not s.active:
+                raise ValueError(f"strategy {sid!r} is not active in this world")
+        changes = []
+        for sid, w in sorted(weights.items()):
+            s = self.strategies[sid]
+            if abs(s.weight - w) > 1e-12:
+                s.weight = float(w)
+                self.dirty.add(sid)
+                changes.append(Change(strategy_id=sid, active=True, weight=float(w), reason=reason))
+        return changes
+
+    # -- outputs -----------------------------------------------------------------------------
+    def weights(self) -> dict[str, float]:
+        """Published weights of the active strategies."""
+        return {sid: self.strategies[sid].weight for sid in sorted(self._active)}
+
+    def view(self, strategy_id: str) -> StrategyView:
+        """The world's view of one strategy (KeyError if it has never reported)."""
+        s = self.strategies[strategy_id]
+        i = self._index[strategy_id]
+        p = self.policy
+        rank = int(self._rank[i]) or None
+        hints = list(s.failures)
+        if strategy_id in self._blocked:
+            other, rho = self._blocked[strategy_id]
+            hints.append(f"correlation {rho:.2f} with {other!r} > max {p.max_correlation:g}")
+        if not s.failures and not s.active and rank is not None and rank > p.top_k:
+            hints.append(f"rank {rank} > top_k {p.top_k}")
+        if s.active and strategy_id in self._capped:
+            hints.append(f"weight capped at max_weight {p.allocation.max_weight:g}")
+        status: Literal["active", "candidate", "rejected"] = (
+            "active" if s.active else "rejected" if s.failures else "candidate"
+        )
+        score = float(self._score[i])
+        return StrategyView(
+            strategy_id=s.sid,
+            status=status,
+            active=s.active,
+            weight=s.weight if s.active else 0.0,
+            rank=rank,
+            score=score if math.isfinite(score) else None,
+            n_bars=s.n_bars,
+            metrics=s.metrics,
+            hints=hints,
+            contribution=self._contribution(s),
+        )
+
+    def views(self) -> list[StrategyView]:
+        """Every strategy's view, ranked ones first."""
+        ranked = sorted(
+            self._ids,
+            key=lambda sid: (self._rank[self._index[sid]] == 0, self._rank[self._index[sid]], sid),
+        )
+        return [self.view(sid) for sid in ranked]
+
+    def _contribution(self, s: _Strategy) -> float:
+        if not s.active:
+            return 0.0
+        active = [self.strategies[sid] for sid in self._active]
+        # fsum is exactly rounded, so the total does not depend on the order of the active set
+        # (which differs between a live engine and one rebuilt from its state)
+        total = math.fsum(x.weight * x.mean_return() for x in active)
+        if total == 0 or not math.isfinite(total):
+            return 0.0
+        return s.weight * s.mean_return() / total
+
+    # -- persistence -------------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        """A JSON-serializable snapshot of the whole engine."""
+        return {
+            "policy": self.policy.model_dump(mode="json"),
+            "policy_version": self.policy_version,
+            "strategies": {sid: s.to_dict() for sid, s in self.strategies.items()},
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> WorldEngine:
+        """Rebuild an engine from :meth:`to_state` (derived ranks and hints recomputed; the
+        selection of a consistent state reproduces itself, so nothing changes)."""
+        eng = cls(Policy.model_validate(state["policy"]), int(state["policy_version"]))
+        for sid, d in sorted(state.get("strategies", {}).items()):
+            eng._add(sid)
+            eng.strategies[sid] = _Strategy.from_dict(d)
+        eng._rebuild()
+        eng._reselect()
+        eng.dirty.clear()
+        return eng
+
+
+def _aligned_corr(a: _Strategy, b: _Strategy) -> float:
+    """Pearson correlation over the periods both rings hold, aligned by period index."""
+    start = max(a.total_returns - len(a.returns), b.total_returns - len(b.returns))
+    end = min(a.total_returns, b.total_returns)
+    if end - start < MIN_OVERLAP:
+        return math.nan
+    ra = np.asarray(a.returns)[start - (a.total_returns - len(a.returns)) :][: end - start]
+    rb = np.asarray(b.returns)[start - (b.total_returns - len(b.returns)) :][: end - start]
+    sa, sb = ra.std(), rb.std()
+    if sa == 0 or sb == 0:
+        return math.nan
+    return float(((ra - ra.mean()) * (rb - rb.mean())).mean() / (sa * sb))

@@ -1,0 +1,201 @@
+"""A world's policy: gates, score, selection, hysteresis and allocation (pydantic models).
+
+>>> p = parse_policy('''
+... min_bars: 500
+... gates: {sharpe: ">= 0.8", max_drawdown: "<= 0.25"}
+... score: {sharpe: 0.7, linearity: 0.3}
+... top_k: 5
+... max_correlation: 0.8
+... hysteresis: {margin: 0.1, min_dwell_bars: 100}
+... allocation: {method: inverse_vol, max_weight: 0.4, min_change: 0.01}
+... ''')
+>>> p.gates["sharpe"].check(0.9), p.gates["sharpe"].describe("sharpe", 0.42)
+(True, 'sharpe 0.42 < gate 0.8')
+>>> parse_policy("top_k: 0")
+Traceback (most recent call last):
+...
+world_api.domain.policy.PolicyError: top_k: Input should be greater than or equal to 1
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import re
+from collections.abc import Callable
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from qmtl.core.contracts import METRIC_NAMES
+from qmtl.core.errors import QmtlError
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+_NEGATION = {">=": "<", ">": "<=", "<=": ">", "<": ">=", "==": "!=", "!=": "=="}
+_GATE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*([-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*$")
+
+ALLOCATION_METHODS = ("equal", "inverse_vol", "score", "risk_parity", "hrp")
+
+
+class PolicyError(QmtlError, ValueError):
+    """A policy is invalid; the message names the field and the reason."""
+
+
+class Gate(BaseModel):
+    """A comparison a metric must pass, written ``"<op> <number>"`` (e.g. ``">= 0.8"``).
+
+    >>> g = Gate.parse("<= 0.25")
+    >>> g.check(0.3), g.describe("max_drawdown", 0.3)
+    (False, 'max_drawdown 0.3 > gate 0.25')
+    """
+
+    model_config = ConfigDict(frozen=True)
+    op: Literal[">=", ">", "<=", "<", "==", "!="]
+    value: float
+
+    @classmethod
+    def parse(cls, text: Any) -> Gate:
+        """Read ``"<op> <number>"``; a ValueError says what is wrong."""
+        if isinstance(text, Gate):
+            return text
+        if isinstance(text, dict):
+            return cls(**text)
+        m = _GATE.match(str(text))
+        if not m:
+            raise ValueError(
+                f"bad comparison {text!r}: write '<op> <number>' with op one of "
+                f"{', '.join(_OPS)}, e.g. '>= 0.8'"
+            )
+        return cls(op=m.group(1), value=float(m.group(2)))  # type: ignore[arg-type]
+
+    def check(self, value: float) -> bool:
+        """True when ``value`` passes (NaN never passes)."""
+        return not math.isnan(value) and _OPS[self.op](value, self.value)
+
+    def describe(self, metric: str, value: float) -> str:
+        """Why ``value`` fails, e.g. ``sharpe 0.42 < gate 0.8``."""
+        return f"{metric} {value:.4g} {_NEGATION[self.op]} gate {self.value:.4g}"
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.value:g}"
+
+
+class Hysteresis(BaseModel):
+    """Stability of the active set: an incumbent is displaced only by a candidate whose
+    score is more than ``margin`` higher; a change of state holds for ``min_dwell_bars``."""
+
+    model_config = ConfigDict(extra="forbid")
+    margin: float = Field(0.0, ge=0.0)
+    min_dwell_bars: int = Field(0, ge=0)
+
+
+class Allocation(BaseModel):
+    """How capital is split among active strategies."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["equal", "inverse_vol", "score", "risk_parity", "hrp"] = "equal"
+    max_weight: float = Field(1.0, gt=0.0, le=1.0)
+    min_change: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class Policy(BaseModel):
+    """A world's policy (see DESIGN.md, "The world"). Every field has a default, so an empty
+    policy is valid: no gates, score by Sharpe, top 10, equal weights.
+
+    >>> Policy().score
+    {'sharpe': 1.0}
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    min_bars: int = Field(0, ge=0)
+    gates: dict[str, Gate] = Field(default_factory=dict)
+    score: dict[str, float] = Field(default_factory=lambda: {"sharpe": 1.0})
+    top_k: int = Field(10, ge=1)
+    max_correlation: float = Field(1.0, gt=0.0, le=1.0)
+    hysteresis: Hysteresis = Field(default_factory=Hysteresis)
+    allocation: Allocation = Field(default_factory=Allocation)
+
+    @field_validator("gates", mode="before")
+    @classmethod
+    def _parse_gates(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            raise ValueError("gates must be a mapping of metric to comparison")
+        out = {}
+        for metric, text in v.items():
+            if metric not in METRIC_NAMES:
+                raise ValueError(f"{metric}: unknown metric; known: {', '.join(METRIC_NAMES)}")
+            try:
+                out[metric] = Gate.parse(text)
+            except ValueError as exc:
+                raise ValueError(f"{metric}: {exc}") from None
+        return out
+
+    @field_validator("score")
+    @classmethod
+    def _check_score(cls, v: dict[str, float]) -> dict[str, float]:
+        for metric, w in v.items():
+            if metric not in METRIC_NAMES:
+                raise ValueError(f"{metric}: unknown metric; known: {', '.join(METRIC_NAMES)}")
+            if not math.isfinite(w):
+                raise ValueError(f"{metric}: weight must be a finite number, got {w}")
+        if not v or not any(w != 0 for w in v.values()):
+            raise ValueError("needs at least one metric with a non-zero weight")
+        return v
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def policy_error(exc: ValidationError) -> PolicyError:
+    """One readable message from pydantic's errors: ``field: reason; field: reason``.
+
+    >>> try:
+    ...     Policy(top_k=0)
+    ... except ValidationError as exc:
+    ...     print(policy_error(exc))
+    top_k: Input should be greater than or equal to 1
+    """
+    parts = []
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        path = _field_path(err["loc"])
+        parts.append(f"{path}: {msg}" if path else msg)
+    return PolicyError("; ".join(parts))
+
+
+def parse_policy(text: str | dict[str, Any]) -> Policy:
+    """A :class:`Policy` from YAML or JSON text (or an already-parsed mapping).
+
+    >>> parse_policy('{"gates": {"sharpee": ">= 1"}}')  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    world_api.domain.policy.PolicyError: gates: sharpee: unknown metric; known: total_return, ...
+    """
+    if isinstance(text, dict):
+        data: Any = text
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise PolicyError(f"policy is neither valid JSON nor YAML: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise PolicyError(f"policy must be a mapping, got {type(data).__name__}")
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        raise policy_error(exc) from None
