@@ -29,6 +29,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_exponential
+
+from connectors.data.memory import aligned_batches
 from qmtl.core.bars import Batch
 from qmtl.core.errors import QmtlError
 
@@ -196,8 +199,6 @@ class CatalogFeed:
         cls, data: Mapping[str, Batch], speed: str | Speed = "max", start_at: int = 0
     ) -> CatalogFeed:
         """A feed over bars held in memory (``symbol -> batch``)."""
-        from connectors.data.memory import aligned_batches
-
         names = sorted(data)
         return cls(time_ordered_rows(aligned_batches(data, 10_000, names), names), speed, start_at)
 
@@ -286,18 +287,16 @@ def kafka_config(brokers: str, timeout: float) -> dict[str, Any]:
 
 def ensure_topic(brokers: str, topic: str, timeout: float = 10.0, create: bool = True) -> int:
     """Partitions of ``topic``, creating it (1 partition) when missing and ``create``;
-    :class:`FeedError` when the broker cannot be reached."""
+    :class:`FeedError` when the broker cannot be reached. A topic just created may take a
+    moment to show in the broker's metadata: it is looked up again, backing off, for up to
+    ``timeout`` s."""
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient(kafka_config(brokers, timeout))
-    try:  # all topics: asking for one by name may auto-create it with the broker's defaults
-        meta = admin.list_topics(timeout=timeout)
-    except KafkaException as exc:
-        raise FeedError(f"cannot reach Kafka at {brokers}: {exc.args[0].str()}") from None
-    info = meta.topics.get(topic)
-    if info is not None and info.error is None and info.partitions:
-        return len(info.partitions)
+    n = _partitions(admin, brokers, topic, timeout)
+    if n:
+        return n
     if not create:
         raise FeedError(f"topic {topic!r} does not exist on {brokers}")
     futures = admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
@@ -307,7 +306,31 @@ def ensure_topic(brokers: str, topic: str, timeout: float = 10.0, create: bool =
         if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
             raise FeedError(f"cannot create topic {topic!r} on {brokers}: {exc}") from None
     log.info("created topic %s on %s", topic, brokers)
-    return ensure_topic(brokers, topic, timeout, create=False)
+    visible = Retrying(
+        retry=retry_if_result(lambda n: n == 0),
+        stop=stop_after_delay(timeout),
+        wait=wait_exponential(multiplier=0.02, max=0.5),
+        retry_error_callback=lambda _state: 0,
+    )
+    n = visible(_partitions, admin, brokers, topic, timeout)
+    if not n:
+        raise FeedError(f"topic {topic!r} was created on {brokers} but did not show up "
+                        f"in its metadata within {timeout:g} s")
+    return n
+
+
+def _partitions(admin: Any, brokers: str, topic: str, timeout: float) -> int:
+    """Partitions of ``topic`` in the broker's metadata (0: no such topic)."""
+    from confluent_kafka import KafkaException
+
+    try:  # all topics: asking for one by name may auto-create it with the broker's defaults
+        meta = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise FeedError(f"cannot reach Kafka at {brokers}: {exc.args[0].str()}") from None
+    info = meta.topics.get(topic)
+    if info is not None and info.error is None and info.partitions:
+        return len(info.partitions)
+    return 0
 
 
 class KafkaFeed:

@@ -32,9 +32,11 @@ import numpy as np
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from connectors.data.memory import aligned_batches
+from connectors.data.quality import Calendar, find_gaps
 from connectors.live.bar_codec import BadMessage, dead_letter, decode_message
 from connectors.live.feeds import Feed, RawMessage
 from dataflows.control import RunControl
+from dataflows.recovery import SourceState
 from qmtl.core.bars import Batch, concat_batches, validate_bars
 from qmtl.core.errors import QmtlError
 from qmtl.core.times import format_ts
@@ -59,6 +61,7 @@ class LiveStats:
     by_reason: dict[str, int] = field(default_factory=dict)
     first_message: float | None = None
     finished: float | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def rate(self) -> float | None:
@@ -66,7 +69,6 @@ class LiveStats:
         if self.first_message is None or self.finished is None or not self.live_bars:
             return None
         return self.live_bars / max(self.finished - self.first_message, 1e-9)
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def dead(self, reason: str) -> None:
         """Count one dead letter under the first words of its reason."""
@@ -113,12 +115,8 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
         self.control = control
         self.stats = stats
         self.universe = set(spec.symbols)
-        state = resume or {}
-        self.warm_items = int(state.get("warm_items", 0))
-        self.last_ts: dict[str, int] = dict(state.get("last_ts", spec.history_end))
-        self.handed_off: set[str] = set(state.get("handed_off", ()))
-        self.live_bars = int(state.get("live_bars", 0))
-        stats.live_bars = self.live_bars
+        self.state = SourceState.restore(resume, spec.history_end)
+        stats.live_bars = self.state.live_bars
         self._warmup = list(aligned_batches(spec.history, 10_000, sorted(spec.history)))
         self._done = False
         self._idle_since = time.monotonic()
@@ -129,9 +127,9 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
         if self._done or self.control.failed or self.control.stopping:
             self._done = True
             raise StopIteration
-        if self.warm_items < len(self._warmup):
-            symbol, batch = self._warmup[self.warm_items]
-            self.warm_items += 1
+        if self.state.warm_items < len(self._warmup):
+            symbol, batch = self._warmup[self.state.warm_items]
+            self.state.warm_items += 1
             self.stats.warmup_bars += len(batch["ts"])
             return [("bar", (symbol, batch))]
         try:
@@ -144,13 +142,7 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
     def snapshot(self) -> dict[str, Any]:
         positions = self.feed.positions()
         self.feed.commit(positions)
-        return {
-            "positions": positions,
-            "last_ts": dict(self.last_ts),
-            "handed_off": sorted(self.handed_off),
-            "warm_items": self.warm_items,
-            "live_bars": self.live_bars,
-        }
+        return self.state.snapshot(positions)
 
     def close(self) -> None:
         self.feed.close()
@@ -160,7 +152,7 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
         spec = self.spec
         limit = spec.poll_max
         if spec.max_bars is not None:
-            limit = min(limit, spec.max_bars - self.live_bars)
+            limit = min(limit, spec.max_bars - self.state.live_bars)
             if limit <= 0:
                 self._done = True
                 return []
@@ -224,9 +216,9 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
             return []
         ts = batch["ts"]
         end = self.spec.history_end.get(symbol)
-        if self.spec.start is not None and symbol not in self.handed_off:
+        if self.spec.start is not None and symbol not in self.state.handed_off:
             end = max(end, self.spec.start - 1) if end is not None else self.spec.start - 1
-        if end is not None and symbol not in self.handed_off:
+        if end is not None and symbol not in self.state.handed_off:
             fresh = ts > end
             self.stats.overlap += int(len(ts) - fresh.sum())
             if not fresh.any():
@@ -234,7 +226,7 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
             batch = {k: v[fresh] for k, v in batch.items()}
         if len(batch["ts"]) == 1:  # the usual live case: plain comparisons
             t = int(batch["ts"][0])
-            last = self.last_ts.get(symbol)
+            last = self.state.last_ts.get(symbol)
             if last is not None and t <= last:
                 what = "duplicate ts" if t == last else "out-of-order ts"
                 self._dead(
@@ -242,10 +234,10 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
                 )
                 return []
         out: list[Batch] = []
-        if symbol not in self.handed_off:
+        if symbol not in self.state.handed_off:
             out += self._fill_gap(symbol, int(batch["ts"][0]))
-            self.handed_off.add(symbol)
-        last = self.last_ts.get(symbol)
+            self.state.handed_off.add(symbol)
+        last = self.state.last_ts.get(symbol)
         good, dropped = validate_bars(symbol, batch, last_ts=last, on_bad="drop")
         if dropped:
             try:
@@ -257,21 +249,19 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
         n = len(good["ts"])
         if n:
             if self.spec.max_bars is not None:
-                room = self.spec.max_bars - self.live_bars
+                room = self.spec.max_bars - self.state.live_bars
                 if n > room:
                     good = {k: v[:room] for k, v in good.items()}
                     n = room
-            self.last_ts[symbol] = int(good["ts"][-1])
-            self.live_bars += n
-            self.stats.live_bars = self.live_bars
+            self.state.last_ts[symbol] = int(good["ts"][-1])
+            self.state.live_bars += n
+            self.stats.live_bars = self.state.live_bars
             out.append(good)
         return out
 
     def _missing(self, symbol: str, end: int, first: int) -> int:
         """Bars the symbol's calendar expects strictly between ``end`` and ``first`` (a
         weekday market skips weekends; 24/7 by default)."""
-        from connectors.data.quality import Calendar, find_gaps
-
         calendar = self.spec.calendars.get(symbol) or Calendar.parse("24/7")
         interval = f"{self.spec.interval_ns // 10**9}s"
         gaps = find_gaps(np.array([end, first], dtype=np.int64), interval, calendar)
@@ -279,7 +269,7 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
 
     def _fill_gap(self, symbol: str, first: int) -> list[Batch]:
         """Bars between the end of ``symbol``'s history and its first live bar at ``first``."""
-        end = self.last_ts.get(symbol)
+        end = self.state.last_ts.get(symbol)
         step = self.spec.interval_ns
         if end is None or first - end <= step or self._missing(symbol, end, first) <= (
             self.spec.max_gap_bars
@@ -298,8 +288,8 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
                 symbol,
                 len(filled["ts"]),
             )
-            self.last_ts[symbol] = int(filled["ts"][-1])
-            end = self.last_ts[symbol]
+            self.state.last_ts[symbol] = int(filled["ts"][-1])
+            end = self.state.last_ts[symbol]
         missing = self._missing(symbol, end, first)
         if missing > self.spec.max_gap_bars:
             raise HandOffGap(

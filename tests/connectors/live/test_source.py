@@ -84,7 +84,7 @@ def test_history_first_then_the_feed_without_the_overlap():
     items = drain(part)
     assert bar_days(items, "A") == [1, 2, 3, 4] and bar_days(items, "B") == [1, 2, 3, 4]
     assert part.stats.overlap == 3 and part.stats.warmup_bars == 6
-    assert part.live_bars == 2 and not [i for i in items if i[0] == "dlq"]
+    assert part.state.live_bars == 2 and not [i for i in items if i[0] == "dlq"]
 
 
 def test_duplicates_out_of_order_and_unknown_symbols_are_dead_letters():
