@@ -14,6 +14,7 @@ from typing import Any
 from qmtl.cli.common import console, err_console, metrics_table
 from qmtl.core.times import format_ts
 from qmtl.live import LiveOptions, run_live
+from qmtl.live.options import count_line
 from qmtl.strategy import Strategy
 
 
@@ -102,7 +103,8 @@ def run_live_command(
     console.print(
         f"{st.live_bars} live bars{rate} ({st.warmup_bars} warm-up, {st.overlap} already in "
         f"history, {st.gap_filled} gap-filled, {st.dead_letters} dead letters) · "
-        f"{len(result.orders)} orders · {len(result.fills)} fills · positions "
+        f"{count_line('orders', result.new_orders, len(result.orders))} · "
+        f"{count_line('fills', result.new_fills, len(result.fills))} · positions "
         f"{result.positions or 'none'}",
         highlight=False,
     )

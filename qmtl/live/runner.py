@@ -1,0 +1,327 @@
+"""``run_live``: a strategy on a live feed, from options to result (see :mod:`qmtl.live`).
+
+It checks the options, decides the hand-off from history, opens the links (the world, the
+order store, the Kafka relay), builds the flow (:func:`dataflows.live_flow.build_live_flow`)
+and runs it with Bytewax recovery until the feed ends, a limit or a signal.
+
+>>> tally = OrderTally()
+>>> tally("s", ["o1", "o2"], ["f1"]); (tally.orders, tally.fills)
+(2, 1)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from bytewax.testing import cluster_main, run_main
+
+from connectors.data.quality import Calendar
+from connectors.data.seamless import SeamlessDataProvider
+from connectors.live.orders import OrderRelay, OrderStore, PaperBroker, open_order_store
+from connectors.live.source import LiveBarSource, LiveInput, LiveStats
+from connectors.live.world_link import (
+    ActivationSubscriber,
+    MetricsPoster,
+    WorldUnavailable,
+    world_info,
+)
+from dataflows.control import RunControl
+from dataflows.gate import ActivationBook
+from dataflows.graph import Program
+from dataflows.live_flow import OrderContext, build_live_flow
+from dataflows.recovery import RecoveryMismatch, recovery_config
+from qmtl.core.contracts import Fill, MetricsUpdate, OrderIntent
+from qmtl.core.intervals import interval_ns
+from qmtl.core.times import parse_time
+from qmtl.live.embedded_world import embedded_world
+from qmtl.live.handoff import gap_filler, hand_off, open_feed
+from qmtl.live.options import LiveError, LiveOptions, LiveResult
+from qmtl.live.report import RunReport
+from qmtl.runner import make_strategy, to_spec
+from qmtl.strategy import Strategy
+
+log = logging.getLogger("qmtl.live")
+
+OrderReport = Callable[[str, list[OrderIntent], list[Fill]], None]
+
+
+class OrderTally:
+    """Counts the orders and fills a run adds to its store (the order step reports only
+    new ones: keys the store already holds come back as not new), passing them on to
+    ``then`` (e.g. the console printer). Called from every worker, so it locks."""
+
+    def __init__(self, then: OrderReport | None = None) -> None:
+        self.orders = 0
+        self.fills = 0
+        self._then = then
+        self._lock = threading.Lock()
+
+    def __call__(self, strategy: str, intents: list[Any], fills: list[Any]) -> None:
+        with self._lock:
+            self.orders += len(intents)
+            self.fills += len(fills)
+        if self._then is not None:
+            self._then(strategy, intents, fills)
+
+
+def _check(o: LiveOptions) -> None:
+    """Options that cannot work, each with what to do instead."""
+    if not o.paper and o.brokers is None:
+        raise LiveError(
+            "--mode live without --paper sends real orders to the orders topic: give "
+            "--brokers, or add --paper to fill them on the paper broker"
+        )
+    if o.max_bars is not None and o.max_bars < 1:
+        raise LiveError(f"--max-bars must be >= 1, got {o.max_bars}")
+    if o.workers < 1:
+        raise LiveError(f"--workers must be >= 1, got {o.workers}")
+
+
+def _order_context(
+    o: LiveOptions,
+    capital: float,
+    book: ActivationBook,
+    store: OrderStore,
+    relay: OrderRelay | None,
+    report: OrderReport,
+) -> OrderContext:
+    """The order step's links: the paper broker on the store, or the store's record of
+    orders for the relay to send."""
+
+    def paper_broker(strategy: str) -> PaperBroker:
+        return PaperBroker(store, o.world, strategy, o.slippage_bps, o.fee_bps)
+
+    return OrderContext(
+        world=o.world,
+        capital=capital,
+        book=book,
+        record=store.record,
+        max_activation_age=o.max_activation_age,
+        make_broker=paper_broker if o.paper else None,
+        publish=relay.send if relay is not None else (lambda _o, _f: None),
+        report=report,
+    )
+
+
+def run_live(
+    strategy: type[Strategy] | Strategy,
+    options: LiveOptions,
+    *,
+    params: dict[str, Any] | None = None,
+    on_order: OrderReport | None = None,
+    on_started: Callable[[dict[str, Any]], None] | None = None,
+) -> LiveResult:
+    """Run ``strategy`` live (see :mod:`qmtl.live`) until the feed ends, ``max_bars``,
+    ``stop_after_idle`` or a signal (SIGINT/SIGTERM stop it cleanly). ``on_order`` sees
+    each batch of new orders and fills, ``on_started`` the run's identity once it starts.
+
+    >>> run_live(Strategy, LiveOptions())
+    Traceback (most recent call last):
+    ...
+    qmtl.live.options.LiveError: --mode live without --paper sends real orders ...
+    """
+    o = options
+    _check(o)
+    s = make_strategy(strategy, params or {})
+    if o.cost_bps is not None:
+        s.cost_bps = float(o.cost_bps)
+    universe = list(o.symbols or s.symbols)
+    if not universe:
+        raise LiveError(f"{s.name} has no symbols: set `symbols = [...]` or pass --symbols")
+    sid = o.strategy_id or s.name
+    spec = to_spec(s, universe, o.periods_per_year, key=sid)
+    lookback = Program({sid: spec.weight}).lookback
+    n_warm = o.warmup if o.warmup is not None else lookback + 1
+    if n_warm < 0:
+        raise LiveError(f"--warmup must be >= 0, got {n_warm}")
+    mode = "paper" if o.paper else "live"
+    state_dir = Path(o.recovery_dir or o.out or Path.home() / ".qmtl")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    data = o.data if isinstance(o.data, SeamlessDataProvider) else (
+        SeamlessDataProvider.from_env(o.data, origin=o.origin))
+    start_ns = parse_time(o.start) if isinstance(o.start, str) else o.start
+    end_ns = parse_time(o.end) if isinstance(o.end, str) else o.end
+
+    source_name = (f"kafka:{o.brokers}/{o.topic}" if o.brokers
+                   else f"catalog:{data.catalog.root}")
+    fresh = {
+        "run_id": uuid.uuid4().hex[:12],
+        "strategy": sid,
+        "symbols": universe,
+        "interval": s.interval,
+        "world": o.world,
+        "source": source_name,
+        "params": {k: getattr(s, k) for k in type(s).parameters()},
+    }
+    try:
+        start = hand_off(o, data, universe, s.interval, n_warm, start_ns, fresh)
+    except RecoveryMismatch as exc:
+        raise LiveError(str(exc)) from None
+    meta, resuming = start.meta, start.resuming
+    run_id = meta["run_id"]
+    emit_after = max(start.ends.values()) if start.ends else None
+    make_feed, dlq_sink = open_feed(o, data, universe, s.interval, meta.get("split"), end_ns,
+                                    group=o.group or f"qmtl-{o.world}-{sid}")
+
+    control = RunControl()
+    stats = LiveStats()
+    spec_in = LiveInput(
+        symbols=universe,
+        interval_ns=interval_ns(s.interval),
+        history=start.history,
+        history_end=start.ends,
+        fill_gap=gap_filler(data, s.interval),
+        max_gap_bars=o.max_gap_bars,
+        calendars={k: Calendar().resolve(v["ts"]) for k, v in start.history.items()},
+        start=start_ns if o.brokers else None,
+        max_bars=o.max_bars,
+        stop_after_idle=o.stop_after_idle,
+    )
+    source = LiveBarSource(make_feed, spec_in, control, stats)
+
+    with contextlib.ExitStack() as stack:
+        url = o.url or stack.enter_context(embedded_world(o, state_dir))
+        try:
+            info = world_info(url, o.token, o.world)
+        except WorldUnavailable as exc:
+            raise LiveError(f"world {o.world!r}: {exc}") from None
+        store = open_order_store(o.orders_store or str(state_dir / "orders.db"))
+        stack.callback(store.close)
+        book = ActivationBook(o.world)
+        heartbeat = max(0.2, min(5.0, o.max_activation_age / 5))
+        subscriber = ActivationSubscriber(book, url, o.token, heartbeat=heartbeat).start()
+        stack.callback(subscriber.close)
+        poster = MetricsPoster(store, url, o.token, o.world).start()
+        relay = None
+        if o.brokers:
+            relay = OrderRelay(store, o.brokers, o.orders_topic, o.fills_topic).start()
+            stack.callback(relay.close)
+        head = {"strategy": sid, "params": meta.get("params", fresh["params"]),
+                "symbols": universe, "interval": s.interval, "mode": mode, "world": o.world,
+                "run_id": run_id}
+
+        def queue(update: MetricsUpdate) -> None:
+            if store.queue_update(update):
+                poster.notify()
+
+        last = store.last_update(o.world, sid, run_id) if resuming else None
+        report = RunReport(head, universe, o.out, queue, resuming, last_update=last)
+        tally = OrderTally(on_order)
+        ctx = _order_context(o, float(info["capital"]), book, store, relay, tally)
+        flow = build_live_flow(
+            spec,
+            source,
+            control,
+            report.on_output,
+            ctx,
+            dlq_sink,
+            metrics_every=o.metrics_every,
+            emit_after=emit_after,
+        )
+        recovery = recovery_config(o.recovery_dir, resuming)
+        if on_started is not None:
+            on_started(
+                {
+                    "run_id": run_id,
+                    "mode": mode,
+                    "world": o.world,
+                    "url": url,
+                    "resuming": resuming,
+                    "warmup_bars": sum(len(b["ts"]) for b in start.history.values()),
+                    "source": source_name,
+                }
+            )
+        # a bar's order crosses threads (flow -> relay); with the default 5 ms GIL switch
+        # interval each crossing may wait that long for the interpreter
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, 0.0005))
+        stack.callback(sys.setswitchinterval, switch)
+        with _stop_on_signals(control):
+            try:
+                _run_flow(flow, o, recovery)
+            finally:
+                stats.finished = time.monotonic()
+                poster.close()
+        if control.error is not None:
+            raise control.error
+        report.finish(
+            {
+                "run": {
+                    "live_bars": stats.live_bars,
+                    "warmup_bars": stats.warmup_bars,
+                    "overlap": stats.overlap,
+                    "gap_filled": stats.gap_filled,
+                    "dead_letters": stats.dead_letters,
+                    "dead_letters_by_reason": stats.by_reason,
+                    "metrics_posted": poster.posted,
+                    "new_orders": tally.orders,
+                    "new_fills": tally.fills,
+                }
+            }
+        )
+        series = report.portfolio()
+        return LiveResult(
+            strategy=sid,
+            run_id=run_id,
+            mode=mode,
+            world=o.world,
+            stats=stats,
+            metrics=report.metrics,
+            n_bars=report.n_bars,
+            ts=series["ts"].copy(),
+            returns=series["return"].copy(),
+            equity=series["equity"].copy(),
+            bars=report.table(),
+            orders=store.orders(o.world, sid),
+            fills=store.fills(o.world, sid),
+            positions={k: v for k, v in store.positions(o.world, sid).items() if v != 0.0},
+            out=o.out,
+            updates=report.updates,
+            new_orders=tally.orders,
+            new_fills=tally.fills,
+        )
+
+
+def _run_flow(flow: Any, o: LiveOptions, recovery: Any) -> None:
+    """Run ``flow`` on ``o.workers`` workers, snapshotting every ``o.snapshot_interval`` s."""
+    epoch = dt.timedelta(seconds=o.snapshot_interval)
+    if o.workers == 1:
+        run_main(flow, epoch_interval=epoch, recovery_config=recovery)
+    else:
+        cluster_main(
+            flow,
+            [],
+            0,
+            epoch_interval=epoch,
+            recovery_config=recovery,
+            worker_count_per_proc=o.workers,
+        )
+
+
+@contextlib.contextmanager
+def _stop_on_signals(control: RunControl) -> Iterator[None]:
+    """SIGINT and SIGTERM end the feed cleanly (in the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: Any) -> None:
+        log.info("signal %d: stopping after the bars in flight", signum)
+        control.stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
