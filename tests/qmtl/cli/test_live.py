@@ -80,3 +80,37 @@ def test_feed_replay_publishes_the_catalog_in_time_order(kafka, tmp_path):
     assert got.exit_code == 1 and "no 1d bars for 'ZZZ'" in got.output
     got = runner.invoke(app, ["feed", "replay", "--brokers", kafka.brokers, "--speed", "fast"])
     assert got.exit_code == 1 and "speed 'fast'" in got.output
+
+
+def test_a_second_run_on_the_same_state_says_its_orders_were_already_recorded(tmp_path):
+    """The same bars again on the same order store: the orders are the ones the first run
+    recorded (the store keys them by world, strategy, symbol and bar), so the summary says
+    none are new instead of counting them as this run's."""
+    import re
+
+    from tests.e2e.live_helpers import activate, world_server
+
+    data = demo(tmp_path)
+    out = tmp_path / "run"
+    with world_server(tmp_path, "w") as url:
+        activate(url, "w", "SmaCross")
+        # paced, so that the gate has the world's activation before most bars
+        args = ["run", "--mode", "live", str(EXAMPLES / "sma_cross.py"), "--paper",
+                "--data", str(data), "--speed", "100/s", "--max-bars", "200",
+                "--out", str(out), "--url", url, "--world", "w"]
+        first = runner.invoke(app, args)
+        assert first.exit_code == 0, first.output
+        got = re.search(r"(\d+) orders · (\d+) fills", " ".join(first.output.split()))
+        assert got, first.output
+        orders, fills = int(got[1]), int(got[2])
+        assert orders > 0 and fills > 0
+        second = runner.invoke(app, args)
+    assert second.exit_code == 0, second.output
+    got = re.search(r"(\d+) new orders \((\d+) already recorded\) · "
+                    r"(\d+) new fills \((\d+) already recorded\)", " ".join(second.output.split()))
+    assert got, second.output
+    new_orders, old_orders, new_fills, old_fills = (int(g) for g in got.groups())
+    assert (old_orders, old_fills) == (orders, fills)
+    # what it printed is what was new (the printer shows up to 20 lines a second)
+    printed = second.output.count("order SmaCross") + second.output.count("fill  SmaCross")
+    assert printed == new_orders + new_fills or new_orders + new_fills > 20
