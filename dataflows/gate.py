@@ -42,7 +42,11 @@ from qmtl.core.contracts import OrderIntent
 
 @dataclass
 class Activation:
-    """The latest known activation of one strategy."""
+    """The latest known activation of one strategy.
+
+    >>> Activation(active=True, weight=0.5, seq=3).weight
+    0.5
+    """
 
     active: bool
     weight: float
@@ -50,7 +54,11 @@ class Activation:
 
 
 class ActivationBook:
-    """A world's activation table as the gate sees it (see the module docstring)."""
+    """A world's activation table as the gate sees it (see the module docstring).
+
+    >>> b = ActivationBook("w"); b.confirm(now=5.0); b.state("s")
+    (None, 5.0, None)
+    """
 
     def __init__(self, world: str) -> None:
         self.world = world
@@ -115,7 +123,11 @@ class ActivationBook:
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the gate may do for a strategy now."""
+    """What the gate may do for a strategy now.
+
+    >>> Verdict("hold", reason="no activation known").weight
+    0.0
+    """
 
     kind: Literal["trade", "flatten", "hold"]
     weight: float = 0.0

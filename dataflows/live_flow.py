@@ -45,7 +45,16 @@ Orders = tuple[list[OrderIntent], list[Fill]]
 
 class Broker(Protocol):
     """What the order step needs of a (paper) broker: fills at a bar's open, orders taken,
-    and what is new since the last flush (stored in one transaction)."""
+    and what is new since the last flush (stored in one transaction).
+
+    >>> class NoFills:
+    ...     def on_bar(self, symbol, ts, open_): return []
+    ...     def accept(self, intents): pass
+    ...     def flush(self): return [], []
+    >>> ctx = OrderContext("w", 1.0, ActivationBook("w"), list, 30.0, lambda _s: NoFills())
+    >>> ctx.make_broker("s").flush()
+    ([], [])
+    """
 
     def on_bar(self, symbol: str, ts: int, open_: float) -> list[Fill]:
         """Fills of ``symbol``'s open orders at this bar's open."""
@@ -61,7 +70,12 @@ class Broker(Protocol):
 class OrderContext:
     """What the order step shares across strategies: the activation book, how orders are
     kept (``make_broker(strategy)`` for a paper broker, else ``record(intents)`` stores them
-    and returns the new ones), and where to report orders and fills."""
+    and returns the new ones), and where to report orders and fills.
+
+    >>> ctx = OrderContext("w", 1e6, ActivationBook("w"), record=list, max_activation_age=30.0)
+    >>> ctx.capital, ctx.make_broker
+    (1000000.0, None)
+    """
 
     world: str
     capital: float

@@ -56,7 +56,11 @@ T = TypeVar("T")
 
 
 class RecoveryMismatch(QmtlError, ValueError):
-    """The recovery folder holds another run than the one being started."""
+    """The recovery folder holds another run than the one being started.
+
+    >>> isinstance(RecoveryMismatch("holds another run"), ValueError)
+    True
+    """
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,11 @@ BAR_JSON_SCHEMA: dict[str, Any] = {
 
 
 class BadMessage(QmtlError, ValueError):
-    """A message that is not a valid bar; the text says why."""
+    """A message that is not a valid bar; the text says why.
+
+    >>> isinstance(BadMessage("not JSON"), ValueError)
+    True
+    """
 
 
 def encode_bar(bar: Mapping[str, Any], symbol: str | None = None) -> bytes:

@@ -41,7 +41,11 @@ log = logging.getLogger("qmtl.live")
 @dataclass
 class RawMessage:
     """One message of a feed: where it came from, and its key and value (or, for in-process
-    feeds, the bars themselves)."""
+    feeds, the bars themselves).
+
+    >>> RawMessage(0, 41, b"AAPL", b'{"ts": 1}').offset
+    41
+    """
 
     partition: int
     offset: int
@@ -51,7 +55,11 @@ class RawMessage:
 
 
 class Feed(Protocol):
-    """What the live source reads from (see the module docstring)."""
+    """What the live source reads from (see the module docstring).
+
+    >>> isinstance(CatalogFeed.from_memory({}).positions(), dict)  # a CatalogFeed is one
+    True
+    """
 
     topic: str
     exhausted: bool
@@ -73,7 +81,11 @@ class Feed(Protocol):
 
 
 class FeedError(QmtlError, RuntimeError):
-    """The feed cannot be used (broker unreachable, topic unusable); the text says why."""
+    """The feed cannot be used (broker unreachable, topic unusable); the text says why.
+
+    >>> isinstance(FeedError("topic 'x' does not exist"), RuntimeError)
+    True
+    """
 
 
 # -- speed --------------------------------------------------------------------------------
@@ -169,7 +181,14 @@ def time_ordered_rows(
 class CatalogFeed:
     """Bars replayed in process, one message per bar, released at ``speed`` (see the module
     docstring). ``rows`` yields ``(ts, symbol, one-row batch)`` in time order; ``start_at``
-    skips that many rows (resume)."""
+    skips that many rows (resume).
+
+    >>> import numpy as np
+    >>> bars = {"ts": np.array([1, 2, 3]), "close": np.ones(3)}
+    >>> feed = CatalogFeed.from_memory({"A": bars}, start_at=2)  # resumed after 2 bars
+    >>> [m.offset for m in feed.poll(10, 0.0)]
+    [2]
+    """
 
     topic = "in-process"
 
@@ -289,7 +308,13 @@ def ensure_topic(brokers: str, topic: str, timeout: float = 10.0, create: bool =
     """Partitions of ``topic``, creating it (1 partition) when missing and ``create``;
     :class:`FeedError` when the broker cannot be reached. A topic just created may take a
     moment to show in the broker's metadata: it is looked up again, backing off, for up to
-    ``timeout`` s."""
+    ``timeout`` s.
+
+    >>> ensure_topic("127.0.0.1:1", "bars", timeout=0.2)
+    Traceback (most recent call last):
+    ...
+    connectors.live.feeds.FeedError: cannot reach Kafka at 127.0.0.1:1: ...
+    """
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -337,7 +362,13 @@ class KafkaFeed:
     """Every partition of ``topic`` through one consumer of group ``group``, from
     ``positions`` (else the beginning). Offsets are committed to the group only when the
     run snapshots its recovery state (:meth:`commit`), for monitoring; on restart the
-    recovery state's positions are the ones used."""
+    recovery state's positions are the ones used.
+
+    >>> KafkaFeed("127.0.0.1:1", "bars", "g", {0: 10}, timeout=0.2)
+    Traceback (most recent call last):
+    ...
+    connectors.live.feeds.FeedError: cannot reach Kafka at 127.0.0.1:1: ...
+    """
 
     def __init__(
         self,

@@ -15,13 +15,17 @@ from typing import Any
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from connectors.live.bar_codec import encode_bar
-from connectors.live.feeds import CatalogFeed, ensure_topic, kafka_config
+from connectors.live.feeds import CatalogFeed, FeedError, ensure_topic, kafka_config
 
 log = logging.getLogger("qmtl.kafka")
 
 
 def topic_dlq(topic: str) -> str:
-    """The dead-letter topic of ``topic``."""
+    """The dead-letter topic of ``topic``.
+
+    >>> topic_dlq("ticks")
+    'ticks.dlq'
+    """
     return f"{topic}.dlq"
 
 
@@ -55,7 +59,11 @@ class _JsonPartition(StatelessSinkPartition[Any]):
 
 class JsonKafkaSink(DynamicSink[Any]):
     """Writes each item (a JSON-able dict) to ``topic``, keyed by ``key(item)``; delivery is
-    best effort (what matters durably, orders and fills, goes through the order store)."""
+    best effort (what matters durably, orders and fills, goes through the order store).
+
+    >>> JsonKafkaSink("127.0.0.1:9092", "bars.dlq", lambda r: r.get("key")).topic
+    'bars.dlq'
+    """
 
     def __init__(self, brokers: str, topic: str, key: Callable[[Any], str | None]) -> None:
         self.brokers, self.topic, self.key = brokers, topic, key
@@ -74,7 +82,13 @@ def publish_bars(
     flush_every: int = 10_000,
 ) -> int:
     """Publish every bar of ``feed`` (paced by its speed) to ``topic``, keyed by symbol, as
-    JSON; return how many were acknowledged."""
+    JSON; return how many were acknowledged (:class:`FeedError` if any was not).
+
+    >>> publish_bars("127.0.0.1:1", "bars", CatalogFeed.from_memory({}))
+    Traceback (most recent call last):
+    ...
+    connectors.live.feeds.FeedError: cannot reach Kafka at 127.0.0.1:1: ...
+    """
     from confluent_kafka import Producer
 
     ensure_topic(brokers, topic)
@@ -108,7 +122,7 @@ def publish_bars(
             producer.poll(0)
     producer.flush(30.0)
     if failed:
-        raise RuntimeError(
+        raise FeedError(
             f"{failed} of {sent} bars were not acknowledged by {brokers} ({first_error[0]})"
         )
     return acked

@@ -46,12 +46,21 @@ Item = tuple[str, Any]
 
 
 class HandOffGap(QmtlError, RuntimeError):
-    """Bars are missing between a symbol's history and its first live bar."""
+    """Bars are missing between a symbol's history and its first live bar.
+
+    >>> isinstance(HandOffGap("AAA: gap between history and the live feed"), RuntimeError)
+    True
+    """
 
 
 @dataclass
 class LiveStats:
-    """Counters of a live run's input, shared with the runner (for logs and tests)."""
+    """Counters of a live run's input, shared with the runner (for logs and tests).
+
+    >>> s = LiveStats(); s.dead("duplicate ts 2024-01-02 of A"); s.dead("unknown symbol 'Z'")
+    >>> s.dead_letters, s.by_reason
+    (2, {'duplicate ts 2024-01-02 of A': 1, "unknown symbol 'Z'": 1})
+    """
 
     live_bars: int = 0
     warmup_bars: int = 0
@@ -85,6 +94,9 @@ class LiveInput:
     ``history``: warm-up bars per symbol (may be empty); ``history_end``: per symbol, the
     last bar time already accounted for (the end of history); ``fill_gap(symbol, after,
     before)``: bars strictly between two times, from wherever history comes from.
+
+    >>> LiveInput(["A"], interval_ns=60 * 10**9).poll_max
+    10000
     """
 
     symbols: Sequence[str]
@@ -303,7 +315,14 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
 
 class LiveBarSource(FixedPartitionedSource[Item, dict[str, Any]]):
     """One partition reading ``make_feed(positions)`` after the warm-up (see the module
-    docstring)."""
+    docstring).
+
+    >>> from connectors.live.feeds import CatalogFeed
+    >>> src = LiveBarSource(lambda positions: CatalogFeed.from_memory({}), LiveInput(["A"], 1),
+    ...                     RunControl())
+    >>> src.list_parts()
+    ['live']
+    """
 
     def __init__(
         self,

@@ -43,7 +43,11 @@ MakeFeed = Callable[[dict[int, int] | None], Feed]
 class HandOff:
     """The warm-up ``history`` per symbol, each symbol's history end (``ends``: its last
     bar time; feed bars at or before it are skipped), the run's identity (``meta``, with
-    the feed's ``split`` for the in-process feed) and whether the run resumes."""
+    the feed's ``split`` for the in-process feed) and whether the run resumes.
+
+    >>> HandOff({}, {"A": 5}, {"run_id": "r"}, resuming=False).ends
+    {'A': 5}
+    """
 
     history: dict[str, Batch]
     ends: dict[str, int]

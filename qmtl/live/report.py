@@ -45,7 +45,12 @@ class RunReport:
     snapshot never covers output that is not written (``metrics.json`` lags, but a resumed
     run takes its metrics from the last update queued in the store); rows at or before the
     last one logged are not written again (a restarted flow re-emits what followed its
-    snapshot)."""
+    snapshot).
+
+    >>> head = {"world": "w", "strategy": "s", "run_id": "r", "mode": "paper"}
+    >>> RunReport(head, ["B", "A", "B"], None, None, resume=False).symbols
+    ['A', 'B']
+    """
 
     def __init__(
         self,

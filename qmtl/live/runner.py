@@ -58,7 +58,13 @@ OrderReport = Callable[[str, list[OrderIntent], list[Fill]], None]
 class OrderTally:
     """Counts the orders and fills a run adds to its store (the order step reports only
     new ones: keys the store already holds come back as not new), passing them on to
-    ``then`` (e.g. the console printer). Called from every worker, so it locks."""
+    ``then`` (e.g. the console printer). Called from every worker, so it locks.
+
+    >>> seen = []
+    >>> tally = OrderTally(lambda s, o, f: seen.append(s)); tally("s", ["o"], [])
+    >>> tally.orders, tally.fills, seen
+    (1, 0, ['s'])
+    """
 
     def __init__(self, then: OrderReport | None = None) -> None:
         self.orders = 0
