@@ -35,7 +35,6 @@ The package, by job:
 
 from __future__ import annotations
 
-from dataflows.live_flow import OrderContext, build_live_flow
 from dataflows.recovery import META_FILE
 from qmtl.live.options import LiveError, LiveOptions, LiveResult
 from qmtl.live.report import RunReport
@@ -46,8 +45,6 @@ __all__ = [
     "LiveError",
     "LiveOptions",
     "LiveResult",
-    "OrderContext",
     "RunReport",
-    "build_live_flow",
     "run_live",
 ]

@@ -11,7 +11,8 @@ import pytest
 from connectors.live.source import HandOffGap, LiveBarSource, LiveInput
 from dataflows.compiler import build_flow, core_step_ids
 from dataflows.control import RunControl
-from qmtl.live import LiveError, LiveOptions, build_live_flow, run_live
+from dataflows.live_flow import build_live_flow
+from qmtl.live import LiveError, LiveOptions, run_live
 from qmtl.runner import backtest, make_strategy, to_spec
 from tests.e2e.live_helpers import (
     Cross,
