@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.data.seamless import DataNotFound, SeamlessDataProvider
-from connectors.live.feeds import CatalogFeed, Feed, FeedError, KafkaFeed, ensure_topic
+from connectors.live.feeds import CatalogFeed, Feed, FeedError, ensure_topic
+from connectors.live.kafka_feed import KafkaFeed
 from connectors.live.kafka_io import JsonKafkaSink, topic_dlq
 from connectors.live.source import history_tail
 from dataflows.recovery import RecoveryDir
