@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,28 +94,55 @@ def _check(o: LiveOptions) -> None:
         raise LiveError(f"--workers must be >= 1, got {o.workers}")
 
 
-def _order_context(
-    o: LiveOptions,
-    capital: float,
-    book: ActivationBook,
-    store: OrderStore,
-    relay: OrderRelay | None,
-    report: OrderReport,
-) -> OrderContext:
+@dataclass
+class _Links:
+    """A live run's connections besides the feed: its world (capital, activation, metrics),
+    its order store and, with Kafka, the relay of orders and fills."""
+
+    capital: float
+    store: OrderStore
+    book: ActivationBook
+    poster: MetricsPoster
+    relay: OrderRelay | None
+
+
+def _open_links(o: LiveOptions, url: str, state_dir: Path, stack: contextlib.ExitStack) -> _Links:
+    """Connect to the world at ``url`` and open the order store (and the relay); ``stack``
+    closes them."""
+    try:
+        info = world_info(url, o.token, o.world)
+    except WorldUnavailable as exc:
+        raise LiveError(f"world {o.world!r}: {exc}") from None
+    store = open_order_store(o.orders_store or str(state_dir / "orders.db"))
+    stack.callback(store.close)
+    book = ActivationBook(o.world)
+    heartbeat = max(0.2, min(5.0, o.max_activation_age / 5))
+    subscriber = ActivationSubscriber(book, url, o.token, heartbeat=heartbeat).start()
+    stack.callback(subscriber.close)
+    poster = MetricsPoster(store, url, o.token, o.world).start()
+    relay = None
+    if o.brokers:
+        relay = OrderRelay(store, o.brokers, o.orders_topic, o.fills_topic).start()
+        stack.callback(relay.close)
+    return _Links(float(info["capital"]), store, book, poster, relay)
+
+
+def _order_context(o: LiveOptions, links: _Links, report: OrderReport) -> OrderContext:
     """The order step's links: the paper broker on the store, or the store's record of
     orders for the relay to send."""
+    store = links.store
 
     def paper_broker(strategy: str) -> PaperBroker:
         return PaperBroker(store, o.world, strategy, o.slippage_bps, o.fee_bps)
 
     return OrderContext(
         world=o.world,
-        capital=capital,
-        book=book,
+        capital=links.capital,
+        book=links.book,
         record=store.record,
         max_activation_age=o.max_activation_age,
         make_broker=paper_broker if o.paper else None,
-        publish=relay.send if relay is not None else (lambda _o, _f: None),
+        publish=links.relay.send if links.relay is not None else (lambda _o, _f: None),
         report=report,
     )
 
@@ -197,21 +225,8 @@ def run_live(
 
     with contextlib.ExitStack() as stack:
         url = o.url or stack.enter_context(embedded_world(o, state_dir))
-        try:
-            info = world_info(url, o.token, o.world)
-        except WorldUnavailable as exc:
-            raise LiveError(f"world {o.world!r}: {exc}") from None
-        store = open_order_store(o.orders_store or str(state_dir / "orders.db"))
-        stack.callback(store.close)
-        book = ActivationBook(o.world)
-        heartbeat = max(0.2, min(5.0, o.max_activation_age / 5))
-        subscriber = ActivationSubscriber(book, url, o.token, heartbeat=heartbeat).start()
-        stack.callback(subscriber.close)
-        poster = MetricsPoster(store, url, o.token, o.world).start()
-        relay = None
-        if o.brokers:
-            relay = OrderRelay(store, o.brokers, o.orders_topic, o.fills_topic).start()
-            stack.callback(relay.close)
+        links = _open_links(o, url, state_dir, stack)
+        store, poster = links.store, links.poster
         head = {"strategy": sid, "params": meta.get("params", fresh["params"]),
                 "symbols": universe, "interval": s.interval, "mode": mode, "world": o.world,
                 "run_id": run_id}
@@ -223,7 +238,7 @@ def run_live(
         last = store.last_update(o.world, sid, run_id) if resuming else None
         report = RunReport(head, universe, o.out, queue, resuming, last_update=last)
         tally = OrderTally(on_order)
-        ctx = _order_context(o, float(info["capital"]), book, store, relay, tally)
+        ctx = _order_context(o, links, tally)
         flow = build_live_flow(
             spec,
             source,
