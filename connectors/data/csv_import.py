@@ -143,27 +143,31 @@ def _time_column(table: pa.Table, path: Path, time_column: str | None) -> str:
     )
 
 
-def _line_of(path: Path, row_text: str) -> int | None:
-    """The line of ``path`` (from 1) that reads ``row_text``, to say where a parse error
-    is (pyarrow quotes the row but not its line); None when not found or compressed."""
+def _find_line(path: Path, row_text: str) -> tuple[int, str] | None:
+    """The line of ``path`` (from 1) that pyarrow quotes as ``row_text`` in a parse error (it
+    does not say which line), and that line as bytes with the undecodable ones escaped
+    (``\\xff``); None when not found or the file is compressed."""
     if path.suffix.lower() in (".gz", ".bz2", ".zst", ".lz4"):
         return None
     with path.open("rb") as f:
         for n, raw in enumerate(f, 1):
-            if raw.rstrip(b"\r\n").decode("utf-8", "replace") == row_text:
-                return n
+            line = raw.rstrip(b"\r\n")
+            if line.decode("utf-8", "replace") == row_text:
+                return n, line.decode("utf-8", "backslashreplace")
     return None
 
 
 def _read_error(path: Path, exc: pa.ArrowInvalid) -> BarFileError:
     text = str(exc)
     bad = re.match(r"CSV parse error: (Expected \d+ columns?, got \d+): (.*)$", text, re.S)
-    if bad:
-        line = _line_of(path, bad.group(2))
-        where = f"line {line}: " if line else ""
-        return BarFileError(path, f"cannot read as CSV: {where}{bad.group(1).lower()} "
-                            f"in {bad.group(2)!r}")
-    return BarFileError(path, f"cannot read as CSV: {text}")
+    if not bad:
+        return BarFileError(path, f"cannot read as CSV: {text}")
+    what, row = bad.group(1).lower(), bad.group(2)
+    found = _find_line(path, row)
+    if found is None:
+        return BarFileError(path, f"cannot read as CSV: {what} in {row!r}")
+    line, row = found
+    return BarFileError(path, f"cannot read as CSV: line {line}: {what} in '{row}'")
 
 
 def read_bars_csv(path: str | Path, time_column: str | None = None) -> Batch:
