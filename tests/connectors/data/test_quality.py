@@ -155,12 +155,3 @@ def test_daily_weekdays_with_holidays_and_auto():
     assert [(g.count, "inferred" in g.detail) for g in auto] == [(1, True)]
     cal = Calendar.parse("weekdays", holidays=["2024-07-04"])
     assert find_gaps(no_july4, "1d", cal) == []
-
-
-def test_bad_calendar_input():
-    with pytest.raises(ValueError, match="unknown calendar"):
-        Calendar.parse("lunar")
-    with pytest.raises(ValueError, match="HH:MM-HH:MM"):
-        Calendar.parse("weekdays", session="9h-16h")
-    with pytest.raises(ValueError, match="unknown time zone"):
-        Calendar.parse("weekdays", tz="Mars/Olympus")
