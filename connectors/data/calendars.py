@@ -92,7 +92,12 @@ def _exchange_name(text: str) -> str:
 @dataclass(frozen=True)
 class Schedule:
     """An exchange's sessions over whole years, as int64 arrays: the session's UTC date (days
-    since 1970-01-01) and its open, lunch break start and end (-1 when none) and close (ns)."""
+    since 1970-01-01) and its open, lunch break start and end (-1 when none) and close (ns).
+
+    >>> s = exchange_schedule("XHKG", 2024, 2024)
+    >>> int(s.break_end[0] - s.break_start[0]) // 60_000_000_000  # minutes of lunch
+    60
+    """
 
     day: np.ndarray
     open: np.ndarray

@@ -180,7 +180,13 @@ def repair(bars: Batch) -> tuple[Batch, list[str]]:
     """A repaired copy and what changed: rows with NaN, non-positive prices or negative
     volume dropped; duplicates dropped (the last row of each time kept, in file order); rows
     sorted by time; high/low widened to contain open and close. Gaps are left (backfill
-    fills them)."""
+    fills them).
+
+    >>> one = {c: np.array([1.0, 1.0]) for c in BAR_COLUMNS[1:]}
+    >>> fixed, changes = repair({"ts": np.array([DAY, DAY]), **one})
+    >>> fixed["ts"].tolist(), changes
+    ([86400000000000], ['dropped 1 duplicate rows (kept the last of each time)'])
+    """
     ts = np.asarray(bars["ts"], dtype=np.int64)
     cols = {c: np.asarray(bars[c], dtype=np.float64).copy() for c in BAR_COLUMNS[1:]}
     changes = []

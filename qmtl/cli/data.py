@@ -253,6 +253,8 @@ def check(
         raise _fail(str(exc)) from None
     if files and out is not None and len(files) > 1:
         raise fail("--out takes one file: check several files without --out")
+    if time_column is not None and not files:
+        raise fail("--time-column goes with files: the catalog's own bars have their times")
     targets = (_file_targets(files, interval, time_column) if files
                else _catalog_targets(data, symbols, interval))
     remaining = 0

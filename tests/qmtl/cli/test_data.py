@@ -305,6 +305,8 @@ def test_check_with_an_exchange_calendar(tmp_path):
                   "--session", "09:30-16:00")
     assert both.exit_code == 1 and "has its own session hours" in both.output
     assert "XNYS" in invoke("data", "check", "--help").output
+    catalog = invoke("data", "check", "--data", str(tmp_path), "--time-column", "Date")
+    assert catalog.exit_code == 1 and "--time-column goes with files" in catalog.output
 
 
 def test_check_rows_are_counted_from_one(tmp_path):
