@@ -12,7 +12,7 @@ import datetime as dt
 import shutil
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -83,17 +83,12 @@ def import_(
     """Import a CSV file of bars into the catalog (nothing is written when it has an error).
     """
     _check_interval(interval)
-    policy: Literal["raise", "drop"]
-    if on_bad_bars == "raise":
-        policy = "raise"
-    elif on_bad_bars == "drop":
-        policy = "drop"
-    else:
+    if on_bad_bars not in ("raise", "drop"):
         raise _fail(f"--on-bad-bars must be 'raise' or 'drop', got {on_bad_bars!r}")
     catalog = _catalog(data)
     try:
-        rows, dropped = import_csv(catalog, file, symbol, interval, on_bad=policy,
-                                   time_column=time_column)
+        rows, dropped = import_csv(catalog, file, symbol, interval, time_column=time_column,
+                                   on_bad="drop" if on_bad_bars == "drop" else "raise")
     except (ValueError, LookupError, OSError) as exc:
         raise _fail(str(exc)) from None
     note = f" ({dropped} bad bars dropped)" if dropped else ""
@@ -120,7 +115,8 @@ def demo(
     except (ValueError, LookupError, OSError) as exc:
         raise _fail(str(exc)) from None
     console.print(
-        f"wrote {bars} synthetic {interval} bars for {', '.join(names)} into {catalog.root}"
+        f"wrote {bars} synthetic {interval} bars for {', '.join(names)} into {catalog.root}",
+        markup=False,
     )
 
 
@@ -137,7 +133,7 @@ def ls(data: DataOption = None) -> None:
     if not entries:
         console.print(f"catalog {catalog.root} is empty: try `qmtl data demo`")
         return
-    table = Table(title=f"catalog {catalog.root}")
+    table = Table(title=escape(f"catalog {catalog.root}"))
     for col in ("symbol", "interval", "first", "last", "rows", "covered", "size"):
         table.add_column(col, justify="right" if col in ("rows", "size") else "left")
     for symbol, interval, first, last, rows in entries:
@@ -146,8 +142,8 @@ def ls(data: DataOption = None) -> None:
         if len(ranges) > 3:
             shown += f"; +{len(ranges) - 3} more"
         size = catalog.path(symbol, interval).stat().st_size
-        table.add_row(symbol, interval, format_ts(first), format_ts(last), f"{rows:,}", shown,
-                      f"{size / 2**20:.1f} MiB")
+        table.add_row(escape(symbol), interval, format_ts(first), format_ts(last), f"{rows:,}",
+                      shown, f"{size / 2**20:.1f} MiB")
     console.print(table)
 
 
@@ -206,14 +202,15 @@ def backfill(
         raise _fail(str(exc)) from None
     if not provider.fetches:
         console.print(f"nothing to fetch: the catalog already covers {', '.join(names)} "
-                      f"{interval} from {format_ts(lo)} to {format_ts(hi)}", highlight=False)
+                      f"{interval} from {format_ts(lo)} to {format_ts(hi)}", highlight=False,
+                      markup=False)
         return
-    table = Table(title=f"backfill into {provider.catalog.root}")
+    table = Table(title=escape(f"backfill into {provider.catalog.root}"))
     for col in ("symbol", "from", "range", "bars"):
         table.add_column(col, justify="right" if col == "bars" else "left")
     for f in provider.fetches:
-        table.add_row(f.symbol, f.layer, f"{format_ts(f.start)} .. {format_ts(f.end)}",
-                      f"{f.rows:,}")
+        span = f"{format_ts(f.start)} .. {format_ts(f.end)}"
+        table.add_row(escape(f.symbol), escape(f.layer), span, f"{f.rows:,}")
     console.print(table)
     for note in provider.notes:
         err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
