@@ -217,16 +217,18 @@ def read_bars_file(path: str | Path, time_column: str | None = None) -> Batch:
     return bars_from_table(table, path, time_column)
 
 
-def _first_non_number(column: pa.ChunkedArray) -> tuple[int, str] | None:
-    """Row (from 1) and text of the first value of a text column that is not a number."""
-    for i, value in enumerate(column.to_pylist()):
-        if value is None:
-            continue
+def _first_non_number(column: pa.ChunkedArray) -> tuple[int, str]:
+    """Row (from 1) and text of the first value that does not convert to a number, as pyarrow
+    judges it: halving the column until one value is left (a few casts, not one per row)."""
+    lo, hi = 0, len(column)  # the first bad value is in [lo, hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
         try:
-            float(value)
-        except (TypeError, ValueError):
-            return i + 1, str(value)
-    return None
+            column.slice(lo, mid - lo).cast(pa.float64())
+            lo = mid
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            hi = mid
+    return lo + 1, str(column[lo].as_py())
 
 
 def bars_from_table(table: pa.Table, path: str | Path, time_column: str | None = None) -> Batch:
@@ -256,10 +258,13 @@ def bars_from_table(table: pa.Table, path: str | Path, time_column: str | None =
         values = table.column(lower[c])
         try:
             out[c] = values.cast(pa.float64()).to_numpy()
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            bad = _first_non_number(values)
-            what = f"row {bad[0]}: {bad[1]!r} is not a number" if bad else f"not numeric: {exc}"
-            raise BarFileError(path, f"column {lower[c]!r}, {what}") from None
+        except pa.ArrowInvalid:
+            row, text = _first_non_number(values)
+            raise BarFileError(path, f"column {lower[c]!r}, row {row}: {text!r} is not a number"
+                               ) from None
+        except pa.ArrowNotImplementedError:
+            raise BarFileError(path, f"column {lower[c]!r} has type {values.type}, expected "
+                               "numbers") from None
     return out
 
 

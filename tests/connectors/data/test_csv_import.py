@@ -82,6 +82,9 @@ def test_errors_say_where(tmp_path):
         ("date,open,high,low,close\n2024-01-02,1,2,0.5,1.5\n\n2024-01-03,1,2\n",
          "line 4: expected 5 columns, got 3 in '2024-01-03,1,2'"),
         ("date,open,high,low\n2024-01-02,1,2,0.5\n", "missing column 'close'"),
+        ("date,open,high,low,close\n" + "2024-01-02,1,2,0.5,1.5\n" * 999
+         + "2024-01-03,1,2,0.5,1_5\n",
+         "column 'close', row 1000: '1_5' is not a number"),
     ]
     for text, message in cases:
         path = write(tmp_path, text)
@@ -123,6 +126,9 @@ def test_files_that_are_not_there_or_not_bars(tmp_path):
         read_bars_file(bad)
     with pytest.raises(BarFileError, match="has type double, expected dates or times"):
         bars_from_table(pa.table({"date": [1.5], "open": [1.0], "high": [1.0], "low": [1.0],
+                                  "close": [1.0]}), "t.parquet")
+    with pytest.raises(BarFileError, match="'open' has type list<item: double>, expected num"):
+        bars_from_table(pa.table({"date": [1], "open": [[1.0]], "high": [1.0], "low": [1.0],
                                   "close": [1.0]}), "t.parquet")
 
 
