@@ -38,8 +38,9 @@ def code_commands() -> dict[str, set[str]]:
 def documented_commands(text: str) -> dict[str, set[str]]:
     """The same mapping, read from the reference page.
 
-    >>> documented_commands("## `qmtl x`\\n\\n| `--a N`, `-p` | y |\\n|---|---|\\n")
-    {'qmtl x': {'--a', '-p'}}
+    >>> doc = documented_commands("## `qmtl x`\\n\\n| `--a N`, `-p` | y |\\n|---|---|\\n")
+    >>> {k: sorted(v) for k, v in doc.items()}
+    {'qmtl x': ['--a', '-p']}
     """
     out: dict[str, set[str]] = {}
     current: str | None = None
