@@ -28,6 +28,7 @@ nothing can give returns the result is ``rejected`` with a hint that says why.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -38,6 +39,9 @@ from dataflows.metrics import MetricSet
 from qmtl.core.contracts import MetricsUpdate, SubmitResult
 from qmtl.core.errors import QmtlError
 from qmtl.strategy import Strategy
+from world_api.client import WorldServiceClient, WorldServiceError
+from world_api.domain.evaluator import WorldEngine
+from world_api.domain.policy import Policy, parse_policy
 
 CHUNK = 1_000
 """Returns per MetricsUpdate when a returns series is given rather than derived."""
@@ -60,42 +64,41 @@ class WorldClient(Protocol):
 
 
 class HttpWorld:
-    """A WorldService over HTTP (``url``, bearer ``token``)."""
+    """A WorldService over HTTP (``url``, bearer ``token``); its errors become
+    :class:`SubmitError` with the service's explanation.
+
+    >>> HttpWorld("demo", "http://127.0.0.1:9", timeout=1)
+    Traceback (most recent call last):
+    ...
+    qmtl.submit.SubmitError: cannot reach the world service at http://127.0.0.1:9: ...
+    """
 
     def __init__(self, world: str, url: str, token: str | None = None, timeout: float = 30) -> None:
-        from world_api.client import WorldServiceClient
-
         self.world = world
         self._client = WorldServiceClient(url, token, timeout)
-        self.capital = float(self._call("GET", f"/worlds/{world}")["capital"])
-
-    def _call(self, method: str, path: str, **kw: Any) -> Any:
-        from world_api.client import WorldServiceError
-
         try:
-            return self._client.call(method, path, **kw)
+            self.capital = float(self._call(self._client.world, world)["capital"])
+        except BaseException:
+            self._client.close()
+            raise
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
         except WorldServiceError as exc:
             raise SubmitError(str(exc)) from None
 
     def post(self, updates: list[MetricsUpdate]) -> None:
         """POST the updates as one batch."""
-        body = "[" + ",".join(u.model_dump_json() for u in updates) + "]"
-        self._call(
-            "POST",
-            f"/worlds/{self.world}/metrics",
-            content=body,
-            headers={"content-type": "application/json"},
-        )
+        self._call(self._client.post_metrics, self.world, updates)
 
     def decision(self, strategy_id: str) -> dict[str, Any]:
         """GET the strategy's view."""
-        return self._call("GET", f"/worlds/{self.world}/strategies/{strategy_id}")
+        return self._call(self._client.strategy, self.world, strategy_id)
 
     def policy_text(self) -> str:
         """The world's current policy as JSON."""
-        import json
-
-        return json.dumps(self._call("GET", f"/worlds/{self.world}/policy")["policy"])
+        return json.dumps(self._call(self._client.policy, self.world)["policy"])
 
     def close(self) -> None:
         """Close the HTTP client."""
@@ -103,12 +106,13 @@ class HttpWorld:
 
 
 class LocalWorld:
-    """A world evaluated in process from a policy (for ``validate`` and ``--dry-run``)."""
+    """A world evaluated in process from a policy (for ``validate`` and ``--dry-run``).
+
+    >>> LocalWorld("top_k: 3").engine.policy.top_k
+    3
+    """
 
     def __init__(self, policy: Any, capital: float = 1_000_000.0) -> None:
-        from world_api.domain.evaluator import WorldEngine
-        from world_api.domain.policy import Policy, parse_policy
-
         self.capital = capital
         p = policy if isinstance(policy, Policy) else parse_policy(policy or "{}")
         self.engine = WorldEngine(p)
