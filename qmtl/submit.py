@@ -39,9 +39,6 @@ from dataflows.metrics import MetricSet
 from qmtl.core.contracts import MetricsUpdate, SubmitResult
 from qmtl.core.errors import QmtlError
 from qmtl.strategy import Strategy
-from world_api.client import WorldServiceClient, WorldServiceError
-from world_api.domain.evaluator import WorldEngine
-from world_api.domain.policy import Policy, parse_policy
 
 CHUNK = 1_000
 """Returns per MetricsUpdate when a returns series is given rather than derived."""
@@ -74,8 +71,13 @@ class HttpWorld:
     """
 
     def __init__(self, world: str, url: str, token: str | None = None, timeout: float = 30) -> None:
+        # imported here, not at the top: world_api imports qmtl.core, and the qmtl package
+        # imports this module, so `import world_api.client` first would be a cycle
+        from world_api import client as world_client
+
+        self._errors = world_client.WorldServiceError
         self.world = world
-        self._client = WorldServiceClient(url, token, timeout)
+        self._client = world_client.WorldServiceClient(url, token, timeout)
         try:
             self.capital = float(self._call(self._client.world, world)["capital"])
         except BaseException:
@@ -85,7 +87,7 @@ class HttpWorld:
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
             return fn(*args)
-        except WorldServiceError as exc:
+        except self._errors as exc:
             raise SubmitError(str(exc)) from None
 
     def post(self, updates: list[MetricsUpdate]) -> None:
@@ -113,9 +115,14 @@ class LocalWorld:
     """
 
     def __init__(self, policy: Any, capital: float = 1_000_000.0) -> None:
+        # imported here for the same reason as in HttpWorld (an import cycle through qmtl)
+        from world_api.domain import evaluator
+        from world_api.domain import policy as world_policy
+
         self.capital = capital
-        p = policy if isinstance(policy, Policy) else parse_policy(policy or "{}")
-        self.engine = WorldEngine(p)
+        p = (policy if isinstance(policy, world_policy.Policy)
+             else world_policy.parse_policy(policy or "{}"))
+        self.engine = evaluator.WorldEngine(p)
 
     def post(self, updates: list[MetricsUpdate]) -> None:
         """Ingest the updates."""

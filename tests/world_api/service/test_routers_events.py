@@ -9,6 +9,7 @@ import httpx
 from tests.world_api.conftest import serve
 from tests.world_api.service.conftest import RNG, streamed, update
 from world_api.service.app import create_app
+from world_api.service.event_stream import keep_alive
 
 
 def test_sse_resumes_after_last_event_id(client):
@@ -48,3 +49,20 @@ def test_snapshot_then_stream_misses_nothing_under_concurrent_updates(store_url)
         want = {r["strategy_id"]: (r["active"], r["weight"]) for r in final["strategies"]}
         assert {k: v for k, v in table.items() if v[0]} == {k: v for k, v in want.items() if v[0]}
     app.state.service.store.close()
+
+
+def test_stream_wire_format_and_bad_last_event_id(client):
+    client.post("/worlds/w1/metrics", json=update("a", 1, 1.0))
+    r = client.get("/worlds/w1/events", params={"once": 1})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    event = client.get("/worlds/w1/activation").json()["seq"]
+    head, data = r.text.split("data: ", 1)
+    assert head == f"id: {event}\nevent: activation\n" and data.endswith("}\n\n")
+    bad = client.get("/worlds/w1/events", params={"once": 1}, headers={"Last-Event-ID": "x"})
+    assert bad.status_code == 422 and "Last-Event-ID must be an event seq" in bad.json()["detail"]
+    assert client.get("/worlds/nope/events", params={"once": 1}).status_code == 404
+    assert client.get("/worlds/w1/events", params={"heartbeat": 0}).status_code == 422
+
+
+def test_keep_alive_is_an_event_without_data():
+    assert keep_alive().encode() == b"event: keep-alive\n\n"
