@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 
 from world_api.service.errors import add_error_handlers, error_response
+from world_api.service.kafka_relay import KafkaRelay
 from world_api.service.routers import ROUTERS
 from world_api.service.state import WorldService
 from world_api.service.store import Store, open_store
@@ -60,8 +61,6 @@ def create_app(
     backend = store if isinstance(store, Store) else open_store(store)
     relay = None
     if kafka_brokers:
-        from world_api.service.kafka_relay import KafkaRelay  # confluent_kafka: optional
-
         relay = KafkaRelay(kafka_brokers, backend)
     svc = WorldService(backend, insecure_dev, relay)
 
