@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Self
 
@@ -61,10 +62,13 @@ class TotalReturn(Metric):
 
 
 class Cagr(Metric):
-    """Compound annual growth rate: equity ** (periods_per_year / n) - 1.
+    """Compound annual growth rate: equity ** (periods_per_year / n) - 1; +inf when that
+    is beyond a float (a short run of fast bars that gained).
 
     >>> round(Cagr(periods_per_year=2).update([0.1, 0.1]).get(), 10)
     0.21
+    >>> Cagr(periods_per_year=525_600).update([0.05] * 10).get()
+    inf
     """
 
     def __init__(self, periods_per_year: float) -> None:
@@ -85,7 +89,10 @@ class Cagr(Metric):
         n = self.count.n
         if n == 0 or self.total.equity <= 0:
             return NAN if n == 0 else -1.0
-        return self.total.equity ** (self.ppy / n) - 1.0
+        try:
+            return self.total.equity ** (self.ppy / n) - 1.0
+        except OverflowError:
+            return math.inf
 
     def __iadd__(self, other: Cagr) -> Self:
         self.total += other.total
