@@ -28,15 +28,16 @@ from typing import Any
 import numpy as np
 
 from dataflows.kernels import Kernel, make_kernel, register
-from qmtl.core.expr import Expr, walk
+from qmtl.core.expr import Expr
+from qmtl.core.expr_nodes import walk
 
 
 @register("custom")
 class CustomKernel(Kernel):
-    """Runs a user :class:`qmtl.operator.Operator`, checking the shape of what it returns.
+    """Runs a user operator (a :class:`qmtl.operator.Operator`: any class with an ``update``
+    of the input arrays), checking the shape of what it returns.
 
-    >>> from qmtl.operator import Operator
-    >>> class Twice(Operator):
+    >>> class Twice:
     ...     def update(self, x):
     ...         return 2 * x
     >>> CustomKernel(cls=Twice, args=[], kwargs={}, lookback=0).update(np.ones(2))
