@@ -33,6 +33,7 @@ import numpy as np
 
 from qmtl.core.bars import Batch
 from qmtl.core.contracts import BAR_COLUMNS
+from qmtl.core.intervals import interval_ns
 
 
 def _step(interval: str | int) -> int:
@@ -40,8 +41,6 @@ def _step(interval: str | int) -> int:
         if interval < 1:
             raise ValueError(f"interval must be >= 1 ns, got {interval}")
         return int(interval)
-    from qmtl.core.intervals import interval_ns
-
     return interval_ns(interval)
 
 
