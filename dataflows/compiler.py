@@ -47,7 +47,12 @@ OnBad = Literal["raise", "drop"]
 
 @dataclass(frozen=True)
 class StrategySpec:
-    """What the engine needs of one strategy: its key, universe, weight expression, costs."""
+    """What the engine needs of one strategy: its key, universe, weight expression, costs.
+
+    >>> from qmtl.core.expr import lit
+    >>> StrategySpec("s", ["A"], lit(1.0), 0.0, 1.0, 252.0).symbols
+    ['A']
+    """
 
     key: str
     symbols: list[str]
@@ -65,7 +70,11 @@ METRICS_EVERY = 1_000
 class StrategyOutput:
     """One portfolio step's output for a strategy: its new rows (if any) and, every
     ``METRICS_EVERY`` bars and at the end, its metrics so far with the returns since the
-    previous snapshot."""
+    previous snapshot.
+
+    >>> StrategyOutput("s", None, {"sharpe": 1.0}, 10, 99, seq=10).seq
+    10
+    """
 
     strategy: str
     batch: PortfolioBatch | None
@@ -307,7 +316,11 @@ CORE_STEPS = ("evaluate", "key_by_strategy", "key_by_symbol", "portfolio")
 
 
 def core_step_ids(flow: Dataflow) -> list[str]:
-    """The ids of a flow's core steps, sorted (to check that two runs share the graph)."""
+    """The ids of a flow's core steps, sorted (to check that two runs share the graph).
+
+    >>> core_step_ids(Dataflow("empty"))
+    []
+    """
     ids = [step.step_id for step in flow.substeps]
     return sorted(i for i in ids if i.rsplit(".", 1)[-1] in CORE_STEPS)
 
@@ -357,6 +370,14 @@ def run_dataflow(
 
     ``on_output`` sees each output as soon as it is produced (to stream metrics out while the
     replay runs); an exception it raises stops the run and is raised here.
+
+    >>> from qmtl.core.expr import col
+    >>> spec = StrategySpec("s", ["A"], col("close") > 0, 0.0, 1.0, 252.0)
+    >>> bars = {"ts": np.arange(1, 4), "open": np.ones(3), "high": np.ones(3),
+    ...         "low": np.ones(3), "close": np.ones(3), "volume": np.ones(3)}
+    >>> outs = run_dataflow([spec], lambda: iter([("A", bars)]))
+    >>> outs[-1].metrics["n_bars"], outs[-1].n_bars
+    (3.0, 3)
     """
     control = control or RunControl()
     control.progress = progress or control.progress

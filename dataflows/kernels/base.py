@@ -27,7 +27,13 @@ KERNELS: dict[str, type[Kernel]] = {}
 
 
 class Kernel(ABC):
-    """Base class of every batch kernel (see the module docstring for the contract)."""
+    """Base class of every batch kernel (see the module docstring for the contract).
+
+    >>> Kernel()
+    Traceback (most recent call last):
+    ...
+    TypeError: Can't instantiate abstract class Kernel with abstract method update
+    """
 
     op: ClassVar[str] = ""
 

@@ -56,7 +56,13 @@ class Moments:
         return out
 
     def merge(self, other: Moments) -> None:
-        """Add the moments of the periods that follow (or of any other periods)."""
+        """Add the moments of the periods that follow (or of any other periods).
+
+        >>> m = Moments()
+        >>> m.merge(Moments.of(np.array([2.0, 4.0])))
+        >>> m.n, m.mean, m.m2
+        (2, 3.0, 2.0)
+        """
         n, mean, m2 = other.n, other.mean, other.m2
         if n == 0:
             return
@@ -116,27 +122,43 @@ class Periods:
 
     @property
     def path(self) -> np.ndarray:
-        """``start`` followed by the equity after each value: ``start * prod(1 + r)``."""
+        """``start`` followed by the equity after each value: ``start * prod(1 + r)``.
+
+        >>> Periods([1.0, -0.5]).path.tolist()
+        [1.0, 2.0, 1.0]
+        """
         if self._path is None:
             self._path = self.path_from(self.start, cache=False)
         return self._path
 
     def path_from(self, start: float, cache: bool = True) -> np.ndarray:
-        """The equity path from ``start`` (the shared :attr:`path` when ``start`` is its own)."""
+        """The equity path from ``start`` (the shared :attr:`path` when ``start`` is its own).
+
+        >>> Periods([1.0]).path_from(3.0).tolist()
+        [3.0, 6.0]
+        """
         if cache and start == self.start:
             return self.path
         return np.multiply.accumulate(np.concatenate([[start], 1.0 + self.values]))
 
     @property
     def moments(self) -> Moments:
-        """Count, mean and sum of squared deviations of the values."""
+        """Count, mean and sum of squared deviations of the values.
+
+        >>> Periods([1.0, 3.0]).moments.mean
+        2.0
+        """
         if self._moments is None:
             self._moments = Moments.of(self.values)
         return self._moments
 
     @property
     def downside_sq(self) -> float:
-        """Sum of squares of the negative values."""
+        """Sum of squares of the negative values.
+
+        >>> Periods([0.5, -0.5, -1.0]).downside_sq
+        1.25
+        """
         if self._downside_sq is None:
             neg = np.minimum(self.values, 0.0)
             self._downside_sq = float((neg * neg).sum())

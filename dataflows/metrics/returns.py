@@ -77,7 +77,11 @@ class Cagr(Metric):
 
     @property
     def equity(self) -> float:
-        """The equity after the periods so far (1.0 before any)."""
+        """The equity after the periods so far (1.0 before any).
+
+        >>> Cagr(252).update([0.5]).equity
+        1.5
+        """
         return self.total.equity
 
     def update_periods(self, periods: Periods) -> Self:

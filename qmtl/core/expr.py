@@ -390,7 +390,11 @@ class Rolling:
         self.n = n
 
     def apply(self, fn: Callable[[np.ndarray], float]) -> Expr:
-        """Apply ``fn`` to every window (see the class docstring)."""
+        """Apply ``fn`` to every window (see the class docstring).
+
+        >>> col("close").rolling(3).apply(max).params["n"]
+        3
+        """
         if not callable(fn):
             raise TypeError(f"rolling({self.n}).apply needs a function, got {fn!r}")
         return Expr("rolling_apply", self.expr, n=self.n, fn=fn)
@@ -413,7 +417,12 @@ class Rolling:
 
 
 class Bollinger(NamedTuple):
-    """Bollinger bands as three expressions."""
+    """Bollinger bands as three expressions.
+
+    >>> upper, middle, lower = col("close").bollinger(20, 2.0)
+    >>> upper.op, lower.op
+    ('add', 'sub')
+    """
 
     upper: Expr
     middle: Expr
@@ -421,7 +430,11 @@ class Bollinger(NamedTuple):
 
 
 class Macd(NamedTuple):
-    """MACD line, signal line and histogram as three expressions."""
+    """MACD line, signal line and histogram as three expressions.
+
+    >>> col("close").macd().macd.op
+    'sub'
+    """
 
     macd: Expr
     signal: Expr

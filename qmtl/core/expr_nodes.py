@@ -36,13 +36,22 @@ _OWN_LOOKBACK: dict[str, Callable[[dict[str, Any]], int]] = {
 
 
 class Node(Protocol):
-    """What :func:`walk` needs of a node: a content id and its input nodes."""
+    """What :func:`walk` needs of a node: a content id and its input nodes.
+
+    >>> from qmtl.core.expr import col
+    >>> isinstance(col("close").id, str), col("close").inputs
+    (True, ())
+    """
 
     @property
-    def id(self) -> str: ...
+    def id(self) -> str:
+        """The node's content id."""
+        ...
 
     @property
-    def inputs(self) -> Sequence[Self]: ...
+    def inputs(self) -> Sequence[Self]:
+        """The nodes it is computed from."""
+        ...
 
 
 N = TypeVar("N", bound=Node)

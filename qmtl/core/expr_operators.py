@@ -22,7 +22,12 @@ Number = int | float | bool
 
 
 class ExprOperators:
-    """Operator overloads in terms of two node builders the expression class provides."""
+    """Operator overloads in terms of two node builders the expression class provides.
+
+    >>> from qmtl.core.expr import Expr
+    >>> issubclass(Expr, ExprOperators)
+    True
+    """
 
     __slots__ = ()
 
