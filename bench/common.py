@@ -32,6 +32,7 @@ from rich.table import Table
 
 from connectors.data.synthetic import generate_bars
 from qmtl import Strategy, backtest, latch
+from qmtl.core.bars import Batch
 from qmtl.core.intervals import periods_per_year
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +41,7 @@ PPY = periods_per_year("1m")
 RTOL_EQUITY = 1e-6
 ATOL_RETURNS = 1e-9
 
-Data = dict[str, dict[str, np.ndarray]]
+Data = dict[str, Batch]
 """Symbol -> bar columns (the shape ``backtest(data=...)`` takes)."""
 
 

@@ -61,11 +61,12 @@ from connectors.data.questdb import QuestDBReader  # noqa: E402
 from connectors.data.seamless import SeamlessDataProvider  # noqa: E402
 from connectors.data.synthetic import generate_bars, symbol_seed  # noqa: E402
 from qmtl import backtest  # noqa: E402
+from qmtl.core.bars import Batch  # noqa: E402
 
 PG_URL = os.environ.get("QMTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def drain(items: Iterable[tuple[str, dict[str, np.ndarray]]]) -> int:
+def drain(items: Iterable[tuple[str, Batch]]) -> int:
     """Consume (symbol, batch) items; the number of bars they held."""
     return sum(len(b["ts"]) for _, b in items)
 

@@ -38,7 +38,7 @@ from dataflows.graph import Program, ProgramState
 from dataflows.metrics import MetricSet
 from dataflows.portfolio import Portfolio, PortfolioBatch, SignalBatch
 from dataflows.replay import CallbackSink, ReplaySource
-from qmtl.core.bars import validate_bars
+from qmtl.core.bars import Batch, validate_bars
 from qmtl.core.expr import Expr
 from qmtl.core.fingerprint import BarHasher
 
@@ -101,11 +101,11 @@ def _evaluate_step(
     on_bad: OnBad,
     prices: bool = False,
     signals_from: int | None = None,
-) -> Callable[[_SymbolState | None, tuple[str, dict[str, np.ndarray]]], Any]:
+) -> Callable[[_SymbolState | None, tuple[str, Batch]], Any]:
     members = {spec.key: set(spec.symbols) for spec in specs}
 
     def evaluate(
-        state: _SymbolState | None, item: tuple[str, dict[str, np.ndarray]]
+        state: _SymbolState | None, item: tuple[str, Batch]
     ) -> tuple[_SymbolState | None, list[tuple[str, SignalBatch]]]:
         if control.failed:
             return state, []
@@ -271,7 +271,7 @@ def build_program(specs: list[StrategySpec]) -> Program:
 
 
 def build_core(
-    bars: op.Stream[tuple[str, dict[str, np.ndarray]]],
+    bars: op.Stream[tuple[str, Batch]],
     specs: list[StrategySpec],
     control: RunControl,
     *,
@@ -327,7 +327,7 @@ def core_step_ids(flow: Dataflow) -> list[str]:
 
 def build_flow(
     specs: list[StrategySpec],
-    make_items: Callable[[], Iterator[tuple[str, dict[str, np.ndarray]]]],
+    make_items: Callable[[], Iterator[tuple[str, Batch]]],
     sink: Callable[[StrategyOutput], None],
     control: RunControl,
     *,
@@ -355,7 +355,7 @@ def build_flow(
 
 def run_dataflow(
     specs: list[StrategySpec],
-    make_items: Callable[[], Iterator[tuple[str, dict[str, np.ndarray]]]],
+    make_items: Callable[[], Iterator[tuple[str, Batch]]],
     *,
     workers: int = 1,
     on_bad: OnBad = "raise",

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import xxhash
 
+from qmtl.core.bars import Batch
 from qmtl.core.contracts import BAR_COLUMNS
 
 _DTYPES = {c: np.dtype("<i8") if c == "ts" else np.dtype("<f8") for c in BAR_COLUMNS}
@@ -51,7 +52,7 @@ class BarHasher:
         self.last: int | None = None
         self.rows = 0
 
-    def update(self, batch: dict[str, np.ndarray]) -> BarHasher:
+    def update(self, batch: Batch) -> BarHasher:
         """Add the next batch (in time order)."""
         n = len(batch["ts"])
         if n == 0:
