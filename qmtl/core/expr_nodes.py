@@ -20,8 +20,7 @@ from typing import Any, Protocol, Self, TypeVar
 
 import numpy as np
 
-# Warm-up each stateful operator adds on top of its input's (bars before a defined value).
-_OWN_LOOKBACK: dict[str, Callable[[dict[str, Any]], int]] = {
+OWN_LOOKBACK: dict[str, Callable[[dict[str, Any]], int]] = {
     "shift": lambda p: int(p["n"]),
     "rolling_sum": lambda p: int(p["n"]) - 1,
     "rolling_mean": lambda p: int(p["n"]) - 1,
@@ -33,6 +32,8 @@ _OWN_LOOKBACK: dict[str, Callable[[dict[str, Any]], int]] = {
     "rolling_apply": lambda p: int(p["n"]) - 1,
     "custom": lambda p: int(p.get("lookback", 0)),
 }
+"""Warm-up each stateful operator adds on top of its input's (bars before a defined value),
+from its parameters."""
 
 
 class Node(Protocol):
@@ -105,7 +106,7 @@ def own_lookback(op: str, params: dict[str, Any]) -> int:
     >>> own_lookback("shift", {"n": 2}), own_lookback("custom", {})
     (2, 0)
     """
-    own = _OWN_LOOKBACK.get(op)
+    own = OWN_LOOKBACK.get(op)
     return own(params) if own else 0
 
 
