@@ -5,6 +5,10 @@ in the style of polars' expressions. Nothing is computed when it is built: each 
 its operator, parameters and inputs, and its ``id`` is a stable hash of those, so identical
 sub-expressions (in one strategy or across strategies) are the same node and are computed once.
 
+Node identity (content ids, warm-up, the graph walk) is in :mod:`qmtl.core.expr_nodes`, the
+Python operators in :mod:`qmtl.core.expr_operators`; indicators are methods here (``rsi``,
+``bollinger``, ``macd``) and functions in the user namespace :mod:`qmtl.indicators`.
+
 >>> from qmtl.core.expr import col
 >>> close = col("close")
 >>> fast, slow = close.sma(10), close.sma(50)
