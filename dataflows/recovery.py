@@ -37,7 +37,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 from bytewax.recovery import RecoveryConfig, init_db_dir
@@ -227,7 +227,7 @@ class RecordLog:
     def __init__(self, path: Path | None, dtype: np.dtype, resume: bool) -> None:
         self.dtype = dtype
         self.parts: list[np.ndarray] = []
-        self._file: Any = None
+        self._file: BinaryIO | None = None
         if path is None:
             return
         if resume and path.is_file():

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bytewax.dataflow import Dataflow
+from bytewax.recovery import RecoveryConfig
 from bytewax.testing import cluster_main, run_main
 
 from connectors.data.quality import Calendar
@@ -313,7 +315,7 @@ def run_live(
         )
 
 
-def _run_flow(flow: Any, o: LiveOptions, recovery: Any) -> None:
+def _run_flow(flow: Dataflow, o: LiveOptions, recovery: RecoveryConfig | None) -> None:
     """Run ``flow`` on ``o.workers`` workers, snapshotting every ``o.snapshot_interval`` s."""
     epoch = dt.timedelta(seconds=o.snapshot_interval)
     if o.workers == 1:
