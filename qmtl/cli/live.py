@@ -8,6 +8,7 @@ lines and the summary.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Any
 
@@ -25,8 +26,13 @@ def setup_logging(debug: bool = False) -> None:
     True
     """
     logger = logging.getLogger("qmtl")
-    if not any(getattr(h, "_qmtl", False) for h in logger.handlers):
-        handler = logging.StreamHandler()
+    ours = [h for h in logger.handlers if getattr(h, "_qmtl", False)]
+    if ours:  # a second run in the same process: stderr may have been replaced since
+        for h in ours:
+            if isinstance(h, logging.StreamHandler):
+                h.stream = sys.stderr  # not setStream: it flushes the old one, maybe closed
+    else:
+        handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
         handler._qmtl = True  # type: ignore[attr-defined]
         logger.addHandler(handler)

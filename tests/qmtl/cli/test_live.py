@@ -111,6 +111,8 @@ def test_a_second_run_on_the_same_state_says_its_orders_were_already_recorded(tm
     assert got, second.output
     new_orders, old_orders, new_fills, old_fills = (int(g) for g in got.groups())
     assert (old_orders, old_fills) == (orders, fills)
+    # the second run in this process logs to its own stderr (not the first run's, closed)
+    assert "is active in world 'w'" in second.output and "Logging error" not in second.output
     # what it printed is what was new (the printer shows up to 20 lines a second)
     printed = second.output.count("order SmaCross") + second.output.count("fill  SmaCross")
     assert printed == new_orders + new_fills or new_orders + new_fills > 20
