@@ -1,4 +1,5 @@
-"""Streaming reads of the catalog: same bits as whole reads, bounded metadata per open file."""
+"""Streaming reads of the catalog: same bits as whole reads, one bounded part open at a time;
+the layout of parts, its commits, and catalogs written before parts."""
 
 from __future__ import annotations
 
@@ -8,15 +9,14 @@ import pyarrow.parquet as pq
 import pytest
 
 import connectors.data.catalog as catalog_mod
-import connectors.data.parquet_footer as footer_mod
-from connectors.data.catalog import Catalog, CatalogError
-from connectors.data.parquet_footer import WINDOW, RowGroupFile, split_footer
+import connectors.data.parts as parts_mod
+from connectors.data.catalog import PART_GROUPS, Catalog, CatalogError
 from connectors.data.synthetic import generate_bars
 
 
 @pytest.fixture
 def long_catalog(tmp_path, monkeypatch):
-    """Two symbols in row groups of 100 bars: far more row groups than a window holds."""
+    """Two symbols in row groups of 100 bars: far more row groups than a part holds."""
     monkeypatch.setattr(catalog_mod, "ROW_GROUP", 100)
     cat = Catalog(tmp_path)
     cat.write("A", "1m", generate_bars(5_050, interval="1m", seed=1))
@@ -27,7 +27,7 @@ def long_catalog(tmp_path, monkeypatch):
 
 def test_stream_is_bit_identical_to_a_whole_read(long_catalog):
     cat = long_catalog
-    assert pq.ParquetFile(cat.path("A", "1m")).metadata.num_row_groups == 51 > WINDOW
+    assert len(cat.parts("A", "1m")) == 4  # 5,050 bars in parts of 16 x 100
     whole = {s: cat.read(s, "1m") for s in ("A", "B")}
     for size in (1, 37, 100, 10_000):
         got = {"A": [], "B": []}
@@ -51,47 +51,10 @@ def test_stream_of_a_range_reads_the_same_bars_as_read(long_catalog):
         assert np.concatenate([b[c] for b in got]).tobytes() == want[c].tobytes()
 
 
-def test_a_long_file_holds_the_metadata_of_one_window_at_most(long_catalog):
-    path = long_catalog.path("A", "1m")
-    full = pq.ParquetFile(path)
-    with RowGroupFile(path) as f:
-        assert f.num_row_groups == full.metadata.num_row_groups == 51
-        assert f.held_row_groups == 0  # nothing parsed is kept until a read
-        for i in range(f.num_row_groups):
-            assert f.read(i).equals(full.read_row_group(i))
-            assert 1 <= f.held_row_groups <= WINDOW
-        # what is kept per row group does not depend on its metadata's size: 2 offsets
-        assert f._spans.shape == (51, 2)
-        assert f.metadata().num_row_groups == 51
 
 
-def test_the_window_bound_is_what_the_stream_uses(long_catalog, monkeypatch):
-    held = []
-    real_read = RowGroupFile.read
-
-    def spy(self, i, columns=None):
-        out = real_read(self, i, columns)
-        held.append(self.held_row_groups)
-        return out
-
-    monkeypatch.setattr(footer_mod, "WINDOW", 4)
-    monkeypatch.setattr(RowGroupFile, "read", spy)
-    n = sum(len(b["ts"]) for _, b in long_catalog.iter_batches(["A", "B"], "1m"))
-    assert n == 5_050 + 4_321
-    assert held and max(held) == 4
 
 
-def test_split_footer_finds_every_row_group_entry(tmp_path):
-    path = tmp_path / "x.parquet"
-    table = pa.table({"x": np.arange(1000), "s": [str(i) for i in range(1000)]})
-    pq.write_table(table, path, row_group_size=7, metadata_collector=None)
-    raw = path.read_bytes()
-    n = int.from_bytes(raw[-8:-4], "little")
-    head, spans, tail = split_footer(raw[-8 - n : -8])
-    assert len(spans) == 143 and (spans[1:, 0] == spans[:-1, 1]).all()
-    assert len(head) + (spans[-1, 1] - spans[0, 0]) + len(tail) < n  # minus the list header
-    with RowGroupFile(path) as f:
-        assert pa.concat_tables(f.read(i) for i in range(143)).equals(table)
 
 
 def test_a_corrupt_file_is_a_catalog_error(long_catalog):
@@ -119,20 +82,6 @@ def test_coverage_is_remembered_until_the_file_changes(tmp_path, monkeypatch):
     assert calls
 
 
-def test_a_footer_the_skimmer_cannot_split_is_read_whole(long_catalog, monkeypatch):
-    def refuse(footer):
-        raise footer_mod.FooterError("not this one")
-
-    monkeypatch.setattr(footer_mod, "split_footer", refuse)
-    f = RowGroupFile(long_catalog.path("A", "1m"))
-    try:
-        assert f.num_row_groups == 51 and f.held_row_groups == 51  # Arrow's own way
-        assert f.read(50).num_rows == 50 and f.metadata().num_row_groups == 51
-    finally:
-        f.close()
-    whole = long_catalog.read("A", "1m")
-    got = [b for _, b in long_catalog.iter_batches(["A"], "1m", batch_size=1_000)]
-    assert np.array_equal(np.concatenate([b["close"] for b in got]), whole["close"])
 
 
 def test_a_damaged_footer_is_a_catalog_error_naming_the_file(long_catalog):
@@ -144,3 +93,149 @@ def test_a_damaged_footer_is_a_catalog_error_naming_the_file(long_catalog):
     path.write_bytes(bytes(raw))
     with pytest.raises(CatalogError, match=f"corrupt catalog file {path}"):
         list(long_catalog.iter_batches(["A"], "1m"))
+
+
+def test_a_stream_holds_one_bounded_part_open_per_symbol(long_catalog, monkeypatch):
+    opened, open_now, most = [], set(), [0]
+    real = catalog_mod.pq.ParquetFile
+
+    class Spy(real):
+        def __init__(self, path, **kw):
+            super().__init__(path, **kw)
+            opened.append(self.metadata.num_row_groups)
+            open_now.add(id(self))
+            most[0] = max(most[0], len(open_now))
+
+        def close(self, *a, **kw):
+            open_now.discard(id(self))
+            return super().close(*a, **kw)
+
+    monkeypatch.setattr(catalog_mod.pq, "ParquetFile", Spy)
+    n = sum(len(b["ts"]) for _, b in long_catalog.iter_batches(["A", "B"], "1m", batch_size=50))
+    assert n == 5_050 + 4_321
+    assert len(opened) == 4 + 3  # every part once
+    assert max(opened) == PART_GROUPS  # metadata held: one part's row groups, not 51
+    assert most[0] == 2  # one open part per symbol
+    assert not open_now  # each closed when done
+
+
+def legacy_write(cat: Catalog, symbol: str, interval: str, bars: dict, covered=None) -> None:
+    """What the catalog wrote before parts: one bars.parquet, coverage in its metadata."""
+    import json
+
+    table = pa.table({c: bars[c] for c in ("ts", "open", "high", "low", "close", "volume")})
+    if covered is not None:
+        table = table.replace_schema_metadata({b"qmtl.coverage": json.dumps(covered)})
+    folder = cat.folder(symbol, interval)
+    folder.mkdir(parents=True)
+    pq.write_table(table, folder / "bars.parquet", row_group_size=10_000,
+                   use_dictionary=False, compression="lz4")
+
+
+def test_a_catalog_written_before_parts_is_read_then_upgraded_on_write(tmp_path):
+    cat = Catalog(tmp_path)
+    more = generate_bars(30_000, interval="1m", seed=4)
+    bars = {c: v[:25_000] for c, v in more.items()}
+    ts = bars["ts"]
+    legacy_write(cat, "A", "1m", bars, covered=[[int(ts[0]), int(ts[-1]) + 600 * 10**9]])
+    legacy_write(cat, "B", "1m", bars)  # no coverage recorded: first to last bar
+    assert cat.symbols("1m") == ["A", "B"] and cat.intervals("A") == ["1m"]
+    assert cat.path("A", "1m") == cat.folder("A", "1m") / "bars.parquet"
+    assert cat.coverage("A", "1m") == (int(ts[0]), int(ts[-1]), 25_000)
+    assert cat.covered("A", "1m").ranges == [(int(ts[0]), int(ts[-1]) + 600 * 10**9)]
+    assert cat.covered("B", "1m").ranges == [(int(ts[0]), int(ts[-1]))]
+    whole = cat.read("A", "1m")
+    for c in whole:
+        assert whole[c].tobytes() == bars[c].tobytes()
+    got = [b for _, b in cat.iter_batches(["A"], "1m", start=int(ts[7]), batch_size=999)]
+    assert np.concatenate([b["close"] for b in got]).tobytes() == bars["close"][7:].tobytes()
+
+    assert cat.write("A", "1m", {c: v[25_000:] for c, v in more.items()}) == 30_000
+    folder = cat.folder("A", "1m")
+    assert not (folder / "bars.parquet").exists() and (folder / "_manifest.json").is_file()
+    assert cat.covered("A", "1m").ranges == [(int(ts[0]), int(more["ts"][-1]))]
+    after = cat.read("A", "1m")
+    for c in after:
+        assert after[c].tobytes() == more[c].tobytes()
+
+
+def test_appending_keeps_the_full_parts_before_the_new_bars(long_catalog):
+    cat = long_catalog
+    more = generate_bars(5_200, interval="1m", seed=1)
+    cat.write("A", "1m", {c: v[:5_050] for c, v in more.items()}, replace=True)
+    first = cat.parts("A", "1m")
+    stamps = {p: p.stat().st_mtime_ns for p in first}
+    assert cat.write("A", "1m", {c: v[5_050:] for c, v in more.items()}) == 5_200
+    now = cat.parts("A", "1m")
+    assert now[:3] == first[:3]  # full parts untouched
+    assert all(p.stat().st_mtime_ns == stamps[p] for p in now[:3])
+    assert not first[3].exists() and len(now) == 4  # the short last part rewritten
+    whole = cat.read("A", "1m")
+    for c in whole:
+        assert whole[c].tobytes() == more[c].tobytes()
+    # a bar inside a kept part: that part and everything after it are rewritten
+    fix = {c: v[2_000:2_001].copy() for c, v in more.items()}
+    fix["close"] = fix["close"] * 2
+    cat.write("A", "1m", fix)
+    again = cat.parts("A", "1m")
+    assert again[0] == now[0] and again[1] != now[1] and len(again) == 4
+    assert cat.read("A", "1m")["close"][2_000] == more["close"][2_000] * 2
+
+
+def test_a_failed_write_leaves_the_folder_as_it_was(long_catalog, monkeypatch):
+    cat = long_catalog
+    folder = cat.folder("A", "1m")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    real, calls = parts_mod.pq.write_table, []
+
+    def fail_second(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(parts_mod.pq, "write_table", fail_second)
+    with pytest.raises(OSError, match="disk full"):
+        cat.write("A", "1m", generate_bars(4_000, interval="1m", seed=9), replace=True)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_a_stream_goes_on_when_a_write_replaces_its_parts(long_catalog):
+    cat = long_catalog
+    want = cat.read("A", "1m")
+    stream = cat.iter_batches(["A"], "1m", batch_size=100)
+    got = [next(stream)[1]]  # the first part is open now; the others are not yet
+    old = cat.parts("A", "1m")
+    cat.write("A", "1m", want, replace=True)  # the same bars in new parts; the old ones go
+    assert not any(p.exists() for p in old)
+    got += [b for _, b in stream]
+    for c in want:
+        assert np.concatenate([b[c] for b in got]).tobytes() == want[c].tobytes()
+
+
+def test_a_corrupt_manifest_is_named(long_catalog):
+    manifest = long_catalog.folder("A", "1m") / "_manifest.json"
+    manifest.write_text("{not json")
+    with pytest.raises(CatalogError, match=f"corrupt catalog manifest {manifest}"):
+        long_catalog.read("A", "1m")
+
+
+def test_the_lock_serializes_threads_and_is_reentrant(tmp_path):
+    import threading
+
+    cat, inside, most = Catalog(tmp_path), [], [0]
+
+    def hold():
+        with cat.lock("A", "1m"), cat.lock("A", "1m"):
+            inside.append(1)
+            most[0] = max(most[0], len(inside))
+            threading.Event().wait(0.01)
+            inside.pop()
+
+    threads = [threading.Thread(target=hold) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1
+    assert (cat.folder("A", "1m") / ".lock").exists()
