@@ -31,6 +31,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from connectors.data.csv_import import read_bars_file
 from qmtl.core.bars import Batch
 from qmtl.core.errors import QmtlError
 
@@ -112,8 +113,6 @@ class FolderOrigin:
         return (int(ts[0]), int(ts[-1])) if len(ts) else None
 
     def _read(self, symbol: str, interval: str) -> Batch:
-        from connectors.data.csv_import import read_bars_file
-
         path = self.locate(symbol, interval)
         stat = path.stat()
         key = (path, stat.st_mtime_ns, stat.st_size)
@@ -143,28 +142,3 @@ class FolderOrigin:
         for a in range(lo, hi, self.chunk_rows):
             b = min(hi, a + self.chunk_rows)
             yield {k: v[a:b] for k, v in bars.items()}
-
-
-def origin_from_spec(spec: str) -> Origin:
-    """An origin from a short spec: ``folder:PATH`` (or a bare path) or ``ccxt:EXCHANGE``
-    (``QMTL_ORIGIN`` and ``--origin`` use this).
-
-    >>> origin_from_spec("folder:/srv/bars").name
-    'folder:/srv/bars'
-    >>> origin_from_spec("ftp:x")
-    Traceback (most recent call last):
-    ...
-    ValueError: unknown origin 'ftp:x': use folder:PATH or ccxt:EXCHANGE (e.g. ccxt:binance)
-    """
-    kind, sep, rest = spec.partition(":")
-    if kind == "ccxt" and sep and rest:
-        from connectors.data.ccxt_origin import CcxtOrigin
-
-        return CcxtOrigin(rest)
-    if kind == "folder" and sep and rest:
-        return FolderOrigin(rest)
-    if not sep or kind.startswith(("/", ".", "~")):
-        return FolderOrigin(spec)
-    raise ValueError(
-        f"unknown origin {spec!r}: use folder:PATH or ccxt:EXCHANGE (e.g. ccxt:binance)"
-    )

@@ -22,7 +22,8 @@ from typing import Any
 from connectors.data.cache import DEFAULT_CACHE_BYTES
 from connectors.data.catalog import Catalog
 from connectors.data.coverage import Coverage
-from connectors.data.origins import Origin, origin_from_spec
+from connectors.data.origin_spec import origin_from_spec
+from connectors.data.origins import Origin
 from connectors.data.questdb import QuestDBReader, QuestDBWriter
 from connectors.data.seamless.backfill import Backfiller
 from connectors.data.seamless.layers import Fetch, FetchProgress, Layers
