@@ -205,8 +205,8 @@ def commit(folder: Path, table: pa.Table, coverage: list[tuple[int, int]], keep:
            old: Manifest | None, part_rows: int, row_group: int = 10_000) -> Manifest:
     """Write ``table`` (bars after every kept part's, sorted) as new parts of at most
     ``part_rows`` rows after the ``keep`` parts, then the manifest listing them with
-    ``coverage``, atomically; then delete what ``old`` listed and no longer is (and a legacy
-    file). On failure before the manifest is replaced, the new parts are removed and the
+    ``coverage``, atomically; then delete what ``old`` listed and no longer is, a legacy file
+    and parts no manifest lists (left by a writer that died before its commit). On failure before the manifest is replaced, the new parts are removed and the
     folder is as it was. The caller holds the folder's lock."""
     folder.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(4)
@@ -230,8 +230,12 @@ def commit(folder: Path, table: pa.Table, coverage: list[tuple[int, int]], keep:
             path.unlink(missing_ok=True)
         raise
     listed = {p.file for p in parts}
-    gone = [p.file for p in old.parts if p.file not in listed] if old is not None else []
-    for name in {*gone, LEGACY} - listed:
+    # what the old manifest listed and the new one does not, a legacy file, and what a
+    # writer that died before its commit left (the caller holds the lock: no writer is mid-way)
+    stale = {LEGACY, *(p.file for p in old.parts)} if old is not None else {LEGACY}
+    stale.update(f.name for f in folder.glob("part-*.parquet"))
+    stale.update(f.name for f in folder.glob(".part-*.tmp"))
+    for name in stale - listed:
         (folder / name).unlink(missing_ok=True)
     return manifest
 

@@ -200,6 +200,18 @@ def test_a_failed_write_leaves_the_folder_as_it_was(long_catalog, monkeypatch):
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
+def test_parts_left_by_a_writer_that_died_go_with_the_next_commit(long_catalog):
+    cat = long_catalog
+    folder = cat.folder("A", "1m")
+    (folder / "part-dead-000.parquet").write_bytes(b"half a part")
+    (folder / ".part-dead-001.parquet.tmp").write_bytes(b"less")
+    assert len(cat.read("A", "1m")["ts"]) == 5_050  # not listed: not read
+    cat.write("A", "1m", {c: v[:0] for c, v in cat.read("A", "1m").items()}, covered=[(0, 1)])
+    names = {p.name for p in folder.iterdir()}
+    assert "part-dead-000.parquet" not in names and ".part-dead-001.parquet.tmp" not in names
+    assert names == {p.name for p in cat.parts("A", "1m")} | {"_manifest.json", ".lock"}
+
+
 def test_a_stream_goes_on_when_a_write_replaces_its_parts(long_catalog):
     cat = long_catalog
     want = cat.read("A", "1m")
