@@ -206,8 +206,9 @@ def commit(folder: Path, table: pa.Table, coverage: list[tuple[int, int]], keep:
     """Write ``table`` (bars after every kept part's, sorted) as new parts of at most
     ``part_rows`` rows after the ``keep`` parts, then the manifest listing them with
     ``coverage``, atomically; then delete what ``old`` listed and no longer is, a legacy file
-    and parts no manifest lists (left by a writer that died before its commit). On failure before the manifest is replaced, the new parts are removed and the
-    folder is as it was. The caller holds the folder's lock."""
+    and parts no manifest lists (left by a writer that died before its commit). On failure
+    before the manifest is replaced, the new parts are removed and the folder is as it was.
+    The caller holds the folder's lock."""
     folder.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(4)
     written: list[Path] = []
