@@ -63,7 +63,11 @@ SCHEMA = pa.schema([("ts", pa.int64())] + [(c, pa.float64()) for c in BAR_COLUMN
 
 
 class CatalogError(QmtlError, LookupError):
-    """A symbol, interval or file the catalog cannot serve (the message says what exists)."""
+    """A symbol, interval or file the catalog cannot serve (the message says what exists).
+
+    >>> str(CatalogError("no 1d bars for 'X'"))
+    "no 1d bars for 'X'"
+    """
 
     def __str__(self) -> str:  # LookupError would quote the message like a KeyError
         return str(self.args[0]) if self.args else ""
@@ -144,7 +148,11 @@ def identity(folder: Path) -> tuple[Path, int, int, int] | None:
 
 def load(folder: Path) -> Manifest | None:
     """The folder's manifest (a legacy file read as one), or None when nothing is stored;
-    raises :class:`CatalogError` naming the file for a corrupt one."""
+    raises :class:`CatalogError` naming the file for a corrupt one.
+
+    >>> load(Path("/nonexistent")) is None
+    True
+    """
     path = folder / MANIFEST
     try:
         raw = path.read_bytes()
