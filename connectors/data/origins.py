@@ -31,7 +31,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from connectors.data.catalog import Catalog, CatalogError
 from connectors.data.csv_import import read_bars_file
+from connectors.data.parts import MANIFEST
 from qmtl.core.bars import Batch
 from qmtl.core.errors import QmtlError
 
@@ -68,10 +70,17 @@ EXTENSIONS: tuple[str, ...] = (".parquet", ".csv", ".csv.gz")
 
 
 class FolderOrigin:
-    """Bars from a folder of files: ``ROOT/1m/BTC-USD.csv``, ``ROOT/BTC-USD_1m.parquet`` or a
-    catalog-shaped ``ROOT/symbol=S/interval=I/bars.parquet`` (columns as for
-    ``qmtl data import``). Files are read whole, sorted by time and served in chunks of
-    ``chunk_rows``.
+    """Bars from a folder of files: ``ROOT/1m/BTC-USD.csv``, ``ROOT/BTC-USD_1m.parquet``, or
+    another QMTL catalog (``ROOT/symbol=S/interval=I/``, of parts or a single ``bars.parquet``)
+    (columns as for ``qmtl data import``). Files are read whole, sorted by time and served in
+    chunks of ``chunk_rows``.
+
+    >>> import tempfile
+    >>> from connectors.data.synthetic import generate_bars
+    >>> other = Catalog(tempfile.mkdtemp())
+    >>> _ = other.write("X", "1d", generate_bars(5, interval="1d"))
+    >>> sum(len(b["ts"]) for b in FolderOrigin(other.root).fetch("X", "1d", 0, 2**62))
+    5
     """
 
     def __init__(self, root: str | Path, chunk_rows: int = 100_000) -> None:
@@ -97,6 +106,9 @@ class FolderOrigin:
         """The file holding ``symbol`` at ``interval``, or :class:`SymbolNotFound`."""
         if not symbol or "/" in symbol or os.sep in symbol or symbol.startswith("."):
             raise SymbolNotFound(f"origin {self.name}: invalid symbol name {symbol!r}")
+        manifest = self.root / f"symbol={symbol}" / f"interval={interval}" / MANIFEST
+        if manifest.is_file():  # a catalog of parts
+            return manifest
         paths = self.candidates(symbol, interval)
         for path in paths:
             if path.is_file():
@@ -120,8 +132,11 @@ class FolderOrigin:
         if held is not None and held[0] == key:  # several missing ranges of one file: parse once
             return held[1]
         try:
-            bars = read_bars_file(path)
-        except ValueError as exc:
+            if path.name == MANIFEST:
+                bars = Catalog(self.root).read(symbol, interval)
+            else:
+                bars = read_bars_file(path)
+        except (ValueError, CatalogError) as exc:
             raise OriginError(f"origin {self.name}: {exc}") from None
         order = np.argsort(bars["ts"], kind="stable")
         bars = {k: v[order] for k, v in bars.items()}
