@@ -41,9 +41,9 @@ def submit(
         "http://127.0.0.1:8600"
     ),
     token: Annotated[str | None, typer.Option(envvar="QMTL_TOKEN", help="Bearer token.")] = None,
-    strategy_id: Annotated[str | None, typer.Option("--id", help="Strategy id (class name).")] = (
-        None
-    ),
+    strategy_id: Annotated[str | None, typer.Option("--id", help=(
+        "Strategy id (default: the class name, with the parameters -p changed from their "
+        "defaults, e.g. SmaCross-fast=20)."))] = None,
     dry_run: Annotated[bool, typer.Option(help="Apply the world's policy locally only.")] = False,
     symbols: SymbolsOpt = None,
     start: StartOpt = None,
@@ -54,7 +54,14 @@ def submit(
     origin: OriginOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Backtest a strategy, stream its metrics to a world, print the world's decision."""
+    """Backtest a strategy, stream its metrics to a world, print the world's decision.
+
+    The strategy is entered under `--id`; by default its class name when every parameter has
+    its default, else the class name with the changed parameters (`SmaCross-fast=20,slow=100`,
+    or a short hash of them when they are long or have other characters than letters,
+    digits and `_.+-`), so submitting other parameters adds an entry rather than replacing
+    one. `--dry-run` applies the world's policy locally and sends nothing.
+    """
     with errors_as_exit(debug):
         cls, params, universe = load_target(target, param, symbols)
         with progress_bar() as progress:
