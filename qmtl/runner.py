@@ -234,7 +234,18 @@ def backtest(
 def collect_result(
     s: Strategy, universe: list[str], outputs: list[StrategyOutput]
 ) -> BacktestResult:
-    """Assemble a :class:`BacktestResult` from the flow's outputs for one strategy."""
+    """Assemble a :class:`BacktestResult` from the flow's outputs for one strategy.
+
+    >>> from connectors.data.memory import aligned_batches
+    >>> from connectors.data.synthetic import generate_bars
+    >>> class S(Strategy):
+    ...     def signal(self, bars):
+    ...         return 1.0
+    >>> bars = {"A": generate_bars(30)}
+    >>> outs = run_dataflow([to_spec(S(), ["A"], None)], lambda: aligned_batches(bars, 7))
+    >>> collect_result(S(), ["A"], outs).bars.num_rows
+    30
+    """
     batches = [o.batch for o in outputs if o.batch is not None]
     snapshots = [o for o in outputs if o.metrics is not None]
     if not batches or not snapshots:

@@ -168,7 +168,15 @@ def error_exit(exc: BaseException) -> typer.Exit:
 def load_target(
     target: str, param: list[str] | None, symbols: str | None
 ) -> tuple[type[Strategy], dict[str, str], list[str] | None]:
-    """The strategy class, its ``-p`` overrides and the ``--symbols`` universe."""
+    """The strategy class, its ``-p`` overrides and the ``--symbols`` universe.
+
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "s.py"
+    >>> _ = f.write_text("from qmtl import Strategy\\nclass S(Strategy):\\n    n: int = 1\\n")
+    >>> cls, params, universe = load_target(str(f), ["n=2"], "A, B")
+    >>> cls.__name__, params, universe
+    ('S', {'n': '2'}, ['A', 'B'])
+    """
     params = parse_params(param or [])
     cls = load_strategy(target)
     universe = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
@@ -245,7 +253,10 @@ def make_provider(
 
 
 def print_notes(provider: SeamlessDataProvider) -> None:
-    """What the provider fetched and noticed, on stderr (one line each)."""
+    """What the provider fetched and noticed, on stderr (one line each).
+
+    >>> print_notes(SeamlessDataProvider.from_env("/tmp/nowhere"))  # nothing fetched yet
+    """
     for fetch in provider.fetches:
         err_console.print(f"fetched {fetch}", highlight=False, soft_wrap=True)
     for note in provider.notes:

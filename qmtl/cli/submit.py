@@ -88,7 +88,16 @@ def submit(
 
 
 def print_submit_result(result: SubmitResult) -> None:
-    """Print a SubmitResult: decision, hints, metrics."""
+    """Print a SubmitResult: decision, hints, metrics.
+
+    >>> print_submit_result(SubmitResult(world="w", strategy_id="S", run_id="r",
+    ...     status="rejected", metrics={}, contribution=0.0, weight=0.0, rank=None,
+    ...     improvement_hints=["extend --start"], n_bars=3, dry_run=False))
+    rejected · S in world w
+    weight 0.000 · rank - · contribution 0.0% · 3 bars
+      hint: extend --start
+    ...
+    """
     colour = {"active": "green", "candidate": "yellow", "rejected": "red"}[result.status]
     head = f"[bold {colour}]{result.status}[/] · {result.strategy_id} in world {result.world}"
     if result.dry_run:
