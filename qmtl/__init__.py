@@ -12,16 +12,23 @@
 ``backtest``, ``submit``, ``validate``, ``Runner`` and ``BacktestResult`` are loaded on first
 use (:pep:`562`): their modules import the data and engine layers, and those import
 ``qmtl.core``, which runs this file first, so importing them here would make every import of
-a lower layer circular.
+a lower layer circular. ``qmtl.submit`` stays the function even after the module of the same
+name is imported (Python would otherwise set the package's attribute to the module).
 
 >>> from qmtl import backtest
 >>> backtest.__module__
 'qmtl.runner'
+>>> import qmtl.submit
+>>> from qmtl import submit
+>>> submit.__name__, type(submit).__name__
+('submit', 'function')
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
@@ -49,6 +56,19 @@ _LAZY = {
     "validate": "qmtl.submit",
 }
 """Public names loaded on first use, and the module of each."""
+
+
+class _Package(types.ModuleType):
+    """The ``qmtl`` package module: a submodule import does not shadow a public name of
+    :data:`_LAZY` (``import qmtl.submit`` leaves ``qmtl.submit`` the function)."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> object:
