@@ -22,10 +22,13 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+import numpy as np
 import pyarrow as pa
 
+from connectors.data.seamless import SeamlessDataProvider
 from dataflows.compiler import OnBad, StrategyOutput, StrategySpec, build_program, run_dataflow
 from dataflows.control import RunControl
+from qmtl.core.bars import Batch
 from qmtl.core.errors import QmtlError
 from qmtl.core.fingerprint import dataset_fingerprint
 from qmtl.core.intervals import periods_per_year as default_ppy
@@ -158,11 +161,15 @@ def backtest(
     start_ns, end_ns = _to_ns(start, "start"), _to_ns(end, "end")
     if start_ns is not None and end_ns is not None and start_ns > end_ns:
         raise BacktestError(f"empty date range: start {start} is after end {end}")
-    provider = None if isinstance(data, Mapping) else as_provider(data)
+    provider: SeamlessDataProvider | None = None
+    source: SeamlessDataProvider | Mapping[str, Batch]
+    if isinstance(data, Mapping):
+        source = data
+    else:
+        source = provider = as_provider(data)
     fetched_before = len(provider.fetches) if provider is not None else 0
     spec = to_spec(s, universe, periods_per_year)
     # the look-back before --start: those bars warm the kernels up, the portfolio starts at it
-    source = data if provider is None else provider
     make_items, total = resolve_source(  # also checks that [start, end] has bars
         source, universe, s.interval, start_ns, end_ns, batch_size
     )
@@ -247,8 +254,12 @@ def collect_result(
     30
     """
     batches = [o.batch for o in outputs if o.batch is not None]
-    snapshots = [o for o in outputs if o.metrics is not None]
-    if not batches or not snapshots:
+    history = [
+        (o.n_bars, o.as_of, o.metrics, o.returns_since if o.returns_since is not None
+         else np.empty(0))
+        for o in outputs if o.metrics is not None
+    ]
+    if not batches or not history:
         raise BacktestError(f"{s.name}: no bars were processed")
     symbols = batches[0].symbols
     # each batch's rows are ordered by time then symbol, and batches follow in time; the
@@ -267,14 +278,13 @@ def collect_result(
             "equity": pa.chunked_array(rows["equity"], pa.float64()),
         }
     )
-    history = [(o.n_bars, o.as_of, o.metrics, o.returns_since) for o in snapshots]
     return BacktestResult(
         strategy=s.name,
         params=_instance_params(s),
         symbols=universe,
         interval=s.interval,
         bars=table,
-        metrics=snapshots[-1].metrics,
+        metrics=history[-1][2],
         history=history,
         series={name: [getattr(b, name) for b in batches] for name in SERIES},
     )

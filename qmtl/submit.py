@@ -31,7 +31,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
 
 import numpy as np
 
@@ -230,7 +230,7 @@ def _run(
     seq = 0
 
     def make_update(
-        n_bars: int, as_of: int, metrics: dict[str, float], rets: Sequence[float]
+        n_bars: int, as_of: int, metrics: dict[str, float], rets: np.ndarray | None
     ) -> MetricsUpdate:
         nonlocal seq
         seq += 1
@@ -243,11 +243,11 @@ def _run(
             as_of=as_of,
             n_bars=n_bars,
             metrics=_finite(metrics),
-            returns=[float(x) for x in rets],
+            returns=[] if rets is None else [float(x) for x in rets],
         )
 
     def result(
-        status: str | None = None,
+        status: Literal["active", "candidate", "rejected"] | None = None,
         hints: list[str] | None = None,
         metrics: dict[str, float] | None = None,
         n_bars: int = 0,

@@ -36,7 +36,7 @@ from qmtl.cli.common import (
 )
 from qmtl.cli.live import run_live_command
 from qmtl.live import LiveOptions
-from qmtl.runner import backtest
+from qmtl.runner import backtest, make_strategy
 
 
 def run(
@@ -149,7 +149,7 @@ def run(
             provider = make_provider(data, origin, None, progress)
             task = progress.add_task("replay", total=None)
             result = backtest(
-                cls,
+                make_strategy(cls, params),
                 provider,
                 symbols=universe,
                 start=start,
@@ -161,7 +161,6 @@ def run(
                 on_bad_bars=on_bad_bars,  # type: ignore[arg-type]
                 progress=lambda n: progress.advance(task, n),
                 on_start=lambda total: progress.update(task, total=total),
-                **params,
             )
         print_notes(provider)
         folder = out or Path("runs") / (
@@ -171,4 +170,4 @@ def run(
     title = f"{result.strategy} · {', '.join(result.symbols)} · {result.interval}"
     console.print(metrics_table(title, result.metrics))
     console.print(f"wrote {folder}/bars.parquet and {folder}/metrics.json "
-                  f"(data fingerprint {result.data['fingerprint'][:12]})", highlight=False)
+                  f"(data fingerprint {str(result.data['fingerprint'])[:12]})", highlight=False)

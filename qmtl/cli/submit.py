@@ -31,6 +31,7 @@ from qmtl.cli.common import (
     progress_bar,
 )
 from qmtl.core.contracts import SubmitResult
+from qmtl.runner import make_strategy
 from qmtl.submit import submit as do_submit
 
 
@@ -68,7 +69,7 @@ def submit(
             provider = make_provider(data, origin, None, progress)
             task = progress.add_task("replay", total=None)
             result = do_submit(
-                cls,
+                make_strategy(cls, params),
                 world,
                 url,
                 token,
@@ -81,7 +82,6 @@ def submit(
                 cost_bps=cost_bps,
                 progress=lambda n: progress.advance(task, n),
                 on_start=lambda total: progress.update(task, total=total),
-                **params,
             )
         print_notes(provider)
     print_submit_result(result)
