@@ -28,6 +28,7 @@ nothing can give returns the result is ``rejected`` with a hint that says why.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -103,42 +104,46 @@ class WorldClient(Protocol):
 
 
 class HttpWorld:
-    """A WorldService over HTTP (``url``, bearer ``token``)."""
+    """A WorldService over HTTP (``url``, bearer ``token``); its errors become
+    :class:`SubmitError` with the service's explanation.
+
+    >>> HttpWorld("demo", "http://127.0.0.1:9", timeout=1)
+    Traceback (most recent call last):
+    ...
+    qmtl.submit.SubmitError: cannot reach the world service at http://127.0.0.1:9: ...
+    """
 
     def __init__(self, world: str, url: str, token: str | None = None, timeout: float = 30) -> None:
-        from world_api.client import WorldServiceClient
+        # imported here, not at the top: world_api imports qmtl.core, and the qmtl package
+        # imports this module, so `import world_api.client` first would be a cycle
+        from world_api import client as world_client
 
+        self._errors = world_client.WorldServiceError
         self.world = world
-        self._client = WorldServiceClient(url, token, timeout)
-        self.capital = float(self._call("GET", f"/worlds/{world}")["capital"])
-
-    def _call(self, method: str, path: str, **kw: Any) -> Any:
-        from world_api.client import WorldServiceError
-
+        self._client = world_client.WorldServiceClient(url, token, timeout)
         try:
-            return self._client.call(method, path, **kw)
-        except WorldServiceError as exc:
+            self.capital = float(self._call(self._client.world, world)["capital"])
+        except BaseException:
+            self._client.close()
+            raise
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except self._errors as exc:
             raise SubmitError(str(exc)) from None
 
     def post(self, updates: list[MetricsUpdate]) -> None:
         """POST the updates as one batch."""
-        body = "[" + ",".join(u.model_dump_json() for u in updates) + "]"
-        self._call(
-            "POST",
-            f"/worlds/{self.world}/metrics",
-            content=body,
-            headers={"content-type": "application/json"},
-        )
+        self._call(self._client.post_metrics, self.world, updates)
 
     def decision(self, strategy_id: str) -> dict[str, Any]:
         """GET the strategy's view."""
-        return self._call("GET", f"/worlds/{self.world}/strategies/{strategy_id}")
+        return self._call(self._client.strategy, self.world, strategy_id)
 
     def policy_text(self) -> str:
         """The world's current policy as JSON."""
-        import json
-
-        return json.dumps(self._call("GET", f"/worlds/{self.world}/policy")["policy"])
+        return json.dumps(self._call(self._client.policy, self.world)["policy"])
 
     def close(self) -> None:
         """Close the HTTP client."""
@@ -146,15 +151,21 @@ class HttpWorld:
 
 
 class LocalWorld:
-    """A world evaluated in process from a policy (for ``validate`` and ``--dry-run``)."""
+    """A world evaluated in process from a policy (for ``validate`` and ``--dry-run``).
+
+    >>> LocalWorld("top_k: 3").engine.policy.top_k
+    3
+    """
 
     def __init__(self, policy: Any, capital: float = 1_000_000.0) -> None:
-        from world_api.domain.evaluator import WorldEngine
-        from world_api.domain.policy import Policy, parse_policy
+        # imported here for the same reason as in HttpWorld (an import cycle through qmtl)
+        from world_api.domain import evaluator
+        from world_api.domain import policy as world_policy
 
         self.capital = capital
-        p = policy if isinstance(policy, Policy) else parse_policy(policy or "{}")
-        self.engine = WorldEngine(p)
+        p = (policy if isinstance(policy, world_policy.Policy)
+             else world_policy.parse_policy(policy or "{}"))
+        self.engine = evaluator.WorldEngine(p)
 
     def post(self, updates: list[MetricsUpdate]) -> None:
         """Ingest the updates."""
