@@ -27,7 +27,8 @@ from pathlib import Path
 from traceback import FrameSummary
 from types import CodeType
 
-from qmtl.core.expr import Expr, walk
+from qmtl.core.expr import Expr
+from qmtl.core.expr_nodes import walk
 
 LIBRARY_ROOTS: tuple[str, ...] = tuple(
     sorted(
