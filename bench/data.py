@@ -28,57 +28,52 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
-import json
 import os
-import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+import psycopg
+import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
+from bench.common import (  # noqa: E402
+    RESULTS,
+    SmaCross,
+    machine,
+    median_time,
+    print_table,
+    write_results,
+)
 from connectors.data.catalog import Catalog  # noqa: E402
 from connectors.data.memory import aligned_batches  # noqa: E402
 from connectors.data.questdb import QuestDBReader  # noqa: E402
 from connectors.data.seamless import SeamlessDataProvider  # noqa: E402
 from connectors.data.synthetic import generate_bars, symbol_seed  # noqa: E402
-from qmtl import Strategy, backtest  # noqa: E402
+from qmtl import backtest  # noqa: E402
+from qmtl.core.bars import Batch  # noqa: E402
 
 PG_URL = os.environ.get("QMTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-class SmaCross(Strategy):
-    interval = "1m"
-
-    def signal(self, bars):
-        return bars.close.sma(10) > bars.close.sma(50)
-
-
-def timed(fn, repeat: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
-
-
-def drain(items) -> int:
+def drain(items: Iterable[tuple[str, Batch]]) -> int:
+    """Consume (symbol, batch) items; the number of bars they held."""
     return sum(len(b["ts"]) for _, b in items)
 
 
 def settle() -> None:
     """Free what the previous case left and let the allocator hand it back now, so that its
     clean-up is not timed as part of the next case."""
-    import pyarrow as pa
-
     gc.collect()
     pa.default_memory_pool().release_unused()
 
@@ -157,8 +152,6 @@ def fresh_process_cases(folder: Path, n_symbols: int, n_bars: int, repeat: int) 
     """A first run in a new process, as a user meets it: memory (bars already in arrays) vs
     the catalog through the provider (cold: nothing cached). In-process cold runs also pay
     for the allocator returning and re-faulting the previous run's bars, which this avoids."""
-    import subprocess
-
     times: dict[str, list[float]] = {"memory": [], "catalog": []}
     for _ in range(repeat):
         for source in times:
@@ -174,8 +167,7 @@ def fresh_process_cases(folder: Path, n_symbols: int, n_bars: int, repeat: int) 
 
 
 def reader_cases(n_rows: int, repeat: int) -> list[dict]:
-    import psycopg
-
+    """The QuestDB reader against a QuestDB-shaped PostgreSQL table, and plain psycopg."""
     try:
         psycopg.connect(PG_URL, connect_timeout=3).close()
     except psycopg.OperationalError as exc:
@@ -202,7 +194,7 @@ def reader_cases(n_rows: int, repeat: int) -> list[dict]:
             for binary in (True, False):
                 reader = QuestDBReader(PG_URL, table=f"{schema}.bars_{{interval}}",
                                        binary=binary)
-                t, got = timed(lambda r=reader: r.read("BTC", "1m", lo, hi), repeat)
+                t, got = median_time(lambda r=reader: r.read("BTC", "1m", lo, hi), repeat)
                 assert np.array_equal(got["ts"], bars["ts"]) and np.array_equal(
                     got["close"], bars["close"])
                 reader.close()
@@ -219,7 +211,7 @@ def reader_cases(n_rows: int, repeat: int) -> list[dict]:
                 ts = np.array(cols[0], dtype="datetime64[ns]").astype(np.int64)
                 return ts, [np.array(c, dtype=np.float64) for c in cols[1:]]
 
-            t, (ts, _) = timed(plain, repeat)
+            t, (ts, _) = median_time(plain, repeat)
             assert np.array_equal(ts, bars["ts"])
             rows.append({"case": f"QuestDB-shaped reader, {n_rows:,} rows (PostgreSQL)",
                          "source": "psycopg fetchall + numpy (peer)", "seconds": t,
@@ -248,25 +240,19 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
     rows += reader_cases(n_rows, args.repeat)
 
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"bench/data.py (median of {args.repeat} runs)")
-    for col in ("case", "source", "seconds", "rate", "vs memory"):
-        table.add_column(col, justify="left" if col in ("case", "source") else "right")
-    for r in rows:
-        rate = r.get("bars_per_s", r.get("rows_per_s"))
-        unit = "bars/s" if "bars_per_s" in r else "rows/s"
-        table.add_row(r["case"], r["source"], f"{r['seconds']:.3f}", f"{rate / 1e6:.2f} M {unit}",
-                      f"{r['vs_memory']:.2f}x" if "vs_memory" in r else "-")
-    Console(width=150).print(table)
-    out = ROOT / "bench" / "results" / "data.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+    print_table(f"bench/data.py (median of {args.repeat} runs)",
+                ["case", "source", "seconds", "rate", "vs memory"],
+                [[r["case"], r["source"], f"{r['seconds']:.3f}",
+                  f"{r.get('bars_per_s', r.get('rows_per_s')) / 1e6:.2f} M "
+                  f"{'bars/s' if 'bars_per_s' in r else 'rows/s'}",
+                  f"{r['vs_memory']:.2f}x" if "vs_memory" in r else "-"] for r in rows],
+                align="llrrr")
+    host = machine()
+    out = write_results(RESULTS / "data.json", {
+        "machine": {"python": host["python"], "cpus": host["cpus"]},
         "quick": args.quick, "repeat": args.repeat, "target": "catalog <= 1.2x memory",
         "rows": rows,
-    }, indent=2) + "\n")
+    })
     print(f"wrote {out.relative_to(ROOT)}")
 
 

@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import platform
 import re
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -39,16 +38,27 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
+from bench.common import (  # noqa: E402
+    RESULTS,
+    Tansu,
+    free_ports,
+    machine,
+    print_table,
+    wait_port,
+    write_results,
+)
 from connectors.data.synthetic import generate_bars  # noqa: E402
 from connectors.live.bar_codec import encode_bar  # noqa: E402
 from connectors.live.feeds import CatalogFeed, ensure_topic  # noqa: E402
 from connectors.live.kafka_io import publish_bars  # noqa: E402
-from tests.conftest import Tansu, _free_port  # noqa: E402
 
 STRATEGIES = """
 from qmtl import Strategy
@@ -71,24 +81,10 @@ def cli(*args: str, **kw) -> subprocess.Popen:
                             env=env, cwd=ROOT, text=True, **kw)
 
 
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    import socket
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with contextlib.suppress(OSError):
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
 @contextlib.contextmanager
 def world(tmp: Path) -> Iterator[str]:
     """``qmtl world serve`` in a subprocess; world "bench" with an empty policy."""
-    import httpx
-
-    port = _free_port()
+    (port,) = free_ports(1)
     proc = cli("world", "serve", "--insecure-dev", "--port", str(port), "--store",
                str(tmp / "world.db"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     RUNNING.append(proc)
@@ -107,8 +103,7 @@ RUNNING: list[subprocess.Popen] = []
 
 
 def activate(url: str, strategy: str) -> None:
-    import httpx
-
+    """A first metrics update for ``strategy``, so that the world activates it."""
     body = {"world": "bench", "strategy_id": strategy, "run_id": "pre", "seq": 1,
             "mode": "paper", "as_of": 0, "n_bars": 1, "metrics": {"sharpe": 1.0}}
     httpx.post(f"{url}/worlds/bench/metrics", json=body).raise_for_status()
@@ -147,8 +142,6 @@ def started(proc: subprocess.Popen, timeout: float = 60.0) -> float:
 def latency(tmp: Path, brokers: str, url: str, n_symbols: int, rate: float,
             seconds: float) -> dict:
     """Publish at ``rate`` bars/s for ``seconds``; match orders to bars."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-
     symbols = [f"S{i:03d}" for i in range(n_symbols)]
     times = int(rate * seconds / n_symbols)
     data = {s: generate_bars(times, interval="1m", seed=i) for i, s in enumerate(symbols)}
@@ -198,8 +191,6 @@ def latency(tmp: Path, brokers: str, url: str, n_symbols: int, rate: float,
             if int(key.rsplit("/", 1)[1]) >= int(data[symbols[0]]["ts"][skip])}
     lat = np.array([(arrivals[k] - t) / 1e6 for k, t in kept.items() if k in arrivals])
     # where the time goes: bar published -> order stored (the flow) -> consumed (the relay)
-    import sqlite3
-
     with contextlib.closing(sqlite3.connect(tmp / f"orders-{topic}.db")) as db:
         stored = dict(db.execute("SELECT key, created FROM orders").fetchall())
         unpublished = db.execute("SELECT count(*) FROM orders WHERE published = 0").fetchone()[0]
@@ -219,8 +210,6 @@ def broker_hop(brokers: str, rate: float, seconds: float) -> dict:
     """The broker's own latency, the floor under ours: messages produced at ``rate`` to a fresh
     topic and consumed, with the live run's consumer settings (Tansu's in-memory topics get
     slower to read as they grow, so this uses as many messages as a latency run)."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-
     topic = f"hop-{time.time_ns()}"
     ensure_topic(brokers, topic)
     consumer = Consumer({"bootstrap.servers": brokers, "group.id": f"hop-{time.time_ns()}",
@@ -282,6 +271,24 @@ def throughput(tmp: Path, brokers: str, url: str, n_symbols: int, bars: int) -> 
             "bars_per_s": rate, "exit": proc.returncode}
 
 
+def print_report(lat: list[dict], hop: dict, tp: list[dict]) -> None:
+    """The latency and throughput tables."""
+    print_table("bar published -> OrderIntent consumed (Tansu, world, gate; 1,000 bars/s)",
+                ["symbols", "bars", "orders", "p50 ms", "p99 ms", "max ms", "to store p50",
+                 "to topic p50"],
+                [[r["symbols"], r["bars"], r["orders"], f"{r['p50_ms']:.2f}",
+                  f"{r['p99_ms']:.2f}", f"{r['max_ms']:.1f}", f"{r['flow_p50_ms']:.2f}",
+                  f"{r['relay_p50_ms']:.2f}"] for r in lat]
+                + [["(broker)", hop["messages"], "-", f"{hop['p50_ms']:.2f}",
+                    f"{hop['p99_ms']:.2f}", "-", "-", "-"]],
+                align="rrrrrrrr")
+    print("(broker): one hop of the broker alone (a bar makes two hops)")
+    print_table("sustained through the graph, one worker (a backlog on the topic)",
+                ["symbols", "bars", "bars/s", "s, with start-up"],
+                [[r["symbols"], r["bars"], f"{r['bars_per_s']:,.0f}",
+                  f"{r['seconds_with_startup']:.2f}"] for r in tp], align="rrrr")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="shorter runs")
@@ -301,26 +308,12 @@ def main() -> None:
             if proc.poll() is None:
                 proc.kill()
         broker.stop()
-    print("\nbar published -> OrderIntent consumed (Tansu, world, gate; 1,000 bars/s)")
-    print(f"{'symbols':>8} {'bars':>8} {'orders':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
-          f" {'to store p50':>13} {'to topic p50':>13}")
-    for r in lat:
-        print(f"{r['symbols']:>8} {r['bars']:>8} {r['orders']:>8} {r['p50_ms']:>8.2f} "
-              f"{r['p99_ms']:>8.2f} {r['max_ms']:>8.1f} {r['flow_p50_ms']:>13.2f} "
-              f"{r['relay_p50_ms']:>13.2f}")
-    print(f"{'(broker)':>8} {hop['messages']:>8} {'-':>8} {hop['p50_ms']:>8.2f} "
-          f"{hop['p99_ms']:>8.2f}    one hop of the broker alone (a bar makes two hops)")
-    print("\nsustained through the graph, one worker (a backlog on the topic)")
-    print(f"{'symbols':>8} {'bars':>9} {'bars/s':>10} {'s, with start-up':>17}")
-    for r in tp:
-        print(f"{r['symbols']:>8} {r['bars']:>9} {r['bars_per_s']:>10,.0f} "
-              f"{r['seconds_with_startup']:>17.2f}")
-    out = ROOT / "bench" / "results" / "live.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": platform.platform(), "cpus": os.cpu_count(),
-                               "quick": args.quick, "broker_hop": hop, "latency": lat,
-                               "throughput": tp},
-                              indent=2) + "\n")
+    print_report(lat, hop, tp)
+    host = machine()
+    out = write_results(RESULTS / "live.json", {
+        "machine": host["machine"], "cpus": host["cpus"], "quick": args.quick,
+        "broker_hop": hop, "latency": lat, "throughput": tp,
+    })
     print(f"\nwrote {out.relative_to(ROOT)}")
 
 

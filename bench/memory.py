@@ -1,4 +1,4 @@
-"""Peak memory of a replay from the Parquet catalog as history grows (part of bench/peers.py).
+"""Peak memory of a replay from the Parquet catalog as history grows (run by bench/peers.py).
 
     python bench/memory.py                      # 100 symbols x 10k, 100k, 1M bars per symbol
     python bench/memory.py --symbols 3 --bars 1000,4000
@@ -29,9 +29,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bytewax.testing import run_main  # noqa: E402
+
+from bench.common import SmaCross  # noqa: E402
+from connectors.data.catalog import WRITE_OPTIONS, Catalog  # noqa: E402
+from connectors.data.synthetic import generate_bars  # noqa: E402
+from dataflows.compiler import StrategyOutput, build_flow  # noqa: E402
+from dataflows.control import RunControl  # noqa: E402
+from qmtl.runner import backtest, to_spec  # noqa: E402
 
 BACKTEST_MAX_BARS = 100_000
 
@@ -47,9 +60,7 @@ def _status_mb(field: str) -> float:
 
 
 def write_catalog(folder: Path, n_symbols: int, n_bars: int) -> None:
-    from connectors.data.catalog import Catalog
-    from connectors.data.synthetic import generate_bars
-
+    """A catalog at ``folder`` of ``n_symbols`` seeded series of ``n_bars`` minute bars."""
     cat = Catalog(folder)
     for i in range(n_symbols):
         cat.write(f"S{i:03d}", "1m", generate_bars(n_bars, interval="1m", seed=7 + i))
@@ -57,17 +68,6 @@ def write_catalog(folder: Path, n_symbols: int, n_bars: int) -> None:
 
 def child(folder: Path, mode: str) -> dict[str, Any]:
     """Replay the catalog at ``folder`` in this (fresh) process; report peak RSS."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from bytewax.testing import run_main
-
-    from bench.peers import SmaCross
-    from connectors.data.catalog import WRITE_OPTIONS, Catalog
-    from dataflows.compiler import StrategyOutput, build_flow
-    from dataflows.control import RunControl
-    from qmtl.runner import backtest, to_spec
-
     cat = Catalog(folder / "catalog")
     syms = cat.symbols("1m")
     before = _status_mb("VmRSS")

@@ -19,6 +19,8 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import psycopg
+from fastapi.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -26,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from qmtl.core.contracts import MetricsUpdate  # noqa: E402
 from world_api.domain.evaluator import WorldEngine  # noqa: E402
 from world_api.domain.policy import parse_policy  # noqa: E402
+from world_api.service.app import create_app  # noqa: E402
 
 POLICY = """
 min_bars: 100
@@ -66,10 +69,6 @@ def in_process(n_strategies: int, n_updates: int) -> float:
 
 
 def over_http(store_url: str, n_strategies: int, n_updates: int, batch: int = 100) -> float:
-    from fastapi.testclient import TestClient
-
-    from world_api.service.app import create_app
-
     updates = make_updates(n_strategies, n_updates, seed=1)
     app = create_app(store_url, insecure_dev=True)
     with TestClient(app) as c:
@@ -105,8 +104,6 @@ def main() -> None:
             rows.append({"case": f"HTTP x100, SQLite, {n} strategies", "strategies": n,
                          "updates_per_s": over_http(str(Path(d) / "w.db"), n, n_http)})
         try:
-            import psycopg
-
             schema = f"bench_{uuid.uuid4().hex[:8]}"
             rate = over_http(f"{PG_URL}?schema={schema}", n, n_http)
             with psycopg.connect(PG_URL, autocommit=True) as conn:

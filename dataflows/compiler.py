@@ -38,7 +38,7 @@ from dataflows.graph import Program, ProgramState
 from dataflows.metrics import MetricSet
 from dataflows.portfolio import Portfolio, PortfolioBatch, SignalBatch
 from dataflows.replay import CallbackSink, ReplaySource
-from qmtl.core.bars import validate_bars
+from qmtl.core.bars import Batch, validate_bars
 from qmtl.core.expr import Expr
 from qmtl.core.fingerprint import BarHasher
 
@@ -47,7 +47,12 @@ OnBad = Literal["raise", "drop"]
 
 @dataclass(frozen=True)
 class StrategySpec:
-    """What the engine needs of one strategy: its key, universe, weight expression, costs."""
+    """What the engine needs of one strategy: its key, universe, weight expression, costs.
+
+    >>> from qmtl.core.expr import lit
+    >>> StrategySpec("s", ["A"], lit(1.0), 0.0, 1.0, 252.0).symbols
+    ['A']
+    """
 
     key: str
     symbols: list[str]
@@ -65,7 +70,11 @@ METRICS_EVERY = 1_000
 class StrategyOutput:
     """One portfolio step's output for a strategy: its new rows (if any) and, every
     ``METRICS_EVERY`` bars and at the end, its metrics so far with the returns since the
-    previous snapshot."""
+    previous snapshot.
+
+    >>> StrategyOutput("s", None, {"sharpe": 1.0}, 10, 99, seq=10).seq
+    10
+    """
 
     strategy: str
     batch: PortfolioBatch | None
@@ -92,11 +101,11 @@ def _evaluate_step(
     on_bad: OnBad,
     prices: bool = False,
     signals_from: int | None = None,
-) -> Callable[[_SymbolState | None, tuple[str, dict[str, np.ndarray]]], Any]:
+) -> Callable[[_SymbolState | None, tuple[str, Batch]], Any]:
     members = {spec.key: set(spec.symbols) for spec in specs}
 
     def evaluate(
-        state: _SymbolState | None, item: tuple[str, dict[str, np.ndarray]]
+        state: _SymbolState | None, item: tuple[str, Batch]
     ) -> tuple[_SymbolState | None, list[tuple[str, SignalBatch]]]:
         if control.failed:
             return state, []
@@ -262,7 +271,7 @@ def build_program(specs: list[StrategySpec]) -> Program:
 
 
 def build_core(
-    bars: op.Stream[tuple[str, dict[str, np.ndarray]]],
+    bars: op.Stream[tuple[str, Batch]],
     specs: list[StrategySpec],
     control: RunControl,
     *,
@@ -307,14 +316,18 @@ CORE_STEPS = ("evaluate", "key_by_strategy", "key_by_symbol", "portfolio")
 
 
 def core_step_ids(flow: Dataflow) -> list[str]:
-    """The ids of a flow's core steps, sorted (to check that two runs share the graph)."""
+    """The ids of a flow's core steps, sorted (to check that two runs share the graph).
+
+    >>> core_step_ids(Dataflow("empty"))
+    []
+    """
     ids = [step.step_id for step in flow.substeps]
     return sorted(i for i in ids if i.rsplit(".", 1)[-1] in CORE_STEPS)
 
 
 def build_flow(
     specs: list[StrategySpec],
-    make_items: Callable[[], Iterator[tuple[str, dict[str, np.ndarray]]]],
+    make_items: Callable[[], Iterator[tuple[str, Batch]]],
     sink: Callable[[StrategyOutput], None],
     control: RunControl,
     *,
@@ -342,7 +355,7 @@ def build_flow(
 
 def run_dataflow(
     specs: list[StrategySpec],
-    make_items: Callable[[], Iterator[tuple[str, dict[str, np.ndarray]]]],
+    make_items: Callable[[], Iterator[tuple[str, Batch]]],
     *,
     workers: int = 1,
     on_bad: OnBad = "raise",
@@ -357,6 +370,14 @@ def run_dataflow(
 
     ``on_output`` sees each output as soon as it is produced (to stream metrics out while the
     replay runs); an exception it raises stops the run and is raised here.
+
+    >>> from qmtl.core.expr import col
+    >>> spec = StrategySpec("s", ["A"], col("close") > 0, 0.0, 1.0, 252.0)
+    >>> bars = {"ts": np.arange(1, 4), "open": np.ones(3), "high": np.ones(3),
+    ...         "low": np.ones(3), "close": np.ones(3), "volume": np.ones(3)}
+    >>> outs = run_dataflow([spec], lambda: iter([("A", bars)]))
+    >>> outs[-1].metrics["n_bars"], outs[-1].n_bars
+    (3.0, 3)
     """
     control = control or RunControl()
     control.progress = progress or control.progress

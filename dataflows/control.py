@@ -34,16 +34,32 @@ class RunControl:
         self._lock = threading.Lock()
 
     def stop(self) -> None:
-        """Ask the sources to end the stream cleanly (what is in flight is finished)."""
+        """Ask the sources to end the stream cleanly (what is in flight is finished).
+
+        >>> c = RunControl()
+        >>> c.stop()
+        >>> c.stopping, c.failed
+        (True, False)
+        """
         self.stopping = True
 
     def fail(self, exc: BaseException) -> None:
-        """Record ``exc`` unless an earlier error is already recorded."""
+        """Record ``exc`` unless an earlier error is already recorded.
+
+        >>> c = RunControl()
+        >>> c.fail(ValueError("first")); c.fail(KeyError("second"))
+        >>> c.error
+        ValueError('first')
+        """
         with self._lock:
             if self.error is None:
                 self.error = exc
 
     @property
     def failed(self) -> bool:
-        """True once any step has failed."""
+        """True once any step has failed.
+
+        >>> RunControl().failed
+        False
+        """
         return self.error is not None

@@ -28,15 +28,16 @@ from typing import Any
 import numpy as np
 
 from dataflows.kernels import Kernel, make_kernel, register
-from qmtl.core.expr import Expr, walk
+from qmtl.core.expr import Expr
+from qmtl.core.expr_nodes import walk
 
 
 @register("custom")
 class CustomKernel(Kernel):
-    """Runs a user :class:`qmtl.operator.Operator`, checking the shape of what it returns.
+    """Runs a user operator (a :class:`qmtl.operator.Operator`: any class with an ``update``
+    of the input arrays), checking the shape of what it returns.
 
-    >>> from qmtl.operator import Operator
-    >>> class Twice(Operator):
+    >>> class Twice:
     ...     def update(self, x):
     ...         return 2 * x
     >>> CustomKernel(cls=Twice, args=[], kwargs={}, lookback=0).update(np.ones(2))
@@ -126,7 +127,14 @@ class ProgramState:
 
     @property
     def attached(self) -> bool:
-        """False for a state restored from a snapshot until :meth:`attach` is called."""
+        """False for a state restored from a snapshot until :meth:`attach` is called.
+
+        >>> import pickle
+        >>> from qmtl.core.expr import col
+        >>> st = ProgramState(Program({"x": col("close").sma(2)}))
+        >>> st.attached, pickle.loads(pickle.dumps(st)).attached
+        (True, False)
+        """
         return self.program is not None
 
     def attach(self, program: Program) -> None:
@@ -156,7 +164,13 @@ class ProgramState:
         self.__dict__.pop("_restored", None)
 
     def evaluate(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Evaluate every node over ``batch`` (column name -> array); return the outputs."""
+        """Evaluate every node over ``batch`` (column name -> array); return the outputs.
+
+        >>> from qmtl.core.expr import col
+        >>> st = ProgramState(Program({"d": col("close").diff()}))
+        >>> st.evaluate({"close": np.array([1.0, 4.0])})["d"].tolist()
+        [nan, 3.0]
+        """
         values: dict[str, np.ndarray] = {}
         n = len(next(iter(batch.values()))) if batch else 0
         for node in self.program.nodes:

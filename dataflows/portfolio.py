@@ -35,7 +35,11 @@ import numpy as np
 @dataclass
 class SignalBatch:
     """One symbol's target weights and closes for a run of bars (per-symbol step output);
-    ``open`` too when the portfolio reports prices (live runs, for order sizing and fills)."""
+    ``open`` too when the portfolio reports prices (live runs, for order sizing and fills).
+
+    >>> SignalBatch("A", np.array([1]), np.array([0.5]), np.array([10.0])).open is None
+    True
+    """
 
     symbol: str
     ts: np.ndarray
@@ -52,6 +56,12 @@ class PortfolioBatch:
     into ``symbols``), ``weight`` (after the gross cap), ``return`` (the symbol's contribution,
     cost included) and ``equity`` (the portfolio's); with ``prices=True`` also the bar's
     ``open`` and ``close``.
+
+    >>> p = Portfolio(["A"], cost_bps=0.0, max_gross=1.0)
+    >>> p.push(SignalBatch("A", np.array([1, 2]), np.ones(2), np.array([10.0, 11.0])))
+    >>> out = p.drain()
+    >>> len(out), sorted(out.symbol_rows)
+    (2, ['equity', 'return', 'symbol', 'ts', 'weight'])
     """
 
     ts: np.ndarray
@@ -167,7 +177,14 @@ class Portfolio:
         self._drained = Portfolio._drained
 
     def push(self, batch: SignalBatch) -> None:
-        """Buffer one symbol's signal batch (in time order per symbol)."""
+        """Buffer one symbol's signal batch (in time order per symbol).
+
+        >>> Portfolio(["A"], 0.0, 1.0).push(SignalBatch("B", np.array([1]), np.ones(1),
+        ...                                             np.ones(1)))
+        Traceback (most recent call last):
+        ...
+        KeyError: "symbol 'B' is not in this portfolio"
+        """
         i = self.index.get(batch.symbol)
         if i is None:
             raise KeyError(f"symbol {batch.symbol!r} is not in this portfolio")
@@ -179,7 +196,15 @@ class Portfolio:
 
     def drain(self, final: bool = False) -> PortfolioBatch | None:
         """Process every buffered time that all symbols have reached (all of them if
-        ``final``); None when there is nothing to process yet."""
+        ``final``); None when there is nothing to process yet.
+
+        >>> p = Portfolio(["A", "B"], 0.0, 1.0)
+        >>> p.push(SignalBatch("A", np.array([1, 2]), np.ones(2), np.array([1.0, 2.0])))
+        >>> p.drain() is None                    # B has not reached any time yet
+        True
+        >>> len(p.drain(final=True))
+        2
+        """
         if final:
             horizon = np.iinfo(np.int64).max
         elif self._seen.all():

@@ -69,7 +69,11 @@ class _ReplayPartition(StatefulSourcePartition[Item, int]):
 
 
 class ReplaySource(FixedPartitionedSource[Item, int]):
-    """Replays ``make_items()`` as one partition (see the module docstring)."""
+    """Replays ``make_items()`` as one partition (see the module docstring).
+
+    >>> ReplaySource(lambda: iter([])).list_parts()
+    ['replay']
+    """
 
     def __init__(
         self,
@@ -80,11 +84,20 @@ class ReplaySource(FixedPartitionedSource[Item, int]):
         self._control = control or RunControl()
 
     def list_parts(self) -> list[str]:
-        """One partition: the replay is read in time order by one reader."""
+        """One partition: the replay is read in time order by one reader.
+
+        >>> ReplaySource(lambda: iter([("A", 1)])).list_parts()
+        ['replay']
+        """
         return ["replay"]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _ReplayPartition:
-        """Start (or resume after ``resume_state`` items) the replay."""
+        """Start (or resume after ``resume_state`` items) the replay.
+
+        >>> part = ReplaySource(lambda: iter(["a", "b", "c"])).build_part("in", "replay", 1)
+        >>> part.next_batch(), part.snapshot()
+        (['b'], 2)
+        """
         return _ReplayPartition(self._make_items(), resume_state or 0, self._control)
 
 
@@ -98,11 +111,21 @@ class _CallbackPartition(StatelessSinkPartition[Any]):
 
 
 class CallbackSink(DynamicSink[Any]):
-    """Calls ``fn(item)`` for every output item, on whichever worker produced it."""
+    """Calls ``fn(item)`` for every output item, on whichever worker produced it.
+
+    >>> got = []
+    >>> CallbackSink(got.append).build("out", 0, 1).write_batch([1, 2])
+    >>> got
+    [1, 2]
+    """
 
     def __init__(self, fn: Callable[[Any], None]) -> None:
         self._fn = fn
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _CallbackPartition:
-        """One partition per worker, all calling the same function."""
+        """One partition per worker, all calling the same function.
+
+        >>> CallbackSink(print).build("out", 0, 1).write_batch(["hi"])
+        hi
+        """
         return _CallbackPartition(self._fn)

@@ -33,6 +33,7 @@ import numpy as np
 
 from qmtl.core.bars import Batch
 from qmtl.core.contracts import BAR_COLUMNS
+from qmtl.core.intervals import interval_ns
 
 
 def _step(interval: str | int) -> int:
@@ -40,8 +41,6 @@ def _step(interval: str | int) -> int:
         if interval < 1:
             raise ValueError(f"interval must be >= 1 ns, got {interval}")
         return int(interval)
-    from qmtl.core.intervals import interval_ns
-
     return interval_ns(interval)
 
 
@@ -115,7 +114,16 @@ class Resampler:
 
     @property
     def open_bucket(self) -> int | None:
-        """Close time of the bucket still collecting rows, or None."""
+        """Close time of the bucket still collecting rows, or None.
+
+        >>> r = Resampler(1, 5)
+        >>> r.open_bucket is None
+        True
+        >>> _ = r.update({"ts": np.array([6]), "open": np.ones(1), "high": np.ones(1),
+        ...               "low": np.ones(1), "close": np.ones(1), "volume": np.ones(1)})
+        >>> r.open_bucket
+        10
+        """
         ts = self._pending["ts"]
         return int(bucket_ends(ts[:1], self.dst, self.offset)[0]) if len(ts) else None
 

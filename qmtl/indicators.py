@@ -1,12 +1,16 @@
-"""Technical indicators built from the expression API (``from qmtl import ind``).
+"""Technical indicators as functions (``from qmtl import ind``): ``ind.rsi(x, 14)`` is
+``x.rsi(14)``, the same node.
 
-Each indicator is a composition of primitive nodes, so it shares sub-expressions with the
-rest of a strategy and runs batch-invariantly like any operator. Values follow TA-Lib's
-definitions (tested against TA-Lib after its unstable period).
+The compositions themselves are methods of :class:`~qmtl.core.expr.Expr` (``rsi``,
+``bollinger``, ``macd``), so the expression layer needs nothing from here; this namespace
+adds the indicators of several columns (true range, ATR). Each is a composition of primitive
+nodes, so it shares sub-expressions with the rest of a strategy and runs batch-invariantly
+like any operator. Values follow TA-Lib's definitions (tested against TA-Lib after its
+unstable period).
 
 >>> from qmtl.core.expr import col
->>> rsi(col("close"), 14).lookback
-14
+>>> rsi(col("close"), 14).id == col("close").rsi(14).id
+True
 >>> upper, middle, lower = bollinger(col("close"), 20, 2.0)
 >>> middle.op
 'rolling_mean'
@@ -14,22 +18,19 @@ definitions (tested against TA-Lib after its unstable period).
 
 from __future__ import annotations
 
-from qmtl.core.expr import Bollinger, Expr, Macd, as_expr, where
+from qmtl.core.expr import Bollinger, Expr, Macd, as_expr
+
+__all__ = ["Bollinger", "Macd", "atr", "bollinger", "macd", "rsi", "true_range"]
 
 
 def rsi(x: Expr, n: int = 14) -> Expr:
-    """Relative strength index with Wilder smoothing, 0..100 (TA-Lib RSI).
+    """Relative strength index with Wilder smoothing, 0..100 (TA-Lib RSI): ``x.rsi(n)``.
 
     >>> from qmtl.core.expr import col
     >>> rsi(col("close")).op
     'where'
     """
-    change = x.diff(1)
-    gain = change.maximum(0.0)
-    loss = (-change).maximum(0.0)
-    avg_gain, avg_loss = gain.wilder(n), loss.wilder(n)
-    total = avg_gain + avg_loss
-    return where(total == 0.0, 0.0 * avg_gain, 100.0 * avg_gain / total)
+    return as_expr(x).rsi(n)
 
 
 def true_range(high: Expr, low: Expr, close: Expr) -> Expr:
@@ -56,29 +57,22 @@ def atr(high: Expr, low: Expr, close: Expr, n: int = 14) -> Expr:
 
 
 def bollinger(x: Expr, n: int = 20, k: float = 2.0) -> Bollinger:
-    """Bollinger bands: SMA(n) +- k population standard deviations (TA-Lib BBANDS).
+    """Bollinger bands: SMA(n) +- k population standard deviations (TA-Lib BBANDS):
+    ``x.bollinger(n, k)``.
 
     >>> from qmtl.core.expr import col
     >>> bollinger(col("close")).upper.op
     'add'
     """
-    middle = x.sma(n)
-    width = as_expr(float(k)) * x.std(n)
-    return Bollinger(middle + width, middle, middle - width)
+    return as_expr(x).bollinger(n, k)
 
 
 def macd(x: Expr, fast: int = 12, slow: int = 26, signal: int = 9) -> Macd:
-    """MACD line (EMA fast - EMA slow), its signal EMA and the histogram (TA-Lib MACD).
-
-    TA-Lib seeds the fast EMA later than a stand-alone EMA would; the two agree once that
-    unstable period (a few times ``slow`` bars) has passed.
+    """MACD line (EMA fast - EMA slow), its signal EMA and the histogram (TA-Lib MACD):
+    ``x.macd(fast, slow, signal)``.
 
     >>> from qmtl.core.expr import col
     >>> macd(col("close")).signal.op
     'ema'
     """
-    if fast >= slow:
-        raise ValueError(f"macd: fast ({fast}) must be shorter than slow ({slow})")
-    line = x.ema(fast) - x.ema(slow)
-    sig = line.ema(signal)
-    return Macd(line, sig, line - sig)
+    return as_expr(x).macd(fast, slow, signal)

@@ -441,7 +441,7 @@ def _history(
     backfills what the catalog lacks when an origin is configured), and each symbol's last
     bar time."""
     from connectors.data.seamless import DataNotFound
-    from qmtl.runner import last_bars
+    from qmtl.sources import last_bars
 
     history, ends, missing = {}, {}, []
     if n == 0:

@@ -1,48 +1,330 @@
-"""A small HTTP client of the WorldService, shared by ``qmtl submit`` and ``qmtl world``.
+"""The one HTTP client of the WorldService, used by ``qmtl submit``, ``qmtl world`` and a live
+run's world link.
 
->>> WorldServiceError("x").args
-('x',)
+One method per endpoint; the answers are the service's JSON. An error answer raises the
+:class:`WorldServiceError` subclass of its status (:class:`NotFoundError`,
+:class:`ConflictError`, :class:`UnauthorizedError`, :class:`ForbiddenError`,
+:class:`InvalidRequestError`, :class:`UnavailableError`) with the service's own ``detail``;
+a service that cannot be reached is an :class:`UnavailableError` too. The activation event
+stream (Server-Sent Events, read with ``httpx-sse``) is an iterator of typed events:
+:class:`qmtl.core.contracts.ActivationEvent` and :class:`KeepAlive`.
+
+>>> error_for(404, "GET /worlds/x", "unknown world 'x'")
+NotFoundError("GET /worlds/x: 404: unknown world 'x'")
+>>> isinstance(error_for(503, "GET /worlds", "store down"), ConnectionError)
+True
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
+import httpx
+from httpx_sse import EventSource, SSEError, connect_sse
+
+from qmtl.core.contracts import ActivationEvent, MetricsUpdate
 from qmtl.core.errors import QmtlError
+
+DEFAULT_URL = "http://127.0.0.1:8600"
+"""Where ``qmtl world serve`` listens by default."""
 
 
 class WorldServiceError(QmtlError, RuntimeError):
-    """The world service could not be reached, or answered with an error (message says)."""
+    """The world service could not be reached, or answered with an error (message says).
+
+    ``status`` is the HTTP status (None when there was no answer), ``detail`` the
+    service's own explanation.
+
+    >>> WorldServiceError("x").args
+    ('x',)
+    """
+
+    status: int | None = None
+    detail: str = ""
+
+
+class InvalidRequestError(WorldServiceError, ValueError):
+    """400, 413 or 422: the request was malformed or refused as invalid."""
+
+
+class UnauthorizedError(WorldServiceError, PermissionError):
+    """401: no token, or a token the service does not know."""
+
+
+class ForbiddenError(WorldServiceError, PermissionError):
+    """403: the token's role may not do this."""
+
+
+class NotFoundError(WorldServiceError, LookupError):
+    """404: no such world, policy version, strategy or plan."""
+
+
+class ConflictError(WorldServiceError):
+    """409: already exists, already applied, stale seq, or the world changed meanwhile."""
+
+
+class UnavailableError(WorldServiceError, ConnectionError):
+    """The service cannot be reached, or answered 502/503/504 (nothing was written)."""
+
+
+_BY_STATUS: dict[int, type[WorldServiceError]] = {
+    400: InvalidRequestError,
+    401: UnauthorizedError,
+    403: ForbiddenError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: InvalidRequestError,
+    422: InvalidRequestError,
+    502: UnavailableError,
+    503: UnavailableError,
+    504: UnavailableError,
+}
+
+
+def error_for(status: int, what: str, detail: str) -> WorldServiceError:
+    """The error of an answer with ``status`` to ``what`` (e.g. ``"GET /worlds"``).
+
+    >>> error_for(418, "GET /tea", "a teapot").status
+    418
+    """
+    cls = _BY_STATUS.get(status, WorldServiceError)
+    exc = cls(f"{what}: {status}: {detail}")
+    exc.status, exc.detail = status, detail
+    return exc
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text
+    return str(body.get("detail", response.text)) if isinstance(body, dict) else response.text
+
+
+@dataclass(frozen=True)
+class KeepAlive:
+    """The world is there and nothing changed (sent every ``heartbeat`` seconds).
+
+    >>> KeepAlive()
+    KeepAlive()
+    """
+
+
+WorldEvent = ActivationEvent | KeepAlive
+"""What a world's event stream yields."""
+
+
+class EventStream:
+    """An open event stream of one world: a context manager and an iterator of
+    :data:`WorldEvent`. :meth:`interrupt` (from another thread) ends a blocked read.
+
+    Iterating raises :class:`UnavailableError` when the connection breaks or stays silent
+    longer than the read timeout; it simply ends when the service ends the stream.
+    """
+
+    def __init__(self, http: httpx.Client, world: str, params: dict[str, Any],
+                 headers: dict[str, str], timeout: httpx.Timeout) -> None:
+        self.world = world
+        self._what = f"GET /worlds/{world}/events"
+        self._cm = connect_sse(http, "GET", f"/worlds/{world}/events", params=params,
+                               headers=headers, timeout=timeout)
+        self._source: EventSource | None = None
+        self._socket: socket.socket | None = None
+        self.last_seq: int | None = None
+
+    def __enter__(self) -> EventStream:
+        try:
+            source = self._cm.__enter__()
+        except httpx.HTTPError as exc:
+            raise UnavailableError(f"{self._what}: cannot reach the world service: {exc}") from None
+        response = source.response
+        if response.status_code >= 400:
+            response.read()
+            self._cm.__exit__(None, None, None)
+            raise error_for(response.status_code, self._what, _detail(response))
+        self._source = source
+        network = response.extensions.get("network_stream")
+        self._socket = network.get_extra_info("socket") if network is not None else None
+        return self
+
+    def __iter__(self) -> Iterator[WorldEvent]:
+        if self._source is None:
+            raise RuntimeError("open the stream first: `with client.events(...) as stream:`")
+        try:
+            for sse in self._source.iter_sse():
+                if sse.event == "activation":
+                    event = ActivationEvent.model_validate_json(sse.data)
+                    self.last_seq = event.seq
+                    yield event
+                elif sse.event == "keep-alive":
+                    yield KeepAlive()
+        except (httpx.HTTPError, SSEError) as exc:
+            why = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            raise UnavailableError(f"{self._what}: the stream broke ({why})") from None
+
+    def interrupt(self) -> None:
+        """Shut the connection down, so a thread blocked reading it wakes (and its
+        iteration raises :class:`UnavailableError` or ends)."""
+        sock = self._socket
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._source is not None:
+            self._source = None
+            with contextlib.suppress(httpx.HTTPError):
+                self._cm.__exit__(None, None, None)
 
 
 class WorldServiceClient:
-    """JSON calls to a WorldService at ``url`` with an optional bearer ``token``; errors
-    become :class:`WorldServiceError` with the service's own ``detail``."""
+    """The WorldService at ``url`` with an optional bearer ``token`` (see the module
+    docstring). ``http`` is an ``httpx.Client`` to use instead of a new one (e.g. a
+    FastAPI ``TestClient``); its base URL and headers are then the caller's.
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 30.0) -> None:
-        import httpx
+    >>> c = WorldServiceClient("http://127.0.0.1:9", "t0k")
+    >>> c.url, c.http.headers["authorization"]
+    ('http://127.0.0.1:9', 'Bearer t0k')
+    >>> c.close()
+    """
 
-        self.url = url.rstrip("/")
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        token: str | None = None,
+        timeout: float = 30.0,
+        *,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.url = url.rstrip("/") if http is None else str(http.base_url).rstrip("/")
+        self.timeout = timeout
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._httpx = httpx
-        self._client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self._own = http is None
+        self.http = http or httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
+    # -- plumbing ----------------------------------------------------------------------------
     def call(self, method: str, path: str, **kw: Any) -> Any:
         """Send one request; return the decoded JSON body (None when empty)."""
         try:
-            r = self._client.request(method, path, **kw)
-        except self._httpx.HTTPError as exc:
-            raise WorldServiceError(
+            r = self.http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise UnavailableError(
                 f"cannot reach the world service at {self.url}: {exc}"
             ) from None
         if r.status_code >= 400:
-            try:
-                detail = r.json().get("detail", r.text)
-            except ValueError:
-                detail = r.text
-            raise WorldServiceError(f"{method} {path}: {r.status_code}: {detail}")
+            raise error_for(r.status_code, f"{method} {path}", _detail(r))
         return r.json() if r.content else None
 
     def close(self) -> None:
-        """Close the connection pool."""
-        self._client.close()
+        """Close the connection pool (unless it was passed in)."""
+        if self._own:
+            self.http.close()
+
+    def __enter__(self) -> WorldServiceClient:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- worlds and policies -----------------------------------------------------------------
+    def create_world(self, world: str, name: str = "", capital: float = 1_000_000.0,
+                     mode: str = "paper") -> dict[str, Any]:
+        """Create a world (its policy is the default, version 1)."""
+        body = {"id": world, "name": name or world, "capital": capital, "mode": mode}
+        return self.call("POST", "/worlds", json=body)
+
+    def list_worlds(self) -> list[dict[str, Any]]:
+        """Every world."""
+        return self.call("GET", "/worlds")
+
+    def world(self, world: str) -> dict[str, Any]:
+        """A world with its ``policy_version`` and ``seq``."""
+        return self.call("GET", f"/worlds/{world}")
+
+    def put_policy(self, world: str, text: str) -> dict[str, Any]:
+        """Set a new policy version from YAML or JSON text; ``{version, events}``."""
+        return self.call("PUT", f"/worlds/{world}/policy", content=text)
+
+    def policy(self, world: str, version: int | None = None) -> dict[str, Any]:
+        """The current policy (or ``version``): ``{world, version, policy}``."""
+        params = {} if version is None else {"version": version}
+        return self.call("GET", f"/worlds/{world}/policy", params=params)
+
+    # -- metrics and views -------------------------------------------------------------------
+    def post_metrics(self, world: str, updates: Sequence[MetricsUpdate] | str) -> dict[str, Any]:
+        """Post updates (models, or a JSON array already encoded) as one batch;
+        ``{accepted, duplicates, events}``."""
+        body = updates if isinstance(updates, str) else (
+            "[" + ",".join(u.model_dump_json() for u in updates) + "]")
+        return self.call("POST", f"/worlds/{world}/metrics", content=body,
+                         headers={"content-type": "application/json"})
+
+    def strategies(self, world: str) -> list[dict[str, Any]]:
+        """Every strategy's view, ranked ones first."""
+        return self.call("GET", f"/worlds/{world}/strategies")
+
+    def strategy(self, world: str, strategy_id: str) -> dict[str, Any]:
+        """One strategy's view (status, weight, rank, metrics, hints, ...)."""
+        return self.call("GET", f"/worlds/{world}/strategies/{strategy_id}")
+
+    def activation(self, world: str) -> dict[str, Any]:
+        """The activation table and the seq it is at."""
+        return self.call("GET", f"/worlds/{world}/activation")
+
+    def allocations(self, world: str) -> dict[str, Any]:
+        """The published weights."""
+        return self.call("GET", f"/worlds/{world}/allocations")
+
+    def plan(self, world: str) -> dict[str, Any]:
+        """Make an allocation plan."""
+        return self.call("POST", f"/worlds/{world}/allocations/plan")
+
+    def apply(self, world: str, plan_id: str,
+              overrides: dict[str, float] | None = None) -> dict[str, Any]:
+        """Apply a plan, optionally overriding some weights."""
+        body = {"plan_id": plan_id, "overrides": overrides or {}}
+        return self.call("POST", f"/worlds/{world}/allocations/apply", json=body)
+
+    def audit(self, world: str) -> list[dict[str, Any]]:
+        """The world's audit log."""
+        return self.call("GET", f"/worlds/{world}/audit")
+
+    # -- events ------------------------------------------------------------------------------
+    def events(
+        self,
+        world: str,
+        *,
+        after: int | None = None,
+        last_event_id: int | None = None,
+        follow: bool = False,
+        heartbeat: float | None = None,
+        read_timeout: float | None = None,
+    ) -> EventStream:
+        """The world's activation events after seq ``after`` (or resuming after
+        ``last_event_id``, sent as the ``Last-Event-ID`` header); without ``follow`` the
+        stream ends once caught up. ``heartbeat``: keep-alive interval asked of the
+        service; ``read_timeout``: longest silence before the stream counts as broken
+        (None: wait forever). Use it as ``with client.events(w) as stream: for ev in
+        stream: ...``."""
+        params: dict[str, Any] = {}
+        if after is not None:
+            params["after"] = after
+        if not follow:
+            params["once"] = 1
+        if heartbeat is not None:
+            params["heartbeat"] = heartbeat
+        headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
+        timeout = httpx.Timeout(self.timeout, read=read_timeout)
+        return EventStream(self.http, world, params, headers, timeout)
+
+    def event_list(self, world: str, **kw: Any) -> list[ActivationEvent]:
+        """The activation events of a stream that ends once caught up (``events`` without
+        ``follow``), as a list."""
+        with self.events(world, **kw) as stream:
+            return [e for e in stream if isinstance(e, ActivationEvent)]

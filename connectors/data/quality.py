@@ -1,17 +1,16 @@
 """Data quality: find gaps, duplicates, out-of-order rows, NaN, non-positive prices and OHLC
 inconsistencies in a bar batch, and repair what can be repaired.
 
-Gaps are judged against a :class:`Calendar`: ``24/7`` (every bar of the interval), or
-``weekdays`` with optional session hours in a time zone and holidays. ``auto`` picks
-``weekdays`` when the data has no weekend bar, else ``24/7``. For ``1d`` bars a day is the UTC
-date of the bar's time; intraday bars are expected at ``open + k * interval`` up to the close
-of each session (24 h when no session is given).
+Gaps are judged against a :class:`~connectors.data.calendars.Calendar`: ``24/7``,
+``weekdays`` (with optional session hours and holidays), an exchange's (``XNYS``...) or
+``auto``. Rows are numbered from 1, the first bar (of a CSV file: the first line after the
+header), in the order of the input.
 
 >>> import numpy as np
 >>> day = 86_400 * 10**9
 >>> ts = np.array([0, 1, 2, 2, 5]) * day                  # a duplicate, then 2 days missing
 >>> bars = {"ts": ts, "open": np.array([1.0, 1, 1, 1, 1]),
-...         "high": np.array([2.0, 2, 0.5, 2, 1.2]),      # row 2: high < low; 4: close > high
+...         "high": np.array([2.0, 2, 0.5, 2, 1.2]),      # row 3: high < low; 5: close > high
 ...         "low": np.array([0.5, 0.5, 0.9, 0.5, 0.5]),
 ...         "close": np.array([1.5, np.nan, 0.7, 1.5, 1.5]), "volume": np.ones(5)}
 >>> [i.kind for i in check_bars(bars, "1d", Calendar.parse("24/7"))]
@@ -28,19 +27,16 @@ widened high/low of 1 bars to contain open and close
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from dataclasses import dataclass
 
 import numpy as np
 
+from connectors.data.calendars import DAY, Calendar
 from qmtl.core.bars import Batch
 from qmtl.core.contracts import BAR_COLUMNS
 from qmtl.core.intervals import interval_ns
 from qmtl.core.times import format_ts
 
-DAY = 86_400 * 10**9
 PRICES = ("open", "high", "low", "close")
 KINDS = ("out_of_order", "nan", "non_positive", "negative_volume", "ohlc", "duplicate", "gap")
 """Issue kinds, in the order a report lists them."""
@@ -49,113 +45,22 @@ KINDS = ("out_of_order", "nan", "non_positive", "negative_volume", "ohlc", "dupl
 @dataclass(frozen=True)
 class Issue:
     """One defect: its kind, the bar time (for a gap, the first missing bar), the bars it
-    concerns (for a gap, how many are missing) and a description."""
+    concerns (for a gap, how many are missing), a description, and the row it is at,
+    counting from 1 (the first of the rows for a duplicate; none for a gap).
+
+    >>> str(Issue("nan", 0, 1, "row 3: close not a number", row=3))
+    'nan at 1970-01-01T00:00:00Z: row 3: close not a number'
+    """
 
     kind: str
     ts: int
     count: int
     detail: str
     end: int | None = None  # last missing bar of a gap
+    row: int | None = None
 
     def __str__(self) -> str:
         return f"{self.kind} at {format_ts(self.ts)}: {self.detail}"
-
-
-@dataclass(frozen=True)
-class Calendar:
-    """When bars are expected: ``kind`` is ``24/7`` or ``weekdays``; ``session`` is local
-    ``(open, close)`` times (bars stamped after open up to close); ``tz`` an IANA zone.
-
-    >>> Calendar.parse("weekdays", session="09:30-16:00", tz="America/New_York").session
-    (datetime.time(9, 30), datetime.time(16, 0))
-    """
-
-    kind: str = "auto"
-    session: tuple[dt.time, dt.time] | None = None
-    tz: str = "UTC"
-    holidays: frozenset[dt.date] = field(default_factory=frozenset)
-    inferred: bool = False
-
-    @classmethod
-    def parse(
-        cls,
-        kind: str = "auto",
-        session: str | None = None,
-        tz: str = "UTC",
-        holidays: Iterable[str | dt.date] = (),
-    ) -> Calendar:
-        """From CLI-style text: ``24/7``, ``weekdays`` or ``auto``; ``HH:MM-HH:MM``; a zone."""
-        if kind not in ("24/7", "weekdays", "auto"):
-            raise ValueError(f"unknown calendar {kind!r}: use 24/7, weekdays or auto")
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {tz!r} (an IANA name, e.g. America/New_York)"
-            ) from None
-        hours = None
-        if session:
-            try:
-                a, b = (dt.time.fromisoformat(x.strip()) for x in session.split("-"))
-            except ValueError:
-                raise ValueError(
-                    f"session {session!r}: use HH:MM-HH:MM, e.g. 09:30-16:00"
-                ) from None
-            if b <= a:
-                raise ValueError(f"session {session!r}: the close must be after the open")
-            hours = (a, b)
-        days = frozenset(d if isinstance(d, dt.date) else dt.date.fromisoformat(d)
-                         for d in holidays)
-        return cls(kind, hours, tz, days)
-
-    def resolve(self, ts: np.ndarray) -> Calendar:
-        """``auto`` made concrete for these bars: weekdays when no bar falls on a weekend."""
-        if self.kind != "auto":
-            return self
-        weekday = ((np.asarray(ts) // DAY) + 3) % 7  # 1970-01-01 was a Thursday (Mon = 0)
-        kind = "weekdays" if len(ts) >= 5 and not np.any(weekday >= 5) else "24/7"
-        return Calendar(kind, self.session, self.tz, self.holidays, inferred=True)
-
-    def describe(self) -> str:
-        """Human text.
-
-        >>> Calendar.parse("24/7").describe()
-        '24/7'
-        """
-        text = self.kind
-        if self.session:
-            text += f" {self.session[0]:%H:%M}-{self.session[1]:%H:%M} {self.tz}"
-        if self.holidays:
-            text += f", {len(self.holidays)} holidays"
-        return text + (" (inferred)" if self.inferred else "")
-
-    def expected(self, first: int, last: int, step: int) -> np.ndarray:
-        """Bar times the calendar expects in ``[first, last]`` (``weekdays`` only)."""
-        zone = ZoneInfo(self.tz)
-        if step >= DAY:
-            d0 = dt.date(1970, 1, 1) + dt.timedelta(days=int(first // DAY))
-            d1 = dt.date(1970, 1, 1) + dt.timedelta(days=int(last // DAY))
-            days = [d0 + dt.timedelta(days=k) for k in range((d1 - d0).days + 1)]
-            keep = [d for d in days if d.weekday() < 5 and d not in self.holidays]
-            offset = first % DAY
-            return np.array([(d - dt.date(1970, 1, 1)).days * DAY + offset for d in keep],
-                            dtype=np.int64)
-        open_t, close_t = self.session or (dt.time(0), None)
-        local0 = dt.datetime.fromtimestamp(first // 10**9, zone).date() - dt.timedelta(days=1)
-        local1 = dt.datetime.fromtimestamp(last // 10**9, zone).date() + dt.timedelta(days=1)
-        out = []
-        day = local0
-        while day <= local1:
-            if day.weekday() < 5 and day not in self.holidays:
-                start = dt.datetime.combine(day, open_t, zone)
-                stop = (dt.datetime.combine(day, close_t, zone) if close_t
-                        else dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), zone))
-                a = int(start.timestamp()) * 10**9
-                b = int(stop.timestamp()) * 10**9
-                out.append(np.arange(a + step, b + 1, step, dtype=np.int64))
-            day += dt.timedelta(days=1)
-        grid = np.concatenate(out) if out else np.empty(0, dtype=np.int64)
-        return grid[(grid >= first) & (grid <= last)]
 
 
 def _bars(n: int) -> str:
@@ -166,8 +71,25 @@ def _rows(mask: np.ndarray) -> np.ndarray:
     return np.flatnonzero(mask)
 
 
+def _listed(rows: np.ndarray, most: int = 5) -> str:
+    """``rows`` (numbered from 1) as text, the first ``most`` of them.
+
+    >>> _listed(np.array([3, 4])), _listed(np.arange(1, 9))
+    ('rows 3, 4', 'rows 1, 2, 3, 4, 5 and 3 more')
+    """
+    text = ", ".join(str(int(r)) for r in rows[:most])
+    return f"rows {text}" + (f" and {len(rows) - most} more" if len(rows) > most else "")
+
+
 def check_bars(bars: Batch, interval: str, calendar: Calendar | None = None) -> list[Issue]:
-    """Every defect in ``bars`` (rows in file order), listed by kind then time."""
+    """Every defect in ``bars`` (rows in input order, numbered from 1), listed by kind then
+    time.
+
+    >>> ts = np.array([2, 1, 1]) * DAY
+    >>> bars = {"ts": ts, **{c: np.ones(3) for c in ("open", "high", "low", "close", "volume")}}
+    >>> [i.detail for i in check_bars(bars, "1d")]
+    ['row 2 comes after a later bar (1970-01-03T00:00:00Z)', '2 rows at this time (rows 2, 3)']
+    """
     missing = [c for c in BAR_COLUMNS if c not in bars]
     if missing:
         raise ValueError(f"missing column {missing[0]!r}")
@@ -176,21 +98,23 @@ def check_bars(bars: Batch, interval: str, calendar: Calendar | None = None) -> 
     issues: list[Issue] = []
     if len(ts) > 1:
         for i in _rows(ts[1:] < ts[:-1]) + 1:
-            issues.append(Issue("out_of_order", int(ts[i]), 1,
-                                f"row {i} comes after a later bar ({format_ts(int(ts[i - 1]))})"))
+            issues.append(Issue("out_of_order", int(ts[i]), 1, f"row {i + 1} comes after a "
+                                f"later bar ({format_ts(int(ts[i - 1]))})", row=int(i) + 1))
     finite = np.ones(len(ts), dtype=bool)
     for v in cols.values():
         finite &= np.isfinite(v)
     for i in _rows(~finite):
         bad = [c for c in BAR_COLUMNS[1:] if not np.isfinite(cols[c][i])]
-        issues.append(Issue("nan", int(ts[i]), 1, f"row {i}: {', '.join(bad)} not a number"))
+        issues.append(Issue("nan", int(ts[i]), 1, f"row {i + 1}: {', '.join(bad)} not a number",
+                            row=int(i) + 1))
     nonpos = finite & np.any([cols[c] <= 0 for c in PRICES], axis=0)
     for i in _rows(nonpos):
         bad = [f"{c} {cols[c][i]:g}" for c in PRICES if cols[c][i] <= 0]
-        issues.append(Issue("non_positive", int(ts[i]), 1, f"row {i}: {', '.join(bad)}"))
+        issues.append(Issue("non_positive", int(ts[i]), 1, f"row {i + 1}: {', '.join(bad)}",
+                            row=int(i) + 1))
     for i in _rows(finite & (cols["volume"] < 0)):
         issues.append(Issue("negative_volume", int(ts[i]), 1,
-                            f"row {i}: volume {cols['volume'][i]:g}"))
+                            f"row {i + 1}: volume {cols['volume'][i]:g}", row=int(i) + 1))
     o, h, lo, c = (cols[k] for k in PRICES)
     bad_ohlc = finite & ~nonpos & ((h < lo) | (o > h) | (o < lo) | (c > h) | (c < lo))
     for i in _rows(bad_ohlc):
@@ -202,10 +126,14 @@ def check_bars(bars: Batch, interval: str, calendar: Calendar | None = None) -> 
                 what.append(f"{name} {v:g} > high {h[i]:g}")
             elif v < lo[i]:
                 what.append(f"{name} {v:g} < low {lo[i]:g}")
-        issues.append(Issue("ohlc", int(ts[i]), 1, f"row {i}: {'; '.join(what)}"))
-    uniq, counts = np.unique(ts, return_counts=True)
-    for t, n in zip(uniq[counts > 1], counts[counts > 1], strict=True):
-        issues.append(Issue("duplicate", int(t), int(n - 1), f"{n} rows at this time"))
+        issues.append(Issue("ohlc", int(ts[i]), 1, f"row {i + 1}: {'; '.join(what)}",
+                            row=int(i) + 1))
+    order = np.argsort(ts, kind="stable")
+    uniq, starts, counts = np.unique(ts[order], return_index=True, return_counts=True)
+    for t, a, n in zip(uniq[counts > 1], starts[counts > 1], counts[counts > 1], strict=True):
+        rows = np.sort(order[a : a + n]) + 1
+        issues.append(Issue("duplicate", int(t), int(n - 1),
+                            f"{n} rows at this time ({_listed(rows)})", row=int(rows[0])))
     issues += find_gaps(uniq, interval, calendar)
     order = {k: i for i, k in enumerate(KINDS)}
     return sorted(issues, key=lambda x: (order[x.kind], x.ts))
@@ -252,7 +180,13 @@ def repair(bars: Batch) -> tuple[Batch, list[str]]:
     """A repaired copy and what changed: rows with NaN, non-positive prices or negative
     volume dropped; duplicates dropped (the last row of each time kept, in file order); rows
     sorted by time; high/low widened to contain open and close. Gaps are left (backfill
-    fills them)."""
+    fills them).
+
+    >>> one = {c: np.array([1.0, 1.0]) for c in BAR_COLUMNS[1:]}
+    >>> fixed, changes = repair({"ts": np.array([DAY, DAY]), **one})
+    >>> fixed["ts"].tolist(), changes
+    ([86400000000000], ['dropped 1 duplicate rows (kept the last of each time)'])
+    """
     ts = np.asarray(bars["ts"], dtype=np.int64)
     cols = {c: np.asarray(bars[c], dtype=np.float64).copy() for c in BAR_COLUMNS[1:]}
     changes = []

@@ -1,28 +1,49 @@
 """A live run's two links to its world, each in a thread of its own so the flow never waits
-on the network:
+on the network; both talk through :class:`world_api.client.WorldServiceClient` and retry
+with exponential backoff (``tenacity``):
 
 - :class:`ActivationSubscriber` keeps an :class:`dataflows.gate.ActivationBook` current: it
-  loads the activation snapshot, then follows the world's event stream (SSE) from the
-  snapshot's seq, with keep-alives every ``heartbeat`` seconds. A dropped or silent stream
-  marks the book lost (the gate holds orders) and is reconnected with backoff, resuming
-  after the last seq seen.
+  loads the activation snapshot, then follows the world's event stream from the snapshot's
+  seq, with keep-alives every ``heartbeat`` seconds. A dropped or silent stream marks the
+  book lost (the gate holds orders) and is reconnected with backoff, resuming after the
+  last seq seen; a stream that had worked for a while is reconnected at once.
 - :class:`MetricsPoster` sends the MetricsUpdates queued in the run's store (written there
   by the flow before its snapshot, so a killed run loses none) in order, batching what
   queued up; a failed post is retried (the world deduplicates on strategy, run and seq), so
   a world outage delays updates but loses none.
+
+>>> from dataflows.gate import ActivationBook, verdict
+>>> book = ActivationBook("w")
+>>> sub = ActivationSubscriber(book, "http://127.0.0.1:9", backoff=(0.05, 0.1))
+>>> verdict(book, "s", now=0.0, max_age=30.0).kind   # held until the snapshot is loaded
+'hold'
+>>> sub.close()
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import threading
 import time
 from typing import Any
 
+from tenacity import (
+    RetryCallState,
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    stop_when_event_set,
+    wait_exponential,
+)
+
 from dataflows.gate import ActivationBook
 from qmtl.core.errors import QmtlError
+from world_api.client import (
+    EventStream,
+    KeepAlive,
+    WorldServiceClient,
+    WorldServiceError,
+)
 
 log = logging.getLogger("qmtl.live")
 
@@ -31,23 +52,37 @@ class WorldUnavailable(QmtlError, RuntimeError):
     """The world service cannot be reached or refused (the text says which)."""
 
 
-def _client(url: str, token: str | None, timeout: float) -> Any:
-    from world_api.client import WorldServiceClient
-
-    return WorldServiceClient(url, token, timeout)
-
-
 def world_info(url: str, token: str | None, world: str, timeout: float = 10.0) -> dict[str, Any]:
-    """``GET /worlds/{world}``; :class:`WorldUnavailable` with the reason otherwise."""
-    from world_api.client import WorldServiceError
+    """``GET /worlds/{world}``; :class:`WorldUnavailable` with the reason otherwise.
 
-    client = _client(url, token, timeout)
-    try:
-        return client.call("GET", f"/worlds/{world}")
-    except WorldServiceError as exc:
-        raise WorldUnavailable(str(exc)) from None
-    finally:
-        client.close()
+    >>> world_info("http://127.0.0.1:9", None, "w", timeout=1.0)
+    Traceback (most recent call last):
+    ...
+    connectors.live.world_link.WorldUnavailable: cannot reach the world service at ...
+    """
+    with WorldServiceClient(url, token, timeout) as client:
+        try:
+            return client.world(world)
+        except WorldServiceError as exc:
+            raise WorldUnavailable(str(exc)) from None
+
+
+def _retrying(stop: threading.Event, backoff: tuple[float, float],
+              before_sleep: Any) -> Retrying:
+    """Retry any exception with exponential backoff from ``backoff[0]`` to ``backoff[1]``
+    seconds, until ``stop`` is set (which also cuts a wait short)."""
+    lo, hi = backoff
+    return Retrying(
+        retry=retry_if_exception_type(Exception),
+        wait=wait_exponential(multiplier=lo, min=lo, max=hi),
+        stop=stop_when_event_set(stop),
+        sleep=stop.wait,
+        before_sleep=before_sleep,
+    )
+
+
+def _why(exc: BaseException | None) -> str:
+    return f"{type(exc).__name__}: {exc}".strip() if exc is not None else "unknown"
 
 
 class ActivationSubscriber:
@@ -63,64 +98,72 @@ class ActivationSubscriber:
     ) -> None:
         self.book = book
         self.url = url.rstrip("/")
-        self.token = token
         self.heartbeat = heartbeat
         self.backoff = backoff
+        self._client = WorldServiceClient(self.url, token, timeout=10.0)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._socket: Any = None
-
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self._stream: EventStream | None = None
+        self._opened_at: float | None = None
 
     def _follow(self) -> None:
-        import httpx
-
+        """Load the snapshot, then apply the stream's events until it ends or breaks
+        (raises) or the subscriber is stopped (returns)."""
         world = self.book.world
-        timeout = httpx.Timeout(10.0, read=3.0 * self.heartbeat + 1.0)
-        with httpx.Client(base_url=self.url, headers=self._headers(), timeout=timeout) as http:
-            snap = http.get(f"/worlds/{world}/activation")
-            snap.raise_for_status()
-            self.book.load_snapshot(snap.json(), time.monotonic())
-            params = {"after": self.book.seq, "heartbeat": self.heartbeat}
-            with http.stream("GET", f"/worlds/{world}/events", params=params) as resp:
-                resp.raise_for_status()
-                stream = resp.extensions.get("network_stream")
-                self._socket = stream.get_extra_info("socket") if stream is not None else None
+        self._opened_at = None
+        self.book.load_snapshot(self._client.activation(world), time.monotonic())
+        stream = self._client.events(world, after=self.book.seq, follow=True,
+                                     heartbeat=self.heartbeat,
+                                     read_timeout=3.0 * self.heartbeat + 1.0)
+        with stream:
+            self._stream = stream
+            self._opened_at = time.monotonic()
+            try:
+                if self._stop.is_set():
+                    return
                 log.info("following world %s at %s from seq %d", world, self.url, self.book.seq)
-                data: str | None = None
-                for line in resp.iter_lines():
+                for event in stream:
                     if self._stop.is_set():
                         return
                     now = time.monotonic()
-                    if line.startswith(":"):
+                    if isinstance(event, KeepAlive):
                         self.book.confirm(now)
-                    elif line.startswith("data: "):
-                        data = line[6:]
-                    elif line == "" and data is not None:
-                        self.book.apply_event(json.loads(data), now)
-                        data = None
+                    else:
+                        self.book.apply_event(event.model_dump(), now)
+            finally:
+                self._stream = None
         if not self._stop.is_set():
             raise ConnectionError("the world closed its event stream")
 
+    def _session(self) -> None:
+        """One connection. Raises when it failed (tenacity marks the book lost, waits and
+        retries); returns when stopped, or when the stream had worked for a while and then
+        broke (a fresh retry sequence: reconnect at once)."""
+        try:
+            self._follow()
+        except Exception as exc:
+            if self._stop.is_set():
+                return
+            opened = self._opened_at
+            if opened is None or time.monotonic() - opened <= 5 * self.backoff[0]:
+                raise
+            why = _why(exc)
+            self.book.lose(why)
+            log.warning("world %s: %s; orders held, reconnecting", self.book.world, why)
+
+    def _held(self, state: RetryCallState) -> None:
+        why = _why(state.outcome.exception() if state.outcome else None)
+        self.book.lose(why)
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning("world %s: %s; orders held, reconnecting in %.1f s", self.book.world, why,
+                    wait)
+
     def _loop(self) -> None:
-        delay = self.backoff[0]
         while not self._stop.is_set():
-            started = time.monotonic()
             try:
-                self._follow()
-            except Exception as exc:
-                if self._stop.is_set():
-                    return
-                why = f"{type(exc).__name__}: {exc}".strip()
-                self.book.lose(why)
-                if time.monotonic() - started > 5 * delay:
-                    delay = self.backoff[0]  # it had worked for a while: retry quickly
-                log.warning(
-                    "world %s: %s; orders held, reconnecting in %.1f s", self.book.world, why, delay
-                )
-                self._stop.wait(delay)
-                delay = min(delay * 2, self.backoff[1])
+                _retrying(self._stop, self.backoff, self._held)(self._session)
+            except RetryError:
+                return  # stopped while the world was away
 
     def start(self) -> ActivationSubscriber:
         """Start following in a background thread."""
@@ -130,15 +173,13 @@ class ActivationSubscriber:
 
     def close(self) -> None:
         """Stop following."""
-        import socket
-
         self._stop.set()
-        sock = self._socket
-        if sock is not None:  # wakes the thread blocked reading the stream
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        stream = self._stream
+        if stream is not None:  # wakes the thread blocked reading the stream
+            stream.interrupt()
         if self._thread is not None:
             self._thread.join(5)
+        self._client.close()
 
 
 class MetricsPoster:
@@ -171,10 +212,10 @@ class MetricsPoster:
         """Something was queued: post soon."""
         self._wake.set()
 
-    def post_once(self, client: Any) -> int:
-        """Post what is queued now (in batches); return how many the world accepted."""
-        from world_api.client import WorldServiceError
-
+    def post_once(self, client: WorldServiceClient) -> int:
+        """Post what is queued now (in batches); return how many the world accepted. A
+        batch the world refuses as stale or invalid (409, 422) is dropped, logged: sending
+        it again cannot succeed."""
         done = 0
         while True:
             rows = self.outbox.unsent_updates(self.world)
@@ -182,10 +223,9 @@ class MetricsPoster:
                 return done
             body = "[" + ",".join(b for _, b in rows) + "]"
             try:
-                client.call("POST", f"/worlds/{self.world}/metrics", content=body,
-                            headers={"content-type": "application/json"})
+                client.post_metrics(self.world, body)
             except WorldServiceError as exc:
-                if " 409: " not in str(exc) and " 422: " not in str(exc):
+                if exc.status not in (409, 422):
                     raise
                 log.error("world %s refused %d metric updates (%s): dropped", self.world,
                           len(rows), exc)
@@ -193,30 +233,26 @@ class MetricsPoster:
             done += len(rows)
             self.posted += len(rows)
 
+    def _failed(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        if self.last_error is None:
+            log.warning("cannot post metrics to world %s (%s); retrying", self.world, exc)
+        self.last_error = str(exc)
+
     def _loop(self) -> None:
-        client = _client(self.url, self.token, self.timeout)
-        delay = self.backoff[0]
-        try:
+        with WorldServiceClient(self.url, self.token, self.timeout) as client:
             while True:
-                stopping = self._stop.is_set()
+                stopping = self._stop.is_set()  # then: one last try
                 try:
-                    self.post_once(client)
-                    if self.last_error is not None:
-                        log.info("posting metrics to world %s again", self.world)
-                    self.last_error = None
-                    delay = self.backoff[0]
-                except Exception as exc:
-                    if self.last_error is None:
-                        log.warning("cannot post metrics to world %s (%s); retrying",
-                                    self.world, exc)
-                    self.last_error = str(exc)
-                    if stopping:
-                        log.warning("metric updates left queued; they are sent on the next "
-                                    "start with this order store")
-                        return
-                    self._stop.wait(delay)
-                    delay = min(delay * 2, self.backoff[1])
-                    continue
+                    _retrying(self._stop, self.backoff, self._failed)(self.post_once, client)
+                except RetryError as exc:
+                    self.last_error = _why(exc.last_attempt.exception())
+                    log.warning("metric updates left queued (%s); they are sent on the next "
+                                "start with this order store", self.last_error)
+                    return
+                if self.last_error is not None:
+                    log.info("posting metrics to world %s again", self.world)
+                self.last_error = None
                 if stopping:
                     return
                 # at most one post per interval: updates queue up and go in one request,
@@ -225,8 +261,6 @@ class MetricsPoster:
                 self._wake.wait()
                 self._wake.clear()
                 self._stop.wait(max(0.0, self.interval - (time.monotonic() - posted_at)))
-        finally:
-            client.close()
 
     def start(self) -> MetricsPoster:
         """Start posting in a background thread."""

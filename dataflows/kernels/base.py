@@ -17,6 +17,7 @@ array([2., 4.])
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -26,7 +27,13 @@ KERNELS: dict[str, type[Kernel]] = {}
 
 
 class Kernel(ABC):
-    """Base class of every batch kernel (see the module docstring for the contract)."""
+    """Base class of every batch kernel (see the module docstring for the contract).
+
+    >>> Kernel()
+    Traceback (most recent call last):
+    ...
+    TypeError: Can't instantiate abstract class Kernel with abstract method update
+    """
 
     op: ClassVar[str] = ""
 
@@ -35,7 +42,22 @@ class Kernel(ABC):
         """Consume the next batch of each input; return this batch's output."""
 
 
-def register(op: str):
+def window_length(op: str, n: Any) -> int:
+    """``n`` as a window length for operator ``op``, or a ValueError saying what was wrong.
+
+    >>> window_length("shift", 2)
+    2
+    >>> window_length("shift", 1.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: shift: n must be a positive integer, got 1.5
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"{op}: n must be a positive integer, got {n!r}")
+    return int(n)
+
+
+def register(op: str) -> Callable[[type[Kernel]], type[Kernel]]:
     """Class decorator: make ``cls`` the kernel of operator ``op``.
 
     >>> @register("_doc_identity")
@@ -64,8 +86,8 @@ def make_kernel(op: str, params: dict[str, Any]) -> Kernel:
     ...
     KeyError: "no kernel for operator 'nope'"
     """
-    from dataflows import kernels  # noqa: F401  (registers the built-in kernels)
-
+    # importing this module runs dataflows/kernels/__init__.py first, which registers the
+    # built-in kernels: the registry is full before anyone can call this
     try:
         cls = KERNELS[op]
     except KeyError:

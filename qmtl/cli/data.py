@@ -8,12 +8,22 @@ backfill ahead, quality checks).
 
 from __future__ import annotations
 
+import datetime as dt
+import shutil
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
+from connectors.data.calendars import Calendar
+from connectors.data.catalog import Catalog, default_data_dir
+from connectors.data.csv_import import import_csv, read_bars_file, write_bars_file
+from connectors.data.quality import check_bars, repair
+from connectors.data.seamless import describe_errors
+from connectors.data.synthetic import DEMO_SYMBOLS, write_demo
 from qmtl.cli.common import (
     console,
     err_console,
@@ -21,6 +31,9 @@ from qmtl.cli.common import (
     make_provider,
     progress_bar,
 )
+from qmtl.core.bars import Batch
+from qmtl.core.intervals import INTERVALS
+from qmtl.core.times import format_ts, parse_time
 
 data_app = typer.Typer(help="The local bar catalog.", no_args_is_help=True)
 
@@ -35,37 +48,52 @@ QuestDBOption = Annotated[
     str | None,
     typer.Option("--questdb", help="QuestDB PG-wire URL to read from (default $QMTL_QUESTDB)."),
 ]
+TimeColumnOption = Annotated[
+    str | None,
+    typer.Option(help="Name of the time column, when it is not date, datetime, timestamp, "
+                      "time or an unnamed first column."),
+]
+CALENDAR_HELP = (
+    "When bars are expected: auto (weekdays if the data has no weekend bar, else 24/7), 24/7, "
+    "weekdays, or an exchange by ISO MIC code with its holidays, early closes and breaks "
+    "(XNYS for NYSE/Nasdaq, XLON, XETR, XPAR, XTKS, XHKG, XSHG, XTSE, XASX, ...; aliases "
+    "such as NYSE work; an unknown name lists them all). Exchanges need the calendars extra."
+)
 
 
-def _catalog(data: Path | None):
-    from connectors.data.catalog import Catalog, default_data_dir
+def _fail(message: str) -> typer.Exit:
+    """``fail`` for a message that quotes user input: shown as typed, never as markup."""
+    return fail(escape(message))
 
+
+def _catalog(data: Path | None) -> Catalog:
     return Catalog(data or default_data_dir())
 
 
 @data_app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="CSV file with date/open/high/low/close[/volume].")],
+    file: Annotated[Path, typer.Argument(
+        help="CSV file with columns date, open, high, low, close and optionally volume.")],
     symbol: Annotated[str, typer.Option(help="Symbol to store the bars under.")],
     interval: Annotated[str, typer.Option(help="Bar interval: 1m 5m 15m 1h 4h 1d.")] = "1d",
     data: DataOption = None,
     on_bad_bars: Annotated[str, typer.Option(help="raise (default) or drop.")] = "raise",
+    time_column: TimeColumnOption = None,
 ) -> None:
-    """Import a CSV file of bars into the catalog."""
-    from connectors.data.csv_import import import_csv
-    from qmtl.core.intervals import INTERVALS
-
-    if interval not in INTERVALS:
-        raise fail(f"unknown interval {interval!r}: use one of {', '.join(INTERVALS)}")
+    """Import a CSV file of bars into the catalog (nothing is written when it has an error).
+    """
+    _check_interval(interval)
     if on_bad_bars not in ("raise", "drop"):
-        raise fail(f"--on-bad-bars must be 'raise' or 'drop', got {on_bad_bars!r}")
+        raise _fail(f"--on-bad-bars must be 'raise' or 'drop', got {on_bad_bars!r}")
     catalog = _catalog(data)
     try:
-        rows, dropped = import_csv(catalog, file, symbol, interval, on_bad=on_bad_bars)  # type: ignore[arg-type]
+        rows, dropped = import_csv(catalog, file, symbol, interval, time_column=time_column,
+                                   on_bad="drop" if on_bad_bars == "drop" else "raise")
     except (ValueError, LookupError, OSError) as exc:
-        raise fail(str(exc)) from None
+        raise _fail(str(exc)) from None
     note = f" ({dropped} bad bars dropped)" if dropped else ""
-    console.print(f"imported {rows} {interval} bars of {symbol} into {catalog.root}{note}")
+    console.print(f"imported {rows} {interval} bars of {symbol} into {catalog.root}{note}",
+                  markup=False, highlight=False)
 
 
 @data_app.command()
@@ -77,11 +105,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
 ) -> None:
     """Write deterministic synthetic bars (no download) for the demo and experiments."""
-    from connectors.data.synthetic import DEMO_SYMBOLS, write_demo
-    from qmtl.core.intervals import INTERVALS
-
-    if interval not in INTERVALS:
-        raise fail(f"unknown interval {interval!r}: use one of {', '.join(INTERVALS)}")
+    _check_interval(interval)
     if bars < 1:
         raise fail(f"--bars must be >= 1, got {bars}")
     names = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else DEMO_SYMBOLS
@@ -89,9 +113,10 @@ def demo(
     try:
         write_demo(catalog, names, interval=interval, n=bars, seed=seed)
     except (ValueError, LookupError, OSError) as exc:
-        raise fail(str(exc)) from None
+        raise _fail(str(exc)) from None
     console.print(
-        f"wrote {bars} synthetic {interval} bars for {', '.join(names)} into {catalog.root}"
+        f"wrote {bars} synthetic {interval} bars for {', '.join(names)} into {catalog.root}",
+        markup=False,
     )
 
 
@@ -99,18 +124,16 @@ def demo(
 def ls(data: DataOption = None) -> None:
     """List what the catalog holds: symbol, interval, first and last bar, rows, the ranges it
     covers (more than one means gaps in what was fetched) and the file size."""
-    from qmtl.core.times import format_ts
-
     catalog = _catalog(data)
     try:
         entries = catalog.entries()
         covered = {(s, i): catalog.covered(s, i) for s, i, *_ in entries}
     except LookupError as exc:
-        raise fail(str(exc)) from None
+        raise _fail(str(exc)) from None
     if not entries:
         console.print(f"catalog {catalog.root} is empty: try `qmtl data demo`")
         return
-    table = Table(title=f"catalog {catalog.root}")
+    table = Table(title=escape(f"catalog {catalog.root}"))
     for col in ("symbol", "interval", "first", "last", "rows", "covered", "size"):
         table.add_column(col, justify="right" if col in ("rows", "size") else "left")
     for symbol, interval, first, last, rows in entries:
@@ -119,8 +142,8 @@ def ls(data: DataOption = None) -> None:
         if len(ranges) > 3:
             shown += f"; +{len(ranges) - 3} more"
         size = catalog.path(symbol, interval).stat().st_size
-        table.add_row(symbol, interval, format_ts(first), format_ts(last), f"{rows:,}", shown,
-                      f"{size / 2**20:.1f} MiB")
+        table.add_row(escape(symbol), interval, format_ts(first), format_ts(last), f"{rows:,}",
+                      shown, f"{size / 2**20:.1f} MiB")
     console.print(table)
 
 
@@ -129,21 +152,17 @@ def _symbols(text: str | None) -> list[str]:
 
 
 def _check_interval(interval: str) -> None:
-    from qmtl.core.intervals import INTERVALS
-
     if interval not in INTERVALS:
-        raise fail(f"unknown interval {interval!r}: use one of {', '.join(INTERVALS)}")
+        raise _fail(f"unknown interval {interval!r}: use one of {', '.join(INTERVALS)}")
 
 
 def _time(value: str | None, what: str) -> int | None:
-    from qmtl.core.times import parse_time
-
     if value is None:
         return None
     try:
         return parse_time(value)
     except ValueError as exc:
-        raise fail(f"{what}: {exc}") from None
+        raise _fail(f"{what}: {exc}") from None
 
 
 @data_app.command()
@@ -158,10 +177,6 @@ def backfill(
 ) -> None:
     """Fetch what the catalog is missing for a range, ahead of a run (QuestDB first, then the
     origin); what the catalog already covers is not fetched again."""
-    import time
-
-    from connectors.data.seamless import describe_errors
-
     _check_interval(interval)
     names = _symbols(symbols)
     if not names:
@@ -178,28 +193,27 @@ def backfill(
             if lo is None:
                 raise fail("--start: give the first bar time to backfill from")
             if hi < lo:
-                raise fail(f"empty range: --start {start} is after --end {end}")
+                raise _fail(f"empty range: --start {start} is after --end {end}")
             for name in names:
                 provider.ensure(name, interval, lo, hi)
     except typer.Exit:
         raise
     except (*describe_errors(), ValueError, OSError, ImportError) as exc:
-        raise fail(str(exc)) from None
-    from qmtl.core.times import format_ts
-
+        raise _fail(str(exc)) from None
     if not provider.fetches:
         console.print(f"nothing to fetch: the catalog already covers {', '.join(names)} "
-                      f"{interval} from {format_ts(lo)} to {format_ts(hi)}", highlight=False)
+                      f"{interval} from {format_ts(lo)} to {format_ts(hi)}", highlight=False,
+                      markup=False)
         return
-    table = Table(title=f"backfill into {provider.catalog.root}")
+    table = Table(title=escape(f"backfill into {provider.catalog.root}"))
     for col in ("symbol", "from", "range", "bars"):
         table.add_column(col, justify="right" if col == "bars" else "left")
     for f in provider.fetches:
-        table.add_row(f.symbol, f.layer, f"{format_ts(f.start)} .. {format_ts(f.end)}",
-                      f"{f.rows:,}")
+        span = f"{format_ts(f.start)} .. {format_ts(f.end)}"
+        table.add_row(escape(f.symbol), escape(f.layer), span, f"{f.rows:,}")
     console.print(table)
     for note in provider.notes:
-        err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
 
 
 @data_app.command()
@@ -211,32 +225,35 @@ def check(
     interval: Annotated[
         str | None, typer.Option(help="Interval of the bars (catalog: default all).")
     ] = None,
-    calendar: Annotated[str, typer.Option(help="auto, 24/7 or weekdays.")] = "auto",
-    session: Annotated[str | None, typer.Option(help="Session hours, e.g. 09:30-16:00.")] = None,
+    calendar: Annotated[str, typer.Option(help=CALENDAR_HELP)] = "auto",
+    session: Annotated[
+        str | None, typer.Option(help="Session hours of weekdays, e.g. 09:30-16:00.")
+    ] = None,
     tz: Annotated[str, typer.Option(help="Time zone of the session hours.")] = "UTC",
     holidays: Annotated[
         str | None, typer.Option(help="Dates with no session: comma-separated, or a file.")
     ] = None,
+    time_column: TimeColumnOption = None,
     fix: Annotated[bool, typer.Option(help="Write a repaired copy and say what changed.")] = False,
     out: Annotated[Path | None, typer.Option(help="Where --fix writes a file's copy.")] = None,
     limit: Annotated[int, typer.Option(help="Issues listed per symbol or file.")] = 50,
     data: DataOption = None,
 ) -> None:
     """Report gaps, duplicates, out-of-order rows, NaN, non-positive prices and OHLC
-    inconsistencies, per symbol or file. Exit 1 when any is found (after --fix: when the
-    repaired copy still has some besides gaps)."""
-    from connectors.data.quality import Calendar
-
+    inconsistencies, per symbol or file; rows count from 1 at the first bar. Exit 1 when any
+    is found (after --fix: when the repaired copy still has some besides gaps)."""
     if interval is not None:
         _check_interval(interval)
     try:
         cal = Calendar.parse(calendar, session=session, tz=tz, holidays=_holidays(holidays))
     except ValueError as exc:
-        raise fail(str(exc)) from None
+        raise _fail(str(exc)) from None
     if files and out is not None and len(files) > 1:
         raise fail("--out takes one file: check several files without --out")
-    targets = _file_targets(files, interval) if files else _catalog_targets(data, symbols,
-                                                                            interval)
+    if time_column is not None and not files:
+        raise fail("--time-column goes with files: the catalog's own bars have their times")
+    targets = (_file_targets(files, interval, time_column) if files
+               else _catalog_targets(data, symbols, interval))
     remaining = 0
     for target in targets:
         remaining += _check_one(target, cal, fix, out, limit)
@@ -253,10 +270,12 @@ def _holidays(text: str | None) -> list[str]:
     return _symbols(text)
 
 
-def _file_targets(files: list[Path], interval: str | None) -> list[dict[str, Any]]:
+def _file_targets(files: list[Path], interval: str | None,
+                  time_column: str | None) -> list[dict[str, Any]]:
     if interval is None:
         raise fail("--interval: give the interval of the bars in the file(s)")
-    return [{"label": str(f), "file": f, "interval": interval} for f in files]
+    return [{"label": str(f), "file": f, "interval": interval, "time_column": time_column}
+            for f in files]
 
 
 def _catalog_targets(data: Path | None, symbols: str | None,
@@ -264,36 +283,38 @@ def _catalog_targets(data: Path | None, symbols: str | None,
     catalog = _catalog(data)
     names = _symbols(symbols) or catalog.symbols()
     if not names:
-        raise fail(f"catalog {catalog.root} is empty: nothing to check")
+        raise _fail(f"catalog {catalog.root} is empty: nothing to check")
     targets = []
     for name in names:
         intervals = [interval] if interval else catalog.intervals(name)
         if not intervals or (interval and interval not in catalog.intervals(name)):
-            raise fail(f"no {interval or ''} bars for {name!r} in catalog {catalog.root}; "
-                        f"symbols: {', '.join(catalog.symbols()) or 'none'}".replace("no  ", "no "))
+            what = f"{interval} bars" if interval else "bars"
+            raise _fail(f"no {what} for {name!r} in catalog {catalog.root}; "
+                        f"symbols: {', '.join(catalog.symbols()) or 'none'}")
         for i in intervals:
             targets.append({"label": f"{name} {i}", "catalog": catalog, "symbol": name,
                             "interval": i})
     return targets
 
 
-def _check_one(target: dict[str, Any], cal: Any, fix: bool, out: Path | None,
+def _read_target(target: dict[str, Any]) -> Batch:
+    if "file" in target:
+        return read_bars_file(target["file"], target["time_column"])
+    return target["catalog"].read(target["symbol"], target["interval"])
+
+
+def _check_one(target: dict[str, Any], cal: Calendar, fix: bool, out: Path | None,
                limit: int) -> int:
     """Check (and with ``fix`` repair) one file or catalog entry; return problems left."""
-    from connectors.data.csv_import import read_bars_file
-    from connectors.data.quality import check_bars, repair
-    from qmtl.core.times import format_ts
-
-    label, interval = target["label"], target["interval"]
+    label, interval = escape(target["label"]), target["interval"]
     try:
-        if "file" in target:
-            bars = read_bars_file(target["file"])
-        else:
-            bars = target["catalog"].read(target["symbol"], interval)
+        bars = _read_target(target)
+        issues = check_bars(bars, interval, cal)
     except (ValueError, LookupError, OSError) as exc:
-        err_console.print(f"[bold red]{label}:[/] {exc}", highlight=False, soft_wrap=True)
+        said = str(exc) if target["label"] in str(exc) else f"{target['label']}: {exc}"
+        err_console.print(f"[bold red]error:[/] {escape(said)}", highlight=False,
+                          soft_wrap=True)
         return 1
-    issues = check_bars(bars, interval, cal)
     n = len(bars["ts"])
     if not issues:
         console.print(f"{label}: {n:,} bars, no issues", highlight=False, soft_wrap=True)
@@ -303,12 +324,14 @@ def _check_one(target: dict[str, Any], cal: Any, fix: bool, out: Path | None,
         kinds[issue.kind] = kinds.get(issue.kind, 0) + 1
     summary = ", ".join(f"{v} {k}" for k, v in kinds.items())
     table = Table(title=f"{label}: {n:,} bars, {len(issues)} issues ({summary})")
-    for col in ("issue", "time", "bars", "detail"):
-        table.add_column(col, justify="right" if col == "bars" else "left")
+    for col in ("issue", "time", "row", "bars", "detail"):
+        table.add_column(col, justify="right" if col in ("row", "bars") else "left")
     for issue in issues[:limit]:
-        table.add_row(issue.kind, format_ts(issue.ts), str(issue.count), issue.detail)
-    if len(issues) > limit:
-        table.caption = f"and {len(issues) - limit} more (--limit)"
+        row = "" if issue.row is None else str(issue.row)
+        detail = issue.detail.removeprefix(f"row {row}: ")  # the row has its own column
+        table.add_row(issue.kind, format_ts(issue.ts), row, str(issue.count), escape(detail))
+    more = f"; and {len(issues) - limit} more (--limit)" if len(issues) > limit else ""
+    table.caption = f"row 1 is the first bar (of a CSV with a header: row N is line N+1){more}"
     console.print(table)
     if not fix:
         return len(issues)
@@ -318,42 +341,25 @@ def _check_one(target: dict[str, Any], cal: Any, fix: bool, out: Path | None,
         console.print(f"  fixed: {change}", highlight=False, soft_wrap=True)
     if not changes:
         console.print("  nothing --fix can repair", highlight=False)
-    left = [i for i in check_bars(fixed, interval, cal) if i.kind != "gap"]
-    gaps = sum(1 for i in check_bars(fixed, interval, cal) if i.kind == "gap")
-    console.print(f"  wrote {where}" + (f"; {gaps} gaps remain: fill them with "
-                                        "`qmtl data backfill`" if gaps else ""),
+    after = check_bars(fixed, interval, cal)
+    left = [i for i in after if i.kind != "gap"]
+    gaps = len(after) - len(left)
+    console.print(f"  wrote {escape(str(where))}" + (f"; {gaps} gaps remain: fill them with "
+                                                     "`qmtl data backfill`" if gaps else ""),
                   highlight=False, soft_wrap=True)
     return len(left)
 
 
-def _write_fixed(target: dict[str, Any], fixed: dict[str, Any], out: Path | None) -> Path:
+def _write_fixed(target: dict[str, Any], fixed: Batch, out: Path | None) -> Path:
     """Write the repaired copy: next to a file (or to ``out``); for a catalog entry, in place
     (atomically) after keeping the original beside it."""
-    import datetime as dt
-    import shutil
-
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
-
     if "file" in target:
         src: Path = target["file"]
         name = src.name
         suffix = ".parquet" if name.lower().endswith(".parquet") else ".csv"
         stem = name[: -len(suffix)] if name.lower().endswith(suffix) else src.stem
         dest = out or src.with_name(f"{stem}.fixed{suffix}")
-        table = pa.table({k: fixed[k] for k in ("ts", "open", "high", "low", "close", "volume")})
-        tmp = dest.with_name(f".{dest.name}.tmp")
-        if suffix == ".parquet":
-            pq.write_table(table, tmp)
-        else:
-            ts = fixed["ts"]
-            if len(ts) and not (ts % 10**9).any():  # whole seconds: readable ISO times (UTC)
-                text = np.datetime_as_string(ts.astype("datetime64[ns]"), unit="s")
-                table = table.set_column(0, "datetime", pa.array(text))
-            pcsv.write_csv(table, tmp, pcsv.WriteOptions(quoting_style="none"))
-        tmp.replace(dest)
+        write_bars_file(fixed, dest)
         return dest
     catalog, symbol, interval = target["catalog"], target["symbol"], target["interval"]
     path = catalog.path(symbol, interval)

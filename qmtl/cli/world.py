@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+import uvicorn
 from rich.table import Table
 
-from qmtl.cli.common import console, fail
+from qmtl.cli.common import DebugOpt, console, errors_as_exit, fail
+from qmtl.core.contracts import ActivationEvent
+from world_api.client import DEFAULT_URL, WorldServiceClient, WorldServiceError
+from world_api.domain.policy import PolicyError, parse_policy
+from world_api.service.app import create_app
+from world_api.service.auth import create_token
+from world_api.service.store import StoreError, open_store
 
 world_app = typer.Typer(
     help="The WorldService: serve, tokens, worlds, status.", no_args_is_help=True
@@ -35,19 +44,13 @@ StoreOption = Annotated[
         help="sqlite:///path, a file path, or postgresql://... (default ~/.qmtl/world.db).",
     ),
 ]
-DEFAULT_URL = "http://127.0.0.1:8600"
 
 
-def _request(method: str, url: str, path: str, token: str | None, **kw: Any) -> Any:
-    from world_api.client import WorldServiceClient, WorldServiceError
-
-    client = WorldServiceClient(url, token)
-    try:
-        return client.call(method, path, **kw)
-    except WorldServiceError as exc:
-        raise fail(str(exc)) from None
-    finally:
-        client.close()
+@contextmanager
+def _client(url: str, token: str | None, debug: bool = False) -> Iterator[WorldServiceClient]:
+    """A client of the world at ``url``; its errors become the CLI's ``error:`` line."""
+    with errors_as_exit(debug), WorldServiceClient(url, token) as client:
+        yield client
 
 
 @world_app.command()
@@ -62,11 +65,6 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the WorldService over HTTP (uvicorn)."""
-    import uvicorn
-
-    from world_api.service.app import create_app
-    from world_api.service.store import StoreError
-
     try:
         app = create_app(store, insecure_dev=insecure_dev, kafka_brokers=kafka_brokers)
     except StoreError as exc:
@@ -88,9 +86,6 @@ def token_create(
     store: StoreOption = None,
 ) -> None:
     """Create a token; prints it once (only its hash is stored)."""
-    from world_api.service.auth import create_token
-    from world_api.service.store import StoreError, open_store
-
     try:
         token = create_token(open_store(store), role, name)
     except (ValueError, StoreError) as exc:
@@ -107,26 +102,35 @@ def create(
     policy: Annotated[Path | None, typer.Option(help="Policy file (YAML or JSON).")] = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
+    debug: DebugOpt = False,
 ) -> None:
-    """Create a world, optionally with a policy file."""
+    """Create a world, optionally with a policy file.
+
+    Every world starts with the default policy as version 1; a policy file becomes
+    version 2 (``qmtl world policy`` sets later versions)."""
     text = _read_policy(policy) if policy else None
-    _request(
-        "POST",
-        url,
-        "/worlds",
-        token,
-        json={"id": world, "name": name or world, "capital": capital, "mode": mode},
+    with _client(url, token, debug) as client:
+        client.create_world(world, name=name, capital=capital, mode=mode)
+        if policy is None or text is None:
+            console.print(f"created world {world!r} with the default policy (version 1)",
+                          highlight=False)
+            return
+        try:
+            out = client.put_policy(world, text)
+        except WorldServiceError as exc:
+            raise fail(
+                f"created world {world!r} with the default policy (version 1), but setting "
+                f"the policy from {policy} failed: {exc}; retry with `qmtl world policy "
+                f"{world} {policy}`"
+            ) from None
+    console.print(
+        f"created world {world!r}; policy from {policy} is version {out['version']} "
+        "(version 1 is the default every world starts with)",
+        highlight=False,
     )
-    msg = f"created world {world!r}"
-    if text is not None:
-        out = _request("PUT", url, f"/worlds/{world}/policy", token, content=text)
-        msg += f" with policy version {out['version']}"
-    console.print(msg, highlight=False)
 
 
 def _read_policy(path: Path) -> str:
-    from world_api.domain.policy import PolicyError, parse_policy
-
     try:
         text = path.read_text()
     except OSError as exc:
@@ -144,9 +148,12 @@ def policy(
     file: Annotated[Path, typer.Argument(help="Policy file (YAML or JSON).")],
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Set a world's policy (a new version)."""
-    out = _request("PUT", url, f"/worlds/{world}/policy", token, content=_read_policy(file))
+    text = _read_policy(file)
+    with _client(url, token, debug) as client:
+        out = client.put_policy(world, text)
     console.print(
         f"world {world!r}: policy version {out['version']}, {len(out['events'])} activation events",
         highlight=False,
@@ -158,12 +165,12 @@ def status(
     world: Annotated[str, typer.Argument(help="World id.")],
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Print the world's activation table."""
-    snap = _request("GET", url, f"/worlds/{world}/activation", token)
-    views = {
-        v["strategy_id"]: v for v in _request("GET", url, f"/worlds/{world}/strategies", token)
-    }
+    with _client(url, token, debug) as client:
+        snap = client.activation(world)
+        views = {v["strategy_id"]: v for v in client.strategies(world)}
     table = Table(title=f"world {world} · seq {snap['seq']} · policy v{snap['policy_version']}")
     for col in ("strategy", "status", "weight", "rank", "sharpe", "n_bars", "hints"):
         table.add_column(
@@ -191,28 +198,16 @@ def events(
     follow: Annotated[bool, typer.Option(help="Keep streaming new events.")] = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
+    debug: DebugOpt = False,
 ) -> None:
-    """Print the world's activation events (Server-Sent Events), one JSON line each."""
-    import httpx
-
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    params = {"after": after, **({} if follow else {"once": 1})}
-    try:
-        with httpx.stream(
-            "GET",
-            url.rstrip("/") + f"/worlds/{world}/events",
-            params=params,
-            headers=headers,
-            timeout=None,
-        ) as r:
-            if r.status_code >= 400:
-                r.read()
-                raise fail(f"events: {r.status_code}: {r.json().get('detail', r.text)}")
-            for line in r.iter_lines():
-                if line.startswith("data: "):
-                    typer.echo(json.dumps(json.loads(line[6:])))
-    except httpx.HTTPError as exc:
-        raise fail(f"cannot reach the world service at {url}: {exc}") from None
+    """Print the world's activation events (Server-Sent Events), one JSON line each;
+    with ``--follow``, keep printing new ones as the world stores them (Ctrl-C stops)."""
+    with _client(url, token, debug) as client, client.events(
+        world, after=after, follow=follow
+    ) as stream:
+        for event in stream:
+            if isinstance(event, ActivationEvent):
+                typer.echo(json.dumps(event.model_dump()))
 
 
 def env_token() -> str | None:

@@ -36,7 +36,11 @@ The one definition every layer uses; ``symbol``-keyed maps of batches are ``dict
 
 
 class BadBarsError(QmtlError, ValueError):
-    """A bar failed validation; says which symbol, which bar and what is wrong."""
+    """A bar failed validation; says which symbol, which bar and what is wrong.
+
+    >>> str(BadBarsError("BTC", 0, "close is NaN"))
+    'BTC: close is NaN at 1970-01-01T00:00:00Z (0)'
+    """
 
     def __init__(self, symbol: str, ts: int | None, reason: str) -> None:
         self.symbol, self.ts, self.reason = symbol, ts, reason

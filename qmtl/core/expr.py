@@ -5,6 +5,10 @@ in the style of polars' expressions. Nothing is computed when it is built: each 
 its operator, parameters and inputs, and its ``id`` is a stable hash of those, so identical
 sub-expressions (in one strategy or across strategies) are the same node and are computed once.
 
+Node identity (content ids, warm-up, the graph walk) is in :mod:`qmtl.core.expr_nodes`, the
+Python operators in :mod:`qmtl.core.expr_operators`; indicators are methods here (``rsi``,
+``bollinger``, ``macd``) and functions in the user namespace :mod:`qmtl.indicators`.
+
 >>> from qmtl.core.expr import col
 >>> close = col("close")
 >>> fast, slow = close.sma(10), close.sma(50)
@@ -19,60 +23,16 @@ True
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
-Number = int | float | bool
+from qmtl.core.expr_nodes import canonical, content_id, own_lookback, positive_window
+from qmtl.core.expr_operators import ExprOperators, Number
 
 COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 """Bar columns an expression may read."""
-
-# Warm-up each stateful operator adds on top of its input's (bars before a defined value).
-_OWN_LOOKBACK: dict[str, Callable[[dict[str, Any]], int]] = {
-    "shift": lambda p: int(p["n"]),
-    "rolling_sum": lambda p: int(p["n"]) - 1,
-    "rolling_mean": lambda p: int(p["n"]) - 1,
-    "rolling_var": lambda p: int(p["n"]) - 1,
-    "rolling_min": lambda p: int(p["n"]) - 1,
-    "rolling_max": lambda p: int(p["n"]) - 1,
-    "wma": lambda p: int(p["n"]) - 1,
-    "ema": lambda p: int(p["n"]) - 1,
-    "rolling_apply": lambda p: int(p["n"]) - 1,
-    "custom": lambda p: int(p.get("lookback", 0)),
-}
-
-
-def _canonical(value: Any) -> Any:
-    """A JSON-able, stable form of a parameter value (for content ids)."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return repr(value)  # exact, and distinguishes nan/inf
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in sorted(value.items())}
-    if callable(value):
-        name = f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
-        try:
-            source = inspect.getsource(value)
-        except (OSError, TypeError):
-            source = ""
-        digest = hashlib.sha256(source.encode()).hexdigest()[:16] if source else ""
-        return f"callable:{name}:{digest}"
-    return repr(value)
-
-
-def _content_id(op: str, params: dict[str, Any], inputs: tuple[Expr, ...]) -> str:
-    payload = json.dumps([op, _canonical(params), [i.id for i in inputs]], sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
 def lit(value: Number) -> Expr:
@@ -116,13 +76,7 @@ def as_expr(value: Expr | Number) -> Expr:
     raise TypeError(f"expected an expression or a number, got {type(value).__name__}")
 
 
-def _positive_int(name: str, n: Any) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"{name}: window must be a positive integer, got {n!r}")
-    return int(n)
-
-
-class Expr:
+class Expr(ExprOperators):
     """A node of a strategy graph: operator, parameters, inputs and a content id.
 
     Build expressions with operators and methods rather than this constructor.
@@ -138,10 +92,9 @@ class Expr:
         self.op = op
         self.inputs: tuple[Expr, ...] = tuple(inputs)
         self.params: dict[str, Any] = dict(sorted(params.items()))
-        self.id = _content_id(op, self.params, self.inputs)
-        own = _OWN_LOOKBACK.get(op)
+        self.id = content_id(op, self.params, [i.id for i in self.inputs])
         base = max((i.lookback for i in self.inputs), default=0)
-        self.lookback: int = base + (own(self.params) if own else 0)
+        self.lookback: int = base + own_lookback(op, self.params)
 
     # -- identity -------------------------------------------------------------------------
     def __hash__(self) -> int:
@@ -149,7 +102,7 @@ class Expr:
 
     def __repr__(self) -> str:
         args = [repr(i) for i in self.inputs]
-        args += [f"{k}={_canonical(v)!s}" for k, v in self.params.items() if k != "fn"]
+        args += [f"{k}={canonical(v)!s}" for k, v in self.params.items() if k != "fn"]
         if self.op == "col":
             return str(self.params["name"])
         if self.op == "const":
@@ -162,83 +115,13 @@ class Expr:
             "`&`, `|`, `~` and `where(cond, a, b)` instead of `and`, `or`, `not` and `if`"
         )
 
-    # -- arithmetic -----------------------------------------------------------------------
+    # -- node builders of the operators (see qmtl.core.expr_operators) ---------------------
     def _bin(self, op: str, other: Expr | Number, reverse: bool = False) -> Expr:
         other_e = as_expr(other)
         return Expr(op, other_e, self) if reverse else Expr(op, self, other_e)
 
-    def __add__(self, o: Expr | Number) -> Expr:
-        return self._bin("add", o)
-
-    def __radd__(self, o: Expr | Number) -> Expr:
-        return self._bin("add", o, True)
-
-    def __sub__(self, o: Expr | Number) -> Expr:
-        return self._bin("sub", o)
-
-    def __rsub__(self, o: Expr | Number) -> Expr:
-        return self._bin("sub", o, True)
-
-    def __mul__(self, o: Expr | Number) -> Expr:
-        return self._bin("mul", o)
-
-    def __rmul__(self, o: Expr | Number) -> Expr:
-        return self._bin("mul", o, True)
-
-    def __truediv__(self, o: Expr | Number) -> Expr:
-        return self._bin("div", o)
-
-    def __rtruediv__(self, o: Expr | Number) -> Expr:
-        return self._bin("div", o, True)
-
-    def __pow__(self, o: Expr | Number) -> Expr:
-        return self._bin("pow", o)
-
-    def __rpow__(self, o: Expr | Number) -> Expr:
-        return self._bin("pow", o, True)
-
-    def __neg__(self) -> Expr:
-        return Expr("neg", self)
-
-    def __pos__(self) -> Expr:
-        return self
-
-    def __abs__(self) -> Expr:
-        return Expr("abs", self)
-
-    # -- comparisons and logic (results are 1.0 / 0.0; NaN compares false) -----------------
-    def __lt__(self, o: Expr | Number) -> Expr:
-        return self._bin("lt", o)
-
-    def __le__(self, o: Expr | Number) -> Expr:
-        return self._bin("le", o)
-
-    def __gt__(self, o: Expr | Number) -> Expr:
-        return self._bin("gt", o)
-
-    def __ge__(self, o: Expr | Number) -> Expr:
-        return self._bin("ge", o)
-
-    def __eq__(self, o: object) -> Expr:  # type: ignore[override]
-        return self._bin("eq", o)  # type: ignore[arg-type]
-
-    def __ne__(self, o: object) -> Expr:  # type: ignore[override]
-        return self._bin("ne", o)  # type: ignore[arg-type]
-
-    def __and__(self, o: Expr | Number) -> Expr:
-        return self._bin("and", o)
-
-    def __rand__(self, o: Expr | Number) -> Expr:
-        return self._bin("and", o, True)
-
-    def __or__(self, o: Expr | Number) -> Expr:
-        return self._bin("or", o)
-
-    def __ror__(self, o: Expr | Number) -> Expr:
-        return self._bin("or", o, True)
-
-    def __invert__(self) -> Expr:
-        return Expr("not", self)
+    def _unary(self, op: str) -> Expr:
+        return Expr(op, self)
 
     # -- elementwise functions --------------------------------------------------------------
     def abs(self) -> Expr:
@@ -324,7 +207,7 @@ class Expr:
         >>> col("close").shift(2).lookback
         2
         """
-        return Expr("shift", self, n=_positive_int("shift", n))
+        return Expr("shift", self, n=positive_window("shift", n))
 
     def diff(self, n: int = 1) -> Expr:
         """``x - x.shift(n)``.
@@ -348,7 +231,7 @@ class Expr:
         >>> col("volume").sum(20).op
         'rolling_sum'
         """
-        return Expr("rolling_sum", self, n=_positive_int("sum", n))
+        return Expr("rolling_sum", self, n=positive_window("sum", n))
 
     def sma(self, n: int) -> Expr:
         """Simple moving average over ``n`` bars (TA-Lib SMA).
@@ -356,7 +239,7 @@ class Expr:
         >>> col("close").sma(10).lookback
         9
         """
-        return Expr("rolling_mean", self, n=_positive_int("sma", n))
+        return Expr("rolling_mean", self, n=positive_window("sma", n))
 
     mean = sma
 
@@ -367,7 +250,7 @@ class Expr:
         >>> round(col("close").ema(9).params["alpha"], 3)
         0.2
         """
-        n = _positive_int("ema", n)
+        n = positive_window("ema", n)
         return Expr("ema", self, n=n, alpha=2.0 / (n + 1))
 
     def wilder(self, n: int) -> Expr:
@@ -376,7 +259,7 @@ class Expr:
         >>> col("close").wilder(14).params["alpha"] == 1 / 14
         True
         """
-        n = _positive_int("wilder", n)
+        n = positive_window("wilder", n)
         return Expr("ema", self, n=n, alpha=1.0 / n)
 
     def wma(self, n: int) -> Expr:
@@ -385,7 +268,7 @@ class Expr:
         >>> col("close").wma(5).op
         'wma'
         """
-        return Expr("wma", self, n=_positive_int("wma", n))
+        return Expr("wma", self, n=positive_window("wma", n))
 
     def var(self, n: int, ddof: int = 0) -> Expr:
         """Rolling variance over ``n`` bars; population (``ddof=0``) by default, as TA-Lib.
@@ -393,7 +276,7 @@ class Expr:
         >>> col("close").var(20, ddof=1).params
         {'ddof': 1, 'n': 20}
         """
-        n = _positive_int("var", n)
+        n = positive_window("var", n)
         if not 0 <= ddof < n:
             raise ValueError(f"var: ddof must be in [0, {n}), got {ddof}")
         return Expr("rolling_var", self, n=n, ddof=int(ddof))
@@ -412,7 +295,7 @@ class Expr:
         >>> col("low").min(20).op
         'rolling_min'
         """
-        return Expr("rolling_min", self, n=_positive_int("min", n))
+        return Expr("rolling_min", self, n=positive_window("min", n))
 
     def max(self, n: int) -> Expr:
         """Rolling maximum over ``n`` bars.
@@ -420,7 +303,7 @@ class Expr:
         >>> col("high").max(20).op
         'rolling_max'
         """
-        return Expr("rolling_max", self, n=_positive_int("max", n))
+        return Expr("rolling_max", self, n=positive_window("max", n))
 
     def zscore(self, n: int) -> Expr:
         """``(x - sma(n)) / std(n)``.
@@ -436,38 +319,45 @@ class Expr:
         >>> col("close").rolling(5).apply(lambda w: w[-1] - w[0]).op
         'rolling_apply'
         """
-        return Rolling(self, _positive_int("rolling", n))
+        return Rolling(self, positive_window("rolling", n))
 
-    # -- indicators ---------------------------------------------------------------------------
+    # -- indicators (compositions of the operators above; TA-Lib definitions) ----------------
     def rsi(self, n: int = 14) -> Expr:
-        """Relative strength index (TA-Lib RSI, Wilder smoothing), 0..100.
+        """Relative strength index with Wilder smoothing, 0..100 (TA-Lib RSI).
 
         >>> col("close").rsi(14).lookback
         14
         """
-        from qmtl import indicators
-
-        return indicators.rsi(self, n)
+        change = self.diff(1)
+        avg_gain = change.maximum(0.0).wilder(n)
+        avg_loss = (-change).maximum(0.0).wilder(n)
+        total = avg_gain + avg_loss
+        return where(total == 0.0, 0.0 * avg_gain, 100.0 * avg_gain / total)
 
     def bollinger(self, n: int = 20, k: float = 2.0) -> Bollinger:
-        """Bollinger bands ``(upper, middle, lower)`` (TA-Lib BBANDS with SMA).
+        """Bollinger bands ``(upper, middle, lower)``: SMA(n) +- k population standard
+        deviations (TA-Lib BBANDS with SMA).
 
         >>> col("close").bollinger(20, 2).middle.op
         'rolling_mean'
         """
-        from qmtl import indicators
-
-        return indicators.bollinger(self, n, k)
+        middle = self.sma(n)
+        width = as_expr(float(k)) * self.std(n)
+        return Bollinger(middle + width, middle, middle - width)
 
     def macd(self, fast: int = 12, slow: int = 26, signal: int = 9) -> Macd:
-        """MACD ``(macd, signal, hist)`` from EMAs (TA-Lib MACD after its unstable period).
+        """MACD ``(macd, signal, hist)``: EMA fast - EMA slow, its signal EMA and the
+        histogram. TA-Lib seeds the fast EMA later than a stand-alone EMA would; the two agree
+        once that unstable period (a few times ``slow`` bars) has passed.
 
         >>> col("close").macd().hist.op
         'sub'
         """
-        from qmtl import indicators
-
-        return indicators.macd(self, fast, slow, signal)
+        if fast >= slow:
+            raise ValueError(f"macd: fast ({fast}) must be shorter than slow ({slow})")
+        line = self.ema(fast) - self.ema(slow)
+        sig = line.ema(signal)
+        return Macd(line, sig, line - sig)
 
     def crossed_above(self, other: Expr | Number) -> Expr:
         """1.0 on the bar where ``self`` moves from at-or-below ``other`` to above it.
@@ -504,7 +394,11 @@ class Rolling:
         self.n = n
 
     def apply(self, fn: Callable[[np.ndarray], float]) -> Expr:
-        """Apply ``fn`` to every window (see the class docstring)."""
+        """Apply ``fn`` to every window (see the class docstring).
+
+        >>> col("close").rolling(3).apply(max).params["n"]
+        3
+        """
         if not callable(fn):
             raise TypeError(f"rolling({self.n}).apply needs a function, got {fn!r}")
         return Expr("rolling_apply", self.expr, n=self.n, fn=fn)
@@ -527,7 +421,12 @@ class Rolling:
 
 
 class Bollinger(NamedTuple):
-    """Bollinger bands as three expressions."""
+    """Bollinger bands as three expressions.
+
+    >>> upper, middle, lower = col("close").bollinger(20, 2.0)
+    >>> upper.op, lower.op
+    ('add', 'sub')
+    """
 
     upper: Expr
     middle: Expr
@@ -535,7 +434,11 @@ class Bollinger(NamedTuple):
 
 
 class Macd(NamedTuple):
-    """MACD line, signal line and histogram as three expressions."""
+    """MACD line, signal line and histogram as three expressions.
+
+    >>> col("close").macd().macd.op
+    'sub'
+    """
 
     macd: Expr
     signal: Expr
@@ -562,24 +465,3 @@ def latch(enter: Expr | Number, leave: Expr | Number) -> Expr:
     'latch'
     """
     return Expr("latch", as_expr(enter), as_expr(leave))
-
-
-def walk(outputs: Iterable[Expr]) -> Iterator[Expr]:
-    """Every distinct node reachable from ``outputs``, each once, inputs before users.
-
-    >>> c = col("close")
-    >>> [n.op for n in walk([c.sma(3) - c.sma(3), c])]
-    ['col', 'rolling_mean', 'sub']
-    """
-    seen: set[str] = set()
-    stack: list[tuple[Expr, bool]] = [(e, False) for e in reversed(list(outputs))]
-    while stack:
-        node, expanded = stack.pop()
-        if node.id in seen:
-            continue
-        if expanded:
-            seen.add(node.id)
-            yield node
-            continue
-        stack.append((node, True))
-        stack.extend((i, False) for i in reversed(node.inputs) if i.id not in seen)

@@ -11,7 +11,8 @@ from connectors.data.synthetic import generate_bars
 from qmtl import Strategy, submit
 from qmtl.cli import app as cli_app
 from tests.world_api.conftest import serve
-from world_api.service.app import create_app, parse_sse
+from world_api.client import WorldServiceClient
+from world_api.service.app import create_app
 from world_api.service.auth import create_token
 from world_api.service.store import open_store
 
@@ -88,8 +89,8 @@ def test_three_submissions_agree_with_snapshot_and_stream(world):
     assert 1 <= len(active) <= 2
     assert sum(r["weight"] for r in table.values()) <= 1 + 1e-9
 
-    stream = parse_sse(httpx.get(f"{url}/worlds/demo/events", params={"once": 1},
-                                 headers=headers).text)
+    with WorldServiceClient(url, dev) as client:
+        stream = [(e.seq, e.model_dump()) for e in client.event_list("demo")]
     assert [seq for seq, _ in stream] == list(range(1, snap["seq"] + 1))
     replayed: dict[str, tuple[bool, float]] = {}
     for _, ev in stream:

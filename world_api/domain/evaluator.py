@@ -9,8 +9,8 @@ at least ``min_change``. The per-update cost is the strategy's own state plus th
 step (sorting candidates; correlations only for the pairs the greedy pass looks at).
 
 Correlations are computed on the strategies' streamed returns aligned by period index since
-each strategy's first return, over the last ``RING`` periods (a simplification: the engine
-does not see timestamps per return).
+each strategy's first return, over the last ``strategy_state.RING`` periods (a
+simplification: the engine does not see timestamps per return).
 
 >>> from qmtl.core.contracts import MetricsUpdate
 >>> from world_api.domain.policy import parse_policy
@@ -29,9 +29,7 @@ does not see timestamps per return).
 
 from __future__ import annotations
 
-import base64
 import math
-from collections import deque
 from typing import Any, Literal
 
 import numpy as np
@@ -41,12 +39,8 @@ from qmtl.core.contracts import MetricsUpdate
 from qmtl.core.errors import QmtlError
 from world_api.domain.allocation import allocate, cap_weights
 from world_api.domain.policy import Policy
-
-RING = 2_000
-"""Streamed returns kept per strategy (for volatility, correlation and contribution)."""
-
-MIN_OVERLAP = 20
-"""Periods two strategies must share before their correlation is trusted."""
+from world_api.domain.scoring import gate_failures, score_and_rank
+from world_api.domain.strategy_state import StrategyState, aligned_corr
 
 
 class Change(BaseModel):
@@ -77,87 +71,6 @@ class StaleUpdate(QmtlError, ValueError):
     """An update's seq is not greater than the last one seen for its (strategy, run)."""
 
 
-class _Strategy:
-    __slots__ = (
-        "active",
-        "changed_at",
-        "failures",
-        "metrics",
-        "n_bars",
-        "returns",
-        "run_bars",
-        "seqs",
-        "sid",
-        "total_returns",
-        "vol_cache",
-        "weight",
-    )
-
-    def __init__(self, sid: str) -> None:
-        self.sid = sid
-        self.metrics: dict[str, float] = {}
-        self.n_bars = 0
-        self.seqs: dict[str, int] = {}
-        self.run_bars: dict[str, int] = {}  # per run: the bar its streamed returns reach
-        self.returns: deque[float] = deque(maxlen=RING)
-        self.total_returns = 0  # returns ever streamed (index of the ring's end)
-        self.active = False
-        self.weight = 0.0
-        self.changed_at = 0  # n_bars at the last change of the active flag
-        self.failures: list[str] = []  # why it is not eligible (gates, min_bars)
-        self.vol_cache: tuple[int, float, float] = (-1, math.nan, math.nan)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "sid": self.sid,
-            "metrics": self.metrics,
-            "n_bars": self.n_bars,
-            "seqs": self.seqs,
-            "run_bars": self.run_bars,
-            # float64 bytes, base64: exact and ~100x cheaper than a JSON list of floats
-            "returns_b64": base64.b64encode(np.asarray(self.returns, dtype="<f8").tobytes()).decode(
-                "ascii"
-            ),
-            "total_returns": self.total_returns,
-            "active": self.active,
-            "weight": self.weight,
-            "changed_at": self.changed_at,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> _Strategy:
-        s = cls(d["sid"])
-        s.metrics = dict(d["metrics"])
-        s.n_bars = int(d["n_bars"])
-        s.seqs = {k: int(v) for k, v in d["seqs"].items()}
-        s.run_bars = {k: int(v) for k, v in d.get("run_bars", {}).items()}
-        if "returns_b64" in d:
-            raw = np.frombuffer(base64.b64decode(d["returns_b64"]), dtype="<f8")
-            s.returns = deque(raw.tolist(), maxlen=RING)
-        else:
-            s.returns = deque(d["returns"], maxlen=RING)
-        s.total_returns = int(d["total_returns"])
-        s.active = bool(d["active"])
-        s.weight = float(d["weight"])
-        s.changed_at = int(d["changed_at"])
-        return s
-
-    def _moments(self) -> tuple[float, float]:
-        """Mean and sample std of the ring, recomputed only when new returns arrived."""
-        if self.vol_cache[0] != self.total_returns:
-            r = np.asarray(self.returns)
-            mean = float(r.mean()) if len(r) else 0.0
-            sd = float(r.std(ddof=1)) if len(r) > 1 else math.nan
-            self.vol_cache = (self.total_returns, mean, sd)
-        return self.vol_cache[1], self.vol_cache[2]
-
-    def mean_return(self) -> float:
-        return self._moments()[0]
-
-    def vol(self) -> float:
-        return self._moments()[1]
-
-
 class WorldEngine:
     """Incremental evaluation of a world's policy (see the module docstring).
 
@@ -169,7 +82,7 @@ class WorldEngine:
     def __init__(self, policy: Policy, policy_version: int = 1) -> None:
         self.policy = policy
         self.policy_version = policy_version
-        self.strategies: dict[str, _Strategy] = {}
+        self.strategies: dict[str, StrategyState] = {}
         self.dirty: set[str] = set()
         self._corr_cache: dict[tuple[str, str], tuple[int, int, float]] = {}
         self._ids: list[str] = []
@@ -201,8 +114,8 @@ class WorldEngine:
         for sid in self._ids:
             self._refresh(sid)
 
-    def _add(self, sid: str) -> _Strategy:
-        s = self.strategies[sid] = _Strategy(sid)
+    def _add(self, sid: str) -> StrategyState:
+        s = self.strategies[sid] = StrategyState(sid)
         self._index[sid] = len(self._ids)
         self._ids.append(sid)
         self._X = np.vstack([self._X, np.full((1, len(self._metrics)), np.nan)])
@@ -215,7 +128,7 @@ class WorldEngine:
     def _refresh(self, sid: str) -> None:
         s = self.strategies[sid]
         i = self._index[sid]
-        s.failures = self._gate_failures(s)
+        s.failures = gate_failures(self.policy, s.n_bars, s.metrics)
         self._elig[i] = not s.failures
         for j, m in enumerate(self._metrics):
             v = s.metrics.get(m, math.nan)
@@ -262,44 +175,11 @@ class WorldEngine:
         return self._reselect()
 
     # -- selection ---------------------------------------------------------------------------
-    def _gate_failures(self, s: _Strategy) -> list[str]:
-        p = self.policy
-        out = []
-        if s.n_bars < p.min_bars:
-            out.append(f"only {s.n_bars} bars < min_bars {p.min_bars}: extend --start")
-        for metric, gate in p.gates.items():
-            value = s.metrics.get(metric)
-            if value is None:
-                out.append(f"{metric} missing: the world's gate needs it")
-            elif not gate.check(value):
-                out.append(gate.describe(metric, value))
-        return out
-
     def _rescore(self) -> np.ndarray:
-        """Scores (sum of weight * z-score of each score metric across eligible candidates;
-        a metric with no spread adds 0, a missing one -3) and ranks; eligible rows in rank
-        order."""
-        self._score[:] = np.nan
-        self._rank[:] = 0
-        idx = np.flatnonzero(self._elig)
-        if not len(idx):
-            return idx
-        X = self._X[idx]
-        total = np.zeros(len(idx))
-        for j, weight in enumerate(self._weights):
-            col = X[:, j]
-            finite = np.isfinite(col)
-            if not finite.any():
-                continue
-            # sorted, so the statistics (to the last bit) do not depend on arrival order
-            values = np.sort(col[finite])
-            mean, sd = values.mean(), values.std()
-            z = np.zeros(len(idx)) if sd == 0 else (col - mean) / sd
-            total = total + weight * np.where(finite, z, -3.0)
-        self._score[idx] = total
-        order = idx[np.lexsort((self._sid_rank[idx], -total))]
-        self._rank[order] = np.arange(1, len(order) + 1)
-        return order
+        """Scores and ranks (see :func:`world_api.domain.scoring.score_and_rank`); eligible
+        rows in rank order."""
+        return score_and_rank(self._X, self._weights, self._elig, self._sid_rank,
+                              self._score, self._rank)
 
     def correlation(self, a: str, b: str) -> float:
         """Correlation of two strategies' streamed returns (NaN with too little overlap)."""
@@ -310,11 +190,11 @@ class WorldEngine:
         cached = self._corr_cache.get(key)
         if cached is not None and cached[:2] == stamp:
             return cached[2]
-        value = _aligned_corr(sa, sb)
+        value = aligned_corr(sa, sb)
         self._corr_cache[key] = (*stamp, value)
         return value
 
-    def _dwelling(self, s: _Strategy) -> bool:
+    def _dwelling(self, s: StrategyState) -> bool:
         dwell = self.policy.hysteresis.min_dwell_bars
         return dwell > 0 and s.changed_at > 0 and s.n_bars - s.changed_at < dwell
 
@@ -381,7 +261,7 @@ class WorldEngine:
                 return True
         return False
 
-    def _allocate(self, chosen: list[_Strategy]) -> dict[str, float]:
+    def _allocate(self, chosen: list[StrategyState]) -> dict[str, float]:
         alloc = self.policy.allocation
         # the weights depend only on the chosen strategies' returns (and scores, for the
         # score method): most updates are for other strategies, so reuse the last answer
@@ -398,7 +278,7 @@ class WorldEngine:
         self._alloc_memo = (key, dict(weights), set(self._capped))
         return weights
 
-    def _allocate_now(self, chosen: list[_Strategy]) -> dict[str, float]:
+    def _allocate_now(self, chosen: list[StrategyState]) -> dict[str, float]:
         self._capped = set()
         if not chosen:
             return {}
@@ -454,7 +334,7 @@ class WorldEngine:
                 self.dirty.add(sid)
         return changes
 
-    def _why_out(self, s: _Strategy) -> str:
+    def _why_out(self, s: StrategyState) -> str:
         if s.failures:
             return f"deactivated: {s.failures[0]}"
         if s.sid in self._blocked:
@@ -529,7 +409,7 @@ class WorldEngine:
         )
         return [self.view(sid) for sid in ranked]
 
-    def _contribution(self, s: _Strategy) -> float:
+    def _contribution(self, s: StrategyState) -> float:
         if not s.active:
             return 0.0
         active = [self.strategies[sid] for sid in self._active]
@@ -556,22 +436,8 @@ class WorldEngine:
         eng = cls(Policy.model_validate(state["policy"]), int(state["policy_version"]))
         for sid, d in sorted(state.get("strategies", {}).items()):
             eng._add(sid)
-            eng.strategies[sid] = _Strategy.from_dict(d)
+            eng.strategies[sid] = StrategyState.from_dict(d)
         eng._rebuild()
         eng._reselect()
         eng.dirty.clear()
         return eng
-
-
-def _aligned_corr(a: _Strategy, b: _Strategy) -> float:
-    """Pearson correlation over the periods both rings hold, aligned by period index."""
-    start = max(a.total_returns - len(a.returns), b.total_returns - len(b.returns))
-    end = min(a.total_returns, b.total_returns)
-    if end - start < MIN_OVERLAP:
-        return math.nan
-    ra = np.asarray(a.returns)[start - (a.total_returns - len(a.returns)) :][: end - start]
-    rb = np.asarray(b.returns)[start - (b.total_returns - len(b.returns)) :][: end - start]
-    sa, sb = ra.std(), rb.std()
-    if sa == 0 or sb == 0:
-        return math.nan
-    return float(((ra - ra.mean()) * (rb - rb.mean())).mean() / (sa * sb))

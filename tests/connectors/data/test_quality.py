@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.data.quality import Calendar, check_bars, find_gaps, repair
+from connectors.data.calendars import Calendar
+from connectors.data.quality import check_bars, find_gaps, repair
 from connectors.data.synthetic import generate_bars
 from qmtl.core.intervals import interval_ns
 
@@ -95,7 +96,9 @@ def test_each_issue_names_its_bar():
         ("duplicate", int(bars["ts"][299]), 1),
         ("gap", int(bars["ts"][399]) + H, 2),
     ]
-    assert "row 100: close not a number" in issues[0].detail
+    assert "row 101: close not a number" in issues[0].detail  # rows count from 1
+    assert [i.row for i in issues] == [101, 201, 300, None]
+    assert "(rows 300, 301)" in issues[2].detail
     assert "high" in issues[1].detail and "< low" in issues[1].detail
 
 
@@ -152,12 +155,3 @@ def test_daily_weekdays_with_holidays_and_auto():
     assert [(g.count, "inferred" in g.detail) for g in auto] == [(1, True)]
     cal = Calendar.parse("weekdays", holidays=["2024-07-04"])
     assert find_gaps(no_july4, "1d", cal) == []
-
-
-def test_bad_calendar_input():
-    with pytest.raises(ValueError, match="unknown calendar"):
-        Calendar.parse("lunar")
-    with pytest.raises(ValueError, match="HH:MM-HH:MM"):
-        Calendar.parse("weekdays", session="9h-16h")
-    with pytest.raises(ValueError, match="unknown time zone"):
-        Calendar.parse("weekdays", tz="Mars/Olympus")

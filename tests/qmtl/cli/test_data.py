@@ -1,13 +1,19 @@
-"""``qmtl data backfill | check | ls`` and ``qmtl run --origin`` as a user drives them."""
+"""``qmtl data import | backfill | check | ls`` and ``qmtl run --origin`` as a user drives
+them; every ``--help`` of the CLI."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import typer
+from rich.text import Text
 from typer.testing import CliRunner
 
 from connectors.data.catalog import Catalog
@@ -24,6 +30,25 @@ DAY = 86_400 * 10**9
 
 def invoke(*args: str):
     return runner.invoke(app, list(args))
+
+
+def commands(cmd: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
+    """Every command and subcommand under ``cmd`` with its argv path."""
+    yield path, cmd
+    for name, sub in getattr(cmd, "commands", {}).items():
+        yield from commands(sub, [*path, name])
+
+
+def test_every_help_renders_as_written():
+    """`qmtl data import --help` crashed on `close[/volume]` (rich markup): every command's
+    help renders, and no help text loses a bracketed part to markup."""
+    found = list(commands(typer.main.get_command(app), []))
+    assert ["data", "import"] in [p for p, _ in found] and len(found) > 10
+    for path, cmd in found:
+        got = invoke(*path, "--help")
+        assert got.exit_code == 0 and got.exception is None, (path, got.output, got.exception)
+        for text in [cmd.help or "", *(getattr(p, "help", None) or "" for p in cmd.params)]:
+            assert Text.from_markup(text).plain == text, (path, text)
 
 
 @pytest.fixture
@@ -210,3 +235,90 @@ def test_run_over_a_minute_catalog_at_one_hour(tmp_path):
     assert got.exit_code == 0, got.output
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["interval"] == "1h" and doc["metrics"]["n_bars"] == 99  # 6000 min = 100 h
+
+
+GOOG = Path(pytest.importorskip("backtesting").__file__).parent / "test" / "GOOG.csv"
+
+
+def test_import_a_pandas_csv_with_an_unnamed_date_index(tmp_path):
+    """GOOG.csv (written by DataFrame.to_csv: the first column is the unnamed date index)."""
+    pd = pytest.importorskip("pandas")
+    got = invoke("data", "import", str(GOOG), "--symbol", "GOOG", "--data", str(tmp_path))
+    assert got.exit_code == 0, got.output
+    assert "imported 2148 1d bars of GOOG" in got.output
+    ref = pd.read_csv(GOOG, index_col=0, parse_dates=True)  # the independent reader
+    bars = Catalog(tmp_path).read("GOOG", "1d")
+    assert bars["ts"].tolist() == ref.index.as_unit("ns").asi8.tolist()
+    for col in ("Open", "High", "Low", "Close", "Volume"):
+        assert np.array_equal(bars[col.lower()], ref[col].to_numpy(dtype=float)), col
+
+
+def test_import_time_column_option(tmp_path):
+    path = tmp_path / "bars.csv"
+    path.write_text("Day,open,high,low,close\n2024-01-02,1,2,0.5,1.5\n2024-01-03,1,2,0.5,1.5\n")
+    base = ["data", "import", str(path), "--symbol", "X", "--data", str(tmp_path / "cat")]
+    got = invoke(*base)
+    assert got.exit_code == 1 and "missing time column" in got.output
+    assert "--time-column" in got.output and "'Day'" in got.output
+    got = invoke(*base, "--time-column", "when")
+    assert got.exit_code == 1 and "no column 'when'" in got.output
+    got = invoke(*base, "--time-column", "day")
+    assert got.exit_code == 0, got.output
+    assert Catalog(tmp_path / "cat").read("X", "1d")["ts"].tolist() == [
+        1704153600 * 10**9, 1704240000 * 10**9]
+
+
+def test_a_broken_csv_is_shown_escaped_and_nothing_is_written(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"date,open,high,low,close\n2024-01-02,1,2,0.5,1.5\n"
+                     b"2024-01-03,1,\x1b[31mRED\x1b]0;title\x07,\xff\n")
+    cat = tmp_path / "cat"
+    got = invoke("data", "import", str(path), "--symbol", "X", "--data", str(cat))
+    assert got.exit_code == 1 and "Traceback" not in got.output
+    assert "\x1b" not in got.output and "\x07" not in got.output  # no raw control bytes
+    assert "line 3: expected 5 columns, got 4" in got.output
+    assert "\\x1b[31mRED\\x1b]0;title\\x07,\\xff" in got.output  # escaped, as typed
+    path.write_text("date,open,high,low,close\n2024-01-02,[/x],2,0.5,1.5\n")  # rich markup
+    got = invoke("data", "import", str(path), "--symbol", "X", "--data", str(cat))
+    assert got.exit_code == 1 and isinstance(got.exception, SystemExit)  # not MarkupError
+    assert "column 'open', row 1: '[/x]' is not a number" in got.output
+    assert not (cat / "X").exists() and not Catalog(cat).symbols()
+
+
+def test_check_with_an_exchange_calendar(tmp_path):
+    """GOOG.csv has every NYSE session from 2004-08-19 to 2013-03-01: the XNYS calendar finds
+    no gap; weekdays reports each NYSE holiday (and the closures of 2007-01-02 and Hurricane
+    Sandy) as one."""
+    pytest.importorskip("exchange_calendars")
+    xnys = invoke("data", "check", str(GOOG), "--interval", "1d", "--calendar", "xnys")
+    assert xnys.exit_code == 0 and "2,148 bars, no issues" in xnys.output, xnys.output
+    weekdays = invoke("data", "check", str(GOOG), "--interval", "1d", "--calendar", "weekdays",
+                      "--limit", "200")
+    out = weekdays.output.replace("\n", " ")
+    assert weekdays.exit_code == 1 and "77 issues (77 gap)" in out
+    for closed in ("2004-11-25", "2007-01-02", "2012-10-29", "2012-10-30", "2012-12-25"):
+        assert f"{closed}T00:00:00Z" in out, closed
+    unknown = invoke("data", "check", str(GOOG), "--interval", "1d", "--calendar", "LUNAR")
+    assert unknown.exit_code == 1 and "unknown calendar 'LUNAR'" in unknown.output
+    assert all(n in unknown.output for n in ("XNYS", "XLON", "XTKS", "24/7", "weekdays"))
+    both = invoke("data", "check", str(GOOG), "--interval", "1d", "--calendar", "XNYS",
+                  "--session", "09:30-16:00")
+    assert both.exit_code == 1 and "has its own session hours" in both.output
+    assert "XNYS" in invoke("data", "check", "--help").output
+    catalog = invoke("data", "check", "--data", str(tmp_path), "--time-column", "Date")
+    assert catalog.exit_code == 1 and "--time-column goes with files" in catalog.output
+
+
+def test_check_rows_are_counted_from_one(tmp_path):
+    """The row a check names is the bar's position from 1: line row + 1 of the CSV."""
+    path = tmp_path / "prices.csv"
+    write_csv(path, damaged())
+    got = invoke("data", "check", str(path), "--interval", "1h")
+    assert "row 1 is the first bar" in got.output.replace("\n", " ")
+    rows = {cells[1]: cells[3] for cells in (line.split("│") for line in got.output.splitlines())
+            if len(cells) > 4 and cells[1].strip()}
+    rows = {k.strip(): int(v) for k, v in rows.items() if v.strip().isdigit()}
+    lines = path.read_text().splitlines()
+    assert "nan" in lines[rows["nan"]]  # lines[row] is line row + 1: the damaged bar
+    assert lines[rows["duplicate"]] == lines[rows["duplicate"] + 1]  # its twin follows
+    assert lines[rows["non_positive"]].split(",")[1] == "-2.0"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dataflows.graph import Program
-from qmtl import Strategy, StrategyError, col, where
-from qmtl.core.expr import walk
+from qmtl import Strategy, StrategyError, col, ind, where
+from qmtl.core.expr_nodes import walk
 
 
 def test_content_id_is_stable_and_sensitive():
@@ -102,3 +102,20 @@ def test_strategy_bad_class_attributes():
 
     with pytest.raises(StrategyError, match="must return an expression or a number, got str"):
         BadReturn().target()
+
+
+def test_indicator_functions_and_methods_are_the_same_nodes():
+    c, h, lo = col("close"), col("high"), col("low")
+    assert ind.rsi(c, 14).id == c.rsi(14).id
+    assert [e.id for e in ind.bollinger(c, 20, 2.0)] == [e.id for e in c.bollinger(20, 2)]
+    assert [e.id for e in ind.macd(c, 5, 9, 3)] == [e.id for e in c.macd(5, 9, 3)]
+    # the composition itself, node for node (ids as before indicators moved into Expr)
+    change = c - c.shift(1)
+    avg_gain, avg_loss = change.maximum(0.0).wilder(14), (-change).maximum(0.0).wilder(14)
+    total = avg_gain + avg_loss
+    assert c.rsi(14).id == where(total == 0.0, 0.0 * avg_gain, 100.0 * avg_gain / total).id
+    assert ind.atr(h, lo, c, 14).lookback == 14
+    with pytest.raises(ValueError, match="fast"):
+        ind.macd(c, 26, 12)
+    with pytest.raises(TypeError, match="expected an expression"):
+        ind.rsi("close")  # type: ignore[arg-type]

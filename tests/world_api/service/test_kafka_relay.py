@@ -8,7 +8,8 @@ import numpy as np
 from fastapi.testclient import TestClient
 
 from tests.conftest import Tansu, consume_all
-from world_api.service.app import create_app, parse_sse
+from tests.world_api.service.conftest import streamed
+from world_api.service.app import create_app
 from world_api.service.kafka_relay import KafkaRelay, topic_for
 
 RNG = np.random.default_rng(11)
@@ -27,7 +28,7 @@ def test_events_on_kafka_equal_the_stream(kafka, tmp_path):
         c.put("/worlds/w1/policy", content="top_k: 2")
         for seq, (sid, sharpe) in enumerate([("a", 1.0), ("b", 2.0), ("c", 3.0)], start=1):
             assert c.post("/worlds/w1/metrics", json=update(sid, seq, sharpe)).status_code == 200
-        sse = [ev for _, ev in parse_sse(c.get("/worlds/w1/events?once=1").text)]
+        sse = [ev for _, ev in streamed(c)]
     got = [json.loads(v) for v in consume_all(kafka.brokers, topic_for("w1"), len(sse))]
     assert got == sse and len(sse) >= 3
 
@@ -47,7 +48,7 @@ def test_relay_catches_up_after_a_broker_outage(tmp_path):
             assert r.status_code == 200 and r.json()["events"]
             broker.start()  # same port, empty memory
             c.post("/worlds/w1/metrics", json=update("c", 3, 9.0))
-            sse = [ev for _, ev in parse_sse(c.get("/worlds/w1/events?once=1").text)]
+            sse = [ev for _, ev in streamed(c)]
         missed = [ev for ev in sse if ev["seq"] > 1]
         got = [json.loads(v) for v in consume_all(broker.brokers, topic_for("w1"), len(missed))]
         assert [ev["seq"] for ev in got] == [ev["seq"] for ev in missed]  # once each, in order

@@ -1,4 +1,4 @@
-"""World core: policy validation, allocation answers by hand, the incremental engine."""
+"""The incremental world engine: gates, ranks, correlation, hysteresis, changes, state."""
 
 from __future__ import annotations
 
@@ -10,82 +10,8 @@ import numpy as np
 import pytest
 
 from qmtl.core.contracts import MetricsUpdate
-from world_api.domain.allocation import allocate, cap_weights, hrp, risk_parity
 from world_api.domain.evaluator import StaleUpdate, WorldEngine
-from world_api.domain.policy import PolicyError, parse_policy
-
-# -- policy --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("gates: {sharpee: '>= 1'}", "gates: sharpee: unknown metric"),
-        ("gates: {sharpe: '=> 1'}", "gates: sharpe: bad comparison '=> 1'"),
-        ("score: {sharpe: 0}", "score: needs at least one metric with a non-zero weight"),
-        ("top_k: 0", "top_k: Input should be greater than or equal to 1"),
-        ("max_correlation: 1.5", "max_correlation: Input should be less than or equal to 1"),
-        ("allocation: {method: magic}", "allocation.method: Input should be"),
-        ("allocation: {max_weight: 0}", "allocation.max_weight: Input should be greater than 0"),
-        ("colour: red", "colour: Extra inputs are not permitted"),
-        ("- 1\n- 2", "policy must be a mapping"),
-    ],
-)
-def test_invalid_policies_name_field_and_reason(text, message):
-    with pytest.raises(PolicyError, match=message.replace("(", r"\(")):
-        parse_policy(text)
-
-
-def test_json_and_yaml_give_the_same_policy():
-    y = parse_policy("top_k: 3\ngates: {sharpe: '>= 0.8'}\nallocation: {method: hrp}")
-    j = parse_policy('{"top_k": 3, "gates": {"sharpe": ">= 0.8"}, "allocation": {"method": "hrp"}}')
-    assert y == j
-    assert parse_policy("") == parse_policy("{}")
-
-
-# -- allocation ----------------------------------------------------------------------------
-
-
-def test_simple_methods_by_hand():
-    assert allocate("equal", n=4).tolist() == [0.25] * 4
-    np.testing.assert_allclose(allocate("inverse_vol", vols=np.array([0.1, 0.2, 0.4])),
-                               np.array([4, 2, 1]) / 7)
-    np.testing.assert_allclose(allocate("score", scores=np.array([3.0, 1.0, -2.0])),
-                               [0.75, 0.25, 0.0])
-
-
-def test_risk_parity_equalizes_risk_contributions():
-    diag = np.diag([0.04, 0.01, 0.09])
-    np.testing.assert_allclose(risk_parity(diag), allocate("inverse_vol",
-                                                           vols=np.array([0.2, 0.1, 0.3])))
-    cov = np.array([[0.04, 0.006], [0.006, 0.01]])
-    w = risk_parity(cov)
-    rc = w * (cov @ w)
-    assert rc[0] == pytest.approx(rc[1], rel=1e-9)
-    assert w.sum() == pytest.approx(1.0)
-
-
-def test_hrp_on_block_diagonal_covariance():
-    # two uncorrelated blocks of two; within a block, equal variances -> equal split inside;
-    # between blocks, inverse cluster variance.
-    a = np.array([[0.04, 0.02], [0.02, 0.04]])  # cluster variance 0.03
-    b = np.array([[0.01, 0.005], [0.005, 0.01]])  # cluster variance 0.0075
-    cov = np.zeros((4, 4))
-    cov[:2, :2], cov[2:, 2:] = a, b
-    w = hrp(cov)
-    share_a = 1 - 0.03 / (0.03 + 0.0075)
-    np.testing.assert_allclose(w, [share_a / 2, share_a / 2, (1 - share_a) / 2, (1 - share_a) / 2])
-
-
-def test_caps():
-    np.testing.assert_allclose(cap_weights(np.array([0.7, 0.2, 0.1]), 0.4), [0.4, 0.4, 0.2])
-    w = cap_weights(np.array([0.5, 0.5]), 0.3)
-    assert w.tolist() == [0.3, 0.3] and w.sum() < 1
-    w = cap_weights(np.random.default_rng(1).random(20), 0.08)
-    assert (w >= 0).all() and (w <= 0.08 + 1e-12).all() and w.sum() <= 1 + 1e-12
-
-
-# -- engine --------------------------------------------------------------------------------
+from world_api.domain.policy import parse_policy
 
 RNG = np.random.default_rng(0)
 BASE = RNG.normal(0.001, 0.01, 200)

@@ -1,0 +1,25 @@
+"""Each layer of world_api imports on its own, first thing in a fresh interpreter (the qmtl
+package imports qmtl.submit, which must not import world_api back at import time)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["world_api.domain.policy", "world_api.domain.evaluator", "world_api.client",
+     "world_api.service.app", "connectors.live.world_link"],
+)
+def test_module_imports_first(module):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", f"import {module}"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -1,0 +1,79 @@
+"""Eligibility and scoring of a world's strategies (pure functions over the policy and numpy
+rows): which gates a strategy fails, and the cross-sectional score and rank of the eligible
+ones.
+
+>>> import numpy as np
+>>> from world_api.domain.policy import parse_policy
+>>> gate_failures(parse_policy("min_bars: 10\\ngates: {sharpe: '>= 1'}"), 5, {"sharpe": 0.5})
+['only 5 bars < min_bars 10: extend --start', 'sharpe 0.5 < gate 1']
+>>> score, rank = np.full(3, np.nan), np.zeros(3, dtype=np.int64)
+>>> X = np.array([[1.0], [3.0], [2.0]])
+>>> score_and_rank(X, np.array([1.0]), np.array([True, True, False]), np.arange(3), score, rank)
+array([1, 0])
+>>> rank.tolist()
+[2, 1, 0]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from world_api.domain.policy import Policy
+
+
+def gate_failures(policy: Policy, n_bars: int, metrics: dict[str, float]) -> list[str]:
+    """Why a strategy with ``n_bars`` and ``metrics`` is not eligible (empty when it is).
+
+    >>> gate_failures(Policy(), 0, {})
+    []
+    """
+    out = []
+    if n_bars < policy.min_bars:
+        out.append(f"only {n_bars} bars < min_bars {policy.min_bars}: extend --start")
+    for metric, gate in policy.gates.items():
+        value = metrics.get(metric)
+        if value is None:
+            out.append(f"{metric} missing: the world's gate needs it")
+        elif not gate.check(value):
+            out.append(gate.describe(metric, value))
+    return out
+
+
+def score_and_rank(
+    X: np.ndarray,
+    weights: np.ndarray,
+    eligible: np.ndarray,
+    sid_rank: np.ndarray,
+    score: np.ndarray,
+    rank: np.ndarray,
+) -> np.ndarray:
+    """Fill ``score`` (sum of weight * z-score of each score metric, the columns of ``X``,
+    across eligible rows; a metric with no spread adds 0, a missing one -3) and ``rank``
+    (1 = best, ties by ``sid_rank``; 0 = not eligible) in place; return the eligible rows in
+    rank order.
+
+    >>> s, r = np.full(1, np.nan), np.zeros(1, dtype=np.int64)
+    >>> score_and_rank(np.ones((1, 1)), np.ones(1), np.array([False]), np.zeros(1), s, r)
+    array([], dtype=int64)
+    """
+    score[:] = np.nan
+    rank[:] = 0
+    idx = np.flatnonzero(eligible)
+    if not len(idx):
+        return idx
+    rows = X[idx]
+    total = np.zeros(len(idx))
+    for j, weight in enumerate(weights):
+        col = rows[:, j]
+        finite = np.isfinite(col)
+        if not finite.any():
+            continue
+        # sorted, so the statistics (to the last bit) do not depend on arrival order
+        values = np.sort(col[finite])
+        mean, sd = values.mean(), values.std()
+        z = np.zeros(len(idx)) if sd == 0 else (col - mean) / sd
+        total = total + weight * np.where(finite, z, -3.0)
+    score[idx] = total
+    order = idx[np.lexsort((sid_rank[idx], -total))]
+    rank[order] = np.arange(1, len(order) + 1)
+    return order

@@ -1,0 +1,94 @@
+"""How the WorldService reports errors: every error is ``{"detail": "<what went wrong>"}``
+with the status that says whose fault it was.
+
+- :class:`HTTPError`: raised by endpoints with their own status;
+- the store's :class:`NotFound` (404), :class:`Conflict` (409) and
+  :class:`StoreUnavailable` (503, and nothing was written);
+- an invalid policy (422) and a request that does not validate (422, one readable line).
+
+>>> describe([{"loc": ("body", "id"), "msg": "String should match pattern"}])
+'id: String should match pattern'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from qmtl.core.errors import QmtlError
+from world_api.domain.policy import PolicyError
+from world_api.service.store import Conflict, NotFound, StoreUnavailable
+
+
+class HTTPError(QmtlError):
+    """An error with an HTTP status and a message a person can act on.
+
+    >>> HTTPError(409, "plan 'x' was already applied").status
+    409
+    """
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+def error_response(status: int, detail: str) -> JSONResponse:
+    """The JSON body every error has.
+
+    >>> error_response(404, "unknown world 'w'").body
+    b'{"detail":"unknown world \\'w\\'"}'
+    """
+    return JSONResponse(status_code=status, content={"detail": detail})
+
+
+def describe(errors: Any) -> str:
+    """One readable line from pydantic/FastAPI validation errors."""
+    parts = []
+    for err in errors:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",))
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts) or "invalid request"
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPError)
+    return error_response(exc.status, exc.detail)
+
+
+async def _not_found(_: Request, exc: Exception) -> JSONResponse:
+    return error_response(404, str(exc))
+
+
+async def _conflict(_: Request, exc: Exception) -> JSONResponse:
+    return error_response(409, str(exc))
+
+
+async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+    return error_response(503, f"store unavailable, nothing was written: {exc}")
+
+
+async def _policy(_: Request, exc: Exception) -> JSONResponse:
+    return error_response(422, f"invalid policy: {exc}")
+
+
+async def _validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(422, describe(exc.errors()))
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Install the handlers above on ``app``.
+
+    >>> app = FastAPI(); add_error_handlers(app); NotFound in app.exception_handlers
+    True
+    """
+    app.add_exception_handler(HTTPError, _http_error)
+    app.add_exception_handler(NotFound, _not_found)
+    app.add_exception_handler(Conflict, _conflict)
+    app.add_exception_handler(StoreUnavailable, _unavailable)
+    app.add_exception_handler(PolicyError, _policy)
+    app.add_exception_handler(RequestValidationError, _validation)

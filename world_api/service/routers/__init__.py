@@ -1,0 +1,32 @@
+"""One FastAPI router per resource of the WorldService.
+
+>>> [r.prefix for r in ROUTERS][:2]
+['/worlds', '/worlds/{world}/policy']
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from world_api.service.routers import (
+    activation,
+    allocations,
+    audit,
+    events,
+    metrics,
+    policy,
+    strategies,
+    worlds,
+)
+
+ROUTERS: list[APIRouter] = [
+    worlds.router,
+    policy.router,
+    metrics.router,
+    strategies.router,
+    activation.router,
+    allocations.router,
+    audit.router,
+    events.router,
+]
+"""Every router, in the order the app mounts them."""

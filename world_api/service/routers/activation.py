@@ -1,0 +1,42 @@
+"""``GET /worlds/{world}/activation``: the activation table with the seq it is at (a
+subscriber loads it, then follows the event stream after that seq).
+
+>>> [r.path for r in router.routes]
+['/worlds/{world}/activation']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from world_api.service.deps import ServiceDep, ViewerDep
+
+router = APIRouter(prefix="/worlds/{world}/activation", tags=["activation"])
+
+
+@router.get("")
+def activation(world: str, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
+    """``{world, seq, policy_version, strategies: [{strategy_id, active, weight, status,
+    rank}]}``."""
+    svc.store.get_world(world)
+    with svc.lock(world):  # the seq and the table are read together
+        engine = svc.engine(world)
+        seq = svc.store.world_seq(world)
+        rows = [
+            {
+                "strategy_id": v.strategy_id,
+                "active": v.active,
+                "weight": v.weight,
+                "status": v.status,
+                "rank": v.rank,
+            }
+            for v in engine.views()
+        ]
+        return {
+            "world": world,
+            "seq": seq,
+            "policy_version": engine.policy_version,
+            "strategies": rows,
+        }

@@ -1,0 +1,54 @@
+"""``/worlds/{world}/policy``: set a new policy version (YAML or JSON body), read one.
+
+>>> sorted(r.path for r in router.routes)
+['/worlds/{world}/policy', '/worlds/{world}/policy']
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from world_api.domain.evaluator import Change, WorldEngine
+from world_api.domain.policy import parse_policy
+from world_api.service.deps import OperatorDep, ServiceDep, StoreDep, ViewerDep
+
+router = APIRouter(prefix="/worlds/{world}/policy", tags=["policy"])
+
+
+@router.put("")
+async def put_policy(world: str, request: Request, svc: ServiceDep, who: OperatorDep) -> Any:
+    """Parse the body as a policy and make it the world's next version; re-runs the
+    selection and returns the activation events it caused."""
+    body = (await request.body()).decode("utf-8", errors="replace")
+    policy = parse_policy(body)
+
+    def change(engine: WorldEngine) -> tuple[list[Change], dict[str, Any]]:
+        version = engine.policy_version + 1
+        changes = engine.set_policy(policy, version)
+        detail = {"version": version, "policy": policy.model_dump(mode="json")}
+        return changes, {
+            "policy": policy,
+            "actor": who.name,
+            "action": "put_policy",
+            "detail": detail,
+            "request_id": who.request_id,
+        }
+
+    events = await asyncio.to_thread(svc.write, world, change)
+    version, _ = await asyncio.to_thread(svc.store.get_policy, world)
+    return {"world": world, "version": version, "events": [e.model_dump() for e in events]}
+
+
+@router.get("")
+def get_policy(
+    world: str,
+    store: StoreDep,
+    _: ViewerDep,
+    version: Annotated[int | None, Query(ge=1)] = None,
+) -> dict[str, Any]:
+    """The current policy, or ``?version=``."""
+    v, policy = store.get_policy(world, version)
+    return {"world": world, "version": v, "policy": policy.model_dump(mode="json")}

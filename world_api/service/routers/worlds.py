@@ -1,0 +1,37 @@
+"""``/worlds``: create, list and read worlds.
+
+>>> sorted(r.path for r in router.routes)
+['/worlds', '/worlds', '/worlds/{world}']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from world_api.service.deps import OperatorDep, StoreDep, ViewerDep
+from world_api.service.store import WorldInfo
+
+router = APIRouter(prefix="/worlds", tags=["worlds"])
+
+
+@router.post("", status_code=201)
+def create_world(info: WorldInfo, store: StoreDep, who: OperatorDep) -> WorldInfo:
+    """Create a world (its policy starts as the default, version 1); 409 if it exists."""
+    store.create_world(info, actor=who.name, request_id=who.request_id)
+    return info
+
+
+@router.get("")
+def list_worlds(store: StoreDep, _: ViewerDep) -> list[WorldInfo]:
+    """Every world, by id."""
+    return store.list_worlds()
+
+
+@router.get("/{world}")
+def get_world(world: str, store: StoreDep, _: ViewerDep) -> dict[str, Any]:
+    """A world with its policy version and event seq."""
+    info = store.get_world(world)
+    version, _policy = store.get_policy(world)
+    return {**info.model_dump(), "policy_version": version, "seq": store.world_seq(world)}
