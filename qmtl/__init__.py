@@ -8,36 +8,91 @@
 ...         return where(r < 30, 1.0, 0.0)
 >>> MeanRevert().target().op
 'where'
+
+``backtest``, ``submit``, ``validate``, ``Runner`` and ``BacktestResult`` are loaded on first
+use (:pep:`562`): their modules import the data and engine layers, and those import
+``qmtl.core``, which runs this file first, so importing them here would make every import of
+a lower layer circular. ``qmtl.submit`` stays the function even after the module of the same
+name is imported (Python would otherwise set the package's attribute to the module).
+
+>>> from qmtl import backtest
+>>> backtest.__module__
+'qmtl.runner'
+>>> import qmtl.submit
+>>> from qmtl import submit
+>>> submit.__name__, type(submit).__name__
+('submit', 'function')
 """
 
-from typing import Any
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 from qmtl import indicators as ind
 from qmtl.core.expr import Expr, col, latch, lit, where
 from qmtl.operator import Operator, check_batch_invariance
-from qmtl.strategy import Bars, Strategy, StrategyError
-from qmtl.submit import Runner, submit, validate
+from qmtl.strategy import Bars, Strategy, StrategyCodeError, StrategyError
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from qmtl.result import BacktestResult
+    from qmtl.runner import backtest
+    from qmtl.submit import Runner, submit, validate
+
+try:
+    __version__ = version("qmtl")
+    """The installed qmtl's version, from the package metadata."""
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
+_LAZY = {
+    "backtest": "qmtl.runner",
+    "BacktestResult": "qmtl.result",
+    "Runner": "qmtl.submit",
+    "submit": "qmtl.submit",
+    "validate": "qmtl.submit",
+}
+"""Public names loaded on first use, and the module of each."""
 
 
-def backtest(strategy: Any, data: Any = None, **options: Any) -> Any:
-    """Replay history through a strategy and return a ``BacktestResult``.
+class _Package(types.ModuleType):
+    """The ``qmtl`` package module: a submodule import does not shadow a public name of
+    :data:`_LAZY` (``import qmtl.submit`` leaves ``qmtl.submit`` the function)."""
 
-    A lazy alias of :func:`qmtl.runner.backtest` (which documents every option), so that
-    ``import qmtl`` stays light.
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str) -> object:
+    """Load a name of :data:`_LAZY` from its module on first use (see the module docstring).
+
+    >>> __getattr__("validate").__name__
+    'validate'
     """
-    from qmtl.runner import backtest as _backtest
-
-    return _backtest(strategy, data, **options)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qmtl' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 __all__ = [
+    "BacktestResult",
     "Bars",
     "Expr",
     "Operator",
     "Runner",
     "Strategy",
+    "StrategyCodeError",
     "StrategyError",
     "backtest",
     "check_batch_invariance",

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from qmtl.core.errors import QmtlError
 from qmtl.strategy import Strategy
+from qmtl.usercode import exception_line
 
 
 class LoadError(QmtlError, ValueError):
@@ -65,7 +66,7 @@ def load_strategy(target: str) -> type[Strategy]:
         sys.modules.pop(module_name, None)
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
         where = f"{path}:{frames[-1].lineno}" if frames else str(path)
-        raise LoadError(f"error while loading {where}: {type(exc).__name__}: {exc}") from None
+        raise LoadError(f"error while loading {where}: {exception_line(exc)}") from None
     classes = {
         name: obj
         for name, obj in vars(module).items()

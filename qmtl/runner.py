@@ -18,144 +18,39 @@ True
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from connectors.data.seamless import BackfillError, SeamlessDataProvider
+from connectors.data.seamless import SeamlessDataProvider
 from dataflows.compiler import OnBad, StrategyOutput, StrategySpec, build_program, run_dataflow
 from dataflows.control import RunControl
+from qmtl.core.bars import Batch
 from qmtl.core.errors import QmtlError
 from qmtl.core.fingerprint import dataset_fingerprint
 from qmtl.core.intervals import periods_per_year as default_ppy
 from qmtl.core.times import parse_time
 from qmtl.pages import small_pages
-from qmtl.strategy import Strategy, StrategyError
+from qmtl.result import SERIES, BacktestResult, ParamValue, json_settings
+from qmtl.sources import (
+    BacktestError,
+    DataSource,
+    as_provider,
+    lookback_start,
+    resolve_source,
+)
+from qmtl.strategy import Strategy, StrategyCodeError, StrategyError
+from qmtl.usercode import code_frame, graph_code
 
-DataArg = Any  # None | str | Path | Catalog | SeamlessDataProvider | Mapping[str, batch]
-
-
-class BacktestError(QmtlError, ValueError):
-    """A backtest could not run: bad data, range or arguments (the message says which)."""
-
-
-SERIES = ("ts", "returns", "equity", "turnover", "gross")
-"""The per-bar portfolio series of a :class:`BacktestResult`, in column order."""
-
-
-@dataclass
-class BacktestResult:
-    """What a backtest produced: per-bar portfolio series, per-symbol rows and metrics.
-
-    The series (``ts``, ``returns``, ``equity``, ``turnover``, ``gross``) are kept as the
-    replay's batches and joined into one array the first time each is read, so a caller
-    that wants only the metrics never pays for them.
-
-    >>> import numpy as np, pyarrow as pa
-    >>> r = BacktestResult("S", {}, ["A"], "1d", pa.table({"ts": [1, 2]}), {"sharpe": 1.0},
-    ...                    series={"ts": [np.array([1]), np.array([2])],
-    ...                            "returns": [np.array([0.0]), np.array([0.5])]})
-    >>> r.returns.tolist(), r.ts.tolist()
-    ([0.0, 0.5], [1, 2])
-    """
-
-    strategy: str
-    params: dict[str, Any]
-    symbols: list[str]
-    interval: str
-    bars: pa.Table
-    metrics: dict[str, float]
-    history: list[tuple[int, int, dict[str, float], np.ndarray]] = field(default_factory=list)
-    """``(n_bars, as_of, metrics, returns since previous)`` at each metrics snapshot."""
-    data: dict[str, Any] = field(default_factory=dict)
-    """What the run saw: ``fingerprint``, ``as_of`` (when it read the data, ns), the
-    ``requested`` range, per symbol first/last bar, rows and a content hash (see
-    :mod:`qmtl.core.fingerprint`), and what was ``fetched`` from QuestDB or an origin for it."""
-    dropped_bars: int = 0
-    series: dict[str, np.ndarray | list[np.ndarray]] = field(default_factory=dict, repr=False)
-    """Each series as one array, or as the list of its batches' arrays until first read."""
-
-    def _series(self, name: str) -> np.ndarray:
-        value = self.series.get(name)
-        if value is None:
-            value = np.empty(0, dtype=np.int64 if name == "ts" else np.float64)
-        elif isinstance(value, list):
-            # a copy even of one batch: the batches' arrays also back ``bars``
-            value = value[0].copy() if len(value) == 1 else np.concatenate(value)
-        self.series[name] = value
-        return value
-
-    @property
-    def ts(self) -> np.ndarray:
-        """Bar close times (ns since the epoch, UTC), one per portfolio row."""
-        return self._series("ts")
-
-    @property
-    def returns(self) -> np.ndarray:
-        """The portfolio's return over each bar, net of costs."""
-        return self._series("returns")
-
-    @property
-    def equity(self) -> np.ndarray:
-        """Equity after each bar, compounding from 1.0."""
-        return self._series("equity")
-
-    @property
-    def turnover(self) -> np.ndarray:
-        """Sum of absolute weight changes at each bar."""
-        return self._series("turnover")
-
-    @property
-    def gross(self) -> np.ndarray:
-        """Gross exposure (sum of absolute weights) held after each bar."""
-        return self._series("gross")
-
-    def to_pandas(self) -> Any:
-        """The portfolio series as a pandas DataFrame indexed by UTC time (needs pandas)."""
-        import pandas as pd
-
-        index = pd.to_datetime(self.ts, unit="ns", utc=True)
-        return pd.DataFrame(
-            {
-                "return": self.returns,
-                "equity": self.equity,
-                "turnover": self.turnover,
-                "gross": self.gross,
-            },
-            index=index,
-        )
-
-    def write(self, out: str | Path) -> Path:
-        """Write ``bars.parquet`` (ts, symbol, weight, return, equity) and ``metrics.json``."""
-        folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / ".bars.parquet.tmp"
-        pq.write_table(self.bars, tmp)
-        tmp.replace(folder / "bars.parquet")
-        doc = {
-            "strategy": self.strategy,
-            "params": self.params,
-            "symbols": self.symbols,
-            "interval": self.interval,
-            "start": int(self.ts[0]) if len(self.ts) else None,
-            "end": int(self.ts[-1]) if len(self.ts) else None,
-            "metrics": {k: (v if math.isfinite(v) else None) for k, v in self.metrics.items()},
-            "data": self.data,
-            "dropped_bars": self.dropped_bars,
-        }
-        (folder / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
-        return folder
+__all__ = ["BacktestError", "BacktestResult", "backtest", "make_strategy", "to_spec"]
 
 
-def make_strategy(strategy: type[Strategy] | Strategy, params: Mapping[str, Any]) -> Strategy:
+def make_strategy(
+    strategy: type[Strategy] | Strategy, params: Mapping[str, ParamValue]
+) -> Strategy:
     """An instance of ``strategy`` with ``params`` applied.
 
     >>> class S(Strategy):
@@ -172,7 +67,7 @@ def make_strategy(strategy: type[Strategy] | Strategy, params: Mapping[str, Any]
     return strategy(**params)
 
 
-def _instance_params(s: Strategy) -> dict[str, Any]:
+def _instance_params(s: Strategy) -> dict[str, ParamValue]:
     return {k: getattr(s, k) for k in type(s).parameters()}
 
 
@@ -183,124 +78,6 @@ def _to_ns(value: str | int | None, what: str) -> int | None:
         return parse_time(value)
     except ValueError as exc:
         raise BacktestError(f"{what}: {exc}") from None
-
-
-def resolve_source(
-    data: DataArg,
-    symbols: list[str],
-    interval: str,
-    start: int | None,
-    end: int | None,
-    batch_size: int | Sequence[int],
-) -> tuple[Callable[[], Iterator[tuple[str, dict[str, np.ndarray]]]], int]:
-    """A factory of time-aligned ``(symbol, batch)`` items for the run, and the bar count."""
-    from connectors.data.memory import aligned_batches
-
-    if isinstance(data, Mapping):
-        missing = [s for s in symbols if s not in data]
-        if missing:
-            raise BacktestError(
-                f"unknown symbol {missing[0]!r}: available: {', '.join(sorted(data)) or 'none'}"
-            )
-        sliced = {}
-        for s in symbols:
-            batch = {k: np.asarray(v) for k, v in data[s].items()}
-            ts = batch["ts"]
-            lo = 0 if start is None else int(np.searchsorted(ts, start, side="left"))
-            hi = len(ts) if end is None else int(np.searchsorted(ts, end, side="right"))
-            sliced[s] = {k: v[lo:hi] for k, v in batch.items()}
-        total = sum(len(b["ts"]) for b in sliced.values())
-        if total == 0:
-            raise BacktestError(_empty_message(symbols, start, end))
-        return (lambda: aligned_batches(sliced, batch_size, symbols)), total
-
-    provider = as_provider(data)
-    try:
-        rows = provider.plan_rows(symbols, interval, start, end)
-    except (LookupError, ValueError, BackfillError) as exc:
-        raise BacktestError(str(exc)) from None
-    if sum(rows.values()) == 0:
-        raise BacktestError(_empty_message(symbols, start, end))
-    return (
-        lambda: provider.iter_batches(symbols, interval, start, end, batch_size)
-    ), sum(rows.values())
-
-
-def lookback_start(
-    data: DataArg, symbols: list[str], interval: str, start: int, bars: int
-) -> int:
-    """The time from which ``bars`` bars of every symbol come before ``start`` (so the
-    kernels are warm at ``start``); ``start`` when there is no history before it.
-
-    >>> d = {"A": {"ts": np.arange(10) * 10}}
-    >>> lookback_start(d, ["A"], "1d", 50, 3)
-    20
-    """
-
-    first = start
-    for s in symbols:
-        if isinstance(data, Mapping):
-            ts = np.asarray(data[s]["ts"]) if s in data else np.empty(0, np.int64)
-            ts = ts[ts < start]
-        else:
-            try:
-                ts = last_bars(data, s, interval, start - 1, bars)["ts"]
-            except LookupError:
-                continue  # the run itself says what is missing
-        if len(ts):
-            first = min(first, int(ts[max(0, len(ts) - bars)]))
-    return first
-
-
-def last_bars(data: Any, symbol: str, interval: str, end: int, n: int) -> dict[str, np.ndarray]:
-    """The last ``n`` bars of ``symbol`` at or before ``end`` from a data provider: a window
-    of 4 times ``n`` bars' worth of time through every layer (a backfill origin may fill it),
-    then, if that holds fewer (weekends, closed sessions), wider windows of what the catalog
-    already has (64, then 1,024 times), never asking an origin for all of history.
-
-    >>> import tempfile
-    >>> from connectors.data.catalog import Catalog
-    >>> from connectors.data.synthetic import generate_bars
-    >>> bars = generate_bars(30)
-    >>> cat = Catalog(tempfile.mkdtemp()); _ = cat.write("A", "1d", bars)
-    >>> b = last_bars(SeamlessDataProvider(cat), "A", "1d", int(bars["ts"][20]), 5)
-    >>> b["ts"].tolist() == bars["ts"][16:21].tolist()
-    True
-    """
-    from connectors.data.catalog import CatalogError
-    from qmtl.core.intervals import interval_ns
-
-    step = interval_ns(interval) * (n + 10)
-    bars = data.read(symbol, interval, end - 4 * step, end)
-    for widen in (64, 1024):
-        if len(bars["ts"]) >= n:
-            break
-        try:
-            bars = data.catalog.read(symbol, interval, end - widen * step, end)
-        except CatalogError:  # not stored at this interval (served by resampling)
-            break
-    return {k: v[max(0, len(v) - n):] for k, v in bars.items()}
-
-
-def as_provider(data: DataArg) -> SeamlessDataProvider:
-    """The data provider for ``data``: a provider as is; else the environment's provider
-    (``SeamlessDataProvider.from_env``) over ``data`` as the catalog (a folder or Catalog;
-    None: ``$QMTL_DATA`` or ``~/.qmtl/data``).
-
-    >>> as_provider("/tmp/nowhere").catalog.root.as_posix()
-    '/tmp/nowhere'
-    """
-    if isinstance(data, SeamlessDataProvider):
-        return data
-    return SeamlessDataProvider.from_env(data)
-
-
-def _empty_message(symbols: list[str], start: int | None, end: int | None) -> str:
-    from qmtl.core.times import format_ts
-
-    lo = format_ts(start) if start is not None else "the beginning"
-    hi = format_ts(end) if end is not None else "the end"
-    return f"no bars for {', '.join(symbols)} between {lo} and {hi}"
 
 
 def to_spec(
@@ -327,9 +104,9 @@ def to_spec(
 
 def backtest(
     strategy: type[Strategy] | Strategy,
-    data: DataArg = None,
+    data: DataSource = None,
     *,
-    symbols: list[str] | None = None,
+    symbols: Sequence[str] | None = None,
     start: str | int | None = None,
     end: str | int | None = None,
     cost_bps: float | None = None,
@@ -341,20 +118,30 @@ def backtest(
     on_start: Callable[[int], None] | None = None,
     on_output: Callable[[StrategyOutput], None] | None = None,
     metrics_every: int = 1_000,
-    **params: Any,
+    **params: ParamValue,
 ) -> BacktestResult:
     """Replay ``data`` through ``strategy``; return its returns, equity and metrics.
 
     ``data``: a :class:`connectors.data.seamless.SeamlessDataProvider`, a catalog folder or
     :class:`connectors.data.catalog.Catalog` (served by the environment's provider over it:
     missing ranges are backfilled when ``QMTL_ORIGIN`` or ``QMTL_QUESTDB`` is set; default:
-    the local catalog), or a mapping ``symbol -> bar batch`` held in memory. ``params`` override the
-    strategy's parameters. ``batch_size`` sets the replay batch (results do not depend on
-    it; a sequence of sizes is used in turn, for testing); ``workers`` runs that many
-    Bytewax workers, symbols partitioned by key.
-    ``on_start(total_bars)`` and ``progress(bars_done)`` report progress; ``on_output`` sees
-    each engine output (portfolio rows and metrics so far) as soon as it is produced;
-    metrics are snapshotted every ``metrics_every`` bars and at the end.
+    the local catalog), or a mapping ``symbol -> bar batch`` held in memory (see
+    :mod:`qmtl.sources`). ``symbols`` overrides the strategy's universe; ``start`` and
+    ``end`` (ISO text or ns) bound the bars it trades, and the look-back before ``start``
+    warms its indicators up. ``cost_bps`` overrides the strategy's cost per unit of turnover
+    and ``periods_per_year`` the annualization of its interval; ``on_bad_bars`` is
+    ``"raise"`` or ``"drop"``. ``params`` override the strategy's parameters.
+    ``batch_size`` sets the replay batch (results do not depend on it; a sequence of sizes
+    is used in turn, for testing); ``workers`` runs that many Bytewax workers, symbols
+    partitioned by key. ``on_start(total_bars)`` and ``progress(bars_done)`` report
+    progress; ``on_output`` sees each engine output (portfolio rows and metrics so far) as
+    soon as it is produced; metrics are snapshotted every ``metrics_every`` bars and at the
+    end.
+
+    Errors: :class:`BacktestError` for bad data, range or arguments; a
+    :class:`~qmtl.strategy.StrategyError` for a malformed strategy, and its subclass
+    :class:`~qmtl.strategy.StrategyCodeError` when the strategy's own code (``signal``, an
+    Operator, a ``rolling(...).apply`` function) raised, naming the user's file and line.
     """
     sizes = [batch_size] if isinstance(batch_size, int) else list(batch_size)
     if not sizes or min(sizes) < 1:
@@ -374,11 +161,15 @@ def backtest(
     start_ns, end_ns = _to_ns(start, "start"), _to_ns(end, "end")
     if start_ns is not None and end_ns is not None and start_ns > end_ns:
         raise BacktestError(f"empty date range: start {start} is after end {end}")
-    provider = None if isinstance(data, Mapping) else as_provider(data)
+    provider: SeamlessDataProvider | None = None
+    source: SeamlessDataProvider | Mapping[str, Batch]
+    if isinstance(data, Mapping):
+        source = data
+    else:
+        source = provider = as_provider(data)
     fetched_before = len(provider.fetches) if provider is not None else 0
     spec = to_spec(s, universe, periods_per_year)
     # the look-back before --start: those bars warm the kernels up, the portfolio starts at it
-    source = data if provider is None else provider
     make_items, total = resolve_source(  # also checks that [start, end] has bars
         source, universe, s.interval, start_ns, end_ns, batch_size
     )
@@ -394,18 +185,27 @@ def backtest(
         on_start(total)
     control = RunControl(progress)
     as_of = time.time_ns()
-    with small_pages():  # see qmtl.pages: fresh large arrays without huge-page compaction
-        outputs = run_dataflow(
-            [spec],
-            make_items,
-            workers=workers,
-            on_bad=on_bad_bars,
-            progress=progress,
-            on_output=on_output,
-            metrics_every=metrics_every,
-            control=control,
-            signals_from=start_ns if read_from != start_ns else None,
-        )
+    user_code = graph_code([spec.weight])
+    try:
+        with small_pages():  # see qmtl.pages: fresh large arrays without huge-page compaction
+            outputs = run_dataflow(
+                [spec],
+                make_items,
+                workers=workers,
+                on_bad=on_bad_bars,
+                progress=progress,
+                on_output=on_output,
+                metrics_every=metrics_every,
+                control=control,
+                signals_from=start_ns if read_from != start_ns else None,
+            )
+    except QmtlError:
+        raise
+    except Exception as exc:  # the strategy's Operator or apply function failed: say where
+        frame = code_frame(exc, user_code)
+        if frame is None:
+            raise
+        raise StrategyCodeError.wrap(f"{s.name} failed during the run", exc, frame) from exc
     result = collect_result(s, universe, outputs)
     symbols_seen = {sym: h.summary() for sym, h in sorted(control.seen.items())}
     result.data = {
@@ -420,6 +220,20 @@ def backtest(
             for f in (provider.fetches[fetched_before:] if provider is not None else [])
         ],
     }
+    result.settings = json_settings(
+        {
+            "cost_bps": spec.cost_bps,
+            "max_gross": spec.max_gross,
+            "periods_per_year": spec.periods_per_year,
+            "start": start_ns,
+            "end": end_ns,
+            "warmup": lookback,
+            "batch_size": batch_size,
+            "workers": workers,
+            "on_bad_bars": on_bad_bars,
+            "metrics_every": metrics_every,
+        }
+    )
     result.dropped_bars = control.dropped
     return result
 
@@ -427,10 +241,25 @@ def backtest(
 def collect_result(
     s: Strategy, universe: list[str], outputs: list[StrategyOutput]
 ) -> BacktestResult:
-    """Assemble a :class:`BacktestResult` from the flow's outputs for one strategy."""
+    """Assemble a :class:`BacktestResult` from the flow's outputs for one strategy.
+
+    >>> from connectors.data.memory import aligned_batches
+    >>> from connectors.data.synthetic import generate_bars
+    >>> class S(Strategy):
+    ...     def signal(self, bars):
+    ...         return 1.0
+    >>> bars = {"A": generate_bars(30)}
+    >>> outs = run_dataflow([to_spec(S(), ["A"], None)], lambda: aligned_batches(bars, 7))
+    >>> collect_result(S(), ["A"], outs).bars.num_rows
+    30
+    """
     batches = [o.batch for o in outputs if o.batch is not None]
-    snapshots = [o for o in outputs if o.metrics is not None]
-    if not batches or not snapshots:
+    history = [
+        (o.n_bars, o.as_of, o.metrics, o.returns_since if o.returns_since is not None
+         else np.empty(0))
+        for o in outputs if o.metrics is not None
+    ]
+    if not batches or not history:
         raise BacktestError(f"{s.name}: no bars were processed")
     symbols = batches[0].symbols
     # each batch's rows are ordered by time then symbol, and batches follow in time; the
@@ -449,14 +278,13 @@ def collect_result(
             "equity": pa.chunked_array(rows["equity"], pa.float64()),
         }
     )
-    history = [(o.n_bars, o.as_of, o.metrics, o.returns_since) for o in snapshots]
     return BacktestResult(
         strategy=s.name,
         params=_instance_params(s),
         symbols=universe,
         interval=s.interval,
         bars=table,
-        metrics=snapshots[-1].metrics,
+        metrics=history[-1][2],
         history=history,
         series={name: [getattr(b, name) for b in batches] for name in SERIES},
     )

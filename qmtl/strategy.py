@@ -25,14 +25,20 @@ qmtl.strategy.StrategyError: SmaCross has no parameter 'fats'; parameters: fast,
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 import math
+import re
 import typing
+from traceback import FrameSummary
 from typing import Any, ClassVar
 
 from qmtl.core.errors import QmtlError
 from qmtl.core.expr import COLUMNS, Expr, as_expr, col
 from qmtl.core.intervals import INTERVALS
 from qmtl.indicators import atr
+from qmtl.usercode import exception_line, is_user_file, user_frame, where
 
 RESERVED: frozenset[str] = frozenset(
     {"symbols", "interval", "cost_bps", "max_gross", "name", "warmup"}
@@ -42,6 +48,38 @@ RESERVED: frozenset[str] = frozenset(
 
 class StrategyError(QmtlError, ValueError):
     """A strategy is malformed or was given bad parameters."""
+
+
+class StrategyCodeError(StrategyError):
+    """The user's strategy code raised an error: while ``signal`` built the graph, or in a
+    user lambda or :class:`~qmtl.operator.Operator` during the run. The message names the
+    user's ``file:line`` and carries Python's hint; the original error is the ``__cause__``.
+
+    >>> class Typo(Strategy):
+    ...     def signal(self, bars):
+    ...         return bars.clsoe
+    >>> Typo().target()
+    Traceback (most recent call last):
+    ...
+    qmtl.strategy.StrategyCodeError: Typo.signal failed: ...'clsoe'. Did you mean: 'close'?
+    """
+
+    @classmethod
+    def wrap(
+        cls, failed: str, exc: BaseException, frame: FrameSummary | None
+    ) -> StrategyCodeError:
+        """The error for ``exc``, raised by the user's code at ``frame``; ``failed`` says what
+        failed.
+
+        >>> err = StrategyCodeError.wrap("S.signal failed", ZeroDivisionError("division by "
+        ...                              "zero"), FrameSummary("s.py", 9, "signal"))
+        >>> str(err)
+        'S.signal failed at s.py:9 (in signal): ZeroDivisionError: division by zero'
+        """
+        at = f" at {where(frame)}" if frame is not None else ""
+        err = cls(f"{failed}{at}: {exception_line(exc)}")
+        err.__cause__ = exc
+        return err
 
 
 class Bars:
@@ -144,12 +182,11 @@ class Strategy:
         """
         try:
             out = self.signal(Bars())
-        except StrategyError:
+        except QmtlError:
             raise
-        except TypeError as exc:
-            if "truth value" in str(exc):
-                raise StrategyError(f"{self.name}.signal: {exc}") from None
-            raise
+        except Exception as exc:  # the user's code failed: say where, as Python would
+            frame = user_frame(exc, strategy_files(self)) or user_frame(exc)
+            raise StrategyCodeError.wrap(f"{self.name}.signal failed", exc, frame) from exc
         if not isinstance(out, (Expr, bool, int, float)):
             raise StrategyError(
                 f"{self.name}.signal must return an expression or a number, "
@@ -174,6 +211,63 @@ class Strategy:
             raise StrategyError(f"{cls_name}.cost_bps must be >= 0, got {self.cost_bps}")
         if not (isinstance(self.max_gross, (int, float)) and self.max_gross > 0):
             raise StrategyError(f"{cls_name}.max_gross must be > 0, got {self.max_gross}")
+
+
+ID_TEXT = re.compile(r"[A-Za-z0-9_.+-]+")
+"""Characters a parameter value may have to be spelled out in a strategy id."""
+
+
+def default_strategy_id(s: Strategy) -> str:
+    """The id a strategy is submitted under when none is given: its class name when every
+    parameter has its class default; else the class name, ``-`` and the overridden
+    parameters as ``name=value`` joined by ``,`` in declaration order; when that would be
+    longer than 64 characters or a value has characters other than letters, digits and
+    ``_.+-``, the class name, ``-`` and the first 10 hex digits of the SHA-256 of the
+    overrides (as sorted JSON). So each parameter set has an id of its own, the same on
+    every run, and resubmitting other parameters does not replace an earlier entry.
+
+    >>> class SmaCross(Strategy):
+    ...     fast: int = 10
+    ...     slow: int = 50
+    >>> default_strategy_id(SmaCross()), default_strategy_id(SmaCross(fast="10"))
+    ('SmaCross', 'SmaCross')
+    >>> default_strategy_id(SmaCross(slow=100, fast=20))
+    'SmaCross-fast=20,slow=100'
+    >>> class Pick(Strategy):
+    ...     name_: str = "a"
+    >>> default_strategy_id(Pick(name_="x/y"))
+    'Pick-298bdd3c08'
+    """
+    defaults = type(s).parameters()
+    changed = {k: getattr(s, k) for k, v in defaults.items() if getattr(s, k) != v}
+    if not changed:
+        return s.name
+    text = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in changed.items()}
+    readable = f"{s.name}-" + ",".join(f"{k}={v}" for k, v in text.items())
+    if len(readable) <= 64 and all(ID_TEXT.fullmatch(v) for v in text.values()):
+        return readable
+    canonical = json.dumps(changed, sort_keys=True, default=str)
+    return f"{s.name}-{hashlib.sha256(canonical.encode()).hexdigest()[:10]}"
+
+
+def strategy_files(s: Strategy) -> set[str]:
+    """The user's source files of the strategy's classes (its class and its user base
+    classes; a class defined interactively has none).
+
+    >>> class S(Strategy):
+    ...     pass
+    >>> strategy_files(S())
+    set()
+    """
+    files = set()
+    for klass in type(s).__mro__:
+        try:
+            name = inspect.getfile(klass)
+        except TypeError:  # defined where Python keeps no file (an interactive session)
+            continue
+        if is_user_file(name):
+            files.add(name)
+    return files
 
 
 def coerce_param(cls: type[Strategy], key: str, value: Any) -> Any:

@@ -30,15 +30,31 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
 
 import numpy as np
 
-from dataflows.metrics import MetricSet
+from dataflows.compiler import OnBad, StrategyOutput
+from dataflows.metrics import MetricSet, finite
 from qmtl.core.contracts import MetricsUpdate, SubmitResult
 from qmtl.core.errors import QmtlError
-from qmtl.strategy import Strategy
+from qmtl.core.intervals import periods_per_year as default_ppy
+from qmtl.result import ParamValue
+from qmtl.runner import backtest, make_strategy
+from qmtl.sources import DataSource
+from qmtl.strategy import Strategy, default_strategy_id
+
+if TYPE_CHECKING:
+    from world_api.domain.policy import Policy
+
+ReturnsArg = Sequence[float] | np.ndarray | None
+"""An explicit returns series (one float per period), or None."""
+
+PolicyArg = str | Path | Mapping[str, object] | None
+"""A policy: a path to a YAML/JSON file (a ``Path``, or a str naming an existing file),
+YAML/JSON text, a mapping, or a parsed ``Policy``; None: an empty policy."""
 
 CHUNK = 1_000
 """Returns per MetricsUpdate when a returns series is given rather than derived."""
@@ -46,6 +62,33 @@ CHUNK = 1_000
 
 class SubmitError(QmtlError, RuntimeError):
     """The world could not be reached or refused the submission (the message says why)."""
+
+
+class PolicyFileError(QmtlError, FileNotFoundError):
+    """A policy named as a file that does not exist.
+
+    >>> policy_source("examples/no-such-policy.yaml")
+    Traceback (most recent call last):
+    ...
+    qmtl.submit.PolicyFileError: policy file not found: examples/no-such-policy.yaml
+    """
+
+
+class BacktestOptions(TypedDict, total=False):
+    """The backtest options ``submit`` and ``validate`` pass on (see :func:`qmtl.backtest`)."""
+
+    data: DataSource
+    symbols: Sequence[str] | None
+    start: str | int | None
+    end: str | int | None
+    cost_bps: float | None
+    batch_size: int | Sequence[int]
+    workers: int
+    periods_per_year: float | None
+    on_bad_bars: OnBad
+    progress: Callable[[int], None] | None
+    on_start: Callable[[int], None] | None
+    metrics_every: int
 
 
 class WorldClient(Protocol):
@@ -134,13 +177,36 @@ class LocalWorld:
         return self.engine.view(strategy_id).model_dump()
 
 
-def _finite(metrics: dict[str, float]) -> dict[str, float]:
-    from dataflows.metrics import finite
+def policy_source(policy: PolicyArg | Policy) -> str | Mapping[str, object] | Policy | None:
+    """What ``policy`` holds: a file's text when it is a ``Path`` or a str that names an
+    existing file (or ends in ``.yaml``, ``.yml`` or ``.json`` and has no line break: then
+    the file must exist); else ``policy`` itself (YAML/JSON text, a mapping or a Policy).
 
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "p.yaml"; _ = f.write_text("min_bars: 5")
+    >>> policy_source(str(f)), policy_source(f), policy_source("min_bars: 5")
+    ('min_bars: 5', 'min_bars: 5', 'min_bars: 5')
+    """
+    if isinstance(policy, str) and "\n" not in policy:
+        named = Path(policy)
+        looks_like_file = named.suffix.lower() in (".yaml", ".yml", ".json")
+        if looks_like_file or (len(policy) < 4096 and named.is_file()):
+            policy = named
+    if isinstance(policy, Path):
+        try:
+            return policy.read_text()
+        except FileNotFoundError:
+            raise PolicyFileError(f"policy file not found: {policy}") from None
+        except OSError as exc:
+            raise PolicyFileError(f"cannot read policy file {policy}: {exc.strerror}") from None
+    return policy
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float]:
     return {k: finite(v) for k, v in metrics.items()}
 
 
-def _given_returns(s: Strategy, given: Any, capital: float) -> np.ndarray | None:
+def _given_returns(s: Strategy, given: ReturnsArg, capital: float) -> np.ndarray | None:
     """Returns from an explicit series or from the strategy's returns/equity/pnl."""
     if given is not None:
         return np.asarray(given, dtype=np.float64).ravel()
@@ -163,20 +229,20 @@ def _run(
     client: WorldClient,
     *,
     strategy_id: str | None,
-    returns: Any,
+    returns: ReturnsArg,
     auto_returns: bool,
     dry_run: bool,
-    options: dict[str, Any],
+    options: BacktestOptions,
+    params: Mapping[str, ParamValue] | None = None,
 ) -> SubmitResult:
-    from qmtl.runner import backtest, make_strategy
-
-    params = {k: options.pop(k) for k in list(options) if k not in _BACKTEST_OPTIONS}
-    s = make_strategy(strategy, params)
-    sid = strategy_id or s.name
+    s = make_strategy(strategy, params or {})
+    sid = strategy_id or default_strategy_id(s)
     run_id = uuid.uuid4().hex[:12]
     seq = 0
 
-    def make_update(n_bars: int, as_of: int, metrics: dict[str, float], rets: Sequence[float]):
+    def make_update(
+        n_bars: int, as_of: int, metrics: dict[str, float], rets: np.ndarray | None
+    ) -> MetricsUpdate:
         nonlocal seq
         seq += 1
         return MetricsUpdate(
@@ -188,11 +254,11 @@ def _run(
             as_of=as_of,
             n_bars=n_bars,
             metrics=_finite(metrics),
-            returns=[float(x) for x in rets],
+            returns=[] if rets is None else [float(x) for x in rets],
         )
 
     def result(
-        status: str | None = None,
+        status: Literal["active", "candidate", "rejected"] | None = None,
         hints: list[str] | None = None,
         metrics: dict[str, float] | None = None,
         n_bars: int = 0,
@@ -231,9 +297,7 @@ def _run(
         if not np.all(np.isfinite(series)):
             bad = int(np.argmax(~np.isfinite(series)))
             return result("rejected", [f"returns[{bad}] is not a finite number"])
-        from qmtl.core.intervals import periods_per_year
-
-        ms = MetricSet(options.get("periods_per_year") or periods_per_year(s.interval))
+        ms = MetricSet(options.get("periods_per_year") or default_ppy(s.interval))
         updates = []
         for lo in range(0, len(series), CHUNK):
             part = series[lo : lo + CHUNK]
@@ -262,7 +326,7 @@ def _run(
     # the replay, can carry the dataset fingerprint (known once every bar has been seen)
     held: list[MetricsUpdate] = []
 
-    def on_output(out: Any) -> None:
+    def on_output(out: StrategyOutput) -> None:
         if out.metrics is not None:
             if held:
                 client.post([held.pop()])
@@ -274,22 +338,6 @@ def _run(
     return result()
 
 
-_BACKTEST_OPTIONS = {
-    "data",
-    "symbols",
-    "start",
-    "end",
-    "cost_bps",
-    "batch_size",
-    "workers",
-    "periods_per_year",
-    "on_bad_bars",
-    "progress",
-    "on_start",
-    "metrics_every",
-}
-
-
 def submit(
     strategy: type[Strategy] | Strategy,
     world: str,
@@ -297,37 +345,53 @@ def submit(
     token: str | None = None,
     *,
     strategy_id: str | None = None,
-    returns: Any = None,
+    returns: ReturnsArg = None,
     auto_returns: bool = True,
     dry_run: bool = False,
-    **options: Any,
+    data: DataSource = None,
+    symbols: Sequence[str] | None = None,
+    start: str | int | None = None,
+    end: str | int | None = None,
+    cost_bps: float | None = None,
+    batch_size: int | Sequence[int] = 10_000,
+    workers: int = 1,
+    periods_per_year: float | None = None,
+    on_bad_bars: OnBad = "raise",
+    progress: Callable[[int], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+    metrics_every: int = 1_000,
+    **params: ParamValue,
 ) -> SubmitResult:
     """Backtest ``strategy``, stream its metrics to ``world`` at ``url`` and return the world's
-    decision. ``options`` are backtest options (``data``, ``start``, ...) and strategy
-    parameters. ``dry_run`` evaluates the world's policy locally and sends nothing."""
+    decision.
+
+    The backtest options (``data`` ... ``metrics_every``) are those of :func:`qmtl.backtest`;
+    ``params`` override the strategy's parameters. ``strategy_id`` defaults to
+    :func:`qmtl.strategy.default_strategy_id` (the class name, with the overridden
+    parameters). ``returns`` gives the returns series instead of a backtest (see the module
+    docstring). ``dry_run`` evaluates the world's policy locally and sends nothing.
+    """
+    options = BacktestOptions(
+        data=data, symbols=symbols, start=start, end=end, cost_bps=cost_bps,
+        batch_size=batch_size, workers=workers, periods_per_year=periods_per_year,
+        on_bad_bars=on_bad_bars, progress=progress, on_start=on_start,
+        metrics_every=metrics_every,
+    )
     remote = HttpWorld(world, url, token)
     try:
-        if dry_run:
-            local = LocalWorld(remote.policy_text(), capital=remote.capital)
-            return _run(
-                strategy,
-                world,
-                local,
-                strategy_id=strategy_id,
-                returns=returns,
-                auto_returns=auto_returns,
-                dry_run=True,
-                options=options,
-            )
+        client: WorldClient = (
+            LocalWorld(remote.policy_text(), capital=remote.capital) if dry_run else remote
+        )
         return _run(
             strategy,
             world,
-            remote,
+            client,
             strategy_id=strategy_id,
             returns=returns,
             auto_returns=auto_returns,
-            dry_run=False,
+            dry_run=dry_run,
             options=options,
+            params=params,
         )
     finally:
         remote.close()
@@ -335,26 +399,50 @@ def submit(
 
 def validate(
     strategy: type[Strategy] | Strategy,
-    policy: Any = None,
+    policy: PolicyArg | Policy = None,
     *,
     world: str = "local",
     capital: float = 1_000_000.0,
     strategy_id: str | None = None,
-    returns: Any = None,
+    returns: ReturnsArg = None,
     auto_returns: bool = True,
-    **options: Any,
+    data: DataSource = None,
+    symbols: Sequence[str] | None = None,
+    start: str | int | None = None,
+    end: str | int | None = None,
+    cost_bps: float | None = None,
+    batch_size: int | Sequence[int] = 10_000,
+    workers: int = 1,
+    periods_per_year: float | None = None,
+    on_bad_bars: OnBad = "raise",
+    progress: Callable[[int], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+    metrics_every: int = 1_000,
+    **params: ParamValue,
 ) -> SubmitResult:
-    """Apply ``policy`` (YAML/JSON text, dict or Policy) locally and return the same result
-    and hints a world would, without touching any world."""
+    """Apply ``policy`` locally and return the same result and hints a world would, without
+    touching any world.
+
+    ``policy``: a policy file (a ``Path``, or a str naming an existing file), YAML/JSON
+    text, a mapping or a parsed Policy (see :func:`policy_source`). The other arguments are
+    those of :func:`submit`.
+    """
+    options = BacktestOptions(
+        data=data, symbols=symbols, start=start, end=end, cost_bps=cost_bps,
+        batch_size=batch_size, workers=workers, periods_per_year=periods_per_year,
+        on_bad_bars=on_bad_bars, progress=progress, on_start=on_start,
+        metrics_every=metrics_every,
+    )
     return _run(
         strategy,
         world,
-        LocalWorld(policy, capital),
+        LocalWorld(policy_source(policy), capital),
         strategy_id=strategy_id,
         returns=returns,
         auto_returns=auto_returns,
         dry_run=True,
         options=options,
+        params=params,
     )
 
 
@@ -362,19 +450,10 @@ class Runner:
     """The Python entry points in one place: ``Runner.backtest``, ``Runner.submit``,
     ``Runner.validate``.
 
-    >>> callable(Runner.submit)
-    True
+    >>> Runner.backtest is backtest, callable(Runner.submit)
+    (True, True)
     """
 
-    backtest: Callable[..., Any]
+    backtest = staticmethod(backtest)
     submit = staticmethod(submit)
     validate = staticmethod(validate)
-
-
-def _backtest(*args: Any, **kwargs: Any) -> Any:
-    from qmtl.runner import backtest
-
-    return backtest(*args, **kwargs)
-
-
-Runner.backtest = staticmethod(_backtest)  # type: ignore[assignment]

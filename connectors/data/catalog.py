@@ -1,17 +1,20 @@
-"""A local Parquet catalog of bars: ``root/symbol=S/interval=I/bars.parquet``.
+"""A local Parquet catalog of bars: ``root/symbol=S/interval=I/`` holds each history.
 
-Hive-partitioned by symbol and interval (readable by ``pyarrow.dataset`` and other tools),
-one file per (symbol, interval), sorted by ``ts``, in row groups of 10k rows (the default
-replay batch) so reads stream. Writes validate, merge with what is stored (a new bar for an
-existing ``ts`` replaces it) and replace the file atomically: a failed write leaves the old
-file as it was.
+Hive-partitioned by symbol and interval (readable by ``pyarrow.dataset`` and other tools).
+Each (symbol, interval) folder holds its bars sorted by ``ts`` in Parquet **parts** of at
+most ``PART_GROUPS`` row groups of ``ROW_GROUP`` rows (the default replay batch), and a
+manifest listing the parts and the folder's **coverage**: the time ranges for which it holds
+every bar there is (a range fetched from an origin may legitimately hold no bars, e.g. a
+weekend). A reader opens one part at a time, so the Parquet metadata it holds is bounded by the
+part whatever the length of history (see :mod:`connectors.data.parts`).
 
-Each file also records its **coverage** in its Parquet metadata: the time ranges for which it
-holds every bar there is (a range fetched from an origin may legitimately hold no bars, e.g. a
-weekend). Bars and coverage are one file, so they change together or not at all. A file
-written without coverage (older files, other tools) covers its first to last bar.
-Writers of one (symbol, interval) are serialized by :meth:`Catalog.lock` (threads and
-processes).
+Writes validate, merge with what is stored (a new bar for an existing ``ts`` replaces it) and
+commit by replacing the manifest atomically: bars and coverage change together or not at all,
+and a failed write leaves what was stored as it was. Parts wholly before the new bars are
+kept as they are; the rest is rewritten. Writers of one (symbol, interval) are serialized by
+:meth:`Catalog.lock` (threads, and processes through ``filelock``). A catalog written before
+parts (one ``bars.parquet`` per folder, coverage in its metadata) is read as it is and
+upgraded in place by the next write of the folder.
 
 >>> import tempfile
 >>> import numpy as np
@@ -33,9 +36,7 @@ processes).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -44,28 +45,35 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from filelock import FileLock
 
+from connectors.data import parts as layout
 from connectors.data.coverage import Coverage
 from connectors.data.memory import align
-from connectors.data.parquet_footer import FooterError, RowGroupFile
+from connectors.data.parts import (
+    COVERAGE_KEY,
+    SCHEMA,
+    WRITE_OPTIONS,
+    CatalogError,
+    Manifest,
+    Part,
+    row_groups,
+    ts_bounds,
+)
 from qmtl.core.bars import Batch, validate_bars
 from qmtl.core.contracts import BAR_COLUMNS
-from qmtl.core.errors import QmtlError
+from qmtl.core.intervals import interval_seconds
+
+__all__ = ["COVERAGE_KEY", "PART_GROUPS", "ROW_GROUP", "SCHEMA", "WRITE_OPTIONS", "Catalog",
+           "CatalogError", "default_data_dir"]
 
 ROW_GROUP = 10_000
-WRITE_OPTIONS = {"use_dictionary": False, "compression": "lz4"}
-"""Float bars do not dictionary-encode; LZ4 reads and writes fastest at about the size of the
-default (measured: 43 vs 53 MiB and 40% faster reads for 1M minute bars)."""
-COVERAGE_KEY = b"qmtl.coverage"
-"""Parquet metadata key of the file's coverage: JSON ``[[start, end], ...]`` in ns."""
-SCHEMA = pa.schema([("ts", pa.int64())] + [(c, pa.float64()) for c in BAR_COLUMNS if c != "ts"])
-
-
-class CatalogError(QmtlError, LookupError):
-    """A symbol, interval or file the catalog cannot serve (the message says what exists)."""
-
-    def __str__(self) -> str:  # LookupError would quote the message like a KeyError
-        return str(self.args[0]) if self.args else ""
+PART_GROUPS = 16
+"""Row groups a part holds at most (160k bars with ``ROW_GROUP`` rows: about 80 KB of parsed
+metadata per open part, whatever the length of history; 1M bars are 7 parts)."""
+REOPEN_TRIES = 8
+"""Times a read follows the manifest again when a part it was about to open was replaced by a
+write in the meantime."""
 
 
 def default_data_dir() -> Path:
@@ -82,31 +90,61 @@ def _to_batch(table: pa.Table | pa.RecordBatch) -> Batch:
     return {c: table.column(c).to_numpy() for c in BAR_COLUMNS}
 
 
+def _corrupt(path: Path, exc: BaseException) -> CatalogError:
+    return CatalogError(f"corrupt catalog file {path}: {exc}")
+
+
 class Catalog:
     """The bar catalog under ``root`` (see the module docstring)."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser()
-        self._locks: dict[tuple[str, str], threading.RLock] = {}
+        self._locks: dict[tuple[str, str], tuple[threading.RLock, FileLock]] = {}
         self._locks_guard = threading.Lock()
-        self._held: dict[tuple[str, str], tuple[int, int]] = {}  # key -> (depth, lock fd)
-        # what coverage() and covered() found in a file, by the file's identity (inode, size,
-        # mtime: a write replaces the file, so it changes): a plan asks several times per
-        # symbol, and parsing a long file's footer each time was 5% of a warm replay
-        self._facts: dict[tuple[Path, str], tuple[tuple[int, int, int], Any]] = {}
+        # what a folder's manifest says, by the manifest's identity (a write replaces it, so
+        # it changes): a plan asks several times per symbol
+        self._facts: dict[tuple[Path, str], tuple[Any, Any]] = {}
 
     def __repr__(self) -> str:
         return f"Catalog({str(self.root)!r})"
 
-    def path(self, symbol: str, interval: str) -> Path:
-        """The file that holds ``symbol`` at ``interval``.
+    def folder(self, symbol: str, interval: str) -> Path:
+        """The folder that holds ``symbol`` at ``interval``.
 
-        >>> Catalog("/data").path("AAPL", "1d").as_posix()
-        '/data/symbol=AAPL/interval=1d/bars.parquet'
+        >>> Catalog("/data").folder("AAPL", "1d").as_posix()
+        '/data/symbol=AAPL/interval=1d'
         """
         if not symbol or "/" in symbol or symbol.startswith("."):
             raise CatalogError(f"invalid symbol name {symbol!r}")
-        return self.root / f"symbol={symbol}" / f"interval={interval}" / "bars.parquet"
+        return self.root / f"symbol={symbol}" / f"interval={interval}"
+
+    def parts(self, symbol: str, interval: str) -> list[Path]:
+        """The files holding ``symbol`` at ``interval``, in time order (empty: none).
+
+        >>> import tempfile
+        >>> from connectors.data.synthetic import generate_bars
+        >>> cat = Catalog(tempfile.mkdtemp())
+        >>> _ = cat.write("A", "1m", generate_bars(400_000, interval="1m"))
+        >>> len(cat.parts("A", "1m")), cat.path("A", "1m") == cat.parts("A", "1m")[0]
+        (3, True)
+        """
+        manifest = self.manifest(symbol, interval)
+        folder = self.folder(symbol, interval)
+        return [] if manifest is None else [folder / p.file for p in manifest.parts]
+
+    def path(self, symbol: str, interval: str) -> Path:
+        """The first file holding ``symbol`` at ``interval`` (the only one while the history
+        fits one part; see :meth:`parts`); raises :class:`CatalogError` when none is."""
+        found = self.parts(symbol, interval)
+        if not found:
+            self._require(symbol, interval)
+            raise CatalogError(f"no {interval} bars for {symbol!r} in catalog {self.root} "
+                               "(its folder records coverage only)")
+        return found[0]
+
+    def nbytes(self, symbol: str, interval: str) -> int:
+        """Bytes the files of ``symbol`` at ``interval`` take on disk."""
+        return sum(p.stat().st_size for p in self.parts(symbol, interval))
 
     # -- listing ---------------------------------------------------------------------------
     def symbols(self, interval: str | None = None) -> list[str]:
@@ -115,78 +153,50 @@ class Catalog:
             return []
         out = []
         for d in self.root.glob("symbol=*"):
-            symbol = d.name.split("=", 1)[1]
-            pattern = f"interval={interval or '*'}/bars.parquet"
-            if any(p.is_file() for p in d.glob(pattern)):
-                out.append(symbol)
+            if any(layout.stored(f) for f in d.glob(f"interval={interval or '*'}")):
+                out.append(d.name.split("=", 1)[1])
         return sorted(out)
 
     def intervals(self, symbol: str) -> list[str]:
         """Intervals stored for ``symbol``."""
         base = self.root / f"symbol={symbol}"
-        return sorted(
-            d.name.split("=", 1)[1]
-            for d in base.glob("interval=*")
-            if (d / "bars.parquet").is_file()
-        )
+        return sorted(d.name.split("=", 1)[1] for d in base.glob("interval=*")
+                      if layout.stored(d))
 
-    def _metadata(self, symbol: str, interval: str) -> pq.FileMetaData | None:
-        path = self.path(symbol, interval)
-        if not path.is_file():
-            return None
-        try:
-            return pq.ParquetFile(path).metadata
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise CatalogError(f"corrupt catalog file {path}: {exc}") from None
+    def _metadata(self, symbol: str, interval: str) -> Manifest | None:
+        """The folder's manifest, read now (None: nothing stored)."""
+        return layout.load(self.folder(symbol, interval))
 
     def _memo(self, symbol: str, interval: str, what: str, compute: Callable[[], Any]) -> Any:
-        """``compute()`` (the file's ``what``), remembered while the file stays the same one."""
-        path = self.path(symbol, interval)
-        try:
-            st = path.stat()
-        except OSError:
+        """``compute()`` (the folder's ``what``), remembered while its manifest stays the
+        same one."""
+        folder = self.folder(symbol, interval)
+        key = layout.identity(folder)
+        if key is None:
             return compute()
-        key = (st.st_ino, st.st_size, st.st_mtime_ns)
-        known = self._facts.get((path, what))
+        known = self._facts.get((folder, what))
         if known is None or known[0] != key:
             known = (key, compute())
-            self._facts[(path, what)] = known
+            self._facts[(folder, what)] = known
         return known[1]
+
+    def manifest(self, symbol: str, interval: str) -> Manifest | None:
+        """What is stored for ``symbol`` at ``interval``: parts and coverage (None: nothing)."""
+        return self._memo(symbol, interval, "manifest", lambda: self._metadata(symbol, interval))
 
     def coverage(self, symbol: str, interval: str) -> tuple[int, int, int] | None:
         """``(first ts, last ts, rows)`` stored for ``symbol`` at ``interval``, or None."""
-        return self._memo(symbol, interval, "coverage", lambda: self._coverage(symbol, interval))
-
-    def _coverage(self, symbol: str, interval: str) -> tuple[int, int, int] | None:
-        meta = self._metadata(symbol, interval)
-        if meta is None or meta.num_rows == 0:
+        manifest = self.manifest(symbol, interval)
+        if manifest is None or not manifest.parts:
             return None
-        first = meta.row_group(0).column(0).statistics
-        last = meta.row_group(meta.num_row_groups - 1).column(0).statistics
-        if first is None or last is None or not first.has_min_max:
-            ts = self.read(symbol, interval)["ts"]
-            return int(ts[0]), int(ts[-1]), len(ts)
-        return int(first.min), int(last.max), int(meta.num_rows)
+        return manifest.parts[0].first, manifest.parts[-1].last, manifest.rows
 
     def covered(self, symbol: str, interval: str) -> Coverage:
-        """The time ranges for which the file holds every bar (exact ns ranges); empty when
-        nothing is stored. Files without recorded coverage cover their first to last bar."""
-        known = self._memo(symbol, interval, "covered", lambda: self._covered(symbol, interval))
-        return Coverage(known.ranges, known.step)  # a copy: a Coverage can be changed
-
-    def _covered(self, symbol: str, interval: str) -> Coverage:
-        meta = self._metadata(symbol, interval)
-        if meta is None:
-            return Coverage()
-        kv = meta.metadata or {}
-        if COVERAGE_KEY in kv:
-            try:
-                return Coverage((int(a), int(b)) for a, b in json.loads(kv[COVERAGE_KEY]))
-            except (ValueError, TypeError) as exc:
-                path = self.path(symbol, interval)
-                raise CatalogError(f"corrupt coverage metadata in {path}: {exc}") from None
-        cov = self.coverage(symbol, interval)
-        return Coverage() if cov is None else Coverage([(cov[0], cov[1])])
+        """The time ranges for which the folder holds every bar (exact ns ranges); empty
+        when nothing is stored. Legacy files without recorded coverage cover their first to
+        last bar."""
+        manifest = self.manifest(symbol, interval)
+        return Coverage() if manifest is None else Coverage(manifest.coverage)
 
     def entries(self) -> list[tuple[str, str, int, int, int]]:
         """``(symbol, interval, first, last, rows)`` for everything stored."""
@@ -198,20 +208,34 @@ class Catalog:
                     out.append((symbol, interval, *cov))
         return out
 
-    def _require(self, symbol: str, interval: str) -> Path:
-        path = self.path(symbol, interval)
-        if not path.is_file():
+    def _require(self, symbol: str, interval: str) -> Manifest:
+        manifest = self.manifest(symbol, interval)
+        if manifest is None:
             available = ", ".join(self.symbols(interval)) or "none"
             raise CatalogError(
                 f"no {interval} bars for {symbol!r} in catalog {self.root}; "
                 f"available at {interval}: {available}"
             )
-        return path
+        return manifest
+
+    def verify(self, symbol: str, interval: str) -> None:
+        """Read the footer of every part of ``symbol`` at ``interval``: raises
+        :class:`CatalogError` naming the first that is not readable Parquet (a fetch is not
+        made on top of a file the write that follows could not merge with).
+
+        >>> import tempfile
+        >>> Catalog(tempfile.mkdtemp()).verify("A", "1d")  # nothing stored: nothing to check
+        """
+        for path in self.parts(symbol, interval):
+            try:
+                pq.read_metadata(path)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise _corrupt(path, exc) from None
 
     @contextlib.contextmanager
     def lock(self, symbol: str, interval: str) -> Iterator[None]:
         """Hold the write lock of ``symbol`` at ``interval``: reentrant in a thread, exclusive
-        across threads and (with ``flock``, where the OS has it) across processes.
+        across threads and (a ``filelock`` on ``.lock`` in the folder) across processes.
 
         >>> import tempfile
         >>> cat = Catalog(tempfile.mkdtemp())
@@ -219,52 +243,80 @@ class Catalog:
         ...     pass
         """
         key = (symbol, interval)
+        folder = self.folder(symbol, interval)
         with self._locks_guard:
-            rlock = self._locks.setdefault(key, threading.RLock())
+            held = self._locks.get(key)
+            if held is None:
+                held = (threading.RLock(), FileLock(folder / ".lock", thread_local=False))
+                self._locks[key] = held
+        rlock, flock = held
         with rlock:
-            depth, fd = self._held.get(key, (0, -1))
-            if depth == 0:
-                folder = self.path(symbol, interval).parent
-                folder.mkdir(parents=True, exist_ok=True)
-                fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-                _flock(fd, True)
-            self._held[key] = (depth + 1, fd)
-            try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with flock:
                 yield
-            finally:
-                depth, fd = self._held[key]
-                if depth == 1:
-                    del self._held[key]
-                    _flock(fd, False)
-                    os.close(fd)
-                else:
-                    self._held[key] = (depth - 1, fd)
 
     # -- reading ---------------------------------------------------------------------------
+    def _open(self, symbol: str, interval: str, start: int | None,
+              end: int | None) -> Iterator[tuple[Path, pq.ParquetFile, int | None]]:
+        """The parts that may hold ``[start, end]``, opened one at a time (each closed when
+        the next is asked for), as ``(path, file, from)``: the caller serves the part's bars
+        with ``from <= ts <= end``. A part replaced by a write since the manifest was read is
+        not an error: the read goes on in the new manifest after the bars already served."""
+        folder = self.folder(symbol, interval)
+        todo = self._require(symbol, interval).select(start, end)
+        lo, tries = start, 0
+        while todo:
+            part, path = todo[0], folder / todo[0].file
+            try:
+                file = pq.ParquetFile(path, pre_buffer=False)
+            except FileNotFoundError:
+                tries += 1
+                fresh = self._metadata(symbol, interval)
+                if fresh is None or tries > REOPEN_TRIES:
+                    raise CatalogError(f"catalog file {path} went away while read and the "
+                                       "folder kept changing; read again") from None
+                todo = fresh.select(lo, end)
+                continue
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise _corrupt(path, exc) from None
+            todo.pop(0)
+            try:
+                yield path, file, lo
+            finally:
+                file.close()
+            lo = part.last + 1 if lo is None else max(lo, part.last + 1)
+
+    def _read_table(self, symbol: str, interval: str, start: int | None, end: int | None,
+                    columns: list[str]) -> pa.Table:
+        tables = []
+        for path, f, lo in self._open(symbol, interval, start, end):
+            try:
+                groups = row_groups(f.metadata, lo, end)
+                if not groups:
+                    continue
+                table = f.read_row_groups(groups, columns=columns)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise _corrupt(path, exc) from None
+            schema = pa.schema([SCHEMA.field(c) for c in columns])
+            if not table.schema.equals(schema):
+                try:
+                    table = table.cast(schema)
+                except (pa.ArrowInvalid, ValueError) as exc:
+                    raise CatalogError(f"unexpected columns in {path}: {exc}") from None
+            if lo is not None or end is not None:
+                a, b = ts_bounds(table.column("ts").to_numpy(), lo, end)
+                table = table.slice(a, b - a)
+            tables.append(table)
+        if not tables:
+            return pa.schema([SCHEMA.field(c) for c in columns]).empty_table()
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
     def read(
         self, symbol: str, interval: str, start: int | None = None, end: int | None = None
     ) -> Batch:
-        """All stored bars of ``symbol`` with ``start <= ts <= end`` (only the row groups
-        that can hold them are read; the range is cut without a copy)."""
-        path = self._require(symbol, interval)
-        try:
-            f = pq.ParquetFile(path)
-            groups = _row_groups(f.metadata, start, end)
-            table = (f.read_row_groups(groups, columns=list(BAR_COLUMNS)) if groups
-                     else SCHEMA.empty_table())
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise CatalogError(f"corrupt catalog file {path}: {exc}") from None
-        if not table.schema.equals(SCHEMA):
-            try:
-                table = table.cast(SCHEMA)
-            except (pa.ArrowInvalid, ValueError) as exc:
-                raise CatalogError(f"unexpected columns in {path}: {exc}") from None
-        if (start is not None or end is not None) and table.num_rows:
-            ts = table.column("ts").to_numpy()
-            lo = 0 if start is None else int(np.searchsorted(ts, start, side="left"))
-            hi = len(ts) if end is None else int(np.searchsorted(ts, end, side="right"))
-            table = table.slice(lo, max(hi - lo, 0))
-        return _to_batch(table)
+        """All stored bars of ``symbol`` with ``start <= ts <= end`` (only the parts and row
+        groups that can hold them are read; the range is cut without a copy)."""
+        return _to_batch(self._read_table(symbol, interval, start, end, list(BAR_COLUMNS)))
 
     def read_column(
         self, symbol: str, interval: str, column: str, start: int | None = None,
@@ -279,43 +331,29 @@ class Catalog:
         >>> cat.read_column("A", "1d", "ts", start=2).tolist()
         [2]
         """
-        path = self._require(symbol, interval)
-        try:
-            table = pq.read_table(path, columns=sorted({"ts", column}))
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise CatalogError(f"corrupt catalog file {path}: {exc}") from None
-        ts = table.column("ts").to_numpy()
-        lo = 0 if start is None else int(np.searchsorted(ts, start, side="left"))
-        hi = len(ts) if end is None else int(np.searchsorted(ts, end, side="right"))
-        return table.column(column).to_numpy()[lo:hi]
+        if column not in SCHEMA.names:
+            raise CatalogError(f"no column {column!r}: the catalog has {', '.join(SCHEMA.names)}")
+        columns = ["ts"] if column == "ts" else ["ts", column]
+        return self._read_table(symbol, interval, start, end, columns).column(column).to_numpy()
 
     def _stream(
         self, symbol: str, interval: str, start: int | None, end: int | None, chunk: int
     ) -> Iterator[Batch]:
-        path = self._require(symbol, interval)
-        try:
-            # one row group at a time, with the metadata of at most a window of row groups
-            # parsed (Arrow's parsed footer is ~5 KB per row group, 0.5 MB per 1M bars, for
-            # as long as a reader is open; see connectors.data.parquet_footer): memory depends on
-            # the row group size, not on the length of history; only the row groups that may
-            # hold [start, end] are read
-            file = RowGroupFile(path)
-        except (FooterError, pa.ArrowInvalid, OSError) as exc:
-            raise CatalogError(f"corrupt catalog file {path}: {exc}") from None
-        try:
-            for i in _row_groups(file.metadata(), start, end):
-                batch = _to_batch(file.read(i, columns=BAR_COLUMNS))
-                ts = batch["ts"]
-                lo = 0 if start is None else int(np.searchsorted(ts, start, side="left"))
-                hi = len(ts) if end is None else int(np.searchsorted(ts, end, side="right"))
-                for a in range(lo, hi, chunk):
-                    yield {k: v[a : min(a + chunk, hi)] for k, v in batch.items()}
-                if end is not None and hi < len(ts):
-                    return
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise CatalogError(f"corrupt catalog file {path}: {exc}") from None
-        finally:
-            file.close()
+        # one row group at a time from one open part at a time: the parsed metadata held is
+        # that of one part (at most PART_GROUPS row groups), not of the whole history; only
+        # the parts and row groups that may hold [start, end] are read
+        for path, f, lo in self._open(symbol, interval, start, end):
+            try:
+                for i in row_groups(f.metadata, lo, end):
+                    batch = _to_batch(f.read_row_group(i, columns=list(BAR_COLUMNS),
+                                                       use_threads=False))
+                    a, b = ts_bounds(batch["ts"], lo, end)
+                    for x in range(a, b, chunk):
+                        yield {k: v[x : min(x + chunk, b)] for k, v in batch.items()}
+                    if end is not None and b < len(batch["ts"]):
+                        return
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise _corrupt(path, exc) from None
 
     def iter_batches(
         self,
@@ -348,59 +386,37 @@ class Catalog:
         ``covered`` adds ranges known to be complete (a fetched range, even with no bars in
         it); the span of ``batch`` is always added. ``replace`` drops what was stored (bars
         and coverage) instead of merging."""
-        from qmtl.core.intervals import interval_seconds
-
         interval_seconds(interval)
         order = np.argsort(np.asarray(batch["ts"]), kind="stable")
         incoming = {c: np.asarray(batch[c])[order] for c in BAR_COLUMNS if c in batch}
         validate_bars(symbol, incoming)
-        path = self.path(symbol, interval)
+        folder = self.folder(symbol, interval)
+        part_rows = PART_GROUPS * ROW_GROUP
         with self.lock(symbol, interval):
-            coverage = Coverage() if replace else self.covered(symbol, interval)
+            old = self._metadata(symbol, interval)
+            coverage = Coverage() if replace or old is None else Coverage(old.coverage)
             if len(incoming["ts"]):
                 coverage.add(int(incoming["ts"][0]), int(incoming["ts"][-1]))
             for a, b in covered or ():
                 coverage.add(int(a), int(b))
-            if path.is_file() and not replace:
-                stored = self.read(symbol, interval)
-                merged = {c: np.concatenate([stored[c], incoming[c]]) for c in BAR_COLUMNS}
-                # keep the last occurrence of each ts (the incoming bar wins)
-                ts = merged["ts"]
-                rev_unique = np.unique(ts[::-1], return_index=True)[1]
-                keep = np.sort(len(ts) - 1 - rev_unique)
-                keep = keep[np.argsort(ts[keep], kind="stable")]
-                incoming = {c: v[keep] for c, v in merged.items()}
-            table = pa.table(
-                {c: pa.array(incoming[c], type=SCHEMA.field(c).type) for c in BAR_COLUMNS},
-                schema=SCHEMA.with_metadata({COVERAGE_KEY: json.dumps(coverage.ranges)}),
-            )
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".bars.", suffix=".tmp")
-            os.close(fd)
-            try:
-                pq.write_table(table, tmp, row_group_size=ROW_GROUP, **WRITE_OPTIONS)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        return table.num_rows
-
-
-def _row_groups(meta: pq.FileMetaData, start: int | None, end: int | None) -> list[int]:
-    """Row groups that may hold bars in ``[start, end]`` (by their ``ts`` statistics)."""
-    out = []
-    for i in range(meta.num_row_groups):
-        stats = meta.row_group(i).column(0).statistics
-        if stats is not None and stats.has_min_max:
-            if (start is not None and stats.max < start) or (end is not None and stats.min > end):
-                continue
-        out.append(i)
-    return out
-
-
-def _flock(fd: int, take: bool) -> None:
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - no flock (Windows): threads are still serialized
-        return
-    fcntl.flock(fd, fcntl.LOCK_EX if take else fcntl.LOCK_UN)
+            keep: list[Part] = []
+            if old is not None and not replace:
+                if not old.legacy:  # full parts wholly before the new bars stay as they are
+                    first = int(incoming["ts"][0]) if len(incoming["ts"]) else None
+                    for p in old.parts:
+                        if p.rows < part_rows or (first is not None and p.last >= first):
+                            break
+                        keep.append(p)
+                after = keep[-1].last + 1 if keep else None
+                stored = self.read(symbol, interval, start=after) if old.parts else None
+                if stored is not None and len(stored["ts"]):
+                    merged = {c: np.concatenate([stored[c], incoming[c]]) for c in BAR_COLUMNS}
+                    # keep the last occurrence of each ts (the incoming bar wins)
+                    ts = merged["ts"]
+                    rev_unique = np.unique(ts[::-1], return_index=True)[1]
+                    take = np.sort(len(ts) - 1 - rev_unique)
+                    take = take[np.argsort(ts[take], kind="stable")]
+                    incoming = {c: v[take] for c, v in merged.items()}
+            manifest = layout.commit(folder, layout.table_of(incoming), coverage.ranges, keep,
+                                     old, part_rows, ROW_GROUP)
+        return manifest.rows

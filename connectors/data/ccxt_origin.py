@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from connectors.data.origins import OriginError, SymbolNotFound
 from qmtl.core.bars import Batch
@@ -141,20 +142,26 @@ class CcxtOrigin:
         return interval
 
     def _call(self, market: str, timeframe: str, since: int) -> list[Any]:
-        retry_on = _network_errors()
-        for attempt in range(self.retries + 1):
-            try:
-                return list(self.exchange.fetch_ohlcv(market, timeframe, since, self.limit) or [])
-            except retry_on:
-                if attempt == self.retries:
-                    raise
-                self.sleep(self.backoff * 2**attempt)
-            except Exception as exc:
-                bad_symbol = type(exc).__name__ in ("BadSymbol", "BadRequest")
-                if bad_symbol and "symbol" in str(exc).lower():
-                    raise SymbolNotFound(f"origin {self.name}: {market!r}: {exc}") from None
-                raise
-        return []  # pragma: no cover
+        """One page from the exchange; network errors are retried ``retries`` times, waiting
+        ``backoff * 2**k`` seconds before retry ``k`` (``tenacity``)."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(_network_errors()),
+            stop=stop_after_attempt(self.retries + 1),
+            wait=wait_exponential(multiplier=self.backoff, exp_base=2),
+            sleep=self.sleep,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return list(self.exchange.fetch_ohlcv(market, timeframe, since, self.limit)
+                                or [])
+        except Exception as exc:
+            bad_symbol = type(exc).__name__ in ("BadSymbol", "BadRequest")
+            if bad_symbol and "symbol" in str(exc).lower():
+                raise SymbolNotFound(f"origin {self.name}: {market!r}: {exc}") from None
+            raise
+        return []  # pragma: no cover - the loop returns or raises
 
     def fetch(self, symbol: str, interval: str, start: int, end: int) -> Iterator[Batch]:
         """Bars with ``start <= ts <= end`` that have closed, page by page."""

@@ -31,6 +31,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from connectors.data.catalog import Catalog, CatalogError
+from connectors.data.csv_import import read_bars_file
+from connectors.data.parts import MANIFEST
 from qmtl.core.bars import Batch
 from qmtl.core.errors import QmtlError
 
@@ -67,10 +70,17 @@ EXTENSIONS: tuple[str, ...] = (".parquet", ".csv", ".csv.gz")
 
 
 class FolderOrigin:
-    """Bars from a folder of files: ``ROOT/1m/BTC-USD.csv``, ``ROOT/BTC-USD_1m.parquet`` or a
-    catalog-shaped ``ROOT/symbol=S/interval=I/bars.parquet`` (columns as for
-    ``qmtl data import``). Files are read whole, sorted by time and served in chunks of
-    ``chunk_rows``.
+    """Bars from a folder of files: ``ROOT/1m/BTC-USD.csv``, ``ROOT/BTC-USD_1m.parquet``, or
+    another QMTL catalog (``ROOT/symbol=S/interval=I/``, of parts or a single ``bars.parquet``)
+    (columns as for ``qmtl data import``). Files are read whole, sorted by time and served in
+    chunks of ``chunk_rows``.
+
+    >>> import tempfile
+    >>> from connectors.data.synthetic import generate_bars
+    >>> other = Catalog(tempfile.mkdtemp())
+    >>> _ = other.write("X", "1d", generate_bars(5, interval="1d"))
+    >>> sum(len(b["ts"]) for b in FolderOrigin(other.root).fetch("X", "1d", 0, 2**62))
+    5
     """
 
     def __init__(self, root: str | Path, chunk_rows: int = 100_000) -> None:
@@ -96,6 +106,9 @@ class FolderOrigin:
         """The file holding ``symbol`` at ``interval``, or :class:`SymbolNotFound`."""
         if not symbol or "/" in symbol or os.sep in symbol or symbol.startswith("."):
             raise SymbolNotFound(f"origin {self.name}: invalid symbol name {symbol!r}")
+        manifest = self.root / f"symbol={symbol}" / f"interval={interval}" / MANIFEST
+        if manifest.is_file():  # a catalog of parts
+            return manifest
         paths = self.candidates(symbol, interval)
         for path in paths:
             if path.is_file():
@@ -112,8 +125,6 @@ class FolderOrigin:
         return (int(ts[0]), int(ts[-1])) if len(ts) else None
 
     def _read(self, symbol: str, interval: str) -> Batch:
-        from connectors.data.csv_import import read_bars_file
-
         path = self.locate(symbol, interval)
         stat = path.stat()
         key = (path, stat.st_mtime_ns, stat.st_size)
@@ -121,8 +132,11 @@ class FolderOrigin:
         if held is not None and held[0] == key:  # several missing ranges of one file: parse once
             return held[1]
         try:
-            bars = read_bars_file(path)
-        except ValueError as exc:
+            if path.name == MANIFEST:
+                bars = Catalog(self.root).read(symbol, interval)
+            else:
+                bars = read_bars_file(path)
+        except (ValueError, CatalogError) as exc:
             raise OriginError(f"origin {self.name}: {exc}") from None
         order = np.argsort(bars["ts"], kind="stable")
         bars = {k: v[order] for k, v in bars.items()}
@@ -143,28 +157,3 @@ class FolderOrigin:
         for a in range(lo, hi, self.chunk_rows):
             b = min(hi, a + self.chunk_rows)
             yield {k: v[a:b] for k, v in bars.items()}
-
-
-def origin_from_spec(spec: str) -> Origin:
-    """An origin from a short spec: ``folder:PATH`` (or a bare path) or ``ccxt:EXCHANGE``
-    (``QMTL_ORIGIN`` and ``--origin`` use this).
-
-    >>> origin_from_spec("folder:/srv/bars").name
-    'folder:/srv/bars'
-    >>> origin_from_spec("ftp:x")
-    Traceback (most recent call last):
-    ...
-    ValueError: unknown origin 'ftp:x': use folder:PATH or ccxt:EXCHANGE (e.g. ccxt:binance)
-    """
-    kind, sep, rest = spec.partition(":")
-    if kind == "ccxt" and sep and rest:
-        from connectors.data.ccxt_origin import CcxtOrigin
-
-        return CcxtOrigin(rest)
-    if kind == "folder" and sep and rest:
-        return FolderOrigin(rest)
-    if not sep or kind.startswith(("/", ".", "~")):
-        return FolderOrigin(spec)
-    raise ValueError(
-        f"unknown origin {spec!r}: use folder:PATH or ccxt:EXCHANGE (e.g. ccxt:binance)"
-    )

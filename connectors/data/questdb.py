@@ -27,6 +27,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+import psycopg
+from psycopg import pq, sql
+from psycopg.adapt import Loader
+from psycopg.conninfo import conninfo_to_dict
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_none,
+)
 
 from qmtl.core.bars import Batch
 from qmtl.core.contracts import BAR_COLUMNS
@@ -49,8 +60,6 @@ def table_name(template: str, interval: str) -> str:
 
 
 def _ident(name: str) -> Any:
-    from psycopg import sql
-
     return sql.Identifier(*name.split("."))
 
 
@@ -61,9 +70,6 @@ def _to_param(ns: int, up: bool) -> dt.datetime:
 
 
 def _loaders() -> tuple[type, type]:
-    from psycopg import pq
-    from psycopg.adapt import Loader
-
     class TimestampNsBinary(Loader):
         format = pq.Format.BINARY
 
@@ -112,8 +118,6 @@ class QuestDBReader:
     @property
     def name(self) -> str:
         """Where it reads, without the password."""
-        from psycopg.conninfo import conninfo_to_dict
-
         try:
             d = conninfo_to_dict(self.conninfo)
         except Exception:
@@ -124,8 +128,6 @@ class QuestDBReader:
         return f"QuestDBReader({self.name!r}, table={self.table!r})"
 
     def _connection(self) -> Any:
-        import psycopg
-
         if self._conn is None or self._conn.closed:
             try:
                 self._conn = psycopg.connect(
@@ -140,32 +142,34 @@ class QuestDBReader:
         return self._conn
 
     def _query(self, query: Any, params: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
-        """Rows of ``query``, or None when the table does not exist."""
-        import psycopg
-
+        """Rows of ``query``, or None when the table does not exist. A dropped connection is
+        reopened and the query asked once more (``tenacity``)."""
+        retrying = Retrying(retry=retry_if_exception_type(psycopg.OperationalError),
+                            stop=stop_after_attempt(2), wait=wait_none(), reraise=True)
         with self._lock:
-            for attempt in (0, 1):
-                conn = self._connection()
-                try:
-                    with conn.cursor(binary=self.binary) as cur:
-                        cur.execute(query, params)
-                        return cur.fetchall()
-                except psycopg.errors.UndefinedTable:
-                    return None
-                except psycopg.OperationalError as exc:
-                    conn.close()
-                    if attempt:
-                        raise QuestDBError(f"{self.name}: {exc}".strip()) from None
-                except psycopg.Error as exc:
-                    if "does not exist" in str(exc):  # QuestDB's wording for a missing table
-                        return None
-                    raise QuestDBError(f"{self.name}: {exc}".strip()) from None
-        return None  # pragma: no cover
+            try:
+                return retrying(self._ask, query, params)
+            except psycopg.OperationalError as exc:
+                raise QuestDBError(f"{self.name}: {exc}".strip()) from None
+
+    def _ask(self, query: Any, params: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
+        conn = self._connection()
+        try:
+            with conn.cursor(binary=self.binary) as cur:
+                cur.execute(query, params)
+                return cur.fetchall()
+        except psycopg.errors.UndefinedTable:
+            return None
+        except psycopg.OperationalError:
+            conn.close()
+            raise
+        except psycopg.Error as exc:
+            if "does not exist" in str(exc):  # QuestDB's wording for a missing table
+                return None
+            raise QuestDBError(f"{self.name}: {exc}".strip()) from None
 
     def span(self, symbol: str, interval: str) -> tuple[int, int, int] | None:
         """``(first ts, last ts, rows)`` held for ``symbol``, or None."""
-        from psycopg import sql
-
         q = sql.SQL("SELECT min(ts), max(ts), count(*) FROM {} WHERE symbol = %s").format(
             _ident(table_name(self.table, interval))
         )
@@ -177,8 +181,6 @@ class QuestDBReader:
 
     def iter_pages(self, symbol: str, interval: str, start: int, end: int) -> Iterator[Batch]:
         """Bars of ``symbol`` with ``start <= ts <= end``, ``page_rows`` per batch."""
-        from psycopg import sql
-
         table = _ident(table_name(self.table, interval))
         first = sql.SQL(
             "SELECT ts, open, high, low, close, volume FROM {} "
@@ -248,7 +250,8 @@ def _ingress() -> Any:
 class QuestDBWriter:
     """Writes bars to QuestDB over ILP (``conf``: a ``questdb`` client configuration string,
     e.g. ``http::addr=host:9000;`` or ``tcp::addr=host:9009;``), one flush per batch, retried
-    ``retries`` times with exponential backoff (reconnecting) before it gives up."""
+    ``retries`` times with exponential backoff (reconnecting; ``tenacity``) before it gives
+    up."""
 
     def __init__(
         self,
@@ -295,30 +298,33 @@ class QuestDBWriter:
         table = table_name(self.table, interval)
         cols = {c: np.asarray(batch[c], dtype=np.float64).tolist() for c in BAR_COLUMNS[1:]}
         stamps = np.asarray(batch["ts"], dtype=np.int64).tolist()
+        retrying = Retrying(stop=stop_after_attempt(self.retries + 1),
+                            wait=wait_exponential(multiplier=self.backoff, exp_base=2),
+                            sleep=self.sleep, reraise=True)
         with self._lock:
-            last: BaseException | None = None
-            for attempt in range(self.retries + 1):
-                try:
-                    sender = self._open()
-                    buf = sender.new_buffer()
-                    for i, ts in enumerate(stamps):
-                        buf.row(
-                            table,
-                            symbols={"symbol": symbol},
-                            columns={c: cols[c][i] for c in cols},
-                            at=q.TimestampNanos(ts),
-                        )
-                    sender.flush(buf)
-                    return n
-                except Exception as exc:
-                    last = exc
-                    self._drop()
-                    if attempt < self.retries:
-                        self.sleep(self.backoff * 2**attempt)
-            raise QuestDBError(
-                f"{self.name}: writing {n} {interval} bars of {symbol!r} to {table} failed after "
-                f"{self.retries + 1} attempts: {last}"
-            )
+            try:
+                return retrying(self._send, q, table, symbol, cols, stamps)
+            except Exception as exc:
+                raise QuestDBError(
+                    f"{self.name}: writing {n} {interval} bars of {symbol!r} to {table} failed "
+                    f"after {self.retries + 1} attempts: {exc}"
+                ) from None
+
+    def _send(self, q: Any, table: str, symbol: str, cols: dict[str, list[float]],
+              stamps: list[int]) -> int:
+        """One attempt: the rows in one buffer, flushed; the connection is dropped (and
+        reopened by the next attempt) when it fails."""
+        try:
+            sender = self._open()
+            buf = sender.new_buffer()
+            for i, ts in enumerate(stamps):
+                buf.row(table, symbols={"symbol": symbol},
+                        columns={c: cols[c][i] for c in cols}, at=q.TimestampNanos(ts))
+            sender.flush(buf)
+            return len(stamps)
+        except Exception:
+            self._drop()
+            raise
 
     def close(self) -> None:
         """Flush and close the connection."""

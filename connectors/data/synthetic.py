@@ -14,15 +14,12 @@ True
 from __future__ import annotations
 
 import zlib
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from connectors.data.catalog import Catalog
 from qmtl.core.intervals import interval_ns, periods_per_year
 from qmtl.core.times import parse_time
-
-if TYPE_CHECKING:
-    from connectors.data.catalog import Catalog
 
 DEMO_SYMBOLS: list[str] = ["AAPL", "MSFT", "NVDA", "SPY"]
 """Symbols ``qmtl data demo`` writes."""

@@ -4,18 +4,25 @@
 (:mod:`qmtl.cli.data`), ``world`` (:mod:`qmtl.cli.world`) and ``feed`` (:mod:`qmtl.cli.feed`);
 what they share (options, the one error handler, output) is in :mod:`qmtl.cli.common`.
 
+Help is Markdown (``rich_markup_mode="markdown"``): a docstring's lines join into
+paragraphs, so help reads well at any terminal width; write ``WORD`` rather than ``<word>``.
+
 >>> from typer.testing import CliRunner
 >>> CliRunner().invoke(app, ["--help"]).exit_code
 0
+>>> CliRunner().invoke(app, ["--version"]).output.startswith("qmtl ")
+True
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Annotated
 
 import typer
 
+from qmtl import __version__
+from qmtl.cli.common import console
 from qmtl.cli.data import data_app
 from qmtl.cli.feed import feed_app
 from qmtl.cli.run import run
@@ -26,7 +33,26 @@ app = typer.Typer(
     help="QMTL: write a strategy once; replay it fast, run it live, let a world allocate.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
+
+
+def print_version(value: bool) -> None:
+    """``--version``: print ``qmtl X.Y.Z`` (the installed package's version) and exit."""
+    if value:
+        console.print(f"qmtl {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=print_version, is_eager=True,
+        help="Print the version of qmtl and exit.")] = False,
+) -> None:
+    """Options of ``qmtl`` itself (before the command)."""
+
+
 app.command()(run)
 app.command()(submit)
 app.add_typer(data_app, name="data")
@@ -34,6 +60,6 @@ app.add_typer(world_app, name="world")
 app.add_typer(feed_app, name="feed")
 
 
-def main(argv: list[str] | None = None) -> Any:
-    """Entry point of the ``qmtl`` console script."""
-    return app(args=argv if argv is not None else sys.argv[1:])
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``qmtl`` console script (also as ``python -m qmtl.cli``)."""
+    app(args=argv if argv is not None else sys.argv[1:], prog_name="qmtl")

@@ -3,7 +3,8 @@ metrics, progress and the data provider are shown.
 
 Errors print one readable line (``error: ...``) and exit non-zero; ``--debug`` shows the
 traceback instead. Every error QMTL raises derives from :class:`qmtl.core.errors.QmtlError`
-and is reported by its message; anything else is an internal error (exit 2).
+and is reported by its message with its exit code; an ``OSError`` (a file that cannot be
+read or written) by its message, exit 1; anything else is an internal error, exit 2.
 
 >>> format_metric("sharpe", 1.5)
 '1.500'
@@ -55,6 +56,14 @@ DebugOpt = Annotated[bool, typer.Option(help="Show tracebacks.")]
 PERCENT_METRICS = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure"}
 
 
+class UsageError(QmtlError, ValueError):
+    """A command-line argument or setting is malformed (the message says which).
+
+    >>> error_exit(UsageError("-p expects name=value, got 'fast'")).exit_code
+    1
+    """
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``error: message`` to stderr and return the Exit to raise.
 
@@ -91,13 +100,13 @@ def parse_params(items: list[str]) -> dict[str, str]:
     >>> parse_params(["fast"])
     Traceback (most recent call last):
     ...
-    ValueError: -p expects name=value, got 'fast'
+    qmtl.cli.common.UsageError: -p expects name=value, got 'fast'
     """
     out: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise ValueError(f"-p expects name=value, got {item!r}")
+            raise UsageError(f"-p expects name=value, got {item!r}")
         out[name.strip()] = value
     return out
 
@@ -134,26 +143,40 @@ def metrics_table(title: str, metrics: dict[str, float]) -> Table:
 
 
 def error_exit(exc: BaseException) -> typer.Exit:
-    """The one mapping of an error to the CLI's ``error:`` line and exit status.
+    """The one mapping of an error to the CLI's ``error:`` line and exit status: a
+    :class:`QmtlError` by its message and exit code; an ``OSError`` (a file or folder that
+    cannot be read or written: the message names it) by its message, exit 1; anything else
+    (a ``ValueError``, ``KeyError``... QMTL did not expect) is an internal error, exit 2.
 
     >>> error_exit(QmtlError("no bars")).exit_code
     1
-    >>> error_exit(RuntimeError("bug")).exit_code
-    2
+    >>> error_exit(PermissionError(13, "Permission denied", "/runs")).exit_code
+    1
+    >>> error_exit(KeyError("ts")).exit_code, error_exit(ValueError("bug")).exit_code
+    (2, 2)
     """
     if isinstance(exc, QmtlError):
         return fail(str(exc), code=exc.exit_code)
-    if isinstance(exc, KeyError) and exc.args:
-        return fail(str(exc.args[0]))
-    if isinstance(exc, (ValueError, LookupError, OSError, TypeError)):
-        return fail(str(exc))
-    return fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)", code=2)
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        return fail(f"{exc.strerror}: {exc.filename}")
+    return fail(
+        f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+        code=2,
+    )
 
 
 def load_target(
     target: str, param: list[str] | None, symbols: str | None
 ) -> tuple[type[Strategy], dict[str, str], list[str] | None]:
-    """The strategy class, its ``-p`` overrides and the ``--symbols`` universe."""
+    """The strategy class, its ``-p`` overrides and the ``--symbols`` universe.
+
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "s.py"
+    >>> _ = f.write_text("from qmtl import Strategy\\nclass S(Strategy):\\n    n: int = 1\\n")
+    >>> cls, params, universe = load_target(str(f), ["n=2"], "A, B")
+    >>> cls.__name__, params, universe
+    ('S', {'n': '2'}, ['A', 'B'])
+    """
     params = parse_params(param or [])
     cls = load_strategy(target)
     universe = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
@@ -209,15 +232,31 @@ def make_provider(
     data: Path | None, origin: str | None = None, questdb: str | None = None,
     progress: Progress | None = None,
 ) -> SeamlessDataProvider:
-    """The data provider for a command: the environment's, with these options on top."""
-    return SeamlessDataProvider.from_env(
-        data, origin=origin, questdb=questdb,
-        progress=RichFetchProgress(progress) if progress is not None else None,
-    )
+    """The data provider for a command: the environment's, with these options on top; a
+    malformed option or variable (``--origin``, ``QMTL_ORIGIN``, ``QMTL_CACHE_BYTES``...) is a
+    :class:`UsageError`.
+
+    >>> make_provider(None, origin="nowhere:x")
+    Traceback (most recent call last):
+    ...
+    qmtl.cli.common.UsageError: ...nowhere:x...
+    """
+    try:
+        return SeamlessDataProvider.from_env(
+            data, origin=origin, questdb=questdb,
+            progress=RichFetchProgress(progress) if progress is not None else None,
+        )
+    except QmtlError:
+        raise
+    except ValueError as exc:  # the provider's settings come from the user's options
+        raise UsageError(str(exc)) from None
 
 
 def print_notes(provider: SeamlessDataProvider) -> None:
-    """What the provider fetched and noticed, on stderr (one line each)."""
+    """What the provider fetched and noticed, on stderr (one line each).
+
+    >>> print_notes(SeamlessDataProvider.from_env("/tmp/nowhere"))  # nothing fetched yet
+    """
     for fetch in provider.fetches:
         err_console.print(f"fetched {fetch}", highlight=False, soft_wrap=True)
     for note in provider.notes:

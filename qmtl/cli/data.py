@@ -9,7 +9,6 @@ backfill ahead, quality checks).
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -141,7 +140,7 @@ def ls(data: DataOption = None) -> None:
         shown = "; ".join(f"{format_ts(a)} .. {format_ts(b)}" for a, b in ranges[:3])
         if len(ranges) > 3:
             shown += f"; +{len(ranges) - 3} more"
-        size = catalog.path(symbol, interval).stat().st_size
+        size = catalog.nbytes(symbol, interval)
         table.add_row(escape(symbol), interval, format_ts(first), format_ts(last), f"{rows:,}",
                       shown, f"{size / 2**20:.1f} MiB")
     console.print(table)
@@ -362,11 +361,11 @@ def _write_fixed(target: dict[str, Any], fixed: Batch, out: Path | None) -> Path
         write_bars_file(fixed, dest)
         return dest
     catalog, symbol, interval = target["catalog"], target["symbol"], target["interval"]
-    path = catalog.path(symbol, interval)
+    folder = catalog.folder(symbol, interval)
     stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
-    keep = path.with_name(f"bars.orig-{stamp}.parquet")
+    keep = folder / f"bars.orig-{stamp}.parquet"
     with catalog.lock(symbol, interval):
         covered = catalog.covered(symbol, interval).ranges
-        shutil.copy2(path, keep)
+        write_bars_file(catalog.read(symbol, interval), keep)  # every part, as one file
         catalog.write(symbol, interval, fixed, covered=covered, replace=True)
-    return path.with_name(f"{path.name} (original kept as {keep.name})")
+    return folder / f"{symbol} {interval} (original kept as {keep.name})"

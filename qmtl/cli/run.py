@@ -36,7 +36,7 @@ from qmtl.cli.common import (
 )
 from qmtl.cli.live import run_live_command
 from qmtl.live import LiveOptions
-from qmtl.runner import backtest
+from qmtl.runner import backtest, make_strategy
 
 
 def run(
@@ -62,7 +62,7 @@ def run(
     topic: Annotated[str, typer.Option(help="Live: topic of bars.",
                                        rich_help_panel="Live")] = "bars",
     group: Annotated[str | None, typer.Option(help="Live: consumer group (default "
-                     "qmtl-<world>-<strategy>).", rich_help_panel="Live")] = None,
+                     "qmtl-WORLD-STRATEGY).", rich_help_panel="Live")] = None,
     world: Annotated[str, typer.Option(help="Live: world id.", rich_help_panel="Live")] = (
         "local"
     ),
@@ -112,9 +112,16 @@ def run(
     strategy_id: Annotated[str | None, typer.Option("--id", help="Live: strategy id (class "
                            "name).", rich_help_panel="Live")] = None,
 ) -> None:
-    """Run a strategy: replay history through it (--mode backtest), or run the same graph
-    on a live feed (--mode live). Bars come from the catalog; what it lacks is fetched from
-    QuestDB or the backfill origin, if configured."""
+    """Run a strategy: replay history through it, or run the same graph live.
+
+    `--mode backtest` (the default) replays the catalog's bars through the strategy, prints
+    its metrics and writes `bars.parquet` and `metrics.json` (every setting of the run, with
+    the data fingerprint) to `--out`. `--mode live` runs the same graph on a Kafka feed (or
+    the catalog replayed at `--speed`) and sends orders when the world activates it. Bars
+    come from the catalog; what it lacks is fetched from QuestDB or the backfill origin, if
+    configured. A mistake in the strategy's code is reported with its file and line;
+    `--debug` shows the traceback.
+    """
     if mode not in ("backtest", "live"):
         raise fail(f"--mode must be 'backtest' or 'live', got {mode!r}")
     if mode == "live":
@@ -142,7 +149,7 @@ def run(
             provider = make_provider(data, origin, None, progress)
             task = progress.add_task("replay", total=None)
             result = backtest(
-                cls,
+                make_strategy(cls, params),
                 provider,
                 symbols=universe,
                 start=start,
@@ -154,7 +161,6 @@ def run(
                 on_bad_bars=on_bad_bars,  # type: ignore[arg-type]
                 progress=lambda n: progress.advance(task, n),
                 on_start=lambda total: progress.update(task, total=total),
-                **params,
             )
         print_notes(provider)
         folder = out or Path("runs") / (
@@ -164,4 +170,4 @@ def run(
     title = f"{result.strategy} · {', '.join(result.symbols)} · {result.interval}"
     console.print(metrics_table(title, result.metrics))
     console.print(f"wrote {folder}/bars.parquet and {folder}/metrics.json "
-                  f"(data fingerprint {result.data['fingerprint'][:12]})", highlight=False)
+                  f"(data fingerprint {str(result.data['fingerprint'])[:12]})", highlight=False)

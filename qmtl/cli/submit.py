@@ -31,6 +31,7 @@ from qmtl.cli.common import (
     progress_bar,
 )
 from qmtl.core.contracts import SubmitResult
+from qmtl.runner import make_strategy
 from qmtl.submit import submit as do_submit
 
 
@@ -41,9 +42,9 @@ def submit(
         "http://127.0.0.1:8600"
     ),
     token: Annotated[str | None, typer.Option(envvar="QMTL_TOKEN", help="Bearer token.")] = None,
-    strategy_id: Annotated[str | None, typer.Option("--id", help="Strategy id (class name).")] = (
-        None
-    ),
+    strategy_id: Annotated[str | None, typer.Option("--id", help=(
+        "Strategy id (default: the class name, with the parameters -p changed from their "
+        "defaults, e.g. SmaCross-fast=20)."))] = None,
     dry_run: Annotated[bool, typer.Option(help="Apply the world's policy locally only.")] = False,
     symbols: SymbolsOpt = None,
     start: StartOpt = None,
@@ -54,14 +55,21 @@ def submit(
     origin: OriginOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Backtest a strategy, stream its metrics to a world, print the world's decision."""
+    """Backtest a strategy, stream its metrics to a world, print the world's decision.
+
+    The strategy is entered under `--id`; by default its class name when every parameter has
+    its default, else the class name with the changed parameters (`SmaCross-fast=20,slow=100`,
+    or a short hash of them when they are long or have other characters than letters,
+    digits and `_.+-`), so submitting other parameters adds an entry rather than replacing
+    one. `--dry-run` applies the world's policy locally and sends nothing.
+    """
     with errors_as_exit(debug):
         cls, params, universe = load_target(target, param, symbols)
         with progress_bar() as progress:
             provider = make_provider(data, origin, None, progress)
             task = progress.add_task("replay", total=None)
             result = do_submit(
-                cls,
+                make_strategy(cls, params),
                 world,
                 url,
                 token,
@@ -74,14 +82,22 @@ def submit(
                 cost_bps=cost_bps,
                 progress=lambda n: progress.advance(task, n),
                 on_start=lambda total: progress.update(task, total=total),
-                **params,
             )
         print_notes(provider)
     print_submit_result(result)
 
 
 def print_submit_result(result: SubmitResult) -> None:
-    """Print a SubmitResult: decision, hints, metrics."""
+    """Print a SubmitResult: decision, hints, metrics.
+
+    >>> print_submit_result(SubmitResult(world="w", strategy_id="S", run_id="r",
+    ...     status="rejected", metrics={}, contribution=0.0, weight=0.0, rank=None,
+    ...     improvement_hints=["extend --start"], n_bars=3, dry_run=False))
+    rejected · S in world w
+    weight 0.000 · rank - · contribution 0.0% · 3 bars
+      hint: extend --start
+    ...
+    """
     colour = {"active": "green", "candidate": "yellow", "rejected": "red"}[result.status]
     head = f"[bold {colour}]{result.status}[/] · {result.strategy_id} in world {result.world}"
     if result.dry_run:

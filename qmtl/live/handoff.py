@@ -33,7 +33,7 @@ from dataflows.replay import CallbackSink
 from qmtl.core.bars import Batch
 from qmtl.core.times import format_ts
 from qmtl.live.options import LiveError, LiveOptions
-from qmtl.runner import last_bars
+from qmtl.sources import last_bars
 
 log = logging.getLogger("qmtl.live")
 

@@ -12,9 +12,6 @@ from tests.docs.markdown_blocks import ROOT
 FIRST_PARTY = ("qmtl", "dataflows", "connectors", "world_api")
 NAME = re.compile(r"`([a-z_][a-z_.]*)`")
 
-KNOWN_EXCEPTIONS = {("qmtl/core/expr.py", "qmtl")}
-"""Listed on the architecture page under "Where the code differs": ``Expr.rsi``,
-``bollinger`` and ``macd`` import ``qmtl.indicators`` inside the method."""
 
 
 def allowed_imports(text: str) -> dict[str, set[str] | None]:
@@ -76,7 +73,6 @@ def test_imports_point_down() -> None:
                 theirs = package_of(imported, packages)
                 if allowed is None or theirs in (mine, None) or theirs in allowed:
                     continue
-                if (rel, theirs) not in KNOWN_EXCEPTIONS:
-                    bad.append(f"{rel} ({mine}) imports {imported} ({theirs})")
+                bad.append(f"{rel} ({mine}) imports {imported} ({theirs})")
     assert not unplaced, f"modules in no package of the architecture page's table: {unplaced}"
     assert not bad, "imports that point up or sideways:\n" + "\n".join(bad)

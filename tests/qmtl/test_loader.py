@@ -48,6 +48,17 @@ def test_runtime_error_names_line(tmp_path):
         load_strategy(str(f))
 
 
+def test_a_typo_at_load_time_carries_pythons_hint(tmp_path):
+    f = tmp_path / "typo.py"
+    f.write_text("import math\n\nfrom qmtl import Strategy\n\nclass A(Strategy):\n"
+                 "    slow: int = 5\n    fast: int = math.flor(slow / 2)\n")
+    with pytest.raises(LoadError) as info:
+        load_strategy(str(f))
+    assert str(info.value) == (
+        f"error while loading {f}:7: AttributeError: module 'math' has no attribute 'flor'. "
+        "Did you mean: 'floor'?")
+
+
 def test_no_class_and_missing_file(tmp_path):
     f = tmp_path / "empty.py"
     f.write_text("x = 1\n")

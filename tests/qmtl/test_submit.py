@@ -1,13 +1,22 @@
-"""validate(): the returns precedence and the hints, against a policy evaluated locally."""
+"""validate() and submit(): the returns precedence and the hints (against a policy evaluated
+locally), the policy argument, and the default strategy id against a real world service."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import httpx
 import numpy as np
 import pytest
 
 from connectors.data.synthetic import generate_bars
 from dataflows.metrics import MetricSet
-from qmtl import Strategy, backtest, validate
+from qmtl import Strategy, backtest, submit, validate
+from qmtl.submit import PolicyFileError
+from tests.world_api.conftest import serve
+from world_api.service.app import create_app
+from world_api.service.auth import create_token
+from world_api.service.store import open_store
 
 DATA = {"A": generate_bars(600, seed=4)}
 RNG = np.random.default_rng(3)
@@ -70,3 +79,62 @@ def test_gate_hint_carries_numbers():
     assert res.status == "rejected"
     assert res.improvement_hints[0].startswith("sharpe ")
     assert res.improvement_hints[0].endswith("< gate 50")
+
+
+class Cross(Strategy):
+    symbols = ["A"]
+    fast: int = 10
+    slow: int = 50
+
+    def signal(self, bars):
+        return bars.close.sma(self.fast) > bars.close.sma(self.slow)
+
+
+@pytest.mark.parametrize("as_path", [str, Path])
+def test_policy_is_read_from_a_file_path(tmp_path, as_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("min_bars: 5000\n")
+    res = validate(Long, policy=as_path(policy), data=DATA)
+    assert res.status == "rejected"
+    assert res.improvement_hints == ["only 600 bars < min_bars 5000: extend --start"]
+
+
+def test_a_missing_policy_file_says_so(tmp_path):
+    with pytest.raises(PolicyFileError, match=r"policy file not found: .*nope\.yaml"):
+        validate(Long, policy=str(tmp_path / "nope.yaml"), data=DATA)
+    with pytest.raises(PolicyFileError):
+        validate(Long, policy=tmp_path / "nope", data=DATA)
+
+
+def test_policy_text_and_mappings_still_work():
+    assert validate(Long, policy="min_bars: 5000", data=DATA).status == "rejected"
+    assert validate(Long, policy={"min_bars": 5000}, data=DATA).status == "rejected"
+
+
+def test_the_default_id_tells_parameter_sets_apart():
+    assert validate(Cross, data=DATA).strategy_id == "Cross"
+    assert validate(Cross, data=DATA, fast=10).strategy_id == "Cross"  # the default value
+    assert validate(Cross, data=DATA, slow="20", fast=5).strategy_id == "Cross-fast=5,slow=20"
+    assert validate(Cross, data=DATA, fast=5, strategy_id="mine").strategy_id == "mine"
+
+
+def test_resubmitting_other_parameters_adds_an_entry(tmp_path):
+    """Submitting the same class with other parameters replaced the earlier entry in the
+    world; each parameter set now has its own id, and the same set keeps its id."""
+    store = open_store(str(tmp_path / "world.db"))
+    op = create_token(store, "operator", "ops")
+    dev = create_token(store, "developer", "quant")
+    with serve(create_app(store)) as url:
+        auth = {"Authorization": f"Bearer {op}"}
+        assert httpx.post(f"{url}/worlds", json={"id": "w", "capital": 1e6},
+                          headers=auth).status_code == 201
+        first = submit(Cross, "w", url, dev, data=DATA)
+        second = submit(Cross, "w", url, dev, data=DATA, fast=5, slow=20)
+        again = submit(Cross, "w", url, dev, data=DATA, fast=5, slow=20)
+        snap = httpx.get(f"{url}/worlds/w/activation", headers=auth).json()
+    store.close()
+    assert (first.strategy_id, second.strategy_id) == ("Cross", "Cross-fast=5,slow=20")
+    assert again.strategy_id == second.strategy_id
+    assert sorted(r["strategy_id"] for r in snap["strategies"]) == [
+        "Cross", "Cross-fast=5,slow=20"]
+    assert first.metrics["sharpe"] != second.metrics["sharpe"]

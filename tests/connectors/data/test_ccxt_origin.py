@@ -121,3 +121,12 @@ def test_as_a_backfill_origin(tmp_path):
     calls = len(ex.calls)
     data.read("BTC-USDT", "5m", start, end)  # resampled from the 1m bars now stored
     assert len(ex.calls) == calls
+
+
+def test_a_bad_symbol_is_not_retried():
+    slept = []
+    ex = FakeExchange(T0, 10)
+    origin = CcxtOrigin(ex, retries=3, sleep=slept.append, clock=lambda: 2**62)
+    with pytest.raises(SymbolNotFound):
+        list(origin.fetch("DOGE-USDT", "1m", 0, 2**62))
+    assert len(ex.calls) == 1 and slept == []

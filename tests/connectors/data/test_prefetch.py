@@ -187,7 +187,7 @@ def test_cold_read_that_is_abandoned_stops_its_thread(tmp_path):
 def test_cold_read_of_a_damaged_row_group_fails_as_the_whole_file_read_does(
     tmp_path, monkeypatch
 ):
-    import connectors.data.seamless as seamless
+    import connectors.data.seamless.cold as seamless
 
     monkeypatch.setattr(seamless, "BLOCK_GROUPS", (1, 1))  # a block per row group
     catalog, _ = _catalog(tmp_path)

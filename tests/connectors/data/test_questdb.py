@@ -60,6 +60,17 @@ def test_missing_table_reads_as_nothing(reader):
     assert len(reader.read("BTC", "1d", 0, 2**62)["ts"]) == 0
 
 
+def test_a_dropped_connection_is_reopened_once(reader):
+    import psycopg
+
+    assert reader.span("BTC", "1m")[2] == 1000
+    pid = reader._conn.info.backend_pid
+    with psycopg.connect(PG_URL, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    assert reader.span("BTC", "1m")[2] == 1000  # asked again on a new connection
+    assert reader._conn.info.backend_pid != pid
+
+
 def test_unreachable_server_is_a_clear_error():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

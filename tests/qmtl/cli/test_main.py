@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from connectors.data.synthetic import generate_bars
+from qmtl import StrategyCodeError
 from qmtl.cli import app
+from qmtl.cli.run import run as run_command
+from qmtl.cli.submit import submit as submit_command
 from qmtl.core.contracts import METRIC_NAMES
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -117,3 +122,90 @@ def test_unknown_symbol_lists_available(demo_data, tmp_path):
     strat.write_text(SNIPPET)
     got = invoke("run", str(strat), "--data", str(demo_data), "--symbols", "ZZZ")
     assert "AAPL" in got.output and "MSFT" in got.output
+
+
+def test_a_typo_in_signal_is_one_line_with_file_line_and_hint(demo_data, tmp_path):
+    strat = tmp_path / "s.py"
+    strat.write_text(SNIPPET.replace("bars.close.sma(self.fast)", "bars.clsoe.sma(self.fast)"))
+    line = SNIPPET.splitlines().index("        return bars.close.sma(self.fast) > "
+                                      "bars.close.sma(self.slow)") + 1
+    got = invoke("run", str(strat), "--data", str(demo_data), "--out", str(tmp_path / "o"))
+    assert got.exit_code == 1
+    assert got.output.split() == (
+        f"error: SmaCross.signal failed at {strat}:{line} (in signal): AttributeError: 'Bars' "
+        "object has no attribute 'clsoe'. Did you mean: 'close'?").split()
+    assert "Traceback" not in got.output and "internal error" not in got.output
+    assert not (tmp_path / "o").exists()
+    debug = invoke("run", str(strat), "--data", str(demo_data), "--debug")
+    assert isinstance(debug.exception, StrategyCodeError)  # --debug: the traceback
+
+
+def test_cost_and_every_setting_are_recorded_with_readable_times(demo_data, tmp_path):
+    docs = {}
+    for cost in ("0", "25"):
+        out = tmp_path / cost
+        got = invoke("run", str(EXAMPLES / "sma_cross.py"), "--data", str(demo_data),
+                     "--cost-bps", cost, "--start", "2021-01-04", "--end", "2022-06-30",
+                     "--batch-size", "333", "--out", str(out))
+        assert got.exit_code == 0, got.output
+        docs[cost] = json.loads((out / "metrics.json").read_text())
+    free, costly = docs["0"], docs["25"]
+    assert free["settings"]["cost_bps"] == 0.0 and costly["settings"]["cost_bps"] == 25.0
+    assert free["metrics"]["total_return"] != costly["metrics"]["total_return"]
+    assert free["data"]["fingerprint"] == costly["data"]["fingerprint"]
+    settings = costly["settings"]
+    assert settings["batch_size"] == 333 and settings["workers"] == 1
+    assert settings["on_bad_bars"] == "raise" and settings["periods_per_year"] == 252.0
+    assert settings["max_gross"] == 1.0 and settings["warmup"] > 0
+    assert settings["start_utc"] == "2021-01-04T00:00:00Z"
+    assert settings["end_utc"] == "2022-06-30T00:00:00Z"
+    assert costly["params"] == {"fast": 10, "slow": 50} and costly["interval"] == "1d"
+    assert costly["qmtl_version"] == version("qmtl")
+    # every time in ns has its ISO-8601 UTC twin, checked against numpy's own formatting
+    def iso(ns):
+        text = np.datetime_as_string(np.datetime64(ns, "ns"), unit="ns") + "Z"
+        return text.replace(".000000000Z", "Z")
+
+    assert costly["start_utc"] == iso(costly["start"]) and costly["end_utc"] == iso(costly["end"])
+    assert costly["data"]["as_of_utc"] == iso(costly["data"]["as_of"])
+    for summary in costly["data"]["symbols"].values():
+        assert summary["first_utc"] == iso(summary["first"])
+        assert summary["last_utc"] == iso(summary["last"])
+
+
+def test_version_is_the_package_metadata():
+    got = invoke("--version")
+    assert got.exit_code == 0 and got.output == f"qmtl {version('qmtl')}\n"
+
+
+@pytest.mark.parametrize("command", ["run", "submit"])
+def test_help_paragraphs_are_not_broken_where_the_docstring_lines_end(command):
+    """`qmtl --help` printed the docstring's line breaks mid-sentence; each paragraph now
+    flows: on a wide enough terminal, a paragraph is one line."""
+    got = runner.invoke(app, [command, "--help"], env={"COLUMNS": "1000"},
+                        terminal_width=1000)
+    assert got.exit_code == 0
+    shown = {line.strip(" │") for line in got.output.splitlines()}
+    doc = {"run": run_command, "submit": submit_command}[command].__doc__
+    for paragraph in inspect.cleandoc(doc).split("\n\n"):
+        assert " ".join(paragraph.replace("`", "").split()) in shown
+    summary = runner.invoke(app, ["--help"], env={"COLUMNS": "1000"},
+                        terminal_width=1000)
+    first = " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
+    assert any(line.strip(" │").endswith(first) for line in summary.output.splitlines())
+
+
+def test_a_malformed_origin_is_a_usage_error_not_an_internal_one(demo_data, tmp_path):
+    got = invoke("run", str(EXAMPLES / "sma_cross.py"), "--data", str(demo_data),
+                 "--origin", "nowhere:x")
+    assert got.exit_code == 1 and got.output.startswith("error: ")
+    assert "internal error" not in got.output and "nowhere:x" in got.output
+
+
+def test_an_unwritable_out_folder_names_it(demo_data, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    got = invoke("run", str(EXAMPLES / "sma_cross.py"), "--data", str(demo_data),
+                 "--out", str(blocker / "run"))
+    assert got.exit_code == 1 and "internal error" not in got.output
+    assert str(blocker) in got.output

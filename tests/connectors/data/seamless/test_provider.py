@@ -135,7 +135,7 @@ def test_concurrent_processes_fetch_once(world, tmp_path):
     log = tmp_path / "fetches.log"
     args = [sys.executable, "-c", PROCESS_SCRIPT, str(catalog.root), str(origin.root), str(log),
             str(int(T[0])), str(int(T[-1]))]
-    root = Path(__file__).resolve().parents[3]
+    root = Path(__file__).resolve().parents[4]
     procs = [subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=root,
                               env={"PYTHONPATH": str(root), "PATH": ""}) for _ in range(3)]
     outs = [p.communicate(timeout=120)[0].strip() for p in procs]
