@@ -78,7 +78,9 @@ def test_without_a_broker_orders_are_recorded_once(tmp_path):
     assert store.fills("w") == [] and len(store.orders("w", "s")) == 3
 
 
-def test_no_activation_no_orders_and_the_reason_is_logged(tmp_path, caplog):
+def test_no_activation_no_orders_and_the_reason_is_logged(tmp_path, caplog, monkeypatch):
+    # the CLI, run in process by other tests, stops "qmtl" records at its own handler
+    monkeypatch.setattr(logging.getLogger("qmtl"), "propagate", True)
     caplog.set_level(logging.WARNING, logger="qmtl.live")
     store = open_order_store(str(tmp_path / "orders.db"))
     book = ActivationBook("w")

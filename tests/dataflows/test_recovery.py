@@ -51,7 +51,9 @@ def test_an_unreadable_meta_file_says_so(tmp_path):
         RecoveryDir(tmp_path).read_meta(FRESH)
 
 
-def test_a_resumed_run_without_snapshots_starts_over_and_says_so(tmp_path, caplog):
+def test_a_resumed_run_without_snapshots_starts_over_and_says_so(tmp_path, caplog, monkeypatch):
+    # the CLI, run in process by other tests, stops "qmtl" records at its own handler
+    monkeypatch.setattr(logging.getLogger("qmtl"), "propagate", True)
     caplog.set_level(logging.WARNING, logger="qmtl.live")
     assert recovery_config(None, resuming=True) is None
     recovery_config(tmp_path, resuming=True)
