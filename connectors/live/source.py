@@ -15,8 +15,9 @@ hand-off, a bar whose ``ts`` does not move forward is a duplicate or out of orde
 to the dead-letter stream, as do malformed messages and bars of symbols outside the
 universe. The run goes on.
 
-The source's recovery state is the feed's positions, each symbol's last bar time and how far
-the warm-up got, so a restarted run reads on from its last snapshot.
+The source's recovery state (:class:`dataflows.recovery.SourceState`) is the feed's positions,
+each symbol's last bar time and how far the warm-up got, so a restarted run reads on from
+its last snapshot.
 """
 
 from __future__ import annotations
