@@ -6,11 +6,9 @@ store's table definitions agree."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from typing import Any
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -18,6 +16,7 @@ from alembic.runtime.migration import MigrationContext
 
 from qmtl.core.contracts import MetricsUpdate
 from qmtl.core.db import head_revision
+from tests.db_versions import drop_schema, same_kind_of_float, table_shapes, write_v0
 from world_api.domain.evaluator import Change, WorldEngine
 from world_api.domain.policy import Policy
 from world_api.service import tables
@@ -53,31 +52,6 @@ V0_DDL: list[str] = [
         id TEXT PRIMARY KEY, world TEXT NOT NULL, base_seq BIGINT NOT NULL,
         body TEXT NOT NULL, created BIGINT NOT NULL, applied INTEGER NOT NULL DEFAULT 0)""",
 ]
-SQLITE_SERIAL = "INTEGER PRIMARY KEY AUTOINCREMENT"
-PG_SERIAL = "BIGSERIAL PRIMARY KEY"
-
-
-def write_v0(url: str, ddl: list[str], rows: list[tuple[str, list[Any]]]) -> None:
-    """Make a database the way the pre-migration code did (its DDL, ``?`` statements) with
-    the plain drivers, not the code under test."""
-    if url.startswith("postgresql"):
-        base, _, schema = url.partition("?schema=")
-        with psycopg.connect(base) as conn:
-            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            conn.execute(f'SET search_path TO "{schema}"')
-            for stmt in ddl:
-                conn.execute(stmt.replace("{serial}", PG_SERIAL))
-            for sql, params in rows:
-                conn.execute(sql.replace("?", "%s"), params)
-        return
-    with sqlite3.connect(url) as conn:
-        for stmt in ddl:
-            conn.execute(stmt.replace("{serial}", SQLITE_SERIAL))
-        for sql, params in rows:
-            conn.execute(sql, params)
-    conn.close()
-
-
 def engine_with_history() -> tuple[WorldEngine, list[Change]]:
     eng = WorldEngine(Policy(top_k=2))
     changes: list[Change] = []
@@ -168,46 +142,18 @@ def test_a_version_0_store_upgrades_in_place_and_keeps_every_row(store_url):
         again.close()
 
 
-def columns(store) -> dict[str, Any]:
-    """Per table: columns (name, type, nullable unless a key, default), the key, uniques."""
-    out = {}
-    with store.transaction() as conn:
-        insp = sa.inspect(conn)
-        for name in sorted(set(insp.get_table_names()) - {VERSION_TABLE, "schema_version"}):
-            pk = insp.get_pk_constraint(name)["constrained_columns"]
-            out[name] = (
-                [(c["name"], str(c["type"]), c["nullable"] or c["name"] in pk,
-                  str(c.get("default")).split("::")[0]) for c in insp.get_columns(name)],
-                pk,
-                sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(name)),
-            )
-    return out
-
-
 def test_a_fresh_store_has_the_version_0_tables(store_url, tmp_path):
     v0_url = (str(tmp_path / "v0.db") if not store_url.startswith("postgresql")
               else store_url + "_v0")
     write_v0(v0_url, V0_DDL, [])
     old, new = open_store(v0_url), open_store(store_url)
     try:
-        assert columns(new) == columns(old)
-        assert set(columns(new)) == set(tables.metadata.tables)
+        assert table_shapes(new, VERSION_TABLE) == table_shapes(old, VERSION_TABLE)
+        assert set(table_shapes(new, VERSION_TABLE)) == set(tables.metadata.tables)
     finally:
         old.close()
         new.close()
-        if v0_url.startswith("postgresql"):
-            base, _, schema = v0_url.partition("?schema=")
-            with psycopg.connect(base, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
-def same_kind_of_float(ctx, _col, _meta_col, db_type, meta_type) -> bool | None:
-    """SQLite reflects DOUBLE PRECISION as REAL (the same 8-byte storage there): not a
-    difference; everything else is compared as Alembic does."""
-    floats = isinstance(db_type, sa.Float) and isinstance(meta_type, sa.Float)
-    if floats and ctx.dialect.name == "sqlite":
-        return False
-    return None
+        drop_schema(v0_url)
 
 
 def test_the_migrations_make_what_the_table_definitions_say(store_url):
