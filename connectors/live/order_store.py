@@ -42,6 +42,20 @@ _ORDER_COLS = (_o.key, _o.world, _o.strategy_id, _o.symbol, _o.ts, _o.target_wei
                _o.target_qty, _o.reason)
 _FILL_COLS = (_f.order_key, _f.symbol, _f.ts, _f.qty, _f.price, _f.fee)
 _OUTBOX = {"orders": (t.orders, _o.key), "fills": (t.fills, _f.order_key)}
+_p = t.positions.c
+_m = t.metric_updates.c
+# statements built once: SQLAlchemy then reuses their compiled form
+_MARK_FILLED = update(t.orders).where(_o.key == bindparam("k")).values(filled=1)
+_POSITIONS = select(_p.symbol, _p.qty).where(_p.world == bindparam("world"),
+                                            _p.strategy_id == bindparam("strategy_id"))
+_RUN = (_m.world == bindparam("world"), _m.strategy_id == bindparam("strategy_id"),
+        _m.run_id == bindparam("run_id"))
+_LAST_SEQ = select(func.max(_m.seq)).where(*_RUN)
+_LAST_UPDATE = select(_m.body).where(*_RUN).order_by(_m.seq.desc()).limit(1)
+_QUEUE_UPDATE = insert(t.metric_updates)
+_UNSENT = (select(_m.id, _m.body).where(_m.world == bindparam("world"), _m.sent == 0)
+           .order_by(_m.id).limit(bindparam("limit")))
+_MARK_SENT = update(t.metric_updates).where(_m.id == bindparam("i")).values(sent=1)
 
 
 class OrderStoreUnavailable(DatabaseUnavailable):
@@ -96,6 +110,15 @@ class OrderStore:
     def __init__(self, url: str) -> None:
         self.db = Database(url, unavailable=OrderStoreUnavailable, what="order store")
         self.url = self.db.url
+        # RETURNING says whether the row went in (a key stored already returns nothing)
+        self._add_order = (self.db.insert(t.orders)
+                           .on_conflict_do_nothing(index_elements=["key"]).returning(_o.id))
+        self._add_fill = (self.db.insert(t.fills)
+                          .on_conflict_do_nothing(index_elements=["order_key"]).returning(_f.id))
+        hold = self.db.insert(t.positions)
+        self._hold = hold.on_conflict_do_update(
+            index_elements=["world", "strategy_id", "symbol"], set_={"qty": hold.excluded.qty}
+        )
         try:
             self.db.migrate(MIGRATIONS, VERSION_TABLE)
         except BaseException:
@@ -125,18 +148,9 @@ class OrderStore:
         (a key stored already is left as it is: a replayed decision or fill adds nothing)."""
         new_orders, new_fills = [], []
         now = time.time_ns()
-        # RETURNING says whether the row went in (a key stored already returns nothing)
-        add_order = (self.db.insert(t.orders).on_conflict_do_nothing(index_elements=["key"])
-                     .returning(_o.id))
-        add_fill = (self.db.insert(t.fills).on_conflict_do_nothing(index_elements=["order_key"])
-                    .returning(_f.id))
-        hold = self.db.insert(t.positions)
-        hold = hold.on_conflict_do_update(
-            index_elements=["world", "strategy_id", "symbol"], set_={"qty": hold.excluded.qty}
-        )
         with self.transaction() as conn:
             for o in intents:
-                done = conn.execute(add_order, {
+                done = conn.execute(self._add_order, {
                     "key": intent_key(o), "world": o.world, "strategy_id": o.strategy_id,
                     "symbol": o.symbol, "ts": o.ts, "target_weight": o.target_weight,
                     "target_qty": o.target_qty, "reason": o.reason, "created": now,
@@ -144,7 +158,7 @@ class OrderStore:
                 if done.first() is not None:
                     new_orders.append(o)
             for key, f, world, strategy_id, target in fills:
-                done = conn.execute(add_fill, {
+                done = conn.execute(self._add_fill, {
                     "order_key": key, "world": world, "strategy_id": strategy_id,
                     "symbol": f.symbol, "ts": f.ts, "qty": f.qty, "price": f.price,
                     "fee": f.fee, "created": now,
@@ -152,17 +166,15 @@ class OrderStore:
                 if done.first() is None:
                     continue
                 new_fills.append(f)
-                conn.execute(update(t.orders).where(_o.key == key).values(filled=1))
-                conn.execute(hold, {"world": world, "strategy_id": strategy_id,
+                conn.execute(_MARK_FILLED, {"k": key})
+                conn.execute(self._hold, {"world": world, "strategy_id": strategy_id,
                                     "symbol": f.symbol, "qty": target})
         return new_orders, new_fills
 
     def positions(self, world: str, strategy_id: str) -> dict[str, float]:
         """Quantity held per symbol."""
-        p = t.positions.c
-        query = select(p.symbol, p.qty).where(p.world == world, p.strategy_id == strategy_id)
         with self.transaction() as conn:
-            rows = conn.execute(query).all()
+            rows = conn.execute(_POSITIONS, {"world": world, "strategy_id": strategy_id}).all()
         return {r[0]: float(r[1]) for r in rows}
 
     def orders(
@@ -216,52 +228,35 @@ class OrderStore:
     def queue_update(self, update: MetricsUpdate) -> bool:
         """Queue ``update`` for the world; False when its run has queued this seq or a later
         one already (a restarted flow emitting a stretch again)."""
-        m = t.metric_updates.c
+        run = {"world": update.world, "strategy_id": update.strategy_id,
+               "run_id": update.run_id}
         with self.transaction() as conn:
-            last = conn.execute(
-                select(func.max(m.seq)).where(
-                    m.world == update.world,
-                    m.strategy_id == update.strategy_id,
-                    m.run_id == update.run_id,
-                )
-            ).scalar()
+            last = conn.execute(_LAST_SEQ, run).scalar()
             if last is not None and int(last) >= update.seq:
                 return False
-            conn.execute(insert(t.metric_updates).values(
-                world=update.world, strategy_id=update.strategy_id, run_id=update.run_id,
-                seq=update.seq, body=update.model_dump_json(),
-            ))
+            conn.execute(_QUEUE_UPDATE, {**run, "seq": update.seq,
+                                         "body": update.model_dump_json()})
         return True
 
     def last_update(self, world: str, strategy_id: str, run_id: str) -> MetricsUpdate | None:
         """The latest MetricsUpdate queued for one run (sent or not), or None."""
-        m = t.metric_updates.c
-        query = (
-            select(m.body)
-            .where(m.world == world, m.strategy_id == strategy_id, m.run_id == run_id)
-            .order_by(m.seq.desc())
-            .limit(1)
-        )
+        run = {"world": world, "strategy_id": strategy_id, "run_id": run_id}
         with self.transaction() as conn:
-            body = conn.execute(query).scalar()
+            body = conn.execute(_LAST_UPDATE, run).scalar()
         return None if body is None else MetricsUpdate.model_validate_json(body)
 
     def unsent_updates(self, world: str, limit: int = 500) -> list[tuple[int, str]]:
         """``(id, JSON)`` of queued updates not yet accepted by the world, oldest first."""
-        m = t.metric_updates.c
-        query = select(m.id, m.body).where(m.world == world, m.sent == 0)
         with self.transaction() as conn:
-            rows = conn.execute(query.order_by(m.id).limit(limit)).all()
+            rows = conn.execute(_UNSENT, {"world": world, "limit": limit}).all()
         return [(int(r[0]), r[1]) for r in rows]
 
     def mark_sent(self, ids: list[int]) -> None:
         """Mark queued updates as accepted by the world."""
         if not ids:
             return
-        m = t.metric_updates.c
         with self.transaction() as conn:
-            conn.execute(update(t.metric_updates).where(m.id == bindparam("i")).values(sent=1),
-                         [{"i": i} for i in ids])
+            conn.execute(_MARK_SENT, [{"i": i} for i in ids])
 
 
 def default_order_store_url() -> str:

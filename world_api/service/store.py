@@ -71,6 +71,34 @@ def _now_ns() -> int:
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version_world"
 
+# statements built once: SQLAlchemy then reuses their compiled form
+_w, _p, _e, _k = t.worlds.c, t.policies.c, t.events.c, t.metric_keys.c
+_THE_WORLD = _w.id == bindparam("world")
+_WORLD = select(_w.id, _w.name, _w.capital, _w.mode).where(_THE_WORLD)
+_WORLD_SEQ = select(_w.seq).where(_THE_WORLD)
+_LOCK_WORLD = _WORLD_SEQ.with_for_update()  # PostgreSQL: FOR UPDATE; SQLite: BEGIN IMMEDIATE
+_SET_SEQ = update(t.worlds).where(_THE_WORLD).values(seq=bindparam("seq"))
+_SET_POLICY_VERSION = (update(t.worlds).where(_THE_WORLD)
+                       .values(policy_version=bindparam("version")))
+_POLICY = (select(_p.version, _p.body).where(_p.world == bindparam("world"))
+           .order_by(_p.version.desc()))
+_ADD_POLICY = insert(t.policies)
+_ADD_KEYS = insert(t.metric_keys)
+_ADD_EVENTS = insert(t.events)
+_ADD_AUDIT = insert(t.audit)
+_SEEN = select(literal(1)).where(
+    _k.world == bindparam("world"), _k.strategy_id == bindparam("sid"),
+    _k.run_id == bindparam("run"), _k.seq == bindparam("s"),
+)
+_EVENTS_AFTER = (
+    select(_e.seq, _e.ts, _e.strategy_id, _e.active, _e.weight, _e.reason, _e.policy_version)
+    .where(_e.world == bindparam("world"), _e.seq > bindparam("after"))
+    .order_by(_e.seq)
+    .limit(bindparam("limit"))
+)
+_STATES = select(t.strategy_state.c.strategy_id, t.strategy_state.c.state).where(
+    t.strategy_state.c.world == bindparam("world"))
+
 
 class Store:
     """The world store on the database ``url`` names (see :func:`open_store`); opening it
@@ -79,6 +107,10 @@ class Store:
     def __init__(self, url: str) -> None:
         self.db = Database(url, unavailable=StoreUnavailable, what="world store")
         self.url = self.db.url
+        upsert = self.db.insert(t.strategy_state)
+        self._put_states = upsert.on_conflict_do_update(
+            index_elements=["world", "strategy_id"], set_={"state": upsert.excluded.state}
+        )
         try:
             self.db.migrate(MIGRATIONS, VERSION_TABLE)
         except BaseException:
@@ -105,12 +137,9 @@ class Store:
                         created=_now_ns(), seq=0, policy_version=1,
                     )
                 )
-                conn.execute(
-                    insert(t.policies).values(
-                        world=info.id, version=1, body=Policy().model_dump_json(),
-                        created=_now_ns(),
-                    )
-                )
+                conn.execute(_ADD_POLICY, {"world": info.id, "version": 1,
+                                           "body": Policy().model_dump_json(),
+                                           "created": _now_ns()})
                 self._audit(conn, info.id, actor, "create_world", info.model_dump(), request_id)
         except IntegrityError:
             raise Conflict(f"world {info.id!r} already exists") from None
@@ -124,20 +153,16 @@ class Store:
 
     def get_world(self, world: str) -> WorldInfo:
         """One world (NotFound if unknown)."""
-        w = t.worlds.c
         with self.transaction() as conn:
-            row = conn.execute(
-                select(w.id, w.name, w.capital, w.mode).where(w.id == world)
-            ).first()
+            row = conn.execute(_WORLD, {"world": world}).first()
         if row is None:
             raise NotFound(f"unknown world {world!r}")
         return WorldInfo(id=row[0], name=row[1], capital=row[2], mode=row[3])
 
     def world_seq(self, world: str) -> int:
         """The seq of the world's latest event (0 before any)."""
-        w = t.worlds.c
         with self.transaction() as conn:
-            seq = conn.execute(select(w.seq).where(w.id == world)).scalar()
+            seq = conn.execute(_WORLD_SEQ, {"world": world}).scalar()
         if seq is None:
             raise NotFound(f"unknown world {world!r}")
         return int(seq)
@@ -145,14 +170,9 @@ class Store:
     def get_policy(self, world: str, version: int | None = None) -> tuple[int, Policy]:
         """``(version, policy)``: the latest, or the given version."""
         self.get_world(world)
-        p = t.policies.c
-        query = select(p.version, p.body).where(p.world == world)
-        if version is None:
-            query = query.order_by(p.version.desc()).limit(1)
-        else:
-            query = query.where(p.version == version)
+        query = _POLICY if version is None else _POLICY.where(_p.version == version)
         with self.transaction() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(query.limit(1), {"world": world}).first()
         if row is None:
             raise NotFound(f"world {world!r} has no policy version {version}")
         return int(row[0]), Policy.model_validate_json(row[1])
@@ -161,9 +181,8 @@ class Store:
     def load_engine(self, world: str) -> WorldEngine:
         """The world's engine, rebuilt from its latest policy and stored strategy states."""
         version, policy = self.get_policy(world)
-        s = t.strategy_state.c
         with self.transaction() as conn:
-            rows = conn.execute(select(s.strategy_id, s.state).where(s.world == world)).all()
+            rows = conn.execute(_STATES, {"world": world}).all()
         state = {
             "policy": policy.model_dump(mode="json"),
             "policy_version": version,
@@ -190,31 +209,22 @@ class Store:
         stored raises Conflict and nothing is written. ``policy`` stores a new version.
         """
         now = _now_ns()
-        w = t.worlds.c
         try:
             with self.transaction() as conn:
-                # the world's row is the lock (PostgreSQL: FOR UPDATE; SQLite: BEGIN IMMEDIATE)
-                seq = conn.execute(select(w.seq).where(w.id == world).with_for_update()).scalar()
+                seq = conn.execute(_LOCK_WORLD, {"world": world}).scalar()  # the world's lock
                 if seq is None:
                     raise NotFound(f"unknown world {world!r}")
                 seq = int(seq)
                 if keys:
-                    conn.execute(
-                        insert(t.metric_keys),
-                        [{"world": world, "strategy_id": sid, "run_id": run, "seq": s}
-                         for sid, run, s in keys],
-                    )
+                    conn.execute(_ADD_KEYS, [
+                        {"world": world, "strategy_id": sid, "run_id": run, "seq": s}
+                        for sid, run, s in keys
+                    ])
                 if policy is not None:
-                    conn.execute(
-                        insert(t.policies).values(
-                            world=world, version=engine.policy_version,
-                            body=policy.model_dump_json(), created=now,
-                        )
-                    )
-                    conn.execute(
-                        update(t.worlds).where(w.id == world)
-                        .values(policy_version=engine.policy_version)
-                    )
+                    conn.execute(_ADD_POLICY, {"world": world, "version": engine.policy_version,
+                                               "body": policy.model_dump_json(), "created": now})
+                    conn.execute(_SET_POLICY_VERSION,
+                                 {"world": world, "version": engine.policy_version})
                 events = []
                 for ch in changes:
                     seq += 1
@@ -229,28 +239,21 @@ class Store:
                         policy_version=engine.policy_version,
                     ))
                 if events:
-                    conn.execute(insert(t.events), [
+                    conn.execute(_ADD_EVENTS, [
                         {"world": world, "seq": ev.seq, "ts": ev.ts,
                          "strategy_id": ev.strategy_id, "active": int(ev.active),
                          "weight": ev.weight, "reason": ev.reason,
                          "policy_version": ev.policy_version}
                         for ev in events
                     ])
-                conn.execute(update(t.worlds).where(w.id == world).values(seq=seq))
+                conn.execute(_SET_SEQ, {"world": world, "seq": seq})
                 states = [
                     {"world": world, "strategy_id": sid,
                      "state": json.dumps(engine.strategies[sid].to_dict())}
                     for sid in sorted(engine.dirty)
                 ]
                 if states:
-                    upsert = self.db.insert(t.strategy_state)
-                    conn.execute(
-                        upsert.on_conflict_do_update(
-                            index_elements=["world", "strategy_id"],
-                            set_={"state": upsert.excluded.state},
-                        ),
-                        states,
-                    )
+                    conn.execute(self._put_states, states)
                 if action:
                     self._audit(conn, world, actor, action, detail or {}, request_id)
         except IntegrityError:
@@ -262,31 +265,19 @@ class Store:
         self, world: str, keys: Sequence[tuple[str, str, int]]
     ) -> set[tuple[str, str, int]]:
         """Which of ``keys`` (strategy_id, run_id, seq) are already recorded."""
-        k = t.metric_keys.c
-        query = select(literal(1)).where(
-            k.world == world,
-            k.strategy_id == bindparam("sid"),
-            k.run_id == bindparam("run"),
-            k.seq == bindparam("s"),
-        )
         seen = set()
         with self.transaction() as conn:
             for sid, run, s in keys:
-                if conn.execute(query, {"sid": sid, "run": run, "s": s}).first() is not None:
+                found = conn.execute(_SEEN, {"world": world, "sid": sid, "run": run, "s": s})
+                if found.first() is not None:
                     seen.add((sid, run, s))
         return seen
 
     def events_after(self, world: str, after: int, limit: int = 1000) -> list[ActivationEvent]:
         """Events with seq > ``after``, in order."""
-        e = t.events.c
-        query = (
-            select(e.seq, e.ts, e.strategy_id, e.active, e.weight, e.reason, e.policy_version)
-            .where(e.world == world, e.seq > after)
-            .order_by(e.seq)
-            .limit(limit)
-        )
         with self.transaction() as conn:
-            rows = conn.execute(query).all()
+            rows = conn.execute(_EVENTS_AFTER, {"world": world, "after": after,
+                                                "limit": limit}).all()
         return [
             ActivationEvent(
                 world=world,
@@ -325,12 +316,10 @@ class Store:
         detail: dict[str, Any],
         request_id: str,
     ) -> None:
-        conn.execute(
-            insert(t.audit).values(
-                world=world, ts=_now_ns(), actor=actor, action=action,
-                detail=json.dumps(detail, default=str), request_id=request_id,
-            )
-        )
+        conn.execute(_ADD_AUDIT, {
+            "world": world, "ts": _now_ns(), "actor": actor, "action": action,
+            "detail": json.dumps(detail, default=str), "request_id": request_id,
+        })
 
     def audit(
         self,
