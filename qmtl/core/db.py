@@ -21,6 +21,7 @@ that nothing was written.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import zlib
@@ -33,12 +34,25 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import URL, Connection, Engine, Table, create_engine, event, exc, func, make_url
-from sqlalchemy import select as sa_select
+from sqlalchemy import (
+    URL,
+    Connection,
+    Engine,
+    Table,
+    create_engine,
+    event,
+    exc,
+    func,
+    inspect,
+    make_url,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from qmtl.core.errors import QmtlError
+
+log = logging.getLogger("qmtl.db")
 
 __all__ = [
     "Database",
@@ -97,6 +111,11 @@ def database_url(url: str) -> tuple[URL, str | None]:
     raise DatabaseUrlError(
         f"unsupported store URL {url!r}: use a file path, sqlite:///path or postgresql://..."
     )
+
+
+def _current_revision(conn: Connection, version_table: str) -> str | None:
+    ctx = MigrationContext.configure(conn, opts={"version_table": version_table})
+    return ctx.get_current_revision()
 
 
 def _quote_ident(name: str) -> str:
@@ -227,18 +246,23 @@ class Database:
         with self.transaction() as conn:
             if self.dialect == "postgresql":
                 key = zlib.crc32(f"qmtl:{self.schema}:{version_table}".encode()) - 2**31
-                conn.execute(sa_select(func.pg_advisory_xact_lock(key)))
+                conn.execute(select(func.pg_advisory_xact_lock(key)))
                 if self.schema:
                     conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {_quote_ident(self.schema)}")
+            existing = set(inspect(conn).get_table_names()) - {version_table}
+            before = _current_revision(conn, version_table)
             config.attributes["connection"] = conn
             config.attributes["version_table"] = version_table
             command.upgrade(config, "head")
+            after = _current_revision(conn, version_table)
+        if existing and after != before:  # a store with data in it was upgraded: say so
+            log.info("%s: schema upgraded from %s to %s", self._where,
+                     before or "before migrations", after)
 
     def revision(self, version_table: str) -> str | None:
         """The schema revision recorded in ``version_table`` (None before any)."""
         with self.transaction() as conn:
-            ctx = MigrationContext.configure(conn, opts={"version_table": version_table})
-            return ctx.get_current_revision()
+            return _current_revision(conn, version_table)
 
     def close(self) -> None:
         """Release this thread's connection and the pool (the store may be used again: it

@@ -6,6 +6,7 @@ store's table definitions agree."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from typing import Any
 
@@ -99,11 +100,14 @@ def db_tables(store) -> set[str]:
         return set(sa.inspect(conn).get_table_names())
 
 
-def test_a_version_0_store_upgrades_in_place_and_keeps_every_row(store_url):
+def test_a_version_0_store_upgrades_in_place_and_keeps_every_row(store_url, caplog):
     eng, _ = engine_with_history()
     write_v0(store_url, V0_DDL, v0_rows(eng))
+    caplog.set_level(logging.INFO, logger="qmtl.db")
     store = open_store(store_url)
     try:
+        assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == [
+            "schema upgraded from before migrations to 0002"]
         assert store.db.revision(VERSION_TABLE) == head_revision(MIGRATIONS) == "0002"
         assert "schema_version" not in db_tables(store)  # the version table replaces it
         assert store.get_world("w1") == WorldInfo(id="w1", name="demo", capital=2.5e6,
@@ -135,9 +139,11 @@ def test_a_version_0_store_upgrades_in_place_and_keeps_every_row(store_url):
             store.commit("w1", loaded, [], keys=[("a", "r", 3)])
     finally:
         store.close()
+    caplog.clear()
     again = open_store(store_url)  # opening an upgraded store changes nothing
     try:
         assert again.db.revision(VERSION_TABLE) == "0002" and again.world_seq("w1") == 3
+        assert caplog.records == []
     finally:
         again.close()
 
