@@ -150,7 +150,8 @@ class Database:
             self.engine = self._sqlite_engine(sa_url)
         else:
             self.url = make_url(url).render_as_string(hide_password=True)
-            self._where = f"PostgreSQL {what} {sa_url.host or 'localhost'}/{sa_url.database}"
+            host = f"{sa_url.host or 'localhost'}{f':{sa_url.port}' if sa_url.port else ''}"
+            self._where = f"PostgreSQL {what} {host}/{sa_url.database}"
             self.engine = self._postgres_engine(sa_url)
 
     @staticmethod

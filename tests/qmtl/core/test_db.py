@@ -179,7 +179,7 @@ def test_an_unreachable_postgresql_raises_the_stores_unavailable_error():
 
     db = Database("postgresql://postgres:pw@127.0.0.1:1/test", unavailable=OrdersDown,
                   what="order store")
-    with pytest.raises(OrdersDown, match=r"^PostgreSQL order store 127\.0\.0\.1/test: ") as info:
+    with pytest.raises(OrdersDown, match=r"^PostgreSQL order store 127\.0\.0\.1:1/test: ") as info:
         with db.transaction():
             pass
     assert isinstance(info.value, QmtlError) and "pw" not in str(info.value)
