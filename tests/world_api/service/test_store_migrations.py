@@ -5,9 +5,11 @@ store's table definitions agree."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -100,13 +102,34 @@ def db_tables(store) -> set[str]:
         return set(sa.inspect(conn).get_table_names())
 
 
-def test_a_version_0_store_upgrades_in_place_and_keeps_every_row(store_url, caplog):
+@contextlib.contextmanager
+def db_messages() -> Iterator[list[str]]:
+    """What ``qmtl.db`` logs at INFO meanwhile (on its own handler: the CLI may have stopped
+    "qmtl" propagating to the root logger)."""
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    logger, handler = logging.getLogger("qmtl.db"), Collect()
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def test_a_version_0_store_upgrades_in_place_and_keeps_every_row(store_url):
     eng, _ = engine_with_history()
     write_v0(store_url, V0_DDL, v0_rows(eng))
-    caplog.set_level(logging.INFO, logger="qmtl.db")
-    store = open_store(store_url)
+    with db_messages() as said:
+        store = open_store(store_url)
     try:
-        assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == [
+        assert [m.split(": ", 1)[1] for m in said] == [
             "schema upgraded from before migrations to 0002"]
         assert store.db.revision(VERSION_TABLE) == head_revision(MIGRATIONS) == "0002"
         assert "schema_version" not in db_tables(store)  # the version table replaces it
@@ -139,11 +162,11 @@ def test_a_version_0_store_upgrades_in_place_and_keeps_every_row(store_url, capl
             store.commit("w1", loaded, [], keys=[("a", "r", 3)])
     finally:
         store.close()
-    caplog.clear()
-    again = open_store(store_url)  # opening an upgraded store changes nothing
+    with db_messages() as said:
+        again = open_store(store_url)  # opening an upgraded store changes nothing
     try:
         assert again.db.revision(VERSION_TABLE) == "0002" and again.world_seq("w1") == 3
-        assert caplog.records == []
+        assert said == []
     finally:
         again.close()
 
@@ -152,8 +175,11 @@ def test_a_fresh_store_has_the_version_0_tables(store_url, tmp_path):
     v0_url = (str(tmp_path / "v0.db") if not store_url.startswith("postgresql")
               else store_url + "_v0")
     write_v0(v0_url, V0_DDL, [])
-    old, new = open_store(v0_url), open_store(store_url)
+    old = open_store(v0_url)
+    with db_messages() as said:
+        new = open_store(store_url)
     try:
+        assert said == []  # a new store is made, not upgraded: nothing to say
         assert table_shapes(new, VERSION_TABLE) == table_shapes(old, VERSION_TABLE)
         assert set(table_shapes(new, VERSION_TABLE)) == set(tables.metadata.tables)
     finally:
