@@ -53,6 +53,7 @@ from sqlalchemy.exc import IntegrityError
 from qmtl.core.errors import QmtlError
 
 log = logging.getLogger("qmtl.db")
+_MIGRATING = threading.Lock()
 
 __all__ = [
     "Database",
@@ -157,6 +158,7 @@ class Database:
     @staticmethod
     def _sqlite_engine(url: URL) -> Engine:
         # WAL, one writer at a time: the write lock is taken when a transaction begins
+        # (see _begin_immediate)
         engine = create_engine(
             url,
             connect_args={"timeout": 30, "check_same_thread": False},
@@ -169,13 +171,6 @@ class Database:
             dbapi_conn.isolation_level = None  # the driver begins nothing by itself
             dbapi_conn.execute("PRAGMA journal_mode=WAL")
             dbapi_conn.execute("PRAGMA synchronous=NORMAL")
-
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Connection) -> None:
-            try:  # on the driver's connection: SQLAlchemy's statement path costs 10x more
-                conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as e:
-                raise exc.OperationalError("BEGIN IMMEDIATE", (), e) from None
 
         return engine
 
@@ -215,6 +210,17 @@ class Database:
             with suppress(exc.SQLAlchemyError):
                 conn.close()
 
+    @staticmethod
+    def _begin_immediate(conn: Connection) -> None:
+        """SQLite: take the write lock as the transaction begins, so writers queue (up to the
+        connection's timeout) instead of failing when a reader turns writer. Sent on the
+        driver's connection: an engine-level event or SQLAlchemy's statement path would cost
+        more than a small transaction itself."""
+        try:
+            conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise exc.OperationalError("BEGIN IMMEDIATE", (), e) from None
+
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """A connection inside one transaction: committed on success, rolled back on error
@@ -222,6 +228,8 @@ class Database:
         try:
             conn = self._connection()
             with conn.begin():
+                if self.dialect == "sqlite":
+                    self._begin_immediate(conn)
                 yield conn
         except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as e:
             self._drop_connection()  # the next transaction connects again
@@ -244,9 +252,11 @@ class Database:
         PostgreSQL: an advisory lock), so one of them migrates."""
         config = Config()
         config.set_main_option("script_location", str(directory))
-        with self.transaction() as conn:
+        # Alembic's `context` and `op` are process-wide: one migration at a time per process
+        with _MIGRATING, self.transaction() as conn:
             if self.dialect == "postgresql":
-                key = zlib.crc32(f"qmtl:{self.schema}:{version_table}".encode()) - 2**31
+                # one lock per schema: both stores may share one, and create it
+                key = zlib.crc32(f"qmtl:{self.schema}".encode()) - 2**31
                 conn.execute(select(func.pg_advisory_xact_lock(key)))
                 if self.schema:
                     conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {_quote_ident(self.schema)}")

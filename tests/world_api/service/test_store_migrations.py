@@ -17,13 +17,22 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from connectors.live.order_store import VERSION_TABLE as ORDERS_VERSION_TABLE
+from connectors.live.order_store import open_order_store
 from qmtl.core.contracts import MetricsUpdate
 from qmtl.core.db import head_revision
 from tests.db_versions import drop_schema, same_kind_of_float, table_shapes, write_v0
 from world_api.domain.evaluator import Change, WorldEngine
 from world_api.domain.policy import Policy
 from world_api.service import tables
-from world_api.service.store import MIGRATIONS, VERSION_TABLE, Conflict, WorldInfo, open_store
+from world_api.service.store import (
+    MIGRATIONS,
+    VERSION_TABLE,
+    Conflict,
+    Store,
+    WorldInfo,
+    open_store,
+)
 
 # The DDL of world_api/service/store.py before it had migrations (commit 77c3deb), verbatim.
 V0_DDL: list[str] = [
@@ -224,3 +233,39 @@ def test_stores_opened_at_once_on_a_new_database_migrate_once(store_url):
     finally:
         for s in opened:
             s.close()
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["one database", "two databases"])
+def test_both_stores_opened_at_once_each_migrate(store_url, tmp_path, shared):
+    """The world store and the order store, in one database (one schema) or two, opened in
+    threads at once: each keeps its own version table at its own head (Alembic's context is
+    process-wide, so migrations of different databases in one process take turns too)."""
+    orders_url = store_url if shared else (
+        store_url + "_orders" if store_url.startswith("postgresql")
+        else str(tmp_path / "orders.db"))
+    opened, failed = [], []
+
+    def opener(make: Any, url: str) -> None:
+        try:
+            opened.append(make(url))
+        except Exception as exc:  # reported below
+            failed.append(exc)
+
+    threads = [threading.Thread(target=opener, args=args)
+               for args in [(open_store, store_url), (open_order_store, orders_url)] * 4]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    try:
+        assert failed == [] and len(opened) == 8
+        worlds = [s for s in opened if isinstance(s, Store)]
+        orders = [s for s in opened if not isinstance(s, Store)]
+        assert {s.db.revision(VERSION_TABLE) for s in worlds} == {"0002"}
+        assert {s.db.revision(ORDERS_VERSION_TABLE) for s in orders} == {"0001"}
+        assert "worlds" not in db_tables(orders[0]) or shared
+    finally:
+        for s in opened:
+            s.close()
+        if not shared:
+            drop_schema(orders_url)
