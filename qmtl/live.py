@@ -360,7 +360,7 @@ class _OrderLogic(op.StatefulLogic[StrategyOutput, tuple[list[OrderIntent], list
         self._said: str | None = None
 
     def _setup(self, strategy: str) -> None:
-        from connectors.live.orders import PaperBroker
+        from connectors.live.paper_broker import PaperBroker
 
         if self.gate is None:
             self.gate = OrderGate(self.ctx.world, strategy, self.ctx.capital)
@@ -710,7 +710,8 @@ def run_live(
 
     from connectors.data.quality import Calendar
     from connectors.data.seamless import SeamlessDataProvider
-    from connectors.live.orders import OrderRelay, open_order_store
+    from connectors.live.order_relay import OrderRelay
+    from connectors.live.order_store import open_order_store
     from connectors.live.world_link import (
         ActivationSubscriber,
         MetricsPoster,
