@@ -183,9 +183,9 @@ class ActivationSubscriber:
 
 
 class MetricsPoster:
-    """Posts the MetricsUpdates queued in ``outbox`` (an :class:`connectors.live.orders.OrderStore`)
-    to the world, oldest first, and marks them sent once accepted; a failed post is retried
-    with backoff (see the module docstring)."""
+    """Posts the MetricsUpdates queued in ``outbox`` (an
+    :class:`connectors.live.order_store.OrderStore`) to the world, oldest first, and marks them
+    sent once accepted; a failed post is retried with backoff (see the module docstring)."""
 
     def __init__(
         self,

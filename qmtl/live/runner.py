@@ -30,7 +30,9 @@ from bytewax.testing import cluster_main, run_main
 
 from connectors.data.quality import Calendar
 from connectors.data.seamless import SeamlessDataProvider
-from connectors.live.orders import OrderRelay, OrderStore, PaperBroker, open_order_store
+from connectors.live.order_relay import OrderRelay
+from connectors.live.order_store import OrderStore, open_order_store
+from connectors.live.paper_broker import PaperBroker
 from connectors.live.source import LiveBarSource, LiveInput, LiveStats
 from connectors.live.world_link import (
     ActivationSubscriber,

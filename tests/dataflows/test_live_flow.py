@@ -7,7 +7,8 @@ import logging
 import numpy as np
 from bytewax.testing import TestingSource, run_main
 
-from connectors.live.orders import PaperBroker, open_order_store
+from connectors.live.order_store import open_order_store
+from connectors.live.paper_broker import PaperBroker
 from dataflows.compiler import StrategySpec
 from dataflows.control import RunControl
 from dataflows.gate import ActivationBook

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from connectors.live.orders import open_order_store
+from connectors.live.order_store import open_order_store
 from qmtl.live import LiveOptions, run_live
 from qmtl.runner import backtest
 from tests.conftest import Tansu

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from connectors.live.orders import open_order_store
+from connectors.live.order_store import open_order_store
 from tests.e2e.live_helpers import (
     activate,
     make_data,

@@ -21,18 +21,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+from sqlalchemy import Connection, bindparam, insert, literal, select, update
 
 from qmtl.core.contracts import ActivationEvent
-from qmtl.core.db import PostgresBackend, SqlBackend, SqliteBackend, parse_db_url
+from qmtl.core.db import Database, IntegrityError
 from qmtl.core.errors import QmtlError
 from world_api.domain.evaluator import Change, WorldEngine
 from world_api.domain.policy import Policy
-
-SCHEMA_VERSION = 1
+from world_api.service import tables as t
 
 
 class StoreError(QmtlError):
@@ -67,114 +68,111 @@ def _now_ns() -> int:
     return time.time_ns()
 
 
-_DDL: list[str] = [
-    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS worlds (
-        id TEXT PRIMARY KEY, name TEXT NOT NULL, capital DOUBLE PRECISION NOT NULL,
-        mode TEXT NOT NULL, created BIGINT NOT NULL, seq BIGINT NOT NULL DEFAULT 0,
-        policy_version INTEGER NOT NULL DEFAULT 0)""",
-    """CREATE TABLE IF NOT EXISTS policies (
-        world TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL,
-        created BIGINT NOT NULL, PRIMARY KEY (world, version))""",
-    """CREATE TABLE IF NOT EXISTS strategy_state (
-        world TEXT NOT NULL, strategy_id TEXT NOT NULL, state TEXT NOT NULL,
-        PRIMARY KEY (world, strategy_id))""",
-    """CREATE TABLE IF NOT EXISTS events (
-        world TEXT NOT NULL, seq BIGINT NOT NULL, ts BIGINT NOT NULL,
-        strategy_id TEXT NOT NULL, active INTEGER NOT NULL, weight DOUBLE PRECISION NOT NULL,
-        reason TEXT NOT NULL, policy_version INTEGER NOT NULL, PRIMARY KEY (world, seq))""",
-    """CREATE TABLE IF NOT EXISTS metric_keys (
-        world TEXT NOT NULL, strategy_id TEXT NOT NULL, run_id TEXT NOT NULL,
-        seq BIGINT NOT NULL, PRIMARY KEY (world, strategy_id, run_id, seq))""",
-    """CREATE TABLE IF NOT EXISTS tokens (
-        hash TEXT PRIMARY KEY, role TEXT NOT NULL, name TEXT NOT NULL,
-        created BIGINT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS audit (
-        id {serial}, world TEXT, ts BIGINT NOT NULL, actor TEXT NOT NULL,
-        action TEXT NOT NULL, detail TEXT NOT NULL, request_id TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS plans (
-        id TEXT PRIMARY KEY, world TEXT NOT NULL, base_seq BIGINT NOT NULL,
-        body TEXT NOT NULL, created BIGINT NOT NULL, applied INTEGER NOT NULL DEFAULT 0)""",
-]
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "alembic_version_world"
+
+# statements built once: SQLAlchemy then reuses their compiled form
+_w, _p, _e, _k = t.worlds.c, t.policies.c, t.events.c, t.metric_keys.c
+_THE_WORLD = _w.id == bindparam("world")
+_WORLD = select(_w.id, _w.name, _w.capital, _w.mode).where(_THE_WORLD)
+_WORLD_SEQ = select(_w.seq).where(_THE_WORLD)
+_LOCK_WORLD = _WORLD_SEQ.with_for_update()  # PostgreSQL: FOR UPDATE; SQLite: BEGIN IMMEDIATE
+_SET_SEQ = update(t.worlds).where(_THE_WORLD).values(seq=bindparam("seq"))
+_SET_POLICY_VERSION = (update(t.worlds).where(_THE_WORLD)
+                       .values(policy_version=bindparam("version")))
+_POLICY = (select(_p.version, _p.body).where(_p.world == bindparam("world"))
+           .order_by(_p.version.desc()))
+_ADD_POLICY = insert(t.policies)
+_ADD_KEYS = insert(t.metric_keys)
+_ADD_EVENTS = insert(t.events)
+_ADD_AUDIT = insert(t.audit)
+_SEEN = select(literal(1)).where(
+    _k.world == bindparam("world"), _k.strategy_id == bindparam("sid"),
+    _k.run_id == bindparam("run"), _k.seq == bindparam("s"),
+)
+_EVENTS_AFTER = (
+    select(_e.seq, _e.ts, _e.strategy_id, _e.active, _e.weight, _e.reason, _e.policy_version)
+    .where(_e.world == bindparam("world"), _e.seq > bindparam("after"))
+    .order_by(_e.seq)
+    .limit(bindparam("limit"))
+)
+_STATES = select(t.strategy_state.c.strategy_id, t.strategy_state.c.state).where(
+    t.strategy_state.c.world == bindparam("world"))
 
 
-class Store(SqlBackend):
-    """Backend-independent logic over a DB-API connection (see the module docstring)."""
+class Store:
+    """The world store on the database ``url`` names (see :func:`open_store`); opening it
+    brings the schema to the latest migration."""
 
-    ddl = _DDL
-    unavailable = StoreUnavailable
-    lock_world_sql = "SELECT seq FROM worlds WHERE id = ?"  # SQLite: BEGIN IMMEDIATE locks
+    def __init__(self, url: str) -> None:
+        self.db = Database(url, unavailable=StoreUnavailable, what="world store")
+        self.url = self.db.url
+        upsert = self.db.insert(t.strategy_state)
+        self._put_states = upsert.on_conflict_do_update(
+            index_elements=["world", "strategy_id"], set_={"state": upsert.excluded.state}
+        )
+        try:
+            self.db.migrate(MIGRATIONS, VERSION_TABLE)
+        except BaseException:
+            self.db.close()
+            raise
 
-    def create_tables(self) -> None:
-        """Create the tables (idempotent) and record the schema version."""
-        super().create_tables()
-        with self.transaction() as cur:
-            if self.execute(cur, "SELECT version FROM schema_version").fetchone() is None:
-                self.execute(
-                    cur, "INSERT INTO schema_version (version) VALUES (?)", [SCHEMA_VERSION]
-                )
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """A connection inside one transaction (committed on success, rolled back on
+        error)."""
+        return self.db.transaction()
+
+    def close(self) -> None:
+        """Release the connections."""
+        self.db.close()
 
     # -- worlds and policies -----------------------------------------------------------------
     def create_world(self, info: WorldInfo, actor: str = "system", request_id: str = "") -> None:
         """Create a world with the default policy as version 1 (Conflict if it exists)."""
         try:
-            with self.transaction() as cur:
-                self.execute(
-                    cur,
-                    "INSERT INTO worlds (id, name, capital, mode, created, seq, policy_version) "
-                    "VALUES (?, ?, ?, ?, ?, 0, 1)",
-                    [info.id, info.name, info.capital, info.mode, _now_ns()],
+            with self.transaction() as conn:
+                conn.execute(
+                    insert(t.worlds).values(
+                        id=info.id, name=info.name, capital=info.capital, mode=info.mode,
+                        created=_now_ns(), seq=0, policy_version=1,
+                    )
                 )
-                self.execute(
-                    cur,
-                    "INSERT INTO policies (world, version, body, created) VALUES (?, 1, ?, ?)",
-                    [info.id, Policy().model_dump_json(), _now_ns()],
-                )
-                self._audit(cur, info.id, actor, "create_world", info.model_dump(), request_id)
-        except self.integrity_errors():
+                conn.execute(_ADD_POLICY, {"world": info.id, "version": 1,
+                                           "body": Policy().model_dump_json(),
+                                           "created": _now_ns()})
+                self._audit(conn, info.id, actor, "create_world", info.model_dump(), request_id)
+        except IntegrityError:
             raise Conflict(f"world {info.id!r} already exists") from None
 
     def list_worlds(self) -> list[WorldInfo]:
         """Every world, by id."""
-        with self.transaction() as cur:
-            rows = self.execute(cur, "SELECT id, name, capital, mode FROM worlds ORDER BY id")
-            return [WorldInfo(id=r[0], name=r[1], capital=r[2], mode=r[3]) for r in rows]
+        w = t.worlds.c
+        with self.transaction() as conn:
+            rows = conn.execute(select(w.id, w.name, w.capital, w.mode).order_by(w.id)).all()
+        return [WorldInfo(id=r[0], name=r[1], capital=r[2], mode=r[3]) for r in rows]
 
     def get_world(self, world: str) -> WorldInfo:
         """One world (NotFound if unknown)."""
-        with self.transaction() as cur:
-            row = self.execute(
-                cur, "SELECT id, name, capital, mode FROM worlds WHERE id = ?", [world]
-            ).fetchone()
+        with self.transaction() as conn:
+            row = conn.execute(_WORLD, {"world": world}).first()
         if row is None:
             raise NotFound(f"unknown world {world!r}")
         return WorldInfo(id=row[0], name=row[1], capital=row[2], mode=row[3])
 
     def world_seq(self, world: str) -> int:
         """The seq of the world's latest event (0 before any)."""
-        with self.transaction() as cur:
-            row = self.execute(cur, "SELECT seq FROM worlds WHERE id = ?", [world]).fetchone()
-        if row is None:
+        with self.transaction() as conn:
+            seq = conn.execute(_WORLD_SEQ, {"world": world}).scalar()
+        if seq is None:
             raise NotFound(f"unknown world {world!r}")
-        return int(row[0])
+        return int(seq)
 
     def get_policy(self, world: str, version: int | None = None) -> tuple[int, Policy]:
         """``(version, policy)``: the latest, or the given version."""
         self.get_world(world)
-        with self.transaction() as cur:
-            if version is None:
-                row = self.execute(
-                    cur,
-                    "SELECT version, body FROM policies WHERE world = ? "
-                    "ORDER BY version DESC LIMIT 1",
-                    [world],
-                ).fetchone()
-            else:
-                row = self.execute(
-                    cur,
-                    "SELECT version, body FROM policies WHERE world = ? AND version = ?",
-                    [world, version],
-                ).fetchone()
+        query = _POLICY if version is None else _POLICY.where(_p.version == version)
+        with self.transaction() as conn:
+            row = conn.execute(query.limit(1), {"world": world}).first()
         if row is None:
             raise NotFound(f"world {world!r} has no policy version {version}")
         return int(row[0]), Policy.model_validate_json(row[1])
@@ -183,10 +181,8 @@ class Store(SqlBackend):
     def load_engine(self, world: str) -> WorldEngine:
         """The world's engine, rebuilt from its latest policy and stored strategy states."""
         version, policy = self.get_policy(world)
-        with self.transaction() as cur:
-            rows = self.execute(
-                cur, "SELECT strategy_id, state FROM strategy_state WHERE world = ?", [world]
-            ).fetchall()
+        with self.transaction() as conn:
+            rows = conn.execute(_STATES, {"world": world}).all()
         state = {
             "policy": policy.model_dump(mode="json"),
             "policy_version": version,
@@ -214,33 +210,25 @@ class Store(SqlBackend):
         """
         now = _now_ns()
         try:
-            with self.transaction() as cur:
-                row = self.execute(cur, self.lock_world_sql, [world]).fetchone()
-                if row is None:
+            with self.transaction() as conn:
+                seq = conn.execute(_LOCK_WORLD, {"world": world}).scalar()  # the world's lock
+                if seq is None:
                     raise NotFound(f"unknown world {world!r}")
-                seq = int(row[0])
-                for sid, run, s in keys:
-                    self.execute(
-                        cur,
-                        "INSERT INTO metric_keys (world, strategy_id, run_id, seq) "
-                        "VALUES (?, ?, ?, ?)",
-                        [world, sid, run, s],
-                    )
+                seq = int(seq)
+                if keys:
+                    conn.execute(_ADD_KEYS, [
+                        {"world": world, "strategy_id": sid, "run_id": run, "seq": s}
+                        for sid, run, s in keys
+                    ])
                 if policy is not None:
-                    self.execute(
-                        cur,
-                        "INSERT INTO policies (world, version, body, created) VALUES (?, ?, ?, ?)",
-                        [world, engine.policy_version, policy.model_dump_json(), now],
-                    )
-                    self.execute(
-                        cur,
-                        "UPDATE worlds SET policy_version = ? WHERE id = ?",
-                        [engine.policy_version, world],
-                    )
+                    conn.execute(_ADD_POLICY, {"world": world, "version": engine.policy_version,
+                                               "body": policy.model_dump_json(), "created": now})
+                    conn.execute(_SET_POLICY_VERSION,
+                                 {"world": world, "version": engine.policy_version})
                 events = []
                 for ch in changes:
                     seq += 1
-                    ev = ActivationEvent(
+                    events.append(ActivationEvent(
                         world=world,
                         seq=seq,
                         ts=now,
@@ -249,68 +237,47 @@ class Store(SqlBackend):
                         weight=min(max(ch.weight, 0.0), 1.0),
                         reason=ch.reason,
                         policy_version=engine.policy_version,
-                    )
-                    self.execute(
-                        cur,
-                        "INSERT INTO events (world, seq, ts, strategy_id, active, weight, reason, "
-                        "policy_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        [
-                            world,
-                            ev.seq,
-                            ev.ts,
-                            ev.strategy_id,
-                            int(ev.active),
-                            ev.weight,
-                            ev.reason,
-                            ev.policy_version,
-                        ],
-                    )
-                    events.append(ev)
-                self.execute(cur, "UPDATE worlds SET seq = ? WHERE id = ?", [seq, world])
-                for sid in sorted(engine.dirty):
-                    body = json.dumps(engine.strategies[sid].to_dict())
-                    self._upsert_state(cur, world, sid, body)
+                    ))
+                if events:
+                    conn.execute(_ADD_EVENTS, [
+                        {"world": world, "seq": ev.seq, "ts": ev.ts,
+                         "strategy_id": ev.strategy_id, "active": int(ev.active),
+                         "weight": ev.weight, "reason": ev.reason,
+                         "policy_version": ev.policy_version}
+                        for ev in events
+                    ])
+                conn.execute(_SET_SEQ, {"world": world, "seq": seq})
+                states = [
+                    {"world": world, "strategy_id": sid,
+                     "state": json.dumps(engine.strategies[sid].to_dict())}
+                    for sid in sorted(engine.dirty)
+                ]
+                if states:
+                    conn.execute(self._put_states, states)
                 if action:
-                    self._audit(cur, world, actor, action, detail or {}, request_id)
-        except self.integrity_errors():
+                    self._audit(conn, world, actor, action, detail or {}, request_id)
+        except IntegrityError:
             raise Conflict("already recorded") from None
         engine.dirty.clear()
         return events
-
-    def _upsert_state(self, cur: Any, world: str, sid: str, body: str) -> None:
-        self.execute(
-            cur,
-            "INSERT INTO strategy_state (world, strategy_id, state) VALUES (?, ?, ?) "
-            "ON CONFLICT (world, strategy_id) DO UPDATE SET state = excluded.state",
-            [world, sid, body],
-        )
 
     def seen_keys(
         self, world: str, keys: Sequence[tuple[str, str, int]]
     ) -> set[tuple[str, str, int]]:
         """Which of ``keys`` (strategy_id, run_id, seq) are already recorded."""
         seen = set()
-        with self.transaction() as cur:
+        with self.transaction() as conn:
             for sid, run, s in keys:
-                row = self.execute(
-                    cur,
-                    "SELECT 1 FROM metric_keys WHERE world = ? AND strategy_id = ? AND run_id = ? "
-                    "AND seq = ?",
-                    [world, sid, run, s],
-                ).fetchone()
-                if row is not None:
+                found = conn.execute(_SEEN, {"world": world, "sid": sid, "run": run, "s": s})
+                if found.first() is not None:
                     seen.add((sid, run, s))
         return seen
 
     def events_after(self, world: str, after: int, limit: int = 1000) -> list[ActivationEvent]:
         """Events with seq > ``after``, in order."""
-        with self.transaction() as cur:
-            rows = self.execute(
-                cur,
-                "SELECT seq, ts, strategy_id, active, weight, reason, policy_version FROM events "
-                "WHERE world = ? AND seq > ? ORDER BY seq LIMIT ?",
-                [world, after, limit],
-            ).fetchall()
+        with self.transaction() as conn:
+            rows = conn.execute(_EVENTS_AFTER, {"world": world, "after": after,
+                                                "limit": limit}).all()
         return [
             ActivationEvent(
                 world=world,
@@ -328,36 +295,31 @@ class Store(SqlBackend):
     # -- tokens, audit, plans ----------------------------------------------------------------
     def add_token(self, token_hash: str, role: str, name: str) -> None:
         """Store a token's hash and role."""
-        with self.transaction() as cur:
-            self.execute(
-                cur,
-                "INSERT INTO tokens (hash, role, name, created) VALUES (?, ?, ?, ?)",
-                [token_hash, role, name, _now_ns()],
+        with self.transaction() as conn:
+            conn.execute(
+                insert(t.tokens).values(hash=token_hash, role=role, name=name, created=_now_ns())
             )
 
     def token(self, token_hash: str) -> tuple[str, str] | None:
         """``(role, name)`` of a token hash, or None."""
-        with self.transaction() as cur:
-            row = self.execute(
-                cur, "SELECT role, name FROM tokens WHERE hash = ?", [token_hash]
-            ).fetchone()
+        k = t.tokens.c
+        with self.transaction() as conn:
+            row = conn.execute(select(k.role, k.name).where(k.hash == token_hash)).first()
         return (row[0], row[1]) if row else None
 
     def _audit(
         self,
-        cur: Any,
+        conn: Connection,
         world: str | None,
         actor: str,
         action: str,
         detail: dict[str, Any],
         request_id: str,
     ) -> None:
-        self.execute(
-            cur,
-            "INSERT INTO audit (world, ts, actor, action, detail, request_id) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [world, _now_ns(), actor, action, json.dumps(detail, default=str), request_id],
-        )
+        conn.execute(_ADD_AUDIT, {
+            "world": world, "ts": _now_ns(), "actor": actor, "action": action,
+            "detail": json.dumps(detail, default=str), "request_id": request_id,
+        })
 
     def audit(
         self,
@@ -368,18 +330,20 @@ class Store(SqlBackend):
         request_id: str = "",
     ) -> None:
         """Record one audit row on its own."""
-        with self.transaction() as cur:
-            self._audit(cur, world, actor, action, detail, request_id)
+        with self.transaction() as conn:
+            self._audit(conn, world, actor, action, detail, request_id)
 
     def audit_log(self, world: str, limit: int = 1000) -> list[dict[str, Any]]:
         """The world's audit rows, oldest first."""
-        with self.transaction() as cur:
-            rows = self.execute(
-                cur,
-                "SELECT ts, actor, action, detail, request_id FROM audit WHERE world = ? "
-                "ORDER BY id LIMIT ?",
-                [world, limit],
-            ).fetchall()
+        a = t.audit.c
+        query = (
+            select(a.ts, a.actor, a.action, a.detail, a.request_id)
+            .where(a.world == world)
+            .order_by(a.id)
+            .limit(limit)
+        )
+        with self.transaction() as conn:
+            rows = conn.execute(query).all()
         return [
             {
                 "ts": r[0],
@@ -393,41 +357,28 @@ class Store(SqlBackend):
 
     def save_plan(self, plan_id: str, world: str, base_seq: int, body: dict[str, Any]) -> None:
         """Store an allocation plan."""
-        with self.transaction() as cur:
-            self.execute(
-                cur,
-                "INSERT INTO plans (id, world, base_seq, body, created) VALUES (?, ?, ?, ?, ?)",
-                [plan_id, world, base_seq, json.dumps(body), _now_ns()],
+        with self.transaction() as conn:
+            conn.execute(
+                insert(t.plans).values(
+                    id=plan_id, world=world, base_seq=base_seq, body=json.dumps(body),
+                    created=_now_ns(),
+                )
             )
 
     def get_plan(self, world: str, plan_id: str) -> tuple[int, dict[str, Any], bool]:
         """``(base_seq, body, applied)`` of a plan (NotFound if unknown)."""
-        with self.transaction() as cur:
-            row = self.execute(
-                cur,
-                "SELECT base_seq, body, applied FROM plans WHERE id = ? AND world = ?",
-                [plan_id, world],
-            ).fetchone()
+        p = t.plans.c
+        with self.transaction() as conn:
+            row = conn.execute(
+                select(p.base_seq, p.body, p.applied).where(p.id == plan_id, p.world == world)
+            ).first()
         if row is None:
             raise NotFound(f"unknown plan {plan_id!r} for world {world!r}")
         return int(row[0]), json.loads(row[1]), bool(row[2])
 
-    def mark_plan_applied(self, cur: Any, plan_id: str) -> None:
+    def mark_plan_applied(self, conn: Connection, plan_id: str) -> None:
         """Flag a plan as applied (inside the apply transaction)."""
-        self.execute(cur, "UPDATE plans SET applied = 1 WHERE id = ?", [plan_id])
-
-
-class SqliteStore(SqliteBackend, Store):
-    """SQLite file backend (WAL; one connection per thread)."""
-
-
-class PostgresStore(PostgresBackend, Store):
-    """PostgreSQL backend (psycopg 3, one connection per thread).
-
-    ``schema`` (optional) puts the tables in their own schema, e.g. one per test run.
-    """
-
-    lock_world_sql = "SELECT seq FROM worlds WHERE id = ? FOR UPDATE"
+        conn.execute(update(t.plans).where(t.plans.c.id == plan_id).values(applied=1))
 
 
 def default_store_url() -> str:
@@ -442,7 +393,4 @@ def default_store_url() -> str:
 def open_store(url: str | None = None) -> Store:
     """A store by URL: ``postgresql://...`` (``?schema=name`` for a schema of its own),
     ``sqlite:///path`` or a plain file path (default ``~/.qmtl/world.db``)."""
-    kind, target, schema = parse_db_url(url or default_store_url())
-    if kind == "postgresql":
-        return PostgresStore(target, schema=schema)
-    return SqliteStore(target)
+    return Store(url or default_store_url())

@@ -1,0 +1,1 @@
+"""The order store's schema revisions, oldest first."""

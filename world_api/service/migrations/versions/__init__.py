@@ -1,0 +1,1 @@
+"""The world store's schema revisions, oldest first."""

@@ -1,0 +1,107 @@
+"""The world store's tables (SQLAlchemy Core), as the latest migration leaves them.
+
+The schema itself is made by the Alembic scripts in ``migrations/``; a test checks that they
+agree with these definitions.
+
+>>> sorted(metadata.tables)[:3]
+['audit', 'events', 'metric_keys']
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    DOUBLE_PRECISION,
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    text,
+)
+
+metadata = MetaData()
+
+worlds = Table(
+    "worlds",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("capital", DOUBLE_PRECISION, nullable=False),
+    Column("mode", Text, nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False, server_default=text("0")),
+    Column("policy_version", Integer, nullable=False, server_default=text("0")),
+)
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("world", Text, primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("body", Text, nullable=False),
+    Column("created", BigInteger, nullable=False),
+)
+
+strategy_state = Table(
+    "strategy_state",
+    metadata,
+    Column("world", Text, primary_key=True),
+    Column("strategy_id", Text, primary_key=True),
+    Column("state", Text, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("world", Text, primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("strategy_id", Text, nullable=False),
+    Column("active", Integer, nullable=False),
+    Column("weight", DOUBLE_PRECISION, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("policy_version", Integer, nullable=False),
+)
+
+metric_keys = Table(
+    "metric_keys",
+    metadata,
+    Column("world", Text, primary_key=True),
+    Column("strategy_id", Text, primary_key=True),
+    Column("run_id", Text, primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("hash", Text, primary_key=True),
+    Column("role", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("created", BigInteger, nullable=False),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("world", Text),
+    Column("ts", BigInteger, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("request_id", Text, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("world", Text, nullable=False),
+    Column("base_seq", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("applied", Integer, nullable=False, server_default=text("0")),
+)
