@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from connectors.live.orders import open_order_store
+from connectors.live.order_store import open_order_store
 from connectors.live.world_link import (
     ActivationSubscriber,
     MetricsPoster,
