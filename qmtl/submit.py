@@ -45,6 +45,9 @@ from qmtl.result import ParamValue
 from qmtl.runner import backtest, make_strategy
 from qmtl.sources import DataSource
 from qmtl.strategy import Strategy, default_strategy_id
+from world_api import client as world_client
+from world_api.domain import evaluator
+from world_api.domain import policy as world_policy
 
 if TYPE_CHECKING:
     from world_api.domain.policy import Policy
@@ -114,10 +117,6 @@ class HttpWorld:
     """
 
     def __init__(self, world: str, url: str, token: str | None = None, timeout: float = 30) -> None:
-        # imported here, not at the top: world_api imports qmtl.core, and the qmtl package
-        # imports this module, so `import world_api.client` first would be a cycle
-        from world_api import client as world_client
-
         self._errors = world_client.WorldServiceError
         self.world = world
         self._client = world_client.WorldServiceClient(url, token, timeout)
@@ -158,10 +157,6 @@ class LocalWorld:
     """
 
     def __init__(self, policy: Any, capital: float = 1_000_000.0) -> None:
-        # imported here for the same reason as in HttpWorld (an import cycle through qmtl)
-        from world_api.domain import evaluator
-        from world_api.domain import policy as world_policy
-
         self.capital = capital
         p = (policy if isinstance(policy, world_policy.Policy)
              else world_policy.parse_policy(policy or "{}"))

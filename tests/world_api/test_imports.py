@@ -1,5 +1,6 @@
-"""Each layer of world_api imports on its own, first thing in a fresh interpreter (the qmtl
-package imports qmtl.submit, which must not import world_api back at import time)."""
+"""Each layer of world_api imports on its own, first thing in a fresh interpreter (world_api
+imports qmtl.core, which runs the qmtl package first: the package must not import anything
+that imports world_api back at import time; ``qmtl.submit`` is loaded on first use)."""
 
 from __future__ import annotations
 
