@@ -109,8 +109,9 @@ def run(
     policy: Annotated[str | None, typer.Option(
         help="Live without --url: policy file of the embedded world.",
         rich_help_panel="Live")] = None,
-    strategy_id: Annotated[str | None, typer.Option("--id", help="Live: strategy id (class "
-                           "name).", rich_help_panel="Live")] = None,
+    strategy_id: Annotated[str | None, typer.Option("--id", help="Live: strategy id (default: "
+                           "the class name and any changed parameters, as submit derives it).",
+                           rich_help_panel="Live")] = None,
 ) -> None:
     """Run a strategy: replay history through it, or run the same graph live.
 

@@ -53,7 +53,7 @@ from qmtl.live.handoff import gap_filler, hand_off, open_feed
 from qmtl.live.options import LiveError, LiveOptions, LiveResult
 from qmtl.live.report import RunReport
 from qmtl.runner import make_strategy, to_spec
-from qmtl.strategy import Strategy
+from qmtl.strategy import Strategy, default_strategy_id
 
 log = logging.getLogger("qmtl.live")
 
@@ -176,7 +176,7 @@ def run_live(
     universe = list(o.symbols or s.symbols)
     if not universe:
         raise LiveError(f"{s.name} has no symbols: set `symbols = [...]` or pass --symbols")
-    sid = o.strategy_id or s.name
+    sid = o.strategy_id or default_strategy_id(s)
     spec = to_spec(s, universe, o.periods_per_year, key=sid)
     lookback = Program({sid: spec.weight}).lookback
     n_warm = o.warmup if o.warmup is not None else lookback + 1

@@ -38,6 +38,18 @@ def test_a_paper_run_with_nothing_else_started(tmp_path):
     assert (out / "local-world.db").is_file() and (out / "orders.db").is_file()
 
 
+def test_a_live_run_takes_the_strategy_id_submit_would(tmp_path):
+    """`-p fast=5` live is the strategy `qmtl submit -p fast=5` put in the world, not a
+    second one under the bare class name the world would never activate."""
+    data = demo(tmp_path)
+    out = tmp_path / "run"
+    got = runner.invoke(app, [
+        "run", "--mode", "live", str(EXAMPLES / "sma_cross.py"), "--paper", "--data", str(data),
+        "--speed", "max", "--max-bars", "10", "--out", str(out), "-p", "fast=5"])
+    assert got.exit_code == 0, got.output
+    assert json.loads((out / "metrics.json").read_text())["strategy"] == "SmaCross-fast=5"
+
+
 def test_live_without_paper_needs_a_broker(tmp_path):
     got = runner.invoke(app, ["run", "--mode", "live", str(EXAMPLES / "sma_cross.py"),
                               "--data", str(tmp_path)])
