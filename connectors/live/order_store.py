@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
+from sqlalchemy import Row, bindparam, func, insert, select, update
 
 from connectors.live import order_tables as t
 from qmtl.core.contracts import Fill, MetricsUpdate, OrderIntent, order_key
-from qmtl.core.db import Database, DatabaseUnavailable
+from qmtl.core.db import Database, DatabaseUnavailable, MigratedStore
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version_orders"
@@ -103,13 +102,13 @@ def _outbox(table: str) -> tuple[Any, Any]:
     return _OUTBOX[table]
 
 
-class OrderStore:
+class OrderStore(MigratedStore):
     """Orders, fills, positions and queued MetricsUpdates on the database ``url`` names
     (see the module docstring and :func:`open_order_store`)."""
 
     def __init__(self, url: str) -> None:
-        self.db = Database(url, unavailable=OrderStoreUnavailable, what="order store")
-        self.url = self.db.url
+        db = Database(url, unavailable=OrderStoreUnavailable, what="order store")
+        super().__init__(db, MIGRATIONS, VERSION_TABLE)
         # RETURNING says whether the row went in (a key stored already returns nothing)
         self._add_order = (self.db.insert(t.orders)
                            .on_conflict_do_nothing(index_elements=["key"]).returning(_o.id))
@@ -119,20 +118,6 @@ class OrderStore:
         self._hold = hold.on_conflict_do_update(
             index_elements=["world", "strategy_id", "symbol"], set_={"qty": hold.excluded.qty}
         )
-        try:
-            self.db.migrate(MIGRATIONS, VERSION_TABLE)
-        except BaseException:
-            self.db.close()
-            raise
-
-    def transaction(self) -> AbstractContextManager[Connection]:
-        """A connection inside one transaction (committed on success, rolled back on
-        error)."""
-        return self.db.transaction()
-
-    def close(self) -> None:
-        """Release the connections."""
-        self.db.close()
 
     def record(self, intents: Iterable[OrderIntent]) -> list[OrderIntent]:
         """Store each order under its key, in one transaction; return those that are new."""

@@ -26,7 +26,7 @@ import sqlite3
 import threading
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -280,6 +280,41 @@ class Database:
         reconnects)."""
         self._drop_connection()
         self.engine.dispose()
+
+
+class MigratedStore:
+    """The base of a store on one :class:`Database` whose tables its own Alembic history
+    (``migrations``, recorded in ``version_table``) keeps current: opening it migrates the
+    schema, and a failed migration closes the connections it opened.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> db = Database(str(Path(tempfile.mkdtemp()) / "x.db"), what="example store")
+    >>> class Empty(MigratedStore):
+    ...     pass
+    >>> Empty(db, Path("no-such-folder"), "alembic_version_x")
+    Traceback (most recent call last):
+    ...
+    alembic.util.exc.CommandError: Path doesn't exist: no-such-folder. ...
+    """
+
+    def __init__(self, db: Database, migrations: Path, version_table: str) -> None:
+        self.db = db
+        self.url = db.url
+        try:
+            db.migrate(migrations, version_table)
+        except BaseException:
+            db.close()
+            raise
+
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """A connection inside one transaction (committed on success, rolled back on
+        error)."""
+        return self.db.transaction()
+
+    def close(self) -> None:
+        """Release the connections."""
+        self.db.close()
 
 
 def head_revision(directory: Path) -> str | None:

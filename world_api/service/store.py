@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,7 +28,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Connection, bindparam, insert, literal, select, update
 
 from qmtl.core.contracts import ActivationEvent
-from qmtl.core.db import Database, IntegrityError
+from qmtl.core.db import Database, IntegrityError, MigratedStore
 from qmtl.core.errors import QmtlError
 from world_api.domain.evaluator import Change, WorldEngine
 from world_api.domain.policy import Policy
@@ -100,31 +99,17 @@ _STATES = select(t.strategy_state.c.strategy_id, t.strategy_state.c.state).where
     t.strategy_state.c.world == bindparam("world"))
 
 
-class Store:
+class Store(MigratedStore):
     """The world store on the database ``url`` names (see :func:`open_store`); opening it
     brings the schema to the latest migration."""
 
     def __init__(self, url: str) -> None:
-        self.db = Database(url, unavailable=StoreUnavailable, what="world store")
-        self.url = self.db.url
+        db = Database(url, unavailable=StoreUnavailable, what="world store")
+        super().__init__(db, MIGRATIONS, VERSION_TABLE)
         upsert = self.db.insert(t.strategy_state)
         self._put_states = upsert.on_conflict_do_update(
             index_elements=["world", "strategy_id"], set_={"state": upsert.excluded.state}
         )
-        try:
-            self.db.migrate(MIGRATIONS, VERSION_TABLE)
-        except BaseException:
-            self.db.close()
-            raise
-
-    def transaction(self) -> AbstractContextManager[Connection]:
-        """A connection inside one transaction (committed on success, rolled back on
-        error)."""
-        return self.db.transaction()
-
-    def close(self) -> None:
-        """Release the connections."""
-        self.db.close()
 
     # -- worlds and policies -----------------------------------------------------------------
     def create_world(self, info: WorldInfo, actor: str = "system", request_id: str = "") -> None:
