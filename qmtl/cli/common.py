@@ -16,7 +16,7 @@ import contextlib
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -29,10 +29,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from connectors.data.seamless import SeamlessDataProvider
 from qmtl.core.errors import QmtlError
 from qmtl.loader import load_strategy
 from qmtl.strategy import Strategy
+
+if TYPE_CHECKING:
+    from connectors.data.seamless import SeamlessDataProvider
 
 console = Console()
 err_console = Console(stderr=True)
@@ -241,6 +243,9 @@ def make_provider(
     ...
     qmtl.cli.common.UsageError: ...nowhere:x...
     """
+    # the data layer loads when a command reads data (see qmtl.cli)
+    from connectors.data.seamless import SeamlessDataProvider
+
     try:
         return SeamlessDataProvider.from_env(
             data, origin=origin, questdb=questdb,
@@ -255,7 +260,7 @@ def make_provider(
 def print_notes(provider: SeamlessDataProvider) -> None:
     """What the provider fetched and noticed, on stderr (one line each).
 
-    >>> print_notes(SeamlessDataProvider.from_env("/tmp/nowhere"))  # nothing fetched yet
+    >>> print_notes(make_provider(None))  # nothing fetched yet
     """
     for fetch in provider.fetches:
         err_console.print(f"fetched {fetch}", highlight=False, soft_wrap=True)

@@ -34,9 +34,6 @@ from qmtl.cli.common import (
     print_notes,
     progress_bar,
 )
-from qmtl.cli.live import run_live_command
-from qmtl.live import LiveOptions
-from qmtl.runner import backtest, make_strategy
 
 
 def run(
@@ -123,6 +120,11 @@ def run(
     configured. A mistake in the strategy's code is reported with its file and line;
     `--debug` shows the traceback.
     """
+    # the engine loads when a command runs (see qmtl.cli): `qmtl --help` starts in a second
+    from qmtl.cli.live import run_live_command
+    from qmtl.live import LiveOptions
+    from qmtl.runner import backtest, make_strategy
+
     if mode not in ("backtest", "live"):
         raise fail(f"--mode must be 'backtest' or 'live', got {mode!r}")
     if mode == "live":

@@ -31,8 +31,6 @@ from qmtl.cli.common import (
     progress_bar,
 )
 from qmtl.core.contracts import SubmitResult
-from qmtl.runner import make_strategy
-from qmtl.submit import submit as do_submit
 
 
 def submit(
@@ -63,6 +61,10 @@ def submit(
     digits and `_.+-`), so submitting other parameters adds an entry rather than replacing
     one. `--dry-run` applies the world's policy locally and sends nothing.
     """
+    # the engine loads when a command runs (see qmtl.cli): `qmtl --help` starts in a second
+    from qmtl.runner import make_strategy
+    from qmtl.submit import submit as do_submit
+
     with errors_as_exit(debug):
         cls, params, universe = load_target(target, param, symbols)
         with progress_bar() as progress:

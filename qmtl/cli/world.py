@@ -15,16 +15,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 from rich.table import Table
 
 from qmtl.cli.common import DebugOpt, console, errors_as_exit, fail
 from qmtl.core.contracts import ActivationEvent
 from world_api.client import DEFAULT_URL, WorldServiceClient, WorldServiceError
 from world_api.domain.policy import PolicyError, parse_policy
-from world_api.service.app import create_app
-from world_api.service.auth import create_token
-from world_api.service.store import StoreError, open_store
 
 world_app = typer.Typer(
     help="The WorldService: serve, tokens, worlds, status.", no_args_is_help=True
@@ -65,6 +61,12 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the WorldService over HTTP (uvicorn)."""
+    # the service loads when a command runs (see qmtl.cli): `qmtl --help` starts in a second
+    import uvicorn
+
+    from world_api.service.app import create_app
+    from world_api.service.store import StoreError
+
     try:
         app = create_app(store, insecure_dev=insecure_dev, kafka_brokers=kafka_brokers)
     except StoreError as exc:
@@ -86,6 +88,10 @@ def token_create(
     store: StoreOption = None,
 ) -> None:
     """Create a token; prints it once (only its hash is stored)."""
+    # the store loads when a command runs (see qmtl.cli): `qmtl --help` starts in a second
+    from world_api.service.auth import create_token
+    from world_api.service.store import StoreError, open_store
+
     try:
         token = create_token(open_store(store), role, name)
     except (ValueError, StoreError) as exc:
