@@ -95,6 +95,10 @@ _EVENTS_AFTER = (
     .order_by(_e.seq)
     .limit(bindparam("limit"))
 )
+_FLAG_PLAN = (update(t.plans)
+              .where(t.plans.c.id == bindparam("plan"),
+                     t.plans.c.world == bindparam("plan_world"), t.plans.c.applied == 0)
+              .values(applied=1))
 _STATES = select(t.strategy_state.c.strategy_id, t.strategy_state.c.state).where(
     t.strategy_state.c.world == bindparam("world"))
 
@@ -187,11 +191,15 @@ class Store(MigratedStore):
         action: str = "",
         detail: dict[str, Any] | None = None,
         request_id: str = "",
+        plan: str | None = None,
     ) -> list[ActivationEvent]:
         """Write one change of a world in one transaction; return its events (with seqs).
 
         ``keys`` are metric idempotency keys ``(strategy_id, run_id, seq)``: a key already
         stored raises Conflict and nothing is written. ``policy`` stores a new version.
+        ``plan`` is the id of the plan this change applies: it is flagged applied in the same
+        transaction, under the world's lock, and a plan applied already (or unknown) raises
+        Conflict with nothing written, so concurrent applies of one plan succeed once.
         """
         now = _now_ns()
         try:
@@ -200,6 +208,10 @@ class Store(MigratedStore):
                 if seq is None:
                     raise NotFound(f"unknown world {world!r}")
                 seq = int(seq)
+                if plan is not None:
+                    flagged = conn.execute(_FLAG_PLAN, {"plan_world": world, "plan": plan})
+                    if flagged.rowcount != 1:
+                        raise Conflict(f"plan {plan!r} was already applied")
                 if keys:
                     conn.execute(_ADD_KEYS, [
                         {"world": world, "strategy_id": sid, "run_id": run, "seq": s}
@@ -360,10 +372,6 @@ class Store(MigratedStore):
         if row is None:
             raise NotFound(f"unknown plan {plan_id!r} for world {world!r}")
         return int(row[0]), json.loads(row[1]), bool(row[2])
-
-    def mark_plan_applied(self, conn: Connection, plan_id: str) -> None:
-        """Flag a plan as applied (inside the apply transaction)."""
-        conn.execute(update(t.plans).where(t.plans.c.id == plan_id).values(applied=1))
 
 
 def default_store_url() -> str:

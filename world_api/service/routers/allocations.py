@@ -70,7 +70,7 @@ def apply(world: str, req: ApplyRequest, svc: ServiceDep, who: OperatorDep) -> d
     """Apply a plan's proposed weights (with ``overrides``); 409 when it was applied
     already or the world changed since, 422 for a weight out of bounds."""
     base_seq, body, applied = svc.store.get_plan(world, req.plan_id)
-    if applied:
+    if applied:  # a quick answer; the commit checks again atomically
         raise HTTPError(409, f"plan {req.plan_id!r} was already applied")
 
     def change(engine: WorldEngine) -> tuple[list[Change], dict[str, Any]]:
@@ -98,9 +98,8 @@ def apply(world: str, req: ApplyRequest, svc: ServiceDep, who: OperatorDep) -> d
             "action": "apply",
             "detail": detail,
             "request_id": who.request_id,
+            "plan": req.plan_id,  # flagged applied in the commit's transaction, or 409
         }
 
     events = svc.write(world, change)
-    with svc.store.transaction() as cur:
-        svc.store.mark_plan_applied(cur, req.plan_id)
     return {"world": world, "plan_id": req.plan_id, "events": [e.model_dump() for e in events]}
