@@ -51,6 +51,9 @@ from qmtl.core.errors import QmtlError
 
 MANIFEST = "_manifest.json"
 """The manifest's file name in a (symbol, interval) folder."""
+MANIFEST_TMP = ".manifest."
+"""Prefix of the manifest's temporary (``.manifest.<random>.tmp``) before its rename; one
+left by a writer killed before the rename goes with the next commit."""
 LEGACY = "bars.parquet"
 """The one file per folder of catalogs written before parts (read, upgraded on write)."""
 FORMAT = 1
@@ -214,7 +217,9 @@ def commit(folder: Path, table: pa.Table, coverage: list[tuple[int, int]], keep:
     """Write ``table`` (bars after every kept part's, sorted) as new parts of at most
     ``part_rows`` rows after the ``keep`` parts, then the manifest listing them with
     ``coverage``, atomically; then delete what ``old`` listed and no longer is, a legacy file
-    and parts no manifest lists (left by a writer that died before its commit). On failure
+    and parts and temporaries no manifest lists (left by a writer killed before its commit or
+    between writing the manifest's temporary and renaming it). Each part and the manifest are
+    fsynced, and so is the folder, before the rename that makes them visible. On failure
     before the manifest is replaced, the new parts are removed and the folder is as it was.
     The caller holds the folder's lock."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -228,11 +233,13 @@ def commit(folder: Path, table: pa.Table, coverage: list[tuple[int, int]], keep:
             tmp = folder / f".{name}.tmp"
             written.append(tmp)
             pq.write_table(chunk, tmp, row_group_size=row_group, **WRITE_OPTIONS)
+            _fsync(tmp)  # the bars reach the disk before any name points at them
             os.replace(tmp, folder / name)
             written[-1] = folder / name
             ts = chunk.column("ts")
             parts.append(Part(name, int(ts[0].as_py()), int(ts[-1].as_py()), chunk.num_rows))
         manifest = Manifest(parts, list(coverage))
+        _fsync(folder)  # the parts' names are durable before the manifest lists them
         _write_manifest(folder, manifest)
     except BaseException:
         for path in written:
@@ -244,6 +251,7 @@ def commit(folder: Path, table: pa.Table, coverage: list[tuple[int, int]], keep:
     stale = {LEGACY, *(p.file for p in old.parts)} if old is not None else {LEGACY}
     stale.update(f.name for f in folder.glob("part-*.parquet"))
     stale.update(f.name for f in folder.glob(".part-*.tmp"))
+    stale.update(f.name for f in folder.glob(f"{MANIFEST_TMP}*.tmp"))
     for name in stale - listed:
         (folder / name).unlink(missing_ok=True)
     return manifest
@@ -253,14 +261,29 @@ def _write_manifest(folder: Path, manifest: Manifest) -> None:
     doc = {"format": FORMAT, "coverage": [list(r) for r in manifest.coverage],
            "parts": [{"file": p.file, "first": p.first, "last": p.last, "rows": p.rows}
                      for p in manifest.parts]}
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".manifest.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=MANIFEST_TMP, suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(doc, fh, separators=(",", ":"))
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, folder / MANIFEST)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync(folder)  # the commit itself (the manifest's new name) is durable
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's or a folder's content to the disk (a folder: the names it holds).
+
+    >>> _fsync(Path(tempfile.gettempdir()))
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def ts_bounds(ts: np.ndarray, start: int | None, end: int | None) -> tuple[int, int]:

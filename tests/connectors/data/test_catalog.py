@@ -251,3 +251,17 @@ def test_the_lock_serializes_threads_and_is_reentrant(tmp_path):
         t.join()
     assert most[0] == 1
     assert (cat.folder("A", "1m") / ".lock").exists()
+
+
+def test_temporaries_left_by_a_writer_killed_late_go_with_the_next_write(long_catalog):
+    """A writer killed after writing the manifest's temporary, before its rename, leaves
+    ``.manifest.<random>.tmp`` (and maybe a part's temporary): the next write removes them."""
+    cat = long_catalog
+    folder = cat.folder("A", "1m")
+    (folder / ".manifest.k1ll3d.tmp").write_text('{"format": 1, "coverage": [], "parts": []}')
+    (folder / ".part-dead-000.parquet.tmp").write_bytes(b"half")
+    assert len(cat.read("A", "1m")["ts"]) == 5_050  # the temporaries are not read
+    cat.write("A", "1m", generate_bars(10, interval="1m", seed=3), replace=True)
+    names = {p.name for p in folder.iterdir()}
+    assert names == {p.name for p in cat.parts("A", "1m")} | {"_manifest.json", ".lock"}
+    assert len(cat.read("A", "1m")["ts"]) == 10
