@@ -291,9 +291,41 @@ class WorldServiceClient:
         body = {"plan_id": plan_id, "overrides": overrides or {}}
         return self.call("POST", f"/worlds/{world}/allocations/apply", json=body)
 
-    def audit(self, world: str) -> list[dict[str, Any]]:
-        """The world's audit log."""
-        return self.call("GET", f"/worlds/{world}/audit")
+    def audit(
+        self,
+        world: str,
+        *,
+        limit: int | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The world's audit rows, newest first, following the service's pages until
+        ``limit`` rows (None: all); ``actor``/``action`` (exact) and ``since``/``until``
+        (epoch ns, inclusive) filter them on the service."""
+        params: dict[str, Any] = {k: v for k, v in (
+            ("actor", actor), ("action", action), ("since", since), ("until", until))
+            if v is not None}
+        rows: list[dict[str, Any]] = []
+        path = f"/worlds/{world}/audit"
+        while limit is None or len(rows) < limit:
+            if limit is not None:
+                params["limit"] = min(limit - len(rows), 1000)
+            try:
+                r = self.http.get(path, params=params)
+            except httpx.HTTPError as exc:
+                raise UnavailableError(
+                    f"cannot reach the world service at {self.url}: {exc}"
+                ) from None
+            if r.status_code >= 400:
+                raise error_for(r.status_code, f"GET {path}", _detail(r))
+            rows.extend(r.json())
+            cursor = r.headers.get("X-Next-Cursor")
+            if cursor is None:
+                break
+            params["before"] = cursor
+        return rows
 
     # -- events ------------------------------------------------------------------------------
     def events(

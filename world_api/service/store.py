@@ -330,24 +330,49 @@ class Store(MigratedStore):
         with self.transaction() as conn:
             self._audit(conn, world, actor, action, detail, request_id)
 
-    def audit_log(self, world: str, limit: int = 1000) -> list[dict[str, Any]]:
-        """The world's audit rows, oldest first."""
+    def audit_log(
+        self,
+        world: str,
+        limit: int = 1000,
+        *,
+        newest_first: bool = False,
+        before: int | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The world's audit rows (oldest first, or ``newest_first``), at most ``limit``.
+
+        Each row carries its ``id``, increasing with time: ``before`` keeps rows with a
+        smaller id (the cursor of the next page of a newest-first listing is the last row's
+        id). ``actor``/``action`` keep rows that equal them; ``since``/``until`` keep rows
+        with ``since <= ts <= until`` (epoch ns).
+        """
         a = t.audit.c
-        query = (
-            select(a.ts, a.actor, a.action, a.detail, a.request_id)
-            .where(a.world == world)
-            .order_by(a.id)
-            .limit(limit)
-        )
+        query = select(a.id, a.ts, a.actor, a.action, a.detail, a.request_id).where(
+            a.world == world)
+        if before is not None:
+            query = query.where(a.id < before)
+        if actor is not None:
+            query = query.where(a.actor == actor)
+        if action is not None:
+            query = query.where(a.action == action)
+        if since is not None:
+            query = query.where(a.ts >= since)
+        if until is not None:
+            query = query.where(a.ts <= until)
+        query = query.order_by(a.id.desc() if newest_first else a.id).limit(limit)
         with self.transaction() as conn:
             rows = conn.execute(query).all()
         return [
             {
-                "ts": r[0],
-                "actor": r[1],
-                "action": r[2],
-                "detail": json.loads(r[3]),
-                "request_id": r[4],
+                "id": int(r[0]),
+                "ts": r[1],
+                "actor": r[2],
+                "action": r[3],
+                "detail": json.loads(r[4]),
+                "request_id": r[5],
             }
             for r in rows
         ]

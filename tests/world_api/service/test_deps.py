@@ -29,7 +29,7 @@ def test_tokens_roles_and_audit(store_url):
         assert r.status_code == 403
         assert c.post("/worlds/w1/metrics", json=update("a", 1), headers=h(dev)).status_code == 200
         assert c.get("/worlds/w1/activation", headers=h(viewer)).status_code == 200
-        audit = c.get("/worlds/w1/audit", headers=h(viewer)).json()
+        audit = c.get("/worlds/w1/audit", headers=h(viewer)).json()[::-1]  # newest first
         assert [(a["actor"], a["action"], a["request_id"]) for a in audit] == [
             ("boss", "create_world", "req-42"), ("quant", "post_metrics", "req-42")]
     store.close()

@@ -19,7 +19,7 @@ def test_plan_and_apply(client):
     assert client.get("/worlds/w1/allocations").json()["weights"] == {"a": 0.7, "b": 0.2}
     again = client.post("/worlds/w1/allocations/apply", json={"plan_id": plan["plan_id"]})
     assert again.status_code == 409
-    audit = client.get("/worlds/w1/audit").json()
+    audit = client.get("/worlds/w1/audit").json()[::-1]  # served newest first
     assert [a["action"] for a in audit][-2:] == ["plan", "apply"]
     assert audit[-1]["detail"]["overrides"] == {"a": 0.7, "b": 0.2}
 
