@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import httpx
+import pytest
 
 from tests.world_api.conftest import serve
 from world_api.service.app import MAX_BODY, create_app
@@ -37,3 +38,31 @@ def test_chunked_body_over_the_limit_is_refused(tmp_path):
         assert big.status_code == 413, big.text
         assert c.get("/worlds/w1/policy").json()["version"] == 1
     app.state.service.store.close()
+
+
+@pytest.fixture
+def server(tmp_path) -> Iterator[httpx.Client]:
+    """A real uvicorn server (headers go over the wire as bytes) with world ``w1``."""
+    app = create_app(str(tmp_path / "w.db"), insecure_dev=True)
+    with serve(app) as base, httpx.Client(base_url=base, timeout=30) as c:
+        assert c.post("/worlds", json={"id": "w1"}).status_code == 201
+        yield c
+    app.state.service.store.close()
+
+
+@pytest.mark.parametrize("header", [b"\xb2", b"9223372036854775808", b"-1", b"1e3"])
+def test_bad_last_event_id_is_422(server, header):
+    r = server.get("/worlds/w1/events", params={"once": 1}, headers={"Last-Event-ID": header})
+    assert r.status_code == 422, r.text
+    assert "Last-Event-ID" in r.json()["detail"]
+    ok = server.get("/worlds/w1/events", params={"once": 1},
+                    headers={"Last-Event-ID": str(2**63 - 1)})
+    assert ok.status_code == 200
+
+
+def test_after_beyond_int64_is_422(client):
+    r = client.get("/worlds/w1/events", params={"once": 1, "after": 2**63})
+    assert r.status_code == 422, r.text
+    assert "after" in r.json()["detail"]
+    ok = client.get("/worlds/w1/events", params={"once": 1, "after": 2**63 - 1})
+    assert ok.status_code == 200
