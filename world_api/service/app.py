@@ -80,6 +80,45 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+class CatchUnexpected:
+    """ASGI middleware that answers an error no handler knows with a JSON 500
+    ``{"detail": "internal error (request <id>)"}`` and logs it, instead of letting it reach
+    the server: uvicorn closes a connection whose app raised, so the client's next request
+    on that kept-alive connection was reset. Once a response has started, the error is
+    raised on (the response is cut short, so the connection cannot be reused).
+
+    >>> CatchUnexpected(create_app).app is create_app
+    True
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            if started:
+                raise
+            rid = scope.get("state", {}).get("request_id") or uuid.uuid4().hex
+            log.exception("unexpected error in %s %s (request %s)",
+                          scope.get("method"), scope.get("path"), rid)
+            response = error_response(500, f"internal error (request {rid})")
+            response.headers["X-Request-ID"] = rid
+            await response(scope, receive, send)
+
+
 def create_app(
     store: str | Store | None = None,
     *,
@@ -110,6 +149,7 @@ def create_app(
     # its 413 reaches the error handlers as is (not wrapped by _limits' task group)
     app.add_middleware(BodyLimit, limit=MAX_BODY)
     app.middleware("http")(_limits)
+    app.add_middleware(CatchUnexpected)
     for router in ROUTERS:
         app.include_router(router)
     return app

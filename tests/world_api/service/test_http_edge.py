@@ -10,6 +10,7 @@ import pytest
 
 from tests.world_api.conftest import serve
 from world_api.service.app import MAX_BODY, create_app
+from world_api.service.store import Store, WorldInfo, open_store
 
 
 def _chunks(total: int, size: int = 64 * 1024) -> Iterator[bytes]:
@@ -66,3 +67,29 @@ def test_after_beyond_int64_is_422(client):
     assert "after" in r.json()["detail"]
     ok = client.get("/worlds/w1/events", params={"once": 1, "after": 2**63 - 1})
     assert ok.status_code == 200
+
+
+class _BrokenStore(Store):
+    """A real store whose world lookups fail with an error no handler knows."""
+
+    def get_world(self, world: str) -> WorldInfo:
+        if world == "boom":
+            raise RuntimeError("disk on fire")
+        return super().get_world(world)
+
+
+def test_a_500_does_not_poison_the_kept_alive_connection(tmp_path):
+    open_store(str(tmp_path / "w.db")).close()  # migrate once
+    store = _BrokenStore(str(tmp_path / "w.db"))
+    app = create_app(store, insecure_dev=True)
+    with serve(app) as base, httpx.Client(base_url=base, timeout=30) as c:
+        assert c.post("/worlds", json={"id": "w1"}).status_code == 201
+        bad = c.get("/worlds/boom")
+        assert bad.status_code == 500
+        rid = bad.headers["X-Request-ID"]
+        assert bad.json() == {"detail": f"internal error (request {rid})"}
+        assert "disk on fire" not in bad.text
+        for _ in range(3):
+            r = c.get("/worlds/w1")
+            assert r.status_code == 200, r.text
+    store.close()
