@@ -23,8 +23,9 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from world_api.service.errors import add_error_handlers, error_response
+from world_api.service.errors import BodyTooLarge, add_error_handlers, error_response
 from world_api.service.kafka_relay import KafkaRelay
 from world_api.service.routers import ROUTERS
 from world_api.service.state import WorldService
@@ -47,6 +48,75 @@ async def _limits(request: Request, call_next: Handler) -> Response:
     response = await call_next(request)
     response.headers["X-Request-ID"] = request.state.request_id
     return response
+
+
+class BodyLimit:
+    """ASGI middleware that counts a request's body bytes as they arrive and raises
+    :class:`BodyTooLarge` (413) once they pass ``limit``: a chunked body has no
+    Content-Length to check up front, so it is cut off here instead of being read whole.
+
+    >>> BodyLimit(create_app, limit=10).limit
+    10
+    """
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BodyTooLarge(self.limit)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+class CatchUnexpected:
+    """ASGI middleware that answers an error no handler knows with a JSON 500
+    ``{"detail": "internal error (request <id>)"}`` and logs it, instead of letting it reach
+    the server: uvicorn closes a connection whose app raised, so the client's next request
+    on that kept-alive connection was reset. Once a response has started, the error is
+    raised on (the response is cut short, so the connection cannot be reused).
+
+    >>> CatchUnexpected(create_app).app is create_app
+    True
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            if started:
+                raise
+            rid = scope.get("state", {}).get("request_id") or uuid.uuid4().hex
+            log.exception("unexpected error in %s %s (request %s)",
+                          scope.get("method"), scope.get("path"), rid)
+            response = error_response(500, f"internal error (request {rid})")
+            response.headers["X-Request-ID"] = rid
+            await response(scope, receive, send)
 
 
 def create_app(
@@ -75,7 +145,11 @@ def create_app(
     if insecure_dev:
         log.warning("insecure dev mode: no tokens are checked; every caller acts as 'dev'")
     add_error_handlers(app)
+    # BodyLimit goes inside _limits: the body is read through it by the endpoint itself, so
+    # its 413 reaches the error handlers as is (not wrapped by _limits' task group)
+    app.add_middleware(BodyLimit, limit=MAX_BODY)
     app.middleware("http")(_limits)
+    app.add_middleware(CatchUnexpected)
     for router in ROUTERS:
         app.include_router(router)
     return app

@@ -4,6 +4,7 @@ with the status that says whose fault it was.
 - :class:`HTTPError`: raised by endpoints with their own status;
 - the store's :class:`NotFound` (404), :class:`Conflict` (409) and
   :class:`StoreUnavailable` (503, and nothing was written);
+- :class:`BodyTooLarge`: a body over the size limit, also one sent chunked (413);
 - an invalid policy (422) and a request that does not validate (422, one readable line).
 
 >>> describe([{"loc": ("body", "id"), "msg": "String should match pattern"}])
@@ -17,6 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qmtl.core.errors import QmtlError
 from world_api.domain.policy import PolicyError
@@ -33,6 +35,21 @@ class HTTPError(QmtlError):
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
         self.status, self.detail = status, detail
+
+
+class BodyTooLarge(QmtlError, StarletteHTTPException):
+    """A request body that went over the size limit while it was being read (also one sent
+    chunked, with no Content-Length to check up front): 413. It is a Starlette HTTP
+    exception so that FastAPI's body parsing passes it on instead of making it a 400.
+
+    >>> BodyTooLarge(1024).status_code, BodyTooLarge(1024).detail
+    (413, 'request body exceeds the limit of 1024 bytes')
+    """
+
+    def __init__(self, limit: int) -> None:
+        StarletteHTTPException.__init__(
+            self, 413, f"request body exceeds the limit of {limit} bytes"
+        )
 
 
 def error_response(status: int, detail: str) -> JSONResponse:
@@ -57,6 +74,11 @@ def describe(errors: Any) -> str:
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPError)
     return error_response(exc.status, exc.detail)
+
+
+async def _body_too_large(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BodyTooLarge)
+    return error_response(413, exc.detail)
 
 
 async def _not_found(_: Request, exc: Exception) -> JSONResponse:
@@ -87,6 +109,7 @@ def add_error_handlers(app: FastAPI) -> None:
     True
     """
     app.add_exception_handler(HTTPError, _http_error)
+    app.add_exception_handler(BodyTooLarge, _body_too_large)
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(Conflict, _conflict)
     app.add_exception_handler(StoreUnavailable, _unavailable)

@@ -12,6 +12,7 @@ subscribers (the order gate) know the world is there.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
@@ -23,13 +24,42 @@ from world_api.service.event_stream import SEP, activation_events, keep_alive
 
 router = APIRouter(prefix="/worlds/{world}/events", tags=["events"])
 
+MAX_SEQ = (1 << 63) - 1
+"""The largest event seq (the stores keep it as a signed 64-bit integer)."""
+
+_SEQ = re.compile(r"[0-9]+")
+
+
+def parse_last_event_id(value: str) -> int:
+    """The seq in a ``Last-Event-ID`` header: ASCII digits only, at most :data:`MAX_SEQ`;
+    anything else is an :class:`HTTPError` 422 that says so.
+
+    >>> parse_last_event_id(" 42 ")
+    42
+    >>> parse_last_event_id("\u00b2")
+    Traceback (most recent call last):
+    ...
+    world_api.service.errors.HTTPError: Last-Event-ID must be an event seq (ASCII digits), got '²'
+    >>> try:
+    ...     parse_last_event_id(str(1 << 63))
+    ... except HTTPError as e:
+    ...     print(e.status, e.detail[:35])
+    422 Last-Event-ID must be at most 92233
+    """
+    text = value.strip()
+    if not _SEQ.fullmatch(text):
+        raise HTTPError(422, f"Last-Event-ID must be an event seq (ASCII digits), got {value!r}")
+    if len(text) > 19 or int(text) > MAX_SEQ:
+        raise HTTPError(422, f"Last-Event-ID must be at most {MAX_SEQ}, got {value!r}")
+    return int(text)
+
 
 @router.get("")
 async def events(
     world: str,
     svc: ServiceDep,
     _: ViewerDep,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     once: bool = False,
     heartbeat: Annotated[float, Query(ge=0.1, le=300.0)] = 15.0,
     last_event_id: Annotated[str | None, Header()] = None,
@@ -38,9 +68,7 @@ async def events(
     await asyncio.to_thread(svc.store.get_world, world)
     start = after
     if start is None and last_event_id:
-        if not last_event_id.strip().isdigit():
-            raise HTTPError(422, f"Last-Event-ID must be an event seq, got {last_event_id!r}")
-        start = int(last_event_id)
+        start = parse_last_event_id(last_event_id)
     return EventSourceResponse(
         activation_events(svc.store, world, start or 0, once=once),
         ping=heartbeat,
