@@ -45,6 +45,9 @@ _GATE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*([-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?
 
 ALLOCATION_METHODS = ("equal", "inverse_vol", "score", "risk_parity", "hrp")
 
+MAX_DEPTH = 8
+"""How deeply a policy may nest mappings and lists (a valid one nests 3 deep)."""
+
 
 class PolicyError(QmtlError, ValueError):
     """A policy is invalid; the message names the field and the reason."""
@@ -179,6 +182,27 @@ def policy_error(exc: ValidationError) -> PolicyError:
     return PolicyError("; ".join(parts))
 
 
+def nesting_depth(data: Any) -> int:
+    """How deeply ``data`` nests mappings and lists, found without recursion.
+
+    >>> nesting_depth({"gates": {"sharpe": {"op": ">=", "value": 1}}}), nesting_depth(3)
+    (3, 0)
+    """
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if depth <= MAX_DEPTH:
+            stack.extend((c, depth + 1) for c in children)
+    return deepest
+
+
 def parse_policy(text: str | dict[str, Any]) -> Policy:
     """A :class:`Policy` from YAML or JSON text (or an already-parsed mapping).
 
@@ -187,6 +211,7 @@ def parse_policy(text: str | dict[str, Any]) -> Policy:
     ...
     world_api.domain.policy.PolicyError: gates: sharpee: unknown metric; known: total_return, ...
     """
+    too_deep = f"policy nests deeper than {MAX_DEPTH} levels of mappings and lists"
     if isinstance(text, dict):
         data: Any = text
     else:
@@ -197,10 +222,16 @@ def parse_policy(text: str | dict[str, Any]) -> Policy:
                 data = yaml.safe_load(text)
             except yaml.YAMLError as exc:
                 raise PolicyError(f"policy is neither valid JSON nor YAML: {exc}") from None
+            except RecursionError:
+                raise PolicyError(too_deep) from None
+        except RecursionError:
+            raise PolicyError(too_deep) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise PolicyError(f"policy must be a mapping, got {type(data).__name__}")
+    if nesting_depth(data) > MAX_DEPTH:
+        raise PolicyError(too_deep)
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:

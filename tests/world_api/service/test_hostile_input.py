@@ -22,3 +22,15 @@ def test_non_finite_policy_is_refused_and_not_stored(client, body):
     assert client.get("/worlds/w1").json()["policy_version"] == 1
     assert client.get("/worlds/w1/policy").status_code == 200
     assert client.put("/worlds/w1/policy", json={"top_k": 3}).json()["version"] == 2
+
+
+@pytest.mark.parametrize("body", [
+    '{"score": ' * 1000 + "1" + "}" * 1000,
+    "score: " + "[" * 500 + "]" * 500,
+    "score:\n" + "".join("  " * i + "-\n" for i in range(1, 500)),
+])
+def test_deeply_nested_policy_is_refused(client, body):
+    r = client.put("/worlds/w1/policy", content=body)
+    assert r.status_code == 422
+    assert "nests deeper" in r.json()["detail"]
+    assert client.get("/worlds/w1").json()["policy_version"] == 1
