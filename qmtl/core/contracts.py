@@ -12,11 +12,20 @@ True
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Mode = Literal["backtest", "paper", "live"]
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""The range of every integer a store holds (a signed 64-bit column)."""
+
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+"""An integer that fits a signed 64-bit store column."""
+
+NonNegInt64 = Annotated[int, Field(ge=0, le=INT64_MAX)]
+"""A non-negative integer that fits a signed 64-bit store column."""
 
 METRIC_NAMES: tuple[str, ...] = (
     "total_return",
@@ -61,10 +70,10 @@ class MetricsUpdate(_Frozen):
     world: str = Field(min_length=1, max_length=200)
     strategy_id: str = Field(min_length=1, max_length=200)
     run_id: str = Field(min_length=1, max_length=200)
-    seq: int = Field(ge=0)
+    seq: NonNegInt64
     mode: Mode
-    as_of: int
-    n_bars: int = Field(ge=0)
+    as_of: Int64
+    n_bars: NonNegInt64
     metrics: dict[str, float]
     returns: list[float] = Field(default_factory=list)
     fingerprint: str | None = None
@@ -95,13 +104,13 @@ class ActivationEvent(_Frozen):
     """
 
     world: str
-    seq: int = Field(ge=0)
-    ts: int
+    seq: NonNegInt64
+    ts: Int64
     strategy_id: str
     active: bool
     weight: float = Field(ge=0.0, le=1.0)
     reason: str
-    policy_version: int = Field(ge=0)
+    policy_version: NonNegInt64
 
 
 class OrderIntent(_Frozen):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.world_api.service.conftest import update
+
 NON_FINITE = [
     "hysteresis: {margin: .inf}",
     'gates: {sharpe: ">= 1e999"}',
@@ -34,3 +36,16 @@ def test_deeply_nested_policy_is_refused(client, body):
     assert r.status_code == 422
     assert "nests deeper" in r.json()["detail"]
     assert client.get("/worlds/w1").json()["policy_version"] == 1
+
+
+@pytest.mark.parametrize("seq", [2**63, 10**30])
+def test_seq_past_int64_is_refused(client, seq):
+    r = client.post("/worlds/w1/metrics", json={**update("s1", seq), "as_of": 1})
+    assert r.status_code == 422
+    assert r.json()["detail"] == "seq: Input should be less than or equal to 9223372036854775807"
+    batch = [update("s1", 1), {**update("s1", 2), "n_bars": seq}]
+    r = client.post("/worlds/w1/metrics", json=batch)
+    assert r.status_code == 422 and r.json()["detail"].startswith("1.n_bars: ")
+    assert client.post("/worlds/w1/metrics", json=update("s1", 2**63 - 1)).status_code == 200
+    r = client.get("/worlds/w1/policy", params={"version": seq})
+    assert r.status_code == 422 and "version" in r.json()["detail"]

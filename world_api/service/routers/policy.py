@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
+from qmtl.core.contracts import INT64_MAX
 from world_api.domain.evaluator import Change, WorldEngine
 from world_api.domain.policy import parse_policy
 from world_api.service.deps import OperatorDep, ServiceDep, StoreDep, ViewerDep
@@ -47,7 +48,7 @@ def get_policy(
     world: str,
     store: StoreDep,
     _: ViewerDep,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
 ) -> dict[str, Any]:
     """The current policy, or ``?version=``."""
     v, policy = store.get_policy(world, version)
