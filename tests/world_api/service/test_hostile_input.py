@@ -26,6 +26,19 @@ def test_non_finite_policy_is_refused_and_not_stored(client, body):
     assert client.put("/worlds/w1/policy", json={"top_k": 3}).json()["version"] == 2
 
 
+@pytest.mark.parametrize("seq", [2**63, 10**30])
+def test_seq_past_int64_is_refused(client, seq):
+    r = client.post("/worlds/w1/metrics", json={**update("s1", seq), "as_of": 1})
+    assert r.status_code == 422
+    assert r.json()["detail"] == "seq: Input should be less than or equal to 9223372036854775807"
+    batch = [update("s1", 1), {**update("s1", 2), "n_bars": seq}]
+    r = client.post("/worlds/w1/metrics", json=batch)
+    assert r.status_code == 422 and r.json()["detail"].startswith("1.n_bars: ")
+    assert client.post("/worlds/w1/metrics", json=update("s1", 2**63 - 1)).status_code == 200
+    r = client.get("/worlds/w1/policy", params={"version": seq})
+    assert r.status_code == 422 and "version" in r.json()["detail"]
+
+
 @pytest.mark.parametrize("body", [
     '{"score": ' * 1000 + "1" + "}" * 1000,
     "score: " + "[" * 500 + "]" * 500,
@@ -38,14 +51,19 @@ def test_deeply_nested_policy_is_refused(client, body):
     assert client.get("/worlds/w1").json()["policy_version"] == 1
 
 
-@pytest.mark.parametrize("seq", [2**63, 10**30])
-def test_seq_past_int64_is_refused(client, seq):
-    r = client.post("/worlds/w1/metrics", json={**update("s1", seq), "as_of": 1})
+@pytest.mark.parametrize("bad", ["s\x00", "s\n1", "\x7f"])
+def test_control_characters_in_ids_are_refused(client, bad):
+    r = client.post("/worlds/w1/metrics", json=update(bad, 1))
     assert r.status_code == 422
-    assert r.json()["detail"] == "seq: Input should be less than or equal to 9223372036854775807"
-    batch = [update("s1", 1), {**update("s1", 2), "n_bars": seq}]
-    r = client.post("/worlds/w1/metrics", json=batch)
-    assert r.status_code == 422 and r.json()["detail"].startswith("1.n_bars: ")
-    assert client.post("/worlds/w1/metrics", json=update("s1", 2**63 - 1)).status_code == 200
-    r = client.get("/worlds/w1/policy", params={"version": seq})
-    assert r.status_code == 422 and "version" in r.json()["detail"]
+    assert "strategy_id: must not contain control characters" in r.json()["detail"]
+    r = client.post("/worlds/w1/metrics", json={**update("s1", 1), "run_id": bad})
+    assert r.status_code == 422 and "run_id" in r.json()["detail"]
+    r = client.post("/worlds", json={"id": "w2", "name": f"demo{bad}"})
+    assert r.status_code == 422
+    assert "name: must not contain control characters" in r.json()["detail"]
+    assert [w["id"] for w in client.get("/worlds").json()] == ["w1"]
+    for method, path in [("GET", "/worlds/w%00"), ("GET", "/worlds/w%00/policy"),
+                         ("PUT", "/worlds/w%0A/policy"), ("POST", "/worlds/w%00/metrics")]:
+        r = client.request(method, path, content="{}")
+        assert r.status_code == 422, (method, path)
+        assert r.json()["detail"].startswith("path.world: must not contain control")

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from qmtl.core.contracts import INT64_MAX
+from qmtl.core.contracts import INT64_MAX, WorldId
 from world_api.domain.evaluator import Change, WorldEngine
 from world_api.domain.policy import parse_policy
 from world_api.service.deps import OperatorDep, ServiceDep, StoreDep, ViewerDep
@@ -20,7 +20,9 @@ router = APIRouter(prefix="/worlds/{world}/policy", tags=["policy"])
 
 
 @router.put("")
-async def put_policy(world: str, request: Request, svc: ServiceDep, who: OperatorDep) -> Any:
+async def put_policy(
+    world: WorldId, request: Request, svc: ServiceDep, who: OperatorDep
+) -> Any:
     """Parse the body as a policy and make it the world's next version; re-runs the
     selection and returns the activation events it caused."""
     body = (await request.body()).decode("utf-8", errors="replace")
@@ -45,7 +47,7 @@ async def put_policy(world: str, request: Request, svc: ServiceDep, who: Operato
 
 @router.get("")
 def get_policy(
-    world: str,
+    world: WorldId,
     store: StoreDep,
     _: ViewerDep,
     version: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
