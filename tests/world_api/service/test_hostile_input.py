@@ -4,9 +4,16 @@ nothing of them is stored."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import insert
 
 from tests.world_api.service.conftest import update
+from world_api.domain.policy import Policy
+from world_api.service import tables as t
+from world_api.service.app import create_app
 
 NON_FINITE = [
     "hysteresis: {margin: .inf}",
@@ -67,3 +74,34 @@ def test_control_characters_in_ids_are_refused(client, bad):
         r = client.request(method, path, content="{}")
         assert r.status_code == 422, (method, path)
         assert r.json()["detail"].startswith("path.world: must not contain control")
+
+
+def test_world_with_an_unreadable_stored_policy_still_accepts_a_valid_one(store_url):
+    """A policy stored before non-finite numbers were refused (``margin`` as null) is
+    reported with 409 naming the field, and a valid PUT repairs the world."""
+    app = create_app(store_url, insecure_dev=True)
+    with TestClient(app) as c:
+        assert c.post("/worlds", json={"id": "w1"}).status_code == 201
+        assert c.post("/worlds/w1/metrics", json=update("s1", 1)).status_code == 200
+        body = json.loads(Policy().model_dump_json())
+        body["hysteresis"]["margin"] = None
+        with app.state.service.store.transaction() as conn:
+            conn.execute(insert(t.policies).values(world="w1", version=2,
+                                                   body=json.dumps(body), created=0))
+    app.state.service.store.close()
+
+    app = create_app(store_url, insecure_dev=True)  # a restart: nothing in memory
+    with TestClient(app) as c:
+        for path in ["/worlds/w1", "/worlds/w1/policy", "/worlds/w1/activation"]:
+            r = c.get(path)
+            assert r.status_code == 409, path
+            assert "hysteresis.margin" in r.json()["detail"]
+            assert "PUT a valid policy" in r.json()["detail"]
+        assert c.put("/worlds/w1/policy", content="hysteresis: {margin: .inf}").status_code == 422
+        r = c.put("/worlds/w1/policy", json={"top_k": 3})
+        assert r.status_code == 200 and r.json()["version"] == 3
+        assert c.get("/worlds/w1").json()["policy_version"] == 3
+        assert c.get("/worlds/w1/policy").json()["policy"]["top_k"] == 3
+        assert c.get("/worlds/w1/activation").status_code == 200
+        assert c.post("/worlds/w1/metrics", json=update("s1", 2)).status_code == 200
+    app.state.service.store.close()

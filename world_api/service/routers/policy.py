@@ -15,6 +15,7 @@ from qmtl.core.contracts import INT64_MAX, WorldId
 from world_api.domain.evaluator import Change, WorldEngine
 from world_api.domain.policy import parse_policy
 from world_api.service.deps import OperatorDep, ServiceDep, StoreDep, ViewerDep
+from world_api.service.state import read_policy
 
 router = APIRouter(prefix="/worlds/{world}/policy", tags=["policy"])
 
@@ -40,8 +41,8 @@ async def put_policy(
             "request_id": who.request_id,
         }
 
-    events = await asyncio.to_thread(svc.write, world, change)
-    version, _ = await asyncio.to_thread(svc.store.get_policy, world)
+    events = await asyncio.to_thread(svc.write, world, change, policy)
+    version, _ = await asyncio.to_thread(read_policy, svc.store, world)
     return {"world": world, "version": version, "events": [e.model_dump() for e in events]}
 
 
@@ -53,5 +54,5 @@ def get_policy(
     version: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
 ) -> dict[str, Any]:
     """The current policy, or ``?version=``."""
-    v, policy = store.get_policy(world, version)
+    v, policy = read_policy(store, world, version)
     return {"world": world, "version": v, "policy": policy.model_dump(mode="json")}

@@ -13,6 +13,7 @@ from fastapi import APIRouter
 from qmtl.core.contracts import WorldId, no_control_chars
 from world_api.service.deps import OperatorDep, StoreDep, ViewerDep
 from world_api.service.errors import HTTPError
+from world_api.service.state import read_policy
 from world_api.service.store import WorldInfo
 
 router = APIRouter(prefix="/worlds", tags=["worlds"])
@@ -40,5 +41,5 @@ def list_worlds(store: StoreDep, _: ViewerDep) -> list[WorldInfo]:
 def get_world(world: WorldId, store: StoreDep, _: ViewerDep) -> dict[str, Any]:
     """A world with its policy version and event seq."""
     info = store.get_world(world)
-    version, _policy = store.get_policy(world)
+    version, _policy = read_policy(store, world)
     return {**info.model_dump(), "policy_version": version, "seq": store.world_seq(world)}
