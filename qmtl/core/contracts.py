@@ -12,11 +12,52 @@ True
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 Mode = Literal["backtest", "paper", "live"]
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""The range of every integer a store holds (a signed 64-bit column)."""
+
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+"""An integer that fits a signed 64-bit store column."""
+
+NonNegInt64 = Annotated[int, Field(ge=0, le=INT64_MAX)]
+"""A non-negative integer that fits a signed 64-bit store column."""
+
+
+
+def has_control_chars(text: str) -> bool:
+    r"""True when ``text`` holds a control character (which no store keeps faithfully).
+
+    >>> has_control_chars("s1"), has_control_chars("s\x00")
+    (False, True)
+    """
+    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
+
+
+def no_control_chars(text: str) -> str:
+    r"""``text`` itself, or a ValueError when it holds a control character.
+
+    >>> no_control_chars("s\n")
+    Traceback (most recent call last):
+    ...
+    ValueError: must not contain control characters (found '\n' at 1)
+    """
+    for i, c in enumerate(text):
+        if ord(c) < 0x20 or ord(c) == 0x7F:
+            raise ValueError(f"must not contain control characters (found {c!r} at {i})")
+    return text
+
+
+Identifier = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(no_control_chars)]
+"""An id or name: 1 to 200 characters, none of them a control character (NUL, newline, ...)."""
+
+WorldId = Annotated[str, AfterValidator(no_control_chars)]
+"""A world id in a request's path: no control characters (PostgreSQL cannot even look one up
+with a NUL)."""
 
 METRIC_NAMES: tuple[str, ...] = (
     "total_return",
@@ -58,16 +99,16 @@ class MetricsUpdate(_Frozen):
     Value error, metric 'sharpe' is not finite (nan)
     """
 
-    world: str = Field(min_length=1, max_length=200)
-    strategy_id: str = Field(min_length=1, max_length=200)
-    run_id: str = Field(min_length=1, max_length=200)
-    seq: int = Field(ge=0)
+    world: Identifier
+    strategy_id: Identifier
+    run_id: Identifier
+    seq: NonNegInt64
     mode: Mode
-    as_of: int
-    n_bars: int = Field(ge=0)
+    as_of: Int64
+    n_bars: NonNegInt64
     metrics: dict[str, float]
     returns: list[float] = Field(default_factory=list)
-    fingerprint: str | None = None
+    fingerprint: Identifier | None = None
 
     @field_validator("metrics")
     @classmethod
@@ -95,13 +136,13 @@ class ActivationEvent(_Frozen):
     """
 
     world: str
-    seq: int = Field(ge=0)
-    ts: int
+    seq: NonNegInt64
+    ts: Int64
     strategy_id: str
     active: bool
     weight: float = Field(ge=0.0, le=1.0)
     reason: str
-    policy_version: int = Field(ge=0)
+    policy_version: NonNegInt64
 
 
 class OrderIntent(_Frozen):

@@ -45,6 +45,9 @@ _GATE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*([-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?
 
 ALLOCATION_METHODS = ("equal", "inverse_vol", "score", "risk_parity", "hrp")
 
+MAX_DEPTH = 8
+"""How deeply a policy may nest mappings and lists (a valid one nests 3 deep)."""
+
 
 class PolicyError(QmtlError, ValueError):
     """A policy is invalid; the message names the field and the reason."""
@@ -58,7 +61,7 @@ class Gate(BaseModel):
     (False, 'max_drawdown 0.3 > gate 0.25')
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
     op: Literal[">=", ">", "<=", "<", "==", "!="]
     value: float
 
@@ -68,14 +71,20 @@ class Gate(BaseModel):
         if isinstance(text, Gate):
             return text
         if isinstance(text, dict):
-            return cls(**text)
+            try:
+                return cls.model_validate(text)
+            except ValidationError as exc:
+                raise ValueError(str(policy_error(exc))) from None
         m = _GATE.match(str(text))
         if not m:
             raise ValueError(
                 f"bad comparison {text!r}: write '<op> <number>' with op one of "
                 f"{', '.join(_OPS)}, e.g. '>= 0.8'"
             )
-        return cls(op=m.group(1), value=float(m.group(2)))  # type: ignore[arg-type]
+        value = float(m.group(2))
+        if not math.isfinite(value):
+            raise ValueError(f"bad comparison {text!r}: the number must be finite")
+        return cls(op=m.group(1), value=value)  # type: ignore[arg-type]
 
     def check(self, value: float) -> bool:
         """True when ``value`` passes (NaN never passes)."""
@@ -93,7 +102,7 @@ class Hysteresis(BaseModel):
     """Stability of the active set: an incumbent is displaced only by a candidate whose
     score is more than ``margin`` higher; a change of state holds for ``min_dwell_bars``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     margin: float = Field(0.0, ge=0.0)
     min_dwell_bars: int = Field(0, ge=0)
 
@@ -101,7 +110,7 @@ class Hysteresis(BaseModel):
 class Allocation(BaseModel):
     """How capital is split among active strategies."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     method: Literal["equal", "inverse_vol", "score", "risk_parity", "hrp"] = "equal"
     max_weight: float = Field(1.0, gt=0.0, le=1.0)
     min_change: float = Field(0.0, ge=0.0, lt=1.0)
@@ -115,7 +124,7 @@ class Policy(BaseModel):
     {'sharpe': 1.0}
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     min_bars: int = Field(0, ge=0)
     gates: dict[str, Gate] = Field(default_factory=dict)
     score: dict[str, float] = Field(default_factory=lambda: {"sharpe": 1.0})
@@ -173,6 +182,27 @@ def policy_error(exc: ValidationError) -> PolicyError:
     return PolicyError("; ".join(parts))
 
 
+def nesting_depth(data: Any) -> int:
+    """How deeply ``data`` nests mappings and lists, found without recursion.
+
+    >>> nesting_depth({"gates": {"sharpe": {"op": ">=", "value": 1}}}), nesting_depth(3)
+    (3, 0)
+    """
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if depth <= MAX_DEPTH:
+            stack.extend((c, depth + 1) for c in children)
+    return deepest
+
+
 def parse_policy(text: str | dict[str, Any]) -> Policy:
     """A :class:`Policy` from YAML or JSON text (or an already-parsed mapping).
 
@@ -181,6 +211,7 @@ def parse_policy(text: str | dict[str, Any]) -> Policy:
     ...
     world_api.domain.policy.PolicyError: gates: sharpee: unknown metric; known: total_return, ...
     """
+    too_deep = f"policy nests deeper than {MAX_DEPTH} levels of mappings and lists"
     if isinstance(text, dict):
         data: Any = text
     else:
@@ -191,10 +222,16 @@ def parse_policy(text: str | dict[str, Any]) -> Policy:
                 data = yaml.safe_load(text)
             except yaml.YAMLError as exc:
                 raise PolicyError(f"policy is neither valid JSON nor YAML: {exc}") from None
+            except RecursionError:
+                raise PolicyError(too_deep) from None
+        except RecursionError:
+            raise PolicyError(too_deep) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise PolicyError(f"policy must be a mapping, got {type(data).__name__}")
+    if nesting_depth(data) > MAX_DEPTH:
+        raise PolicyError(too_deep)
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:

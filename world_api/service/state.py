@@ -14,16 +14,64 @@ use and after any failed write (one process per store).
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
+from sqlalchemy import select
+
 from qmtl.core.contracts import ActivationEvent
 from world_api.domain.evaluator import Change, WorldEngine
+from world_api.domain.policy import Policy
+from world_api.service import tables as t
+from world_api.service.errors import HTTPError
 from world_api.service.store import Store
 
 EngineChange = Callable[[WorldEngine], tuple[list[Change], dict[str, Any]]]
 """A write: given the world's engine, the changes it made and the store's commit arguments."""
+
+
+class UnreadableState(HTTPError):
+    """A world's stored policy or state does not validate any more (409): the message says
+    what is wrong; ``PUT /worlds/{world}/policy`` with a valid policy repairs it.
+
+    >>> UnreadableState("w", "hysteresis.margin: Input should be a finite number").status
+    409
+    """
+
+    def __init__(self, world: str, reason: str) -> None:
+        super().__init__(
+            409,
+            f"world {world!r}'s stored policy or state cannot be loaded ({reason}); "
+            "PUT a valid policy to repair it",
+        )
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+    return str(exc)
+
+
+def read_policy(store: Store, world: str, version: int | None = None) -> tuple[int, Policy]:
+    """``store.get_policy`` that reports a stored policy that no longer validates as
+    :class:`UnreadableState` (409) instead of failing with a 500.
+
+    >>> import tempfile, os
+    >>> from world_api.service.store import WorldInfo, open_store
+    >>> store = open_store(os.path.join(tempfile.mkdtemp(), "w.db"))
+    >>> store.create_world(WorldInfo(id="w"))
+    >>> read_policy(store, "w")[0]
+    1
+    """
+    try:
+        return store.get_policy(world, version)
+    except (ValidationError, ValueError) as exc:
+        raise UnreadableState(world, _reason(exc)) from None
 
 
 class WorldService:
@@ -47,21 +95,53 @@ class WorldService:
         """``world``'s engine, loaded from the store when not in memory (hold its lock)."""
         eng = self._engines.get(world)
         if eng is None:
-            eng = self._engines[world] = self.store.load_engine(world)
+            try:
+                eng = self.store.load_engine(world)
+            except (ValidationError, ValueError) as exc:
+                raise UnreadableState(world, _reason(exc)) from None
+            self._engines[world] = eng
         return eng
+
+    def repaired_engine(self, world: str, policy: Policy) -> WorldEngine:
+        """An engine for ``world`` from its stored strategy states under ``policy`` and its
+        latest policy version, for a world whose stored policy cannot be loaded (hold its
+        lock). The engine is not kept: it is committed by a write, then reloaded."""
+        with self.store.transaction() as conn:
+            version = conn.execute(
+                select(t.policies.c.version).where(t.policies.c.world == world)
+                .order_by(t.policies.c.version.desc()).limit(1)
+            ).scalar()
+            rows = conn.execute(
+                select(t.strategy_state.c.strategy_id, t.strategy_state.c.state)
+                .where(t.strategy_state.c.world == world)
+            ).all()
+        state = {
+            "policy": policy.model_dump(mode="json"),
+            "policy_version": int(version or 0),
+            "strategies": {sid: json.loads(body) for sid, body in rows},
+        }
+        return WorldEngine.from_state(state)
 
     def forget(self, world: str) -> None:
         """Drop ``world``'s in-memory engine (it is rebuilt from the store on next use)."""
         self._engines.pop(world, None)
 
-    def write(self, world: str, fn: EngineChange) -> list[ActivationEvent]:
+    def write(
+        self, world: str, fn: EngineChange, repair: Policy | None = None
+    ) -> list[ActivationEvent]:
         """Run ``fn(engine)`` under the world's lock and commit what it returns; on any
-        failure drop the in-memory engine so nothing half-applied survives."""
+        failure drop the in-memory engine so nothing half-applied survives. With ``repair``,
+        a world whose stored policy cannot be loaded gets an engine under that policy."""
         self.store.get_world(world)
         with self.lock(world):
             if self.relay is not None:
                 self.relay.start_world(world, self.store.world_seq(world))
-            engine = self.engine(world)
+            try:
+                engine = self.engine(world)
+            except UnreadableState:
+                if repair is None:
+                    raise
+                engine = self._engines[world] = self.repaired_engine(world, repair)
             try:
                 changes, commit_args = fn(engine)
                 events = self.store.commit(world, engine, changes, **commit_args)

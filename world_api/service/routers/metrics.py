@@ -13,22 +13,26 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import TypeAdapter, ValidationError
 
-from qmtl.core.contracts import MetricsUpdate
+from qmtl.core.contracts import MetricsUpdate, WorldId
 from world_api.domain.evaluator import Change, StaleUpdate, WorldEngine
 from world_api.service.deps import Actor, DeveloperDep, ServiceDep
 from world_api.service.errors import HTTPError, describe
 from world_api.service.state import WorldService
 
 router = APIRouter(prefix="/worlds/{world}/metrics", tags=["metrics"])
-_UPDATES = TypeAdapter(MetricsUpdate | list[MetricsUpdate])
+_ONE = TypeAdapter(MetricsUpdate)
+_MANY = TypeAdapter(list[MetricsUpdate])
 
 
 @router.post("")
-async def post_metrics(world: str, request: Request, svc: ServiceDep, who: DeveloperDep) -> Any:
+async def post_metrics(
+    world: WorldId, request: Request, svc: ServiceDep, who: DeveloperDep
+) -> Any:
     """Ingest the updates; return how many were accepted and the events they caused."""
     raw = await request.body()
+    adapter: TypeAdapter[Any] = _MANY if raw.lstrip().startswith(b"[") else _ONE
     try:
-        parsed = _UPDATES.validate_json(raw)
+        parsed = adapter.validate_json(raw)
     except ValidationError as exc:
         raise HTTPError(422, describe(exc.errors())) from None
     updates = parsed if isinstance(parsed, list) else [parsed]

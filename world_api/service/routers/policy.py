@@ -11,15 +11,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
+from qmtl.core.contracts import INT64_MAX, WorldId
 from world_api.domain.evaluator import Change, WorldEngine
 from world_api.domain.policy import parse_policy
 from world_api.service.deps import OperatorDep, ServiceDep, StoreDep, ViewerDep
+from world_api.service.state import read_policy
 
 router = APIRouter(prefix="/worlds/{world}/policy", tags=["policy"])
 
 
 @router.put("")
-async def put_policy(world: str, request: Request, svc: ServiceDep, who: OperatorDep) -> Any:
+async def put_policy(
+    world: WorldId, request: Request, svc: ServiceDep, who: OperatorDep
+) -> Any:
     """Parse the body as a policy and make it the world's next version; re-runs the
     selection and returns the activation events it caused."""
     body = (await request.body()).decode("utf-8", errors="replace")
@@ -37,18 +41,18 @@ async def put_policy(world: str, request: Request, svc: ServiceDep, who: Operato
             "request_id": who.request_id,
         }
 
-    events = await asyncio.to_thread(svc.write, world, change)
-    version, _ = await asyncio.to_thread(svc.store.get_policy, world)
+    events = await asyncio.to_thread(svc.write, world, change, policy)
+    version, _ = await asyncio.to_thread(read_policy, svc.store, world)
     return {"world": world, "version": version, "events": [e.model_dump() for e in events]}
 
 
 @router.get("")
 def get_policy(
-    world: str,
+    world: WorldId,
     store: StoreDep,
     _: ViewerDep,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
 ) -> dict[str, Any]:
     """The current policy, or ``?version=``."""
-    v, policy = store.get_policy(world, version)
+    v, policy = read_policy(store, world, version)
     return {"world": world, "version": v, "policy": policy.model_dump(mode="json")}

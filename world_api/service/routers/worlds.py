@@ -10,7 +10,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from qmtl.core.contracts import WorldId, no_control_chars
 from world_api.service.deps import OperatorDep, StoreDep, ViewerDep
+from world_api.service.errors import HTTPError
+from world_api.service.state import read_policy
 from world_api.service.store import WorldInfo
 
 router = APIRouter(prefix="/worlds", tags=["worlds"])
@@ -18,7 +21,12 @@ router = APIRouter(prefix="/worlds", tags=["worlds"])
 
 @router.post("", status_code=201)
 def create_world(info: WorldInfo, store: StoreDep, who: OperatorDep) -> WorldInfo:
-    """Create a world (its policy starts as the default, version 1); 409 if it exists."""
+    """Create a world (its policy starts as the default, version 1); 409 if it exists,
+    422 if its name holds a control character (PostgreSQL cannot store a NUL)."""
+    try:
+        no_control_chars(info.name)
+    except ValueError as exc:
+        raise HTTPError(422, f"name: {exc}") from None
     store.create_world(info, actor=who.name, request_id=who.request_id)
     return info
 
@@ -30,8 +38,8 @@ def list_worlds(store: StoreDep, _: ViewerDep) -> list[WorldInfo]:
 
 
 @router.get("/{world}")
-def get_world(world: str, store: StoreDep, _: ViewerDep) -> dict[str, Any]:
+def get_world(world: WorldId, store: StoreDep, _: ViewerDep) -> dict[str, Any]:
     """A world with its policy version and event seq."""
     info = store.get_world(world)
-    version, _policy = store.get_policy(world)
+    version, _policy = read_policy(store, world)
     return {**info.model_dump(), "policy_version": version, "seq": store.world_seq(world)}
