@@ -70,7 +70,11 @@ def test_control_characters_in_ids_are_refused(client, bad):
     assert "name: must not contain control characters" in r.json()["detail"]
     assert [w["id"] for w in client.get("/worlds").json()] == ["w1"]
     for method, path in [("GET", "/worlds/w%00"), ("GET", "/worlds/w%00/policy"),
-                         ("PUT", "/worlds/w%0A/policy"), ("POST", "/worlds/w%00/metrics")]:
+                         ("PUT", "/worlds/w%0A/policy"), ("POST", "/worlds/w%00/metrics"),
+                         ("GET", "/worlds/w%00/activation"), ("GET", "/worlds/w%00/allocations"),
+                         ("GET", "/worlds/w%00/events"), ("GET", "/worlds/w%00/strategies"),
+                         ("GET", "/worlds/w%00/strategies/s1"), ("GET", "/worlds/w%00/audit"),
+                         ("POST", "/worlds/w%00/allocations/plan")]:
         r = client.request(method, path, content="{}")
         assert r.status_code == 422, (method, path)
         assert r.json()["detail"].startswith("path.world: must not contain control")

@@ -11,13 +11,14 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from qmtl.core.contracts import WorldId
 from world_api.service.deps import ServiceDep, ViewerDep
 
 router = APIRouter(prefix="/worlds/{world}/activation", tags=["activation"])
 
 
 @router.get("")
-def activation(world: str, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
+def activation(world: WorldId, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
     """``{world, seq, policy_version, strategies: [{strategy_id, active, weight, status,
     rank}]}``."""
     svc.store.get_world(world)

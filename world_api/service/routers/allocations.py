@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from qmtl.core.contracts import WorldId
 from world_api.domain.evaluator import Change, WorldEngine
 from world_api.service.deps import OperatorDep, ServiceDep, ViewerDep
 from world_api.service.errors import HTTPError
@@ -33,7 +34,7 @@ class ApplyRequest(BaseModel):
 
 
 @router.get("")
-def allocations(world: str, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
+def allocations(world: WorldId, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
     """The active strategies' published weights with the seq they are at."""
     svc.store.get_world(world)
     with svc.lock(world):
@@ -45,7 +46,7 @@ def allocations(world: str, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
 
 
 @router.post("/plan")
-def plan(world: str, svc: ServiceDep, who: OperatorDep) -> dict[str, Any]:
+def plan(world: WorldId, svc: ServiceDep, who: OperatorDep) -> dict[str, Any]:
     """Save and return a plan: current and proposed weights and what would change."""
     svc.store.get_world(world)
     with svc.lock(world):
@@ -66,7 +67,7 @@ def plan(world: str, svc: ServiceDep, who: OperatorDep) -> dict[str, Any]:
 
 
 @router.post("/apply")
-def apply(world: str, req: ApplyRequest, svc: ServiceDep, who: OperatorDep) -> dict[str, Any]:
+def apply(world: WorldId, req: ApplyRequest, svc: ServiceDep, who: OperatorDep) -> dict[str, Any]:
     """Apply a plan's proposed weights (with ``overrides``); 409 when it was applied
     already or the world changed since, 422 for a weight out of bounds."""
     base_seq, body, applied = svc.store.get_plan(world, req.plan_id)

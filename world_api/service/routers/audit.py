@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
+from qmtl.core.contracts import WorldId
 from world_api.service.deps import StoreDep, ViewerDep
 from world_api.service.errors import HTTPError
 
@@ -27,7 +28,7 @@ NEXT_CURSOR = "X-Next-Cursor"
 
 @router.get("")
 def audit(
-    world: str,
+    world: WorldId,
     store: StoreDep,
     _: ViewerDep,
     response: Response,

@@ -18,6 +18,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse
 
+from qmtl.core.contracts import WorldId
 from world_api.service.deps import ServiceDep, ViewerDep
 from world_api.service.errors import HTTPError
 from world_api.service.event_stream import SEP, activation_events, keep_alive
@@ -56,7 +57,7 @@ def parse_last_event_id(value: str) -> int:
 
 @router.get("")
 async def events(
-    world: str,
+    world: WorldId,
     svc: ServiceDep,
     _: ViewerDep,
     after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from qmtl.core.contracts import WorldId
 from world_api.domain.evaluator import StrategyView
 from world_api.service.deps import ServiceDep, ViewerDep
 from world_api.service.store import NotFound
@@ -16,7 +17,7 @@ router = APIRouter(prefix="/worlds/{world}/strategies", tags=["strategies"])
 
 
 @router.get("")
-def strategies(world: str, svc: ServiceDep, _: ViewerDep) -> list[StrategyView]:
+def strategies(world: WorldId, svc: ServiceDep, _: ViewerDep) -> list[StrategyView]:
     """Every strategy's view, ranked ones first."""
     svc.store.get_world(world)
     with svc.lock(world):
@@ -24,7 +25,7 @@ def strategies(world: str, svc: ServiceDep, _: ViewerDep) -> list[StrategyView]:
 
 
 @router.get("/{strategy_id}")
-def strategy(world: str, strategy_id: str, svc: ServiceDep, _: ViewerDep) -> StrategyView:
+def strategy(world: WorldId, strategy_id: str, svc: ServiceDep, _: ViewerDep) -> StrategyView:
     """One strategy's view (status, weight, rank, metrics, hints); 404 if it never
     reported."""
     svc.store.get_world(world)
