@@ -21,18 +21,15 @@ from sqlalchemy import (
     text,
 )
 
+from qmtl.core.db import serial_id
+
 metadata = MetaData()
-
-
-def _serial() -> Column:
-    """An auto-increment primary key: BIGSERIAL on PostgreSQL, AUTOINCREMENT on SQLite."""
-    return Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
 
 
 orders = Table(
     "orders",
     metadata,
-    _serial(),
+    serial_id(),
     Column("key", Text, nullable=False, unique=True),
     Column("world", Text, nullable=False),
     Column("strategy_id", Text, nullable=False),
@@ -50,7 +47,7 @@ orders = Table(
 fills = Table(
     "fills",
     metadata,
-    _serial(),
+    serial_id(),
     Column("order_key", Text, nullable=False, unique=True),
     Column("world", Text, nullable=False),
     Column("strategy_id", Text, nullable=False),
@@ -76,7 +73,7 @@ positions = Table(
 metric_updates = Table(
     "metric_updates",
     metadata,
-    _serial(),
+    serial_id(),
     Column("world", Text, nullable=False),
     Column("strategy_id", Text, nullable=False),
     Column("run_id", Text, nullable=False),

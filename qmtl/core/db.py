@@ -36,8 +36,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import (
     URL,
+    BigInteger,
+    Column,
     Connection,
     Engine,
+    Integer,
     Table,
     create_engine,
     event,
@@ -121,6 +124,15 @@ def _current_revision(conn: Connection, version_table: str) -> str | None:
 
 def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def serial_id() -> Column:
+    """An auto-increment ``id`` primary key: BIGSERIAL on PostgreSQL, AUTOINCREMENT on SQLite.
+
+    >>> serial_id().name, serial_id().primary_key
+    ('id', True)
+    """
+    return Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
 
 
 class Database:

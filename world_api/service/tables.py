@@ -20,6 +20,8 @@ from sqlalchemy import (
     text,
 )
 
+from qmtl.core.db import serial_id
+
 metadata = MetaData()
 
 worlds = Table(
@@ -85,7 +87,7 @@ tokens = Table(
 audit = Table(
     "audit",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    serial_id(),
     Column("world", Text),
     Column("ts", BigInteger, nullable=False),
     Column("actor", Text, nullable=False),
