@@ -11,7 +11,9 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
+import psycopg
 import pytest
 import uvicorn
 
@@ -19,8 +21,6 @@ PG_URL = os.environ.get("QMTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/te
 
 
 def _pg_reachable() -> bool:
-    import psycopg
-
     try:
         psycopg.connect(PG_URL, connect_timeout=3).close()
         return True
@@ -40,20 +40,29 @@ def _ensure_pg() -> str | None:
     return None if _pg_reachable() else f"PostgreSQL not reachable at {PG_URL}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request, tmp_path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "world.db")
+def backend_url(backend: str, tmp_path: Path, file: str,
+                create_schema: bool = False) -> Iterator[str]:
+    """A database URL on ``backend``: a SQLite ``file`` in ``tmp_path``, or a PostgreSQL
+    schema of its own (created first when asked), dropped afterwards; skips when PostgreSQL
+    is not reachable. The fixtures of each store ``yield from`` it."""
+    if backend == "sqlite":
+        yield str(tmp_path / file)
         return
     why = _ensure_pg()
     if why:
         pytest.skip(why)
-    import psycopg
-
     schema = f"qmtl_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        if create_schema:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
     yield f"{PG_URL}?schema={schema}"
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> Iterator[str]:
+    yield from backend_url(request.param, tmp_path, "world.db")
 
 
 def free_port() -> int:

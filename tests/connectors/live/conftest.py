@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
-from tests.world_api.conftest import PG_URL, _ensure_pg
+from tests.world_api.conftest import backend_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def order_store_url(request, tmp_path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "orders.db")
-        return
-    why = _ensure_pg()
-    if why:
-        pytest.skip(why)
-    schema = f"qmtl_orders_{uuid.uuid4().hex[:10]}"
-    yield f"{PG_URL}?schema={schema}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    yield from backend_url(request.param, tmp_path, "orders.db")
 
 
 @pytest.fixture

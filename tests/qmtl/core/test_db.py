@@ -10,11 +10,9 @@ import subprocess
 import sys
 import textwrap
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -27,8 +25,7 @@ from qmtl.core.db import (
     head_revision,
 )
 from qmtl.core.errors import QmtlError
-from tests.db_versions import drop_schema
-from tests.world_api.conftest import PG_URL, _ensure_pg
+from tests.world_api.conftest import backend_url
 
 ROOT = Path(__file__).resolve().parents[3]
 meta = sa.MetaData()
@@ -41,18 +38,7 @@ counters = sa.Table(
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "t.db")
-        return
-    why = _ensure_pg()
-    if why:
-        pytest.skip(why)
-    url = f"{PG_URL}?schema=qmtl_db_{uuid.uuid4().hex[:10]}"
-    base, _, schema = url.partition("?schema=")
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield url
-    drop_schema(url)
+    yield from backend_url(request.param, tmp_path, "t.db", create_schema=True)
 
 
 @pytest.fixture
