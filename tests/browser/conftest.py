@@ -1,0 +1,99 @@
+"""A real headless Chromium (Debian's ``chromium`` and ``chromium-driver``) with the
+internet cut, for tests that look at pages as a person would.
+
+The browser resolves no host name but ``localhost`` and sends everything else to a closed
+local port, so a page that loads an asset from a CDN fails to load it and the test sees it.
+:func:`outside_requests` lists every request the page made that left 127.0.0.1, from the
+browser's own network log; :func:`console_errors` the console's errors.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+selenium = pytest.importorskip("selenium")
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+
+
+def _options(tmp: Path) -> webdriver.ChromeOptions:
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        # the internet is cut: no name resolves but localhost, and any proxied request
+        # goes to a closed port; loopback bypasses the proxy
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
+        "--proxy-server=http://127.0.0.1:9",
+        "--proxy-bypass-list=127.0.0.1;localhost;[::1]",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-default-apps",
+        "--metrics-recording-only",
+        f"--user-data-dir={tmp / 'profile'}",
+    ):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    return opts
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    """A headless Chromium with the internet cut; quit after the test."""
+    if not Path(CHROMIUM).exists() or not Path(CHROMEDRIVER).exists():
+        pytest.skip("Debian's chromium and chromium-driver are not installed")
+    driver = webdriver.Chrome(
+        options=_options(tmp_path), service=Service(executable_path=CHROMEDRIVER)
+    )
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def outside_requests(driver: webdriver.Chrome) -> list[str]:
+    """Every URL the page requested (since the last call) whose host is not loopback.
+
+    ``data:`` and ``blob:`` URLs never leave the browser and are not listed.
+    """
+    out: list[str] = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message.get("method") != "Network.requestWillBeSent":
+            continue
+        url = message["params"]["request"]["url"]
+        parts = urlsplit(url)
+        if parts.scheme in ("data", "blob", "about", "chrome", "devtools"):
+            continue
+        if parts.hostname not in LOCAL_HOSTS:
+            out.append(url)
+    return out
+
+
+def console_errors(driver: webdriver.Chrome) -> list[str]:
+    """The browser console's messages at level SEVERE (since the last call)."""
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def screenshot(driver: webdriver.Chrome, folder: Path, name: str) -> Path:
+    """Save a PNG of the page under ``folder`` (the test's temporary folder)."""
+    path = folder / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path
