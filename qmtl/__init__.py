@@ -9,11 +9,13 @@
 >>> MeanRevert().target().op
 'where'
 
-``backtest``, ``submit``, ``validate``, ``Runner`` and ``BacktestResult`` are loaded on first
-use (:pep:`562`): their modules import the data and engine layers, and those import
-``qmtl.core``, which runs this file first, so importing them here would make every import of
-a lower layer circular. ``qmtl.submit`` stays the function even after the module of the same
-name is imported (Python would otherwise set the package's attribute to the module).
+``backtest``, ``submit``, ``validate``, ``Runner``, ``BacktestResult``, ``alpha``, ``alphas``
+and ``from_spec`` are loaded on first use (:pep:`562`): their modules import the data and
+engine layers, and those import ``qmtl.core``, which runs this file first, so importing them
+here would make every import of a lower layer circular. ``qmtl.submit`` stays the function
+even after the module of the same name is imported (Python would otherwise set the package's
+attribute to the module), and so does ``qmtl.alpha`` after its package (:mod:`qmtl.alpha`)
+is.
 
 >>> from qmtl import backtest
 >>> backtest.__module__
@@ -38,6 +40,8 @@ from qmtl.operator import Operator, check_batch_invariance
 from qmtl.strategy import Bars, Strategy, StrategyCodeError, StrategyError
 
 if TYPE_CHECKING:
+    from qmtl.alpha.api import alpha, alphas
+    from qmtl.alpha.spec import from_spec
     from qmtl.result import BacktestResult
     from qmtl.runner import backtest
     from qmtl.submit import Runner, submit, validate
@@ -49,6 +53,9 @@ except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
 _LAZY = {
+    "alpha": "qmtl.alpha.api",
+    "alphas": "qmtl.alpha.api",
+    "from_spec": "qmtl.alpha.spec",
     "backtest": "qmtl.runner",
     "BacktestResult": "qmtl.result",
     "Runner": "qmtl.submit",
@@ -69,6 +76,9 @@ class _Package(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _Package
+for _name in _LAZY:  # a subpackage imported above (qmtl.alpha) must not hide its function
+    if isinstance(globals().get(_name), types.ModuleType):
+        del globals()[_name]
 
 
 def __getattr__(name: str) -> object:
@@ -94,9 +104,12 @@ __all__ = [
     "Strategy",
     "StrategyCodeError",
     "StrategyError",
+    "alpha",
+    "alphas",
     "backtest",
     "check_batch_invariance",
     "col",
+    "from_spec",
     "ind",
     "latch",
     "lit",
