@@ -37,8 +37,8 @@ def random_alpha(rng: random.Random, depth: int = 3) -> Node:
 
     >>> unparse(random_alpha(random.Random(3), 0))
     'high'
-    >>> unparse(random_alpha(random.Random(4), 2)).count("(") > 0
-    True
+    >>> unparse(random_alpha(random.Random(6), 2))
+    'ts_sum(close, 5) / abs(low)'
     """
     if depth <= 0 or (depth < 3 and rng.random() < 0.25):
         return Name(rng.choice(_FIELDS))
