@@ -1,0 +1,136 @@
+"""Many generated alphas in one flow: how long, and how much the shared nodes save.
+
+``qmtl.alphas`` turns N seeded random alpha texts (:mod:`qmtl.alpha.generate`) into N
+strategies over one universe; one Bytewax flow replays them all, evaluating every distinct
+node once per symbol and bar (content ids). The table gives the flow's time, the nodes it
+evaluates against the sum of each alpha's own nodes (the dedup factor), and, for a sample of
+alphas replayed one flow each, the time per alpha alone and a check that their metrics are
+the shared flow's.
+
+    python bench/alphas.py                                  # 1,000 alphas, 100 x 2,000
+    python bench/alphas.py --alphas 1000 --symbols 500 --bars 10000   # the full panel
+    python bench/alphas.py --alphas 20 --symbols 10 --bars 300 --sample 3
+
+The full 500 symbols x 10,000 bars panel is 5 million rows per alpha: 1,000 portfolios of it
+are hours on a shared 2-core machine, so the default is scaled down (the table says to what).
+Results go to ``bench/results/alphas.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bytewax.testing import run_main  # noqa: E402
+
+import qmtl  # noqa: E402
+from bench.common import RESULTS, Data, machine, make_data, print_table, write_results  # noqa: E402
+from connectors.data.memory import aligned_batches  # noqa: E402
+from dataflows.compiler import build_flow  # noqa: E402
+from dataflows.control import RunControl  # noqa: E402
+from qmtl.alpha.api import dedup  # noqa: E402
+from qmtl.alpha.generate import random_alphas  # noqa: E402
+from qmtl.runner import to_spec  # noqa: E402
+from qmtl.strategy import Strategy  # noqa: E402
+
+
+def run_flow(strategies: list[Strategy], data: Data, batch_size: int) -> tuple[float, dict]:
+    """Replay ``strategies`` in one flow; keep only each one's final metrics (the per-bar
+    rows of a thousand portfolios would not fit in memory). Seconds and metrics by name.
+
+    >>> data = make_data(3, 80)
+    >>> secs, got = run_flow(qmtl.alphas(["rank(close)", "-returns"], sorted(data), "1m"),
+    ...                      data, 50)
+    >>> sorted(m["n_bars"] for m in got.values())
+    [80.0, 80.0]
+    """
+    symbols = sorted(data)
+    specs = [to_spec(s, symbols, None) for s in strategies]
+    final: dict[str, dict[str, float]] = {}
+
+    def sink(out: Any) -> None:
+        if out.metrics is not None:
+            final[out.strategy] = out.metrics
+
+    control = RunControl()
+    flow = build_flow(specs, lambda: aligned_batches(data, batch_size, symbols), sink, control)
+    t0 = time.perf_counter()
+    run_main(flow)
+    seconds = time.perf_counter() - t0
+    if control.error is not None:
+        raise control.error
+    return seconds, final
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark; print the table and write the results file."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--alphas", type=int, default=1_000)
+    parser.add_argument("--symbols", type=int, default=100)
+    parser.add_argument("--bars", type=int, default=2_000)
+    parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--sample", type=int, default=10,
+                        help="alphas also replayed one flow each")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=RESULTS / "alphas.json")
+    args = parser.parse_args(argv)
+
+    data = make_data(args.symbols, args.bars, seed=args.seed)
+    symbols = sorted(data)
+    texts = random_alphas(args.alphas, seed=args.seed)
+    t0 = time.perf_counter()
+    strategies = qmtl.alphas(texts, symbols=symbols, interval="1m")
+    build = time.perf_counter() - t0
+    evaluated, separately = dedup(strategies)
+    shared, metrics = run_flow(strategies, data, args.batch_size)
+
+    sample = strategies[: args.sample]
+    alone = 0.0
+    for s in sample:
+        secs, own = run_flow([s], data, args.batch_size)
+        alone += secs
+        if own[s.name] != metrics[s.name]:
+            raise AssertionError(f"{s.name} ({s.alpha}): metrics alone differ from the flow's")
+    per_alone = alone / max(len(sample), 1)
+    rows_per_alpha = args.symbols * args.bars
+    doc = {
+        "machine": machine(),
+        "alphas": args.alphas, "symbols": args.symbols, "bars": args.bars,
+        "scaled_down_from": None if (args.symbols, args.bars) == (500, 10_000) else
+        {"symbols": 500, "bars": 10_000},
+        "parse_and_build_seconds": build,
+        "flow_seconds": shared,
+        "seconds_per_alpha_in_flow": shared / args.alphas,
+        "sample": len(sample),
+        "seconds_per_alpha_alone": per_alone,
+        "nodes_evaluated": evaluated,
+        "nodes_summed_over_alphas": separately,
+        "dedup_factor": separately / evaluated,
+        "rows_per_second": rows_per_alpha * args.alphas / shared,
+        "metrics_equal_alone": True,
+    }
+    print_table(
+        f"{args.alphas:,} generated alphas · {args.symbols} symbols x {args.bars:,} bars "
+        f"(seed {args.seed})",
+        ["measure", "value"],
+        [["parse + build (s)", f"{build:.2f}"],
+         ["one flow (s)", f"{shared:.2f}"],
+         ["per alpha in the flow (ms)", f"{1e3 * shared / args.alphas:.1f}"],
+         [f"per alpha alone, {len(sample)} sampled (ms)", f"{1e3 * per_alone:.1f}"],
+         ["nodes evaluated / summed", f"{evaluated:,} / {separately:,}"],
+         ["dedup factor", f"{separately / evaluated:.2f}"],
+         ["symbol-bars x alphas per second", f"{doc['rows_per_second']:,.0f}"]],
+    )
+    print(f"wrote {write_results(args.out, doc)}")
+    return doc
+
+
+if __name__ == "__main__":
+    main()
