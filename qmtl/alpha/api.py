@@ -162,7 +162,7 @@ def dedup(strategies: Sequence[Strategy]) -> tuple[int, int]:
     each strategy's own node count: shared sub-expressions are evaluated once.
 
     >>> dedup(alphas(["ts_mean(close, 5)", "-ts_mean(close, 5)"], ["A"], neutralize=None))
-    (6, 7)
+    (5, 7)
     """
     program = Program({f"s{i}": s.target() for i, s in enumerate(strategies)})
     total = sum(len(list(walk([s.target()]))) for s in strategies)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from qmtl.core.errors import QmtlError
-from qmtl.core.expr import COLUMNS, Expr
+from qmtl.core.expr import COLUMNS, Expr, col
 from qmtl.core.expr_nodes import walk
 
 __all__ = ["CODE_OPS", "SPEC_VERSION", "SpecError", "build_graph", "decode", "encode",
@@ -208,10 +208,15 @@ def _suggest(op: str, known: frozenset[str] | set[str]) -> str:
 
 def _make(nid: str, op: str, params: dict[str, Any], inputs: list[Expr]) -> Expr:
     if op == "col":
-        if set(params) != {"name"} or params["name"] not in COLUMNS or inputs:
+        if inputs:
+            raise SpecError(f"node {nid!r} (col) has no inputs")
+        try:
+            return col(**params)
+        except (TypeError, ValueError) as exc:
             raise SpecError(f"node {nid!r} (col): params must be {{'name': one of "
-                            f"{', '.join(COLUMNS)}}} and it has no inputs")
-    elif op == "const":
+                            f"{', '.join(COLUMNS)}}} (and a symbol or an interval of other "
+                            f"bars): {exc}") from None
+    if op == "const":
         value = params.get("value")
         if set(params) != {"value"} or isinstance(value, bool) \
                 or not isinstance(value, (int, float)) or inputs:

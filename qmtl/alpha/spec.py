@@ -26,8 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from dataflows.kernels import KERNELS
+from qmtl.alpha.functions import _cs
 from qmtl.alpha.graph import CODE_OPS, SPEC_VERSION, SpecError, build_graph
-from qmtl.core.expr import Expr
+from qmtl.core.expr import Expr, lit
+
+try:  # the cross-sectional stage may be absent from this build
+    from dataflows.kernels.cross_section import PANEL_OPS
+except ImportError:  # pragma: no cover - depends on the build
+    PANEL_OPS = {}
 from qmtl.strategy import Bars, Strategy, StrategyError
 
 __all__ = ["SETTINGS", "GraphStrategy", "SpecError", "check_params", "from_spec", "known_ops",
@@ -45,7 +51,8 @@ def known_ops() -> frozenset[str]:
     (True, False)
     """
     ops = {op for op in KERNELS if not op.startswith("_")} - CODE_OPS
-    return frozenset(ops | {"col", "const"})
+    extra = {"is_symbol"} if PANEL_OPS else set()
+    return frozenset(ops | set(PANEL_OPS) | extra | {"col", "const"})
 
 
 class GraphStrategy(Strategy):
@@ -194,8 +201,13 @@ def check_params(op: str, params: dict[str, Any]) -> None:
     ...
     ValueError: rolling_mean: n must be a positive integer, got 0
     """
-    if op in KERNELS:
-        try:
+    try:
+        if op in KERNELS:
             KERNELS[op](**params)
-        except TypeError as exc:
-            raise ValueError(f"{op}: bad parameters {sorted(params)}: {exc}") from None
+        elif op in PANEL_OPS and _cs is not None:  # the builder checks the parameters
+            getattr(_cs, op.removeprefix("cs_"))(lit(0.0), **params)
+        elif op == "is_symbol" and (set(params) != {"symbol"} or not isinstance(
+                params["symbol"], str) or not params["symbol"]):
+            raise ValueError("is_symbol: params must be {'symbol': a symbol name}")
+    except TypeError as exc:
+        raise ValueError(f"{op}: bad parameters {sorted(params)}: {exc}") from None
