@@ -64,11 +64,16 @@ class GraphStrategy(Strategy):
     >>> s = GraphStrategy(col("close") > 0, symbols=["A"])
     >>> s.name.startswith("alpha-"), s.symbols, s.target().op
     (True, ['A'], 'gt')
+    >>> GraphStrategy(col("close"), fast=3)
+    Traceback (most recent call last):
+    ...
+    qmtl.strategy.StrategyError: a graph strategy has no parameters (they are in its graph), \
+got fast
     """
 
     def __init__(
         self,
-        weight: Expr,
+        weight: Expr | None = None,
         *,
         name: str | None = None,
         symbols: Sequence[str] = (),
@@ -77,7 +82,11 @@ class GraphStrategy(Strategy):
         max_gross: float = 1.0,
         warmup: int | None = None,
         alpha: str | None = None,
+        **params: Any,
     ) -> None:
+        if params:
+            raise StrategyError(f"a graph strategy has no parameters (they are in its graph), "
+                                f"got {', '.join(params)}")
         if not isinstance(weight, Expr):
             raise StrategyError(f"a graph strategy needs an expression, got {weight!r}")
         if name is not None and not (isinstance(name, str) and name.strip()):
