@@ -86,6 +86,8 @@ class StrategyOutput:
     """The MetricsUpdate seq of a metrics snapshot: ``n_bars`` at the snapshot. It depends on
     the bars only, not on how they were batched, so an update a restarted run sends again
     has the key the world has seen (and ``returns_since`` ends at the same bar)."""
+    returns_ts: np.ndarray | None = None
+    """The close time of the bar of each of ``returns_since`` (int64 ns UTC)."""
 
 
 @dataclass
@@ -206,7 +208,7 @@ class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, 
                 self.as_of = int(batch.ts[-1])
                 self.pending.append(batch)
             due = final or self.n_bars // self.every > self.metered // self.every
-            metrics = returns = None
+            metrics = returns = returns_ts = None
             if due and self.pending:
                 # metrics are updated in one go per snapshot: cheap when bars arrive one by one
                 def cat(name: str) -> np.ndarray:
@@ -214,6 +216,7 @@ class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, 
                     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
                 returns = cat("returns")
+                returns_ts = cat("ts")
                 self.metrics.update(
                     returns, turnover=cat("turnover"), gross=cat("gross"), equity=cat("equity")
                 )
@@ -225,7 +228,8 @@ class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, 
                 return []
             return [
                 StrategyOutput(
-                    self.key, batch, metrics, self.n_bars, self.as_of, returns, self.seq
+                    self.key, batch, metrics, self.n_bars, self.as_of, returns, self.seq,
+                    returns_ts,
                 )
             ]
         except Exception as exc:
