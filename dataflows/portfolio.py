@@ -6,8 +6,10 @@ For each bar t+1 of the portfolio's timeline (the union of its symbols' bar time
              - cost_bps / 1e4 * sum_i |w_i(t) - w_i(t-1)|
 
 A weight decided at bar t is held until the symbol's next bar; a symbol without a bar at
-some time contributes nothing then (its price did not move). Weights are scaled down where
-their gross ``sum_i |w_i|`` exceeds ``max_gross``. A decision at t never sees bar t+1.
+some time contributes nothing then (its price did not move). Negative weights are shorts (the
+formula is the same; turnover counts both sides). Weights are scaled down where their gross
+``sum_i |w_i|`` exceeds ``max_gross``, then again where their net ``|sum_i w_i|`` exceeds
+``max_net``. A decision at t never sees bar t+1.
 
 Per-symbol signal batches arrive in any interleaving; :class:`Portfolio` processes a time
 only once every symbol has reached it (or at the end), and every computation is either
@@ -100,6 +102,9 @@ class PortfolioBatch:
         )
 
 
+_INF = float("inf")
+
+
 def _sum_rows(m: np.ndarray) -> np.ndarray:
     """Column sums of a symbol-major matrix (one row per symbol), adding the rows top to
     bottom: a fixed order, so the result is bit-identical for any number of columns (bars),
@@ -156,6 +161,7 @@ class Portfolio:
         cost_bps: float = 0.0,
         max_gross: float = 1.0,
         prices: bool = False,
+        max_net: float = float("inf"),
     ) -> None:
         if not symbols:
             raise ValueError("a portfolio needs at least one symbol")
@@ -163,6 +169,7 @@ class Portfolio:
         self.index = {s: i for i, s in enumerate(self.symbols)}
         self.cost = float(cost_bps) / 1e4
         self.max_gross = float(max_gross)
+        self.max_net = float(max_net)
         self.prices = prices
         n = len(self.symbols)
         self._pending: list[list[SignalBatch]] = [[] for _ in range(n)]
@@ -275,6 +282,13 @@ class Portfolio:
         for w in raw[1:]:
             gross_raw += abs(w)
         scale = self.max_gross / gross_raw if gross_raw > self.max_gross else 1.0
+        net_f = 1.0
+        if self.max_net != _INF:
+            net = raw[0] * scale
+            for w in raw[1:]:
+                net += w * scale
+            if abs(net) > self.max_net:
+                net_f = self.max_net / abs(net)
         prev_w, prev_c, prev_dw = (
             self._prev_w.tolist(),
             self._last_c.tolist(),
@@ -282,7 +296,7 @@ class Portfolio:
         )
         weight, dw, contrib = [], [], []
         for i in range(len(raw)):
-            w = raw[i] * scale
+            w = raw[i] * scale * net_f
             moved = close[i] / prev_c[i] - 1.0
             if moved != moved:
                 moved = 0.0
@@ -370,6 +384,12 @@ class Portfolio:
             weight = raw_w * scale
         else:
             weight = raw_w  # every scale would be 1.0: the same values
+        if self.max_net != _INF:
+            net = np.abs(_sum_rows(weight))
+            over = net > self.max_net
+            if over.any():
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    weight = weight * np.where(over, self.max_net / net, 1.0)
 
         # against each bar's previous weights and closes (the carried bar, then the bars):
         # the same element-wise operations as on shifted copies, without making them
