@@ -45,7 +45,7 @@ from dataflows.resample import Resampler
 from qmtl.core.bars import Batch
 from qmtl.core.contracts import BAR_COLUMNS
 from qmtl.core.expr import Expr
-from qmtl.core.expr_nodes import walk
+from qmtl.core.expr_nodes import own_lookback, walk
 from qmtl.core.intervals import interval_ns
 
 Domain = tuple[str | None, str | None]
@@ -70,6 +70,8 @@ def needs_panel(expr: Expr) -> bool:
             return True
         if node.op == "col" and (node.params.get("symbol") or node.params.get("interval")):
             return True
+        if node.op == "is_symbol":
+            return True
     return False
 
 
@@ -81,8 +83,6 @@ def lookback_bars(expr: Expr, interval: str | None) -> int:
     >>> lookback_bars(col("close", interval="1h").sma(3), "15m"), col("close").sma(3).lookback
     (12, 2)
     """
-    from qmtl.core.expr_nodes import own_lookback
-
     doms: dict[str, Domain | None] = {}
     lb: dict[str, int] = {}
     base = interval_ns(interval) if interval else 0
@@ -101,7 +101,7 @@ def _domain(node: Expr, doms: Mapping[str, Domain | None]) -> Domain | None:
         return None
     if node.op == "col":
         return (node.params.get("symbol"), node.params.get("interval"))
-    if node.op in PANEL_OPS:
+    if node.op in PANEL_OPS or node.op == "is_symbol":
         return BASE
     ins = [d for d in (doms[i.id] for i in node.inputs) if d is not None]
     if not ins:
@@ -202,7 +202,7 @@ class PanelState:
     def _make_kernels(self) -> None:
         prog = self.program
         for node in prog.nodes:
-            if node.op in ("col", "const") or node.op in PANEL_OPS:
+            if node.op in ("col", "const", "is_symbol") or node.op in PANEL_OPS:
                 continue
             dom = prog.domains[node.id] or BASE
             for owner in prog.owners(dom):
@@ -346,6 +346,10 @@ class PanelState:
                 name = node.params["name"]
                 values[node.id] = {o: np.asarray(series[(o, dom[1])][name], dtype=np.float64)
                                    for o in prog.owners(dom)}
+            elif node.op == "is_symbol":
+                me = node.params["symbol"]
+                values[node.id] = {o: np.full(len(ts_of(o, BASE)), float(o == me))
+                                   for o in prog.symbols}
             elif node.op in PANEL_OPS:
                 per = {s: read(node.inputs[0], BASE, s) for s in prog.symbols}
                 values[node.id] = self._cross(node, per, {s: ts_of(s, BASE) for s in prog.symbols})

@@ -132,6 +132,17 @@ class Bars:
                                 f"{', '.join(INTERVALS)}")
         return Bars(self._symbol, interval)
 
+    def is_symbol(self, symbol: str) -> Expr:
+        """1.0 on the bars of traded symbol ``symbol``, 0.0 on the others' (to give the legs
+        of a pair opposite weights: ``where(bars.is_symbol("A"), pos, -pos)``).
+
+        >>> Bars().is_symbol("A").params
+        {'symbol': 'A'}
+        """
+        if not isinstance(symbol, str) or not symbol:
+            raise StrategyError(f"bars.is_symbol needs a symbol name, got {symbol!r}")
+        return Expr("is_symbol", symbol=symbol)
+
     def atr(self, n: int = 14) -> Expr:
         """Average true range of these bars (TA-Lib ATR).
 
