@@ -170,8 +170,8 @@ def test_reading_an_undeclared_symbol_is_an_error():
         def signal(self, bars):
             return bars["QQQ"].close > 0
 
-    with pytest.raises(ValueError, match="reads bars of 'QQQ'.*neither traded nor in its "
-                                         "context"):
+    with pytest.raises(ValueError, match=r"reads bars of 'QQQ'.*neither traded nor in its "
+                                         r"context"):
         backtest(Sneaky, calendars(6, n=20, interval="1d"))
 
 
@@ -188,7 +188,7 @@ def test_max_net_caps_the_net_and_keeps_the_mix():
     for max_net in (float("inf"), 0.3):
         spec = StrategySpec("x", ["A", "B", "C"], weight, 2.0, 1.0, 252.0, max_net=max_net)
         items = [(s, b) for s, b in sorted(data.items())]
-        rows = [o.batch for o in run_dataflow([spec], lambda: iter(items)) if o.batch]
+        rows = [o.batch for o in run_dataflow([spec], lambda items=items: iter(items)) if o.batch]
         w = np.concatenate([b.symbol_rows["weight"] for b in rows]).reshape(-1, 3)
         outs[max_net] = (w, np.concatenate([b.turnover for b in rows]))
     free, capped = outs[float("inf")][0], outs[0.3][0]
