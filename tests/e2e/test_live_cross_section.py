@@ -10,8 +10,14 @@ import pytest
 from qmtl import Strategy, cs, where
 from qmtl.live import LiveOptions, run_live
 from qmtl.runner import backtest
-from tests.e2e.live_helpers import activate, make_data, max_abs_diff, publish, topic_name, \
-    world_server
+from tests.e2e.live_helpers import (
+    activate,
+    make_data,
+    max_abs_diff,
+    publish,
+    topic_name,
+    world_server,
+)
 
 
 class Book(Strategy):
