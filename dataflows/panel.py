@@ -322,6 +322,8 @@ class PanelState:
         prog = self.program
         series = self._series(chunk)
         values: dict[str, Any] = {}
+        panels: dict[str, np.ndarray] = {}  # cross-sectional nodes' values as panels
+        layout: _Layout | None = None
 
         def ts_of(owner: str, dom: Domain) -> np.ndarray:
             return series[(owner, dom[1])]["ts"]
@@ -351,8 +353,15 @@ class PanelState:
                 values[node.id] = {o: np.full(len(ts_of(o, BASE)), float(o == me))
                                    for o in prog.symbols}
             elif node.op in PANEL_OPS:
-                per = {s: read(node.inputs[0], BASE, s) for s in prog.symbols}
-                values[node.id] = self._cross(node, per, {s: ts_of(s, BASE) for s in prog.symbols})
+                if layout is None:
+                    layout = _Layout({s: ts_of(s, BASE) for s in prog.symbols}, prog.symbols)
+                src = node.inputs[0]
+                if src.id in panels:  # a cross-section of a cross-section: already a panel
+                    x = panels[src.id]
+                else:
+                    x = layout.stack({s: read(src, BASE, s) for s in prog.symbols})
+                panels[node.id] = panel_call(node.op, x, node.params, prog.symbols)
+                values[node.id] = layout.split(panels[node.id])
             else:
                 values[node.id] = {
                     o: self.kernels[(node.id, o)].update(*(read(i, dom, o) for i in node.inputs))
@@ -367,20 +376,37 @@ class PanelState:
                     self.last[(nid, owner)] = float(arr[-1])
         return out
 
-    def _cross(self, node: Expr, per: Mapping[str, np.ndarray],
-               ts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        syms = self.program.symbols
-        first = ts[syms[0]]
-        if all(len(ts[s]) == len(first) and np.array_equal(ts[s], first) for s in syms[1:]):
-            panel = np.stack([per[s] for s in syms], axis=1) if len(first) else \
-                np.empty((0, len(syms)))
-            res = panel_call(node.op, panel, node.params, syms)
-            return {s: res[:, j] for j, s in enumerate(syms)}
-        timeline = np.unique(np.concatenate([ts[s] for s in syms]))
-        panel = np.full((len(timeline), len(syms)), np.nan)
-        rows = {}
-        for j, s in enumerate(syms):
-            rows[s] = np.searchsorted(timeline, ts[s])
-            panel[rows[s], j] = per[s]
-        res = panel_call(node.op, panel, node.params, syms)
-        return {s: res[rows[s], j] for j, s in enumerate(syms)}
+
+class _Layout:
+    """Where each traded symbol's bars of a chunk sit in the chunk's panel (time x symbol):
+    the union of their times, or, when every symbol has the same times, just those."""
+
+    def __init__(self, ts: Mapping[str, np.ndarray], symbols: list[str]) -> None:
+        self.symbols = symbols
+        first = ts[symbols[0]]
+        self.aligned = all(len(ts[s]) == len(first) and np.array_equal(ts[s], first)
+                           for s in symbols[1:])
+        self.rows: dict[str, np.ndarray] = {}
+        if self.aligned:
+            self.n = len(first)
+        else:
+            timeline = np.unique(np.concatenate([ts[s] for s in symbols]))
+            self.n = len(timeline)
+            self.rows = {s: np.searchsorted(timeline, ts[s]) for s in symbols}
+
+    def stack(self, per: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Per-symbol values as a panel (NaN where a symbol has no bar)."""
+        if self.aligned:
+            if self.n == 0:
+                return np.empty((0, len(self.symbols)))
+            return np.stack([per[s] for s in self.symbols], axis=1)
+        panel = np.full((self.n, len(self.symbols)), np.nan)
+        for j, s in enumerate(self.symbols):
+            panel[self.rows[s], j] = per[s]
+        return panel
+
+    def split(self, panel: np.ndarray) -> dict[str, np.ndarray]:
+        """A panel back to per-symbol values at each symbol's own bars."""
+        if self.aligned:
+            return {s: panel[:, j] for j, s in enumerate(self.symbols)}
+        return {s: panel[self.rows[s], j] for j, s in enumerate(self.symbols)}

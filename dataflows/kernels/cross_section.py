@@ -47,24 +47,36 @@ def cs_rank(x: np.ndarray) -> np.ndarray:
     if x.size == 0:
         return out
     ok = np.isfinite(x)
-    work = np.where(ok, x, np.inf)  # non-finite cells sort last
-    order = np.argsort(work, axis=1, kind="stable")
+    every = bool(ok.all())
+    work = x if every else np.where(ok, x, np.inf)  # non-finite cells sort last
+    order = np.argsort(work, axis=1)  # any order within ties: they get one average rank
     srt = np.take_along_axis(work, order, axis=1)
-    pos = np.broadcast_to(np.arange(cols), (rows, cols))
-    new = np.ones((rows, cols), dtype=bool)
-    new[:, 1:] = srt[:, 1:] != srt[:, :-1]
-    start = np.where(new, pos, 0)
-    np.maximum.accumulate(start, axis=1, out=start)
-    last = np.ones((rows, cols), dtype=bool)
-    last[:, :-1] = new[:, 1:]
-    end = np.where(last, pos, cols - 1)
-    end = np.minimum.accumulate(end[:, ::-1], axis=1)[:, ::-1]
-    avg = (start + end) * 0.5  # 0-based average rank of the tie group
-    n = ok.sum(axis=1, keepdims=True).astype(np.float64)
+    tie = srt[:, 1:] == srt[:, :-1]
+    if not every:
+        tie &= np.isfinite(srt[:, 1:])
+    n = np.full(rows, float(cols)) if every else ok.sum(axis=1).astype(np.float64)
+    rank = np.broadcast_to(np.arange(cols, dtype=np.float64), (rows, cols))
+    tied = np.flatnonzero(tie.any(axis=1))
+    if tied.size:  # average the 0-based ranks of each run of equal values
+        rank = rank.copy()
+        pos = np.arange(cols)
+        new = np.ones((tied.size, cols), dtype=bool)
+        new[:, 1:] = ~tie[tied]
+        start = np.where(new, pos, 0)
+        np.maximum.accumulate(start, axis=1, out=start)
+        last = np.ones((tied.size, cols), dtype=bool)
+        last[:, :-1] = new[:, 1:]
+        end = np.where(last, pos, cols - 1)
+        end = np.minimum.accumulate(end[:, ::-1], axis=1)[:, ::-1]
+        rank[tied] = (start + end) * 0.5
     with np.errstate(divide="ignore", invalid="ignore"):
-        pct = np.where(n > 1, avg / (n - 1.0), 0.5)
+        pct = rank / (n - 1.0)[:, None]
+    single = n == 1.0
+    if single.any():
+        pct[single] = 0.5
     np.put_along_axis(out, order, pct, axis=1)
-    out[~ok] = np.nan
+    if not every:
+        out[~ok] = np.nan
     return out
 
 
