@@ -136,6 +136,11 @@ class PanelProgram:
         self.intervals = sorted({d[1] for d in self.domains.values() if d and d[1]})
         if self.intervals and not interval:
             raise ValueError("at(...): the strategy's interval is needed to resample its bars")
+        for iv in self.intervals:
+            assert interval is not None
+            if interval_ns(iv) <= interval_ns(interval) or interval_ns(iv) % interval_ns(interval):
+                raise ValueError(f"bars.at({iv!r}): {iv} is not a coarser whole multiple of "
+                                 f"the strategy's interval {interval}")
         self.columns = tuple(sorted({n.params["name"] for n in self.nodes if n.op == "col"}))
         # nodes whose values are read in another domain: their last values are carried
         self.carried: set[str] = set()
