@@ -4,7 +4,8 @@ A node of such a graph lives in a *domain* ``(symbol, interval)``: ``symbol`` No
 "each traded symbol" (the usual per-symbol series), a name means one fixed symbol
 (``bars["SPY"]``); ``interval`` None means the strategy's bars, a name a coarser series
 resampled from them (``bars.at("1d")``, :class:`dataflows.resample.Resampler`: a coarse bar
-stamped ``T`` exists only once its last fine bar, or a later one, has arrived). A node's
+stamped ``T``, its close, exists once every symbol the program reads has reached ``T`` — no
+bar of its bucket can still arrive — and is seen from bar times ``t >= T`` on). A node's
 domain is the join of its inputs' (a fixed symbol or a coarse interval survives only when
 every input has it); a cross-sectional node (``cs_*``, :mod:`dataflows.kernels.cross_section`)
 reads and gives per-symbol values on the strategy's bars. Time-series kernels run over each
@@ -296,10 +297,16 @@ class PanelState:
             chunk[sym], self.pending[sym] = _cut(parts, horizon)
         if all(b is None for b in chunk.values()):
             return {}, {}
-        return self._evaluate(chunk), chunk
+        if final:  # everything is in: the clock is at the last bar of any needed symbol
+            horizon = max(int(b["ts"][-1]) for b in chunk.values() if b is not None)
+        return self._evaluate(chunk, horizon), chunk
 
     # -- evaluation -------------------------------------------------------------------------
-    def _series(self, chunk: Mapping[str, Batch | None]) -> dict[tuple[str, str | None], Batch]:
+    def _series(self, chunk: Mapping[str, Batch | None], now: int
+                ) -> dict[tuple[str, str | None], Batch]:
+        """Each needed symbol's bars of the chunk, and its coarse bars closed by then: by a
+        bar at or after their close, or by ``now`` (every needed symbol has reached it, so
+        a bucket ending at or before it can get no more bars)."""
         cols = self.program.columns
         out: dict[tuple[str, str | None], Batch] = {}
         for sym in self.program.needed:
@@ -311,8 +318,11 @@ class PanelState:
                 r = self.resamplers[(sym, iv)]
                 full = {c: b[c] if c in b else np.full(len(b["ts"]), np.nan)
                         for c in ("ts", *BAR_COLUMNS)}
-                out[(sym, iv)] = r.update(full) if len(b["ts"]) else {
-                    "ts": np.empty(0, dtype=np.int64), **{c: np.empty(0) for c in BAR_COLUMNS}}
+                got = r.update(full)
+                tail = r.advance(now)
+                if len(tail["ts"]):
+                    got = {c: np.concatenate([got[c], tail[c]]) for c in ("ts", *BAR_COLUMNS)}
+                out[(sym, iv)] = got
         return out
 
     def _align(self, src_id: str, src: Domain, values: np.ndarray, src_ts: np.ndarray,
@@ -323,9 +333,9 @@ class PanelState:
             return np.full(len(dst_ts), carried)
         return np.where(idx >= 0, values[np.maximum(idx, 0)], carried)
 
-    def _evaluate(self, chunk: Mapping[str, Batch | None]) -> Outputs:
+    def _evaluate(self, chunk: Mapping[str, Batch | None], now: int) -> Outputs:
         prog = self.program
-        series = self._series(chunk)
+        series = self._series(chunk, now)
         values: dict[str, Any] = {}
         panels: dict[str, np.ndarray] = {}  # cross-sectional nodes' values as panels
         layout: _Layout | None = None

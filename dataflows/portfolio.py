@@ -121,6 +121,17 @@ def _sum_rows(m: np.ndarray) -> np.ndarray:
     return acc
 
 
+def _repeat(values: np.ndarray, n: int) -> np.ndarray:
+    """Each value ``n`` times in a row (``np.repeat``, as one broadcast copy: faster).
+
+    >>> _repeat(np.array([1, 2]), 2).tolist()
+    [1, 1, 2, 2]
+    """
+    if n == 1:
+        return values
+    return np.broadcast_to(values[:, None], (len(values), n)).reshape(-1)
+
+
 def _shifted(m: np.ndarray, first: np.ndarray) -> np.ndarray:
     """``m`` (one row per symbol) moved right one bar, with ``first`` as the new first bar."""
     out = np.empty_like(m)
@@ -429,7 +440,7 @@ class Portfolio:
         # per-symbol rows, ordered by time then symbol
         if present.all():
             symbol_rows = {
-                "ts": np.repeat(timeline, n_sym) if n_sym > 1 else timeline,
+                "ts": _repeat(timeline, n_sym),
                 "symbol": (
                     np.tile(np.arange(n_sym, dtype=np.int32), n_rows)
                     if n_sym > 1
@@ -437,7 +448,7 @@ class Portfolio:
                 ),
                 "weight": weight.T.reshape(-1),
                 "return": contrib.T.reshape(-1),
-                "equity": np.repeat(equity, n_sym) if n_sym > 1 else equity,
+                "equity": _repeat(equity, n_sym),
             }
         else:
             row, sym = np.nonzero(present.T)

@@ -30,7 +30,8 @@ def _count_sum(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Finite mask, count and sum of each row's finite values (as columns)."""
     ok = np.isfinite(x)
     n = ok.sum(axis=1, keepdims=True)
-    s = np.where(ok, x, 0.0).sum(axis=1, keepdims=True)
+    every = n.min(initial=x.shape[1]) == x.shape[1] and x.flags.c_contiguous
+    s = (x if every else np.where(ok, x, 0.0)).sum(axis=1, keepdims=True)
     return ok, n, s
 
 
@@ -121,10 +122,16 @@ def cs_scale(x: np.ndarray, gross: float = 1.0) -> np.ndarray:
     """
     x = np.asarray(x, dtype=np.float64)
     ok = np.isfinite(x)
-    total = np.where(ok, np.abs(x), 0.0).sum(axis=1, keepdims=True)
+    every = bool(ok.all())
+    size = np.abs(x)
+    total = (size if every else np.where(ok, size, 0.0)).sum(axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(total > 0, x / total * gross, 0.0)
-    out[~ok] = np.nan
+        out = x / total * gross
+    zero = total[:, 0] <= 0
+    if zero.any():
+        out[zero] = 0.0
+    if not every:
+        out[~ok] = np.nan
     return out
 
 
