@@ -260,7 +260,9 @@ class Strategy:
         """
         settings = {"name": self.name, "symbols": list(self.symbols),
                     "interval": self.interval, "cost_bps": float(self.cost_bps),
-                    "max_gross": float(self.max_gross), "warmup": self.warmup}
+                    "max_gross": float(self.max_gross),
+                    "max_net": None if math.isinf(self.max_net) else float(self.max_net),
+                    "context": list(self.context), "warmup": self.warmup}
         return strategy_spec(self.target(), settings)
 
     def _check(self) -> None:

@@ -20,7 +20,8 @@ from connectors.data.seamless import SeamlessDataProvider
 from dataflows.compiler import build_program, run_dataflow
 from dataflows.control import RunControl
 from dataflows.graph import Program
-from qmtl.alpha.functions import Groups, _cs_op, to_expr
+from qmtl import cs
+from qmtl.alpha.functions import Groups, to_expr
 from qmtl.alpha.spec import GraphStrategy
 from qmtl.alpha.syntax import AlphaSyntaxError, parse
 from qmtl.core.bars import Batch
@@ -54,10 +55,10 @@ def weights(value: Expr, neutralize: str | None = "market",
     if neutralize == "group" and not groups:
         raise StrategyError("neutralize='group' needs groups={symbol: group}")
     if neutralize == "market":
-        value = _cs_op("demean")(value)
+        value = cs.demean(value)
     elif neutralize == "group":
-        value = _cs_op("neutralize")(value, dict(groups or {}))
-    return _cs_op("scale")(value, gross=1.0)
+        value = cs.neutralize(value, dict(groups or {}))
+    return cs.scale(value, gross=1.0)
 
 
 def _check_groups(groups: Groups | None, symbols: Sequence[str]) -> dict[str, str] | None:

@@ -26,14 +26,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from qmtl import cs
 from qmtl.alpha.syntax import AlphaSyntaxError, Binary, Call, Name, Node, Num, Unary
 from qmtl.core.expr import Expr, col, lit, where
 from qmtl.core.expr_ts import ts_corr, ts_cov, ts_rank
-
-try:  # the cross-sectional stage (qmtl.cs) may be absent from this build
-    from qmtl import cs as _cs
-except ImportError:  # pragma: no cover - depends on the build
-    _cs = None
 
 __all__ = ["FIELDS", "FUNCTIONS", "Function", "field_expr", "to_expr"]
 
@@ -70,13 +66,6 @@ def field_expr(name: str) -> Expr:
     1
     """
     return FIELDS[name]()
-
-
-def _cs_op(name: str) -> Callable[..., Expr]:
-    if _cs is None:
-        raise ValueError(f"the cross-sectional stage (qmtl.cs) is not in this build: "
-                         f"{name} is unavailable")
-    return getattr(_cs, name)
 
 
 @dataclass(frozen=True)
@@ -137,15 +126,15 @@ FUNCTIONS: dict[str, Function] = {
                      "(x - ts_mean(x, d)) / ts_std(x, d)"),
     "decay_linear": _ts(("x", "d"), lambda x, d: x.wma(d),
                         "linearly weighted mean of the last d, newest weight d"),
-    "rank": Function(("x",), lambda x: _cs_op("rank")(x), "cross section",
-                     "rank across the symbols at each bar time"),
-    "zscore": Function(("x",), lambda x: _cs_op("zscore")(x), "cross section",
+    "rank": Function(("x",), cs.rank, "cross section",
+                     "rank across the symbols at each bar time, in [0, 1]"),
+    "zscore": Function(("x",), cs.zscore, "cross section",
                        "(x - mean) / std across the symbols"),
-    "demean": Function(("x",), lambda x: _cs_op("demean")(x), "cross section",
+    "demean": Function(("x",), cs.demean, "cross section",
                        "x minus its mean across the symbols"),
-    "scale": Function(("x", "a"), lambda x, a=1.0: _cs_op("scale")(x, gross=a),
+    "scale": Function(("x", "a"), lambda x, a=1.0: cs.scale(x, gross=a),
                       "cross section", "x scaled so that sum |x| = a (default 1)", 1),
-    "group_neutralize": Function(("x", "group"), lambda x, g: _cs_op("neutralize")(x, g),
+    "group_neutralize": Function(("x", "group"), cs.neutralize,
                                  "cross section", "x minus its mean within each group"),
     "abs": _el(("x",), lambda x: x.abs(), "absolute value"),
     "log": _el(("x",), lambda x: x.log(), "natural logarithm"),

@@ -5,7 +5,8 @@ file) into a :class:`GraphStrategy` that runs wherever a strategy does (``qmtl.b
 ``Runner``, ``submit``, the CLI's ``--spec``). The format (version 1)::
 
     {"qmtl_spec": 1, "name": "...", "symbols": [...], "interval": "1d", "cost_bps": 0.0,
-     "max_gross": 1.0, "warmup": null, "alpha": "text (optional, for people)",
+     "max_gross": 1.0, "max_net": null, "context": [], "warmup": null,
+     "alpha": "text (optional, for people)",
      "output": "<id of the weight node>", "nodes": [{"id", "op", "params", "inputs"}, ...]}
 
 >>> from qmtl import Strategy
@@ -21,25 +22,23 @@ file) into a :class:`GraphStrategy` that runs wherever a strategy does (``qmtl.b
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from dataflows.kernels import KERNELS
-from qmtl.alpha.functions import _cs
+from dataflows.kernels.cross_section import PANEL_OPS
+from qmtl import cs
 from qmtl.alpha.graph import CODE_OPS, SPEC_VERSION, SpecError, build_graph
 from qmtl.core.expr import Expr, lit
-
-try:  # the cross-sectional stage may be absent from this build
-    from dataflows.kernels.cross_section import PANEL_OPS
-except ImportError:  # pragma: no cover - depends on the build
-    PANEL_OPS = {}
 from qmtl.strategy import Bars, Strategy, StrategyError
 
 __all__ = ["SETTINGS", "GraphStrategy", "SpecError", "check_params", "from_spec", "known_ops",
            "read_spec"]
 
-SETTINGS = ("name", "symbols", "interval", "cost_bps", "max_gross", "warmup", "alpha")
+SETTINGS = ("name", "symbols", "interval", "cost_bps", "max_gross", "max_net", "context",
+            "warmup", "alpha")
 """The strategy settings a spec may carry besides its graph."""
 
 
@@ -51,8 +50,7 @@ def known_ops() -> frozenset[str]:
     (True, False)
     """
     ops = {op for op in KERNELS if not op.startswith("_")} - CODE_OPS
-    extra = {"is_symbol"} if PANEL_OPS else set()
-    return frozenset(ops | set(PANEL_OPS) | extra | {"col", "const"})
+    return frozenset(ops | set(PANEL_OPS) | {"col", "const", "is_symbol"})
 
 
 class GraphStrategy(Strategy):
@@ -80,6 +78,8 @@ got fast
         interval: str = "1d",
         cost_bps: float = 0.0,
         max_gross: float = 1.0,
+        max_net: float | None = None,
+        context: Sequence[str] = (),
         warmup: int | None = None,
         alpha: str | None = None,
         **params: Any,
@@ -96,12 +96,15 @@ got fast
         self.weight = weight
         self.alpha = alpha
         self._name = name or f"alpha-{weight.id[:10]}"
+        if isinstance(context, str):
+            raise StrategyError("context must be a list of symbol names, not one string")
         self.symbols = list(symbols)  # type: ignore[misc]
+        self.context = list(context)  # type: ignore[misc]
         if warmup is not None and (isinstance(warmup, bool) or not isinstance(warmup, int)
                                    or warmup < 0):
             raise StrategyError(f"warmup must be a whole number >= 0, got {warmup!r}")
         super().__init__(interval=interval, cost_bps=cost_bps, max_gross=max_gross,
-                         warmup=warmup)
+                         max_net=math.inf if max_net is None else max_net, warmup=warmup)
 
     @property
     def name(self) -> str:
@@ -213,8 +216,8 @@ def check_params(op: str, params: dict[str, Any]) -> None:
     try:
         if op in KERNELS:
             KERNELS[op](**params)
-        elif op in PANEL_OPS and _cs is not None:  # the builder checks the parameters
-            getattr(_cs, op.removeprefix("cs_"))(lit(0.0), **params)
+        elif op in PANEL_OPS:  # the cs builder checks the parameters
+            getattr(cs, op.removeprefix("cs_"))(lit(0.0), **params)
         elif op == "is_symbol" and (set(params) != {"symbol"} or not isinstance(
                 params["symbol"], str) or not params["symbol"]):
             raise ValueError("is_symbol: params must be {'symbol': a symbol name}")

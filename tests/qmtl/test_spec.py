@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from qmtl.alpha.graph import SpecError
 from qmtl.alpha.spec import GraphStrategy, from_spec
 from qmtl.core.expr import lit
 from qmtl.core.expr_nodes import walk
+from qmtl.loader import load_strategy
 from tests.qmtl.test_alpha_syntax import trees
 
 
@@ -159,3 +161,40 @@ def test_any_alpha_graph_round_trips_through_json(tree) -> None:
     assert back.target().id == expr.id and back.name == s.name
     assert back.target().lookback == expr.lookback
     assert not any(isinstance(v, float) and math.isnan(v) for v in spec.values())
+
+
+class Hedged(Strategy):
+    """Other symbols' bars (a context symbol), a coarser interval, is_symbol, max_net."""
+
+    symbols = ["A", "B"]
+    context = ["C"]
+    max_net = 0.3
+    interval = "1d"
+
+    def signal(self, bars):
+        beta = bars["C"].close.pct_change(1)
+        trend = bars.close > bars.close.sma(10)
+        return qmtl.where(bars.is_symbol("A"), trend * 0.8, -0.5 * (beta > 0))
+
+
+@pytest.mark.parametrize("module", ["pairs_trade", "daily_filter", "sma_cross", "rsi_reversion"])
+def test_the_examples_round_trip(module: str) -> None:
+    cls = load_strategy(str(Path(__file__).resolve().parents[2] / "examples" / f"{module}.py"))
+    spec = json.loads(json.dumps(cls().to_spec(), allow_nan=False))
+    back = from_spec(spec)
+    assert back.target().id == cls().target().id and back.name == cls.__name__
+    assert back.to_spec() == spec
+
+
+def test_context_max_net_and_other_symbols_round_trip() -> None:
+    data = {s: generate_bars(200, seed=i) for i, s in enumerate("ABC")}
+    spec = json.loads(json.dumps(Hedged().to_spec(), allow_nan=False))
+    assert spec["context"] == ["C"] and spec["max_net"] == 0.3
+    assert {"symbol": "C", "name": "close"}.items() <= next(
+        n["params"] for n in spec["nodes"] if n["op"] == "col" and "symbol" in n["params"]
+    ).items()
+    back = from_spec(spec)
+    a, b = qmtl.backtest(Hedged, data=data), qmtl.backtest(back, data=data)
+    assert np.array_equal(a.returns, b.returns) and a.metrics == b.metrics
+    assert b.settings["max_net"] == 0.3 and b.settings["context"] == ["C"]
+    assert Mixed().to_spec()["max_net"] is None
