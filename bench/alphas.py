@@ -71,6 +71,81 @@ def run_flow(strategies: list[Strategy], data: Data,
     return seconds, cpu, final
 
 
+def measure(n_alphas: int, n_symbols: int, n_bars: int, seed: int = 7,
+            batch_size: int = 10_000, sample: int = 10) -> dict[str, Any]:
+    """Generate, build and replay ``n_alphas`` alphas over ``n_symbols`` x ``n_bars``; replay
+    ``sample`` of them alone and check their metrics equal the flow's. The results document.
+
+    >>> doc = measure(6, 4, 60, sample=2)
+    >>> doc["nodes_evaluated"] < doc["nodes_summed_over_alphas"], doc["metrics_equal_alone"]
+    (True, True)
+    """
+    data = make_data(n_symbols, n_bars, seed=seed)
+    symbols = sorted(data)
+    texts = random_alphas(n_alphas, seed=seed)
+    t0 = time.perf_counter()
+    strategies = qmtl.alphas(texts, symbols=symbols, interval="1m")
+    build = time.perf_counter() - t0
+    evaluated, separately = dedup(strategies)
+    shared, shared_cpu, metrics = run_flow(strategies, data, batch_size)
+    chosen = strategies[:sample]
+    alone = alone_cpu = 0.0
+    for s in chosen:
+        secs, cpu, own = run_flow([s], data, batch_size)
+        alone, alone_cpu = alone + secs, alone_cpu + cpu
+        if own[s.name] != metrics[s.name]:
+            raise AssertionError(f"{s.name} ({s.alpha}): metrics alone differ from the flow's")
+    k = max(len(chosen), 1)
+    return {
+        "alphas": n_alphas, "symbols": n_symbols, "bars": n_bars, "seed": seed,
+        "scaled_down_from": None if (n_symbols, n_bars) == (500, 10_000) else
+        {"symbols": 500, "bars": 10_000},
+        "parse_and_build_seconds": build,
+        "flow_seconds": shared,
+        "flow_cpu_seconds": shared_cpu,
+        "sample": len(chosen),
+        "seconds_per_alpha_alone": alone / k,
+        "cpu_seconds_per_alpha_alone": alone_cpu / k,
+        "nodes_evaluated": evaluated,
+        "nodes_summed_over_alphas": separately,
+        "dedup_factor": separately / evaluated,
+        "rows_per_second": n_symbols * n_bars * n_alphas / shared,
+        "metrics_equal_alone": True,
+    }
+
+
+def table_rows(doc: dict[str, Any]) -> list[list[str]]:
+    """The table of a :func:`measure` document.
+
+    >>> table_rows(measure(2, 2, 30, sample=0))[4][0]
+    'dedup factor (summed / evaluated)'
+    """
+    n = doc["alphas"]
+    return [
+        ["parse + build (s)", f"{doc['parse_and_build_seconds']:.2f}"],
+        ["one flow, wall / CPU (s)", f"{doc['flow_seconds']:.2f} / {doc['flow_cpu_seconds']:.2f}"],
+        ["per alpha in the flow, wall / CPU (ms)",
+         f"{1e3 * doc['flow_seconds'] / n:.1f} / {1e3 * doc['flow_cpu_seconds'] / n:.1f}"],
+        [f"per alpha alone ({doc['sample']} sampled), wall / CPU (ms)",
+         f"{1e3 * doc['seconds_per_alpha_alone']:.1f} / "
+         f"{1e3 * doc['cpu_seconds_per_alpha_alone']:.1f}"],
+        ["dedup factor (summed / evaluated)",
+         f"{doc['dedup_factor']:.2f} ({doc['nodes_summed_over_alphas']:,} / "
+         f"{doc['nodes_evaluated']:,} nodes)"],
+        ["symbol-bars x alphas per second", f"{doc['rows_per_second']:,.0f}"],
+    ]
+
+
+def title(doc: dict[str, Any]) -> str:
+    """The table's title.
+
+    >>> title({"alphas": 1000, "symbols": 100, "bars": 2000, "seed": 7})
+    '1,000 generated alphas, one flow · 100 symbols x 2,000 bars (seed 7)'
+    """
+    return (f"{doc['alphas']:,} generated alphas, one flow · {doc['symbols']} symbols x "
+            f"{doc['bars']:,} bars (seed {doc['seed']})")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark; print the table and write the results file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -83,59 +158,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=RESULTS / "alphas.json")
     args = parser.parse_args(argv)
-
-    data = make_data(args.symbols, args.bars, seed=args.seed)
-    symbols = sorted(data)
-    texts = random_alphas(args.alphas, seed=args.seed)
-    t0 = time.perf_counter()
-    strategies = qmtl.alphas(texts, symbols=symbols, interval="1m")
-    build = time.perf_counter() - t0
-    evaluated, separately = dedup(strategies)
-    shared, shared_cpu, metrics = run_flow(strategies, data, args.batch_size)
-
-    sample = strategies[: args.sample]
-    alone = alone_cpu = 0.0
-    for s in sample:
-        secs, cpu, own = run_flow([s], data, args.batch_size)
-        alone, alone_cpu = alone + secs, alone_cpu + cpu
-        if own[s.name] != metrics[s.name]:
-            raise AssertionError(f"{s.name} ({s.alpha}): metrics alone differ from the flow's")
-    per_alone = alone / max(len(sample), 1)
-    per_alone_cpu = alone_cpu / max(len(sample), 1)
-    rows_per_alpha = args.symbols * args.bars
-    doc = {
-        "machine": machine(),
-        "alphas": args.alphas, "symbols": args.symbols, "bars": args.bars,
-        "scaled_down_from": None if (args.symbols, args.bars) == (500, 10_000) else
-        {"symbols": 500, "bars": 10_000},
-        "parse_and_build_seconds": build,
-        "flow_seconds": shared,
-        "flow_cpu_seconds": shared_cpu,
-        "seconds_per_alpha_in_flow": shared / args.alphas,
-        "cpu_seconds_per_alpha_in_flow": shared_cpu / args.alphas,
-        "sample": len(sample),
-        "seconds_per_alpha_alone": per_alone,
-        "cpu_seconds_per_alpha_alone": per_alone_cpu,
-        "nodes_evaluated": evaluated,
-        "nodes_summed_over_alphas": separately,
-        "dedup_factor": separately / evaluated,
-        "rows_per_second": rows_per_alpha * args.alphas / shared,
-        "metrics_equal_alone": True,
-    }
-    print_table(
-        f"{args.alphas:,} generated alphas · {args.symbols} symbols x {args.bars:,} bars "
-        f"(seed {args.seed})",
-        ["measure", "value"],
-        [["parse + build (s)", f"{build:.2f}"],
-         ["one flow, wall / CPU (s)", f"{shared:.2f} / {shared_cpu:.2f}"],
-         ["per alpha in the flow, wall / CPU (ms)",
-          f"{1e3 * shared / args.alphas:.1f} / {1e3 * shared_cpu / args.alphas:.1f}"],
-         [f"per alpha alone, {len(sample)} sampled, wall / CPU (ms)",
-          f"{1e3 * per_alone:.1f} / {1e3 * per_alone_cpu:.1f}"],
-         ["nodes evaluated / summed", f"{evaluated:,} / {separately:,}"],
-         ["dedup factor", f"{separately / evaluated:.2f}"],
-         ["symbol-bars x alphas per second", f"{doc['rows_per_second']:,.0f}"]],
-    )
+    doc = {"machine": machine(), **measure(args.alphas, args.symbols, args.bars, args.seed,
+                                           args.batch_size, args.sample)}
+    print_table(title(doc), ["measure", "value"], table_rows(doc))
     print(f"wrote {write_results(args.out, doc)}")
     return doc
 
