@@ -273,4 +273,7 @@ column 1
       ts_mean(close)
       ^
     """
-    return _Compiler(text, groups).expr(tree)
+    try:
+        return _Compiler(text, groups).expr(tree)
+    except RecursionError:
+        raise AlphaSyntaxError("the alpha nests too deeply", text, 1) from None

@@ -198,7 +198,11 @@ def build_graph(
         built[nid] = _make(nid, raw["op"], params, inputs)
         return built[nid]
 
-    return build(output)
+    try:
+        return build(output)
+    except RecursionError:
+        raise SpecError("the graph is too deep to read: a chain of more than several "
+                        "hundred nodes") from None
 
 
 def _suggest(op: str, known: frozenset[str] | set[str]) -> str:

@@ -288,7 +288,11 @@ column=7)
     if not text.strip():
         raise AlphaSyntaxError("the alpha is empty", text, 1)
     parser = _Parser(text)
-    tree = parser.expression()
+    try:
+        tree = parser.expression()
+    except RecursionError:
+        raise AlphaSyntaxError("the alpha nests too deeply", text,
+                               parser.peek().column) from None
     tok = parser.peek()
     if tok.kind != "end":
         raise parser.fail(f"expected an operator or the end, got {_describe(tok)}", tok)

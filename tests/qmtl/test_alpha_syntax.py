@@ -152,3 +152,12 @@ def test_the_parser_does_not_evaluate_python() -> None:
     for text in ["__import__('os').system('true')", "close.__class__", "[close]", "'a'"]:
         with pytest.raises(AlphaSyntaxError):
             to_expr(parse(text), text)
+
+
+def test_deep_nesting_is_an_error_not_a_crash() -> None:
+    for text in ["(" * 5000 + "close" + ")" * 5000, "-" * 5000 + "close",
+                 "abs(" * 3000 + "close" + ")" * 3000]:
+        with pytest.raises(AlphaSyntaxError, match="nests too deeply"):
+            to_expr(parse(text), text)
+    deep = "abs(" * 60 + "close" + ")" * 60  # deep but reasonable: fine
+    assert to_expr(parse(deep), deep).op == "abs"

@@ -198,3 +198,10 @@ def test_context_max_net_and_other_symbols_round_trip() -> None:
     assert np.array_equal(a.returns, b.returns) and a.metrics == b.metrics
     assert b.settings["max_net"] == 0.3 and b.settings["context"] == ["C"]
     assert Mixed().to_spec()["max_net"] is None
+
+
+def test_a_too_deep_spec_is_an_error_not_a_crash() -> None:
+    nodes = [CLOSE] + [{"id": f"n{i}", "op": "abs", "params": {},
+                        "inputs": [f"n{i - 1}" if i else "c"]} for i in range(5000)]
+    with pytest.raises(SpecError, match="too deep"):
+        from_spec(_spec(nodes, output="n4999"))
