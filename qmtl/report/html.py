@@ -104,7 +104,7 @@ def table(
     """An HTML table, every cell escaped; ``numeric`` right-aligns columns; ``row_attrs``
     gives each row ``data-*`` attributes.
 
-    >>> table(["a"], [["<x>"]], row_attrs=[{"k": "v"}])[-62:]
+    >>> table(["a"], [["<x>"]], row_attrs=[{"k": "v"}])[-61:]
     '<tbody><tr data-k="v"><td>&lt;x&gt;</td></tr></tbody></table>'
     """
     numeric = numeric or [False] * len(headers)
