@@ -27,14 +27,16 @@ MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 
 def _layout(title: str, yformat: str = "", height: int = 320) -> dict[str, object]:
     return {
-        "title": {"text": title, "x": 0.01, "font": {"size": 15}},
+        "title": {"text": title, "x": 0.01, "y": 0.98, "yanchor": "top",
+                  "font": {"size": 15}},
         "height": height,
-        "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
+        "margin": {"l": 60, "r": 20, "t": 60, "b": 40},
         "template": "none",
         "paper_bgcolor": "white",
         "plot_bgcolor": "white",
         "hovermode": "x unified",
-        "legend": {"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"},
+        "legend": {"orientation": "h", "y": 1.0, "x": 0.01, "yanchor": "bottom",
+                   "bgcolor": "rgba(255,255,255,0.6)"},
         "yaxis": {"tickformat": yformat, "gridcolor": "#e5e5e5", "zerolinecolor": "#bbbbbb"},
         "xaxis": {"gridcolor": "#eeeeee"},
     }
@@ -56,6 +58,7 @@ def line_chart(
     yformat: str = "",
     fill: bool = False,
     points: int = POINTS,
+    step: bool = False,
 ) -> go.Figure:
     """One line per item of ``series`` over the times ``ts``, each drawn from its
     :func:`~qmtl.report.downsample.minmax_indices` (NaNs left out); ``fill`` shades to zero.
@@ -66,7 +69,7 @@ def line_chart(
     (True, True)
     """
     return lines_chart(title, [(name, ts, y) for name, y in series.items()], yformat, fill,
-                       points)
+                       points, step)
 
 
 def lines_chart(
@@ -75,8 +78,9 @@ def lines_chart(
     yformat: str = "",
     fill: bool = False,
     points: int = POINTS,
+    step: bool = False,
 ) -> go.Figure:
-    """Like :func:`line_chart`, each line ``(name, ts, y)`` on times of its own (runs of a
+    """Like :func:`line_chart` (``step``: a value holds until the next point), each line ``(name, ts, y)`` on times of its own (runs of a
     comparison need not share bars).
 
     >>> fig = lines_chart("t", [("a", np.array([0, 10**9]), np.array([1.0, 2.0])),
@@ -90,7 +94,8 @@ def lines_chart(
         keep = plotted(y, points)
         fig.add_trace(go.Scatter(
             x=to_ms(ts[keep]), y=y[keep], name=name, mode="lines",
-            line={"color": COLORS[i % len(COLORS)], "width": 1.5},
+            line={"color": COLORS[i % len(COLORS)], "width": 1.5,
+                  "shape": "hv" if step else "linear"},
             fill="tozeroy" if fill else None,
         ))
     return fig
@@ -131,17 +136,21 @@ def monthly_heatmap(years: list[int], grid: np.ndarray) -> go.Figure:
     return fig
 
 
-def bar_chart(title: str, labels: list[str], series: dict[str, np.ndarray],
+def bar_chart(title: str, labels: list[str] | np.ndarray, series: dict[str, np.ndarray],
               yformat: str = ".1%") -> go.Figure:
-    """Grouped bars: one group per label, one bar per item of ``series``.
+    """Grouped bars: one group per label, one bar per item of ``series``; ``labels`` as
+    ``datetime64`` periods go on a date axis.
 
     >>> len(bar_chart("Yearly", ["2024"], {"a": np.array([0.1]), "b": np.array([0.2])}).data)
     2
     """
     fig = go.Figure(layout=_layout(title, yformat))
+    dates = isinstance(labels, np.ndarray) and np.issubdtype(labels.dtype, np.datetime64)
+    x = to_ms(labels.astype("datetime64[ns]").astype(np.int64)) if dates else labels
     for i, (name, y) in enumerate(series.items()):
-        fig.add_trace(go.Bar(x=labels, y=y, name=name, marker_color=COLORS[i % len(COLORS)]))
-    fig.update_layout(barmode="group", hovermode="closest", xaxis={"type": "category"})
+        fig.add_trace(go.Bar(x=x, y=y, name=name, marker_color=COLORS[i % len(COLORS)]))
+    fig.update_layout(barmode="group", hovermode="closest",
+                      xaxis={"type": "date" if dates else "category"})
     return fig
 
 

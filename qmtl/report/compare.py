@@ -126,7 +126,7 @@ def compare_page(runs: Sequence[Run], points: int = WIDE) -> str:
     ], ".1%", points=points)
     head = (f"<header><h1>{len(runs)} runs compared</h1><p>"
             f"{escape(' · '.join(str(r.where) for r in runs))}</p></header>")
-    body = [section("Equity", chart_div(0)), section("Drawdown", chart_div(1)),
+    body = [section("", chart_div(0)), section("", chart_div(1)),
             '<div class="grid">' + metrics_html + settings_html + "</div>"]
     return page("runs compared", body, [equity, under], head)
 

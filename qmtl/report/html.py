@@ -51,6 +51,7 @@ PAGE = Template("""<!DOCTYPE html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="qmtl">
+<link rel="icon" href="data:,">
 <title>$title</title>
 <style>$css</style>
 <script>$plotlyjs</script>
@@ -122,13 +123,15 @@ def table(
 
 
 def section(title: str, content: str, note: str = "") -> str:
-    """A titled block of the page (``content`` is HTML already; ``note`` is text).
+    """A titled block of the page (``content`` is HTML already; ``note`` is text; no
+    heading when ``title`` is empty).
 
     >>> section("T & U", "<p>x</p>", note="careful")
     '<section><h2>T &amp; U</h2><p class="note">careful</p><p>x</p></section>'
     """
     warn = f'<p class="note">{escape(note)}</p>' if note else ""
-    return f"<section><h2>{escape(title)}</h2>{warn}{content}</section>"
+    head = f"<h2>{escape(title)}</h2>" if title else ""
+    return f"<section>{head}{warn}{content}</section>"
 
 
 def chart_div(index: int) -> str:

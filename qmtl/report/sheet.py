@@ -110,9 +110,9 @@ def figures(run: Run, benchmark: str | None = None,
             ".1%", points=narrow)),
         ("Distribution", charts.histogram_chart(edges, counts)),
         ("Exposure", charts.line_chart("Gross exposure", ts, {"gross": rows.gross}, ".0%",
-                                       fill=True, points=narrow)),
-        ("Turnover", charts.bar_chart("Turnover per month", [str(m) for m in months],
-                                      {"turnover": turnover}, ".2f")),
+                                       fill=True, points=narrow, step=True)),
+        ("Turnover", charts.bar_chart("Turnover per month", months, {"turnover": turnover},
+                                      ".2f")),
         ("Contribution", charts.contributions_chart(rows.contributions())),
     ]
 
@@ -201,7 +201,7 @@ def tear_sheet(run: Run, benchmark: str | None = None, points: int = WIDE) -> st
         "no benchmark: this run folder has no prices (bars.parquet has no close column; it "
         "was written by an older qmtl or a live run)")
     charts_html = [f"<section>{chart_div(i)}</section>" for i in range(len(figs))]
-    top = section("Equity", chart_div(0), note) + section("Drawdown", chart_div(1))
+    top = section("", chart_div(0), note) + section("", chart_div(1))
     grid = '<div class="grid">' + "".join(charts_html[2:]) + "</div>"
     body = [top, '<div class="grid">' + metrics_section(run) + settings_section(run) + "</div>",
             grid, trades_section(run)]
