@@ -211,4 +211,9 @@ def from_result(result: BacktestResult) -> Run:
     >>> from_result(BacktestResult("S", {}, ["A"], "1d", t, {"sharpe": 1.0})).name
     'S'
     """
-    return Run(result.strategy, result.metrics_doc(), rows_of(result.bars, result.strategy))
+    rows = rows_of(result.bars, result.strategy)
+    if len(result.ts) == len(rows.timeline):
+        # the engine's own series: exact where a folder's rows can only rebuild them (a
+        # symbol without a bar while the gross cap rescales the others)
+        rows.__dict__.update(turnover=result.turnover, gross=result.gross)
+    return Run(result.strategy, result.metrics_doc(), rows)

@@ -121,7 +121,8 @@ def default_window(n: int, periods_per_year: float) -> int:
 
 def rolling_moments(returns: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
     """Trailing mean and standard deviation (ddof=1) over ``window`` bars (NaN before the
-    first full window), from centred cumulative sums (stable over millions of bars).
+    first full window), from centred cumulative sums (stable over millions of bars); a
+    window of equal values has a deviation of exactly 0.
 
     >>> mean, sd = rolling_moments(np.array([1.0, 2.0, 3.0, 5.0]), 2)
     >>> mean.tolist(), sd.round(4).tolist()
@@ -143,6 +144,12 @@ def rolling_moments(returns: np.ndarray, window: int) -> tuple[np.ndarray, np.nd
     mean[window - 1:] = w1 / window + centre
     var = (w2 - w1 * w1 / window) / (window - 1)
     sd[window - 1:] = np.sqrt(np.maximum(var, 0.0))
+    # a window of equal values (a strategy out of the market) has no spread at all; the
+    # sums' rounding (~1e-10) must not make one up, nor a Sharpe ratio from it
+    moves = np.concatenate([[0], np.cumsum(returns[1:] != returns[:-1])])
+    flat = (moves[window - 1:] - moves[: n - window + 1]) == 0
+    sd[window - 1:][flat] = 0.0
+    mean[window - 1:][flat] = returns[window - 1:][flat]
     return mean, sd
 
 
@@ -246,7 +253,11 @@ class Rows:
 
     @cached_property
     def turnover(self) -> np.ndarray:
-        """Sum of absolute weight changes at each bar of :attr:`timeline`."""
+        """Sum of absolute weight changes at each bar of :attr:`timeline`.
+
+        Rebuilt from each symbol's rows, it equals the engine's except where a symbol had no
+        bar while the gross cap rescaled its weight (the rows hold weights only at a
+        symbol's own bars); a result in memory carries the engine's own."""
         dw = np.abs(self.weight - self.prev_weight)
         return np.bincount(self.row_time, weights=dw, minlength=len(self.timeline))
 
