@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+import qmtl.report  # its names (and plotly) load on first use
 from qmtl import __version__
 from qmtl.core.errors import QmtlError
 from qmtl.core.times import format_ts
@@ -194,9 +195,7 @@ class BacktestResult:
         >>> BacktestResult("S", {}, ["A"], "1d", t, {}).trades.column("weight_after").to_pylist()
         [1.0]
         """
-        from qmtl.report import from_result
-
-        return from_result(self).trades()
+        return qmtl.report.from_result(self).trades()
 
     def plot(self, benchmark: str | None = None) -> go.Figure:
         """Equity (against buying and holding the universe, or ``benchmark``) above its
@@ -208,9 +207,7 @@ class BacktestResult:
         >>> len(BacktestResult("S", {}, ["A"], "1d", t, {}).plot().data)
         3
         """
-        from qmtl.report import from_result, plot
-
-        return plot(from_result(self), benchmark)
+        return qmtl.report.plot(qmtl.report.from_result(self), benchmark)
 
     def report(self, path: str | Path, benchmark: str | None = None) -> Path:
         """Write the tear sheet (one HTML file that works offline, see ``docs/reports.md``)
@@ -223,9 +220,7 @@ class BacktestResult:
         >>> r.report(Path(tempfile.mkdtemp()) / "r.html").stat().st_size > 1_000_000
         True
         """
-        from qmtl.report import from_result, write_report
-
-        return write_report(from_result(self), path, benchmark)
+        return qmtl.report.write_report(qmtl.report.from_result(self), path, benchmark)
 
     def metrics_doc(self) -> dict[str, JsonValue]:
         """The content of ``metrics.json`` (see the module docstring)."""

@@ -80,8 +80,8 @@ def lines_chart(
     points: int = POINTS,
     step: bool = False,
 ) -> go.Figure:
-    """Like :func:`line_chart` (``step``: a value holds until the next point), each line ``(name, ts, y)`` on times of its own (runs of a
-    comparison need not share bars).
+    """Like :func:`line_chart` (``step``: a value holds until the next point), each line
+    ``(name, ts, y)`` on times of its own (runs of a comparison need not share bars).
 
     >>> fig = lines_chart("t", [("a", np.array([0, 10**9]), np.array([1.0, 2.0])),
     ...                         ("b", np.array([5 * 10**8]), np.array([1.5]))])

@@ -95,6 +95,7 @@ def test_monthly_returns_by_hand():
     assert [str(y) for y in labels] == ["2024", "2025"]
     np.testing.assert_allclose(yearly, [-0.4, 0.5])
     months, sums = period_sums(ts, np.array([1.0, 2.0, 3.0, 4.0]), "M")
+    assert [str(m) for m in months] == ["2024-01", "2024-03", "2025-01"]
     assert sums.tolist() == [3.0, 3.0, 4.0]
 
 
