@@ -174,9 +174,10 @@ def compact_x(fig: go.Figure) -> go.Figure:
 
 
 EXPAND_X = """function qmtlX(f){for(const t of f.data){if(!t.meta||t.meta.x0===undefined)continue;
-const b=atob(t.x.bdata),u=new Uint8Array(b.length);for(let i=0;i<b.length;i++)u[i]=b.charCodeAt(i);
-const s=new Int32Array(u.buffer),x=new Float64Array(s.length);
-for(let i=0;i<s.length;i++)x[i]=t.meta.x0+s[i]*t.meta.dx;t.x=x;delete t.meta;}return f;}"""
+let s=t.x;if(s&&s.bdata!==undefined){const b=atob(s.bdata),u=new Uint8Array(b.length);
+for(let i=0;i<b.length;i++)u[i]=b.charCodeAt(i);s=new Int32Array(u.buffer);}
+const x=new Float64Array(s.length);for(let i=0;i<s.length;i++)x[i]=t.meta.x0+s[i]*t.meta.dx;
+t.x=x;delete t.meta;}return f;}"""
 """The page's JavaScript that undoes :func:`compact_x` before a chart is drawn."""
 
 

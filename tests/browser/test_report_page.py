@@ -95,6 +95,14 @@ def test_tear_sheet_renders_offline_with_the_runs_metrics(browser, served, tmp_p
         assert json.loads(value) == doc["metrics"][metric]
         want = doc["metrics"][metric]
         assert text == format_metric(metric, float("nan") if want is None else want)
+    # the charts' data as drawn: times decoded back to the run's first and last bar, and
+    # the drawdown's bottom at the run's max drawdown (min/max downsampling keeps it)
+    first, last, bottom = browser.execute_script("""
+        const eq = document.getElementById('chart-0').data[0].x;
+        const dd = Array.from(document.getElementById('chart-1')._fullData[0].y);
+        return [eq[0], eq[eq.length - 1], Math.min(...dd)];""")
+    assert (first, last) == (doc["start"] / 1e6, doc["end"] / 1e6)
+    assert -bottom == pytest.approx(doc["metrics"]["max_drawdown"], rel=1e-12)
     settings = browser.find_element(By.CSS_SELECTOR, "table.settings").text
     assert doc["data"]["fingerprint"] in settings and "params.fast" in settings
     assert browser.find_elements(By.CSS_SELECTOR, "table.trades tbody tr")
