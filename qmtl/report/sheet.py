@@ -49,9 +49,12 @@ from qmtl.report.trades import position_changes
 MAX_TRADES = 100
 """Position changes listed on the page (the latest; ``Run.trades()`` has them all)."""
 
-WIDE, NARROW = 1_200, 800
+WIDE, NARROW = 1_000, 700
 """Points per series of the full-width charts (equity, drawdown) and of the smaller ones:
-600 and 400 buckets of min and max (plotly.js alone is 4.8 MB of a page's 5 MB budget)."""
+500 and 350 buckets of min and max (plotly.js alone is 4.8 MB of a page's 5 MB budget)."""
+
+MAX_SYMBOLS = 25
+"""Symbols named in the header and in the per-symbol data table (metrics.json has all)."""
 
 
 def benchmark_of(run: Run, symbol: str | None = None) -> tuple[str, np.ndarray] | None:
@@ -148,9 +151,12 @@ def settings_section(run: Run) -> str:
     content = table(["setting", "value"], rows, cls="settings")
     if per_symbol:
         keys = sorted({k for v in per_symbol.values() for k in v})
+        shown = list(per_symbol.items())[:MAX_SYMBOLS]
         cov = [[s, *(json.dumps(v.get(k)) if not isinstance(v.get(k), str) else v.get(k)
-                    for k in keys)] for s, v in per_symbol.items()]
-        content += ("<details><summary>data seen, per symbol</summary>"
+                    for k in keys)] for s, v in shown]
+        more = (f" (the first {len(shown)} of {len(per_symbol)}; metrics.json has every one)"
+                if len(per_symbol) > len(shown) else "")
+        content += (f"<details><summary>data seen, per symbol{escape(more)}</summary>"
                     + table(["symbol", *keys], cov) + "</details>")
     return section("Run settings", f'<div class="scroll">{content}</div>')
 
@@ -180,12 +186,14 @@ def trades_section(run: Run, limit: int = MAX_TRADES) -> str:
 def header(run: Run, bench_label: str | None) -> str:
     """The page's title block: strategy, universe, interval, period, fingerprint."""
     doc = run.doc
-    symbols = doc.get("symbols") or run.rows.symbols
+    symbols = [str(s) for s in doc.get("symbols") or run.rows.symbols]
+    if len(symbols) > MAX_SYMBOLS:
+        symbols = [*symbols[:MAX_SYMBOLS], f"and {len(symbols) - MAX_SYMBOLS} more"]
     fingerprint = str((doc.get("data") or {}).get("fingerprint", "-"))[:16]
     period = f"{doc.get('start_utc', '?')} → {doc.get('end_utc', '?')}"
     return (
         f"<header><h1>{escape(doc.get('strategy', run.name))}</h1>"
-        f"<p>{escape(', '.join(map(str, symbols)))} · {escape(doc.get('interval', '?'))} · "
+        f"<p>{escape(', '.join(symbols))} · {escape(doc.get('interval', '?'))} · "
         f"{escape(period)}</p><p>run {escape(run.where)} · data fingerprint "
         f"{escape(fingerprint)} · benchmark {escape(bench_label or 'none')}</p></header>"
     )
