@@ -158,3 +158,16 @@ def test_closes_in_the_run_are_the_bars_closes(gappy):
     rows = from_result(gappy).rows
     aaa = rows.close[rows.code == rows.symbols.index("AAA")]
     np.testing.assert_array_equal(aaa, bars(500)["AAA"]["close"])
+
+
+def test_closes_after_a_look_back_are_the_bars_closes():
+    from qmtl import backtest
+    from tests.qmtl.report.conftest import Cross, bars
+
+    data = bars(300)
+    start = int(data["AAA"]["ts"][100])
+    res = backtest(Cross, data=data, start=start)  # bars before start only warm up
+    rows = from_result(res).rows
+    assert rows.timeline[0] == start
+    for i, symbol in enumerate(rows.symbols):
+        np.testing.assert_array_equal(rows.close[rows.code == i], data[symbol]["close"][100:])
