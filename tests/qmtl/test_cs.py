@@ -62,7 +62,7 @@ def test_bars_of_other_symbols_and_intervals():
     assert b.at("1h").close.params == {"interval": "1h", "name": "close"}
     assert b["SPY"].at("1d").high.id == b.at("1d")["SPY"].high.id
     assert b["SPY"].close.id != b.close.id
-    with pytest.raises(StrategyError, match="bars.is_symbol needs a symbol name"):
+    with pytest.raises(StrategyError, match=r"bars\.is_symbol needs a symbol name"):
         b.is_symbol("")
 
 
