@@ -84,3 +84,26 @@ def test_context_and_max_net_are_attributes_not_parameters():
 
     with pytest.raises(StrategyError, match="context must be a list of symbol names"):
         BadContext()
+
+
+def test_max_net_reaches_the_run_and_its_settings():
+    import numpy as np
+
+    from connectors.data.synthetic import generate_bars
+
+    class Tilted(Strategy):
+        symbols = ["A", "B", "C"]
+        max_gross = 3.0
+        max_net = 0.25
+
+        def signal(self, bars):
+            return cs.rank(bars.close.pct_change(2)) - 0.2  # mostly long: net above 0.25
+
+    data = {s: generate_bars(60, seed=i) for i, s in enumerate(Tilted.symbols)}
+    res = qmtl.backtest(Tilted, data)
+    w = res.bars.to_pandas().pivot(index="ts", columns="symbol", values="weight")
+    assert np.abs(w.sum(axis=1)).max() <= 0.25 + 1e-12
+    assert (np.abs(w.sum(axis=1)) > 0.25 - 1e-12).sum() > 10  # the cap was hit, not idle
+    assert res.settings["max_net"] == 0.25
+    free = qmtl.backtest(Tilted, data, max_net=math.inf)
+    assert free.settings["max_net"] is None
