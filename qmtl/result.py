@@ -116,6 +116,7 @@ class BacktestResult:
     dropped_bars: int = 0
     settings: dict[str, JsonValue] = field(default_factory=dict)
     """Every setting of the run besides the parameters: ``cost_bps``, ``max_gross``,
+    ``max_net`` (None: no cap), ``context`` (symbols read, not traded),
     ``periods_per_year``, the requested ``start``/``end``, ``batch_size``, ``workers``,
     ``on_bad_bars``, ``metrics_every`` and ``warmup`` (bars of look-back)."""
     series: dict[str, np.ndarray | list[np.ndarray]] = field(default_factory=dict, repr=False)
