@@ -42,10 +42,6 @@ class PanelGroup:
         self.program = PanelProgram(self.weights, symbols, interval)
 
 
-PanelItem = tuple[str, tuple[str, str, Batch]]
-"""(group key, (group key, symbol, bars)): the step's input."""
-
-
 class PanelLogic(op.StatefulLogic[tuple[str, str, Batch], tuple[str, SignalBatch], Any]):
     """One group's :class:`~dataflows.panel.PanelState`, validation of its bars and the
     fingerprint of the symbols it owns (``hashes``: symbols no other step hashes).

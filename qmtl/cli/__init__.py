@@ -1,7 +1,8 @@
 """The ``qmtl`` command line: one module per command group, assembled here.
 
-``run`` (:mod:`qmtl.cli.run`), ``submit`` (:mod:`qmtl.cli.submit`), ``data``
-(:mod:`qmtl.cli.data`), ``world`` (:mod:`qmtl.cli.world`) and ``feed`` (:mod:`qmtl.cli.feed`);
+``run`` (:mod:`qmtl.cli.run`), ``submit`` (:mod:`qmtl.cli.submit`), ``report`` and ``compare``
+(:mod:`qmtl.cli.report`), ``data`` (:mod:`qmtl.cli.data`), ``world`` (:mod:`qmtl.cli.world`)
+and ``feed`` (:mod:`qmtl.cli.feed`);
 what they share (options, the one error handler, output) is in :mod:`qmtl.cli.common`.
 
 Help is Markdown (``rich_markup_mode="markdown"``): a docstring's lines join into
@@ -25,6 +26,7 @@ from qmtl import __version__
 from qmtl.cli.common import console
 from qmtl.cli.data import data_app
 from qmtl.cli.feed import feed_app
+from qmtl.cli.report import compare, report
 from qmtl.cli.run import run
 from qmtl.cli.submit import submit
 from qmtl.cli.world import world_app
@@ -55,6 +57,8 @@ def options(
 
 app.command()(run)
 app.command()(submit)
+app.command()(report)
+app.command()(compare)
 app.add_typer(data_app, name="data")
 app.add_typer(world_app, name="world")
 app.add_typer(feed_app, name="feed")

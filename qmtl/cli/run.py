@@ -132,6 +132,8 @@ def run(
     data: DataOpt = None,
     origin: OriginOpt = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default ./runs/...).")] = None,
+    report: Annotated[bool, typer.Option(
+        "--report", help="Backtest: also write the tear sheet, OUT/report.html.")] = False,
     debug: DebugOpt = False,
     # -- live -------------------------------------------------------------------------------
     brokers: Annotated[str | None, typer.Option(
@@ -196,7 +198,8 @@ def run(
     The strategy is a file, an alpha expression (`--alpha`, see docs/alphas.md) or a spec
     (`--spec`). `--mode backtest` (the default) replays the catalog's bars through it, prints
     its metrics and writes `bars.parquet` and `metrics.json` (every setting of the run, with
-    the data fingerprint) to `--out`. `--mode live` runs the same graph on a Kafka feed (or
+    the data fingerprint) to `--out`; `--report` adds the tear sheet, `report.html`.
+    `--mode live` runs the same graph on a Kafka feed (or
     the catalog replayed at `--speed`) and sends orders when the world activates it. Bars
     come from the catalog; what it lacks is fetched from QuestDB or the backfill origin, if
     configured. A mistake in the strategy's code is reported with its file and line;
@@ -209,6 +212,8 @@ def run(
 
     if mode not in ("backtest", "live"):
         raise fail(f"--mode must be 'backtest' or 'live', got {mode!r}")
+    if mode == "live" and report:
+        raise fail("--report is for backtests: run `qmtl report RUN_DIR` on a live run's --out")
     if mode == "live":
         options = LiveOptions(
             brokers=brokers, topic=topic, group=group, world=world, url=url, token=token,
@@ -260,3 +265,9 @@ def run(
     console.print(metrics_table(title, result.metrics))
     console.print(f"wrote {folder}/bars.parquet and {folder}/metrics.json "
                   f"(data fingerprint {str(result.data['fingerprint'])[:12]})", highlight=False)
+    if report:
+        with errors_as_exit(debug):
+            from qmtl.report import load_run, write_report  # plotly loads only for --report
+
+            path = write_report(load_run(folder), folder / "report.html")
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True)
