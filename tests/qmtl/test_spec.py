@@ -205,3 +205,12 @@ def test_a_too_deep_spec_is_an_error_not_a_crash() -> None:
                         "inputs": [f"n{i - 1}" if i else "c"]} for i in range(5000)]
     with pytest.raises(SpecError, match="too deep"):
         from_spec(_spec(nodes, output="n4999"))
+
+
+def test_the_spec_on_the_docs_page_is_its_alpha() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "alphas.md").read_text()
+    block = page.split("```json\n", 1)[1].split("```", 1)[0]
+    spec = json.loads(block)
+    s = from_spec(spec)
+    want = qmtl.alpha(spec["alpha"], symbols=spec["symbols"], cost_bps=spec["cost_bps"])
+    assert s.target().id == want.target().id and s.name == "reversal"
