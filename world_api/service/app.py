@@ -29,11 +29,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from world_api.service.auth import FailureLimiter
 from world_api.service.errors import BodyTooLarge, add_error_handlers, error_response
 from world_api.service.kafka_relay import KafkaRelay
+from world_api.service.openapi import document
 from world_api.service.routers import ROUTERS
 from world_api.service.state import WorldService
 from world_api.service.store import Store, open_store
 
 log = logging.getLogger("qmtl.world")
+DESCRIPTION = (
+    "Every endpoint takes a bearer token (`Authorization: Bearer qmtl_...`, from `qmtl world "
+    "token create`) whose role is viewer, developer or operator; this schema (`/openapi.json`) "
+    "and its pages (`/docs`, `/redoc`) are public. Errors are `{\"detail\": \"...\"}`."
+)
 MAX_BODY = 1 << 20
 """The largest request body accepted (bytes); larger ones get 413."""
 
@@ -156,7 +162,8 @@ def create_app(
         if relay is not None:
             relay.close()
 
-    app = FastAPI(title="QMTL WorldService", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="QMTL WorldService", version="0.1.0", lifespan=lifespan,
+                  description=DESCRIPTION)
     app.state.service = svc
     app.state.auth_failures = FailureLimiter()
     if insecure_dev:
@@ -169,4 +176,5 @@ def create_app(
     app.add_middleware(CatchUnexpected)
     for router in ROUTERS:
         app.include_router(router)
+    document(app)  # after the routers: every route gets the error statuses it can answer
     return app
