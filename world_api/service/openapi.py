@@ -4,7 +4,7 @@
   FastAPI's list of validation errors);
 - :func:`document` gives every operation of an app the statuses it can answer without
   saying so itself: 401 and 403 when it takes a bearer token, 404 when its path has a
-  parameter, 413 when it takes a body, 422 when it takes parameters or a body, 500 and 503
+  parameter, 400 and 413 when it takes a body, 422 when it takes parameters or a body, 500 and 503
   always; a route adds its own (409, say) with ``responses=error_responses(409)``;
 - raw bodies are declared with ``openapi_extra=request_body(...)``, streams with
   ``response_class=EventSourceResponse, responses=sse_responses(...)``;
@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 REF = "#/components/schemas/"
 
 WHY: dict[int, str] = {
+    400: "The body cannot be decoded (not UTF-8 JSON).",
     401: "No token, or one that is unknown, expired or revoked (the detail says which).",
     403: "The token's role ranks below the one this needs.",
     404: "An unknown world, strategy, policy version or plan.",
@@ -119,7 +120,7 @@ def default_statuses(path: str, operation: dict[str, Any]) -> list[int]:
     ...                                      "parameters": [{"name": "world", "in": "path"}]})
     [401, 403, 404, 422, 500, 503]
     >>> default_statuses("/worlds", {"requestBody": {}})
-    [413, 422, 500, 503]
+    [400, 413, 422, 500, 503]
     """
     statuses = []
     if operation.get("security"):
@@ -127,7 +128,7 @@ def default_statuses(path: str, operation: dict[str, Any]) -> list[int]:
     if "{" in path:
         statuses.append(404)
     if "requestBody" in operation:
-        statuses.append(413)
+        statuses += [400, 413]
     if "requestBody" in operation or operation.get("parameters"):
         statuses.append(422)
     return [*statuses, 500, 503]
