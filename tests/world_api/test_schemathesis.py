@@ -8,6 +8,8 @@ streams until the client leaves)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
@@ -24,7 +26,8 @@ from world_api.service.store import WorldInfo, open_store
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
-EXAMPLES = 12
+EXAMPLES = int(os.environ.get("QMTL_SCHEMATHESIS_EXAMPLES", "12"))
+"""Examples per operation: 12 keeps the test to seconds; set more for a deeper search."""
 TOKEN: dict[str, str] = {}
 
 
