@@ -16,7 +16,7 @@ from tests.db_versions import write_v0
 from tests.world_api.service.test_store_migrations import V0_DDL
 from world_api.service import tables
 from world_api.service.app import create_app
-from world_api.service.auth import authenticate, token_id
+from world_api.service.auth import authenticate, create_token, token_id
 from world_api.service.store import VERSION_TABLE, open_store
 
 TOKEN_ROW = "INSERT INTO tokens (hash, role, name, created) VALUES (?, ?, ?, ?)"
@@ -83,5 +83,33 @@ def test_an_old_token_whose_id_was_lengthened_is_still_found(store_url):
                 id=digest[:8] + "z", owner="other", role="viewer", hash="sha256$00", created=2))
         info = authenticate(store, token)
         assert (info.id, info.owner) == (digest[:9], "ops")
+    finally:
+        store.close()
+
+
+def test_the_migration_goes_back_with_the_old_tokens(store_url):
+    """A downgrade to 0002 keeps the tokens whose hash the old code can find (the unsalted
+    ones) and drops the salted ones, which it could never match."""
+    from alembic import command
+    from alembic.config import Config
+
+    from qmtl.core.db import _MIGRATING
+    from world_api.service.store import MIGRATIONS
+
+    _, old_hash = old_token()
+    write_v0(store_url, V0_DDL, [(TOKEN_ROW, [old_hash, "viewer", "watcher", 12])])
+    store = open_store(store_url)
+    try:
+        new = create_token(store, "operator", "ops")
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with _MIGRATING, store.transaction() as conn:
+            config.attributes["connection"] = conn
+            config.attributes["version_table"] = VERSION_TABLE
+            command.downgrade(config, "0002")
+        with store.transaction() as conn:
+            rows = conn.execute(sa.text("SELECT hash, role, name, created FROM tokens")).all()
+        assert [tuple(r) for r in rows] == [(old_hash, "viewer", "watcher", 12)]
+        assert new  # made, then dropped by the downgrade
     finally:
         store.close()
