@@ -142,3 +142,25 @@ def test_a_route_added_by_another_router_gets_the_defaults_with_no_line_of_its_o
         "200", "401", "403", "404", "422", "500", "503"}
     assert "409" in spec["paths"]["/worlds/{world}/returns/x"]["post"]["responses"]
     a.state.service.store.close()
+
+
+def test_the_served_bodies_are_declared_and_keep_their_field_names(spec):
+    """The routes declare their bodies (response_model=), which also passes every answer
+    through them: a plan's changes still say "from" and "to"."""
+    from fastapi import FastAPI
+
+    from world_api.service.responses import Plan
+
+    refs = {(m, p): o["responses"][next(iter(o["responses"]))]["content"]
+            .get("application/json", {}).get("schema", {})
+            for p, ops in spec["paths"].items() for m, o in ops.items()}
+    assert refs[("get", "/worlds/{world}/activation")] == {
+        "$ref": "#/components/schemas/ActivationTable"}
+    assert refs[("post", "/worlds/{world}/allocations/plan")] == {
+        "$ref": "#/components/schemas/Plan"}
+    assert set(spec["components"]["schemas"]["WeightChange"]["properties"]) == {"from", "to"}
+    body = {"world": "w", "plan_id": "p", "base_seq": 3, "current": {"a": 0.25},
+            "proposed": {"a": 0.5}, "changes": {"a": {"from": 0.25, "to": 0.5}}}
+    tiny = FastAPI()
+    tiny.get("/plan", response_model=Plan)(lambda: body)
+    assert TestClient(tiny).get("/plan").json() == body

@@ -18,6 +18,7 @@ from world_api.domain.evaluator import Change, StaleUpdate, WorldEngine
 from world_api.service.deps import Actor, DeveloperDep, ServiceDep
 from world_api.service.errors import HTTPError, describe
 from world_api.service.openapi import error_responses, request_body
+from world_api.service.responses import Ingested
 from world_api.service.state import WorldService
 
 router = APIRouter(prefix="/worlds/{world}/metrics", tags=["metrics"])
@@ -25,7 +26,8 @@ _ONE = TypeAdapter(MetricsUpdate)
 _MANY = TypeAdapter(list[MetricsUpdate])
 
 
-@router.post("", responses=error_responses(409), openapi_extra=request_body(
+@router.post("", response_model=Ingested, responses=error_responses(409),
+             openapi_extra=request_body(
     MetricsUpdate | list[MetricsUpdate], description="One MetricsUpdate, or a list of them."))
 async def post_metrics(
     world: WorldId, request: Request, svc: ServiceDep, who: DeveloperDep

@@ -14,6 +14,7 @@ from qmtl.core.contracts import WorldId, no_control_chars
 from world_api.service.deps import OperatorDep, StoreDep, ViewerDep
 from world_api.service.errors import HTTPError
 from world_api.service.openapi import error_responses
+from world_api.service.responses import WorldView
 from world_api.service.state import read_policy
 from world_api.service.store import WorldInfo
 
@@ -38,7 +39,7 @@ def list_worlds(store: StoreDep, _: ViewerDep) -> list[WorldInfo]:
     return store.list_worlds()
 
 
-@router.get("/{world}", responses=error_responses(409))
+@router.get("/{world}", response_model=WorldView, responses=error_responses(409))
 def get_world(world: WorldId, store: StoreDep, _: ViewerDep) -> dict[str, Any]:
     """A world with its policy version and event seq."""
     info = store.get_world(world)
