@@ -1,9 +1,11 @@
 """``qmtl world serve --ssl-certfile/--ssl-keyfile`` serves HTTPS: a self-signed certificate
 made here, the real command in a subprocess, and real HTTPS requests whose client verifies
-the server against that certificate (and refuses it without)."""
+the server against that certificate (and refuses it without). And behind a proxy,
+``--forwarded-allow-ips`` decides whose ``X-Forwarded-For`` the audit log believes."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import os
@@ -12,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -67,22 +70,19 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> N
     raise AssertionError("serve did not listen in time")
 
 
-@pytest.fixture
-def https_world(tmp_path):
-    certfile, keyfile = self_signed(tmp_path)
-    db = str(tmp_path / "world.db")
-    store = open_store(db)
-    token = create_token(store, "operator", "ops")
-    store.close()
+@contextlib.contextmanager
+def qmtl_serve(db: str, *options: str) -> Iterator[int]:
+    """``qmtl world serve --store db *options`` in a subprocess; yields its port."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("FORWARDED_ALLOW_IPS", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "qmtl.cli", "world", "serve", "--port", str(port), "--store", db,
-         "--ssl-certfile", str(certfile), "--ssl-keyfile", str(keyfile)],
+         *options],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
     try:
         wait_for_port(port, proc)
-        yield f"https://127.0.0.1:{port}", token, certfile
+        yield port
     finally:
         proc.terminate()
         try:
@@ -90,6 +90,17 @@ def https_world(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def https_world(tmp_path):
+    certfile, keyfile = self_signed(tmp_path)
+    db = str(tmp_path / "world.db")
+    store = open_store(db)
+    token = create_token(store, "operator", "ops")
+    store.close()
+    with qmtl_serve(db, "--ssl-certfile", str(certfile), "--ssl-keyfile", str(keyfile)) as port:
+        yield f"https://127.0.0.1:{port}", token, certfile
 
 
 def test_serve_speaks_https_that_verifies_against_its_certificate(https_world, tmp_path):
@@ -132,3 +143,21 @@ def test_a_bad_certificate_or_a_lone_key_is_a_clear_error(tmp_path):
     assert missing.exit_code == 1 and "cannot use the certificate" in missing.output
     mismatch = serve("--ssl-certfile", str(certfile), "--ssl-keyfile", str(other_key))
     assert mismatch.exit_code == 1 and "with the key" in mismatch.output
+
+
+@pytest.mark.parametrize(("trusted", "source"), [("127.0.0.1", "203.0.113.9"),
+                                                  ("10.9.9.9", "127.0.0.1")])
+def test_the_audit_believes_x_forwarded_for_only_from_a_trusted_proxy(tmp_path, trusted,
+                                                                      source):
+    db = str(tmp_path / "world.db")
+    open_store(db).close()
+    with qmtl_serve(db, "--forwarded-allow-ips", trusted) as port:
+        r = httpx.get(f"http://127.0.0.1:{port}/worlds",
+                      headers={"X-Forwarded-For": "203.0.113.9", "Authorization": "Bearer x"})
+        assert r.status_code == 401
+    store = open_store(db)
+    try:
+        rows = store.audit_log(None, 10)
+        assert [(r["action"], r["detail"]["source"]) for r in rows] == [("auth_failed", source)]
+    finally:
+        store.close()
