@@ -199,3 +199,22 @@ def test_token_commands_create_list_revoke_and_audit(tmp_path):
     assert audit.exit_code == 0
     assert audit.stdout.count("token_create") == 2 and "token_revoke" in audit.stdout
 
+
+
+def test_a_revocation_from_the_cli_holds_from_the_servers_next_request(tmp_path):
+    """The running service and the CLI open the store separately: nothing is cached."""
+    import httpx
+
+    from tests.world_api.conftest import serve
+
+    db = str(tmp_path / "w.db")
+    store = open_store(db)
+    tok = create_token(store, "viewer", "leaver")
+    with serve(create_app(store)) as url:
+        assert httpx.get(f"{url}/worlds", headers=h(tok)).status_code == 200
+        out = CliRunner().invoke(cli_app, ["world", "token", "revoke", token_id(tok),
+                                           "--store", db])
+        assert out.exit_code == 0, out.output
+        r = httpx.get(f"{url}/worlds", headers=h(tok))
+        assert r.status_code == 401 and "was revoked" in r.json()["detail"]
+    store.close()
