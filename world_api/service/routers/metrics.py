@@ -17,6 +17,8 @@ from qmtl.core.contracts import MetricsUpdate, WorldId
 from world_api.domain.evaluator import Change, StaleUpdate, WorldEngine
 from world_api.service.deps import Actor, DeveloperDep, ServiceDep
 from world_api.service.errors import HTTPError, describe
+from world_api.service.openapi import error_responses, request_body
+from world_api.service.responses import Ingested
 from world_api.service.routers.world_returns import metrics_event, world_event
 from world_api.service.state import WorldService
 
@@ -25,7 +27,9 @@ _ONE = TypeAdapter(MetricsUpdate)
 _MANY = TypeAdapter(list[MetricsUpdate])
 
 
-@router.post("")
+@router.post("", response_model=Ingested, responses=error_responses(409),
+             openapi_extra=request_body(
+    MetricsUpdate | list[MetricsUpdate], description="One MetricsUpdate, or a list of them."))
 async def post_metrics(
     world: WorldId, request: Request, svc: ServiceDep, who: DeveloperDep
 ) -> Any:

@@ -28,7 +28,15 @@ from qmtl.core.contracts import INT64_MAX, INT64_MIN, MetricsUpdate, WorldId
 from world_api.domain.evaluator import WorldEngine
 from world_api.domain.world_returns import with_equity
 from world_api.service.deps import ServiceDep, ViewerDep
-from world_api.service.event_stream import SEP, keep_alive
+from world_api.service.event_stream import KEEP_ALIVE, SEP, keep_alive
+from world_api.service.openapi import sse_responses
+from world_api.service.responses import (
+    StrategyReturns,
+    StrategyUpdate,
+    WorldMetrics,
+    WorldReturns,
+    WorldUpdate,
+)
 from world_api.service.state import WorldService
 from world_api.service.store import NotFound
 
@@ -78,7 +86,7 @@ def _read(svc: WorldService, world: str) -> WorldEngine:
     return svc.engine(world)
 
 
-@router.get("/returns")
+@router.get("/returns", response_model=WorldReturns, response_model_by_alias=True)
 def world_returns(
     world: WorldId,
     svc: ServiceDep,
@@ -98,14 +106,15 @@ def world_returns(
     return {"world": world, "kind": kind, "points": points}
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_model=WorldMetrics)
 def world_metrics(world: WorldId, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
     """The realized and pro forma metrics of the world's return."""
     with svc.lock(world):
         return {"world": world, **_read(svc, world).world_metrics()}
 
 
-@router.get("/strategies/{strategy_id}/returns")
+@router.get("/strategies/{strategy_id}/returns", response_model=StrategyReturns,
+            response_model_by_alias=True)
 def strategy_returns(
     world: WorldId,
     strategy_id: str,
@@ -128,7 +137,11 @@ def _snapshot(svc: WorldService, world: str) -> dict[str, Any]:
         return world_event(svc.engine(world))
 
 
-@router.get("/updates")
+@router.get("/updates", response_class=EventSourceResponse, responses=sse_responses(
+    "The world's live updates from memory: `event: world` (a snapshot on connecting, then "
+    "each time the world return moves), `event: metrics` after each accepted update, and "
+    "keep-alives (`event: keep-alive`, no data). Not stored, not resumable.",
+    WorldUpdate | StrategyUpdate, ("world", "metrics", KEEP_ALIVE)))
 async def updates(
     world: WorldId,
     svc: ServiceDep,
