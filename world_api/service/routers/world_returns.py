@@ -137,10 +137,10 @@ async def updates(
 ) -> EventSourceResponse:
     """Stream the world's live updates (see the module docstring)."""
     await asyncio.to_thread(svc.store.get_world, world)
-    sub = svc.broadcast.subscribe(world)  # before answering: nothing after this is missed
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        with sub:
+        # subscribed before the snapshot is taken: whatever changes after it is streamed
+        with svc.broadcast.subscribe(world) as sub:
             first = await asyncio.to_thread(_snapshot, svc, world)
             yield ServerSentEvent(data=json.dumps(first), event="world", sep=SEP)
             while True:
