@@ -201,7 +201,10 @@ def spacing(ts: np.ndarray) -> int:
     """
     if len(ts) < 2:
         return 0
-    return int(np.median(np.diff(ts)))
+    # sorting integers is fast and steady; np.median's partition slows on many equal gaps
+    gaps = np.sort(np.diff(ts))
+    n = len(gaps)
+    return (int(gaps[(n - 1) // 2]) + int(gaps[n // 2])) // 2  # Python ints: no overflow
 
 
 def compound_onto(grid: np.ndarray, ts: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
