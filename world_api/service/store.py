@@ -295,12 +295,10 @@ class Store(AuditLog, MigratedStore):
                 ]
                 if states:
                     conn.execute(self._put_states, states)
-                realized = engine.realized
-                if realized.dirty:
-                    at = dict(zip(*realized.points(), strict=True))
+                points = engine.realized.dirty_points()
+                if points:
                     conn.execute(self._put_points, [
-                        {"world": world, "ts": ts, "ret": at[ts]}
-                        for ts in sorted(realized.dirty)])
+                        {"world": world, "ts": ts, "ret": r} for ts, r in points])
                 if action:
                     self._audit(conn, world, actor, action, detail or {}, request_id)
         except IntegrityError:
