@@ -196,9 +196,8 @@ def chart_div(index: int) -> str:
 def compact_x(fig: go.Figure) -> go.Figure:
     """A copy of ``fig`` whose date traces carry their times as int32 steps from the first
     (``meta.x0`` ms, ``meta.dx`` ms a step) instead of float64 milliseconds: 4 bytes a point
-    instead of 8. :data:`EXPAND_X` turns them back
-    into milliseconds in the browser before plotting; traces it cannot shrink stay as they
-    are.
+    instead of 8. :data:`EXPAND_X` turns them back into milliseconds in the browser before
+    plotting; traces it cannot shrink stay as they are.
 
     >>> fig = go.Figure(go.Scatter(x=np.array([1e12, 1e12 + 6e4, 1e12 + 1.8e5]), y=[1, 2, 3]))
     >>> t = compact_x(fig).data[0]
