@@ -6,8 +6,9 @@
 Each case backtests the SMA cross on seeded minute bars, writes the run folder, then times
 ``write_report(load_run(folder))`` (reading bars.parquet and metrics.json, the statistics,
 the charts and the page, as ``qmtl report`` does; median of --repeat) and measures the page:
-its size, the part that is not plotly.js, and whether the plotted drawdown still bottoms at
-the run's max drawdown. Prints a table and writes ``bench/results/report.json``.
+its size, the part that is not the packed plotly.js, and whether the plotted drawdown still
+bottoms at the run's max drawdown. Packing plotly.js (gzip and base64, once per process) is
+timed apart, first. Prints a table and writes ``bench/results/report.json``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +36,11 @@ from bench.common import (  # noqa: E402
 )
 from qmtl import backtest  # noqa: E402
 from qmtl.report import load_run, write_report  # noqa: E402
-from qmtl.report.html import plotly_js  # noqa: E402
-from qmtl.report.sheet import figures  # noqa: E402
+from qmtl.report.html import plotly_js_packed  # noqa: E402
+from qmtl.report.sheet import BUDGET, figures  # noqa: E402
 
 LIMIT_SECONDS = 3.0
-LIMIT_BYTES = 5_000_000
+LIMIT_BYTES = BUDGET
 
 
 def case(n_symbols: int, n_bars: int, repeat: int) -> dict[str, object]:
@@ -55,7 +57,8 @@ def case(n_symbols: int, n_bars: int, repeat: int) -> dict[str, object]:
     keeps_worst = bool(-np.min(plotted) == result.metrics["max_drawdown"])
     return {
         "symbols": n_symbols, "bars": n_bars, "rows": n_symbols * n_bars,
-        "seconds": seconds, "bytes": size, "bytes_besides_plotly_js": size - len(plotly_js()),
+        "seconds": seconds, "bytes": size,
+        "bytes_besides_plotly_js": size - len(plotly_js_packed()),
         "plotted_drawdown_points": len(plotted), "keeps_max_drawdown": keeps_worst,
         "within_limits": seconds <= LIMIT_SECONDS and size <= LIMIT_BYTES,
     }
@@ -68,10 +71,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "report.json")
     args = parser.parse_args()
     shapes = [(1, 100_000)] if args.quick else [(1, 1_000_000), (10, 100_000), (100, 10_000)]
+    t0 = time.perf_counter()
+    packed = len(plotly_js_packed())
+    packing = time.perf_counter() - t0
     rows = [case(s, b, args.repeat) for s, b in shapes]
     print_table(
         f"qmtl report: tear sheet of a run (median of {args.repeat}; limits "
-        f"{LIMIT_SECONDS:.0f} s, {LIMIT_BYTES / 1e6:.0f} MB)",
+        f"{LIMIT_SECONDS:.0f} s, {LIMIT_BYTES / 1e6:.1f} MB)",
         ["run", "seconds", "page MB", "besides plotly.js KB", "drawdown points",
          "keeps max drawdown"],
         [[f"{r['symbols']} x {r['bars']:,} bars", f"{r['seconds']:.2f}",
@@ -79,8 +85,10 @@ def main() -> None:
           r["plotted_drawdown_points"], "yes" if r["keeps_max_drawdown"] else "NO"]
          for r in rows],
     )
+    print(f"plotly.js packed: {packed / 1e6:.2f} MB, in {packing:.2f} s (once per process)")
     path = write_results(args.out, {"machine": machine(), "limits": {
-        "seconds": LIMIT_SECONDS, "bytes": LIMIT_BYTES}, "rows": rows})
+        "seconds": LIMIT_SECONDS, "bytes": LIMIT_BYTES}, "plotly_js_packed_bytes": packed,
+        "packing_seconds": packing, "rows": rows})
     print(f"wrote {path}")
     if not all(r["within_limits"] and r["keeps_max_drawdown"] for r in rows):
         raise SystemExit("a tear sheet is over its limits or lost the max drawdown")

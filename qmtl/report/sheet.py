@@ -49,9 +49,15 @@ from qmtl.report.trades import position_changes
 MAX_TRADES = 100
 """Position changes listed on the page (the latest; ``Run.trades()`` has them all)."""
 
-WIDE, NARROW = 1_000, 700
-"""Points per series of the full-width charts (equity, drawdown) and of the smaller ones:
-500 and 350 buckets of min and max (plotly.js alone is 4.8 MB of a page's 5 MB budget)."""
+WIDE, NARROW = 3_000, 2_000
+"""Points per line of the full-width charts (equity, drawdown) and of the smaller ones:
+1,500 and 1,000 buckets of min and max, at least one per pixel column of their plot areas
+(at most about 1,330 and 1,030 px wide), so each column is drawn from its bars' true low and
+high: the chart looks as if every bar were drawn."""
+
+BUDGET = 2_500_000
+"""Bytes a tear sheet stays under, whatever the run's length: plotly.js packed (1.96 MB),
+the lines (16 bytes a point, at most 9,000 + 6,000 points) and tables of bounded length."""
 
 MAX_SYMBOLS = 25
 """Symbols named in the header and in the per-symbol data table (metrics.json has all)."""

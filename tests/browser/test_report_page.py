@@ -1,9 +1,13 @@
 """The tear sheet and the comparison page, opened in a real headless Chromium with the
-internet cut: every chart draws, nothing is fetched from outside 127.0.0.1, the console has
-no errors, and the metrics shown are those of metrics.json.
+internet cut: plotly.js unpacks, every chart draws, nothing is fetched from outside
+127.0.0.1, the console has no errors, and the metrics shown are those of metrics.json; in a
+browser without DecompressionStream, a note says why there are no charts and the metrics
+still read.
 
 The page is served by a local ``http.server`` (``outside_requests`` counts a ``file://`` URL
-as leaving 127.0.0.1, since it has no host), from the run folder itself.
+as leaving 127.0.0.1, since it has no host), from the run folder itself, under a
+Content-Security-Policy that allows inline scripts and styles and ``data:`` images but no
+``eval`` and no ``blob:``: the page needs nothing more than its inline scripts.
 """
 
 from __future__ import annotations
@@ -29,6 +33,29 @@ from tests.browser.conftest import console_errors, outside_requests, screenshot
 
 SHEET_CHARTS = 10
 COMPARE_CHARTS = 2
+CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+       "img-src data:")
+
+PROBE = """<!DOCTYPE html><html><head><script>
+try { new Function("return 1"); window.evaluated = "ran"; } catch (e) { window.evaluated = e.name; }
+const s = document.createElement("script");
+s.src = URL.createObjectURL(new Blob(["window.fromBlob = 1;"]));
+s.onload = () => { window.blob = "ran"; };
+s.onerror = () => { window.blob = "refused"; };
+document.head.appendChild(s);
+</script></head><body></body></html>"""
+"""A page that tries what :data:`CSP` forbids: an eval and a script from a ``blob:`` URL."""
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    """Files of a folder, each sent with :data:`CSP`."""
+
+    def end_headers(self) -> None:
+        self.send_header("Content-Security-Policy", CSP)
+        super().end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
 
 
 class Cross(Strategy):
@@ -50,7 +77,8 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         backtest(Cross, data=data, fast=fast).write(site / name)
         write_report(load_run(site / name), site / name / "report.html")
     write_compare([load_run(site / "run_a"), load_run(site / "run_b")], site / "compare.html")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    (site / "probe.html").write_text(PROBE)
+    handler = functools.partial(Handler, directory=str(site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -130,3 +158,38 @@ def test_compare_page_overlays_both_runs(browser, served, tmp_path):
     b = json.loads((site / "run_b" / "metrics.json").read_text())["metrics"]
     assert rows == [[m, [a[m], b[m]]] for m in a]
     screenshot(browser, tmp_path, "compare")
+
+
+def test_without_decompression_stream_a_note_says_why_and_the_metrics_read(browser, served):
+    site, url = served
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
+                            {"source": "delete window.DecompressionStream;"})
+    browser.get(f"{url}/run_a/report.html")
+    WebDriverWait(browser, 30).until(
+        lambda d: d.find_element(By.ID, "qmtl-note").is_displayed())
+    assert "DecompressionStream" in browser.find_element(By.ID, "qmtl-note").text
+    assert browser.execute_script("return typeof Plotly") == "undefined"
+    assert rendered_charts(browser) == []
+    doc = json.loads((site / "run_a" / "metrics.json").read_text())
+    table = browser.find_element(By.CSS_SELECTOR, "table.metrics")
+    assert table.is_displayed()
+    shown = [r.get_attribute("data-metric")
+             for r in table.find_elements(By.CSS_SELECTOR, "tr[data-metric]")]
+    assert shown == list(doc["metrics"])
+    assert outside_requests(browser) == []
+    assert console_errors(browser) == []
+
+
+def test_the_note_stays_hidden_where_plotly_js_unpacks(browser, served):
+    _, url = served
+    open_page(browser, f"{url}/run_b/report.html", SHEET_CHARTS)
+    assert not browser.find_element(By.ID, "qmtl-note").is_displayed()
+    assert browser.execute_script("return typeof Plotly.newPlot") == "function"
+    assert browser.find_elements(By.ID, "qmtl-plotly") == []  # the packed text, let go
+    assert console_errors(browser) == []
+    # a control: under this policy a page's eval and blob: script are refused
+    browser.get(f"{url}/probe.html")
+    WebDriverWait(browser, 10).until(lambda d: d.execute_script("return window.blob"))
+    assert browser.execute_script("return [window.evaluated, window.blob]") == [
+        "EvalError", "refused"]
+    assert any("blob:" in e for e in console_errors(browser))  # the refusal, logged

@@ -42,7 +42,7 @@ def runs(tmp_path_factory) -> Path:
 
 def test_run_report_writes_a_self_contained_page(runs):
     page = (runs / "a" / "report.html").read_text()
-    assert page.count("Plotly.newPlot(") == 10
+    assert page.count("\nqmtlDraw(") == 10
     assert SRC.search(page) is None  # nothing loads from anywhere
     doc = json.loads((runs / "a" / "metrics.json").read_text())
     for name, value in doc["metrics"].items():
@@ -99,7 +99,7 @@ def test_compare_prints_metrics_side_by_side_and_writes_html(runs, tmp_path):
     line = next(x for x in got.output.splitlines() if "sharpe" in x)
     assert f"{a['sharpe']:.3f}" in line and f"{b['sharpe']:.3f}" in line
     page = out.read_text()
-    assert page.count("Plotly.newPlot(") == 2 and SRC.search(page) is None
+    assert page.count("\nqmtlDraw(") == 2 and SRC.search(page) is None
     assert "params.fast" in page  # the setting in which they differ
 
 
