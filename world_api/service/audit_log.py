@@ -11,7 +11,7 @@ filters (``audit_log``).
 >>> store.create_world(WorldInfo(id="w1"))
 >>> store.audit("w1", "ops", "note", {"why": "test"})
 >>> [row["action"] for row in store.audit_log("w1", newest_first=True)]
-['note', 'world_create']
+['note', 'create_world']
 """
 
 from __future__ import annotations
