@@ -120,8 +120,8 @@ def test_kill_9_of_a_cross_sectional_live_run_loses_and_repeats_nothing(kafka, t
         for name in ("ref", "crash"):
             assert httpx.post(f"{url}/worlds", json={"id": name}).status_code == 201
             activate(url, name, "Book")
-        # bars arrive while the crashing run works and is killed (~13 s of bars)
-        publisher = threading.Thread(target=publish, args=(kafka.brokers, topic, DATA, "15/s"))
+        # bars arrive while the crashing run works and is killed (~20 s of bars)
+        publisher = threading.Thread(target=publish, args=(kafka.brokers, topic, DATA, "10/s"))
         publisher.start()
         hit = crash_and_resume(run_args(tmp_path, "crash", kafka.brokers, topic, url), 4,
                                random.Random(13))
