@@ -199,7 +199,7 @@ def run(
     (`--spec`). `--mode backtest` (the default) replays the catalog's bars through it, prints
     its metrics and writes `bars.parquet` and `metrics.json` (every setting of the run, with
     the data fingerprint) to `--out`; `--report` adds the tear sheet, `report.html`.
-    `--mode live` runs the same graph on a Kafka feed (or
+    `--mode live` runs the same graph (of a file, an alpha or a spec) on a Kafka feed (or
     the catalog replayed at `--speed`) and sends orders when the world activates it. Bars
     come from the catalog; what it lacks is fetched from QuestDB or the backfill origin, if
     configured. A mistake in the strategy's code is reported with its file and line;
@@ -227,12 +227,10 @@ def run(
             periods_per_year=periods_per_year, policy=policy, origin=origin,
         )
         with errors_as_exit(debug):
-            if alpha is not None or spec is not None or target is None:
-                raise UsageError("--mode live takes a strategy file (--alpha and --spec run "
-                                 "in --mode backtest)")
-            cls, params, universe = load_target(target, param, symbols)
+            strategy, universe = load_any(target, param, symbols, alpha, spec, interval,
+                                          neutralize, groups)
             options.symbols = universe
-            run_live_command(cls, params, options, debug)
+            run_live_command(strategy, options, debug)
         return
     if on_bad_bars not in ("raise", "drop"):
         raise fail(f"--on-bad-bars must be 'raise' or 'drop', got {on_bad_bars!r}")

