@@ -9,7 +9,8 @@
 >>> MeanRevert().target().op
 'where'
 
-``backtest``, ``submit``, ``validate``, ``Runner`` and ``BacktestResult`` are loaded on first
+``backtest``, ``submit``, ``validate``, ``sweep``, ``sweep_many``, ``Runner``,
+``BacktestResult`` and ``SweepResult`` are loaded on first
 use (:pep:`562`): their modules import the data and engine layers, and those import
 ``qmtl.core``, which runs this file first, so importing them here would make every import of
 a lower layer circular. ``qmtl.submit`` stays the function even after the module of the same
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from qmtl.result import BacktestResult
     from qmtl.runner import backtest
     from qmtl.submit import Runner, submit, validate
+    from qmtl.sweep import SweepResult, sweep, sweep_many
 
 try:
     __version__ = version("qmtl")
@@ -54,6 +56,9 @@ _LAZY = {
     "Runner": "qmtl.submit",
     "submit": "qmtl.submit",
     "validate": "qmtl.submit",
+    "sweep": "qmtl.sweep",
+    "sweep_many": "qmtl.sweep",
+    "SweepResult": "qmtl.sweep",
 }
 """Public names loaded on first use, and the module of each."""
 
@@ -94,6 +99,7 @@ __all__ = [
     "Strategy",
     "StrategyCodeError",
     "StrategyError",
+    "SweepResult",
     "backtest",
     "check_batch_invariance",
     "col",
@@ -101,6 +107,8 @@ __all__ = [
     "latch",
     "lit",
     "submit",
+    "sweep",
+    "sweep_many",
     "validate",
     "where",
 ]
