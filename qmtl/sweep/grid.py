@@ -101,7 +101,7 @@ def check_names(cls: type[Strategy], names: Iterable[str]) -> None:
     >>> check_names(S, ["windw"])
     Traceback (most recent call last):
     ...
-    qmtl.sweep.grid.GridError: S has no parameter 'windw' (did you mean 'window'?); parameters: window
+    qmtl.sweep.grid.GridError: S has no parameter 'windw' (did you mean 'window'?); ...
     """
     known = list(cls.parameters())
     for name in names:
@@ -163,7 +163,7 @@ class Where:
     >>> Where("__import__('os')", ["fast"])
     Traceback (most recent call last):
     ...
-    qmtl.sweep.grid.GridError: --where: a function call is not allowed (col 1): use names, numbers, comparisons, and/or/not and + - * / // % **
+    qmtl.sweep.grid.GridError: --where: a function call is not allowed (col 1): use names, ...
     >>> Where("fats < 3", ["fast"])
     Traceback (most recent call last):
     ...

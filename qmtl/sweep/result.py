@@ -12,6 +12,7 @@ ranking, the overfitting statistics, and the files written from them.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -116,7 +117,7 @@ def walk_forward(
         raise SweepError(f"--walk-forward must be >= 1, got {n_folds}")
     t = len(ts)
     edges = [t * i // (n_folds + 1) for i in range(n_folds + 2)]
-    if min(b - a for a, b in zip(edges, edges[1:], strict=False)) < 2:
+    if min(b - a for a, b in itertools.pairwise(edges)) < 2:
         raise SweepError(f"--walk-forward {n_folds}: {t} bars are too few for "
                          f"{n_folds + 1} pieces of 2 bars or more")
     folds, stitched = [], []
