@@ -28,6 +28,7 @@ import numpy as np
 
 from connectors.data.seamless import SeamlessDataProvider
 from dataflows.compiler import OnBad
+from dataflows.metrics import MetricSet
 from qmtl.core.bars import Batch
 from qmtl.result import ParamValue
 from qmtl.runner import make_strategy
@@ -56,7 +57,7 @@ def analyse(
         srs = np.array([float(overfit.sharpe(r)) if len(r) > 1 else math.nan for r in picks])
         if np.isfinite(srs).any():
             result.deflated = overfit.deflated_sharpe(picks[best], srs)
-    if walk_forward_folds:
+    if walk_forward_folds is not None:
         ts, m = result.matrix()
         result.walk_forward = walk_forward([r.key for r in result.runs], ts, m,
                                            walk_forward_folds, result.metric,
@@ -98,6 +99,13 @@ def sweep_variants(
     """Run strategy instances as the variants of one sweep (see :func:`sweep`)."""
     if workers < 1 or processes < 1:
         raise SweepError(f"workers and processes must be >= 1, got {workers} and {processes}")
+    known = list(MetricSet(252.0).get())
+    if metric not in known:
+        raise SweepError(f"unknown metric {metric!r}: use one of {', '.join(known)}")
+    if walk_forward is not None and walk_forward < 1:
+        raise SweepError(f"--walk-forward must be >= 1, got {walk_forward}")
+    if pbo and (pbo_splits < 2 or pbo_splits % 2):
+        raise SweepError(f"--pbo-splits must be an even number >= 2, got {pbo_splits}")
     plan = plan_variants(strategies, params, symbols, start, end, cost_bps, batch_size,
                          periods_per_year, on_bad_bars, metrics_every)
     cut = ns(train_end, "train_end")
