@@ -76,7 +76,7 @@ def parse_values(name: str, text: str) -> list[Any]:
     if ":" in text:
         parts = text.split(":")
         if len(parts) != 3:
-            raise GridError(f"parameter {name!r}: a range is a:b:step, got {text!r}")
+            raise GridError(f"parameter {name!r}: a range is start:stop:step, got {text!r}")
         a, b, step = (_number(name, p, text) for p in parts)
         if step <= 0:
             raise GridError(f"parameter {name!r}: step of {text!r} must be > 0")

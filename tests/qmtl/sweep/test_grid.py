@@ -45,7 +45,7 @@ def test_python_iterables_are_grids_too() -> None:
 
 @pytest.mark.parametrize(("grid", "message"), [
     ({"fsat": "1:3:1"}, "no parameter 'fsat' (did you mean 'fast'?)"),
-    ({"fast": "1:3"}, "a range is a:b:step"),
+    ({"fast": "1:3"}, "a range is start:stop:step"),
     ({"fast": "3:1:1"}, "ends before it starts"),
     ({"fast": "1:x:1"}, "'x' in '1:x:1' is not a number"),
     ({"fast": "1:2:0.5"}, "expects int"),
