@@ -47,6 +47,8 @@ from dataflows.compiler import (
 )
 from dataflows.control import RunControl
 from dataflows.graph import Program
+from dataflows.metrics import MetricSet
+from dataflows.portfolio import Portfolio
 from dataflows.replay import CallbackSink
 from qmtl.core.bars import Batch
 
@@ -151,8 +153,13 @@ class _ShardPartition(StatelessSourcePartition[Any]):
                                        False, options["signals_from"])
             by_key = {s.key: s for s in specs}
             for s in specs:
-                self.portfolios[s.key] = _PortfolioLogic(by_key, self.control,
-                                                         options["metrics_every"])
+                logic = _PortfolioLogic(by_key, self.control, options["metrics_every"])
+                # built here rather than on the first item: without per-symbol rows
+                logic.key = s.key
+                logic.portfolio = Portfolio(s.symbols, s.cost_bps, s.max_gross)
+                logic.portfolio.rows = False
+                logic.metrics = MetricSet(s.periods_per_year)
+                self.portfolios[s.key] = logic
 
     def _take(self, outs: Any) -> None:
         for out in outs:
