@@ -113,7 +113,9 @@ def heatmap_html(result: SweepResult, metrics: list[str] | None = None) -> str:
             divs.append(fig.to_html(full_html=False, include_plotlyjs=False))
     title = f"qmtl sweep · {html.escape(', '.join(sorted(set(result.strategies))))}"
     script = plotly.offline.get_plotlyjs()
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title>"
+    head = ('<meta charset="utf-8"><link rel="icon" href="data:,">'  # no favicon request
+            f"<title>{title}</title>")
+    return (f"<!DOCTYPE html>\n<html><head>{head}"
             f"<script type=\"text/javascript\">{script}</script></head>\n<body>"
             f"<h1>{title}</h1><p>{len(result.runs)} variants, ranked by "
             f"{html.escape(result.rank_by)}.</p>\n" + "\n".join(divs) + "</body></html>\n")
