@@ -95,6 +95,9 @@ class SweepStats:
     shards: list[int] = field(default_factory=list)
     seen: dict[str, Any] = field(default_factory=dict)
     dropped: int = 0
+    flow_seconds: float = 0.0
+    """Wall time of the flow itself (with processes: the slowest process's, start-up
+    excluded)."""
 
     @property
     def dedup(self) -> float:
@@ -299,12 +302,14 @@ def run_sweep_flow(
     flow = build_sweep_flow(specs, make_items, gathered.append, control, on_bad=on_bad,
                             metrics_every=metrics_every, signals_from=signals_from,
                             report=parts.append)
+    t0 = time.perf_counter()
     if addresses:
         cluster_main(flow, addresses, process_id, worker_count_per_proc=workers)
     elif workers <= 1:
         run_main(flow)
     else:
         cluster_main(flow, [], 0, worker_count_per_proc=workers)
+    stats.flow_seconds = time.perf_counter() - t0
     if control.error is not None:
         raise control.error
     for part in parts:

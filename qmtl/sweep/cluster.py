@@ -159,6 +159,7 @@ def run_processes(
             stats.kernel_calls += part.kernel_calls
             stats.shards += part.shards
             stats.seen = stats.seen or part.seen
+            stats.flow_seconds = max(stats.flow_seconds, part.flow_seconds)
         runs: list[VariantRun] = pickle.loads((folder / "runs.pkl").read_bytes())
     return runs, stats
 

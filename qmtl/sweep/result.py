@@ -238,6 +238,7 @@ class SweepResult:
         doc: dict[str, Any] = {
             "variants": len(self.runs), "metric": self.metric, "rank_by": self.rank_by,
             "best": self.runs[int(self.ranking()[0])].key, "seconds": self.seconds,
+            "flow_seconds": self.stats.flow_seconds,
             "nodes_evaluated": self.stats.nodes_evaluated,
             "nodes_per_variant_total": self.stats.nodes_per_variant,
             "dedup": self.stats.dedup, "shards": self.stats.shards,
