@@ -4,7 +4,10 @@ reports; bad input is one error line and exit 1, nothing written."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,7 @@ from typer.testing import CliRunner
 from connectors.data.catalog import Catalog
 from connectors.data.synthetic import generate_bars
 from qmtl.cli import app
+from qmtl.sweep.cluster import free_ports
 
 HERE = Path(__file__).parent
 runner = CliRunner()
@@ -124,3 +128,27 @@ def test_sweep_results_match_for_workers(catalog: Path, tmp_path: Path) -> None:
         tables.append(pq.read_table(out / "results.parquet"))
     assert tables[0].equals(tables[1])
     assert np.isfinite(tables[0].column("sharpe").to_numpy()).all()
+
+
+def test_a_cluster_started_by_hand_as_on_several_hosts(catalog: Path, tmp_path: Path) -> None:
+    """Two `qmtl sweep -a ... -i N` processes (as two hosts would run them): one gathers and
+    writes the results, equal to a sweep in one process; the other says it is done."""
+    addresses = ",".join(f"127.0.0.1:{p}" for p in free_ports(2))
+    target = f"{HERE / 'strategies.py'}:SmaCross"
+    args = ["-p", "fast=5,10,15", "-p", "slow=30,60", "--data", str(catalog)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    procs = [subprocess.Popen([sys.executable, "-m", "qmtl.cli", "sweep", target, *args,
+                               "-a", addresses, "-i", str(i), "--out", str(tmp_path / f"h{i}")],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+             for i in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    wrote = [i for i in range(2) if (tmp_path / f"h{i}" / "results.parquet").exists()]
+    assert len(wrote) == 1
+    other = 1 - wrote[0]
+    assert "another process of the cluster gathered the results" in outs[other][0]
+    alone = tmp_path / "alone"
+    assert invoke("sweep", target, *args, "--out", str(alone)).exit_code == 0
+    got = pq.read_table(tmp_path / f"h{wrote[0]}" / "results.parquet")
+    assert got.equals(pq.read_table(alone / "results.parquet"))
