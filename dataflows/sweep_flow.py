@@ -94,6 +94,7 @@ class SweepStats:
     kernel_calls: int = 0
     shards: list[int] = field(default_factory=list)
     seen: dict[str, Any] = field(default_factory=dict)
+    """Per symbol, a summary of the bars the run read (first, last, rows, content hash)."""
     dropped: int = 0
     flow_seconds: float = 0.0
     """Wall time of the flow itself (with processes: the slowest process's, start-up
@@ -318,8 +319,8 @@ def run_sweep_flow(
             stats.nodes_evaluated += len(part.program.nodes)
             stats.kernel_calls += sum(s.program.kernel_calls for s in part.states.values())
             stats.dropped = max(stats.dropped, part.control.dropped)
-            if not stats.seen:
-                stats.seen = part.control.seen
+            if not stats.seen:  # every worker reads the same bars: the first one's summary
+                stats.seen = {sym: h.summary() for sym, h in sorted(part.control.seen.items())}
     if not gathered:
         return None, stats
     order = {s.key: i for i, s in enumerate(specs)}

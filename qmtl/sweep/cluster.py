@@ -174,7 +174,6 @@ def child(job: Path, process_id: int, addresses: list[str]) -> int:
     except QmtlError as exc:
         (folder / f"error{process_id}.txt").write_text(str(exc))
         return 1
-    stats.seen = {}  # bar hashers do not pickle; the parent has its own data's summary
     (folder / f"stats{process_id}.pkl").write_bytes(pickle.dumps(stats))
     if runs is not None:
         (folder / "runs.pkl").write_bytes(pickle.dumps(runs))

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from dataflows.metrics import MetricSet
 from dataflows.sweep_flow import SweepStats, VariantRun
 from qmtl.core.errors import QmtlError
+from qmtl.core.fingerprint import dataset_fingerprint
 from qmtl.core.times import format_ts
 from qmtl.sweep.heatmap import LOWER_IS_BETTER, heatmap_html, numeric_params
 from qmtl.sweep.stats import Deflated, Pbo
@@ -243,6 +244,9 @@ class SweepResult:
             "nodes_per_variant_total": self.stats.nodes_per_variant,
             "dedup": self.stats.dedup, "shards": self.stats.shards,
             "train_end": format_ts(self.train_end) if self.train_end is not None else None,
+            "data": {"fingerprint": dataset_fingerprint(self.stats.seen,
+                                                        self.settings.get("interval", "")),
+                     "symbols": self.stats.seen} if self.stats.seen else None,
             "settings": self.settings,
         }
         if self.deflated is not None:

@@ -164,3 +164,11 @@ def test_bad_options_fail_before_running(bars: dict) -> None:
         sweep_many([SmaCross, type("H", (SmaCross,), {"interval": "1h"})], bars)
     with pytest.raises(SweepError, match="--walk-forward must be >= 1"):
         sweep(SmaCross, GRID, bars, walk_forward=0)
+
+
+def test_the_summary_names_the_data_as_a_run_does(catalog: Path) -> None:
+    res = sweep(SmaCross, GRID, catalog)
+    alone = backtest(SmaCross, catalog, fast=5, slow=20)
+    assert res.summary()["data"]["fingerprint"] == alone.data["fingerprint"]
+    two = sweep(SmaCross, GRID, catalog, processes=2)
+    assert two.summary()["data"]["fingerprint"] == alone.data["fingerprint"]
