@@ -43,8 +43,8 @@ if TYPE_CHECKING:
     from qmtl.sweep.result import SweepResult
 
 GridOpt = Annotated[list[str] | None, typer.Option(
-    "-p", "--param", help="Parameter values name=a:b:step (b included when on the step), "
-    "name=a,b,c or name=value; repeat for each parameter.")]
+    "-p", "--param", help="Parameter values name=start:stop:step (stop included when on "
+    "the step), name=a,b,c or name=value; repeat for each parameter.")]
 
 
 def load_targets(targets: list[str]) -> list[type[Strategy]]:
