@@ -149,8 +149,10 @@ def sweep(
     ``sharpe``); ``train_end`` ranks on the bars up to it and shows ``test_*`` metrics after
     it; ``walk_forward=N`` re-selects on N anchored folds; ``pbo=True`` (``pbo_splits``)
     adds the probability of backtest overfitting; ``workers`` and ``processes`` split the
-    variants across Bytewax workers and processes; ``progress``/``on_start`` report
-    bar x variant steps.
+    variants across Bytewax workers and processes; ``addresses`` and ``process_id`` make
+    this process one member of a cluster started by hand (several hosts), and then the
+    result is None on every process but the one that gathered it; ``progress``/``on_start``
+    report bar x variant steps.
     """
     if not (isinstance(strategy, type) and issubclass(strategy, Strategy)):
         raise SweepError(f"expected a Strategy subclass, got {strategy!r}")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
@@ -19,7 +20,13 @@ from typer.testing import CliRunner
 from connectors.data.catalog import Catalog
 from connectors.data.synthetic import generate_bars
 from qmtl.cli import app
+from qmtl.loader import load_strategy
+from qmtl.strategy import default_strategy_id
 from qmtl.sweep.cluster import free_ports
+from tests.world_api.conftest import serve
+from world_api.service.app import create_app
+from world_api.service.auth import create_token
+from world_api.service.store import open_store
 
 HERE = Path(__file__).parent
 runner = CliRunner()
@@ -152,3 +159,25 @@ def test_a_cluster_started_by_hand_as_on_several_hosts(catalog: Path, tmp_path: 
     assert invoke("sweep", target, *args, "--out", str(alone)).exit_code == 0
     got = pq.read_table(tmp_path / f"h{wrote[0]}" / "results.parquet")
     assert got.equals(pq.read_table(alone / "results.parquet"))
+
+
+def test_submit_top_enters_the_best_variants_in_a_world(catalog: Path, tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "world.db"))
+    op = create_token(store, "operator", "ops")
+    dev = create_token(store, "developer", "quant")
+    with serve(create_app(store)) as url:
+        auth = {"Authorization": f"Bearer {op}"}
+        assert httpx.post(f"{url}/worlds", json={"id": "w", "capital": 1e6},
+                          headers=auth).status_code == 201
+        res = invoke("sweep", f"{HERE / 'strategies.py'}:SmaCross", "-p", "fast=5,10,15",
+                     "-p", "slow=30,60", "--submit-top", "2", "--world", "w", "--url", url,
+                     "--token", dev, "--out", str(tmp_path / "out"))
+        snap = httpx.get(f"{url}/worlds/w/activation", headers=auth).json()
+    store.close()
+    assert res.exit_code == 0, res.output
+    best = pq.read_table(tmp_path / "out" / "results.parquet").to_pylist()
+    best.sort(key=lambda r: -r["sharpe"])
+    cls = load_strategy(f"{HERE / 'strategies.py'}:SmaCross")
+    want = sorted(default_strategy_id(cls(fast=r["fast"], slow=r["slow"])) for r in best[:2])
+    assert sorted(r["strategy_id"] for r in snap["strategies"]) == want
+    assert res.output.count("submitted v") == 2
