@@ -25,12 +25,15 @@ from dataflows.compiler import OnBad, StrategySpec, build_program
 from dataflows.control import RunControl
 from dataflows.sweep_flow import SweepStats, VariantRun, run_sweep_flow
 from qmtl.core.bars import Batch
+from qmtl.core.errors import QmtlError
 from qmtl.core.times import parse_time
+from qmtl.pages import small_pages
 from qmtl.result import ParamValue
 from qmtl.runner import to_spec
 from qmtl.sources import lookback_start, resolve_source
-from qmtl.strategy import Strategy
+from qmtl.strategy import Strategy, StrategyCodeError
 from qmtl.sweep.result import SweepError
+from qmtl.usercode import code_frame, graph_code
 
 
 @dataclass
@@ -145,7 +148,18 @@ def run_plan(
     make_items, total, signals_from = plan.items(source, specs)
     if on_start is not None:
         on_start(total * len(specs))
-    return run_sweep_flow(specs, make_items, workers=workers, addresses=addresses,
-                          process_id=process_id, on_bad=plan.on_bad_bars,
-                          metrics_every=plan.metrics_every, control=RunControl(progress),
-                          signals_from=signals_from)
+    user_code = graph_code([s.weight for s in specs])
+    try:
+        with small_pages():  # as a backtest: fresh large arrays without huge-page compaction
+            return run_sweep_flow(specs, make_items, workers=workers, addresses=addresses,
+                                  process_id=process_id, on_bad=plan.on_bad_bars,
+                                  metrics_every=plan.metrics_every,
+                                  control=RunControl(progress), signals_from=signals_from)
+    except QmtlError:
+        raise
+    except Exception as exc:  # a strategy's Operator or apply function failed: say where
+        frame = code_frame(exc, user_code)
+        if frame is None:
+            raise
+        names = ", ".join(sorted({s.name for s in plan.strategies}))
+        raise StrategyCodeError.wrap(f"{names} failed during the sweep", exc, frame) from exc

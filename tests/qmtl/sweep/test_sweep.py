@@ -18,6 +18,7 @@ from qmtl.core.expr_nodes import walk
 from qmtl.core.times import parse_time
 from qmtl.loader import load_strategy
 from qmtl.runner import make_strategy, to_spec
+from qmtl.strategy import StrategyCodeError
 from qmtl.sweep import GridError, SweepError
 from qmtl.sweep.result import period_metrics
 
@@ -172,3 +173,13 @@ def test_the_summary_names_the_data_as_a_run_does(catalog: Path) -> None:
     assert res.summary()["data"]["fingerprint"] == alone.data["fingerprint"]
     two = sweep(SmaCross, GRID, catalog, processes=2)
     assert two.summary()["data"]["fingerprint"] == alone.data["fingerprint"]
+
+
+def test_an_error_in_the_users_code_names_its_line(bars: dict) -> None:
+    class Bad(SmaCross):
+        def signal(self, bars):
+            return bars.close.rolling(self.fast).apply(lambda w: 1 / 0)
+
+    with pytest.raises(StrategyCodeError, match=r"Bad failed during the sweep at .*"
+                       r"test_sweep.py:\d+.*ZeroDivisionError"):
+        sweep(Bad, {"fast": "3,4"}, bars)
