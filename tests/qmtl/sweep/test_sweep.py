@@ -183,3 +183,23 @@ def test_an_error_in_the_users_code_names_its_line(bars: dict) -> None:
     with pytest.raises(StrategyCodeError, match=r"Bad failed during the sweep at .*"
                        r"test_sweep.py:\d+.*ZeroDivisionError"):
         sweep(Bad, {"fast": "3,4"}, bars)
+
+
+@pytest.mark.parametrize("case", ["gaps", "one bar per batch"])
+def test_variants_equal_their_runs_when_bars_are_not_aligned_or_come_one_by_one(
+        bars: dict, case: str) -> None:
+    """The variants' portfolios are computed together while every symbol's bars line up,
+    and one by one after the first batch that does not: both give each run's bits."""
+    if case == "gaps":
+        keep = np.ones(1500, bool)
+        keep[700:760] = False  # BBB has no bars for a while, mid-run
+        data = {"AAA": bars["AAA"], "BBB": {k: v[keep] for k, v in bars["BBB"].items()}}
+        options: dict = {"batch_size": 250}
+    else:
+        data = {s: {k: v[:120] for k, v in b.items()} for s, b in bars.items()}
+        options = {"batch_size": 1}
+    res = sweep(SmaCross, {"fast": "3,5", "slow": "10,20"}, data, **options)
+    for i, params in enumerate(res.params):
+        alone = backtest(SmaCross, data, **params)
+        assert np.array_equal(res.runs[i].returns, alone.returns), (case, params)
+        same_metrics(res.runs[i].metrics, alone.metrics)
