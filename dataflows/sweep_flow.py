@@ -48,9 +48,8 @@ from dataflows.compiler import (
 from dataflows.control import RunControl
 from dataflows.graph import Program
 from dataflows.metrics import MetricSet
-from dataflows.portfolio import Portfolio, PortfolioBatch
+from dataflows.portfolio import Portfolio
 from dataflows.replay import CallbackSink
-from dataflows.sweep_portfolio import StackedPortfolio
 from qmtl.core.bars import Batch
 
 ItemFactory = Callable[[], Iterator[tuple[str, Batch]]]
@@ -135,18 +134,6 @@ class _ShardControl(RunControl):
         return self.parent.failed
 
 
-class _Fed:
-    """Stands in for a variant's portfolio in its ``_PortfolioLogic``: hands over the batch
-    the :class:`StackedPortfolio` computed for it."""
-
-    def __init__(self) -> None:
-        self.batch: PortfolioBatch | None = None
-
-    def drain(self, final: bool = False) -> PortfolioBatch | None:
-        batch, self.batch = self.batch, None
-        return batch
-
-
 class _ShardPartition(StatelessSourcePartition[Any]):
     """One worker's reader, evaluator and portfolios (see the module docstring)."""
 
@@ -169,47 +156,14 @@ class _ShardPartition(StatelessSourcePartition[Any]):
             self.step = _evaluate_step(specs, self.program, self.control, options["on_bad"],
                                        False, options["signals_from"])
             by_key = {s.key: s for s in specs}
-            # variants over one universe are computed together while the bars are aligned
-            one = len({tuple(sorted(set(s.symbols))) for s in specs}) == 1
-            self.stacked: StackedPortfolio | None = StackedPortfolio(
-                specs[0].symbols, [s.cost_bps for s in specs], [s.max_gross for s in specs]
-            ) if one else None
             for s in specs:
                 logic = _PortfolioLogic(by_key, self.control, options["metrics_every"])
                 # built here rather than on the first item: without per-symbol rows
                 logic.key = s.key
-                if self.stacked is not None:
-                    logic.portfolio = _Fed()  # type: ignore[assignment]
-                else:
-                    logic.portfolio = Portfolio(s.symbols, s.cost_bps, s.max_gross)
-                    logic.portfolio.rows = False
+                logic.portfolio = Portfolio(s.symbols, s.cost_bps, s.max_gross)
+                logic.portfolio.rows = False
                 logic.metrics = MetricSet(s.periods_per_year)
                 self.portfolios[s.key] = logic
-
-    def _unstack(self) -> None:
-        """The bars are not aligned: one Portfolio per variant from here on."""
-        assert self.stacked is not None
-        for logic, portfolio in zip(self.portfolios.values(), self.stacked.split(),
-                                    strict=True):
-            logic.portfolio = portfolio
-        self.stacked = None
-
-    def _push(self, symbol: str, emitted: list[tuple[str, Any]]) -> None:
-        if self.stacked is not None and emitted:
-            first = emitted[0][1]
-            weights = np.stack([signal.weight for _, signal in emitted])
-            if self.stacked.push(symbol, first.ts, weights, first.close):
-                if self.stacked.ready():
-                    out = self.stacked.process()
-                    for v, logic in enumerate(self.portfolios.values()):
-                        logic.portfolio.batch = PortfolioBatch(  # type: ignore[union-attr]
-                            out.ts, out.returns[v], out.equity[v], out.turnover[v],
-                            out.gross[v], self.stacked.symbols, {})
-                        self._take(logic._emit(final=False))
-                return
-            self._unstack()
-        for key, signal in emitted:
-            self._take(self.portfolios[key].on_item((key, signal))[0])
 
     def _take(self, outs: Any) -> None:
         for out in outs:
@@ -219,8 +173,6 @@ class _ShardPartition(StatelessSourcePartition[Any]):
                 self.metrics[out.strategy] = out.metrics
 
     def _finish(self) -> list[VariantRun]:
-        if getattr(self, "stacked", None) is not None and self.stacked.buffer:  # type: ignore[union-attr]
-            self._unstack()
         runs = []
         for key, logic in self.portfolios.items():
             self._take(logic.on_eof()[0])
@@ -254,7 +206,8 @@ class _ShardPartition(StatelessSourcePartition[Any]):
                 continue
             state, emitted = self.step(self.states.get(symbol), (symbol, bars))
             self.states[symbol] = state
-            self._push(symbol, emitted)
+            for key, signal in emitted:
+                self._take(self.portfolios[key].on_item((key, signal))[0])
             if self.progress is not None:
                 self.progress(len(bars["ts"]) * len(self.specs))
         return []

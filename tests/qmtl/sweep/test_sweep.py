@@ -188,8 +188,8 @@ def test_an_error_in_the_users_code_names_its_line(bars: dict) -> None:
 @pytest.mark.parametrize("case", ["gaps", "one bar per batch"])
 def test_variants_equal_their_runs_when_bars_are_not_aligned_or_come_one_by_one(
         bars: dict, case: str) -> None:
-    """The variants' portfolios are computed together while every symbol's bars line up,
-    and one by one after the first batch that does not: both give each run's bits."""
+    """Each run's bits when a symbol lacks bars for a while (the portfolio fills its
+    timeline) and when the replay hands over one bar per batch."""
     if case == "gaps":
         keep = np.ones(1500, bool)
         keep[700:760] = False  # BBB has no bars for a while, mid-run
