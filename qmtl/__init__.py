@@ -9,13 +9,14 @@
 >>> MeanRevert().target().op
 'where'
 
-``backtest``, ``submit``, ``validate``, ``Runner``, ``BacktestResult``, ``alpha``, ``alphas``
-and ``from_spec`` are loaded on first use (:pep:`562`): their modules import the data and
-engine layers, and those import ``qmtl.core``, which runs this file first, so importing them
-here would make every import of a lower layer circular. ``qmtl.submit`` stays the function
-even after the module of the same name is imported (Python would otherwise set the package's
-attribute to the module), and so does ``qmtl.alpha`` after its package (:mod:`qmtl.alpha`)
-is.
+``backtest``, ``submit``, ``validate``, ``sweep``, ``sweep_many``, ``Runner``,
+``BacktestResult``, ``SweepResult``, ``alpha``, ``alphas`` and ``from_spec`` are loaded on
+first use (:pep:`562`): their modules import the data and engine layers, and those import
+``qmtl.core``, which runs this file first, so importing them here would make every import of
+a lower layer circular. ``qmtl.submit`` stays the function even after the module of the same
+name is imported (Python would otherwise set the package's attribute to the module), and so
+do ``qmtl.alpha`` after its package (:mod:`qmtl.alpha`) is and ``qmtl.sweep`` after
+:mod:`qmtl.sweep` is.
 
 >>> from qmtl import backtest
 >>> backtest.__module__
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from qmtl.result import BacktestResult
     from qmtl.runner import backtest
     from qmtl.submit import Runner, submit, validate
+    from qmtl.sweep import SweepResult, sweep, sweep_many
 
 try:
     __version__ = version("qmtl")
@@ -62,6 +64,9 @@ _LAZY = {
     "Runner": "qmtl.submit",
     "submit": "qmtl.submit",
     "validate": "qmtl.submit",
+    "sweep": "qmtl.sweep",
+    "sweep_many": "qmtl.sweep",
+    "SweepResult": "qmtl.sweep",
 }
 """Public names loaded on first use, and the module of each."""
 
@@ -105,6 +110,7 @@ __all__ = [
     "Strategy",
     "StrategyCodeError",
     "StrategyError",
+    "SweepResult",
     "alpha",
     "alphas",
     "backtest",
@@ -116,6 +122,8 @@ __all__ = [
     "latch",
     "lit",
     "submit",
+    "sweep",
+    "sweep_many",
     "validate",
     "where",
 ]

@@ -1,8 +1,8 @@
 """The ``qmtl`` command line: one module per command group, assembled here.
 
-``run`` (:mod:`qmtl.cli.run`), ``submit`` (:mod:`qmtl.cli.submit`), ``report`` and ``compare``
-(:mod:`qmtl.cli.report`), ``data`` (:mod:`qmtl.cli.data`), ``world`` (:mod:`qmtl.cli.world`)
-and ``feed`` (:mod:`qmtl.cli.feed`);
+``run`` (:mod:`qmtl.cli.run`), ``submit`` (:mod:`qmtl.cli.submit`), ``sweep``
+(:mod:`qmtl.cli.sweep`), ``report`` and ``compare`` (:mod:`qmtl.cli.report`), ``data``
+(:mod:`qmtl.cli.data`), ``world`` (:mod:`qmtl.cli.world`) and ``feed`` (:mod:`qmtl.cli.feed`);
 what they share (options, the one error handler, output) is in :mod:`qmtl.cli.common`.
 
 Help is Markdown (``rich_markup_mode="markdown"``): a docstring's lines join into
@@ -29,6 +29,7 @@ from qmtl.cli.feed import feed_app
 from qmtl.cli.report import compare, report
 from qmtl.cli.run import run
 from qmtl.cli.submit import submit
+from qmtl.cli.sweep import sweep
 from qmtl.cli.world import world_app
 
 app = typer.Typer(
@@ -59,6 +60,7 @@ app.command()(run)
 app.command()(submit)
 app.command()(report)
 app.command()(compare)
+app.command()(sweep)
 app.add_typer(data_app, name="data")
 app.add_typer(world_app, name="world")
 app.add_typer(feed_app, name="feed")
