@@ -30,6 +30,7 @@ from world_api.service.kafka_relay import KafkaRelay
 from world_api.service.routers import ROUTERS
 from world_api.service.state import WorldService
 from world_api.service.store import Store, open_store
+from world_api.service.ui import install as install_ui
 
 log = logging.getLogger("qmtl.world")
 MAX_BODY = 1 << 20
@@ -140,7 +141,9 @@ def create_app(
         if relay is not None:
             relay.close()
 
-    app = FastAPI(title="QMTL WorldService", version="0.1.0", lifespan=lifespan)
+    # /docs and /redoc are served with local assets by the dashboard module (ui.py): offline
+    app = FastAPI(title="QMTL WorldService", version="0.1.0", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.service = svc
     if insecure_dev:
         log.warning("insecure dev mode: no tokens are checked; every caller acts as 'dev'")
@@ -152,4 +155,5 @@ def create_app(
     app.add_middleware(CatchUnexpected)
     for router in ROUTERS:
         app.include_router(router)
+    install_ui(app)
     return app
