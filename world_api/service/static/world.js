@@ -8,7 +8,7 @@ import { ActivationTable } from "./table.js";
 
 const CONFIG = { displayModeBar: false, responsive: true };
 const MARGIN = { l: 50, r: 10, t: 10, b: 40 };
-const POLL_MS = 1500;
+const POLL_MS = 1000;
 const AUDIT_PAGE = 50;
 
 function layout(extra = {}) {
