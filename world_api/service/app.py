@@ -141,7 +141,7 @@ def create_app(
         if relay is not None:
             relay.close()
 
-    # /docs and /redoc are served with local assets by the dashboard module (ui.py): offline
+    # /docs is served with local assets by the dashboard module (ui.py); /redoc is off
     app = FastAPI(title="QMTL WorldService", version="0.1.0", lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.service = svc

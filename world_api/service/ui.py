@@ -1,10 +1,11 @@
-"""The world dashboard (``/ui``) and the API docs (``/docs``, ``/redoc``), all served locally.
+"""The world dashboard (``/ui``) and the API docs (``/docs``), all served locally.
 
 The pages are one static HTML shell; plain JavaScript modules (``static/``, no build step)
 read the path, ask the JSON API for the data with the page's bearer token and draw it with
 plotly.js, which comes from the ``plotly`` Python package (its bundled ``plotly.min.js``).
-Swagger UI and ReDoc use the assets bundled by ``fastapi-offline``. Nothing is fetched from
-the internet, so the dashboard and the docs work offline.
+Swagger UI uses the assets bundled by ``fastapi-offline``. Nothing is fetched from the
+internet, so the dashboard and the docs work offline. ReDoc (``/redoc``) is off: its bundle
+loads its logo from ``cdn.redoc.ly`` and has no option to stop it.
 
 Two small read-only endpoints serve the pages: ``GET /ui/api/session`` says whether the
 page's token is good and what its role is (always 200, so a page without a token asks for
@@ -31,11 +32,7 @@ from typing import Annotated, Any
 
 import fastapi_offline
 from fastapi import APIRouter, FastAPI, Header, Request
-from fastapi.openapi.docs import (
-    get_redoc_html,
-    get_swagger_ui_html,
-    get_swagger_ui_oauth2_redirect_html,
-)
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -47,7 +44,7 @@ from world_api.service.store import NotFound
 STATIC = Path(__file__).resolve().parent / "static"
 """The dashboard's own assets (HTML shell, JavaScript modules, CSS)."""
 DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
-"""Swagger UI and ReDoc assets bundled by ``fastapi-offline``."""
+"""Swagger UI assets bundled by ``fastapi-offline``."""
 VENDOR_CACHE = {"Cache-Control": "public, max-age=86400"}
 """Third-party assets change only with their package: the browser may keep them a day."""
 
@@ -160,8 +157,8 @@ def plotly_asset() -> FileResponse:
 
 
 def install(app: FastAPI) -> None:
-    """Add the dashboard, its assets, and the offline ``/docs`` (Swagger UI) and ``/redoc``
-    pages to ``app`` (made with ``docs_url=None, redoc_url=None``).
+    """Add the dashboard, its assets, and the offline ``/docs`` page (Swagger UI) to ``app``
+    (made with ``docs_url=None, redoc_url=None``: FastAPI's own pages load from a CDN).
 
     >>> app = FastAPI(docs_url=None, redoc_url=None)
     >>> install(app)
@@ -189,13 +186,3 @@ def install(app: FastAPI) -> None:
     @app.get(oauth2, include_in_schema=False)
     def swagger_ui_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
-
-    @app.get("/redoc", include_in_schema=False)
-    def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=openapi_url,
-            title=f"{title} - ReDoc",
-            redoc_js_url="/ui/vendor/docs/redoc.standalone.js",
-            redoc_favicon_url="/ui/vendor/docs/favicon.png",
-            with_google_fonts=False,
-        )

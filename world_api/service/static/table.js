@@ -63,6 +63,7 @@ export class ActivationTable {
       const key = th.dataset.key;
       if (key === this.sortKey) this.ascending = !this.ascending;
       else { this.sortKey = key; this.ascending = key === "rank" || key === "strategy_id"; }
+      this.page = 0;
       this.render();
     });
     this.prev.addEventListener("click", () => { this.page--; this.render(); });
