@@ -82,13 +82,14 @@ def _shape(path: str) -> str:
 
 
 def features(app: FastAPI) -> dict[str, bool]:
-    """Which of :data:`OPTIONAL_ROUTES` the app serves.
+    """Which of :data:`OPTIONAL_ROUTES` the app serves (a GET at that path in its OpenAPI
+    schema, which FastAPI builds once and keeps).
 
     >>> features(FastAPI())["updates"]
     False
     """
-    gets = {_shape(getattr(r, "path", "")) for r in app.routes
-            if "GET" in (getattr(r, "methods", None) or ())}
+    paths = app.openapi().get("paths", {})
+    gets = {_shape(path) for path, ops in paths.items() if "get" in ops}
     return {name: path in gets for name, path in OPTIONAL_ROUTES.items()}
 
 
