@@ -136,3 +136,14 @@ def test_the_worlds_page_lists_every_world_and_links_to_it(browser, tmp_path):
         assert browser.current_url == f"{svc.url}/ui/worlds/beta"
         assert outside_requests(browser) == [] and console_errors(browser) == []
         leave(browser)
+
+
+def test_an_unknown_world_or_strategy_says_so_on_the_page(browser, tmp_path):
+    with world_service(tmp_path) as svc:
+        populate(svc, "demo", 2)
+        browser.get(f"{svc.url}/ui/worlds/nowhere")
+        assert "unknown world 'nowhere'" in wait_for(browser, "#page-error").text
+        browser.get(f"{svc.url}/ui/worlds/demo/strategies/ghost")
+        assert "'ghost' has not reported" in wait_for(browser, "#page-error").text
+        assert outside_requests(browser) == []
+        leave(browser)
