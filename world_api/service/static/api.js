@@ -147,6 +147,11 @@ export function nsToDate(ns) {
   return new Date(Number(ns) / 1e6);
 }
 
+// "2026-11-26 04:21:23" (UTC) for a timestamp in ns.
+export function stamp(ns) {
+  return nsToDate(ns).toISOString().replace("T", " ").slice(0, 19);
+}
+
 export function setLive(state) {
   const el = document.getElementById("live");
   if (!el) return;

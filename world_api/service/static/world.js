@@ -3,7 +3,7 @@
 // audit log for operators. Live: activation events (/events) and metrics and world-return
 // pushes (/updates); without /updates on the server it polls instead.
 
-import { ApiError, esc, fmt, follow, get, loadPlotly, nsToDate, request, setLive } from "./api.js";
+import { ApiError, esc, fmt, follow, get, loadPlotly, nsToDate, request, setLive, stamp } from "./api.js";
 import { ActivationTable } from "./table.js";
 
 const CONFIG = { displayModeBar: false, responsive: true };
@@ -37,7 +37,7 @@ function planTable(plan) {
   const ids = [...new Set([...Object.keys(plan.current || {}), ...Object.keys(plan.proposed || {})])].sort();
   return `<div id="plan" data-plan="${esc(plan.plan_id)}">
     <p class="sub">Last plan <code>${esc(plan.plan_id.slice(0, 12))}</code> by ${esc(plan.actor)},
-      ${nsToDate(plan.ts).toLocaleString()} · base seq ${plan.base_seq} ·
+      ${stamp(plan.ts)} UTC · base seq ${plan.base_seq} ·
       ${plan.applied ? "applied" : "not applied"}</p>
     <div class="scroll"><table><thead><tr><th>strategy</th><th class="num">current</th>
       <th class="num">proposed</th></tr></thead><tbody>
@@ -48,7 +48,7 @@ function planTable(plan) {
 }
 
 function eventItem(ev) {
-  return `<li data-seq="${ev.seq}">#${ev.seq} ${nsToDate(ev.ts).toLocaleTimeString()}
+  return `<li data-seq="${ev.seq}">#${ev.seq} ${stamp(ev.ts).slice(11)}
     <b>${esc(ev.strategy_id)}</b> ${ev.active ? "active" : "inactive"} w=${fmt(ev.weight)}
     <span class="note">${esc(ev.reason)}</span></li>`;
 }
@@ -74,7 +74,7 @@ export async function worldPage(app, world, session, crumbs) {
       <section class="card"><h2>Contribution to the world's return</h2><div id="chart-contrib" class="chart"></div></section>
       <section class="card"><h2>Allocation</h2><div id="chart-alloc" class="chart"></div><div id="plan-box"></div></section>
       <section class="card"><h2>Recent events</h2><ul id="events" class="events"></ul></section>
-      <section class="card" id="audit-card"><h2>Audit log</h2><div id="audit"></div></section>
+      <section class="card wide" id="audit-card"><h2>Audit log</h2><div id="audit"></div></section>
     </div>`;
   const table = new ActivationTable(document.getElementById("table"), world);
   table.setRows(views);
@@ -199,7 +199,7 @@ async function auditPanel(base, session) {
       is a ${esc(role)}. Sign in with an operator token to see it.</p>`;
   };
   if (session.role !== "operator") { denied(session.role); return; }
-  box.innerHTML = `<div class="scroll"><table id="audit-table"><thead><tr><th>id</th><th>time</th>
+  box.innerHTML = `<div class="scroll"><table id="audit-table"><thead><tr><th>id</th><th>time (UTC)</th>
     <th>actor</th><th>action</th><th>detail</th></tr></thead><tbody></tbody></table></div>
     <div class="pager"><button id="audit-more" type="button">older</button></div>`;
   const body = box.querySelector("tbody");
@@ -209,8 +209,8 @@ async function auditPanel(base, session) {
     try {
       const { data, headers } = await request(`${base}/audit?limit=${AUDIT_PAGE}${cursor ? `&before=${cursor}` : ""}`);
       body.insertAdjacentHTML("beforeend", data.map((r) => `<tr data-id="${r.id}"><td>${r.id}</td>
-        <td>${nsToDate(r.ts).toLocaleString()}</td><td>${esc(r.actor)}</td><td>${esc(r.action)}</td>
-        <td class="hints">${esc(JSON.stringify(r.detail).slice(0, 200))}</td></tr>`).join(""));
+        <td>${stamp(r.ts)}</td><td>${esc(r.actor)}</td><td>${esc(r.action)}</td>
+        <td class="detail">${esc(JSON.stringify(r.detail).slice(0, 200))}</td></tr>`).join(""));
       cursor = headers.get("X-Next-Cursor");
       more.hidden = !cursor;
     } catch (err) {
