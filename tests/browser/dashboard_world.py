@@ -95,3 +95,14 @@ def plotted(driver) -> int:
     return driver.execute_script(
         "return [...document.querySelectorAll('.js-plotly-plot')]"
         ".filter(p => p.querySelector('svg.main-svg g.trace')).length")
+
+
+def cell(driver, sid: str, col: str, attr: str = "data-v") -> str | None:
+    """A cell of the activation table (its ``data-v``, or ``attr``; ``text`` for its text),
+    read in one script: the table re-renders while a test waits, so an element found first
+    may be gone when its attribute is read."""
+    return driver.execute_script(
+        "const td = document.querySelector(`#activation tr[data-sid='${arguments[0]}']"
+        " td[data-col='${arguments[1]}']`);"
+        "return td ? (arguments[2] === 'text' ? td.textContent.trim()"
+        " : td.getAttribute(arguments[2])) : null;", sid, col, attr)

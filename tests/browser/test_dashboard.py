@@ -12,6 +12,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.conftest import console_errors, outside_requests, screenshot
 from tests.browser.dashboard_world import (
+    cell,
     leave,
     plotted,
     populate,
@@ -94,9 +95,7 @@ def test_a_metrics_update_appears_without_a_reload(browser, tmp_path):
         with svc.client("developer") as c:
             c.post_metrics("demo", [update("demo", rejected, 2, rng.normal(0, 0.01, 30), 120,
                                            0.1)])
-        cell = f"#activation tr[data-sid='{rejected}'] td[data-col='n_bars']"
-        WebDriverWait(browser, 2).until(
-            lambda d: d.find_element(By.CSS_SELECTOR, cell).get_attribute("data-v") == "150")
+        WebDriverWait(browser, 2).until(lambda d: cell(d, rejected, "n_bars") == "150")
 
         # an update that makes a candidate the best: it becomes active, an event arrives
         with svc.client("developer") as c:
@@ -104,15 +103,11 @@ def test_a_metrics_update_appears_without_a_reload(browser, tmp_path):
                                            9.0)])
             after = {v["strategy_id"]: v for v in c.strategies("demo")}
         assert after[candidate]["status"] == "active" and after[candidate]["rank"] == 1
-        status = f"#activation tr[data-sid='{candidate}'] td[data-col='status']"
-        WebDriverWait(browser, 2).until(
-            lambda d: d.find_element(By.CSS_SELECTOR, status).text == "active")
+        WebDriverWait(browser, 2).until(lambda d: cell(d, candidate, "status", "text") == "active")
         WebDriverWait(browser, 2).until(
             lambda d: len(d.find_elements(By.CSS_SELECTOR, "#events li")) > n_events)
         WebDriverWait(browser, 2).until(
-            lambda d: _num(d.find_element(By.CSS_SELECTOR,
-                f"#activation tr[data-sid='{candidate}'] td[data-col='weight']")
-                .get_attribute("data-v")) == after[candidate]["weight"])
+            lambda d: _num(cell(d, candidate, "weight") or "") == after[candidate]["weight"])
         # the same page: no navigation happened
         assert browser.execute_script("return [window.__stay, performance.timeOrigin]") \
             == [1, origin]

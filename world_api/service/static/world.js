@@ -130,7 +130,7 @@ export async function worldPage(app, world, session, crumbs) {
   // -- live --------------------------------------------------------------------------
   let pending = null;
   let curvesToo = false;
-  const refresh = (withCurves) => {
+  const refresh = (withCurves, delay = 250) => {
     curvesToo = curvesToo || withCurves;
     if (pending) return;
     pending = setTimeout(async () => {
@@ -151,7 +151,7 @@ export async function worldPage(app, world, session, crumbs) {
       } finally {
         pending = null;
       }
-    }, 250);
+    }, delay);
   };
 
   const list = document.getElementById("events");
@@ -185,7 +185,7 @@ export async function worldPage(app, world, session, crumbs) {
       }
     }, (s) => setLive(s));
   } else {
-    setInterval(() => refresh(true), POLL_MS);
+    setInterval(() => refresh(true, 0), POLL_MS);
     setLive("poll");
   }
 
