@@ -54,7 +54,8 @@ def make_updates(n_strategies: int, n_updates: int, seed: int = 0) -> list[Metri
             mode="paper", as_of=k, n_bars=100 + 10 * int(seqs[i]),
             metrics={"sharpe": float(rng.normal(1, 0.5)), "max_drawdown": float(rng.random() / 2),
                      "linearity": float(rng.random())},
-            returns=rng.normal(0.0005, 0.01, 10).tolist(),
+            returns=[(10 * int(seqs[i]) + j, r)
+                     for j, r in enumerate(rng.normal(0.0005, 0.01, 10).tolist())],
         ))
     return out
 

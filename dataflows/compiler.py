@@ -24,6 +24,7 @@ batch; the graph is the same and the output does not depend on the batching.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -36,6 +37,8 @@ from bytewax.testing import cluster_main, run_main
 from dataflows.control import RunControl
 from dataflows.graph import Program, ProgramState
 from dataflows.metrics import MetricSet
+from dataflows.panel import lookback_bars, needs_panel
+from dataflows.panel_flow import PanelLogic, panel_groups
 from dataflows.portfolio import Portfolio, PortfolioBatch, SignalBatch
 from dataflows.replay import CallbackSink, ReplaySource
 from qmtl.core.bars import Batch, validate_bars
@@ -60,6 +63,12 @@ class StrategySpec:
     cost_bps: float
     max_gross: float
     periods_per_year: float
+    max_net: float = math.inf
+    """Cap on ``|sum_i w_i|`` (after the gross cap); weights are scaled down to it."""
+    context: tuple[str, ...] = ()
+    """Symbols read (``bars["SPY"]``) but not traded."""
+    interval: str | None = None
+    """The bars' interval (needed by ``bars.at(...)``)."""
 
 
 METRICS_EVERY = 1_000
@@ -86,6 +95,8 @@ class StrategyOutput:
     """The MetricsUpdate seq of a metrics snapshot: ``n_bars`` at the snapshot. It depends on
     the bars only, not on how they were batched, so an update a restarted run sends again
     has the key the world has seen (and ``returns_since`` ends at the same bar)."""
+    returns_ts: np.ndarray | None = None
+    """The close time of the bar of each of ``returns_since`` (int64 ns UTC)."""
 
 
 @dataclass
@@ -206,7 +217,7 @@ class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, 
                 self.as_of = int(batch.ts[-1])
                 self.pending.append(batch)
             due = final or self.n_bars // self.every > self.metered // self.every
-            metrics = returns = None
+            metrics = returns = returns_ts = None
             if due and self.pending:
                 # metrics are updated in one go per snapshot: cheap when bars arrive one by one
                 def cat(name: str) -> np.ndarray:
@@ -214,6 +225,7 @@ class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, 
                     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
                 returns = cat("returns")
+                returns_ts = cat("ts")
                 self.metrics.update(
                     returns, turnover=cat("turnover"), gross=cat("gross"), equity=cat("equity")
                 )
@@ -225,7 +237,8 @@ class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, 
                 return []
             return [
                 StrategyOutput(
-                    self.key, batch, metrics, self.n_bars, self.as_of, returns, self.seq
+                    self.key, batch, metrics, self.n_bars, self.as_of, returns, self.seq,
+                    returns_ts,
                 )
             ]
         except Exception as exc:
@@ -240,7 +253,8 @@ class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, 
             if self.portfolio is None:
                 spec = self.specs[key]
                 self.key = key
-                self.portfolio = Portfolio(spec.symbols, spec.cost_bps, spec.max_gross, self.prices)
+                self.portfolio = Portfolio(spec.symbols, spec.cost_bps, spec.max_gross, self.prices,
+                                           spec.max_net)
                 self.metrics = MetricSet(spec.periods_per_year)
             self.portfolio.push(signal)
         except Exception as exc:
@@ -270,6 +284,16 @@ def build_program(specs: list[StrategySpec]) -> Program:
     return Program({s.key: s.weight for s in specs})
 
 
+def spec_lookback(spec: StrategySpec) -> int:
+    """Bars of warm-up a strategy needs (a coarser interval's counted in its own bars).
+
+    >>> from qmtl.core.expr import col
+    >>> spec_lookback(StrategySpec("s", ["A"], col("close").sma(5), 0.0, 1.0, 252.0))
+    4
+    """
+    return lookback_bars(spec.weight, spec.interval)
+
+
 def build_core(
     bars: op.Stream[tuple[str, Batch]],
     specs: list[StrategySpec],
@@ -295,12 +319,39 @@ def build_core(
     """
     if metrics_every < 1:
         raise ValueError(f"metrics_every must be >= 1, got {metrics_every}")
-    program = build_program(specs)
     by_key = {s.key: s for s in specs}
     keyed = op.map("key_by_symbol", bars, lambda item: (item[0], item))
+    panel = [s for s in specs if needs_panel(s.weight)]
+    plain = [s for s in specs if not needs_panel(s.weight)]
+    program = build_program(plain if panel else specs)
+    if panel:
+        # cross-sectional strategies: one step per universe (dataflows.panel); the
+        # per-symbol step gets only the symbols its own strategies trade
+        plain_syms = {sym for s in plain for sym in s.symbols}
+        keyed = op.filter("route_plain", keyed, lambda kv: kv[0] in plain_syms)
+        groups = {g.key: g for g in panel_groups(panel)}
+        owner: dict[str, set[str]] = {}
+        for g in groups.values():
+            for sym in g.program.needed:
+                if sym not in plain_syms and not any(sym in v for v in owner.values()):
+                    owner.setdefault(g.key, set()).add(sym)
+        needed = {k: set(g.program.needed) for k, g in groups.items()}
+        routed = op.flat_map(
+            "route_panel", bars,
+            lambda item: [(k, (k, item[0], item[1])) for k, n in needed.items() if item[0] in n],
+        )
+        panel_signals = op.stateful(
+            "evaluate_panel", routed,
+            lambda resume: PanelLogic(groups, control, on_bad, prices, signals_from, owner,
+                                      resume),
+        )
     signals = op.stateful_flat_map(
-        "evaluate", keyed, _evaluate_step(specs, program, control, on_bad, prices, signals_from)
+        "evaluate",
+        keyed,
+        _evaluate_step(plain if panel else specs, program, control, on_bad, prices, signals_from),
     )
+    if panel:
+        signals = op.merge("merge_signals", signals, panel_signals)
     by_strategy = op.map("key_by_strategy", signals, lambda kv: (kv[1][0], kv[1]))
     return op.stateful(
         "portfolio",
@@ -311,7 +362,8 @@ def build_core(
     )
 
 
-CORE_STEPS = ("evaluate", "key_by_strategy", "key_by_symbol", "portfolio")
+CORE_STEPS = ("evaluate", "key_by_strategy", "key_by_symbol", "portfolio", "route_plain",
+              "route_panel", "evaluate_panel", "merge_signals")
 """Step names :func:`build_core` adds (the same in every run)."""
 
 

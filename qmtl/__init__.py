@@ -32,6 +32,7 @@ import types
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
+from qmtl import cs
 from qmtl import indicators as ind
 from qmtl.core.expr import Expr, col, latch, lit, where
 from qmtl.operator import Operator, check_batch_invariance
@@ -97,6 +98,7 @@ __all__ = [
     "backtest",
     "check_batch_invariance",
     "col",
+    "cs",
     "ind",
     "latch",
     "lit",

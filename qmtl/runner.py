@@ -26,7 +26,13 @@ import numpy as np
 import pyarrow as pa
 
 from connectors.data.seamless import SeamlessDataProvider
-from dataflows.compiler import OnBad, StrategyOutput, StrategySpec, build_program, run_dataflow
+from dataflows.compiler import (
+    OnBad,
+    StrategyOutput,
+    StrategySpec,
+    run_dataflow,
+    spec_lookback,
+)
 from dataflows.control import RunControl
 from qmtl.core.bars import Batch
 from qmtl.core.errors import QmtlError
@@ -99,6 +105,9 @@ def to_spec(
         cost_bps=float(s.cost_bps),
         max_gross=float(s.max_gross),
         periods_per_year=float(ppy or default_ppy(s.interval)),
+        max_net=float(s.max_net),
+        context=tuple(c for c in s.context if c not in symbols),
+        interval=s.interval,
     )
 
 
@@ -169,17 +178,18 @@ def backtest(
         source = provider = as_provider(data)
     fetched_before = len(provider.fetches) if provider is not None else 0
     spec = to_spec(s, universe, periods_per_year)
+    loaded = universe + list(spec.context)  # context symbols are read, never traded
     # the look-back before --start: those bars warm the kernels up, the portfolio starts at it
     make_items, total = resolve_source(  # also checks that [start, end] has bars
-        source, universe, s.interval, start_ns, end_ns, batch_size
+        source, loaded, s.interval, start_ns, end_ns, batch_size
     )
-    lookback = s.warmup if s.warmup is not None else build_program([spec]).lookback
+    lookback = s.warmup if s.warmup is not None else spec_lookback(spec)
     read_from = start_ns
     if start_ns is not None and lookback > 0:
-        read_from = lookback_start(source, universe, s.interval, start_ns, lookback)
+        read_from = lookback_start(source, loaded, s.interval, start_ns, lookback)
         if read_from != start_ns:
             make_items, total = resolve_source(
-                source, universe, s.interval, read_from, end_ns, batch_size
+                source, loaded, s.interval, read_from, end_ns, batch_size
             )
     if on_start is not None:
         on_start(total)
@@ -224,6 +234,8 @@ def backtest(
         {
             "cost_bps": spec.cost_bps,
             "max_gross": spec.max_gross,
+            "max_net": spec.max_net if math.isfinite(spec.max_net) else None,
+            "context": list(spec.context),
             "periods_per_year": spec.periods_per_year,
             "start": start_ns,
             "end": end_ns,

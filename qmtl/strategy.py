@@ -41,7 +41,7 @@ from qmtl.indicators import atr
 from qmtl.usercode import exception_line, is_user_file, user_frame, where
 
 RESERVED: frozenset[str] = frozenset(
-    {"symbols", "interval", "cost_bps", "max_gross", "name", "warmup"}
+    {"symbols", "interval", "cost_bps", "max_gross", "max_net", "name", "warmup", "context"}
 )
 """Class attributes with a meaning of their own, not strategy parameters."""
 
@@ -85,19 +85,63 @@ class StrategyCodeError(StrategyError):
 class Bars:
     """The bar columns a strategy's ``signal`` reads, as expressions.
 
+    ``bars["SPY"]`` are another symbol's bars (a traded symbol or one in the strategy's
+    ``context``), ``bars.at("1d")`` the bars resampled to a coarser interval; both are read
+    as of each traded bar's time (the latest bar closed at or before it).
+
     >>> Bars().close.op, Bars().atr(14).op
     ('col', 'ema')
+    >>> Bars()["SPY"].at("1d").close.params
+    {'interval': '1d', 'name': 'close', 'symbol': 'SPY'}
     """
 
-    def __init__(self) -> None:
+    def __init__(self, symbol: str | None = None, interval: str | None = None) -> None:
+        self._symbol, self._interval = symbol, interval
         for name in COLUMNS:
-            setattr(self, name, col(name))
+            setattr(self, name, col(name, symbol=symbol, interval=interval))
 
     open: Expr
     high: Expr
     low: Expr
     close: Expr
     volume: Expr
+
+    def __getitem__(self, symbol: str) -> Bars:
+        """Another symbol's bars (see the class docstring).
+
+        >>> Bars()[""]
+        Traceback (most recent call last):
+        ...
+        qmtl.strategy.StrategyError: bars[...] needs a symbol name, got ''
+        """
+        if not isinstance(symbol, str) or not symbol:
+            raise StrategyError(f"bars[...] needs a symbol name, got {symbol!r}")
+        return Bars(symbol, self._interval)
+
+    def at(self, interval: str) -> Bars:
+        """These bars resampled to a coarser ``interval``; a coarse bar is visible from the
+        first bar at or after its close (no look-ahead).
+
+        >>> Bars().at("1w")
+        Traceback (most recent call last):
+        ...
+        qmtl.strategy.StrategyError: bars.at: unknown interval '1w': use one of ...
+        """
+        if interval not in INTERVALS:
+            raise StrategyError(f"bars.at: unknown interval {interval!r}: use one of "
+                                f"{', '.join(INTERVALS)}")
+        return Bars(self._symbol, interval)
+
+    def is_symbol(self, symbol: str) -> Expr:
+        """1.0 on the bars of traded symbol ``symbol``, 0.0 on the others' (to give the legs
+        of a pair opposite weights: ``where(bars.is_symbol("A"), pos, -pos)``).
+
+        >>> Bars().is_symbol("A").params
+        {'symbol': 'A'}
+        """
+        if not isinstance(symbol, str) or not symbol:
+            raise StrategyError(f"bars.is_symbol needs a symbol name, got {symbol!r}")
+        return Expr("is_symbol", symbol=symbol)
 
     def atr(self, n: int = 14) -> Expr:
         """Average true range of these bars (TA-Lib ATR).
@@ -112,17 +156,21 @@ class Strategy:
     """Base class of user strategies (see the module docstring).
 
     Class attributes: ``symbols`` (the universe), ``interval`` (1m, 5m, 15m, 1h, 4h, 1d),
-    ``cost_bps`` (cost per unit of turnover, in basis points; default 0), ``max_gross``
-    (cap on the sum of absolute weights across symbols; default 1.0) and ``warmup`` (bars of
-    history to warm up on; default: inferred from the graph). Every other annotated class
-    attribute with a default is a parameter, overridable as a keyword argument or from the
-    CLI with ``-p name=value``.
+    ``cost_bps`` (cost per unit of turnover, both sides, in basis points; default 0),
+    ``max_gross`` (cap on the sum of absolute weights across symbols; default 1.0),
+    ``max_net`` (cap on the absolute sum of the weights, longs minus shorts; default: none),
+    ``context`` (symbols read with ``bars["SPY"]`` but not traded) and ``warmup`` (bars of
+    history to warm up on; default: inferred from the graph). Negative weights are shorts.
+    Every other annotated class attribute with a default is a parameter, overridable as a
+    keyword argument or from the CLI with ``-p name=value``.
     """
 
     symbols: ClassVar[list[str]] = []
     interval: ClassVar[str] = "1d"
     cost_bps: float = 0.0
     max_gross: float = 1.0
+    max_net: float = math.inf
+    context: ClassVar[list[str]] = []
     warmup: int | None = None
 
     def __init__(self, **params: Any) -> None:
@@ -211,6 +259,12 @@ class Strategy:
             raise StrategyError(f"{cls_name}.cost_bps must be >= 0, got {self.cost_bps}")
         if not (isinstance(self.max_gross, (int, float)) and self.max_gross > 0):
             raise StrategyError(f"{cls_name}.max_gross must be > 0, got {self.max_gross}")
+        if not (isinstance(self.max_net, (int, float)) and self.max_net >= 0):
+            raise StrategyError(f"{cls_name}.max_net must be >= 0, got {self.max_net}")
+        if not isinstance(self.context, (list, tuple)) or not all(
+            isinstance(s, str) and s for s in self.context
+        ):
+            raise StrategyError(f"{cls_name}.context must be a list of symbol names")
 
 
 ID_TEXT = re.compile(r"[A-Za-z0-9_.+-]+")

@@ -12,7 +12,16 @@ which data a result came from. Earlier updates carry none: the dataset is not co
 Where the returns come from, in order: an explicit ``returns=`` series; else a strategy
 method ``returns()``, ``equity()`` or ``pnl()`` (pnl is divided by the world's capital); else
 they are derived from the strategy's target weights and prices (``auto_returns=True``). If
-nothing can give returns the result is ``rejected`` with a hint that says why.
+nothing can give returns the result is ``rejected`` with a hint that says why. Each return
+goes to the world with the close time of its bar: a derived return has its bar's; a given
+series with a datetime index (a pandas Series) has its index's (naive times are UTC); a bare
+series gets bar ``i`` closing ``i + 1`` intervals of the strategy after the epoch, so bare
+series line up by position, as they did before returns had times.
+
+The result's ``world_metrics`` are the world's pro forma Sharpe, total return and max
+drawdown before the strategy's updates and after them (with ``validate`` or a dry run, of the
+local world, which holds only this strategy); a hint says so when the strategy lowers the
+world's Sharpe.
 
 >>> import numpy as np
 >>> from qmtl import Strategy
@@ -38,22 +47,24 @@ import numpy as np
 
 from dataflows.compiler import OnBad, StrategyOutput
 from dataflows.metrics import MetricSet, finite
-from qmtl.core.contracts import MetricsUpdate, SubmitResult
+from qmtl.core.contracts import MetricsUpdate, SubmitResult, timed_returns
 from qmtl.core.errors import QmtlError
 from qmtl.core.intervals import periods_per_year as default_ppy
+from qmtl.given_returns import given_returns
 from qmtl.result import ParamValue
 from qmtl.runner import backtest, make_strategy
 from qmtl.sources import DataSource
 from qmtl.strategy import Strategy, default_strategy_id
 from world_api import client as world_client
-from world_api.domain import evaluator
+from world_api.domain import evaluator, world_returns
 from world_api.domain import policy as world_policy
 
 if TYPE_CHECKING:
     from world_api.domain.policy import Policy
 
 ReturnsArg = Sequence[float] | np.ndarray | None
-"""An explicit returns series (one float per period), or None."""
+"""An explicit returns series (one float per period; a pandas Series with a datetime index
+gives each its time), or None."""
 
 PolicyArg = str | Path | Mapping[str, object] | None
 """A policy: a path to a YAML/JSON file (a ``Path``, or a str naming an existing file),
@@ -105,6 +116,9 @@ class WorldClient(Protocol):
     def decision(self, strategy_id: str) -> dict[str, Any]:
         """The world's view of a strategy (status, weight, rank, hints, ...)."""
 
+    def world_metrics(self) -> dict[str, Any]:
+        """The world's ``{"realized": {...}, "pro_forma": {"n_bars", "metrics"}}``."""
+
 
 class HttpWorld:
     """A WorldService over HTTP (``url``, bearer ``token``); its errors become
@@ -140,6 +154,10 @@ class HttpWorld:
         """GET the strategy's view."""
         return self._call(self._client.strategy, self.world, strategy_id)
 
+    def world_metrics(self) -> dict[str, Any]:
+        """GET the world's realized and pro forma metrics."""
+        return self._call(self._client.world_metrics, self.world)
+
     def policy_text(self) -> str:
         """The world's current policy as JSON."""
         return json.dumps(self._call(self._client.policy, self.world)["policy"])
@@ -171,6 +189,10 @@ class LocalWorld:
         """The local engine's view."""
         return self.engine.view(strategy_id).model_dump()
 
+    def world_metrics(self) -> dict[str, Any]:
+        """The local engine's realized and pro forma metrics."""
+        return self.engine.world_metrics()
+
 
 def policy_source(policy: PolicyArg | Policy) -> str | Mapping[str, object] | Policy | None:
     """What ``policy`` holds: a file's text when it is a ``Path`` or a str that names an
@@ -201,23 +223,6 @@ def _finite(metrics: dict[str, float]) -> dict[str, float]:
     return {k: finite(v) for k, v in metrics.items()}
 
 
-def _given_returns(s: Strategy, given: ReturnsArg, capital: float) -> np.ndarray | None:
-    """Returns from an explicit series or from the strategy's returns/equity/pnl."""
-    if given is not None:
-        return np.asarray(given, dtype=np.float64).ravel()
-    for name in ("returns", "equity", "pnl"):
-        fn = getattr(s, name, None)
-        if fn is None:
-            continue
-        values = np.asarray(fn() if callable(fn) else fn, dtype=np.float64).ravel()
-        if name == "equity":
-            return values[1:] / values[:-1] - 1.0
-        if name == "pnl":
-            return values / capital
-        return values
-    return None
-
-
 def _run(
     strategy: type[Strategy] | Strategy,
     world_name: str,
@@ -236,7 +241,8 @@ def _run(
     seq = 0
 
     def make_update(
-        n_bars: int, as_of: int, metrics: dict[str, float], rets: np.ndarray | None
+        n_bars: int, as_of: int, metrics: dict[str, float], rets: np.ndarray | None,
+        times: np.ndarray | None,
     ) -> MetricsUpdate:
         nonlocal seq
         seq += 1
@@ -249,7 +255,7 @@ def _run(
             as_of=as_of,
             n_bars=n_bars,
             metrics=_finite(metrics),
-            returns=[] if rets is None else [float(x) for x in rets],
+            returns=[] if rets is None or times is None else timed_returns(times, rets),
         )
 
     def result(
@@ -273,6 +279,11 @@ def _run(
                 dry_run=dry_run,
             )
         view = client.decision(sid)
+        world = world_returns.world_change(before, client.world_metrics())
+        hints = list(view["hints"])
+        b, a = world["before"]["sharpe"], world["after"]["sharpe"]
+        if before["pro_forma"]["n_bars"] and a < b:
+            hints.append(f"joining lowers the world's pro forma sharpe from {b:.2f} to {a:.2f}")
         return SubmitResult(
             world=world_name,
             strategy_id=sid,
@@ -282,22 +293,30 @@ def _run(
             contribution=view["contribution"],
             weight=view["weight"],
             rank=view["rank"],
-            improvement_hints=view["hints"],
+            improvement_hints=hints,
             n_bars=view["n_bars"],
             dry_run=dry_run,
+            world_metrics=world,
         )
 
-    series = _given_returns(s, returns, client.capital)
-    if series is not None:
+    before = client.world_metrics()
+    given = given_returns(s, returns, client.capital)
+    if given is not None:
+        times, series = given
         if not np.all(np.isfinite(series)):
             bad = int(np.argmax(~np.isfinite(series)))
             return result("rejected", [f"returns[{bad}] is not a finite number"])
+        if len(times) > 1 and not np.all(np.diff(times) > 0):
+            bad = int(np.argmax(np.diff(times) <= 0)) + 1
+            return result("rejected", [f"returns[{bad}]: its time is not after the one before "
+                                       "(a returns series' index must strictly increase)"])
         ms = MetricSet(options.get("periods_per_year") or default_ppy(s.interval))
         updates = []
         for lo in range(0, len(series), CHUNK):
             part = series[lo : lo + CHUNK]
             ms.update(part)
-            updates.append(make_update(lo + len(part), lo + len(part), ms.get(), part))
+            t = times[lo : lo + CHUNK]
+            updates.append(make_update(lo + len(part), int(t[-1]), ms.get(), part, t))
         if not updates:
             return result("rejected", ["the returns series is empty"])
         client.post(updates)
@@ -325,7 +344,8 @@ def _run(
         if out.metrics is not None:
             if held:
                 client.post([held.pop()])
-            held.append(make_update(out.n_bars, out.as_of, out.metrics, out.returns_since))
+            held.append(make_update(out.n_bars, out.as_of, out.metrics, out.returns_since,
+                                    out.returns_ts))
 
     ran = backtest(s, on_output=on_output, **options)
     if held:

@@ -106,6 +106,15 @@ def _detail(response: httpx.Response) -> str:
     return str(body.get("detail", response.text)) if isinstance(body, dict) else response.text
 
 
+def _present(**params: Any) -> dict[str, Any]:
+    """The query parameters that are not None.
+
+    >>> _present(kind="realized", after=None)
+    {'kind': 'realized'}
+    """
+    return {k: v for k, v in params.items() if v is not None}
+
+
 @dataclass(frozen=True)
 class KeepAlive:
     """The world is there and nothing changed (sent every ``heartbeat`` seconds).
@@ -272,6 +281,25 @@ class WorldServiceClient:
     def strategy(self, world: str, strategy_id: str) -> dict[str, Any]:
         """One strategy's view (status, weight, rank, metrics, hints, ...)."""
         return self.call("GET", f"/worlds/{world}/strategies/{strategy_id}")
+
+    def strategy_returns(self, world: str, strategy_id: str, *, after: int | None = None,
+                         limit: int | None = None) -> dict[str, Any]:
+        """A strategy's kept timed returns: ``{strategy_id, points: [{ts, return, equity}]}``."""
+        return self.call("GET", f"/worlds/{world}/strategies/{strategy_id}/returns",
+                         params=_present(after=after, limit=limit))
+
+    def world_returns(self, world: str, kind: str = "realized", *, after: int | None = None,
+                      limit: int | None = None) -> dict[str, Any]:
+        """The world's own return, ``kind`` ``realized`` or ``pro_forma``:
+        ``{world, kind, points: [{ts, return, equity}]}`` (``after``: points with a later
+        ts; ``limit``: at most this many)."""
+        return self.call("GET", f"/worlds/{world}/returns",
+                         params=_present(kind=kind, after=after, limit=limit))
+
+    def world_metrics(self, world: str) -> dict[str, Any]:
+        """The metrics of the world's return: ``{world, realized: {n_bars, metrics},
+        pro_forma: {n_bars, metrics}}``."""
+        return self.call("GET", f"/worlds/{world}/metrics")
 
     def activation(self, world: str) -> dict[str, Any]:
         """The activation table and the seq it is at."""

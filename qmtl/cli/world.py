@@ -173,10 +173,11 @@ def status(
     token: TokenOption = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Print the world's activation table."""
+    """Print the world's activation table and its own return (realized and pro forma)."""
     with _client(url, token, debug) as client:
         snap = client.activation(world)
         views = {v["strategy_id"]: v for v in client.strategies(world)}
+        returns = client.world_metrics(world)
     table = Table(title=f"world {world} · seq {snap['seq']} · policy v{snap['policy_version']}")
     for col in ("strategy", "status", "weight", "rank", "sharpe", "n_bars", "hints"):
         table.add_column(
@@ -195,6 +196,15 @@ def status(
             "; ".join(v.get("hints", [])),
         )
     console.print(table)
+    own = Table(title=f"world {world} · its own return")
+    names = ("sharpe", "total_return", "max_drawdown", "volatility", "cagr")
+    for col in ("kind", "bars", *names):
+        own.add_column(col, justify="left" if col == "kind" else "right")
+    for kind in ("realized", "pro_forma"):
+        part = returns[kind]
+        own.add_row(kind.replace("_", " "), str(part["n_bars"]),
+                    *(f"{part['metrics'].get(m, 0.0):.4f}" for m in names))
+    console.print(own)
 
 
 @world_app.command()

@@ -4,15 +4,19 @@ Time is ``int64`` nanoseconds since the epoch, UTC, everywhere. These models are
 as JSON on HTTP and Kafka.
 
 >>> u = MetricsUpdate(world="w", strategy_id="s", run_id="r", seq=1, mode="backtest",
-...                   as_of=0, n_bars=3, metrics={"sharpe": 1.0}, returns=[0.01, -0.02])
+...                   as_of=20, n_bars=3, metrics={"sharpe": 1.0},
+...                   returns=[(10, 0.01), (20, -0.02)])
 >>> MetricsUpdate.model_validate_json(u.model_dump_json()) == u
 True
+>>> u.model_dump()["returns"]
+[(10, 0.01), (20, -0.02)]
 """
 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -80,6 +84,31 @@ BAR_COLUMNS: tuple[str, ...] = ("ts", "open", "high", "low", "close", "volume")
 """Columns of a bar batch; ``ts`` is the bar's close time in int64 ns UTC."""
 
 
+TimedReturn = tuple[Int64, float]
+"""One period's return with the close time of the bar it was earned on: ``(ts, r)``, ts in
+int64 ns UTC."""
+
+OLD_RETURNS = (
+    "returns are now [ts, return] pairs (ts = the close time of the bar the return was earned "
+    "on, int64 ns UTC, strictly increasing); got a bare number at returns[{i}]"
+)
+"""The message an update in the old form (a bare list of numbers) gets."""
+
+
+def timed_returns(ts: Iterable[Any], returns: Iterable[Any]) -> list[TimedReturn]:
+    """``(ts, r)`` pairs from parallel sequences of bar close times and returns (plain Python
+    ints and floats, as a MetricsUpdate's ``returns`` holds them).
+
+    >>> timed_returns([10, 20], [0.5, -0.25])
+    [(10, 0.5), (20, -0.25)]
+    >>> timed_returns([1], [])
+    Traceback (most recent call last):
+    ...
+    ValueError: zip() argument 2 is shorter than argument 1
+    """
+    return [(int(t), float(r)) for t, r in zip(ts, returns, strict=True)]
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -88,7 +117,9 @@ class MetricsUpdate(_Frozen):
     """A strategy's metrics as of a bar, streamed from a dataflow to a world.
 
     ``(strategy_id, run_id, seq)`` is the idempotency key; ``seq`` is monotonic per run.
-    ``returns`` holds the per-period returns since the previous update (for correlation).
+    ``returns`` holds the per-period returns since the previous update, each with the close
+    time of its bar: ``[(ts, r), ...]``, ts strictly increasing, r finite (on the wire
+    ``[[ts, r], ...]``). The world aligns strategies on these times.
 
     >>> from pydantic import ValidationError
     >>> try:
@@ -107,7 +138,7 @@ class MetricsUpdate(_Frozen):
     as_of: Int64
     n_bars: NonNegInt64
     metrics: dict[str, float]
-    returns: list[float] = Field(default_factory=list)
+    returns: list[TimedReturn] = Field(default_factory=list)
     fingerprint: Identifier | None = None
 
     @field_validator("metrics")
@@ -118,12 +149,28 @@ class MetricsUpdate(_Frozen):
                 raise ValueError(f"metric {name!r} is not finite ({value})")
         return v
 
+    @field_validator("returns", mode="before")
+    @classmethod
+    def _pairs(cls, v: Any) -> Any:
+        if isinstance(v, list | tuple):
+            for i, item in enumerate(v):
+                if isinstance(item, int | float) and not isinstance(item, bool):
+                    raise ValueError(OLD_RETURNS.format(i=i))
+        return v
+
     @field_validator("returns")
     @classmethod
-    def _finite_returns(cls, v: list[float]) -> list[float]:
-        for i, value in enumerate(v):
+    def _timed_returns(cls, v: list[TimedReturn]) -> list[TimedReturn]:
+        last = None
+        for i, (ts, value) in enumerate(v):
             if not math.isfinite(value):
                 raise ValueError(f"returns[{i}] is not finite ({value})")
+            if last is not None and ts <= last:
+                raise ValueError(
+                    f"returns[{i}]: ts {ts} is not after the previous ts {last} (the times of "
+                    "an update's returns must strictly increase)"
+                )
+            last = ts
         return v
 
 
@@ -185,6 +232,10 @@ class SubmitResult(_Frozen):
     ...                  improvement_hints=["sharpe 0.40 < gate 0.8"])
     >>> r.status, r.improvement_hints[0]
     ('candidate', 'sharpe 0.40 < gate 0.8')
+
+    ``world_metrics`` is the world's pro forma ``sharpe``, ``total_return`` and
+    ``max_drawdown`` ``before`` the strategy's updates, ``after`` them, and their ``change``
+    (after - before); empty when the world could not say (a dry run's local world says).
     """
 
     world: str
@@ -198,6 +249,7 @@ class SubmitResult(_Frozen):
     improvement_hints: list[str] = Field(default_factory=list)
     n_bars: int = 0
     dry_run: bool = False
+    world_metrics: dict[str, dict[str, float]] = Field(default_factory=dict)
 
 
 def order_key(world: str, strategy_id: str, symbol: str, ts: int) -> str:

@@ -44,11 +44,14 @@ def lit(value: Number) -> Expr:
     return Expr("const", value=float(value))
 
 
-def col(name: str) -> Expr:
-    """A bar column: one of open, high, low, close, volume.
+def col(name: str, symbol: str | None = None, interval: str | None = None) -> Expr:
+    """A bar column: one of open, high, low, close, volume; of another ``symbol``'s bars
+    (``bars["SPY"]``) or of a coarser ``interval`` (``bars.at("1d")``) when given.
 
     >>> col("close").params
     {'name': 'close'}
+    >>> col("close", symbol="SPY", interval="1d").params
+    {'interval': '1d', 'name': 'close', 'symbol': 'SPY'}
     >>> col("vwap")
     Traceback (most recent call last):
     ...
@@ -56,7 +59,8 @@ def col(name: str) -> Expr:
     """
     if name not in COLUMNS:
         raise ValueError(f"unknown column {name!r}: use one of {', '.join(COLUMNS)}")
-    return Expr("col", name=name)
+    extra = {k: v for k, v in (("symbol", symbol), ("interval", interval)) if v is not None}
+    return Expr("col", name=name, **extra)
 
 
 def as_expr(value: Expr | Number) -> Expr:

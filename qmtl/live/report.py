@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from dataflows.compiler import StrategyOutput
 from dataflows.metrics import finite
 from dataflows.recovery import RecordLog
-from qmtl.core.contracts import MetricsUpdate
+from qmtl.core.contracts import MetricsUpdate, timed_returns
 
 _ROW = np.dtype([("ts", "<i8"), ("symbol", "<i4"), ("weight", "<f8"), ("return", "<f8"),
                  ("equity", "<f8")])
@@ -131,7 +131,8 @@ class RunReport:
                 self._write()
 
     def _update(self, out: StrategyOutput) -> MetricsUpdate:
-        returns = [] if out.returns_since is None else [float(x) for x in out.returns_since]
+        returns = ([] if out.returns_since is None or out.returns_ts is None
+                   else timed_returns(out.returns_ts, out.returns_since))
         return MetricsUpdate(
             world=self.head["world"],
             strategy_id=self.head["strategy"],

@@ -40,9 +40,9 @@ from connectors.live.world_link import (
     WorldUnavailable,
     world_info,
 )
+from dataflows.compiler import spec_lookback
 from dataflows.control import RunControl
 from dataflows.gate import ActivationBook
-from dataflows.graph import Program
 from dataflows.live_flow import OrderContext, build_live_flow
 from dataflows.recovery import RecoveryMismatch, recovery_config
 from qmtl.core.contracts import Fill, MetricsUpdate, OrderIntent
@@ -178,7 +178,8 @@ def run_live(
         raise LiveError(f"{s.name} has no symbols: set `symbols = [...]` or pass --symbols")
     sid = o.strategy_id or default_strategy_id(s)
     spec = to_spec(s, universe, o.periods_per_year, key=sid)
-    lookback = Program({sid: spec.weight}).lookback
+    lookback = spec_lookback(spec)
+    feed_symbols = universe + list(spec.context)  # context symbols are read, never traded
     n_warm = o.warmup if o.warmup is not None else lookback + 1
     if n_warm < 0:
         raise LiveError(f"--warmup must be >= 0, got {n_warm}")
@@ -202,19 +203,19 @@ def run_live(
         "params": {k: getattr(s, k) for k in type(s).parameters()},
     }
     try:
-        start = hand_off(o, data, universe, s.interval, n_warm, start_ns, fresh)
+        start = hand_off(o, data, feed_symbols, s.interval, n_warm, start_ns, fresh)
     except RecoveryMismatch as exc:
         raise LiveError(str(exc)) from None
     meta, resuming = start.meta, start.resuming
     run_id = meta["run_id"]
     emit_after = max(start.ends.values()) if start.ends else None
-    make_feed, dlq_sink = open_feed(o, data, universe, s.interval, meta.get("split"), end_ns,
+    make_feed, dlq_sink = open_feed(o, data, feed_symbols, s.interval, meta.get("split"), end_ns,
                                     group=o.group or f"qmtl-{o.world}-{sid}")
 
     control = RunControl()
     stats = LiveStats()
     spec_in = LiveInput(
-        symbols=universe,
+        symbols=feed_symbols,
         interval_ns=interval_ns(s.interval),
         history=start.history,
         history_end=start.ends,

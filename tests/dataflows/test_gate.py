@@ -63,3 +63,26 @@ def test_gate_state_survives_a_snapshot():
     g.on_bar("A", 1, 1.0, 1.0, Verdict("trade", weight=1.0))
     back = pickle.loads(pickle.dumps(copy.deepcopy(g)))
     assert back.on_bar("A", 2, 1.0, 1.0, Verdict("trade", weight=1.0)) == []
+
+
+def test_short_targets_are_scaled_by_the_world_weight_and_flattened():
+    g = OrderGate("w", "s", capital=100_000.0)
+    trade = Verdict("trade", weight=0.5)  # the world's weight (>= 0) scales the whole book
+    [o] = g.on_bar("AAPL", 1, weight=-0.6, close=50.0, v=trade)
+    assert (o.target_weight, o.target_qty) == (-0.3, -600.0)
+    [o] = g.on_bar("AAPL", 2, weight=0.4, close=50.0, v=trade)  # short to long: one order
+    assert (o.target_weight, o.target_qty) == (0.2, 400.0)
+    [o] = g.on_bar("AAPL", 3, weight=-0.4, close=40.0, v=trade)
+    assert o.target_qty == pytest.approx(-500.0)
+    [o] = g.on_bar("AAPL", 4, weight=-0.4, close=40.0, v=Verdict("flatten"))
+    assert o.target_qty == 0.0
+
+
+def test_the_world_weight_cannot_be_negative():
+    from pydantic import ValidationError
+
+    from qmtl.core.contracts import ActivationEvent
+
+    with pytest.raises(ValidationError):
+        ActivationEvent(world="w", seq=1, ts=0, strategy_id="s", active=True, weight=-0.5,
+                        reason="x", policy_version=1)

@@ -62,7 +62,9 @@ def test_live_on_kafka_equals_the_backtest(kafka, tmp_path):
     seqs = [u.seq for u in res.updates]
     assert seqs == sorted(set(seqs)) and seqs == [u.n_bars for u in res.updates]
     assert seqs[-1] == 300
-    assert np.array_equal(np.concatenate([u.returns for u in res.updates]), res.returns)
+    pairs = [p for u in res.updates for p in u.returns]
+    assert np.array_equal([r for _, r in pairs], res.returns)
+    assert np.array_equal([t for t, _ in pairs], res.ts)  # each with its bar's close time
     assert view["n_bars"] == 300
     assert view["metrics"]["sharpe"] == pytest.approx(bt.metrics["sharpe"], rel=1e-9)
 

@@ -49,6 +49,8 @@ def test_settings_are_every_argument_of_the_run(tmp_path):
     assert res.settings == {
         "cost_bps": 3.5,
         "max_gross": 1.0,
+        "max_net": None,
+        "context": [],
         "periods_per_year": 365.0,
         "start": int(np.datetime64("2015-06-01", "ns").astype(np.int64)),
         "end": None,

@@ -8,9 +8,10 @@ returns one :class:`Change` per strategy whose active flag changed or whose weig
 at least ``min_change``. The per-update cost is the strategy's own state plus the selection
 step (sorting candidates; correlations only for the pairs the greedy pass looks at).
 
-Correlations are computed on the strategies' streamed returns aligned by period index since
-each strategy's first return, over the last ``strategy_state.RING`` periods (a
-simplification: the engine does not see timestamps per return).
+Correlations are computed on the strategies' streamed returns aligned on their bar times,
+over the last ``strategy_state.RING`` returns of each (see
+:func:`world_api.domain.strategy_state.aligned_corr`). The world's own return, realized and
+pro forma, is kept as updates arrive (see :mod:`world_api.domain.world_returns`).
 
 >>> from qmtl.core.contracts import MetricsUpdate
 >>> from world_api.domain.policy import parse_policy
@@ -18,7 +19,7 @@ simplification: the engine does not see timestamps per return).
 >>> def upd(sid, sharpe, seq=1):
 ...     return MetricsUpdate(world="w", strategy_id=sid, run_id="r", seq=seq, mode="backtest",
 ...                          as_of=seq, n_bars=100, metrics={"sharpe": sharpe},
-...                          returns=[0.01, -0.005, 0.002])
+...                          returns=[(1, 0.01), (2, -0.005), (3, 0.002)])
 >>> [(c.strategy_id, c.active, c.weight) for c in eng.ingest(upd("a", 1.5))]
 [('a', True, 1.0)]
 >>> eng.ingest(upd("b", 0.5))
@@ -41,6 +42,7 @@ from world_api.domain.allocation import allocate, cap_weights
 from world_api.domain.policy import Policy
 from world_api.domain.scoring import gate_failures, score_and_rank
 from world_api.domain.strategy_state import StrategyState, aligned_corr
+from world_api.domain.world_returns import ProForma, ReturnSeries
 
 
 class Change(BaseModel):
@@ -87,6 +89,8 @@ class WorldEngine:
         self._corr_cache: dict[tuple[str, str], tuple[int, int, float]] = {}
         self._ids: list[str] = []
         self._index: dict[str, int] = {}
+        self.realized = ReturnSeries()
+        self._pro_forma = ProForma()
         self._rebuild()
 
     # -- rows --------------------------------------------------------------------------------
@@ -153,16 +157,14 @@ class WorldEngine:
         s.seqs[update.run_id] = update.seq
         s.metrics = dict(update.metrics)
         s.n_bars = update.n_bars
-        # the returns end at bar n_bars; keep only those after what this run streamed already
-        # (a restarted live run may re-send a stretch that an earlier update covered)
-        returns = update.returns
-        known = s.run_bars.get(update.run_id)
-        if known is not None:
-            fresh = max(0, update.n_bars - known)
-            returns = returns[len(returns) - min(fresh, len(returns)) :]
-        s.run_bars[update.run_id] = max(update.n_bars, known or 0)
-        s.returns.extend(returns)
-        s.total_returns += len(returns)
+        # keep only returns after the strategy's latest kept one (a restarted live run may
+        # re-send a stretch that an earlier update covered); they earn the world the weight
+        # the strategy has now, before this update's own decisions
+        fresh = s.fresh(update.returns)
+        if s.active:
+            self.realized.add(fresh, s.weight)
+        s.extend(fresh)
+        s.run_bars[update.run_id] = max(update.n_bars, s.run_bars.get(update.run_id, 0))
         self.dirty.add(s.sid)
         self._refresh(s.sid)
         return self._reselect()
@@ -420,6 +422,26 @@ class WorldEngine:
             return 0.0
         return s.weight * s.mean_return() / total
 
+    def pro_forma(self) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        """``(ts, r, metrics)`` of the world's pro forma return: today's weights over the
+        active strategies' kept returns (see :mod:`world_api.domain.world_returns`)."""
+        active = [self.strategies[sid] for sid in sorted(self._active)]
+        return self._pro_forma.get(active)
+
+    def world_stamp(self) -> tuple[Any, ...]:
+        """Changes whenever the realized or the pro forma world return may have moved."""
+        return (self.realized.version,
+                tuple((sid, self.strategies[sid].weight, self.strategies[sid].total_returns)
+                      for sid in sorted(self._active)))
+
+    def world_metrics(self) -> dict[str, dict[str, Any]]:
+        """``{"realized": {"n_bars", "metrics"}, "pro_forma": {...}}`` of the world."""
+        _, pf, pf_metrics = self.pro_forma()
+        return {
+            "realized": {"n_bars": len(self.realized), "metrics": self.realized.metrics()},
+            "pro_forma": {"n_bars": len(pf), "metrics": dict(pf_metrics)},
+        }
+
     # -- persistence -------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
         """A JSON-serializable snapshot of the whole engine."""
@@ -427,6 +449,7 @@ class WorldEngine:
             "policy": self.policy.model_dump(mode="json"),
             "policy_version": self.policy_version,
             "strategies": {sid: s.to_dict() for sid, s in self.strategies.items()},
+            "realized": [[t, r] for t, r in zip(*self.realized.points(), strict=True)],
         }
 
     @classmethod
@@ -437,6 +460,7 @@ class WorldEngine:
         for sid, d in sorted(state.get("strategies", {}).items()):
             eng._add(sid)
             eng.strategies[sid] = StrategyState.from_dict(d)
+        eng.realized.load([(int(t), float(r)) for t, r in state.get("realized", [])])
         eng._rebuild()
         eng._reselect()
         eng.dirty.clear()

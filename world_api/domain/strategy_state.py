@@ -1,11 +1,15 @@
 """One strategy's state in a world (latest metrics, bar count, a bounded ring of its streamed
-returns) and the correlation of two strategies' rings.
+returns with their bar close times) and the correlation of two strategies on time.
 
 >>> s = StrategyState("a")
->>> s.returns.extend([0.01, -0.01, 0.02]); s.total_returns = 3
+>>> s.extend([(10, 0.01), (20, -0.01), (30, 0.02)])
+3
+>>> s.extend([(30, 0.5), (40, 0.0)])   # 30 is known already: only 40 is new
+1
 >>> round(s.mean_return(), 4), round(s.vol(), 4)
-(0.0067, 0.0153)
->>> StrategyState.from_dict(s.to_dict()).returns == s.returns
+(0.005, 0.0129)
+>>> t = StrategyState.from_dict(s.to_dict())
+>>> (list(t.ts), list(t.returns)) == (list(s.ts), list(s.returns))
 True
 """
 
@@ -14,15 +18,26 @@ from __future__ import annotations
 import base64
 import math
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 RING = 2_000
-"""Streamed returns kept per strategy (for volatility, correlation and contribution)."""
+"""Streamed returns kept per strategy (for volatility, correlation, contribution and the
+world's pro forma return)."""
 
 MIN_OVERLAP = 20
 """Periods two strategies must share before their correlation is trusted."""
+
+
+def _b64(values: Iterable[Any], dtype: str) -> str:
+    # little-endian bytes, base64: exact and ~100x cheaper than a JSON list of numbers
+    return base64.b64encode(np.asarray(list(values), dtype=dtype).tobytes()).decode("ascii")
+
+
+def _unb64(text: str, dtype: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype=dtype)
 
 
 class StrategyState:
@@ -39,6 +54,7 @@ class StrategyState:
         "seqs",
         "sid",
         "total_returns",
+        "ts",
         "vol_cache",
         "weight",
     )
@@ -48,27 +64,54 @@ class StrategyState:
         self.metrics: dict[str, float] = {}
         self.n_bars = 0
         self.seqs: dict[str, int] = {}
-        self.run_bars: dict[str, int] = {}  # per run: the bar its streamed returns reach
+        self.run_bars: dict[str, int] = {}  # per run: the bar count its last update reached
         self.returns: deque[float] = deque(maxlen=RING)
-        self.total_returns = 0  # returns ever streamed (index of the ring's end)
+        self.ts: deque[int] = deque(maxlen=RING)  # the close time of each return's bar
+        self.total_returns = 0  # returns ever kept (index of the ring's end)
         self.active = False
         self.weight = 0.0
         self.changed_at = 0  # n_bars at the last change of the active flag
         self.failures: list[str] = []  # why it is not eligible (gates, min_bars)
         self.vol_cache: tuple[int, float, float] = (-1, math.nan, math.nan)
 
+    @property
+    def last_ts(self) -> int | None:
+        """The time of the latest kept return (None before any)."""
+        return self.ts[-1] if self.ts else None
+
+    def fresh(self, pairs: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """The pairs of an update (times strictly increasing) after the latest kept return:
+        a return at or before it is known already (a restarted run sends a stretch again)
+        and is dropped.
+
+        >>> s = StrategyState("a"); _ = s.extend([(5, 0.1)])
+        >>> s.fresh([(4, 0.0), (5, 0.0), (6, 0.2)])
+        [(6, 0.2)]
+        """
+        last = self.last_ts
+        if last is None or not pairs or pairs[0][0] > last:
+            return pairs
+        return [p for p in pairs if p[0] > last]
+
+    def extend(self, pairs: list[tuple[int, float]]) -> int:
+        """Keep the :meth:`fresh` pairs; return how many there were."""
+        new = self.fresh(pairs)
+        for t, r in new:
+            self.ts.append(t)
+            self.returns.append(r)
+        self.total_returns += len(new)
+        return len(new)
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serializable form (the ring as base64 float64 bytes)."""
+        """A JSON-serializable form (the ring as base64 float64 and int64 bytes)."""
         return {
             "sid": self.sid,
             "metrics": self.metrics,
             "n_bars": self.n_bars,
             "seqs": self.seqs,
             "run_bars": self.run_bars,
-            # float64 bytes, base64: exact and ~100x cheaper than a JSON list of floats
-            "returns_b64": base64.b64encode(np.asarray(self.returns, dtype="<f8").tobytes()).decode(
-                "ascii"
-            ),
+            "returns_b64": _b64(self.returns, "<f8"),
+            "ts_b64": _b64(self.ts, "<i8"),
             "total_returns": self.total_returns,
             "active": self.active,
             "weight": self.weight,
@@ -77,22 +120,43 @@ class StrategyState:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StrategyState:
-        """The state :meth:`to_dict` wrote (also reads the older JSON list of returns)."""
+        """The state :meth:`to_dict` wrote. A state stored before returns carried their times
+        (no ``ts_b64``) has its ring dropped: its returns cannot be placed in time, and the
+        ring refills from the strategy's next updates (metrics, bars, seqs, activation and
+        weight are kept).
+
+        >>> old = StrategyState("a").to_dict(); del old["ts_b64"]
+        >>> old["returns"] = [0.1, 0.2]; del old["returns_b64"]
+        >>> len(StrategyState.from_dict(old).returns)
+        0
+        """
         s = cls(d["sid"])
         s.metrics = dict(d["metrics"])
         s.n_bars = int(d["n_bars"])
         s.seqs = {k: int(v) for k, v in d["seqs"].items()}
         s.run_bars = {k: int(v) for k, v in d.get("run_bars", {}).items()}
-        if "returns_b64" in d:
-            raw = np.frombuffer(base64.b64decode(d["returns_b64"]), dtype="<f8")
-            s.returns = deque(raw.tolist(), maxlen=RING)
-        else:
-            s.returns = deque(d["returns"], maxlen=RING)
+        if "ts_b64" in d:
+            ts = _unb64(d["ts_b64"], "<i8")
+            rs = _unb64(d["returns_b64"], "<f8")
+            if len(ts) != len(rs):
+                raise ValueError(f"strategy {s.sid!r}: ring of {len(rs)} returns, {len(ts)} times")
+            s.ts = deque(ts.tolist(), maxlen=RING)
+            s.returns = deque(rs.tolist(), maxlen=RING)
         s.total_returns = int(d["total_returns"])
         s.active = bool(d["active"])
         s.weight = float(d["weight"])
         s.changed_at = int(d["changed_at"])
         return s
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ring as ``(ts int64, returns float64)`` arrays.
+
+        >>> s = StrategyState("a"); _ = s.extend([(1, 0.5)])
+        >>> [a.tolist() for a in s.arrays()]
+        [[1], [0.5]]
+        """
+        return np.fromiter(self.ts, np.int64, len(self.ts)), np.fromiter(
+            self.returns, np.float64, len(self.returns))
 
     def _moments(self) -> tuple[float, float]:
         """Mean and sample std of the ring, recomputed only when new returns arrived."""
@@ -112,15 +176,63 @@ class StrategyState:
         return self._moments()[1]
 
 
-def aligned_corr(a: StrategyState, b: StrategyState) -> float:
-    """Pearson correlation over the periods both rings hold, aligned by period index."""
-    start = max(a.total_returns - len(a.returns), b.total_returns - len(b.returns))
-    end = min(a.total_returns, b.total_returns)
-    if end - start < MIN_OVERLAP:
+def spacing(ts: np.ndarray) -> int:
+    """The median gap between consecutive times (0 with fewer than two): a series'
+    interval, robust to weekends and holidays.
+
+    >>> spacing(np.array([0, 10, 20, 50, 60]))
+    10
+    """
+    if len(ts) < 2:
+        return 0
+    return int(np.median(np.diff(ts)))
+
+
+def compound_onto(grid: np.ndarray, ts: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The returns ``(ts, r)`` compounded into each bar ``(grid[j-1], grid[j]]`` of a coarser
+    grid: ``prod(1 + r) - 1`` over the returns in it (0 when none). Only grid bars the finer
+    series covers are kept: those that start at or after its first time and end at or before
+    its last. Returns ``(kept grid times, compounded returns)``.
+
+    >>> g = np.array([0, 10, 20, 30])
+    >>> t, c = compound_onto(g, np.array([5, 10, 15, 20, 30]), np.array([.1, .1, .5, -.5, 0.]))
+    >>> t.tolist(), np.round(c, 6).tolist()   # (0, 10] starts before the finer series
+    ([20, 30], [-0.25, 0.0])
+    """
+    if len(ts) == 0 or len(grid) < 2:
+        return grid[:0], r[:0]
+    growth = np.concatenate(([1.0], np.cumprod(1.0 + r)))
+    idx = np.searchsorted(ts, grid, side="right")  # returns at or before each grid time
+    ends = np.arange(1, len(grid))
+    keep = (grid[ends - 1] >= ts[0]) & (grid[ends] <= ts[-1])
+    ends = ends[keep]
+    hi, lo = idx[ends], idx[ends - 1]
+    return grid[ends], growth[hi] / growth[lo] - 1.0
+
+
+def _pearson(ra: np.ndarray, rb: np.ndarray) -> float:
+    if len(ra) < MIN_OVERLAP:
         return math.nan
-    ra = np.asarray(a.returns)[start - (a.total_returns - len(a.returns)) :][: end - start]
-    rb = np.asarray(b.returns)[start - (b.total_returns - len(b.returns)) :][: end - start]
     sa, sb = ra.std(), rb.std()
     if sa == 0 or sb == 0:
         return math.nan
     return float(((ra - ra.mean()) * (rb - rb.mean())).mean() / (sa * sb))
+
+
+def aligned_corr(a: StrategyState, b: StrategyState) -> float:
+    """Pearson correlation of two strategies' kept returns, aligned on time: over the
+    timestamps both hold when their intervals (median spacing) are equal; otherwise on the
+    coarser strategy's timestamps, the finer one's returns compounded into each coarser bar
+    (see :func:`compound_onto`). NaN with fewer than :data:`MIN_OVERLAP` common periods or no
+    spread."""
+    ta, ra = a.arrays()
+    tb, rb = b.arrays()
+    da, db = spacing(ta), spacing(tb)
+    if da == db:
+        _, ia, ib = np.intersect1d(ta, tb, assume_unique=True, return_indices=True)
+        return _pearson(ra[ia], rb[ib])
+    if da < db:  # make ``a`` the coarser
+        ta, ra, tb, rb = tb, rb, ta, ra
+    grid, fine = compound_onto(ta, tb, rb)
+    coarse = ra[np.searchsorted(ta, grid)]
+    return _pearson(coarse, fine)

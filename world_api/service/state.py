@@ -14,7 +14,6 @@ use and after any failed write (one process per store).
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +25,7 @@ from qmtl.core.contracts import ActivationEvent
 from world_api.domain.evaluator import Change, WorldEngine
 from world_api.domain.policy import Policy
 from world_api.service import tables as t
+from world_api.service.broadcast import Broadcaster
 from world_api.service.errors import HTTPError
 from world_api.service.store import Store
 
@@ -85,6 +85,7 @@ class WorldService:
         self._engines: dict[str, WorldEngine] = {}
         self._guard = threading.Lock()
         self.version = 0  # bumped on every write that produced events
+        self.broadcast = Broadcaster()  # live updates for the dashboard (not stored)
 
     def lock(self, world: str) -> threading.Lock:
         """The lock that serializes ``world``'s writes (and reads that must be consistent)."""
@@ -111,16 +112,7 @@ class WorldService:
                 select(t.policies.c.version).where(t.policies.c.world == world)
                 .order_by(t.policies.c.version.desc()).limit(1)
             ).scalar()
-            rows = conn.execute(
-                select(t.strategy_state.c.strategy_id, t.strategy_state.c.state)
-                .where(t.strategy_state.c.world == world)
-            ).all()
-        state = {
-            "policy": policy.model_dump(mode="json"),
-            "policy_version": int(version or 0),
-            "strategies": {sid: json.loads(body) for sid, body in rows},
-        }
-        return WorldEngine.from_state(state)
+        return WorldEngine.from_state(self.store.engine_state(world, policy, int(version or 0)))
 
     def forget(self, world: str) -> None:
         """Drop ``world``'s in-memory engine (it is rebuilt from the store on next use)."""

@@ -101,6 +101,9 @@ _FLAG_PLAN = (update(t.plans)
               .values(applied=1))
 _STATES = select(t.strategy_state.c.strategy_id, t.strategy_state.c.state).where(
     t.strategy_state.c.world == bindparam("world"))
+_REALIZED = (select(t.world_returns.c.ts, t.world_returns.c.ret)
+             .where(t.world_returns.c.world == bindparam("world"))
+             .order_by(t.world_returns.c.ts))
 
 
 class Store(MigratedStore):
@@ -113,6 +116,10 @@ class Store(MigratedStore):
         upsert = self.db.insert(t.strategy_state)
         self._put_states = upsert.on_conflict_do_update(
             index_elements=["world", "strategy_id"], set_={"state": upsert.excluded.state}
+        )
+        points = self.db.insert(t.world_returns)
+        self._put_points = points.on_conflict_do_update(
+            index_elements=["world", "ts"], set_={"ret": points.excluded.ret}
         )
 
     # -- worlds and policies -----------------------------------------------------------------
@@ -168,16 +175,23 @@ class Store(MigratedStore):
 
     # -- engine state ------------------------------------------------------------------------
     def load_engine(self, world: str) -> WorldEngine:
-        """The world's engine, rebuilt from its latest policy and stored strategy states."""
+        """The world's engine, rebuilt from its latest policy, stored strategy states and
+        realized world return."""
         version, policy = self.get_policy(world)
+        return WorldEngine.from_state(self.engine_state(world, policy, version))
+
+    def engine_state(self, world: str, policy: Policy, version: int) -> dict[str, Any]:
+        """What :meth:`WorldEngine.from_state` takes: ``policy`` at ``version`` with the
+        world's stored strategy states and realized return points."""
         with self.transaction() as conn:
             rows = conn.execute(_STATES, {"world": world}).all()
-        state = {
+            points = conn.execute(_REALIZED, {"world": world}).all()
+        return {
             "policy": policy.model_dump(mode="json"),
             "policy_version": version,
             "strategies": {sid: json.loads(body) for sid, body in rows},
+            "realized": [(int(ts), float(r)) for ts, r in points],
         }
-        return WorldEngine.from_state(state)
 
     def commit(
         self,
@@ -251,11 +265,18 @@ class Store(MigratedStore):
                 ]
                 if states:
                     conn.execute(self._put_states, states)
+                realized = engine.realized
+                if realized.dirty:
+                    at = dict(zip(*realized.points(), strict=True))
+                    conn.execute(self._put_points, [
+                        {"world": world, "ts": ts, "ret": at[ts]}
+                        for ts in sorted(realized.dirty)])
                 if action:
                     self._audit(conn, world, actor, action, detail or {}, request_id)
         except IntegrityError:
             raise Conflict("already recorded") from None
         engine.dirty.clear()
+        engine.realized.dirty.clear()
         return events
 
     def seen_keys(

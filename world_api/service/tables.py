@@ -107,3 +107,12 @@ plans = Table(
     Column("created", BigInteger, nullable=False),
     Column("applied", Integer, nullable=False, server_default=text("0")),
 )
+
+world_returns = Table(
+    "world_returns",
+    metadata,
+    Column("world", Text, primary_key=True),
+    Column("ts", BigInteger, primary_key=True, autoincrement=False),
+    Column("ret", DOUBLE_PRECISION, nullable=False),
+)
+"""The world's realized return, one row per point (see ``world_api.domain.world_returns``)."""

@@ -85,6 +85,18 @@ def test_policy_and_status(world, tmp_path):
     assert status.exit_code == 0, status.output
     assert "alpha" in status.output and "active" in status.output
     assert "beta" in status.output and "rejected" in status.output
+    # the world's own return: alpha's second update is its first after its activation
+    post(url, op, "demo", ("alpha", 2, 1.5))
+    with WorldServiceClient(url, op) as client:
+        want = client.world_metrics("demo")
+    assert (want["realized"]["n_bars"], want["pro_forma"]["n_bars"]) == (30, 60)
+    lines = invoke("status", "demo", "--url", url, "--token", op).output.splitlines()
+    realized = next(line for line in lines if "realized" in line).replace("│", " ").split()
+    pro_forma = next(line for line in lines if "pro forma" in line).replace("│", " ").split()
+    sharpe = want["pro_forma"]["metrics"]["sharpe"]
+    assert realized[realized.index("realized") + 1] == "30"
+    assert pro_forma[pro_forma.index("forma") + 1 : pro_forma.index("forma") + 3] == [
+        "60", f"{sharpe:.4f}"]
 
 
 def test_events_command_prints_each_event_once(world):

@@ -18,10 +18,13 @@ BASE = RNG.normal(0.001, 0.01, 200)
 
 
 def upd(sid, seq=1, n_bars=600, run="r1", returns=None, **metrics):
+    """An update whose returns are those of bars ``n_bars - len + 1 .. n_bars`` (bar i's
+    close time is i)."""
     metrics = {"sharpe": 1.0, "max_drawdown": 0.1, **metrics}
+    r = list(RNG.normal(0.001, 0.01, 50) if returns is None else returns)
     return MetricsUpdate(world="w", strategy_id=sid, run_id=run, seq=seq, mode="backtest",
-                         as_of=seq, n_bars=n_bars, metrics=metrics,
-                         returns=list(RNG.normal(0.001, 0.01, 50) if returns is None else returns))
+                         as_of=n_bars, n_bars=n_bars, metrics=metrics,
+                         returns=[(n_bars - len(r) + 1 + i, float(x)) for i, x in enumerate(r)])
 
 
 def test_gates_min_bars_and_hints():
@@ -101,7 +104,7 @@ for seed in range(40):
     for i in range(6):
         eng.ingest(MetricsUpdate(world="w", strategy_id=f"s{i}", run_id="r", seq=1, mode="backtest",
                                  as_of=1, n_bars=600, metrics={"sharpe": 1.0 + i / 10},
-                                 returns=list(rng.normal(0, 0.01 * (i + 1), 100))))
+                                 returns=list(enumerate(rng.normal(0, 0.01 * (i + 1), 100)))))
     again = WorldEngine.from_state(eng.to_state())
     if [v.model_dump() for v in again.views()] != [v.model_dump() for v in eng.views()]:
         mismatched.append(seed)
@@ -131,7 +134,8 @@ def test_every_method_gives_valid_weights(method):
 
 def test_returns_a_restarted_run_sends_again_are_kept_once():
     """A live run restarted from a snapshot re-sends returns an earlier update covered: the
-    world keeps each bar's return once (updates say where their returns end: n_bars)."""
+    world keeps each bar's return once (a return at or before the latest kept time is
+    known)."""
     r = np.arange(1.0, 11.0) / 1000  # bars 1..10
     eng = WorldEngine(parse_policy("{}"))
     eng.ingest(upd("a", seq=4, n_bars=4, returns=r[:4].tolist()))
@@ -140,8 +144,10 @@ def test_returns_a_restarted_run_sends_again_are_kept_once():
     eng.ingest(upd("a", seq=8, n_bars=8, returns=r[4:8].tolist()))
     eng.ingest(upd("a", seq=10, n_bars=10, returns=r[8:10].tolist()))
     assert list(eng.strategies["a"].returns) == r.tolist()
-    # another run of the same strategy streams its own returns
-    eng.ingest(upd("a", seq=2, n_bars=2, run="r2", returns=r[:2].tolist()))
-    assert list(eng.strategies["a"].returns) == r.tolist() + r[:2].tolist()
+    assert list(eng.strategies["a"].ts) == list(range(1, 11))
+    # another run of the same strategy over bars the world has: its metrics count, its
+    # returns are known already
+    eng.ingest(upd("a", seq=2, n_bars=2, run="r2", returns=[0.5, 0.5]))
+    assert list(eng.strategies["a"].returns) == r.tolist()
     back = WorldEngine.from_state(eng.to_state())
     assert back.strategies["a"].run_bars == {"r1": 10, "r2": 2}

@@ -27,7 +27,8 @@ RNG = np.random.default_rng(7)
 def update(sid, seq, sharpe=1.0, n_bars=200, run="r1", world="w1"):
     return {"world": world, "strategy_id": sid, "run_id": run, "seq": seq, "mode": "backtest",
             "as_of": seq, "n_bars": n_bars, "metrics": {"sharpe": sharpe},
-            "returns": RNG.normal(0.001, 0.01, 30).tolist()}
+            "returns": [[min(seq, 10**12) * 30 + i, r]
+                        for i, r in enumerate(RNG.normal(0.001, 0.01, 30))]}
 
 
 def streamed(http: httpx.Client, world: str = "w1", **kw: Any) -> list[tuple[int, dict]]:

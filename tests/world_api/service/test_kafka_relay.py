@@ -18,7 +18,7 @@ RNG = np.random.default_rng(11)
 def update(sid, seq, sharpe):
     return {"world": "w1", "strategy_id": sid, "run_id": "r", "seq": seq, "mode": "paper",
             "as_of": seq, "n_bars": 100, "metrics": {"sharpe": sharpe},
-            "returns": RNG.normal(0, 0.01, 30).tolist()}
+            "returns": [[seq * 30 + i, r] for i, r in enumerate(RNG.normal(0, 0.01, 30))]}
 
 
 def test_events_on_kafka_equal_the_stream(kafka, tmp_path):

@@ -70,7 +70,8 @@ def engine_with_history() -> tuple[WorldEngine, list[Change]]:
     for seq, (sid, sharpe) in enumerate([("a", 1.0), ("b", 2.0), ("a", 1.5)], start=1):
         changes += eng.ingest(MetricsUpdate(
             world="w1", strategy_id=sid, run_id="r", seq=seq, mode="paper", as_of=seq,
-            n_bars=100 + seq, metrics={"sharpe": sharpe}, returns=[0.01, -0.02, 0.005 * seq],
+            n_bars=100 + seq, metrics={"sharpe": sharpe},
+            returns=[(3 * seq, 0.01), (3 * seq + 1, -0.02), (3 * seq + 2, 0.005 * seq)],
         ))
     return eng, changes
 
@@ -139,8 +140,8 @@ def test_a_version_0_store_upgrades_in_place_and_keeps_every_row(store_url):
         store = open_store(store_url)
     try:
         assert [m.split(": ", 1)[1] for m in said] == [
-            "schema upgraded from before migrations to 0002"]
-        assert store.db.revision(VERSION_TABLE) == head_revision(MIGRATIONS) == "0002"
+            "schema upgraded from before migrations to 0003"]
+        assert store.db.revision(VERSION_TABLE) == head_revision(MIGRATIONS) == "0003"
         assert "schema_version" not in db_tables(store)  # the version table replaces it
         assert store.get_world("w1") == WorldInfo(id="w1", name="demo", capital=2.5e6,
                                                   mode="live")
@@ -174,7 +175,7 @@ def test_a_version_0_store_upgrades_in_place_and_keeps_every_row(store_url):
     with db_messages() as said:
         again = open_store(store_url)  # opening an upgraded store changes nothing
     try:
-        assert again.db.revision(VERSION_TABLE) == "0002" and again.world_seq("w1") == 3
+        assert again.db.revision(VERSION_TABLE) == "0003" and again.world_seq("w1") == 3
         assert said == []
     finally:
         again.close()
@@ -229,7 +230,7 @@ def test_stores_opened_at_once_on_a_new_database_migrate_once(store_url):
         assert [w.id for w in opened[3].list_worlds()] == ["w1"]
         with opened[0].transaction() as conn:
             assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).all() == [
-                ("0002",)]
+                ("0003",)]
     finally:
         for s in opened:
             s.close()
@@ -261,7 +262,7 @@ def test_both_stores_opened_at_once_each_migrate(store_url, tmp_path, shared):
         assert failed == [] and len(opened) == 8
         worlds = [s for s in opened if isinstance(s, Store)]
         orders = [s for s in opened if not isinstance(s, Store)]
-        assert {s.db.revision(VERSION_TABLE) for s in worlds} == {"0002"}
+        assert {s.db.revision(VERSION_TABLE) for s in worlds} == {"0003"}
         assert {s.db.revision(ORDERS_VERSION_TABLE) for s in orders} == {"0001"}
         assert "worlds" not in db_tables(orders[0]) or shared
     finally:

@@ -16,6 +16,7 @@ from world_api.service.routers import (
     metrics,
     policy,
     strategies,
+    world_returns,
     worlds,
 )
 
@@ -28,5 +29,6 @@ ROUTERS: list[APIRouter] = [
     allocations.router,
     audit.router,
     events.router,
+    world_returns.router,
 ]
 """Every router, in the order the app mounts them."""

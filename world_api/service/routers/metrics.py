@@ -17,6 +17,7 @@ from qmtl.core.contracts import MetricsUpdate, WorldId
 from world_api.domain.evaluator import Change, StaleUpdate, WorldEngine
 from world_api.service.deps import Actor, DeveloperDep, ServiceDep
 from world_api.service.errors import HTTPError, describe
+from world_api.service.routers.world_returns import metrics_event, world_event
 from world_api.service.state import WorldService
 
 router = APIRouter(prefix="/worlds/{world}/metrics", tags=["metrics"])
@@ -48,6 +49,7 @@ def ingest(
     """Apply the updates not seen before in one write (blocking; runs in a worker thread)."""
     keys = [(u.strategy_id, u.run_id, u.seq) for u in updates]
     duplicates = 0
+    live: list[tuple[str, dict[str, Any]]] = []  # what the updates stream publishes
 
     def change(engine: WorldEngine) -> tuple[list[Change], dict[str, Any]]:
         nonlocal duplicates
@@ -59,11 +61,17 @@ def ingest(
                 continue
             fresh.append(u)
             fresh_keys.append(k)
+        watched = svc.broadcast.subscribers(world) > 0
+        stamp = engine.world_stamp() if watched else None
         for u in fresh:
             try:
                 changes += engine.ingest(u)
             except StaleUpdate as exc:
                 raise HTTPError(409, str(exc)) from None
+            if watched:
+                live.append(("metrics", metrics_event(engine, u)))
+        if watched and engine.world_stamp() != stamp:
+            live.append(("world", world_event(engine)))
         detail = {
             "updates": len(fresh),
             "duplicates": duplicates,
@@ -78,6 +86,8 @@ def ingest(
         }
 
     events = svc.write(world, change)
+    for name, data in live:  # committed: now the dashboard may see it
+        svc.broadcast.publish(world, name, data)
     return {
         "accepted": len(updates) - duplicates,
         "duplicates": duplicates,

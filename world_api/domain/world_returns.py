@@ -1,0 +1,224 @@
+"""The world's own return: realized (earned with the weights the world had) and pro forma
+(today's weights over the active strategies' kept histories), with a backtest's metrics.
+
+**Realized.** A strategy's return at ``t`` adds ``W_s * r_s(t)`` to the world's point at
+``t``, where ``W_s`` is the strategy's weight when that return reaches the world, before the
+update that carries it is evaluated: a decision takes effect from each strategy's next
+return on, and a strategy's returns before its activation add nothing. Points are keyed by
+time; a strategy with no return at a point's time adds 0 to it. A late return (its time
+before points the world has already) adds to the point at its time, or inserts one, and
+the equity from there on follows.
+
+**Pro forma.** ``sum_s W_s * r_s(t)`` over the active strategies' kept returns with the
+weights in effect now, at every time any of them has a return (again 0 for a strategy with
+none at that time).
+
+>>> rs = ReturnSeries()
+>>> rs.add([(20, 0.1), (30, -0.1)], 0.5); rs.add([(10, 0.2), (20, 0.1)], 0.5)
+>>> rs.points()
+([10, 20, 30], [0.1, 0.1, -0.05])
+>>> np.round(rs.equity(), 6).tolist()
+[1.1, 1.21, 1.1495]
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from typing import Any
+
+import numpy as np
+
+from dataflows.metrics import MetricSet
+from qmtl.core.intervals import INTERVALS, interval_ns, periods_per_year
+from world_api.domain.strategy_state import StrategyState, spacing
+
+SUMMARY = ("sharpe", "total_return", "max_drawdown")
+"""The world metrics a submission reports before and after (see ``SubmitResult``)."""
+
+
+def annualization(ts: np.ndarray) -> float:
+    """Periods per year of a world return series: that of the bar interval nearest to the
+    median spacing of its times (252 for daily, calendar time otherwise; 252 with fewer than
+    two points).
+
+    >>> day = 86_400 * 10**9
+    >>> annualization(np.array([0, day, 2 * day, 5 * day])), annualization(np.array([0]))
+    (252.0, 252.0)
+    """
+    gap = spacing(ts)
+    if gap <= 0:
+        return 252.0
+    best = min(INTERVALS, key=lambda i: abs(math.log(gap / interval_ns(i))))
+    return periods_per_year(best)
+
+
+def series_metrics(ts: np.ndarray, r: np.ndarray) -> dict[str, float]:
+    """The backtest metrics (:class:`dataflows.metrics.MetricSet`, finite values) of a return
+    series, annualized by :func:`annualization`.
+
+    >>> m = series_metrics(np.arange(3), np.array([0.1, -0.1, 0.1]))
+    >>> round(m["total_return"], 4), m["n_bars"]
+    (0.089, 3.0)
+    """
+    return MetricSet(annualization(ts)).update(r).finite()
+
+
+def with_equity(ts: np.ndarray, r: np.ndarray, after: int | None = None,
+                limit: int | None = None) -> list[dict[str, float]]:
+    """``[{"ts", "return", "equity"}]`` of the points after ``after`` (at most ``limit``),
+    the equity compounded from the series' first point (1.0 before it).
+
+    >>> with_equity(np.array([1, 2]), np.array([0.5, -0.5]), after=1)
+    [{'ts': 2, 'return': -0.5, 'equity': 0.75}]
+    """
+    eq = np.cumprod(1.0 + r)
+    lo = 0 if after is None else int(np.searchsorted(ts, after, side="right"))
+    hi = len(ts) if limit is None else min(len(ts), lo + limit)
+    return [
+        {"ts": int(t), "return": float(x), "equity": float(e)}
+        for t, x, e in zip(ts[lo:hi].tolist(), r[lo:hi].tolist(), eq[lo:hi].tolist(),
+                           strict=True)
+    ]
+
+
+class ReturnSeries:
+    """The realized world return: one point per time, contributions summed into it (see the
+    module docstring). ``dirty`` holds the times changed since the store last saved them;
+    ``version`` counts changes (caches of equity and metrics key on it)."""
+
+    def __init__(self) -> None:
+        self.ts: list[int] = []
+        self.r: list[float] = []
+        self.dirty: set[int] = set()
+        self.version = 0
+        self._cache: tuple[int, np.ndarray, np.ndarray, dict[str, float]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def load(self, points: list[tuple[int, float]]) -> None:
+        """Replace the series with stored points (times increasing).
+
+        >>> rs = ReturnSeries(); rs.load([(1, 0.5)]); rs.points()
+        ([1], [0.5])
+        """
+        self.ts = [int(t) for t, _ in points]
+        self.r = [float(x) for _, x in points]
+        self.dirty.clear()
+        self.version += 1
+
+    def add(self, pairs: list[tuple[int, float]], weight: float) -> None:
+        """Add ``weight * r`` to the point at each ``(ts, r)`` (inserting missing points).
+
+        >>> rs = ReturnSeries(); rs.add([(1, 0.5)], 0.0); len(rs)
+        0
+        """
+        if weight == 0.0 or not pairs:
+            return
+        ts, r = self.ts, self.r
+        for t, x in pairs:
+            v = weight * x
+            if not ts or t > ts[-1]:
+                ts.append(t)
+                r.append(v)
+            elif t == ts[-1]:
+                r[-1] += v
+            else:
+                i = bisect.bisect_left(ts, t)
+                if ts[i] == t:
+                    r[i] += v
+                else:
+                    ts.insert(i, t)
+                    r.insert(i, v)
+            self.dirty.add(t)
+        self.version += 1
+
+    def points(self) -> tuple[list[int], list[float]]:
+        """``(times, returns)``."""
+        return list(self.ts), list(self.r)
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        if self._cache is None or self._cache[0] != self.version:
+            ts = np.asarray(self.ts, dtype=np.int64)
+            r = np.asarray(self.r, dtype=np.float64)
+            self._cache = (self.version, ts, r, series_metrics(ts, r))
+        return self._cache[1], self._cache[2], self._cache[3]
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(ts int64, r float64)`` arrays (cached until the next change)."""
+        ts, r, _ = self._arrays()
+        return ts, r
+
+    def equity(self) -> np.ndarray:
+        """The equity after each point, from 1.0."""
+        return np.cumprod(1.0 + self.arrays()[1])
+
+    def metrics(self) -> dict[str, float]:
+        """The series' metrics (cached until the next change)."""
+        return dict(self._arrays()[2])
+
+
+def pro_forma(strategies: list[tuple[float, np.ndarray, np.ndarray]]) -> tuple[np.ndarray,
+                                                                                np.ndarray]:
+    """``sum_s w_s * r_s(t)`` at every time of any ``(w, ts, r)`` given (0 for a strategy
+    without a return at ``t``); summed in the order given.
+
+    >>> t, r = pro_forma([(0.5, np.array([1, 2]), np.array([0.2, 0.4])),
+    ...                   (0.5, np.array([2, 3]), np.array([0.2, 0.2]))])
+    >>> t.tolist(), r.round(6).tolist()
+    ([1, 2, 3], [0.1, 0.3, 0.1])
+    """
+    parts = [(w, ts, r) for w, ts, r in strategies if len(ts) and w != 0.0]
+    if not parts:
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    ts = np.concatenate([p[1] for p in parts])
+    vals = np.concatenate([p[0] * p[2] for p in parts])
+    times, inverse = np.unique(ts, return_inverse=True)
+    return times, np.bincount(inverse, weights=vals, minlength=len(times))
+
+
+class ProForma:
+    """The pro forma series of a set of strategies and weights, recomputed only when the
+    weights or an active strategy's kept returns changed."""
+
+    def __init__(self) -> None:
+        self.key: tuple[Any, ...] = ()
+        self._value: tuple[np.ndarray, np.ndarray, dict[str, float]] | None = None
+
+    def get(self, active: list[StrategyState]) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        """``(ts, r, metrics)`` for the ``active`` strategies (in a stable order) at their
+        current weights.
+
+        >>> s = StrategyState("a"); _ = s.extend([(1, 0.1), (2, 0.1)]); s.weight = 1.0
+        >>> ProForma().get([s])[1].tolist()
+        [0.1, 0.1]
+        """
+        key = tuple((s.sid, s.weight, s.total_returns) for s in active)
+        if self._value is None or key != self.key:
+            ts, r = pro_forma([(s.weight, *s.arrays()) for s in active])
+            self._value = (ts, r, series_metrics(ts, r))
+            self.key = key
+        return self._value
+
+
+def summary(metrics: dict[str, float]) -> dict[str, float]:
+    """The :data:`SUMMARY` metrics of a metrics dict (0.0 for a missing one).
+
+    >>> summary({"sharpe": 1.5, "n_bars": 3.0})
+    {'sharpe': 1.5, 'total_return': 0.0, 'max_drawdown': 0.0}
+    """
+    return {k: float(metrics.get(k, 0.0)) for k in SUMMARY}
+
+
+def world_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """``{"before", "after", "change"}`` (after - before) of the :data:`SUMMARY` pro forma
+    metrics of two ``WorldEngine.world_metrics()`` answers.
+
+    >>> m = lambda s: {"pro_forma": {"n_bars": 9, "metrics": {"sharpe": s}}}
+    >>> world_change(m(1.0), m(0.5))["change"]
+    {'sharpe': -0.5, 'total_return': 0.0, 'max_drawdown': 0.0}
+    """
+    b = summary(before["pro_forma"]["metrics"])
+    a = summary(after["pro_forma"]["metrics"])
+    return {"before": b, "after": a, "change": {k: a[k] - b[k] for k in a}}
