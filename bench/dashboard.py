@@ -39,11 +39,12 @@ from bench.common import (  # noqa: E402
     wait_port,
     write_results,
 )
-from qmtl.core.contracts import MetricsUpdate  # noqa: E402
+from qmtl.core.contracts import MetricsUpdate, timed_returns  # noqa: E402
 from world_api.client import WorldServiceClient  # noqa: E402
 
 POLICY = 'gates: {sharpe: ">= 0.5"}\ntop_k: 10\nallocation: {method: inverse_vol}\n'
 TARGET_MS = 1000.0
+DAY = 86_400 * 10**9
 TIMINGS = """
 const nav = performance.getEntriesByType('navigation')[0];
 const at = (name) => {
@@ -62,7 +63,8 @@ def fill(url: str, world: str, n: int, bars: int = 250, seed: int = 0) -> None:
         updates = [MetricsUpdate(
             world=world, strategy_id=f"s{i:04d}", run_id="r", seq=1, mode="paper", as_of=bars,
             n_bars=bars, metrics={"sharpe": float(rng.normal(1, 0.5)), "max_drawdown": 0.1},
-            returns=rng.normal(0.0005, 0.01, bars).tolist()) for i in range(n)]
+            returns=timed_returns(DAY * np.arange(1, bars + 1), rng.normal(0.0005, 0.01, bars)))
+            for i in range(n)]
         for k in range(0, n, 100):  # a request body stays under the service's 1 MiB
             client.post_metrics(world, updates[k:k + 100])
 

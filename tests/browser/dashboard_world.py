@@ -38,13 +38,9 @@ class Service:
         return WorldServiceClient(self.url, token=self.tokens.get(role))
 
 
-def returns_field(start: int, returns: np.ndarray) -> list:
-    """The ``returns`` of a MetricsUpdate: ``[[ts, r], ...]`` pairs when the contract takes
-    them, plain floats before."""
-    annotation = str(MetricsUpdate.model_fields["returns"].annotation)
-    if "tuple" in annotation or "list[list" in annotation or "Return" in annotation:
-        return [[T0 + (start + i) * DAY, float(r)] for i, r in enumerate(returns)]
-    return [float(r) for r in returns]
+def returns_field(start: int, returns: np.ndarray) -> list[tuple[int, float]]:
+    """The ``returns`` of a MetricsUpdate: ``(ts, r)`` pairs, one bar a day from ``T0``."""
+    return [(T0 + (start + i) * DAY, float(r)) for i, r in enumerate(returns)]
 
 
 def update(world: str, sid: str, seq: int, returns: np.ndarray, start: int,
@@ -65,8 +61,8 @@ def populate(svc: Service, world: str, n: int, bars: int = 120, seed: int = 0) -
         c.put_policy(world, POLICY)
         updates = [update(world, f"s{i:04d}", 1, rng.normal(0.001, 0.01, bars), 0,
                           float(np.round(rng.normal(1.0, 0.6), 6))) for i in range(n)]
-        for k in range(0, n, 250):
-            c.post_metrics(world, updates[k:k + 250])
+        for k in range(0, n, 100):  # a request body stays under the service's 1 MiB
+            c.post_metrics(world, updates[k:k + 100])
 
 
 @contextlib.contextmanager

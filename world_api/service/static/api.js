@@ -63,9 +63,11 @@ function parseBlock(block) {
 }
 
 // Read an SSE stream until it ends; onEvent({event, data, id}) for each event.
-export async function stream(path, onEvent, signal) {
-  const r = await fetch(path, { headers: headers("text/event-stream"), signal, cache: "no-store" });
+// onOpen() once the response has started.
+export async function stream(path, onEvent, onOpen = () => {}) {
+  const r = await fetch(path, { headers: headers("text/event-stream"), cache: "no-store" });
   if (!r.ok) throw new ApiError(r.status, r.statusText, path);
+  onOpen();
   const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = "";
   for (;;) {
@@ -82,19 +84,19 @@ export async function stream(path, onEvent, signal) {
 }
 
 // Follow a stream for as long as the page lives, reconnecting after a drop.
-// path(lastId) gives the URL to (re)connect to; onState("on" | "off") reports the link.
+// path(lastId) gives the URL to (re)connect to; onState("on" | "off") reports the link
+// ("on" once connected).
 export function follow(path, onEvent, onState) {
   let lastId = null;
   let delay = 500;
   const run = async () => {
     for (;;) {
       try {
-        onState("on");
         await stream(path(lastId), (ev) => {
           delay = 500;
           if (ev.id !== null) lastId = ev.id;
           onEvent(ev);
-        });
+        }, () => onState("on"));
       } catch (err) {
         if (err instanceof ApiError && (err.status === 401 || err.status === 403 || err.status === 404)) {
           onState("off");
@@ -152,9 +154,16 @@ export function stamp(ns) {
   return nsToDate(ns).toISOString().replace("T", " ").slice(0, 19);
 }
 
-export function setLive(state) {
+const links = {};
+
+// The badge in the top bar: "live" when every link of the page is connected, "offline"
+// while one is down, "polling" when the server has no update stream.
+export function setLive(name, state) {
+  links[name] = state;
+  const states = Object.values(links);
+  const all = states.includes("off") ? "off" : states.includes("poll") ? "poll" : "on";
   const el = document.getElementById("live");
   if (!el) return;
-  el.dataset.state = state;
-  el.textContent = { on: "live", poll: "polling", off: "offline" }[state] || state;
+  el.dataset.state = all;
+  el.textContent = { on: "live", poll: "polling", off: "offline" }[all];
 }

@@ -104,9 +104,12 @@ export async function strategyPage(app, world, sid, session, crumbs) {
   if (has.updates) {
     follow(() => `/worlds/${encodeURIComponent(world)}/updates`, (ev) => {
       if (ev.event === "metrics" && JSON.parse(ev.data).strategy_id === sid) redraw();
-    }, (s) => setLive(s));
+    }, (s) => {
+      setLive("updates", s);
+      if (s === "on") redraw(); // what changed before the stream opened
+    });
   } else {
     setInterval(redraw, POLL_MS);
-    setLive("poll");
+    setLive("updates", "poll");
   }
 }

@@ -82,9 +82,10 @@ export async function worldPage(app, world, session, crumbs) {
   performance.mark("qmtl:table");
 
   const state = { views, weights: allocations.weights, curves: null, metrics: null };
-  const Plotly = await loadPlotly();
+  let Plotly = null; // the charts are drawn once plotly.js is loaded (after the live links)
 
   const drawContrib = () => {
+    if (!Plotly) return;
     const rows = state.views.filter((v) => v.contribution !== 0 || v.active)
       .sort((a, b) => Math.abs(b.contribution) - Math.abs(a.contribution)).slice(0, 25).reverse();
     Plotly.react("chart-contrib", [{
@@ -94,6 +95,7 @@ export async function worldPage(app, world, session, crumbs) {
     }], layout({ showlegend: false, margin: { ...MARGIN, l: 110 } }), CONFIG);
   };
   const drawAlloc = () => {
+    if (!Plotly) return;
     const ids = Object.keys(state.weights).sort((a, b) => state.weights[b] - state.weights[a]);
     const invested = ids.reduce((s, k) => s + state.weights[k], 0);
     Plotly.react("chart-alloc", [{
@@ -102,6 +104,7 @@ export async function worldPage(app, world, session, crumbs) {
     }], layout({ showlegend: false, yaxis: { tickformat: ".0%" } }), CONFIG);
   };
   const drawEquity = () => {
+    if (!Plotly) return;
     const el = document.getElementById("chart-equity");
     if (!state.curves) {
       el.innerHTML = `<p class="note">This server has no world returns (GET /worlds/{id}/returns).</p>`;
@@ -123,10 +126,6 @@ export async function worldPage(app, world, session, crumbs) {
     }
     if (has.world_metrics) state.metrics = await get(`${base}/metrics`);
   };
-  await loadCurves();
-  drawEquity(); drawMetrics(); drawContrib(); drawAlloc();
-  performance.mark("qmtl:charts");
-
   // -- live --------------------------------------------------------------------------
   let pending = null;
   let curvesToo = false;
@@ -165,7 +164,7 @@ export async function worldPage(app, world, session, crumbs) {
       table.render();
       refresh(true);
     }
-  }, (s) => setLive(s));
+  }, (s) => setLive("events", s));
 
   if (has.updates) {
     follow(() => `${base}/updates`, (ev) => {
@@ -178,18 +177,30 @@ export async function worldPage(app, world, session, crumbs) {
       } else if (ev.event === "world") {
         const w = JSON.parse(ev.data);
         if (w.metrics) { state.metrics = w.metrics; drawMetrics(); }
-        if (w.realized && state.curves) {
-          state.curves.realized.push(w.realized);
-          Plotly.extendTraces("chart-equity", { x: [[nsToDate(w.realized.ts)]], y: [[w.realized.equity]] }, [0]);
+        // a point of the realized return may change when another strategy reports for its
+        // time, and one update may add many: reload the curves unless nothing moved (the
+        // snapshot sent on connecting is the point already drawn)
+        const pts = state.curves ? state.curves.realized : [];
+        const last = pts[pts.length - 1];
+        if (w.realized && (!last || last.ts !== w.realized.ts || last.equity !== w.realized.equity)) {
+          refresh(true);
         }
       }
-    }, (s) => setLive(s));
+    }, (s) => {
+      setLive("updates", s);
+      // the stream is not resumable: what changed before it opened is read once it has
+      if (s === "on") refresh(false, 0);
+    });
   } else {
     setInterval(() => refresh(true, 0), POLL_MS);
-    setLive("poll");
+    setLive("updates", "poll");
   }
 
   auditPanel(base, session);
+  const [P] = await Promise.all([loadPlotly(), loadCurves()]);
+  Plotly = P;
+  drawEquity(); drawMetrics(); drawContrib(); drawAlloc();
+  performance.mark("qmtl:charts");
 }
 
 async function auditPanel(base, session) {
