@@ -53,8 +53,10 @@ def update(world: str, sid: str, seq: int, returns: np.ndarray, start: int,
     )
 
 
-def populate(svc: Service, world: str, n: int, bars: int = 120, seed: int = 0) -> None:
-    """Create ``world`` with ``n`` strategies, each with ``bars`` streamed returns."""
+def populate(svc: Service, world: str, n: int, bars: int = 120, seed: int = 0,
+             live: int = 0) -> None:
+    """Create ``world`` with ``n`` strategies, each with ``bars`` streamed returns, then
+    ``live`` more each, streamed after the world chose (they make its realized return)."""
     rng = np.random.default_rng(seed)
     with svc.client() as c:
         c.create_world(world, name=f"{world} world")
@@ -63,6 +65,10 @@ def populate(svc: Service, world: str, n: int, bars: int = 120, seed: int = 0) -
                           float(np.round(rng.normal(1.0, 0.6), 6))) for i in range(n)]
         for k in range(0, n, 100):  # a request body stays under the service's 1 MiB
             c.post_metrics(world, updates[k:k + 100])
+        if live:
+            c.post_metrics(world, [update(world, u.strategy_id, 2,
+                                          rng.normal(0.001, 0.01, live), bars,
+                                          u.metrics["sharpe"]) for u in updates])
 
 
 @contextlib.contextmanager

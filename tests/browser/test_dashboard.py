@@ -36,16 +36,18 @@ def _num(text: str) -> float | None:
 
 def test_world_page_loads_offline_draws_its_charts_and_shows_the_apis_numbers(browser, tmp_path):
     with world_service(tmp_path) as svc:
-        populate(svc, "demo", 12)
+        populate(svc, "demo", 12, live=30)
         with svc.client() as c:
             plan = c.plan("demo")
             views = {v["strategy_id"]: v for v in c.strategies("demo")}
             weights = c.allocations("demo")["weights"]
-            features = httpx.get(f"{svc.url}/ui/api/session").json()["features"]
+        curves = {kind: httpx.get(f"{svc.url}/worlds/demo/returns?kind={kind}").json()["points"]
+                  for kind in ("realized", "pro_forma")}
+        metrics = httpx.get(f"{svc.url}/worlds/demo/metrics").json()
+        assert len(curves["realized"]) == 30 and len(curves["pro_forma"]) == 150
         browser.get(f"{svc.url}/ui/worlds/demo")
         wait_for(browser, "#activation tbody tr[data-sid]")
-        expected_charts = 2 + features["returns"]  # contributions, allocation (+ equity)
-        WebDriverWait(browser, 20).until(lambda d: plotted(d) == expected_charts)
+        WebDriverWait(browser, 20).until(lambda d: plotted(d) == 3)  # equity, contrib., alloc.
 
         for col in ("weight", "score", "rank", "n_bars", "contribution"):
             shown = {sid: _num(v) for sid, v in _cells(browser, col).items()}
@@ -67,6 +69,19 @@ def test_world_page_loads_offline_draws_its_charts_and_shows_the_apis_numbers(br
         assert dict(zip(*contrib, strict=True)) == {
             s: v["contribution"] for s, v in views.items() if v["contribution"] or v["active"]}
         assert browser.find_element(By.ID, "plan").get_attribute("data-plan") == plan["plan_id"]
+        # the world's equity curves are the API's points; its metrics table the API's numbers
+        drawn = browser.execute_script(
+            "return document.getElementById('chart-equity').data.map(t => [t.name, t.y])")
+        assert drawn == [["realized", [p["equity"] for p in curves["realized"]]],
+                         ["pro forma", [p["equity"] for p in curves["pro_forma"]]]]
+        shown = browser.execute_script(
+            "const o = {};"
+            " for (const td of document.querySelectorAll('#world-metrics td[data-kind]'))"
+            " o[td.dataset.kind + '.' + td.dataset.metric] = +td.dataset.v; return o;")
+        want = {f"{k}.{m}": v for k in ("realized", "pro_forma")
+                for m, v in metrics[k]["metrics"].items()}
+        want |= {f"{k}.n_bars": metrics[k]["n_bars"] for k in ("realized", "pro_forma")}
+        assert shown == want
         # the events panel lists the activation events so far, newest first
         seqs = browser.execute_script(
             "return [...document.querySelectorAll('#events li')].map(li => +li.dataset.seq)")

@@ -18,7 +18,8 @@ function layout(extra = {}) {
 function metricsTable(m) {
   if (!m) return `<p class="note">This server has no world metrics (GET /worlds/{id}/metrics).</p>`;
   const kinds = ["realized", "pro_forma"];
-  const names = [...new Set(kinds.flatMap((k) => Object.keys((m[k] && m[k].metrics) || {})))].sort();
+  const names = [...new Set(kinds.flatMap((k) => Object.keys((m[k] && m[k].metrics) || {})))]
+    .filter((n) => n !== "n_bars").sort(); // the bar count is the first row
   const cell = (k, name) => {
     const v = m[k] && m[k].metrics ? m[k].metrics[name] : undefined;
     return `<td class="num" data-kind="${k}" data-metric="${esc(name)}" data-v="${v ?? ""}">${fmt(v)}</td>`;
