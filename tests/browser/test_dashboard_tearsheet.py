@@ -12,14 +12,13 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.conftest import console_errors, outside_requests, screenshot
 from tests.browser.dashboard_world import leave, plotted, populate, update, world_service
-
-NS_PER_YEAR = 365.25 * 86_400 * 1e9
+from world_api.domain.world_returns import annualization
 
 
 def _reference(ts: np.ndarray, r: np.ndarray) -> dict[str, float]:
     eq = np.cumprod(1 + r)
     dd = eq / np.maximum.accumulate(np.concatenate([[1.0], eq]))[1:] - 1
-    ppy = NS_PER_YEAR / np.median(np.diff(ts))
+    ppy = annualization(ts)  # the world service's own convention (252 for daily bars)
     return {
         "periods": len(r), "total_return": eq[-1] - 1, "ppy": ppy,
         "volatility": r.std(ddof=1) * math.sqrt(ppy),
@@ -59,7 +58,7 @@ def test_the_tear_sheet_is_computed_from_the_streamed_returns(browser, tmp_path)
         assert metrics == view["metrics"]
 
         got, want = _computed(browser), _reference(ts, r)
-        assert set(got) == set(want)
+        assert set(got) == set(want) and want["ppy"] == 252.0
         for key, value in want.items():
             assert math.isclose(got[key], value, rel_tol=1e-9, abs_tol=1e-12), key
 
@@ -91,5 +90,22 @@ def test_the_tear_sheet_is_computed_from_the_streamed_returns(browser, tmp_path)
         assert math.isclose(_computed(browser)["total_return"],
                             float(np.prod(1 + np.concatenate([r, more])) - 1), rel_tol=1e-9)
         assert browser.execute_script("return performance.timeOrigin") == origin
+        assert console_errors(browser) == []
+        leave(browser)
+
+
+def test_the_pages_read_every_point_a_page_at_a_time(browser, tmp_path):
+    """The returns endpoints answer at most ``limit`` points; the page follows ``after``
+    until a short page (here with pages of 7 points for the 200 of a strategy)."""
+    with world_service(tmp_path) as svc:
+        populate(svc, "demo", 2, bars=200)
+        path = "/worlds/demo/strategies/s0001/returns"
+        want = httpx.get(f"{svc.url}{path}").json()["points"]
+        browser.get(f"{svc.url}/ui")
+        got = browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "import('/ui/static/api.js').then(m => m.allPoints(arguments[0], 7)).then(done);",
+            path)
+        assert got == want and len(got) == 200
         assert console_errors(browser) == []
         leave(browser)

@@ -44,6 +44,23 @@ export async function get(path) {
   return (await request(path)).data;
 }
 
+const PAGE = 100000;
+
+// Every point of a returns endpoint ({points: [{ts, return, equity}]}), a page at a time
+// (the service answers at most 100,000 points; the next page starts after the last ts).
+export async function allPoints(path, size = PAGE) {
+  const sep = path.includes("?") ? "&" : "?";
+  let out = [];
+  let after = null;
+  for (;;) {
+    const page = (await get(`${path}${sep}limit=${size}${after === null ? "" : `&after=${after}`}`)).points;
+    // a ts past 2^53 reads rounded: a page may repeat the point it starts after
+    out = out.concat(after === null ? page : page.filter((p) => p.ts > after));
+    if (page.length < size) return out;
+    after = page[page.length - 1].ts;
+  }
+}
+
 // Parse one SSE block ("event: x\ndata: {...}\nid: 3") into {event, data, id}.
 function parseBlock(block) {
   const ev = { event: "message", data: "", id: null };

@@ -1,7 +1,5 @@
 // The tear sheet's numbers, computed in the browser from a strategy's streamed returns.
 
-const NS_PER_YEAR = 365.25 * 24 * 3600 * 1e9;
-
 // Compounded equity starting at 1.
 export function equity(returns) {
   const out = new Array(returns.length);
@@ -36,14 +34,29 @@ export function std(xs) {
   return Math.sqrt(s / (xs.length - 1));
 }
 
-// Periods per year from the median spacing of the timestamps (ns); null with < 2 points.
-export function periodsPerYear(ts) {
-  if (ts.length < 2) return null;
+const INTERVALS = [["1m", 60], ["5m", 300], ["15m", 900], ["1h", 3600], ["4h", 14400], ["1d", 86400]];
+
+// The median gap between consecutive timestamps (ns); 0 with fewer than two.
+export function spacing(ts) {
+  if (ts.length < 2) return 0;
   const gaps = [];
   for (let i = 1; i < ts.length; i++) gaps.push(Number(ts[i]) - Number(ts[i - 1]));
   gaps.sort((a, b) => a - b);
-  const mid = gaps[Math.floor(gaps.length / 2)];
-  return mid > 0 ? NS_PER_YEAR / mid : null;
+  const h = gaps.length >> 1;
+  return gaps.length % 2 ? gaps[h] : (gaps[h - 1] + gaps[h]) / 2;
+}
+
+// Periods per year as the world service annualizes (world_api.domain.world_returns):
+// those of the bar interval nearest (in ratio) to the median spacing; 252 for daily bars,
+// calendar time otherwise, and 252 with fewer than two points.
+export function periodsPerYear(ts) {
+  const gap = spacing(ts) / 1e9;
+  if (!(gap > 0)) return 252;
+  let best = INTERVALS[0];
+  for (const iv of INTERVALS) {
+    if (Math.abs(Math.log(gap / iv[1])) < Math.abs(Math.log(gap / best[1]))) best = iv;
+  }
+  return best[0] === "1d" ? 252 : (365 * 86400) / best[1];
 }
 
 // Sharpe ratio of each trailing window, annualized by sqrt(ppy); NaN before a full window.

@@ -2,7 +2,7 @@
 // (GET /worlds/{id}/strategies/{sid}/returns): equity, drawdown, rolling Sharpe, the return
 // distribution, and its metrics (the world's, and the ones computed here).
 
-import { esc, fmt, follow, get, loadPlotly, nsToDate, setLive } from "./api.js";
+import { allPoints, esc, fmt, follow, get, loadPlotly, nsToDate, setLive } from "./api.js";
 import { drawdown, equity, periodsPerYear, rollingSharpe, rollingWindow, summary } from "./stats.js";
 
 const CONFIG = { displayModeBar: false, responsive: true };
@@ -34,7 +34,7 @@ function metricRows(view) {
 function computedRows(s, ppy) {
   return COMPUTED.map(([k, label, d]) => `<tr><td>${label}</td>
     <td class="num" data-computed="${k}" data-v="${Number.isNaN(s[k]) ? "" : s[k]}">${fmt(s[k], d)}</td></tr>`).join("")
-    + `<tr><td>periods per year (from bar spacing)</td><td class="num" data-computed="ppy"
+    + `<tr><td>periods per year (bar interval)</td><td class="num" data-computed="ppy"
       data-v="${ppy ?? ""}">${ppy ? fmt(ppy, 1) : "–"}</td></tr>`;
 }
 
@@ -73,7 +73,7 @@ export async function strategyPage(app, world, sid, session, crumbs) {
       }
       return;
     }
-    const pts = (await get(`${base}/returns`)).points;
+    const pts = await allPoints(`${base}/returns`);
     const returns = pts.map((p) => p.return);
     const ts = pts.map((p) => p.ts);
     const x = ts.map(nsToDate);

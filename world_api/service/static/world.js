@@ -3,7 +3,9 @@
 // audit log for operators. Live: activation events (/events) and metrics and world-return
 // pushes (/updates); without /updates on the server it polls instead.
 
-import { ApiError, esc, fmt, follow, get, loadPlotly, nsToDate, request, setLive, stamp } from "./api.js";
+import {
+  allPoints, ApiError, esc, fmt, follow, get, loadPlotly, nsToDate, request, setLive, stamp,
+} from "./api.js";
 import { ActivationTable } from "./table.js";
 
 const CONFIG = { displayModeBar: false, responsive: true };
@@ -122,8 +124,9 @@ export async function worldPage(app, world, session, crumbs) {
 
   const loadCurves = async () => {
     if (has.returns) {
-      const [r, p] = await Promise.all([get(`${base}/returns?kind=realized`), get(`${base}/returns?kind=pro_forma`)]);
-      state.curves = { realized: r.points, pro_forma: p.points };
+      const [r, p] = await Promise.all([allPoints(`${base}/returns?kind=realized`),
+        allPoints(`${base}/returns?kind=pro_forma`)]);
+      state.curves = { realized: r, pro_forma: p };
     }
     if (has.world_metrics) state.metrics = await get(`${base}/metrics`);
   };
