@@ -23,7 +23,6 @@ batch; the graph is the same and the output does not depend on the batching.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from typing import Any, Literal
 
 import bytewax.operators as op
 import numpy as np
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, operator
 from bytewax.testing import cluster_main, run_main
 
 from dataflows.control import RunControl
@@ -40,6 +39,7 @@ from dataflows.metrics import MetricSet
 from dataflows.panel import lookback_bars, needs_panel
 from dataflows.panel_flow import PanelLogic, panel_groups
 from dataflows.portfolio import Portfolio, PortfolioBatch, SignalBatch
+from dataflows.recovery import snapshot_copy
 from dataflows.replay import CallbackSink, ReplaySource
 from qmtl.core.bars import Batch, validate_bars
 from qmtl.core.expr import Expr
@@ -164,12 +164,46 @@ def _evaluate_step(
     return evaluate
 
 
+EvaluateFn = Callable[[_SymbolState | None, tuple[str, Batch]],
+                      tuple[_SymbolState | None, list[tuple[str, SignalBatch]]]]
+
+
+class _EvaluateLogic(op.StatefulLogic[tuple[str, Batch], tuple[str, SignalBatch], Any]):
+    """One symbol's program state: ``op.stateful_flat_map``'s logic (same snapshot, a
+    ``_SymbolState``) with a snapshot that copies only when the run keeps snapshots (see
+    :func:`dataflows.recovery.snapshot_copy`)."""
+
+    def __init__(self, evaluate: EvaluateFn, recovery: bool,
+                 resume: _SymbolState | None) -> None:
+        self.evaluate = evaluate
+        self.recovery = recovery
+        self.state = resume
+
+    def on_item(self, value: tuple[str, Batch]
+                ) -> tuple[Iterable[tuple[str, SignalBatch]], bool]:
+        self.state, emitted = self.evaluate(self.state, value)
+        return emitted, self.RETAIN if self.state is not None else self.DISCARD
+
+    def snapshot(self) -> _SymbolState | None:
+        return snapshot_copy(self.state, self.recovery)
+
+
+@operator
+def _evaluate(step_id: str, up: op.KeyedStream[tuple[str, Batch]], evaluate: EvaluateFn,
+              recovery: bool) -> op.KeyedStream[tuple[str, SignalBatch]]:
+    # the step ids of ``op.stateful_flat_map`` (``evaluate.stateful``), so a recovery
+    # folder written before this step had its own logic still resumes
+    return op.stateful("stateful", up, lambda resume: _EvaluateLogic(evaluate, recovery,
+                                                                     resume))
+
+
 class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, Any]):
     """One strategy's portfolio and metrics (built on its first item, which names it).
 
     Rows at or before ``emit_after`` (a live run's warm-up on history) move the portfolio's
     state but are neither emitted nor counted in the metrics. The state is snapshotted for
-    Bytewax recovery and restored from ``resume``.
+    Bytewax recovery (when the run keeps snapshots: ``recovery``) and restored from
+    ``resume``.
     """
 
     _FIELDS = ("key", "portfolio", "metrics", "n_bars", "metered", "as_of", "pending", "seq")
@@ -182,8 +216,10 @@ class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, 
         emit_after: int | None = None,
         prices: bool = False,
         resume: dict[str, Any] | None = None,
+        recovery: bool = True,
     ) -> None:
         self.specs = specs
+        self.recovery = recovery
         self.control = control
         self.every = metrics_every
         self.emit_after = emit_after
@@ -265,8 +301,8 @@ class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, 
     def on_eof(self) -> tuple[Iterable[StrategyOutput], bool]:
         return self._emit(final=True), self.RETAIN
 
-    def snapshot(self) -> dict[str, Any]:
-        return copy.deepcopy({name: getattr(self, name) for name in self._FIELDS})
+    def snapshot(self) -> dict[str, Any] | None:
+        return snapshot_copy({name: getattr(self, name) for name in self._FIELDS}, self.recovery)
 
 
 def build_program(specs: list[StrategySpec]) -> Program:
@@ -304,10 +340,13 @@ def build_core(
     emit_after: int | None = None,
     prices: bool = False,
     signals_from: int | None = None,
+    recovery: bool = True,
 ) -> op.KeyedStream[StrategyOutput]:
     """The steps every run shares, backtest or live: ``(symbol, batch)`` items in, one
     :class:`StrategyOutput` stream (keyed by strategy) out. Only the source and the sinks
-    around it differ between replay and live.
+    around it differ between replay and live. ``recovery=False`` says the flow runs without
+    a Bytewax recovery config: its stateful steps then skip copying their state for the
+    snapshots Bytewax takes at every epoch's close and drops unread.
 
     >>> from qmtl.core.expr import col
     >>> spec = StrategySpec("s", ["A"], col("close") > 0, 0.0, 1.0, 252.0)
@@ -343,12 +382,13 @@ def build_core(
         panel_signals = op.stateful(
             "evaluate_panel", routed,
             lambda resume: PanelLogic(groups, control, on_bad, prices, signals_from, owner,
-                                      resume),
+                                      resume, recovery=recovery),
         )
-    signals = op.stateful_flat_map(
+    signals = _evaluate(
         "evaluate",
         keyed,
         _evaluate_step(plain if panel else specs, program, control, on_bad, prices, signals_from),
+        recovery,
     )
     if panel:
         signals = op.merge("merge_signals", signals, panel_signals)
@@ -357,7 +397,7 @@ def build_core(
         "portfolio",
         by_strategy,
         lambda resume: _PortfolioLogic(
-            by_key, control, metrics_every, emit_after, prices, resume
+            by_key, control, metrics_every, emit_after, prices, resume, recovery
         ),
     )
 
@@ -387,9 +427,12 @@ def build_flow(
     flow_id: str = "qmtl",
     metrics_every: int = METRICS_EVERY,
     signals_from: int | None = None,
+    recovery: bool = False,
 ) -> Dataflow:
     """The Bytewax dataflow for ``specs`` over the items of ``make_items()``; bars before
     ``signals_from`` only warm the kernels up (the portfolio starts at ``signals_from``).
+    A replay keeps no snapshots: give ``recovery=True`` to run the flow with a Bytewax
+    recovery config (see :func:`build_core`).
 
     >>> from qmtl.core.expr import col
     >>> spec = StrategySpec("s", ["A"], col("close") > 0, 0.0, 1.0, 252.0)
@@ -400,7 +443,7 @@ def build_flow(
     flow = Dataflow(flow_id)
     bars = op.input("bars", flow, ReplaySource(make_items, control))
     results = build_core(bars, specs, control, on_bad=on_bad, metrics_every=metrics_every,
-                         signals_from=signals_from)
+                         signals_from=signals_from, recovery=recovery)
     op.output("sink", results, CallbackSink(lambda kv: sink(kv[1])))
     return flow
 

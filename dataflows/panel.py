@@ -325,8 +325,10 @@ class PanelState:
                 out[(sym, iv)] = got
         return out
 
-    def _align(self, src_id: str, src: Domain, values: np.ndarray, src_ts: np.ndarray,
-               dst_ts: np.ndarray, src_owner: str) -> np.ndarray:
+    def _align(self, src_id: str, src_owner: str, values: np.ndarray, src_ts: np.ndarray,
+               dst_ts: np.ndarray) -> np.ndarray:
+        """``values`` (at ``src_ts``) as of each of ``dst_ts``: the latest at or before it,
+        else the value carried from earlier chunks (NaN before the first)."""
         idx = np.searchsorted(src_ts, dst_ts, side="right") - 1
         carried = self.last.get((src_id, src_owner), np.nan)
         if len(values) == 0:
@@ -352,8 +354,8 @@ class PanelState:
             if src == dst:
                 return values[inp.id][owner]
             src_owner = owner if src[0] is None else src[0]
-            return self._align(inp.id, src, values[inp.id][src_owner],
-                               ts_of(src_owner, src), ts_of(owner, dst), src_owner)
+            return self._align(inp.id, src_owner, values[inp.id][src_owner],
+                               ts_of(src_owner, src), ts_of(owner, dst))
 
         for node in prog.nodes:
             dom = prog.domains[node.id]

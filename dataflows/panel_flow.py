@@ -11,7 +11,6 @@ needs (traded and context), emitting per-symbol signal batches like the per-symb
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,6 +20,7 @@ import numpy as np
 from dataflows.control import RunControl
 from dataflows.panel import PanelProgram, PanelState
 from dataflows.portfolio import SignalBatch
+from dataflows.recovery import snapshot_copy
 from qmtl.core.bars import Batch, validate_bars
 from qmtl.core.expr import Expr
 from qmtl.core.fingerprint import BarHasher
@@ -42,14 +42,11 @@ class PanelGroup:
         self.program = PanelProgram(self.weights, symbols, interval)
 
 
-PanelItem = tuple[str, tuple[str, str, Batch]]
-"""(group key, (group key, symbol, bars)): the step's input."""
-
-
 class PanelLogic(op.StatefulLogic[tuple[str, str, Batch], tuple[str, SignalBatch], Any]):
     """One group's :class:`~dataflows.panel.PanelState`, validation of its bars and the
     fingerprint of the symbols it owns (``hashes``: symbols no other step hashes).
-    Snapshotted for recovery and restored from ``resume``."""
+    Snapshotted for recovery (when the run keeps snapshots: ``recovery``) and restored from
+    ``resume``."""
 
     def __init__(
         self,
@@ -60,8 +57,11 @@ class PanelLogic(op.StatefulLogic[tuple[str, str, Batch], tuple[str, SignalBatch
         signals_from: int | None,
         hashes: Mapping[str, set[str]],
         resume: dict[str, Any] | None = None,
+        *,
+        recovery: bool = True,
     ) -> None:
         self.groups = groups
+        self.recovery = recovery
         self.control = control
         self.on_bad = on_bad
         self.prices = prices
@@ -138,8 +138,9 @@ class PanelLogic(op.StatefulLogic[tuple[str, str, Batch], tuple[str, SignalBatch
             self.control.fail(exc)
             return [], self.RETAIN
 
-    def snapshot(self) -> dict[str, Any]:
-        return copy.deepcopy({"key": self.key, "state": self.state, "last_ts": self.last_ts})
+    def snapshot(self) -> dict[str, Any] | None:
+        return snapshot_copy({"key": self.key, "state": self.state, "last_ts": self.last_ts},
+                             self.recovery)
 
 
 def panel_groups(specs: Iterable[Any]) -> list[PanelGroup]:

@@ -165,6 +165,9 @@ class Portfolio:
     _drained: int = np.iinfo(np.int64).min
     """The horizon of the last drain (also the default of a portfolio restored from a recovery
     snapshot written before this field existed)."""
+    rows: bool = True
+    """Whether a batch of many times carries its per-symbol rows; a sweep, which keeps only
+    the portfolio's series, sets it False on its portfolios (``symbol_rows`` is then empty)."""
 
     def __init__(
         self,
@@ -438,7 +441,9 @@ class Portfolio:
         self._last_ts = int(timeline[-1])
 
         # per-symbol rows, ordered by time then symbol
-        if present.all():
+        if not self.rows:
+            symbol_rows: dict[str, np.ndarray] = {}
+        elif present.all():
             symbol_rows = {
                 "ts": _repeat(timeline, n_sym),
                 "symbol": (

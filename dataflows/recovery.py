@@ -144,15 +144,22 @@ def recovery_config(path: Path | None, resuming: bool) -> RecoveryConfig | None:
     return None if path is None else RecoveryDir(path).bytewax_config(resuming)
 
 
-def snapshot_copy(state: T) -> T:
+def snapshot_copy(state: T, recovery: bool = True) -> T | None:
     """What a step hands Bytewax as its snapshot: a deep copy, since Bytewax pickles it
     later (at the end of the epoch) while the step goes on changing its state.
+
+    Bytewax 0.21 calls every stateful step's ``snapshot()`` at the close of each epoch for
+    each key the epoch touched, with or without a recovery config; without one it drops the
+    value unread (it never pickles it). A run that keeps no snapshots (``recovery=False``:
+    every replay backtest) so hands over None instead of copying its whole state.
 
     >>> s = {"targets": {"A": 1.0}}
     >>> c = snapshot_copy(s); s["targets"]["A"] = 2.0; c
     {'targets': {'A': 1.0}}
+    >>> snapshot_copy(s, recovery=False) is None
+    True
     """
-    return copy.deepcopy(state)
+    return copy.deepcopy(state) if recovery else None
 
 
 @dataclass

@@ -9,11 +9,14 @@
 >>> MeanRevert().target().op
 'where'
 
-``backtest``, ``submit``, ``validate``, ``Runner`` and ``BacktestResult`` are loaded on first
-use (:pep:`562`): their modules import the data and engine layers, and those import
+``backtest``, ``submit``, ``validate``, ``sweep``, ``sweep_many``, ``Runner``,
+``BacktestResult``, ``SweepResult``, ``alpha``, ``alphas`` and ``from_spec`` are loaded on
+first use (:pep:`562`): their modules import the data and engine layers, and those import
 ``qmtl.core``, which runs this file first, so importing them here would make every import of
 a lower layer circular. ``qmtl.submit`` stays the function even after the module of the same
-name is imported (Python would otherwise set the package's attribute to the module).
+name is imported (Python would otherwise set the package's attribute to the module), and so
+do ``qmtl.alpha`` after its package (:mod:`qmtl.alpha`) is and ``qmtl.sweep`` after
+:mod:`qmtl.sweep` is.
 
 >>> from qmtl import backtest
 >>> backtest.__module__
@@ -39,9 +42,12 @@ from qmtl.operator import Operator, check_batch_invariance
 from qmtl.strategy import Bars, Strategy, StrategyCodeError, StrategyError
 
 if TYPE_CHECKING:
+    from qmtl.alpha.api import alpha, alphas
+    from qmtl.alpha.spec import from_spec
     from qmtl.result import BacktestResult
     from qmtl.runner import backtest
     from qmtl.submit import Runner, submit, validate
+    from qmtl.sweep import SweepResult, sweep, sweep_many
 
 try:
     __version__ = version("qmtl")
@@ -50,11 +56,17 @@ except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
 _LAZY = {
+    "alpha": "qmtl.alpha.api",
+    "alphas": "qmtl.alpha.api",
+    "from_spec": "qmtl.alpha.spec",
     "backtest": "qmtl.runner",
     "BacktestResult": "qmtl.result",
     "Runner": "qmtl.submit",
     "submit": "qmtl.submit",
     "validate": "qmtl.submit",
+    "sweep": "qmtl.sweep",
+    "sweep_many": "qmtl.sweep",
+    "SweepResult": "qmtl.sweep",
 }
 """Public names loaded on first use, and the module of each."""
 
@@ -70,6 +82,9 @@ class _Package(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _Package
+for _name in _LAZY:  # a subpackage imported above (qmtl.alpha) must not hide its function
+    if isinstance(globals().get(_name), types.ModuleType):
+        del globals()[_name]
 
 
 def __getattr__(name: str) -> object:
@@ -95,14 +110,20 @@ __all__ = [
     "Strategy",
     "StrategyCodeError",
     "StrategyError",
+    "SweepResult",
+    "alpha",
+    "alphas",
     "backtest",
     "check_batch_invariance",
     "col",
     "cs",
+    "from_spec",
     "ind",
     "latch",
     "lit",
     "submit",
+    "sweep",
+    "sweep_many",
     "validate",
     "where",
 ]

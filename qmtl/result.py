@@ -28,12 +28,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+import qmtl.report  # its names (and plotly) load on first use
 from qmtl import __version__
 from qmtl.core.errors import QmtlError
 from qmtl.core.times import format_ts
 
 if TYPE_CHECKING:
     import pandas
+    import plotly.graph_objects as go
 
 SERIES = ("ts", "returns", "equity", "turnover", "gross")
 """The per-bar portfolio series of a :class:`BacktestResult`, in column order."""
@@ -114,6 +116,7 @@ class BacktestResult:
     dropped_bars: int = 0
     settings: dict[str, JsonValue] = field(default_factory=dict)
     """Every setting of the run besides the parameters: ``cost_bps``, ``max_gross``,
+    ``max_net`` (None: no cap), ``context`` (symbols read, not traded),
     ``periods_per_year``, the requested ``start``/``end``, ``batch_size``, ``workers``,
     ``on_bad_bars``, ``metrics_every`` and ``warmup`` (bars of look-back)."""
     series: dict[str, np.ndarray | list[np.ndarray]] = field(default_factory=dict, repr=False)
@@ -180,6 +183,46 @@ class BacktestResult:
             index=index,
         )
 
+    @property
+    def trades(self) -> pa.Table:
+        """The position changes: one row each time a symbol's weight changed, as a pyarrow
+        Table with ``ts``, ``symbol``, ``weight_before``, ``weight_after``, ``bars`` (held),
+        ``return`` (the symbol's close-to-close return while held) and ``pnl`` (what it
+        added, in units of the starting capital); see :mod:`qmtl.report.trades`.
+
+        >>> import pyarrow as pa
+        >>> t = pa.table({"ts": [1, 2], "symbol": ["A", "A"], "weight": [0.0, 1.0],
+        ...               "return": [0.0, 0.0], "equity": [1.0, 1.0]})
+        >>> BacktestResult("S", {}, ["A"], "1d", t, {}).trades.column("weight_after").to_pylist()
+        [1.0]
+        """
+        return qmtl.report.from_result(self).trades()
+
+    def plot(self, benchmark: str | None = None) -> go.Figure:
+        """Equity (against buying and holding the universe, or ``benchmark``) above its
+        drawdown, as a plotly Figure (shown inline in a notebook).
+
+        >>> import pyarrow as pa
+        >>> t = pa.table({"ts": [1, 2], "symbol": ["A", "A"], "weight": [1.0, 1.0],
+        ...               "return": [0.0, 0.1], "equity": [1.0, 1.1], "close": [1.0, 1.1]})
+        >>> len(BacktestResult("S", {}, ["A"], "1d", t, {}).plot().data)
+        3
+        """
+        return qmtl.report.plot(qmtl.report.from_result(self), benchmark)
+
+    def report(self, path: str | Path, benchmark: str | None = None) -> Path:
+        """Write the tear sheet (one HTML file that works offline, see ``docs/reports.md``)
+        to ``path``; return it.
+
+        >>> import tempfile, pyarrow as pa
+        >>> t = pa.table({"ts": [1, 2], "symbol": ["A", "A"], "weight": [1.0, 1.0],
+        ...               "return": [0.0, 0.1], "equity": [1.0, 1.1], "close": [1.0, 1.1]})
+        >>> r = BacktestResult("S", {}, ["A"], "1d", t, {"sharpe": 1.0})
+        >>> r.report(Path(tempfile.mkdtemp()) / "r.html").stat().st_size > 1_000_000
+        True
+        """
+        return qmtl.report.write_report(qmtl.report.from_result(self), path, benchmark)
+
     def metrics_doc(self) -> dict[str, JsonValue]:
         """The content of ``metrics.json`` (see the module docstring)."""
         doc: dict[str, JsonValue] = {
@@ -200,7 +243,7 @@ class BacktestResult:
         return out
 
     def write(self, out: str | Path) -> Path:
-        """Write ``bars.parquet`` (ts, symbol, weight, return, equity) and ``metrics.json``
+        """Write ``bars.parquet`` (ts, symbol, weight, return, equity, close) and ``metrics.json``
         into the folder ``out`` (made if missing); each file appears whole or not at all.
 
         >>> import tempfile, pyarrow as pa

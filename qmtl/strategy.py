@@ -34,6 +34,7 @@ import typing
 from traceback import FrameSummary
 from typing import Any, ClassVar
 
+from qmtl.alpha.graph import strategy_spec
 from qmtl.core.errors import QmtlError
 from qmtl.core.expr import COLUMNS, Expr, as_expr, col
 from qmtl.core.intervals import INTERVALS
@@ -241,6 +242,28 @@ class Strategy:
                 f"got {type(out).__name__}"
             )
         return as_expr(out)
+
+    def to_spec(self) -> dict[str, Any]:
+        """The strategy as data: its graph's nodes and its settings, a versioned JSON-able
+        dict that :func:`qmtl.from_spec` turns back into a strategy with the same content
+        ids (see ``docs/alphas.md``). Parameters are baked into the graph; a graph with
+        Python code in it (``rolling(...).apply``, an :class:`~qmtl.operator.Operator`) has
+        no spec.
+
+        >>> class Up(Strategy):
+        ...     symbols = ["SPY"]
+        ...     def signal(self, bars):
+        ...         return bars.close > bars.close.sma(20)
+        >>> spec = Up().to_spec()
+        >>> spec["qmtl_spec"], spec["name"], [n["op"] for n in spec["nodes"]]
+        (1, 'Up', ['col', 'rolling_mean', 'gt'])
+        """
+        settings = {"name": self.name, "symbols": list(self.symbols),
+                    "interval": self.interval, "cost_bps": float(self.cost_bps),
+                    "max_gross": float(self.max_gross),
+                    "max_net": None if math.isinf(self.max_net) else float(self.max_net),
+                    "context": list(self.context), "warmup": self.warmup}
+        return strategy_spec(self.target(), settings)
 
     def _check(self) -> None:
         cls_name = self.name

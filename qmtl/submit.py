@@ -116,8 +116,9 @@ class WorldClient(Protocol):
     def decision(self, strategy_id: str) -> dict[str, Any]:
         """The world's view of a strategy (status, weight, rank, hints, ...)."""
 
-    def world_metrics(self) -> dict[str, Any]:
-        """The world's ``{"realized": {...}, "pro_forma": {"n_bars", "metrics"}}``."""
+    def world_metrics(self) -> dict[str, Any] | None:
+        """The world's ``{"realized": {...}, "pro_forma": {"n_bars", "metrics"}}`` (None when
+        the world cannot say)."""
 
 
 class HttpWorld:
@@ -154,9 +155,15 @@ class HttpWorld:
         """GET the strategy's view."""
         return self._call(self._client.strategy, self.world, strategy_id)
 
-    def world_metrics(self) -> dict[str, Any]:
-        """GET the world's realized and pro forma metrics."""
-        return self._call(self._client.world_metrics, self.world)
+    def world_metrics(self) -> dict[str, Any] | None:
+        """GET the world's realized and pro forma metrics (None from a service older than
+        the world's own return)."""
+        try:
+            return self._client.world_metrics(self.world)
+        except self._errors as exc:
+            if exc.status in (404, 405):  # the world is there (see __init__): the route is not
+                return None
+            raise SubmitError(str(exc)) from None
 
     def policy_text(self) -> str:
         """The world's current policy as JSON."""
@@ -279,11 +286,14 @@ def _run(
                 dry_run=dry_run,
             )
         view = client.decision(sid)
-        world = world_returns.world_change(before, client.world_metrics())
+        after = client.world_metrics() if before is not None else None
+        world = {} if after is None else world_returns.world_change(before, after)
         hints = list(view["hints"])
-        b, a = world["before"]["sharpe"], world["after"]["sharpe"]
-        if before["pro_forma"]["n_bars"] and a < b:
-            hints.append(f"joining lowers the world's pro forma sharpe from {b:.2f} to {a:.2f}")
+        if world and before["pro_forma"]["n_bars"]:
+            b, a = world["before"]["sharpe"], world["after"]["sharpe"]
+            if a < b:
+                hints.append(
+                    f"joining lowers the world's pro forma sharpe from {b:.2f} to {a:.2f}")
         return SubmitResult(
             world=world_name,
             strategy_id=sid,

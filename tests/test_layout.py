@@ -149,7 +149,8 @@ def test_the_command_line_starts_without_the_engine() -> None:
     """`import qmtl.cli` (what every `qmtl` command pays before it parses its options) loads
     none of the heavy parts: they load when the command that needs them runs."""
     heavy = ["scipy.signal", "dataflows.compiler", "fastapi", "sqlalchemy", "uvicorn",
-             "qmtl.live", "qmtl.runner", "qmtl.submit", "world_api.service.app"]
+             "qmtl.live", "qmtl.runner", "qmtl.submit", "world_api.service.app", "plotly",
+             "qmtl.report.sheet"]
     code = ("import sys, qmtl.cli; "
             f"print([m for m in {heavy!r} if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

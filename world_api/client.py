@@ -53,7 +53,8 @@ class InvalidRequestError(WorldServiceError, ValueError):
 
 
 class UnauthorizedError(WorldServiceError, PermissionError):
-    """401: no token, or a token the service does not know."""
+    """401: no token, or one the service does not know, or an expired or revoked one (the
+    detail says which)."""
 
 
 class ForbiddenError(WorldServiceError, PermissionError):

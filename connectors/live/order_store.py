@@ -21,6 +21,7 @@ to the latest migration (``connectors/live/migrations``).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -224,11 +225,17 @@ class OrderStore(MigratedStore):
         return True
 
     def last_update(self, world: str, strategy_id: str, run_id: str) -> MetricsUpdate | None:
-        """The latest MetricsUpdate queued for one run (sent or not), or None."""
+        """The latest MetricsUpdate queued for one run (sent or not), or None. One queued
+        before returns carried their times (bare numbers) is read without its returns."""
         run = {"world": world, "strategy_id": strategy_id, "run_id": run_id}
         with self.transaction() as conn:
             body = conn.execute(_LAST_UPDATE, run).scalar()
-        return None if body is None else MetricsUpdate.model_validate_json(body)
+        if body is None:
+            return None
+        data = json.loads(body)
+        if any(not isinstance(r, list) for r in data.get("returns", [])):
+            data["returns"] = []
+        return MetricsUpdate.model_validate(data)
 
     def unsent_updates(self, world: str, limit: int = 500) -> list[tuple[int, str]]:
         """``(id, JSON)`` of queued updates not yet accepted by the world, oldest first."""

@@ -22,6 +22,7 @@ with exponential backoff (``tenacity``):
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -182,6 +183,24 @@ class ActivationSubscriber:
         self._client.close()
 
 
+def current_form(body: str) -> str:
+    """A queued MetricsUpdate's JSON in the current contract: one queued before returns carried
+    their times (bare numbers, which the world refuses) goes without its returns, so its
+    metrics still reach the world and the updates batched with it are not refused with it.
+
+    >>> current_form('{"seq": 1, "returns": [[5, 0.1]]}')
+    '{"seq": 1, "returns": [[5, 0.1]]}'
+    >>> current_form('{"seq": 1, "returns": [0.1, 0.2]}')
+    '{"seq": 1, "returns": []}'
+    """
+    data = json.loads(body)
+    returns = data.get("returns")
+    if isinstance(returns, list) and any(not isinstance(r, list) for r in returns):
+        data["returns"] = []
+        return json.dumps(data)
+    return body
+
+
 class MetricsPoster:
     """Posts the MetricsUpdates queued in ``outbox`` (an
     :class:`connectors.live.order_store.OrderStore`) to the world, oldest first, and marks them
@@ -221,7 +240,7 @@ class MetricsPoster:
             rows = self.outbox.unsent_updates(self.world)
             if not rows:
                 return done
-            body = "[" + ",".join(b for _, b in rows) + "]"
+            body = "[" + ",".join(current_form(b) for _, b in rows) + "]"
             try:
                 client.post_metrics(self.world, body)
             except WorldServiceError as exc:

@@ -1,6 +1,7 @@
 """The ``qmtl`` command line: one module per command group, assembled here.
 
-``run`` (:mod:`qmtl.cli.run`), ``submit`` (:mod:`qmtl.cli.submit`), ``data``
+``run`` (:mod:`qmtl.cli.run`), ``submit`` (:mod:`qmtl.cli.submit`), ``sweep``
+(:mod:`qmtl.cli.sweep`), ``report`` and ``compare`` (:mod:`qmtl.cli.report`), ``data``
 (:mod:`qmtl.cli.data`), ``world`` (:mod:`qmtl.cli.world`) and ``feed`` (:mod:`qmtl.cli.feed`);
 what they share (options, the one error handler, output) is in :mod:`qmtl.cli.common`.
 
@@ -25,8 +26,10 @@ from qmtl import __version__
 from qmtl.cli.common import console
 from qmtl.cli.data import data_app
 from qmtl.cli.feed import feed_app
+from qmtl.cli.report import compare, report
 from qmtl.cli.run import run
 from qmtl.cli.submit import submit
+from qmtl.cli.sweep import sweep
 from qmtl.cli.world import world_app
 
 app = typer.Typer(
@@ -55,6 +58,9 @@ def options(
 
 app.command()(run)
 app.command()(submit)
+app.command()(report)
+app.command()(compare)
+app.command()(sweep)
 app.add_typer(data_app, name="data")
 app.add_typer(world_app, name="world")
 app.add_typer(feed_app, name="feed")

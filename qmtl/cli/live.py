@@ -85,22 +85,21 @@ class OrderPrinter:
                         f"{f.qty:+,.2f} at {f.price:,.4f} (fee {f.fee:,.2f})")
 
 
-def run_live_command(
-    cls: type[Strategy], params: dict[str, str], options: LiveOptions, debug: bool
-) -> None:
-    """``qmtl run --mode live``: start, print orders as they come, then a summary."""
+def run_live_command(strategy: Strategy, options: LiveOptions, debug: bool) -> None:
+    """``qmtl run --mode live`` of ``strategy`` (from a file, ``--alpha`` or ``--spec``):
+    start, print orders as they come, then a summary."""
     setup_logging(debug)
 
     def started(info: dict[str, Any]) -> None:
         what = "resuming" if info["resuming"] else "starting"
         err_console.print(
-            f"[bold]{what}[/] {info['mode']} run {info['run_id']} of {cls.__name__} · world "
+            f"[bold]{what}[/] {info['mode']} run {info['run_id']} of {strategy.name} · world "
             f"{info['world']} at {info['url']} · bars from {info['source']} · warm-up "
             f"{info['warmup_bars']} bars",
             highlight=False,
         )
 
-    result = run_live(cls, options, params=params, on_order=OrderPrinter(), on_started=started)
+    result = run_live(strategy, options, on_order=OrderPrinter(), on_started=started)
     console.print(
         metrics_table(f"{result.strategy} · {result.mode} · world {result.world}", result.metrics)
     )

@@ -24,7 +24,7 @@ from qmtl.cli.common import (
     ParamOpt,
     StartOpt,
     SymbolsOpt,
-    TargetArg,
+    UsageError,
     console,
     errors_as_exit,
     fail,
@@ -34,15 +34,96 @@ from qmtl.cli.common import (
     print_notes,
     progress_bar,
 )
+from qmtl.strategy import Strategy
+
+MaybeTargetArg = Annotated[str | None, typer.Argument(
+    help="Strategy file, FILE.py or FILE.py:Class (or give --alpha or --spec).",
+    show_default=False)]
+AlphaOpt = Annotated[str | None, typer.Option(
+    help="An alpha expression instead of a strategy file, e.g. 'rank(-ts_delta(close, 5))'.",
+    rich_help_panel="Alpha")]
+SpecOpt = Annotated[Path | None, typer.Option(
+    help="A strategy spec (JSON, from Strategy.to_spec) instead of a strategy file.",
+    rich_help_panel="Alpha")]
+IntervalOpt = Annotated[str | None, typer.Option(
+    help="--alpha: bar interval (default 1d).", rich_help_panel="Alpha")]
+NeutralizeOpt = Annotated[str | None, typer.Option(
+    help="--alpha: market (default), group or none.", rich_help_panel="Alpha")]
+GroupsOpt = Annotated[Path | None, typer.Option(
+    help="--alpha: CSV of symbol,group rows (group_neutralize; --neutralize group).",
+    rich_help_panel="Alpha")]
+
+
+def load_any(
+    target: str | None, param: list[str] | None, symbols: str | None, alpha: str | None,
+    spec: Path | None, interval: str | None = None, neutralize: str | None = None,
+    groups: Path | None = None,
+) -> tuple[Strategy, list[str] | None]:
+    """The strategy of exactly one of a strategy file, ``--alpha`` or ``--spec``, and the
+    ``--symbols`` universe.
+
+    >>> load_any(None, None, None, None, None)
+    Traceback (most recent call last):
+    ...
+    qmtl.cli.common.UsageError: give a strategy file, --alpha EXPR or --spec FILE.json
+    >>> load_any("s.py", None, None, "rank(close)", None)
+    Traceback (most recent call last):
+    ...
+    qmtl.cli.common.UsageError: give only one of a strategy file, --alpha and --spec
+    """
+    from qmtl.runner import make_strategy
+
+    given = [x for x in (target, alpha, spec) if x is not None]
+    if not given:
+        raise UsageError("give a strategy file, --alpha EXPR or --spec FILE.json")
+    if len(given) > 1:
+        raise UsageError("give only one of a strategy file, --alpha and --spec")
+    if alpha is None:
+        extra = [n for n, v in (("--interval", interval), ("--neutralize", neutralize),
+                                ("--groups", groups)) if v is not None]
+        if extra:
+            raise UsageError(f"{', '.join(extra)} apply to --alpha only")
+    if target is not None:
+        cls, params, universe = load_target(target, param, symbols)
+        return make_strategy(cls, params), universe
+    if param:
+        raise UsageError("-p/--param does not apply to --alpha or --spec: the graph holds "
+                         "its parameters")
+    universe = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
+    if spec is not None:
+        from qmtl.alpha.spec import from_spec
+
+        return from_spec(spec), universe
+    from qmtl.alpha.api import alpha as make_alpha
+    from qmtl.cs import groups_from_csv
+
+    if not universe:
+        raise UsageError("--alpha needs --symbols A,B,...: an alpha trades across a universe")
+    mode = {"market": "market", "group": "group", "none": None, None: "market"}
+    if neutralize not in mode:
+        raise UsageError(f"--neutralize must be market, group or none, got {neutralize!r}")
+    group_map = None
+    if groups is not None:
+        try:
+            group_map = groups_from_csv(groups)
+        except ValueError as exc:
+            raise UsageError(f"--groups: {exc}") from None
+    return make_alpha(alpha, universe, interval or "1d", neutralize=mode[neutralize],
+                      groups=group_map), universe
 
 
 def run(
-    target: TargetArg,
+    target: MaybeTargetArg = None,
     mode: Annotated[str, typer.Option(help="backtest (replay history) or live.")] = "backtest",
     symbols: SymbolsOpt = None,
     start: StartOpt = None,
     end: EndOpt = None,
     param: ParamOpt = None,
+    alpha: AlphaOpt = None,
+    spec: SpecOpt = None,
+    interval: IntervalOpt = None,
+    neutralize: NeutralizeOpt = None,
+    groups: GroupsOpt = None,
     cost_bps: CostOpt = None,
     batch_size: Annotated[int, typer.Option(help="Bars per replay batch.")] = 10_000,
     workers: Annotated[int, typer.Option(help="Bytewax workers.")] = 1,
@@ -51,6 +132,8 @@ def run(
     data: DataOpt = None,
     origin: OriginOpt = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default ./runs/...).")] = None,
+    report: Annotated[bool, typer.Option(
+        "--report", help="Backtest: also write the tear sheet, OUT/report.html.")] = False,
     debug: DebugOpt = False,
     # -- live -------------------------------------------------------------------------------
     brokers: Annotated[str | None, typer.Option(
@@ -112,9 +195,11 @@ def run(
 ) -> None:
     """Run a strategy: replay history through it, or run the same graph live.
 
-    `--mode backtest` (the default) replays the catalog's bars through the strategy, prints
+    The strategy is a file, an alpha expression (`--alpha`, see docs/alphas.md) or a spec
+    (`--spec`). `--mode backtest` (the default) replays the catalog's bars through it, prints
     its metrics and writes `bars.parquet` and `metrics.json` (every setting of the run, with
-    the data fingerprint) to `--out`. `--mode live` runs the same graph on a Kafka feed (or
+    the data fingerprint) to `--out`; `--report` adds the tear sheet, `report.html`.
+    `--mode live` runs the same graph (of a file, an alpha or a spec) on a Kafka feed (or
     the catalog replayed at `--speed`) and sends orders when the world activates it. Bars
     come from the catalog; what it lacks is fetched from QuestDB or the backfill origin, if
     configured. A mistake in the strategy's code is reported with its file and line;
@@ -123,10 +208,12 @@ def run(
     # the engine loads when a command runs (see qmtl.cli): `qmtl --help` starts in a second
     from qmtl.cli.live import run_live_command
     from qmtl.live import LiveOptions
-    from qmtl.runner import backtest, make_strategy
+    from qmtl.runner import backtest
 
     if mode not in ("backtest", "live"):
         raise fail(f"--mode must be 'backtest' or 'live', got {mode!r}")
+    if mode == "live" and report:
+        raise fail("--report is for backtests: run `qmtl report RUN_DIR` on a live run's --out")
     if mode == "live":
         options = LiveOptions(
             brokers=brokers, topic=topic, group=group, world=world, url=url, token=token,
@@ -140,19 +227,21 @@ def run(
             periods_per_year=periods_per_year, policy=policy, origin=origin,
         )
         with errors_as_exit(debug):
-            cls, params, universe = load_target(target, param, symbols)
+            strategy, universe = load_any(target, param, symbols, alpha, spec, interval,
+                                          neutralize, groups)
             options.symbols = universe
-            run_live_command(cls, params, options, debug)
+            run_live_command(strategy, options, debug)
         return
     if on_bad_bars not in ("raise", "drop"):
         raise fail(f"--on-bad-bars must be 'raise' or 'drop', got {on_bad_bars!r}")
     with errors_as_exit(debug):
-        cls, params, universe = load_target(target, param, symbols)
+        strategy, universe = load_any(target, param, symbols, alpha, spec, interval,
+                                      neutralize, groups)
         with progress_bar() as progress:
             provider = make_provider(data, origin, None, progress)
             task = progress.add_task("replay", total=None)
             result = backtest(
-                make_strategy(cls, params),
+                strategy,
                 provider,
                 symbols=universe,
                 start=start,
@@ -174,3 +263,9 @@ def run(
     console.print(metrics_table(title, result.metrics))
     console.print(f"wrote {folder}/bars.parquet and {folder}/metrics.json "
                   f"(data fingerprint {str(result.data['fingerprint'])[:12]})", highlight=False)
+    if report:
+        with errors_as_exit(debug):
+            from qmtl.report import load_run, write_report  # plotly loads only for --report
+
+            path = write_report(load_run(folder), folder / "report.html")
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True)

@@ -21,21 +21,28 @@ from qmtl.cli.common import (
     ParamOpt,
     StartOpt,
     SymbolsOpt,
-    TargetArg,
     console,
     errors_as_exit,
-    load_target,
     make_provider,
     metrics_table,
     print_notes,
     progress_bar,
 )
+from qmtl.cli.run import (
+    AlphaOpt,
+    GroupsOpt,
+    IntervalOpt,
+    MaybeTargetArg,
+    NeutralizeOpt,
+    SpecOpt,
+    load_any,
+)
 from qmtl.core.contracts import SubmitResult
 
 
 def submit(
-    target: TargetArg,
     world: Annotated[str, typer.Option(help="World id.")],
+    target: MaybeTargetArg = None,
     url: Annotated[str, typer.Option(envvar="QMTL_WORLD_URL", help="WorldService URL.")] = (
         "http://127.0.0.1:8600"
     ),
@@ -48,12 +55,20 @@ def submit(
     start: StartOpt = None,
     end: EndOpt = None,
     param: ParamOpt = None,
+    alpha: AlphaOpt = None,
+    spec: SpecOpt = None,
+    interval: IntervalOpt = None,
+    neutralize: NeutralizeOpt = None,
+    groups: GroupsOpt = None,
     cost_bps: CostOpt = None,
     data: DataOpt = None,
     origin: OriginOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Backtest a strategy, stream its metrics to a world, print the world's decision.
+
+    The strategy is a file, an alpha expression (`--alpha`) or a spec (`--spec`); an alpha's
+    default id is `alpha-` and 10 hex digits of its graph's content id.
 
     The strategy is entered under `--id`; by default its class name when every parameter has
     its default, else the class name with the changed parameters (`SmaCross-fast=20,slow=100`,
@@ -62,16 +77,16 @@ def submit(
     one. `--dry-run` applies the world's policy locally and sends nothing.
     """
     # the engine loads when a command runs (see qmtl.cli): `qmtl --help` starts in a second
-    from qmtl.runner import make_strategy
     from qmtl.submit import submit as do_submit
 
     with errors_as_exit(debug):
-        cls, params, universe = load_target(target, param, symbols)
+        strategy, universe = load_any(target, param, symbols, alpha, spec, interval,
+                                      neutralize, groups)
         with progress_bar() as progress:
             provider = make_provider(data, origin, None, progress)
             task = progress.add_task("replay", total=None)
             result = do_submit(
-                make_strategy(cls, params),
+                strategy,
                 world,
                 url,
                 token,

@@ -59,44 +59,155 @@ def serve(
         str | None,
         typer.Option(envvar="QMTL_KAFKA_BROKERS", help="Also publish activation events to Kafka."),
     ] = None,
+    ssl_certfile: Annotated[
+        Path | None, typer.Option(help="Serve HTTPS with this certificate (PEM).")
+    ] = None,
+    ssl_keyfile: Annotated[
+        Path | None, typer.Option(help="The certificate's private key (PEM).")
+    ] = None,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(envvar="FORWARDED_ALLOW_IPS",
+                     help="Proxies whose X-Forwarded-For/-Proto are trusted (comma-separated)."),
+    ] = "127.0.0.1",
 ) -> None:
-    """Serve the WorldService over HTTP (uvicorn)."""
+    """Serve the WorldService over HTTP or HTTPS (uvicorn)."""
     # the service loads when a command runs (see qmtl.cli): `qmtl --help` starts in a second
     import uvicorn
 
     from world_api.service.app import create_app
     from world_api.service.store import StoreError
 
+    tls = _check_tls(ssl_certfile, ssl_keyfile)
     try:
         app = create_app(store, insecure_dev=insecure_dev, kafka_brokers=kafka_brokers)
     except StoreError as exc:
         raise fail(str(exc)) from None
     where = app.state.service.store.url
-    console.print(f"WorldService on http://{host}:{port} · store {where}", highlight=False)
+    scheme = "https" if tls else "http"
+    console.print(f"WorldService on {scheme}://{host}:{port} · store {where}", highlight=False)
     if insecure_dev:
         console.print("[bold yellow]insecure dev mode:[/] no tokens are checked")
     else:
         console.print("create tokens with `qmtl world token create --role operator`")
     # event streams never end by themselves: give them 3 s to see the shutdown, then close
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=3)
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=3,
+                proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips,
+                ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+                ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
+
+
+def _check_tls(certfile: Path | None, keyfile: Path | None) -> bool:
+    """True for HTTPS; a key without a certificate, or a pair that does not load, is a
+    clear error before anything starts."""
+    import ssl
+
+    if certfile is None:
+        if keyfile is not None:
+            raise fail("--ssl-keyfile needs --ssl-certfile")
+        return False
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            certfile, keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise fail(f"cannot use the certificate {certfile}"
+                   f"{f' with the key {keyfile}' if keyfile else ''}: {exc}") from None
+    return True
 
 
 @token_app.command("create")
 def token_create(
     role: Annotated[str, typer.Option(help="viewer, developer or operator.")],
-    name: Annotated[str, typer.Option(help="Who the token is for (shown in the audit log).")] = "",
+    owner: Annotated[
+        str, typer.Option("--owner", "--name", help="Who the token is for (default: the role).")
+    ] = "",
+    expires: Annotated[
+        str | None,
+        typer.Option(help="Expiry: a duration (30m, 12h, 90d, 2w) or an ISO date/datetime."),
+    ] = None,
     store: StoreOption = None,
 ) -> None:
-    """Create a token; prints it once (only its hash is stored)."""
+    """Create a token; prints it once (only a salted hash is stored), its id on stderr."""
     # the store loads when a command runs (see qmtl.cli): `qmtl --help` starts in a second
-    from world_api.service.auth import create_token
+    from world_api.service.auth import create_token, parse_expiry, token_id
     from world_api.service.store import StoreError, open_store
 
     try:
-        token = create_token(open_store(store), role, name)
+        until = parse_expiry(expires) if expires else None
+        token = create_token(open_store(store), role, owner, until)
     except (ValueError, StoreError) as exc:
         raise fail(str(exc)) from None
     typer.echo(token)
+    typer.echo(f"token id {token_id(token)}: shown once, keep it secret", err=True)
+
+
+@token_app.command("list")
+def token_list(store: StoreOption = None) -> None:
+    """List the tokens: id, owner, role, times and status (never a secret or hash)."""
+    from world_api.service.auth import iso
+    from world_api.service.store import StoreError, open_store
+
+    try:
+        tokens = open_store(store).list_tokens()
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    table = Table(title=f"{len(tokens)} tokens")
+    for col in ("id", "owner", "role", "created", "expires", "status"):
+        table.add_column(col)
+    for tok in tokens:
+        table.add_row(tok.id, tok.owner, tok.role, iso(tok.created), iso(tok.expires),
+                      tok.status() if tok.revoked is None
+                      else f"revoked {iso(tok.revoked)}")
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id (see `token list`).")],
+    store: StoreOption = None,
+) -> None:
+    """Revoke a token: the service refuses it from its next request on (401)."""
+    from world_api.service.auth import iso
+    from world_api.service.store import NotFound, StoreError, open_store
+
+    try:
+        info = open_store(store).revoke_token(token_id, actor=f"cli:{_user()}")
+    except (NotFound, StoreError) as exc:
+        raise fail(str(exc)) from None
+    console.print(f"token {info.id} ({info.owner}, {info.role}) revoked at {iso(info.revoked)}",
+                  highlight=False)
+
+
+@token_app.command("audit")
+def token_audit(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Rows to print.")] = 50,
+    store: StoreOption = None,
+) -> None:
+    """Print the service's own audit rows, newest first: tokens created and revoked, failed
+    authentications (401) and refused roles (403)."""
+    from world_api.service.auth import iso
+    from world_api.service.store import StoreError, open_store
+
+    try:
+        rows = open_store(store).audit_log(None, limit, newest_first=True)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    table = Table(title="service audit (newest first)")
+    for col in ("time", "action", "actor", "owner", "detail", "request"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(iso(r["ts"]), r["action"], r["actor"], r["owner"] or "",
+                      json.dumps(r["detail"]), r["request_id"])
+    console.print(table)
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 @world_app.command()

@@ -31,6 +31,10 @@ OWN_LOOKBACK: dict[str, Callable[[dict[str, Any]], int]] = {
     "ema": lambda p: int(p["n"]) - 1,
     "rolling_apply": lambda p: int(p["n"]) - 1,
     "custom": lambda p: int(p.get("lookback", 0)),
+    # the alpha language's window operators (qmtl.core.expr_ts)
+    "ts_rank": lambda p: int(p["n"]) - 1,
+    "ts_cov": lambda p: int(p["n"]) - 1,
+    "ts_corr": lambda p: int(p["n"]) - 1,
 }
 """Warm-up each stateful operator adds on top of its input's (bars before a defined value),
 from its parameters."""

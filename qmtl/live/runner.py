@@ -159,7 +159,8 @@ def run_live(
     on_order: OrderReport | None = None,
     on_started: Callable[[dict[str, Any]], None] | None = None,
 ) -> LiveResult:
-    """Run ``strategy`` live (see :mod:`qmtl.live`) until the feed ends, ``max_bars``,
+    """Run ``strategy`` (a class, or a strategy object such as ``qmtl.alpha(...)`` or
+    ``qmtl.from_spec(...)``) live (see :mod:`qmtl.live`) until the feed ends, ``max_bars``,
     ``stop_after_idle`` or a signal (SIGINT/SIGTERM stop it cleanly). ``on_order`` sees
     each batch of new orders and fills, ``on_started`` the run's identity once it starts.
 

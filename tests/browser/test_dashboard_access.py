@@ -1,5 +1,5 @@
 """Who sees what on the dashboard (tokens, roles, the audit panel), a world of 1,000
-strategies, and the API docs page, all offline in a real headless Chromium."""
+strategies, and the API docs pages, all offline in a real headless Chromium."""
 
 from __future__ import annotations
 
@@ -131,4 +131,14 @@ def test_the_api_docs_render_offline(browser, tmp_path):
         assert set(spec) <= {p.replace("\u200b", "") for p in paths}
         assert outside_requests(browser) == [] and console_errors(browser) == []
         screenshot(browser, tmp_path, "docs")
+
+        browser.get(f"{svc.url}/redoc")
+        WebDriverWait(browser, 30).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, "redoc .api-content h1"))
+        assert "QMTL WorldService" in browser.find_element(By.CSS_SELECTOR, "redoc h1").text
+        text = browser.find_element(By.TAG_NAME, "redoc").get_attribute("textContent")
+        summaries = [o["summary"] for ops in spec.values() for o in ops.values()]
+        assert all(s in text for s in summaries), [s for s in summaries if s not in text]
+        # its bundle's logo came from the internet: served with an inline image instead
+        assert outside_requests(browser) == [] and console_errors(browser) == []
         leave(browser)

@@ -116,3 +116,18 @@ def test_start_warms_the_cross_section_up_on_the_look_back():
     wf = full.bars.to_pandas().set_index(["ts", "symbol"])["weight"]
     wl = late.bars.to_pandas().set_index(["ts", "symbol"])["weight"]
     np.testing.assert_array_equal(wl.to_numpy(), wf.loc[wl.index].to_numpy())
+
+
+def test_strategies_with_other_universes_in_one_flow_equal_each_alone():
+    d = data(80, 3)
+    mom = cs.rank(col("close").pct_change(2)) - 0.5
+    a = StrategySpec("a", ["A", "B", "C"], mom, 1.0, 1.0, 252.0)
+    b = StrategySpec("b", ["B", "C", "D"], mom, 1.0, 1.0, 252.0)
+    control = RunControl()
+    both = run_dataflow([a, b], lambda: iter(items(d, 9)), control=control)
+    assert sorted(control.seen) == SYMS  # each symbol fingerprinted once (SPY is not read)
+    for spec in (a, b):
+        alone = run_dataflow([spec], lambda: iter(items(d, 9)))
+        got = np.concatenate([o.batch.returns for o in both if o.batch and o.strategy == spec.key])
+        want = np.concatenate([o.batch.returns for o in alone if o.batch])
+        assert np.array_equal(got, want), spec.key

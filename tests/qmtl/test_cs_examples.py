@@ -94,7 +94,47 @@ def test_daily_filter_sees_each_day_only_after_its_close(tmp_path):
     assert doc["settings"]["warmup"] >= 3 * 1440  # three days of minutes before trading
 
 
-@pytest.mark.parametrize("name", ["pairs_trade.py", "daily_filter.py"])
+def momentum_reference(cat: Catalog, symbols: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """cs.scale(cs.demean(cs.rank(close.pct_change(5)))) in pandas, and the book's returns."""
+    close = pd.DataFrame({s: cat.read(s, "1d")["close"] for s in symbols},
+                         index=cat.read(symbols[0], "1d")["ts"])
+    mom = close.pct_change(5)
+    n = mom.notna().sum(axis=1)
+    rank = (mom.rank(axis=1, method="average") - 1).div(n - 1, axis=0)
+    rank = rank.where(n > 1, 0.5).where(mom.notna())
+    demeaned = rank.sub(rank.mean(axis=1), axis=0)
+    gross = demeaned.abs().sum(axis=1)
+    weights = demeaned.div(gross.where(gross > 0), axis=0).fillna(0.0)
+    r = close.pct_change().fillna(0.0)
+    turn = weights.diff().fillna(weights).abs().sum(axis=1).to_numpy()
+    ret = (weights.shift(1).fillna(0.0) * r).sum(axis=1).to_numpy() - 1e-4 * np.r_[0.0, turn[:-1]]
+    return weights, ret
+
+
+def test_momentum_book_from_the_cli_and_the_api_equals_pandas(tmp_path):
+    from qmtl import backtest
+    from qmtl.loader import load_strategy
+
+    cat = demo(tmp_path / "d", "--bars", "400")  # the demo's symbols: AAPL, MSFT, NVDA, SPY
+    book = load_strategy(str(EXAMPLES / "momentum_book.py"))
+    symbols = list(book.symbols)
+    assert set(symbols) == set(cat.symbols("1d"))
+    want, ret = momentum_reference(cat, symbols)
+    assert (want > 0).any().all() and (want < 0).any().all()  # every symbol long and short
+    cli, doc = run("momentum_book.py", tmp_path / "d", tmp_path / "out")
+    api = backtest(book, tmp_path / "d")
+    api_w = api.bars.to_pandas().pivot(index="ts", columns="symbol", values="weight")
+    for got in (cli, api_w):
+        np.testing.assert_allclose(got[symbols].to_numpy(), want.to_numpy(), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(got.sum(axis=1), 0.0, atol=1e-12)  # market neutral
+    np.testing.assert_allclose(api.returns, ret, rtol=0, atol=1e-12)
+    table = pq.read_table(tmp_path / "out" / "bars.parquet").to_pandas()
+    equity = table.groupby("ts")["equity"].first().to_numpy()
+    np.testing.assert_allclose(equity, np.cumprod(1 + ret), rtol=1e-10)
+    assert doc["metrics"]["n_bars"] == 400
+
+
+@pytest.mark.parametrize("name", ["pairs_trade.py", "daily_filter.py", "momentum_book.py"])
 def test_examples_define_one_strategy(name):
     text = (EXAMPLES / name).read_text()
     assert text.count("(Strategy)") == 1

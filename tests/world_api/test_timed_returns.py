@@ -20,8 +20,10 @@ from world_api.client import WorldServiceClient
 from world_api.domain.evaluator import WorldEngine
 from world_api.domain.policy import parse_policy
 from world_api.domain.strategy_state import StrategyState, aligned_corr
+from world_api.service import app as app_module
 from world_api.service import tables as t
 from world_api.service.app import create_app
+from world_api.service.routers import world_returns as world_returns_router
 from world_api.service.store import WorldInfo, open_store
 
 HOUR = 3_600 * 10**9
@@ -187,3 +189,18 @@ def test_a_strategy_that_lowers_the_worlds_sharpe_gets_the_hint(tmp_path):
     assert after["sharpe"] < before["sharpe"]
     assert (f"joining lowers the world's pro forma sharpe from {before['sharpe']:.2f} to "
             f"{after['sharpe']:.2f}") in second.improvement_hints
+
+
+def test_a_service_without_the_world_return_still_takes_submissions(tmp_path, monkeypatch):
+    """An older WorldService has no GET /worlds/{id}/metrics (405 on the ingest path): the
+    submission works, and its world_metrics are empty."""
+    older = [r for r in app_module.ROUTERS if r is not world_returns_router.router]
+    monkeypatch.setattr(app_module, "ROUTERS", older)
+    app = create_app(str(tmp_path / "w.db"), insecure_dev=True)
+    days = pd.date_range("2024-01-02", periods=60, freq="D", tz="UTC")
+    with serve(app) as url:
+        with WorldServiceClient(url) as api:
+            api.create_world("w1")
+        res = qmtl.submit(Long, "w1", url, strategy_id="s",
+                          returns=pd.Series(np.linspace(-0.01, 0.01, 60), index=days))
+    assert res.status == "active" and res.world_metrics == {}

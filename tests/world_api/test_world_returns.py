@@ -149,3 +149,28 @@ def test_return_series_and_pro_forma_primitives():
     assert rs.dirty == {5, 6, 7}
     ts, r = pro_forma([(1.0, np.array([3, 1]), np.array([0.3, 0.1]))])  # any order in
     assert ts.tolist() == [1, 3] and r.tolist() == [0.1, 0.3]
+
+
+def test_the_engine_state_round_trips_the_world_return():
+    eng, _ = run(4, seed=4)
+    back = WorldEngine.from_state(eng.to_state())
+    assert back.realized.points() == eng.realized.points()
+    for a, b in zip(back.pro_forma()[:2], eng.pro_forma()[:2], strict=True):
+        assert a.tolist() == b.tolist()
+    assert back.world_metrics() == eng.world_metrics()
+
+
+def test_the_stamp_moves_only_when_the_world_return_may_have():
+    eng = WorldEngine(parse_policy("gates: {sharpe: '>= 1'}"))
+
+    def upd(sid, seq, sharpe, t):
+        return MetricsUpdate(world="w", strategy_id=sid, run_id="r", seq=seq, mode="live",
+                             as_of=t, n_bars=seq, metrics={"sharpe": sharpe},
+                             returns=[(t, 0.01)])
+
+    eng.ingest(upd("a", 1, 2.0, 1))
+    stamp = eng.world_stamp()
+    eng.ingest(upd("b", 1, 0.5, 1))  # rejected: neither realized nor pro forma move
+    assert eng.world_stamp() == stamp
+    eng.ingest(upd("a", 2, 2.0, 2))  # active: both move
+    assert eng.world_stamp() != stamp

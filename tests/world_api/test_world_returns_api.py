@@ -108,7 +108,9 @@ def test_the_updates_stream_follows_each_accepted_update(served):
     got: list = []
     ready = threading.Event()
     first, second = UPDATES[:4], UPDATES[4:8]
-    want = 1 + len(first) + 1 + len(second) + 1  # snapshot, then metrics.. world per request
+    # the snapshot, then per request its metrics events and a world event; then a world
+    # event for the new policy (equal weights instead of inverse volatility)
+    want = 1 + len(first) + 1 + len(second) + 1 + 1
     reader = threading.Thread(target=read_events, args=(url, viewer, want, got, ready))
     reader.start()
     assert ready.wait(10)  # the snapshot came: subscribed
@@ -116,8 +118,10 @@ def test_the_updates_stream_follows_each_accepted_update(served):
     with WorldServiceClient(url, op) as client:
         client.post_metrics("w1", first)
         client.post_metrics("w1", second)
-        reader.join(20)
+        pro_before = client.world_metrics("w1")["pro_forma"]
         views = {v["strategy_id"]: v for v in client.strategies("w1")}
+        client.put_policy("w1", "top_k: 2\nallocation: {method: equal}")
+        reader.join(20)
         metrics = client.world_metrics("w1")
         realized = client.world_returns("w1")["points"]
     assert not reader.is_alive()
@@ -125,7 +129,8 @@ def test_the_updates_stream_follows_each_accepted_update(served):
     assert any(n == "keep-alive" for n, _ in got)
     assert named[0][0] == "world" and named[0][1]["realized"] is None
     kinds = [n for n, _ in named]
-    assert kinds == ["world", *["metrics"] * 4, "world", *["metrics"] * 4, "world"]
+    assert kinds == ["world", *["metrics"] * 4, "world", *["metrics"] * 4, "world", "world"]
+    assert named[-2][1]["metrics"]["pro_forma"] == pro_before
     sent = [d for n, d in named if n == "metrics"]
     assert [(d["strategy_id"], d["n_bars"], d["as_of"]) for d in sent] == [
         (u.strategy_id, u.n_bars, u.as_of) for u in first + second]

@@ -138,6 +138,15 @@ class ReturnSeries:
         """``(times, returns)``."""
         return list(self.ts), list(self.r)
 
+    def dirty_points(self) -> list[tuple[int, float]]:
+        """``(ts, r)`` of the points changed since the store last saved them, by time.
+
+        >>> rs = ReturnSeries(); rs.add([(1, 0.5), (2, 0.25)], 1.0); rs.dirty.discard(1)
+        >>> rs.dirty_points()
+        [(2, 0.25)]
+        """
+        return [(t, self.r[bisect.bisect_left(self.ts, t)]) for t in sorted(self.dirty)]
+
     def _arrays(self) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
         if self._cache is None or self._cache[0] != self.version:
             ts = np.asarray(self.ts, dtype=np.int64)

@@ -19,20 +19,28 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from world_api.service.auth import FailureLimiter
 from world_api.service.errors import BodyTooLarge, add_error_handlers, error_response
 from world_api.service.kafka_relay import KafkaRelay
+from world_api.service.openapi import document
 from world_api.service.routers import ROUTERS
 from world_api.service.state import WorldService
 from world_api.service.store import Store, open_store
 from world_api.service.ui import install as install_ui
 
 log = logging.getLogger("qmtl.world")
+DESCRIPTION = (
+    "Every endpoint takes a bearer token (`Authorization: Bearer qmtl_...`, from `qmtl world "
+    "token create`) whose role is viewer, developer or operator; this schema (`/openapi.json`) "
+    "and its pages (`/docs`, `/redoc`) are public. Errors are `{\"detail\": \"...\"}`."
+)
 MAX_BODY = 1 << 20
 """The largest request body accepted (bytes); larger ones get 413."""
 
@@ -40,12 +48,26 @@ MAX_BODY = 1 << 20
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+def request_id(sent: str | None) -> str:
+    """The id of a request: the client's ``X-Request-ID`` when it is 1 to 128 characters of
+    ``[A-Za-z0-9._-]`` (it goes into logs and the audit log as is), else a fresh one.
+
+    >>> request_id("req-42"), len(request_id("bad id")), len(request_id("x" * 129))
+    ('req-42', 32, 32)
+    """
+    return sent if sent and _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
+
+
 async def _limits(request: Request, call_next: Handler) -> Response:
-    """Refuse oversize bodies; give every request an id (``X-Request-ID``, kept if sent)."""
+    """Refuse oversize bodies; give every request an id (``X-Request-ID``, kept if sent and
+    well-formed, see :func:`request_id`)."""
     size = request.headers.get("content-length")
     if size is not None and size.isdigit() and int(size) > MAX_BODY:
         return error_response(413, f"request body of {size} bytes exceeds the limit of {MAX_BODY}")
-    request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    request.state.request_id = request_id(request.headers.get("x-request-id"))
     response = await call_next(request)
     response.headers["X-Request-ID"] = request.state.request_id
     return response
@@ -141,10 +163,11 @@ def create_app(
         if relay is not None:
             relay.close()
 
-    # /docs is served with local assets by the dashboard module (ui.py); /redoc is off
+    # /docs and /redoc are served with local assets by the dashboard module (ui.py)
     app = FastAPI(title="QMTL WorldService", version="0.1.0", lifespan=lifespan,
-                  docs_url=None, redoc_url=None)
+                  description=DESCRIPTION, docs_url=None, redoc_url=None)
     app.state.service = svc
+    app.state.auth_failures = FailureLimiter()
     if insecure_dev:
         log.warning("insecure dev mode: no tokens are checked; every caller acts as 'dev'")
     add_error_handlers(app)
@@ -155,5 +178,6 @@ def create_app(
     app.add_middleware(CatchUnexpected)
     for router in ROUTERS:
         app.include_router(router)
+    document(app)  # after the routers: every route gets the error statuses it can answer
     install_ui(app)
     return app

@@ -1,7 +1,9 @@
 """An in-memory, per-world fan-out of live updates for the dashboard (``GET
 /worlds/{world}/updates``).
 
-The ingest path publishes after its write is committed; each subscriber gets a bounded
+Every write publishes after it is committed (the ingest path one ``metrics`` event per
+accepted update; any write a ``world`` event when the world's return may have moved: an
+update, a new policy, an applied plan); each subscriber gets a bounded
 asyncio queue. Publishing never blocks: it may run in a worker thread, so it hands each item
 to the subscriber's event loop, and a full queue drops its oldest item (a slow subscriber
 misses updates, ingest does not wait). Nothing is stored and nothing is replayed: a
@@ -26,11 +28,53 @@ import threading
 from types import TracebackType
 from typing import Any
 
+from qmtl.core.contracts import MetricsUpdate
+from world_api.domain.evaluator import WorldEngine
+
 Item = tuple[str, dict[str, Any]]
 """One published item: ``(event name, data)``."""
 
 QUEUE_SIZE = 256
 """Items a subscriber may fall behind by before its oldest are dropped."""
+
+
+def world_event(engine: WorldEngine) -> dict[str, Any]:
+    """The ``world`` event's data: the latest realized point (or None) and the metrics.
+
+    >>> from world_api.domain.policy import Policy
+    >>> world_event(WorldEngine(Policy()))["realized"] is None
+    True
+    """
+    ts, r = engine.realized.arrays()
+    last = None
+    if len(ts):
+        last = {"ts": int(ts[-1]), "return": float(r[-1]),
+                "equity": float(engine.realized.equity()[-1])}
+    return {"realized": last, "metrics": engine.world_metrics()}
+
+
+def metrics_event(engine: WorldEngine, update: MetricsUpdate) -> dict[str, Any]:
+    """The ``metrics`` event's data for an accepted ``update`` (the strategy's state after
+    it).
+
+    >>> from world_api.domain.policy import Policy
+    >>> eng = WorldEngine(Policy())
+    >>> u = MetricsUpdate(world="w", strategy_id="s", run_id="r", seq=1, mode="live",
+    ...                   as_of=5, n_bars=1, metrics={"sharpe": 1.0}, returns=[(5, 0.01)])
+    >>> _ = eng.ingest(u)
+    >>> metrics_event(eng, u)["weight"], metrics_event(eng, u)["rank"]
+    (1.0, 1)
+    """
+    view = engine.view(update.strategy_id)
+    return {
+        "strategy_id": view.strategy_id,
+        "n_bars": view.n_bars,
+        "as_of": update.as_of,
+        "metrics": view.metrics,
+        "active": view.active,
+        "weight": view.weight,
+        "rank": view.rank,
+    }
 
 
 class Subscription:

@@ -7,6 +7,9 @@ with the status that says whose fault it was.
 - :class:`BodyTooLarge`: a body over the size limit, also one sent chunked (413);
 - an invalid policy (422) and a request that does not validate (422, one readable line).
 
+The OpenAPI schema declares this body (``ErrorDetail``) and the statuses of each route:
+``openapi.py`` (``responses=error_responses(409)`` adds one to a route).
+
 >>> describe([{"loc": ("body", "id"), "msg": "String should match pattern"}])
 'id: String should match pattern'
 """

@@ -25,7 +25,7 @@ from qmtl.core.contracts import ActivationEvent
 from world_api.domain.evaluator import Change, WorldEngine
 from world_api.domain.policy import Policy
 from world_api.service import tables as t
-from world_api.service.broadcast import Broadcaster
+from world_api.service.broadcast import Broadcaster, world_event
 from world_api.service.errors import HTTPError
 from world_api.service.store import Store
 
@@ -119,11 +119,19 @@ class WorldService:
         self._engines.pop(world, None)
 
     def write(
-        self, world: str, fn: EngineChange, repair: Policy | None = None
+        self,
+        world: str,
+        fn: EngineChange,
+        repair: Policy | None = None,
+        live: list[tuple[str, dict[str, Any]]] | None = None,
     ) -> list[ActivationEvent]:
         """Run ``fn(engine)`` under the world's lock and commit what it returns; on any
         failure drop the in-memory engine so nothing half-applied survives. With ``repair``,
-        a world whose stored policy cannot be loaded gets an engine under that policy."""
+        a world whose stored policy cannot be loaded gets an engine under that policy.
+
+        Once committed, the dashboard's stream (:attr:`broadcast`) gets the items ``fn`` put
+        in ``live``, then a ``world`` event if the world's return may have moved (only while
+        someone subscribes)."""
         self.store.get_world(world)
         with self.lock(world):
             if self.relay is not None:
@@ -134,14 +142,20 @@ class WorldService:
                 if repair is None:
                     raise
                 engine = self._engines[world] = self.repaired_engine(world, repair)
+            watched = self.broadcast.subscribers(world) > 0
+            stamp = engine.world_stamp() if watched else None
             try:
                 changes, commit_args = fn(engine)
                 events = self.store.commit(world, engine, changes, **commit_args)
             except BaseException:
                 self.forget(world)
                 raise
+            moved = watched and engine.world_stamp() != stamp
+            published = [*(live or []), *([("world", world_event(engine))] if moved else [])]
         if events:
             self.version += 1
         if self.relay is not None:
             self.relay.publish(world)  # stored first, then published (outbox)
+        for name, data in published:  # committed: now the dashboard may see it
+            self.broadcast.publish(world, name, data)
         return events

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, bindparam, insert, literal, select, update
+from sqlalchemy import bindparam, insert, literal, select, update
 
 from qmtl.core.contracts import ActivationEvent
 from qmtl.core.db import Database, IntegrityError, MigratedStore
@@ -33,6 +33,7 @@ from qmtl.core.errors import QmtlError
 from world_api.domain.evaluator import Change, WorldEngine
 from world_api.domain.policy import Policy
 from world_api.service import tables as t
+from world_api.service.audit_log import AuditLog
 
 
 class StoreError(QmtlError):
@@ -63,6 +64,33 @@ class WorldInfo(BaseModel):
     mode: Literal["backtest", "paper", "live"] = "paper"
 
 
+class TokenInfo(BaseModel):
+    """A bearer token's public record: its short public ``id``, who it is for (``owner``),
+    its role and times (epoch ns; ``expires``/``revoked`` None when not set). The secret is
+    never part of it.
+
+    >>> TokenInfo(id="0a1b2c3d", owner="ci", role="viewer", created=0).status(now=1)
+    'active'
+    >>> TokenInfo(id="0a1b2c3d", owner="ci", role="viewer", created=0, expires=5).status(9)
+    'expired'
+    """
+
+    id: str
+    owner: str
+    role: str
+    created: int
+    expires: int | None = None
+    revoked: int | None = None
+
+    def status(self, now: int | None = None) -> Literal["active", "expired", "revoked"]:
+        """``revoked``, ``expired`` (at ``now``, epoch ns) or ``active``."""
+        if self.revoked is not None:
+            return "revoked"
+        if self.expires is not None and (now if now is not None else _now_ns()) >= self.expires:
+            return "expired"
+        return "active"
+
+
 def _now_ns() -> int:
     return time.time_ns()
 
@@ -84,7 +112,6 @@ _POLICY = (select(_p.version, _p.body).where(_p.world == bindparam("world"))
 _ADD_POLICY = insert(t.policies)
 _ADD_KEYS = insert(t.metric_keys)
 _ADD_EVENTS = insert(t.events)
-_ADD_AUDIT = insert(t.audit)
 _SEEN = select(literal(1)).where(
     _k.world == bindparam("world"), _k.strategy_id == bindparam("sid"),
     _k.run_id == bindparam("run"), _k.seq == bindparam("s"),
@@ -99,6 +126,9 @@ _FLAG_PLAN = (update(t.plans)
               .where(t.plans.c.id == bindparam("plan"),
                      t.plans.c.world == bindparam("plan_world"), t.plans.c.applied == 0)
               .values(applied=1))
+_TOKEN = select(t.tokens.c.id, t.tokens.c.owner, t.tokens.c.role, t.tokens.c.created,
+                t.tokens.c.expires, t.tokens.c.revoked, t.tokens.c.hash).where(
+    t.tokens.c.id.in_(bindparam("ids", expanding=True)))
 _STATES = select(t.strategy_state.c.strategy_id, t.strategy_state.c.state).where(
     t.strategy_state.c.world == bindparam("world"))
 _REALIZED = (select(t.world_returns.c.ts, t.world_returns.c.ret)
@@ -106,7 +136,7 @@ _REALIZED = (select(t.world_returns.c.ts, t.world_returns.c.ret)
              .order_by(t.world_returns.c.ts))
 
 
-class Store(MigratedStore):
+class Store(AuditLog, MigratedStore):
     """The world store on the database ``url`` names (see :func:`open_store`); opening it
     brings the schema to the latest migration."""
 
@@ -265,12 +295,10 @@ class Store(MigratedStore):
                 ]
                 if states:
                     conn.execute(self._put_states, states)
-                realized = engine.realized
-                if realized.dirty:
-                    at = dict(zip(*realized.points(), strict=True))
+                points = engine.realized.dirty_points()
+                if points:
                     conn.execute(self._put_points, [
-                        {"world": world, "ts": ts, "ret": at[ts]}
-                        for ts in sorted(realized.dirty)])
+                        {"world": world, "ts": ts, "ret": r} for ts, r in points])
                 if action:
                     self._audit(conn, world, actor, action, detail or {}, request_id)
         except IntegrityError:
@@ -311,92 +339,59 @@ class Store(MigratedStore):
         ]
 
     # -- tokens, audit, plans ----------------------------------------------------------------
-    def add_token(self, token_hash: str, role: str, name: str) -> None:
-        """Store a token's hash and role."""
-        with self.transaction() as conn:
-            conn.execute(
-                insert(t.tokens).values(hash=token_hash, role=role, name=name, created=_now_ns())
-            )
+    def add_token(self, info: TokenInfo, token_hash: str) -> None:
+        """Store a token's public record and the hash of its secret (Conflict when its id is
+        taken)."""
+        try:
+            with self.transaction() as conn:
+                conn.execute(insert(t.tokens).values(hash=token_hash, **info.model_dump()))
+                self._audit(conn, None, info.id, "token_create",
+                            info.model_dump(exclude={"id"}), "")
+        except IntegrityError:
+            raise Conflict(f"token id {info.id!r} is taken") from None
 
-    def token(self, token_hash: str) -> tuple[str, str] | None:
-        """``(role, name)`` of a token hash, or None."""
+    def token(self, token_id: str) -> tuple[TokenInfo, str] | None:
+        """``(record, stored hash)`` of the token with ``token_id``, or None."""
+        found = self.tokens_with_ids([token_id])
+        return found[0] if found else None
+
+    def tokens_with_ids(self, ids: Sequence[str]) -> list[tuple[TokenInfo, str]]:
+        """``(record, stored hash)`` of each token whose id is one of ``ids``."""
+        with self.transaction() as conn:
+            rows = conn.execute(_TOKEN, {"ids": list(ids)}).all()
+        return [(TokenInfo(id=r[0], owner=r[1], role=r[2], created=r[3], expires=r[4],
+                           revoked=r[5]), r[6]) for r in rows]
+
+    def list_tokens(self) -> list[TokenInfo]:
+        """Every token's public record (never its hash), oldest first."""
         k = t.tokens.c
         with self.transaction() as conn:
-            row = conn.execute(select(k.role, k.name).where(k.hash == token_hash)).first()
-        return (row[0], row[1]) if row else None
+            rows = conn.execute(select(k.id, k.owner, k.role, k.created, k.expires, k.revoked)
+                                .order_by(k.created, k.id)).all()
+        return [TokenInfo(id=r[0], owner=r[1], role=r[2], created=r[3], expires=r[4],
+                          revoked=r[5]) for r in rows]
 
-    def _audit(
-        self,
-        conn: Connection,
-        world: str | None,
-        actor: str,
-        action: str,
-        detail: dict[str, Any],
-        request_id: str,
-    ) -> None:
-        conn.execute(_ADD_AUDIT, {
-            "world": world, "ts": _now_ns(), "actor": actor, "action": action,
-            "detail": json.dumps(detail, default=str), "request_id": request_id,
-        })
-
-    def audit(
-        self,
-        world: str | None,
-        actor: str,
-        action: str,
-        detail: dict[str, Any],
-        request_id: str = "",
-    ) -> None:
-        """Record one audit row on its own."""
+    def revoke_token(self, token_id: str, actor: str = "cli") -> TokenInfo:
+        """Revoke a token now (NotFound when unknown; a revoked one keeps its first
+        revocation time) and audit it; returns its record."""
+        k = t.tokens.c
         with self.transaction() as conn:
-            self._audit(conn, world, actor, action, detail, request_id)
+            done = conn.execute(update(t.tokens).where(k.id == token_id, k.revoked.is_(None))
+                                .values(revoked=_now_ns()))
+            if done.rowcount == 1:
+                self._audit(conn, None, token_id, "token_revoke", {"by": actor}, "")
+        found = self.token(token_id)
+        if found is None:
+            raise NotFound(f"unknown token id {token_id!r}")
+        return found[0]
 
-    def audit_log(
-        self,
-        world: str,
-        limit: int = 1000,
-        *,
-        newest_first: bool = False,
-        before: int | None = None,
-        actor: str | None = None,
-        action: str | None = None,
-        since: int | None = None,
-        until: int | None = None,
-    ) -> list[dict[str, Any]]:
-        """The world's audit rows (oldest first, or ``newest_first``), at most ``limit``.
-
-        Each row carries its ``id``, increasing with time: ``before`` keeps rows with a
-        smaller id (the cursor of the next page of a newest-first listing is the last row's
-        id). ``actor``/``action`` keep rows that equal them; ``since``/``until`` keep rows
-        with ``since <= ts <= until`` (epoch ns).
-        """
-        a = t.audit.c
-        query = select(a.id, a.ts, a.actor, a.action, a.detail, a.request_id).where(
-            a.world == world)
-        if before is not None:
-            query = query.where(a.id < before)
-        if actor is not None:
-            query = query.where(a.actor == actor)
-        if action is not None:
-            query = query.where(a.action == action)
-        if since is not None:
-            query = query.where(a.ts >= since)
-        if until is not None:
-            query = query.where(a.ts <= until)
-        query = query.order_by(a.id.desc() if newest_first else a.id).limit(limit)
+    def rehash_token(self, token_id: str, old_hash: str, new_hash: str) -> None:
+        """Replace a token's stored hash, if it is still ``old_hash`` (an old store's unsalted
+        hash is replaced on the token's first use)."""
+        k = t.tokens.c
         with self.transaction() as conn:
-            rows = conn.execute(query).all()
-        return [
-            {
-                "id": int(r[0]),
-                "ts": r[1],
-                "actor": r[2],
-                "action": r[3],
-                "detail": json.loads(r[4]),
-                "request_id": r[5],
-            }
-            for r in rows
-        ]
+            conn.execute(update(t.tokens).where(k.id == token_id, k.hash == old_hash)
+                         .values(hash=new_hash))
 
     def save_plan(self, plan_id: str, world: str, base_seq: int, body: dict[str, Any]) -> None:
         """Store an allocation plan."""

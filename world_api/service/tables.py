@@ -78,10 +78,13 @@ metric_keys = Table(
 tokens = Table(
     "tokens",
     metadata,
-    Column("hash", Text, primary_key=True),
+    Column("id", Text, primary_key=True),  # public, short; part of the token itself
+    Column("owner", Text, nullable=False),
     Column("role", Text, nullable=False),
-    Column("name", Text, nullable=False),
+    Column("hash", Text, nullable=False),  # "<scheme>$<salt>$<digest>" (see auth.py)
     Column("created", BigInteger, nullable=False),
+    Column("expires", BigInteger),
+    Column("revoked", BigInteger),
 )
 
 audit = Table(

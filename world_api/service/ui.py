@@ -1,11 +1,12 @@
-"""The world dashboard (``/ui``) and the API docs (``/docs``), all served locally.
+"""The world dashboard (``/ui``) and the API docs (``/docs``, ``/redoc``), all served locally.
 
 The pages are one static HTML shell; plain JavaScript modules (``static/``, no build step)
 read the path, ask the JSON API for the data with the page's bearer token and draw it with
 plotly.js, which comes from the ``plotly`` Python package (its bundled ``plotly.min.js``).
-Swagger UI uses the assets bundled by ``fastapi-offline``. Nothing is fetched from the
-internet, so the dashboard and the docs work offline. ReDoc (``/redoc``) is off: its bundle
-loads its logo from ``cdn.redoc.ly`` and has no option to stop it.
+Swagger UI and ReDoc use the assets bundled by ``fastapi-offline``. Nothing is fetched from the
+internet, so the dashboard and the docs work offline: ReDoc's bundle would load its logo from
+``cdn.redoc.ly`` (it has no option not to), so it is served with that one URL replaced by an
+empty inline image.
 
 Two small read-only endpoints serve the pages: ``GET /ui/api/session`` says whether the
 page's token is good and what its role is (always 200, so a page without a token asks for
@@ -25,26 +26,34 @@ one without a failed request in the console) and which optional endpoints this s
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import fastapi_offline
-from fastapi import APIRouter, FastAPI, Header, Request
-from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from qmtl.core.contracts import WorldId
-from world_api.service.deps import ServiceDep, ViewerDep, require
+from world_api.service.deps import BearerDep, ServiceDep, ViewerDep, require
 from world_api.service.errors import HTTPError
 from world_api.service.store import NotFound
 
 STATIC = Path(__file__).resolve().parent / "static"
 """The dashboard's own assets (HTML shell, JavaScript modules, CSS)."""
 DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
-"""Swagger UI assets bundled by ``fastapi-offline``."""
+"""Swagger UI and ReDoc assets bundled by ``fastapi-offline``."""
+REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+"""The one URL ReDoc's bundle fetches by itself (its footer logo)."""
+EMPTY_SVG = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'/%3E"
 VENDOR_CACHE = {"Cache-Control": "public, max-age=86400"}
 """Third-party assets change only with their package: the browser may keep them a day."""
 
@@ -116,20 +125,21 @@ def strategy_page(world: str, strategy_id: str) -> HTMLResponse:
 
 
 @router.get("/api/session")
-def session(
-    request: Request,
-    svc: ServiceDep,
-    authorization: Annotated[str | None, Header()] = None,
-) -> dict[str, Any]:
-    """``{authenticated, name, role, detail, insecure_dev, features}`` for the caller's
-    token; 200 even when it is missing or unknown (``authenticated`` false, ``detail``
-    says why)."""
+def session(request: Request, svc: ServiceDep, credentials: BearerDep = None) -> dict[str, Any]:
+    """``{authenticated, id, name, role, detail, insecure_dev, features}`` for the caller's
+    token (``name`` is its owner); 200 even when it is missing or does not authenticate
+    (``authenticated`` false, ``detail`` says why). A token that fails is audited as on any
+    endpoint; a page that offers none is not an authentication failure and is not."""
     out: dict[str, Any] = {"insecure_dev": svc.insecure_dev, "features": features(request.app)}
+    no = {**out, "authenticated": False, "id": None, "name": None, "role": None}
+    if not svc.insecure_dev and (credentials is None or not credentials.credentials.strip()):
+        return {**no, "detail": "missing bearer token: pass 'Authorization: Bearer <token>'"}
     try:
-        actor = require("viewer")(request, svc, authorization)
+        actor = require("viewer")(request, svc, credentials)
     except HTTPError as exc:
-        return {**out, "authenticated": False, "name": None, "role": None, "detail": exc.detail}
-    return {**out, "authenticated": True, "name": actor.name, "role": actor.role, "detail": ""}
+        return {**no, "detail": exc.detail}
+    return {**out, "authenticated": True, "id": actor.id, "name": actor.owner,
+            "role": actor.role, "detail": ""}
 
 
 @router.get("/api/worlds/{world}/last-plan")
@@ -151,6 +161,23 @@ def last_plan(world: WorldId, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
     return {"world": world, "plan": plan}
 
 
+@functools.cache
+def redoc_js() -> bytes:
+    """ReDoc's standalone bundle with its CDN logo replaced by an empty inline image.
+
+    >>> REDOC_LOGO.encode() in redoc_js(), len(redoc_js()) > 500_000
+    (False, True)
+    """
+    text = (DOCS_ASSETS / "redoc.standalone.js").read_bytes()
+    return text.replace(REDOC_LOGO.encode(), EMPTY_SVG.encode())
+
+
+@router.get("/vendor/redoc.standalone.js")
+def redoc_asset() -> Response:
+    """ReDoc, made to fetch nothing from the internet."""
+    return Response(redoc_js(), media_type="text/javascript", headers=VENDOR_CACHE)
+
+
 @router.get("/vendor/plotly.min.js")
 def plotly_asset() -> FileResponse:
     """plotly.js from the ``plotly`` package."""
@@ -158,8 +185,9 @@ def plotly_asset() -> FileResponse:
 
 
 def install(app: FastAPI) -> None:
-    """Add the dashboard, its assets, and the offline ``/docs`` page (Swagger UI) to ``app``
-    (made with ``docs_url=None, redoc_url=None``: FastAPI's own pages load from a CDN).
+    """Add the dashboard, its assets, and the offline ``/docs`` (Swagger UI) and ``/redoc``
+    pages to ``app`` (made with ``docs_url=None, redoc_url=None``: FastAPI's own pages load
+    their assets from a CDN).
 
     >>> app = FastAPI(docs_url=None, redoc_url=None)
     >>> install(app)
@@ -187,3 +215,13 @@ def install(app: FastAPI) -> None:
     @app.get(oauth2, include_in_schema=False)
     def swagger_ui_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title=f"{title} - ReDoc",
+            redoc_js_url="/ui/vendor/redoc.standalone.js",
+            redoc_favicon_url="/ui/vendor/docs/favicon.png",
+            with_google_fonts=False,
+        )

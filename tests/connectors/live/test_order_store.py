@@ -46,6 +46,18 @@ def test_metric_updates_queue_once_in_order(store):
     assert store.last_update("w", "s", "other run") is None
 
 
+def test_an_update_queued_before_returns_had_times_is_read_without_them(store):
+    """A live run queued before the contract change resumes: its last update's metrics and
+    bar count are read; its bare returns (no times) are left out."""
+    old = ('{"world": "w", "strategy_id": "s", "run_id": "r", "seq": 3, "mode": "paper", '
+           '"as_of": 3, "n_bars": 3, "metrics": {"sharpe": 1.5}, "returns": [0.1, 0.2]}')
+    with store.transaction() as conn:
+        conn.execute(order_tables.metric_updates.insert().values(
+            world="w", strategy_id="s", run_id="r", seq=3, body=old))
+    got = store.last_update("w", "s", "r")
+    assert (got.n_bars, got.metrics, got.returns) == (3, {"sharpe": 1.5}, [])
+
+
 def test_a_resumed_report_takes_metrics_the_store_has_and_metrics_json_lacks(store, tmp_path):
     # killed after an update was queued but before metrics.json was rewritten
     from qmtl.live import RunReport

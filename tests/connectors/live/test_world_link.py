@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from connectors.live import order_tables
 from connectors.live.order_store import open_order_store
 from connectors.live.world_link import (
     ActivationSubscriber,
@@ -131,4 +132,23 @@ def test_poster_drops_a_batch_the_world_refuses(world, tmp_path):
         poster = MetricsPoster(outbox, url, None, "w1")
         assert poster.post_once(client) == 1
     assert outbox.unsent_updates("w1") == []
+    outbox.close()
+
+
+def test_updates_queued_before_returns_had_times_still_reach_the_world(world, tmp_path):
+    """An update queued in the old form (bare returns) goes without its returns, and the
+    current-form update batched with it is not refused with it."""
+    url, _, _ = world
+    outbox = open_order_store(str(tmp_path / "orders.db"))
+    old = ('{"world": "w1", "strategy_id": "old", "run_id": "r", "seq": 1, "mode": "paper", '
+           '"as_of": 1, "n_bars": 7, "metrics": {"sharpe": 1.5}, "returns": [0.1, 0.2]}')
+    with outbox.transaction() as conn:
+        conn.execute(order_tables.metric_updates.insert().values(
+            world="w1", strategy_id="old", run_id="r", seq=1, body=old))
+    outbox.queue_update(ups(("new", 1, 1.0))[0])
+    with WorldServiceClient(url) as client:
+        assert MetricsPoster(outbox, url, None, "w1").post_once(client) == 2
+        assert client.strategy("w1", "old")["n_bars"] == 7
+        assert client.strategy_returns("w1", "old")["points"] == []
+        assert len(client.strategy_returns("w1", "new")["points"]) == 30
     outbox.close()

@@ -30,6 +30,9 @@ CASES: dict[str, tuple[int, dict]] = {
     "wma": (1, {"n": 4}),
     "rolling_apply": (1, {"n": 3, "fn": np.ptp}),
     "ema": (1, {"n": 3, "alpha": 0.5}),
+    "ts_rank": (1, {"n": 4}),
+    "ts_cov": (2, {"n": 4}),
+    "ts_corr": (2, {"n": 4}),
 }
 
 

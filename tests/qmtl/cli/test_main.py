@@ -59,7 +59,7 @@ def test_demo_backtest_prints_metrics_and_writes_outputs(demo_data, tmp_path):
     assert list(doc["metrics"]) == list(METRIC_NAMES)
     assert doc["symbols"] == ["AAPL", "MSFT"]
     table = pq.read_table(out / "bars.parquet")
-    assert table.column_names == ["ts", "symbol", "weight", "return", "equity"]
+    assert table.column_names == ["ts", "symbol", "weight", "return", "equity", "close"]
     assert set(table.column("symbol").to_pylist()) == {"AAPL", "MSFT"}
     assert doc["metrics"]["n_bars"] == table.num_rows / 2
 

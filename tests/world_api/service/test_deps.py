@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 
 from tests.world_api.service.conftest import update
 from world_api.service.app import create_app
-from world_api.service.auth import create_token
+from world_api.service.auth import create_token, token_id
 from world_api.service.store import open_store
 
 
@@ -30,6 +30,8 @@ def test_tokens_roles_and_audit(store_url):
         assert c.post("/worlds/w1/metrics", json=update("a", 1), headers=h(dev)).status_code == 200
         assert c.get("/worlds/w1/activation", headers=h(viewer)).status_code == 200
         audit = c.get("/worlds/w1/audit", headers=h(viewer)).json()[::-1]  # newest first
-        assert [(a["actor"], a["action"], a["request_id"]) for a in audit] == [
-            ("boss", "create_world", "req-42"), ("quant", "post_metrics", "req-42")]
+        # the actor is the token's public id, its owner beside it
+        assert [(a["actor"], a["owner"], a["action"], a["request_id"]) for a in audit] == [
+            (token_id(op), "boss", "create_world", "req-42"),
+            (token_id(dev), "quant", "post_metrics", "req-42")]
     store.close()

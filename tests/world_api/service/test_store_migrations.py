@@ -30,9 +30,12 @@ from world_api.service.store import (
     VERSION_TABLE,
     Conflict,
     Store,
+    TokenInfo,
     WorldInfo,
     open_store,
 )
+
+HEAD = head_revision(MIGRATIONS)
 
 # The DDL of world_api/service/store.py before it had migrations (commit 77c3deb), verbatim.
 V0_DDL: list[str] = [
@@ -140,8 +143,8 @@ def test_a_version_0_store_upgrades_in_place_and_keeps_every_row(store_url):
         store = open_store(store_url)
     try:
         assert [m.split(": ", 1)[1] for m in said] == [
-            "schema upgraded from before migrations to 0003"]
-        assert store.db.revision(VERSION_TABLE) == head_revision(MIGRATIONS) == "0003"
+            f"schema upgraded from before migrations to {HEAD}"]
+        assert store.db.revision(VERSION_TABLE) == HEAD
         assert "schema_version" not in db_tables(store)  # the version table replaces it
         assert store.get_world("w1") == WorldInfo(id="w1", name="demo", capital=2.5e6,
                                                   mode="live")
@@ -157,7 +160,10 @@ def test_a_version_0_store_upgrades_in_place_and_keeps_every_row(store_url):
                 for e in evs] == [(1, 14, "a", True, 0.1 + 0.2, "in: top 2", 2),
                                   (2, 15, "b", False, 0.0, "out", 2)]
         assert store.seen_keys("w1", [("a", "r", 3), ("a", "r", 4)]) == {("a", "r", 3)}
-        assert store.token("h4sh") == ("operator", "boss")
+        # the old token row: its id is its hash's first 8 hex digits (this one is shorter),
+        # its name its owner, its hash marked as the old unsalted scheme
+        assert store.token("h4sh") == (
+            TokenInfo(id="h4sh", owner="boss", role="operator", created=16), "sha256$h4sh")
         assert store.get_plan("w1", "p1") == (2, {"weights": {"a": 1.0}}, True)
         # the upgraded store takes new writes after the old rows: seqs and audit ids go on
         events = store.commit("w1", loaded, [Change(strategy_id="b", active=True, weight=0.5,
@@ -175,7 +181,7 @@ def test_a_version_0_store_upgrades_in_place_and_keeps_every_row(store_url):
     with db_messages() as said:
         again = open_store(store_url)  # opening an upgraded store changes nothing
     try:
-        assert again.db.revision(VERSION_TABLE) == "0003" and again.world_seq("w1") == 3
+        assert again.db.revision(VERSION_TABLE) == HEAD and again.world_seq("w1") == 3
         assert said == []
     finally:
         again.close()
@@ -230,7 +236,7 @@ def test_stores_opened_at_once_on_a_new_database_migrate_once(store_url):
         assert [w.id for w in opened[3].list_worlds()] == ["w1"]
         with opened[0].transaction() as conn:
             assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).all() == [
-                ("0003",)]
+                (HEAD,)]
     finally:
         for s in opened:
             s.close()
@@ -262,7 +268,7 @@ def test_both_stores_opened_at_once_each_migrate(store_url, tmp_path, shared):
         assert failed == [] and len(opened) == 8
         worlds = [s for s in opened if isinstance(s, Store)]
         orders = [s for s in opened if not isinstance(s, Store)]
-        assert {s.db.revision(VERSION_TABLE) for s in worlds} == {"0003"}
+        assert {s.db.revision(VERSION_TABLE) for s in worlds} == {HEAD}
         assert {s.db.revision(ORDERS_VERSION_TABLE) for s in orders} == {"0001"}
         assert "worlds" not in db_tables(orders[0]) or shared
     finally:

@@ -13,11 +13,13 @@ from fastapi import APIRouter
 
 from qmtl.core.contracts import WorldId
 from world_api.service.deps import ServiceDep, ViewerDep
+from world_api.service.openapi import error_responses
+from world_api.service.responses import ActivationTable
 
 router = APIRouter(prefix="/worlds/{world}/activation", tags=["activation"])
 
 
-@router.get("")
+@router.get("", response_model=ActivationTable, responses=error_responses(409))
 def activation(world: WorldId, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
     """``{world, seq, policy_version, strategies: [{strategy_id, active, weight, status,
     rank}]}``."""

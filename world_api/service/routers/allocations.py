@@ -18,6 +18,8 @@ from qmtl.core.contracts import WorldId
 from world_api.domain.evaluator import Change, WorldEngine
 from world_api.service.deps import OperatorDep, ServiceDep, ViewerDep
 from world_api.service.errors import HTTPError
+from world_api.service.openapi import error_responses
+from world_api.service.responses import Applied, Plan, Weights
 
 router = APIRouter(prefix="/worlds/{world}/allocations", tags=["allocations"])
 
@@ -33,7 +35,7 @@ class ApplyRequest(BaseModel):
     overrides: dict[str, float] = Field(default_factory=dict)
 
 
-@router.get("")
+@router.get("", response_model=Weights, responses=error_responses(409))
 def allocations(world: WorldId, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
     """The active strategies' published weights with the seq they are at."""
     svc.store.get_world(world)
@@ -45,7 +47,7 @@ def allocations(world: WorldId, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]
         }
 
 
-@router.post("/plan")
+@router.post("/plan", response_model=Plan, responses=error_responses(409))
 def plan(world: WorldId, svc: ServiceDep, who: OperatorDep) -> dict[str, Any]:
     """Save and return a plan: current and proposed weights and what would change."""
     svc.store.get_world(world)
@@ -66,7 +68,8 @@ def plan(world: WorldId, svc: ServiceDep, who: OperatorDep) -> dict[str, Any]:
     return {"world": world, "plan_id": plan_id, "base_seq": base_seq, **body}
 
 
-@router.post("/apply")
+@router.post("/apply", response_model=Applied, responses=error_responses(
+    409, s409="The plan was applied already, or the world changed since it was made."))
 def apply(world: WorldId, req: ApplyRequest, svc: ServiceDep, who: OperatorDep) -> dict[str, Any]:
     """Apply a plan's proposed weights (with ``overrides``); 409 when it was applied
     already or the world changed since, 422 for a weight out of bounds."""

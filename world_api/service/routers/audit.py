@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
 
 from qmtl.core.contracts import WorldId
 from world_api.service.deps import StoreDep, ViewerDep
@@ -26,7 +27,26 @@ NEXT_CURSOR = "X-Next-Cursor"
 """The response header holding the ``before`` of the next page."""
 
 
-@router.get("")
+class AuditRow(BaseModel):
+    """One row of the audit log, as served.
+
+    >>> AuditRow(id=1, ts=0, actor="0a1b2c3d", owner="ci", action="plan", detail={},
+    ...          request_id="r").owner
+    'ci'
+    """
+
+    id: int
+    ts: int = Field(description="epoch ns")
+    actor: str = Field(description="the token id of whoever acted")
+    owner: str | None = Field(description="that token's owner (None: no token id)")
+    action: str
+    detail: dict[str, Any]
+    request_id: str
+
+
+@router.get("", response_model=list[AuditRow], responses={200: {"headers": {
+    NEXT_CURSOR: {"description": "the `before` of the next page; absent on the last",
+                  "schema": {"type": "string"}}}}})
 def audit(
     world: WorldId,
     store: StoreDep,

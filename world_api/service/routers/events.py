@@ -18,10 +18,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse
 
-from qmtl.core.contracts import WorldId
+from qmtl.core.contracts import ActivationEvent, WorldId
 from world_api.service.deps import ServiceDep, ViewerDep
 from world_api.service.errors import HTTPError
-from world_api.service.event_stream import SEP, activation_events, keep_alive
+from world_api.service.event_stream import KEEP_ALIVE, SEP, activation_events, keep_alive
+from world_api.service.openapi import sse_responses
 
 router = APIRouter(prefix="/worlds/{world}/events", tags=["events"])
 
@@ -55,7 +56,10 @@ def parse_last_event_id(value: str) -> int:
     return int(text)
 
 
-@router.get("")
+@router.get("", response_class=EventSourceResponse, responses=sse_responses(
+    "The world's activation events (`event: activation`, `id:` its seq, `data:` the "
+    "ActivationEvent as JSON) and keep-alives (`event: keep-alive`, no data).",
+    ActivationEvent, ("activation", KEEP_ALIVE)))
 async def events(
     world: WorldId,
     svc: ServiceDep,

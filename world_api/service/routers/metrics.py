@@ -15,9 +15,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from qmtl.core.contracts import MetricsUpdate, WorldId
 from world_api.domain.evaluator import Change, StaleUpdate, WorldEngine
+from world_api.service.broadcast import metrics_event
 from world_api.service.deps import Actor, DeveloperDep, ServiceDep
 from world_api.service.errors import HTTPError, describe
-from world_api.service.routers.world_returns import metrics_event, world_event
+from world_api.service.openapi import error_responses, request_body
+from world_api.service.responses import Ingested
 from world_api.service.state import WorldService
 
 router = APIRouter(prefix="/worlds/{world}/metrics", tags=["metrics"])
@@ -25,7 +27,9 @@ _ONE = TypeAdapter(MetricsUpdate)
 _MANY = TypeAdapter(list[MetricsUpdate])
 
 
-@router.post("")
+@router.post("", response_model=Ingested, responses=error_responses(409),
+             openapi_extra=request_body(
+    MetricsUpdate | list[MetricsUpdate], description="One MetricsUpdate, or a list of them."))
 async def post_metrics(
     world: WorldId, request: Request, svc: ServiceDep, who: DeveloperDep
 ) -> Any:
@@ -62,7 +66,6 @@ def ingest(
             fresh.append(u)
             fresh_keys.append(k)
         watched = svc.broadcast.subscribers(world) > 0
-        stamp = engine.world_stamp() if watched else None
         for u in fresh:
             try:
                 changes += engine.ingest(u)
@@ -70,8 +73,6 @@ def ingest(
                 raise HTTPError(409, str(exc)) from None
             if watched:
                 live.append(("metrics", metrics_event(engine, u)))
-        if watched and engine.world_stamp() != stamp:
-            live.append(("world", world_event(engine)))
         detail = {
             "updates": len(fresh),
             "duplicates": duplicates,
@@ -85,9 +86,7 @@ def ingest(
             "request_id": who.request_id,
         }
 
-    events = svc.write(world, change)
-    for name, data in live:  # committed: now the dashboard may see it
-        svc.broadcast.publish(world, name, data)
+    events = svc.write(world, change, live=live)
     return {
         "accepted": len(updates) - duplicates,
         "duplicates": duplicates,

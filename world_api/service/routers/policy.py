@@ -13,14 +13,19 @@ from fastapi import APIRouter, Query, Request
 
 from qmtl.core.contracts import INT64_MAX, WorldId
 from world_api.domain.evaluator import Change, WorldEngine
-from world_api.domain.policy import parse_policy
+from world_api.domain.policy import Policy, parse_policy
 from world_api.service.deps import OperatorDep, ServiceDep, StoreDep, ViewerDep
+from world_api.service.openapi import error_responses, request_body
+from world_api.service.responses import PolicySet, PolicyVersion
 from world_api.service.state import read_policy
 
 router = APIRouter(prefix="/worlds/{world}/policy", tags=["policy"])
 
 
-@router.put("")
+@router.put("", response_model=PolicySet, responses=error_responses(409),
+            openapi_extra=request_body(
+    Policy, text=("application/yaml",),
+    description="The policy, as JSON or YAML (every field optional; see docs/world.md)."))
 async def put_policy(
     world: WorldId, request: Request, svc: ServiceDep, who: OperatorDep
 ) -> Any:
@@ -46,7 +51,7 @@ async def put_policy(
     return {"world": world, "version": version, "events": [e.model_dump() for e in events]}
 
 
-@router.get("")
+@router.get("", response_model=PolicyVersion, responses=error_responses(409))
 def get_policy(
     world: WorldId,
     store: StoreDep,

@@ -24,11 +24,20 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from qmtl.core.contracts import INT64_MAX, INT64_MIN, MetricsUpdate, WorldId
+from qmtl.core.contracts import INT64_MAX, INT64_MIN, WorldId
 from world_api.domain.evaluator import WorldEngine
 from world_api.domain.world_returns import with_equity
+from world_api.service.broadcast import world_event
 from world_api.service.deps import ServiceDep, ViewerDep
-from world_api.service.event_stream import SEP, keep_alive
+from world_api.service.event_stream import KEEP_ALIVE, SEP, keep_alive
+from world_api.service.openapi import sse_responses
+from world_api.service.responses import (
+    StrategyReturns,
+    StrategyUpdate,
+    WorldMetrics,
+    WorldReturns,
+    WorldUpdate,
+)
 from world_api.service.state import WorldService
 from world_api.service.store import NotFound
 
@@ -43,42 +52,12 @@ After = Annotated[int | None, Query(ge=INT64_MIN, le=INT64_MAX,
 Limit = Annotated[int, Query(ge=1, le=MAX_POINTS, description="at most this many points")]
 
 
-def world_event(engine: WorldEngine) -> dict[str, Any]:
-    """The ``world`` event's data: the latest realized point (or None) and the metrics.
-
-    >>> from world_api.domain.policy import Policy
-    >>> world_event(WorldEngine(Policy()))["realized"] is None
-    True
-    """
-    ts, r = engine.realized.arrays()
-    last = None
-    if len(ts):
-        last = {"ts": int(ts[-1]), "return": float(r[-1]),
-                "equity": float(engine.realized.equity()[-1])}
-    return {"realized": last, "metrics": engine.world_metrics()}
-
-
-def metrics_event(engine: WorldEngine, update: MetricsUpdate) -> dict[str, Any]:
-    """The ``metrics`` event's data for an accepted ``update`` (the strategy's state after
-    it)."""
-    view = engine.view(update.strategy_id)
-    return {
-        "strategy_id": view.strategy_id,
-        "n_bars": view.n_bars,
-        "as_of": update.as_of,
-        "metrics": view.metrics,
-        "active": view.active,
-        "weight": view.weight,
-        "rank": view.rank,
-    }
-
-
 def _read(svc: WorldService, world: str) -> WorldEngine:
     svc.store.get_world(world)
     return svc.engine(world)
 
 
-@router.get("/returns")
+@router.get("/returns", response_model=WorldReturns, response_model_by_alias=True)
 def world_returns(
     world: WorldId,
     svc: ServiceDep,
@@ -98,14 +77,15 @@ def world_returns(
     return {"world": world, "kind": kind, "points": points}
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_model=WorldMetrics)
 def world_metrics(world: WorldId, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
     """The realized and pro forma metrics of the world's return."""
     with svc.lock(world):
         return {"world": world, **_read(svc, world).world_metrics()}
 
 
-@router.get("/strategies/{strategy_id}/returns")
+@router.get("/strategies/{strategy_id}/returns", response_model=StrategyReturns,
+            response_model_by_alias=True)
 def strategy_returns(
     world: WorldId,
     strategy_id: str,
@@ -128,7 +108,11 @@ def _snapshot(svc: WorldService, world: str) -> dict[str, Any]:
         return world_event(svc.engine(world))
 
 
-@router.get("/updates")
+@router.get("/updates", response_class=EventSourceResponse, responses=sse_responses(
+    "The world's live updates from memory: `event: world` (a snapshot on connecting, then "
+    "each time the world return moves), `event: metrics` after each accepted update, and "
+    "keep-alives (`event: keep-alive`, no data). Not stored, not resumable.",
+    WorldUpdate | StrategyUpdate, ("world", "metrics", KEEP_ALIVE)))
 async def updates(
     world: WorldId,
     svc: ServiceDep,
@@ -137,10 +121,10 @@ async def updates(
 ) -> EventSourceResponse:
     """Stream the world's live updates (see the module docstring)."""
     await asyncio.to_thread(svc.store.get_world, world)
-    sub = svc.broadcast.subscribe(world)  # before answering: nothing after this is missed
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        with sub:
+        # subscribed before the snapshot is taken: whatever changes after it is streamed
+        with svc.broadcast.subscribe(world) as sub:
             first = await asyncio.to_thread(_snapshot, svc, world)
             yield ServerSentEvent(data=json.dumps(first), event="world", sep=SEP)
             while True:

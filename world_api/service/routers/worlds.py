@@ -13,13 +13,15 @@ from fastapi import APIRouter
 from qmtl.core.contracts import WorldId, no_control_chars
 from world_api.service.deps import OperatorDep, StoreDep, ViewerDep
 from world_api.service.errors import HTTPError
+from world_api.service.openapi import error_responses
+from world_api.service.responses import WorldView
 from world_api.service.state import read_policy
 from world_api.service.store import WorldInfo
 
 router = APIRouter(prefix="/worlds", tags=["worlds"])
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=error_responses(409, s409="The world exists."))
 def create_world(info: WorldInfo, store: StoreDep, who: OperatorDep) -> WorldInfo:
     """Create a world (its policy starts as the default, version 1); 409 if it exists,
     422 if its name holds a control character (PostgreSQL cannot store a NUL)."""
@@ -37,7 +39,7 @@ def list_worlds(store: StoreDep, _: ViewerDep) -> list[WorldInfo]:
     return store.list_worlds()
 
 
-@router.get("/{world}")
+@router.get("/{world}", response_model=WorldView, responses=error_responses(409))
 def get_world(world: WorldId, store: StoreDep, _: ViewerDep) -> dict[str, Any]:
     """A world with its policy version and event seq."""
     info = store.get_world(world)
