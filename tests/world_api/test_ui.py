@@ -94,8 +94,12 @@ def test_the_session_says_who_the_token_is_and_never_fails(app_store):
     assert no["detail"].startswith("missing bearer token")
     bad = client.get("/ui/api/session", headers={"Authorization": "Bearer qmtl_x"})
     assert bad.status_code == 200 and bad.json()["detail"] == "unknown token"
+    # a token that fails is audited as on any endpoint; a page offering none is not
+    failures = [r["detail"]["path"] for r in store.audit_log(None, action="auth_failed")]
+    assert failures == ["/ui/api/session"]
     ok = client.get("/ui/api/session", headers={"Authorization": f"Bearer {viewer}"}).json()
     assert (ok["authenticated"], ok["name"], ok["role"]) == (True, "vic", "viewer")
+    assert ok["id"] and ok["id"] in viewer
     assert ok["insecure_dev"] is False
     # the optional endpoints are flagged by what the app routes, not guessed
     paths = [p for p, ops in client.get("/openapi.json").json()["paths"].items() if "get" in ops]
