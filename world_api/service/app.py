@@ -33,6 +33,7 @@ from world_api.service.openapi import document
 from world_api.service.routers import ROUTERS
 from world_api.service.state import WorldService
 from world_api.service.store import Store, open_store
+from world_api.service.ui import install as install_ui
 
 log = logging.getLogger("qmtl.world")
 DESCRIPTION = (
@@ -162,8 +163,9 @@ def create_app(
         if relay is not None:
             relay.close()
 
+    # /docs and /redoc are served with local assets by the dashboard module (ui.py)
     app = FastAPI(title="QMTL WorldService", version="0.1.0", lifespan=lifespan,
-                  description=DESCRIPTION)
+                  description=DESCRIPTION, docs_url=None, redoc_url=None)
     app.state.service = svc
     app.state.auth_failures = FailureLimiter()
     if insecure_dev:
@@ -177,4 +179,5 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     document(app)  # after the routers: every route gets the error statuses it can answer
+    install_ui(app)
     return app
