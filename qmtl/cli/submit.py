@@ -8,9 +8,11 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from qmtl.cli.common import (
     CostOpt,
@@ -23,6 +25,7 @@ from qmtl.cli.common import (
     SymbolsOpt,
     console,
     errors_as_exit,
+    format_metric,
     make_provider,
     metrics_table,
     print_notes,
@@ -129,3 +132,27 @@ def print_submit_result(result: SubmitResult) -> None:
     for hint in result.improvement_hints:
         console.print(f"  [yellow]hint:[/] {hint}", highlight=False)
     console.print(metrics_table("metrics", result.metrics))
+    if result.world_metrics:
+        console.print(world_change_table(result.world_metrics))
+
+
+def world_change_table(world_metrics: dict[str, dict[str, float]]) -> Table:
+    """The world's pro forma metrics before and after the strategy joined, and the change.
+
+    >>> t = world_change_table({"before": {"sharpe": 1.0}, "after": {"sharpe": 1.2},
+    ...                         "change": {"sharpe": 0.2}})
+    >>> t.row_count, [c.header for c in t.columns]
+    (1, ['world (pro forma)', 'before', 'after', 'change'])
+    """
+    table = Table(show_header=True, header_style="bold")
+    for name in ("world (pro forma)", "before", "after", "change"):
+        table.add_column(name, justify="left" if name.startswith("world") else "right")
+    before, after = world_metrics.get("before", {}), world_metrics.get("after", {})
+    change = world_metrics.get("change", {})
+    for name in dict.fromkeys([*before, *after]):
+        delta = change.get(name, float("nan"))
+        sign = "+" if math.isfinite(delta) and delta > 0 else ""
+        table.add_row(name, format_metric(name, before.get(name, float("nan"))),
+                      format_metric(name, after.get(name, float("nan"))),
+                      sign + format_metric(name, delta))
+    return table

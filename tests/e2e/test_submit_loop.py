@@ -138,6 +138,13 @@ def test_cli_submit_dry_run_status_and_events(world, tmp_path):
     real = runner.invoke(cli_app, ["submit", str(strat), *common])
     assert real.exit_code == 0, real.output
     assert "active" in real.output and "sharpe" in real.output
+    # the world's pro forma metrics before and after it joined, as the API says them
+    assert "world (pro forma)" in real.output
+    after = httpx.get(f"{url}/worlds/demo/metrics", headers={"Authorization": f"Bearer {dev}"})
+    sharpe_after = after.json()["pro_forma"]["metrics"]["sharpe"]
+    world_row = next(line for line in real.output.splitlines()
+                     if "sharpe" in line and "│" in line and line.count("│") >= 4)
+    assert f"{sharpe_after:.3f}" in world_row
     status = runner.invoke(cli_app, ["world", "status", "demo", "--url", url, "--token", dev])
     assert status.exit_code == 0 and "Trend" in status.output
     events = runner.invoke(cli_app, ["world", "events", "demo", "--url", url, "--token", dev])
