@@ -34,6 +34,7 @@ from connectors.data.synthetic import generate_bars
 from qmtl import Strategy, backtest, latch
 from qmtl.core.bars import Batch
 from qmtl.core.intervals import periods_per_year
+from qmtl.sweep.cluster import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -310,21 +311,6 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 
 
 # -- processes and a broker ------------------------------------------------------------------
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct TCP ports free on 127.0.0.1 right now.
-
-    >>> len(set(free_ports(3)))
-    3
-    """
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def wait_port(port: int, timeout: float = 30.0) -> None:

@@ -38,7 +38,7 @@ from qmtl.core.bars import Batch
 from qmtl.core.errors import QmtlError
 from qmtl.core.fingerprint import dataset_fingerprint
 from qmtl.core.intervals import periods_per_year as default_ppy
-from qmtl.core.times import parse_time
+from qmtl.core.times import time_bound
 from qmtl.pages import small_pages
 from qmtl.result import SERIES, BacktestResult, ParamValue, json_settings
 from qmtl.sources import (
@@ -75,15 +75,6 @@ def make_strategy(
 
 def _instance_params(s: Strategy) -> dict[str, ParamValue]:
     return {k: getattr(s, k) for k in type(s).parameters()}
-
-
-def _to_ns(value: str | int | None, what: str) -> int | None:
-    if value is None or isinstance(value, int):
-        return value
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        raise BacktestError(f"{what}: {exc}") from None
 
 
 def to_spec(
@@ -167,7 +158,8 @@ def backtest(
         raise BacktestError(
             f"{s.name} has no symbols: set `symbols = [...]` on the class or pass --symbols"
         )
-    start_ns, end_ns = _to_ns(start, "start"), _to_ns(end, "end")
+    start_ns = time_bound(start, "start", BacktestError)
+    end_ns = time_bound(end, "end", BacktestError)
     if start_ns is not None and end_ns is not None and start_ns > end_ns:
         raise BacktestError(f"empty date range: start {start} is after end {end}")
     provider: SeamlessDataProvider | None = None

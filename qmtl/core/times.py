@@ -43,3 +43,24 @@ def parse_time(text: str) -> int:
         value = value.replace(tzinfo=dt.UTC)
     delta = value - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def time_bound(
+    value: str | int | None, what: str, error: type[Exception] = ValueError
+) -> int | None:
+    """A ``start``/``end`` given as ISO text or ns, as ns (None stays None); a malformed text
+    is an ``error`` naming ``what``.
+
+    >>> time_bound("2024-01-02", "start"), time_bound(5, "end"), time_bound(None, "end")
+    (1704153600000000000, 5, None)
+    >>> time_bound("soon", "start")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: start: cannot read 'soon' as a date or time: ...
+    """
+    if value is None or isinstance(value, int):
+        return value
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise error(f"{what}: {exc}") from None

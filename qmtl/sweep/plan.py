@@ -26,7 +26,7 @@ from dataflows.control import RunControl
 from dataflows.sweep_flow import SweepStats, VariantRun, run_sweep_flow
 from qmtl.core.bars import Batch
 from qmtl.core.errors import QmtlError
-from qmtl.core.times import parse_time
+from qmtl.core.times import time_bound
 from qmtl.pages import small_pages
 from qmtl.result import ParamValue
 from qmtl.runner import to_spec
@@ -88,12 +88,7 @@ def ns(value: str | int | None, what: str) -> int | None:
     >>> ns("2024-01-02", "start")
     1704153600000000000
     """
-    if value is None or isinstance(value, int):
-        return value
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        raise SweepError(f"{what}: {exc}") from None
+    return time_bound(value, what, SweepError)
 
 
 def plan_variants(
