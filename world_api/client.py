@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 from httpx_sse import EventSource, SSEError, connect_sse
 
-from qmtl.core.contracts import ActivationEvent, MetricsUpdate
+from qmtl.core.contracts import ActivationEvent, ControlEvent, MetricsUpdate
 from qmtl.core.errors import QmtlError
 
 DEFAULT_URL = "http://127.0.0.1:8600"
@@ -125,7 +125,7 @@ class KeepAlive:
     """
 
 
-WorldEvent = ActivationEvent | KeepAlive
+WorldEvent = ActivationEvent | ControlEvent | KeepAlive
 """What a world's event stream yields."""
 
 
@@ -171,6 +171,10 @@ class EventStream:
                     event = ActivationEvent.model_validate_json(sse.data)
                     self.last_seq = event.seq
                     yield event
+                elif sse.event == "control":  # a step of a plan apply (freeze ...)
+                    control = ControlEvent.model_validate_json(sse.data)
+                    self.last_seq = control.seq
+                    yield control
                 elif sse.event == "keep-alive":
                     yield KeepAlive()
         except (httpx.HTTPError, SSEError) as exc:

@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from qmtl.cli.common import DebugOpt, console, errors_as_exit, fail
-from qmtl.core.contracts import ActivationEvent
+from qmtl.core.contracts import ActivationEvent, ControlEvent
 from world_api.client import DEFAULT_URL, WorldServiceClient, WorldServiceError
 from world_api.domain.policy import PolicyError, parse_policy
 
@@ -333,7 +333,7 @@ def events(
         world, after=after, follow=follow
     ) as stream:
         for event in stream:
-            if isinstance(event, ActivationEvent):
+            if isinstance(event, ActivationEvent | ControlEvent):
                 typer.echo(json.dumps(event.model_dump()))
 
 

@@ -31,6 +31,7 @@ pro forma, is kept as updates arrive (see :mod:`world_api.domain.world_returns`)
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, Literal
 
 import numpy as np
@@ -39,6 +40,7 @@ from pydantic import BaseModel
 from qmtl.core.contracts import MetricsUpdate
 from qmtl.core.errors import QmtlError
 from world_api.domain.allocation import allocate, cap_weights
+from world_api.domain.overrides import Override, pin, relabel, select
 from world_api.domain.policy import Policy
 from world_api.domain.scoring import gate_failures, score_and_rank
 from world_api.domain.strategy_state import StrategyState, aligned_corr
@@ -67,6 +69,7 @@ class StrategyView(BaseModel):
     metrics: dict[str, float]
     hints: list[str]
     contribution: float
+    override: Override | None = None  # an operator's override that holds now
 
 
 class StaleUpdate(QmtlError, ValueError):
@@ -91,6 +94,11 @@ class WorldEngine:
         self._index: dict[str, int] = {}
         self.realized = ReturnSeries()
         self._pro_forma = ProForma()
+        # operator overrides (domain/overrides.py) and, in allocation mode manual, the
+        # allocation the latest selection proposes (applied by an operator's plan)
+        self.overrides: dict[str, Override] = {}
+        self.pending: dict[str, float] = {}
+        self.clock = time.time_ns
         self._rebuild()
 
     # -- rows --------------------------------------------------------------------------------
@@ -249,8 +257,26 @@ class WorldEngine:
                     if not self._is_blocked(inc, rest):
                         chosen = [*rest, inc]
 
-        weights = self._allocate([self.strategies[sid] for sid in chosen])
-        return self._changes(weights)
+        now = self.clock()  # hook: overrides force strategies in/out and pin weights
+        chosen = select(chosen, self.overrides, set(self._index), now)
+        weights = pin(self._allocate([self.strategies[sid] for sid in chosen]),
+                      self.overrides, now)
+        if self.policy.allocation.mode == "manual":  # hook: wait for an applied plan
+            self.pending = weights
+            return []
+        changes = self._changes(weights)
+        labels = relabel({c.strategy_id: c.reason for c in changes}, self.overrides, now)
+        return [c.model_copy(update={"reason": labels[c.strategy_id]}) for c in changes]
+
+    def reselect(self) -> list[Change]:
+        """Re-run the selection (after an override changed); return the changes."""
+        return self._reselect()
+
+    def mark_active(self, sid: str, active: bool) -> None:
+        """Record that ``sid``'s state now is (in)active (an applied plan set it)."""
+        (self._active.add if active else self._active.discard)(sid)
+        (self._recent_out.discard if active else self._recent_out.add)(sid)
+        self.dirty.add(sid)
 
     def _is_blocked(self, sid: str, chosen: list[str]) -> bool:
         limit = self.policy.max_correlation
@@ -401,6 +427,7 @@ class WorldEngine:
             metrics=s.metrics,
             hints=hints,
             contribution=self._contribution(s),
+            override=self.overrides.get(strategy_id),
         )
 
     def views(self) -> list[StrategyView]:
@@ -461,6 +488,8 @@ class WorldEngine:
             eng._add(sid)
             eng.strategies[sid] = StrategyState.from_dict(d)
         eng.realized.load([(int(t), float(r)) for t, r in state.get("realized", [])])
+        eng.overrides = {o["strategy_id"]: Override.model_validate(o)
+                         for o in state.get("overrides", [])}
         eng._rebuild()
         eng._reselect()
         eng.dirty.clear()
