@@ -82,8 +82,11 @@ def run_apply(svc: WorldService, world: str, plan_id: str, overrides: dict[str, 
             _pause()
             changes = switch(engine, target, "allocation apply")
 
+            switched: list[int] = []
+
             def mark(conn: Any, seq: int) -> int:
-                return store.control(conn, world, seq, apply_id, plan_id, "switch")
+                switched.append(store.control(conn, world, seq, apply_id, plan_id, "switch"))
+                return switched[-1]
 
             detail = {"plan_id": plan_id, "apply_id": apply_id, "weights": target,
                       "overrides": overrides}
@@ -95,6 +98,8 @@ def run_apply(svc: WorldService, world: str, plan_id: str, overrides: dict[str, 
             store.control_step(world, apply_id, plan_id, "unfreeze", outcome="rolled back",
                                **who)
             raise
+        control.append(ControlEvent(world=world, seq=switched[-1], ts=time.time_ns(),
+                                    step="switch", apply_id=apply_id, plan_id=plan_id))
         _pause()
         control.append(store.control_step(world, apply_id, plan_id, "unfreeze",
                                           outcome="applied", **who))
@@ -117,5 +122,3 @@ def recover(store: Store) -> list[tuple[str, str]]:
         done.append((apply_id, outcome))
     return done
 
-
-__all__ = ["ControlEvent", "recover", "run_apply"]
