@@ -481,8 +481,8 @@ class WorldEngine:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> WorldEngine:
-        """Rebuild an engine from :meth:`to_state` (derived ranks and hints recomputed; the
-        selection of a consistent state reproduces itself, so nothing changes)."""
+        """Rebuild an engine from :meth:`to_state` (derived ranks and hints recomputed;
+        activations and weights are kept as stored)."""
         eng = cls(Policy.model_validate(state["policy"]), int(state["policy_version"]))
         for sid, d in sorted(state.get("strategies", {}).items()):
             eng._add(sid)
@@ -491,6 +491,8 @@ class WorldEngine:
         eng.overrides = {o["strategy_id"]: Override.model_validate(o)
                          for o in state.get("overrides", [])}
         eng._rebuild()
-        eng._reselect()
+        mode, eng.policy.allocation.mode = eng.policy.allocation.mode, "manual"
+        eng._reselect()  # derived state only: the stored allocation (maybe an applied plan) stays
+        eng.policy.allocation.mode = mode
         eng.dirty.clear()
         return eng
