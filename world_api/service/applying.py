@@ -1,12 +1,14 @@
 """Running a two-phase plan apply (see :mod:`world_api.domain.apply`) and recovering the
 applies a crash interrupted.
 
-:func:`run_apply` holds the world's lock from start to end (metric updates of that world
-wait): it stores ``freeze``, then ``drain`` and waits ``drain`` seconds, then ``switch``
-(the new activations and weights, the plan flagged applied and the ``switch`` control
-event, one transaction), then ``unfreeze``. A failure before the switch commits rolls back
-at once (``unfreeze``, outcome ``rolled back``). :func:`recover` runs when the service
-starts: an apply left frozen is finished (its switch committed) or rolled back.
+:func:`run_apply` stores ``freeze`` (one apply per world at a time), then ``drain`` and
+waits ``drain`` seconds (metric updates go on meanwhile), then, under the world's lock,
+``switch``: it checks the world's allocation has not moved since the plan was made (else
+409 and roll back) and commits the new activations and weights, the plan flagged applied
+and the ``switch`` control event in one transaction; then ``unfreeze``. A failure before
+the switch commits rolls back at once (``unfreeze``, outcome ``rolled back``).
+:func:`recover` runs when the service starts: an apply left frozen is finished (its switch
+committed) or rolled back.
 
 Drain protocol: the world cannot see a broker, so ``drain`` is a bounded wait. Gates that
 received ``freeze`` send no new order; the wait gives orders already sent the time to be
@@ -54,15 +56,16 @@ def run_apply(svc: WorldService, world: str, plan_id: str, overrides: dict[str, 
     base_seq, body, applied = store.get_plan(world, plan_id)
     if applied:
         raise HTTPError(409, f"plan {plan_id!r} was already applied")
+    who = {"actor": actor.id, "request_id": actor.request_id}
+    apply_id = uuid.uuid4().hex
     with svc.lock(world):
         engine = svc.engine(world)
         busy = store.frozen(world)
         if busy is not None:
             raise HTTPError(409, f"world {world!r} is applying plan {busy[1]!r} ({busy[2]})")
-        seq = store.last_change_seq(world)
-        if seq != base_seq:
-            raise HTTPError(409, f"world {world!r} changed since the plan (seq {base_seq} -> "
-                            f"{seq}): make a new plan")
+        if store.get_plan(world, plan_id)[2]:  # applied while this request waited
+            raise HTTPError(409, f"plan {plan_id!r} was already applied")
+        _unchanged(store, world, base_seq)
         target = {**body["proposed"], **overrides}
         try:
             check_target(target, engine.policy.allocation.max_weight)
@@ -71,44 +74,55 @@ def run_apply(svc: WorldService, world: str, plan_id: str, overrides: dict[str, 
         unknown = sorted(set(target) - set(engine.strategies))
         if unknown:
             raise HTTPError(422, f"strategy {unknown[0]!r} has not reported to {world!r}")
-        apply_id = uuid.uuid4().hex
-        who = {"actor": actor.id, "request_id": actor.request_id}
         control = [store.control_step(world, apply_id, plan_id, "freeze", target=target, **who)]
-        events: list[ActivationEvent] = []
-        try:
-            _pause()
-            control.append(store.control_step(world, apply_id, plan_id, "drain", **who))
-            time.sleep(drain)
-            _pause()
-            changes = switch(engine, target, "allocation apply")
-
-            switched: list[int] = []
-
-            def mark(conn: Any, seq: int) -> int:
-                switched.append(store.control(conn, world, seq, apply_id, plan_id, "switch"))
-                return switched[-1]
-
-            detail = {"plan_id": plan_id, "apply_id": apply_id, "weights": target,
-                      "overrides": overrides}
-            events = store.commit(world, engine, changes, actor=actor.id, action="apply",
-                                  detail=detail, request_id=actor.request_id, plan=plan_id,
-                                  extra=mark)
-        except BaseException:
-            svc.forget(world)  # the engine may hold the half-made switch: reload it
-            store.control_step(world, apply_id, plan_id, "unfreeze", outcome="rolled back",
-                               **who)
-            raise
-        control.append(ControlEvent(world=world, seq=switched[-1], ts=time.time_ns(),
-                                    step="switch", apply_id=apply_id, plan_id=plan_id))
+    events: list[ActivationEvent] = []
+    try:
         _pause()
-        control.append(store.control_step(world, apply_id, plan_id, "unfreeze",
-                                          outcome="applied", **who))
+        control.append(store.control_step(world, apply_id, plan_id, "drain", **who))
+        time.sleep(drain)  # updates still arrive meanwhile; the switch checks them
+        _pause()
+        with svc.lock(world):
+            try:
+                _unchanged(store, world, base_seq)
+                engine = svc.engine(world)
+                changes = switch(engine, target, "allocation apply")
+                switched: list[int] = []
+
+                def mark(conn: Any, seq: int) -> int:
+                    switched.append(store.control(conn, world, seq, apply_id, plan_id,
+                                                  "switch"))
+                    return switched[-1]
+
+                detail = {"plan_id": plan_id, "apply_id": apply_id, "weights": target,
+                          "overrides": overrides}
+                events = store.commit(world, engine, changes, actor=actor.id, action="apply",
+                                      detail=detail, request_id=actor.request_id,
+                                      plan=plan_id, extra=mark)
+            except BaseException:
+                svc.forget(world)  # the engine may hold the half-made switch: reload it
+                raise
+    except BaseException:
+        store.control_step(world, apply_id, plan_id, "unfreeze", outcome="rolled back", **who)
+        raise
+    control.append(ControlEvent(world=world, seq=switched[-1], ts=time.time_ns(),
+                                step="switch", apply_id=apply_id, plan_id=plan_id))
+    _pause()
+    control.append(store.control_step(world, apply_id, plan_id, "unfreeze",
+                                      outcome="applied", **who))
     svc.version += 1
     if svc.relay is not None:
         svc.relay.publish(world)
     return {"world": world, "plan_id": plan_id, "apply_id": apply_id,
             "events": [e.model_dump() for e in events],
             "control": [c.model_dump() for c in control]}
+
+
+def _unchanged(store: Store, world: str, base_seq: int) -> None:
+    """409 unless the world's allocation is still the one the plan was made on."""
+    seq = store.last_change_seq(world)
+    if seq != base_seq:
+        raise HTTPError(409, f"world {world!r} changed since the plan (seq {base_seq} -> "
+                        f"{seq}): make a new plan")
 
 
 def recover(store: Store) -> list[tuple[str, str]]:
