@@ -304,9 +304,12 @@ def status(
             str(row["rank"] or "-"),
             "-" if sharpe is None else f"{sharpe:.2f}",
             str(v.get("n_bars", "")),
-            "; ".join(v.get("hints", [])),
+            "; ".join([*([row["override"]] if row.get("override") else []),
+                       *v.get("hints", [])]),
         )
     console.print(table)
+    if snap.get("frozen"):
+        console.print(f"[bold yellow]frozen:[/] {snap['frozen']}: the world's orders are held")
     own = Table(title=f"world {world} · its own return")
     names = ("sharpe", "total_return", "max_drawdown", "volatility", "cagr")
     for col in ("kind", "bars", *names):
@@ -344,3 +347,5 @@ def env_token() -> str | None:
     True
     """
     return os.environ.get("QMTL_TOKEN")
+
+from qmtl.cli import world_ops as _world_ops  # noqa: E402,F401  (plan, apply, override)

@@ -81,6 +81,7 @@ def _write(svc: ServiceDep, world: str, sid: str, ov: Override | None, who: Any,
                 raise HTTPError(422, f"pinned weights would sum to {sum(pins):.6f} > 1")
         label = ov.label if ov is not None else "override cleared"
         if engine.policy.allocation.mode == "manual":
+            engine.reselect()  # refreshes the waiting proposal (changes nothing)
             changes = switch(engine, held_now(engine), label)
         else:
             changes = engine.reselect()
