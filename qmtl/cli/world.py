@@ -347,5 +347,3 @@ def env_token() -> str | None:
     True
     """
     return os.environ.get("QMTL_TOKEN")
-
-from qmtl.cli import world_ops as _world_ops  # noqa: E402,F401  (plan, apply, override)
