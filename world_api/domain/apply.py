@@ -103,7 +103,10 @@ def switch(engine: WorldEngine, target: dict[str, float], reason: str) -> list[C
         if active != s.active:
             s.changed_at = s.n_bars
         s.active, s.weight = active, weight
-        engine.mark_active(sid, active)
+        # the engine's own bookkeeping of who is in (as its selection keeps it)
+        (engine._active.add if active else engine._active.discard)(sid)
+        (engine._recent_out.discard if active else engine._recent_out.add)(sid)
+        engine.dirty.add(sid)
         changes.append(Change(strategy_id=sid, active=active, weight=weight, reason=reason))
     return changes
 

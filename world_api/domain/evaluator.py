@@ -258,25 +258,17 @@ class WorldEngine:
                         chosen = [*rest, inc]
 
         now = self.clock()  # hook: overrides force strategies in/out and pin weights
-        chosen = select(chosen, self.overrides, set(self._index), now)
+        chosen = select(chosen, self.overrides, self.strategies, now)
         weights = pin(self._allocate([self.strategies[sid] for sid in chosen]),
                       self.overrides, now)
         if self.policy.allocation.mode == "manual":  # hook: wait for an applied plan
             self.pending = weights
             return []
-        changes = self._changes(weights)
-        labels = relabel({c.strategy_id: c.reason for c in changes}, self.overrides, now)
-        return [c.model_copy(update={"reason": labels[c.strategy_id]}) for c in changes]
+        return relabel(self._changes(weights), self.overrides, now)
 
     def reselect(self) -> list[Change]:
         """Re-run the selection (after an override changed); return the changes."""
         return self._reselect()
-
-    def mark_active(self, sid: str, active: bool) -> None:
-        """Record that ``sid``'s state now is (in)active (an applied plan set it)."""
-        (self._active.add if active else self._active.discard)(sid)
-        (self._recent_out.discard if active else self._recent_out.add)(sid)
-        self.dirty.add(sid)
 
     def _is_blocked(self, sid: str, chosen: list[str]) -> bool:
         limit = self.policy.max_correlation

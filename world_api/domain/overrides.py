@@ -15,10 +15,12 @@ are cleared.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Literal
+from collections.abc import Collection, Iterable
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+C = TypeVar("C", bound=BaseModel)
 
 
 class Override(BaseModel):
@@ -73,7 +75,7 @@ def holding(overrides: dict[str, Override], now: int) -> dict[str, Override]:
     return {sid: o for sid, o in overrides.items() if o.live(now)}
 
 
-def select(chosen: Iterable[str], overrides: dict[str, Override], known: set[str],
+def select(chosen: Iterable[str], overrides: dict[str, Override], known: Collection[str],
            now: int) -> list[str]:
     """The chosen strategies after the overrides: forced-inactive ones out, forced-active
     ones (that have reported: ``known``) in, in sorted order after the chosen.
@@ -82,6 +84,8 @@ def select(chosen: Iterable[str], overrides: dict[str, Override], known: set[str
     >>> select(["a"], {"z": o}, known={"a", "z"}, now=0)
     ['a', 'z']
     """
+    if not overrides:
+        return list(chosen)
     live = holding(overrides, now)
     out = [sid for sid in chosen if sid not in live or live[sid].state == "active"]
     extra = sorted(sid for sid, o in live.items()
@@ -97,6 +101,8 @@ def pin(weights: dict[str, float], overrides: dict[str, Override], now: int) -> 
     >>> {k: round(v, 9) for k, v in pin({"a": 0.5, "b": 0.5}, {"a": o}, now=0).items()}
     {'a': 0.8, 'b': 0.2}
     """
+    if not overrides:
+        return weights
     live = holding(overrides, now)
     pins = {sid: o.weight for sid, o in live.items()
             if sid in weights and o.weight is not None}
@@ -109,12 +115,18 @@ def pin(weights: dict[str, float], overrides: dict[str, Override], now: int) -> 
     return {sid: float(pins[sid]) if sid in pins else rest[sid] * scale for sid in weights}
 
 
-def relabel(reasons: dict[str, str], overrides: dict[str, Override], now: int) -> dict[str, str]:
-    """Each strategy's change reason, ``override: <why>`` for those an override holds.
+def relabel(changes: list[C], overrides: dict[str, Override], now: int) -> list[C]:
+    """The changes, with reason ``override: <why>`` for those of a strategy an override
+    holds (``changes`` are models with ``strategy_id`` and ``reason``).
 
+    >>> from world_api.domain.evaluator import Change
     >>> o = Override(strategy_id="a", state="inactive", reason="halt", who="t", at=0)
-    >>> relabel({"a": "deactivated: rank 3", "b": "x"}, {"a": o}, now=0)
-    {'a': 'override: halt', 'b': 'x'}
+    >>> [c.reason for c in relabel([Change(strategy_id="a", active=False, weight=0.0,
+    ...     reason="deactivated: rank 3")], {"a": o}, now=0)]
+    ['override: halt']
     """
+    if not overrides:
+        return changes
     live = holding(overrides, now)
-    return {sid: live[sid].label if sid in live else r for sid, r in reasons.items()}
+    return [c.model_copy(update={"reason": live[c.strategy_id].label})  # type: ignore[attr-defined]
+            if c.strategy_id in live else c for c in changes]  # type: ignore[attr-defined]
