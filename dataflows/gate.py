@@ -10,8 +10,13 @@ the flow, so it locks; it does no I/O.
 
 - ``trade`` (active, weight w, confirmed recently): orders follow the targets, scaled by w;
 - ``flatten`` (known inactive, confirmed recently): orders take every position to zero;
-- ``hold`` (no activation known, the latest is older than ``max_age``, or the subscription is
-  lost): no orders at all; the reason says which.
+- ``hold`` (no activation known, the latest is older than ``max_age``, the subscription is
+  lost, or the world is frozen while it applies a plan): no orders at all; the reason says
+  which.
+
+A world applying a plan sends control events: ``freeze`` (and ``drain``) hold every
+strategy's orders until ``unfreeze`` (:meth:`ActivationBook.control`); a snapshot taken
+meanwhile says ``frozen`` too.
 
 :class:`OrderGate` is one strategy's gate: for each bar row it sizes a target
 (``strategy weight x world weight x capital / close``) and emits an OrderIntent when the
@@ -66,6 +71,7 @@ class ActivationBook:
         self._rows: dict[str, Activation] = {}
         self._confirmed: float | None = None
         self._lost: str | None = "not connected yet"
+        self.frozen: str | None = None  # why the world holds orders (a plan apply), or None
         self._lock = threading.Lock()
 
     def load_snapshot(self, snapshot: dict[str, Any], now: float) -> None:
@@ -84,6 +90,26 @@ class ActivationBook:
                 for r in snapshot["strategies"]
             }
             self.seq = seq
+            self.frozen = snapshot.get("frozen") or None
+            self._confirmed = now
+            self._lost = None
+
+    def control(self, event: dict[str, Any], now: float) -> None:
+        """Apply one ControlEvent (as a dict): ``freeze``/``drain``/``switch`` hold orders,
+        ``unfreeze`` releases them; events at or before ``seq`` are ignored.
+
+        >>> b = ActivationBook("w"); b.confirm(now=0.0)
+        >>> b.control({"seq": 1, "step": "freeze", "plan_id": "p"}, now=0.0); b.frozen
+        "plan 'p' is being applied (freeze)"
+        >>> b.control({"seq": 2, "step": "unfreeze", "plan_id": "p"}, now=0.0); b.frozen
+        """
+        with self._lock:
+            seq = int(event["seq"])
+            if seq > self.seq:
+                step = event["step"]
+                self.frozen = (None if step == "unfreeze"
+                               else f"plan {event['plan_id']!r} is being applied ({step})")
+                self.seq = seq
             self._confirmed = now
             self._lost = None
 
@@ -146,6 +172,12 @@ def verdict(book: ActivationBook, strategy_id: str, now: float, max_age: float) 
     "no connection to world 'w' (connection reset): orders for 's' held"
     """
     act, confirmed, lost = book.state(strategy_id)
+    frozen = book.frozen
+    if lost is None and frozen is not None:
+        return Verdict(
+            "hold", reason=f"world {book.world!r} is frozen: {frozen}: orders for "
+            f"{strategy_id!r} held until it unfreezes",
+        )
     if lost is not None:
         return Verdict(
             "hold",

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 from httpx_sse import EventSource, SSEError, connect_sse
 
-from qmtl.core.contracts import ActivationEvent, MetricsUpdate
+from qmtl.core.contracts import ActivationEvent, ControlEvent, MetricsUpdate
 from qmtl.core.errors import QmtlError
 
 DEFAULT_URL = "http://127.0.0.1:8600"
@@ -125,7 +125,7 @@ class KeepAlive:
     """
 
 
-WorldEvent = ActivationEvent | KeepAlive
+WorldEvent = ActivationEvent | ControlEvent | KeepAlive
 """What a world's event stream yields."""
 
 
@@ -171,6 +171,10 @@ class EventStream:
                     event = ActivationEvent.model_validate_json(sse.data)
                     self.last_seq = event.seq
                     yield event
+                elif sse.event == "control":  # a step of a plan apply (freeze ...)
+                    control = ControlEvent.model_validate_json(sse.data)
+                    self.last_seq = control.seq
+                    yield control
                 elif sse.event == "keep-alive":
                     yield KeepAlive()
         except (httpx.HTTPError, SSEError) as exc:
@@ -314,11 +318,31 @@ class WorldServiceClient:
         """Make an allocation plan."""
         return self.call("POST", f"/worlds/{world}/allocations/plan")
 
-    def apply(self, world: str, plan_id: str,
-              overrides: dict[str, float] | None = None) -> dict[str, Any]:
-        """Apply a plan, optionally overriding some weights."""
-        body = {"plan_id": plan_id, "overrides": overrides or {}}
+    def apply(self, world: str, plan_id: str, overrides: dict[str, float] | None = None,
+              drain: float | None = None) -> dict[str, Any]:
+        """Apply a plan (freeze, drain ``drain`` seconds, switch, unfreeze), optionally
+        overriding some weights."""
+        body: dict[str, Any] = {"plan_id": plan_id, "overrides": overrides or {}}
+        if drain is not None:
+            body["drain"] = drain
         return self.call("POST", f"/worlds/{world}/allocations/apply", json=body)
+
+    def put_override(self, world: str, strategy_id: str, state: str, reason: str,
+                     weight: float | None = None,
+                     expires_in: float | None = None) -> dict[str, Any]:
+        """Force a strategy active or inactive (or pin its weight) until cleared or
+        ``expires_in`` seconds from now."""
+        body = _present(state=state, reason=reason, weight=weight, expires_in=expires_in)
+        return self.call("PUT", f"/worlds/{world}/strategies/{strategy_id}/override",
+                         json=body)
+
+    def clear_override(self, world: str, strategy_id: str) -> dict[str, Any]:
+        """Clear a strategy's override."""
+        return self.call("DELETE", f"/worlds/{world}/strategies/{strategy_id}/override")
+
+    def overrides(self, world: str) -> list[dict[str, Any]]:
+        """The world's stored overrides."""
+        return self.call("GET", f"/worlds/{world}/overrides")["overrides"]
 
     def audit(
         self,

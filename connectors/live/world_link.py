@@ -38,6 +38,7 @@ from tenacity import (
 )
 
 from dataflows.gate import ActivationBook
+from qmtl.core.contracts import ControlEvent
 from qmtl.core.errors import QmtlError
 from world_api.client import (
     EventStream,
@@ -129,6 +130,8 @@ class ActivationSubscriber:
                     now = time.monotonic()
                     if isinstance(event, KeepAlive):
                         self.book.confirm(now)
+                    elif isinstance(event, ControlEvent):  # a plan apply: freeze ... unfreeze
+                        self.book.control(event.model_dump(), now)
                     else:
                         self.book.apply_event(event.model_dump(), now)
             finally:

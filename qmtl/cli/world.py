@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from qmtl.cli.common import DebugOpt, console, errors_as_exit, fail
-from qmtl.core.contracts import ActivationEvent
+from qmtl.core.contracts import ActivationEvent, ControlEvent
 from world_api.client import DEFAULT_URL, WorldServiceClient, WorldServiceError
 from world_api.domain.policy import PolicyError, parse_policy
 
@@ -304,9 +304,12 @@ def status(
             str(row["rank"] or "-"),
             "-" if sharpe is None else f"{sharpe:.2f}",
             str(v.get("n_bars", "")),
-            "; ".join(v.get("hints", [])),
+            "; ".join([*([row["override"]] if row.get("override") else []),
+                       *v.get("hints", [])]),
         )
     console.print(table)
+    if snap.get("frozen"):
+        console.print(f"[bold yellow]frozen:[/] {snap['frozen']}: the world's orders are held")
     own = Table(title=f"world {world} · its own return")
     names = ("sharpe", "total_return", "max_drawdown", "volatility", "cagr")
     for col in ("kind", "bars", *names):
@@ -333,7 +336,7 @@ def events(
         world, after=after, follow=follow
     ) as stream:
         for event in stream:
-            if isinstance(event, ActivationEvent):
+            if isinstance(event, ActivationEvent | ControlEvent):
                 typer.echo(json.dumps(event.model_dump()))
 
 

@@ -192,6 +192,25 @@ class ActivationEvent(_Frozen):
     policy_version: NonNegInt64
 
 
+class ControlEvent(_Frozen):
+    """A step of a two-phase plan apply in a world (world -> order gate, ``event: control``
+    on the event stream, in the same seq order as activation events): ``freeze`` and
+    ``drain`` hold the world's orders, ``switch`` marks the new allocation in place,
+    ``unfreeze`` lets orders go again (``outcome`` says applied or rolled back).
+
+    >>> ControlEvent(world="w", seq=3, ts=0, step="freeze", apply_id="a", plan_id="p").step
+    'freeze'
+    """
+
+    world: str
+    seq: NonNegInt64
+    ts: Int64
+    step: Literal["freeze", "drain", "switch", "unfreeze"]
+    apply_id: str
+    plan_id: str
+    outcome: str | None = None
+
+
 class OrderIntent(_Frozen):
     """An order the gate lets through to the broker.
 

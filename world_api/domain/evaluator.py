@@ -31,6 +31,7 @@ pro forma, is kept as updates arrive (see :mod:`world_api.domain.world_returns`)
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, Literal
 
 import numpy as np
@@ -39,6 +40,7 @@ from pydantic import BaseModel
 from qmtl.core.contracts import MetricsUpdate
 from qmtl.core.errors import QmtlError
 from world_api.domain.allocation import allocate, cap_weights
+from world_api.domain.overrides import Override, pin, relabel, select
 from world_api.domain.policy import Policy
 from world_api.domain.scoring import gate_failures, score_and_rank
 from world_api.domain.strategy_state import StrategyState, aligned_corr
@@ -67,6 +69,7 @@ class StrategyView(BaseModel):
     metrics: dict[str, float]
     hints: list[str]
     contribution: float
+    override: Override | None = None  # an operator's override that holds now
 
 
 class StaleUpdate(QmtlError, ValueError):
@@ -91,6 +94,11 @@ class WorldEngine:
         self._index: dict[str, int] = {}
         self.realized = ReturnSeries()
         self._pro_forma = ProForma()
+        # operator overrides (domain/overrides.py) and, in allocation mode manual, the
+        # allocation the latest selection proposes (applied by an operator's plan)
+        self.overrides: dict[str, Override] = {}
+        self.pending: dict[str, float] = {}
+        self.clock = time.time_ns
         self._rebuild()
 
     # -- rows --------------------------------------------------------------------------------
@@ -249,8 +257,18 @@ class WorldEngine:
                     if not self._is_blocked(inc, rest):
                         chosen = [*rest, inc]
 
-        weights = self._allocate([self.strategies[sid] for sid in chosen])
-        return self._changes(weights)
+        now = self.clock()  # hook: overrides force strategies in/out and pin weights
+        chosen = select(chosen, self.overrides, self.strategies, now)
+        weights = pin(self._allocate([self.strategies[sid] for sid in chosen]),
+                      self.overrides, now)
+        if self.policy.allocation.mode == "manual":  # hook: wait for an applied plan
+            self.pending = weights
+            return []
+        return relabel(self._changes(weights), self.overrides, now)
+
+    def reselect(self) -> list[Change]:
+        """Re-run the selection (after an override changed); return the changes."""
+        return self._reselect()
 
     def _is_blocked(self, sid: str, chosen: list[str]) -> bool:
         limit = self.policy.max_correlation
@@ -401,6 +419,7 @@ class WorldEngine:
             metrics=s.metrics,
             hints=hints,
             contribution=self._contribution(s),
+            override=self.overrides.get(strategy_id),
         )
 
     def views(self) -> list[StrategyView]:
@@ -454,14 +473,18 @@ class WorldEngine:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> WorldEngine:
-        """Rebuild an engine from :meth:`to_state` (derived ranks and hints recomputed; the
-        selection of a consistent state reproduces itself, so nothing changes)."""
+        """Rebuild an engine from :meth:`to_state` (derived ranks and hints recomputed;
+        activations and weights are kept as stored)."""
         eng = cls(Policy.model_validate(state["policy"]), int(state["policy_version"]))
         for sid, d in sorted(state.get("strategies", {}).items()):
             eng._add(sid)
             eng.strategies[sid] = StrategyState.from_dict(d)
         eng.realized.load([(int(t), float(r)) for t, r in state.get("realized", [])])
+        eng.overrides = {o["strategy_id"]: Override.model_validate(o)
+                         for o in state.get("overrides", [])}
         eng._rebuild()
-        eng._reselect()
+        mode, eng.policy.allocation.mode = eng.policy.allocation.mode, "manual"
+        eng._reselect()  # derived state only: the stored allocation (maybe an applied plan) stays
+        eng.policy.allocation.mode = mode
         eng.dirty.clear()
         return eng

@@ -114,6 +114,7 @@ class Allocation(BaseModel):
     method: Literal["equal", "inverse_vol", "score", "risk_parity", "hrp"] = "equal"
     max_weight: float = Field(1.0, gt=0.0, le=1.0)
     min_change: float = Field(0.0, ge=0.0, lt=1.0)
+    mode: Literal["auto", "manual"] = "auto"  # manual: updates wait for an applied plan
 
 
 class Policy(BaseModel):

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from world_api.service.applying import recover
 from world_api.service.auth import FailureLimiter
 from world_api.service.errors import BodyTooLarge, add_error_handlers, error_response
 from world_api.service.kafka_relay import KafkaRelay
@@ -156,6 +157,8 @@ def create_app(
     if kafka_brokers:
         relay = KafkaRelay(kafka_brokers, backend)
     svc = WorldService(backend, insecure_dev, relay)
+    for apply_id, outcome in recover(backend):  # applies a crash left frozen
+        log.warning("apply %s interrupted: %s after restart", apply_id, outcome)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -2,8 +2,9 @@
 
 Each stored event after the cursor becomes one SSE event: ``id`` = its seq (so a client
 resumes with ``Last-Event-ID``), ``event: activation``, ``data`` = the ActivationEvent as
-JSON. The store is polled every ``poll`` seconds; ``once`` ends the stream when it has
-caught up. Keep-alives are sent by the response (see ``routers/events.py``).
+JSON (``event: control`` with a ControlEvent for the steps of a plan apply). The store is
+polled every ``poll`` seconds; ``once`` ends the stream when it has caught up.
+Keep-alives are sent by the response (see ``routers/events.py``).
 
 >>> import asyncio, tempfile, os
 >>> from world_api.service.store import WorldInfo, open_store
@@ -22,6 +23,7 @@ from collections.abc import AsyncIterator
 
 from sse_starlette import ServerSentEvent
 
+from world_api.service.operator_store import as_control
 from world_api.service.store import Store
 
 SEP = "\n"
@@ -50,8 +52,10 @@ async def activation_events(
         batch = await asyncio.to_thread(store.events_after, world, cursor)
         for ev in batch:
             cursor = ev.seq
+            control = as_control(ev)  # a step of a plan apply: its own event name
             yield ServerSentEvent(
-                data=ev.model_dump_json(), id=str(ev.seq), event="activation", sep=SEP
+                data=(control or ev).model_dump_json(), id=str(ev.seq),
+                event="activation" if control is None else "control", sep=SEP
             )
         if batch:
             continue

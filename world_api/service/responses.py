@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from qmtl.core.contracts import ActivationEvent
+from qmtl.core.contracts import ActivationEvent, ControlEvent
 
 
 class WorldView(BaseModel):
@@ -81,6 +81,7 @@ class ActivationRow(BaseModel):
     weight: float
     status: Literal["active", "candidate", "rejected"]
     rank: int | None
+    override: str | None = None  # "override: <why>" while an operator's override holds
 
 
 class ActivationTable(BaseModel):
@@ -94,6 +95,7 @@ class ActivationTable(BaseModel):
     seq: int
     policy_version: int
     strategies: list[ActivationRow]
+    frozen: str | None = None  # why the world holds orders now (a plan apply), or None
 
 
 class Weights(BaseModel):
@@ -144,6 +146,8 @@ class Applied(Events):
     """
 
     plan_id: str
+    apply_id: str = ""
+    control: list[ControlEvent] = Field(default_factory=list)  # freeze, drain, switch, ...
 
 
 class ReturnPoint(BaseModel):

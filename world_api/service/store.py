@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import bindparam, insert, literal, select, update
+from sqlalchemy import Connection, bindparam, insert, literal, select, update
 
 from qmtl.core.contracts import ActivationEvent
 from qmtl.core.db import Database, IntegrityError, MigratedStore
@@ -34,6 +34,7 @@ from world_api.domain.evaluator import Change, WorldEngine
 from world_api.domain.policy import Policy
 from world_api.service import tables as t
 from world_api.service.audit_log import AuditLog
+from world_api.service.operator_store import OperatorStore
 
 
 class StoreError(QmtlError):
@@ -136,7 +137,7 @@ _REALIZED = (select(t.world_returns.c.ts, t.world_returns.c.ret)
              .order_by(t.world_returns.c.ts))
 
 
-class Store(AuditLog, MigratedStore):
+class Store(AuditLog, OperatorStore, MigratedStore):
     """The world store on the database ``url`` names (see :func:`open_store`); opening it
     brings the schema to the latest migration."""
 
@@ -216,7 +217,10 @@ class Store(AuditLog, MigratedStore):
         with self.transaction() as conn:
             rows = conn.execute(_STATES, {"world": world}).all()
             points = conn.execute(_REALIZED, {"world": world}).all()
+            overs = conn.execute(select(t.overrides.c.body)  # operator overrides that hold
+                                 .where(t.overrides.c.world == world)).scalars().all()
         return {
+            "overrides": [json.loads(b) for b in overs],
             "policy": policy.model_dump(mode="json"),
             "policy_version": version,
             "strategies": {sid: json.loads(body) for sid, body in rows},
@@ -236,6 +240,7 @@ class Store(AuditLog, MigratedStore):
         detail: dict[str, Any] | None = None,
         request_id: str = "",
         plan: str | None = None,
+        extra: Callable[[Connection, int], int] | None = None,
     ) -> list[ActivationEvent]:
         """Write one change of a world in one transaction; return its events (with seqs).
 
@@ -244,6 +249,7 @@ class Store(AuditLog, MigratedStore):
         ``plan`` is the id of the plan this change applies: it is flagged applied in the same
         transaction, under the world's lock, and a plan applied already (or unknown) raises
         Conflict with nothing written, so concurrent applies of one plan succeed once.
+        ``extra(conn, seq)`` writes more in the same transaction and returns the new seq.
         """
         now = _now_ns()
         try:
@@ -287,6 +293,8 @@ class Store(AuditLog, MigratedStore):
                          "policy_version": ev.policy_version}
                         for ev in events
                     ])
+                if extra is not None:
+                    seq = extra(conn, seq)
                 conn.execute(_SET_SEQ, {"world": world, "seq": seq})
                 states = [
                     {"world": world, "strategy_id": sid,

@@ -3,7 +3,7 @@
 The schema itself is made by the Alembic scripts in ``migrations/``; a test checks that they
 agree with these definitions.
 
->>> sorted(metadata.tables)[:3]
+>>> sorted(metadata.tables)[1:4]
 ['audit', 'events', 'metric_keys']
 """
 
@@ -119,3 +119,26 @@ world_returns = Table(
     Column("ret", DOUBLE_PRECISION, nullable=False),
 )
 """The world's realized return, one row per point (see ``world_api.domain.world_returns``)."""
+
+overrides = Table(
+    "overrides",
+    metadata,
+    Column("world", Text, primary_key=True),
+    Column("strategy_id", Text, primary_key=True),
+    Column("body", Text, nullable=False),  # the Override as JSON (world_api.domain.overrides)
+)
+"""Operator overrides that hold (one per strategy; DELETE removes the row)."""
+
+applies = Table(
+    "applies",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("world", Text, nullable=False),
+    Column("plan_id", Text, nullable=False),
+    Column("step", Text, nullable=False),  # the last step stored (world_api.domain.apply)
+    Column("target", Text, nullable=False),  # the weights the switch sets, JSON
+    Column("outcome", Text),  # "applied" or "rolled back" once unfrozen
+    Column("created", BigInteger, nullable=False),
+    Column("updated", BigInteger, nullable=False),
+)
+"""Two-phase applies of allocation plans, step by step (recovered on startup)."""

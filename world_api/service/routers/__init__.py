@@ -14,6 +14,7 @@ from world_api.service.routers import (
     audit,
     events,
     metrics,
+    overrides,
     policy,
     strategies,
     world_returns,
@@ -30,5 +31,6 @@ ROUTERS: list[APIRouter] = [
     audit.router,
     events.router,
     world_returns.router,
+    overrides.router,
 ]
 """Every router, in the order the app mounts them."""

@@ -34,6 +34,7 @@ def activation(world: WorldId, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
                 "weight": v.weight,
                 "status": v.status,
                 "rank": v.rank,
+                "override": v.override.label if v.override is not None else None,
             }
             for v in engine.views()
         ]
@@ -42,4 +43,11 @@ def activation(world: WorldId, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
             "seq": seq,
             "policy_version": engine.policy_version,
             "strategies": rows,
+            "frozen": _frozen(svc, world),
         }
+
+
+def _frozen(svc: ServiceDep, world: str) -> str | None:
+    """Why the world holds orders now (an apply between freeze and unfreeze), or None."""
+    found = svc.store.frozen(world)
+    return None if found is None else f"plan {found[1]!r} is being applied ({found[2]})"

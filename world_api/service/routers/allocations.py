@@ -15,9 +15,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from qmtl.core.contracts import WorldId
-from world_api.domain.evaluator import Change, WorldEngine
+from world_api.domain.apply import proposal
+from world_api.service.applying import run_apply
 from world_api.service.deps import OperatorDep, ServiceDep, ViewerDep
-from world_api.service.errors import HTTPError
 from world_api.service.openapi import error_responses
 from world_api.service.responses import Applied, Plan, Weights
 
@@ -33,6 +33,8 @@ class ApplyRequest(BaseModel):
 
     plan_id: str
     overrides: dict[str, float] = Field(default_factory=dict)
+    drain: float = Field(1.0, ge=0.0, le=60.0, description="Seconds to wait for orders in "
+                         "flight between freeze and switch.")
 
 
 @router.get("", response_model=Weights, responses=error_responses(409))
@@ -54,8 +56,8 @@ def plan(world: WorldId, svc: ServiceDep, who: OperatorDep) -> dict[str, Any]:
     with svc.lock(world):
         engine = svc.engine(world)
         current = engine.weights()
-        proposed = engine.proposed_weights()
-        base_seq = svc.store.world_seq(world)
+        proposed = proposal(engine)
+        base_seq = svc.store.last_change_seq(world)
     changes = {
         sid: {"from": current.get(sid, 0.0), "to": w}
         for sid, w in proposed.items()
@@ -69,41 +71,11 @@ def plan(world: WorldId, svc: ServiceDep, who: OperatorDep) -> dict[str, Any]:
 
 
 @router.post("/apply", response_model=Applied, responses=error_responses(
-    409, s409="The plan was applied already, or the world changed since it was made."))
+    409, s409="The plan was applied already, the world changed since it was made, or "
+    "another apply is running."))
 def apply(world: WorldId, req: ApplyRequest, svc: ServiceDep, who: OperatorDep) -> dict[str, Any]:
-    """Apply a plan's proposed weights (with ``overrides``); 409 when it was applied
-    already or the world changed since, 422 for a weight out of bounds."""
-    base_seq, body, applied = svc.store.get_plan(world, req.plan_id)
-    if applied:  # a quick answer; the commit checks again atomically
-        raise HTTPError(409, f"plan {req.plan_id!r} was already applied")
-
-    def change(engine: WorldEngine) -> tuple[list[Change], dict[str, Any]]:
-        seq = svc.store.world_seq(world)
-        if seq != base_seq:
-            raise HTTPError(
-                409,
-                f"world {world!r} changed since the plan (seq {base_seq} -> {seq}): "
-                "make a new plan",
-            )
-        weights = {**body["proposed"], **req.overrides}
-        max_w = engine.policy.allocation.max_weight
-        for sid, w in weights.items():
-            if not (0.0 <= w <= max_w):
-                raise HTTPError(422, f"weight of {sid!r} must be in [0, {max_w}], got {w}")
-        if sum(weights.values()) > 1.0 + 1e-9:
-            raise HTTPError(422, f"weights sum to {sum(weights.values()):.6f} > 1")
-        try:
-            changes = engine.apply_weights(weights, "allocation apply")
-        except ValueError as exc:
-            raise HTTPError(422, str(exc)) from None
-        detail = {"plan_id": req.plan_id, "weights": weights, "overrides": req.overrides}
-        return changes, {
-            "actor": who.name,
-            "action": "apply",
-            "detail": detail,
-            "request_id": who.request_id,
-            "plan": req.plan_id,  # flagged applied in the commit's transaction, or 409
-        }
-
-    events = svc.write(world, change)
-    return {"world": world, "plan_id": req.plan_id, "events": [e.model_dump() for e in events]}
+    """Apply a plan's proposed weights (with ``overrides``) in two phases: freeze, drain,
+    switch, unfreeze, each a control event (see ``docs/world.md``); 409 when it was applied
+    already, the world changed since or another apply runs, 422 for a weight out of
+    bounds."""
+    return run_apply(svc, world, req.plan_id, req.overrides, who, req.drain)
