@@ -61,6 +61,7 @@ def test_random_json_objects(key, doc):
     # what is accepted is exactly what the documented checks allow
     assert isinstance(doc["ts"], int) and not isinstance(doc["ts"], bool)
     assert -(2**63) <= doc["ts"] < 2**63 and bar["ts"].tolist() == [doc["ts"]]
+    assert symbol == doc.get("symbol", key.decode() if key else None)
     for c in BAR_COLUMNS[1:]:
         v = doc[c]
         assert isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
