@@ -28,25 +28,38 @@ EXTREME = st.one_of(
     st.sampled_from([0, 1, -1, 0.5, 1e-320, 1e308, 2**63, -(2**63) - 1, 10**30]),
     st.none(), st.booleans(), st.text(max_size=8),
 )
-GATES = st.one_of(
-    st.sampled_from([">= 0.8", "<= 0.25", "> 1e999", ">= -1e999", "== nan", "< .inf",
-                     ">= 1e308", "!= 0", ">=", "0.5", ">= 1 2", ">= ∞"]),
-    st.fixed_dictionaries({"op": st.sampled_from([">=", "<", "=>", ""]), "value": EXTREME}),
-    EXTREME,
-)
-SECTIONS = {
-    "min_bars": EXTREME,
-    "gates": st.dictionaries(st.sampled_from(METRICS), GATES, max_size=3),
-    "score": st.dictionaries(st.sampled_from(METRICS), EXTREME, max_size=3),
-    "top_k": EXTREME,
-    "max_correlation": EXTREME,
-    "hysteresis": st.fixed_dictionaries({}, optional={"margin": EXTREME,
-                                                      "min_dwell_bars": EXTREME}),
-    "allocation": st.fixed_dictionaries({}, optional={
-        "method": st.sampled_from(["equal", "inverse_vol", "score", "risk_parity", "hrp", "x"]),
-        "max_weight": EXTREME, "min_change": EXTREME}),
-    "unknown": EXTREME,
-}
+PLAUSIBLE = st.sampled_from([0, 1, 2, 3, 0.5, 0.1, 0.9, 100])
+
+
+
+def sections(value: st.SearchStrategy, count: st.SearchStrategy, metrics: list[str],
+             gates: list[str], ops: list[str]) -> dict:
+    """A strategy per policy section, its numbers drawn from ``value`` (counts from
+    ``count``)."""
+    gate = st.one_of(st.sampled_from(gates),
+                     st.fixed_dictionaries({"op": st.sampled_from(ops),
+                                            "value": value}))
+    return {
+        "min_bars": count,
+        "gates": st.dictionaries(st.sampled_from(metrics), gate, max_size=3),
+        "score": st.dictionaries(st.sampled_from(metrics), value, max_size=3),
+        "top_k": count,
+        "max_correlation": value,
+        "hysteresis": st.fixed_dictionaries({}, optional={"margin": value,
+                                                          "min_dwell_bars": count}),
+        "allocation": st.fixed_dictionaries({}, optional={
+            "method": st.sampled_from(["equal", "inverse_vol", "score", "risk_parity", "hrp",
+                                       "x"]),
+            "max_weight": value, "min_change": value}),
+        "unknown": value,
+    }
+
+
+HOSTILE = sections(EXTREME | PLAUSIBLE, EXTREME | PLAUSIBLE, METRICS, [
+    ">= 0.8", "<= 0.25", "> 1e999", ">= -1e999", "== nan", "< .inf", ">= 1e308", "!= 0", ">=",
+    "0.5", ">= 1 2", ">= ∞"], [">=", "<", "=>", ""])
+CLEAN = sections(st.sampled_from([0.1, 0.5, 0.9]), st.sampled_from([1, 2, 50]), METRICS[:-1],
+                 [">= 0.5", "<= 0.25", "> -1", "!= 0"], [">=", "<"])
 NESTED = st.recursive(EXTREME, lambda x: st.lists(x, max_size=3)
                       | st.dictionaries(st.sampled_from(METRICS), x, max_size=3), max_leaves=20)
 
@@ -54,10 +67,14 @@ NESTED = st.recursive(EXTREME, lambda x: st.lists(x, max_size=3)
 @st.composite
 def policies(draw) -> dict:
     """A policy document: a random subset of sections, each plausible or hostile, and now
-    and then a section replaced by arbitrary nesting."""
-    keys = draw(st.lists(st.sampled_from(sorted(SECTIONS)), unique=True, max_size=6))
-    doc = {k: draw(SECTIONS[k]) for k in keys}
-    if keys and draw(st.integers(0, 4)) == 0:
+    and then a section replaced by arbitrary nesting. Half are "clean" (plausible numbers,
+    known metrics), so that acceptance is exercised as well as refusal."""
+    clean = draw(st.booleans())
+    pick = CLEAN if clean else HOSTILE
+    names = sorted(k for k in pick if not (clean and k == "unknown"))
+    keys = draw(st.lists(st.sampled_from(names), unique=True, max_size=6))
+    doc = {k: draw(pick[k]) for k in keys}
+    if keys and not clean and draw(st.integers(0, 4)) == 0:
         doc[keys[0]] = draw(NESTED)
     return doc
 
