@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from qmtl.core.contracts import METRIC_NAMES
 from world_api.domain.policy import Policy, PolicyError, parse_policy
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 
 KEYS = ["min_bars", "gates", "score", "top_k", "max_correlation", "hysteresis", "allocation",
         "margin", "min_dwell_bars", "method", "max_weight", "min_change", "op", "value",
@@ -86,7 +86,7 @@ def test_random_bytes_give_a_policy_or_a_policy_error(raw):
     check(raw.decode("utf-8", errors="replace"))  # as PUT /worlds/{id}/policy decodes
 
 
-@FUZZ
+@settings(FUZZ, max_examples=30)
 @given(st.integers(min_value=1, max_value=400), st.sampled_from(["json", "flow", "block"]))
 def test_any_nesting_depth_gives_a_policy_or_a_policy_error(depth, style):
     if style == "json":

@@ -16,7 +16,7 @@ from tests.world_api.hardening import assert_refused_cleanly, dumps, snapshot, w
 
 __all__ = ["world_client"]  # the fixture, used by name
 
-EXAMPLES = int(os.environ.get("QMTL_PROPERTY_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("QMTL_PROPERTY_EXAMPLES", "20"))
 PROPS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 SEQ = itertools.count(10)  # fresh seqs, so that plausible updates are mostly accepted
 

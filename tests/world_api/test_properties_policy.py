@@ -16,8 +16,8 @@ from world_api.domain.policy import PolicyError, parse_policy
 
 __all__ = ["world_client"]  # the fixture, used by name
 
-EXAMPLES = int(os.environ.get("QMTL_PROPERTY_EXAMPLES", "25"))
-"""Examples per test and backend: 25 keeps the file to seconds; set more to search deeper."""
+EXAMPLES = int(os.environ.get("QMTL_PROPERTY_EXAMPLES", "20"))
+"""Examples per test and backend: 20 keeps the file to seconds; set more to search deeper."""
 PROPS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 FEW = settings(PROPS, max_examples=max(EXAMPLES // 3, 5))
 
