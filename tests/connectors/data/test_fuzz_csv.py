@@ -116,8 +116,8 @@ def test_a_good_file_after_the_fuzz_still_imports():
     check(b"\xef\xbb\xbfDate,Open,High,Low,Close\r\n2024-01-02,1,2,0.5,1.5\r\n")
     stored = CATALOG.read("X", "1d")
     assert stored["close"][stored["ts"] == 1_704_153_600 * 10**9].tolist() == [1.5]
-    # the fuzz reached both outcomes (when run with the tests above)
-    assert OUTCOMES["imported"] >= 1 and OUTCOMES["refused"] >= 1, OUTCOMES
+    if sum(OUTCOMES.values()) > 100:  # run after the fuzz: it reached both outcomes
+        assert OUTCOMES["imported"] >= 2 and OUTCOMES["refused"] >= 2, OUTCOMES
 
 
 def test_found_by_the_fuzz_a_header_not_in_utf8_is_a_bar_file_error(tmp_path):
