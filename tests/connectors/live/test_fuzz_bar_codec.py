@@ -95,3 +95,13 @@ def test_an_arrow_batch_with_wrong_types_is_a_bad_message():
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     check(b"X", sink.getvalue().to_pybytes())
+
+
+def test_found_by_the_fuzz_any_zeroed_byte_of_an_arrow_stream_is_a_bad_message():
+    """Was ArrowNotImplementedError ("Integers with less than 8 bits") out of the codec for
+    a stream whose schema a flipped byte had turned into an odd type."""
+    batch = {"ts": np.arange(4, dtype=np.int64)} | {c: np.ones(4) for c in BAR_COLUMNS[1:]}
+    raw = encode_arrow(batch, symbol="X")
+    for i in range(4, len(raw)):
+        for b in (0, 1, 0xFF):
+            check(b"X", raw[:i] + bytes([b]) + raw[i + 1:])
