@@ -109,6 +109,8 @@ def _time_to_ns(column: pa.ChunkedArray, path: Path, name: str) -> np.ndarray:
         if parsed.null_count:
             return _parse_each(column.to_pylist(), path, name)
         return parsed.cast(pa.int64()).to_numpy()
+    if pa.types.is_null(kind):  # a header and no rows
+        raise BarFileError(path, "no bars: the file has a header and no rows")
     raise BarFileError(path, f"column {name!r} has type {kind}, expected dates or times")
 
 
@@ -189,8 +191,12 @@ def read_bars_csv(path: str | Path, time_column: str | None = None) -> Batch:
         raise BarFileError(path, f"CSV file not found: {path}")
     try:
         table = pcsv.read_csv(path)
+        table.column_names  # noqa: B018 -- names are decoded lazily; a bad one raises here
     except pa.ArrowInvalid as exc:
         raise _read_error(path, exc) from None
+    except UnicodeDecodeError:
+        raise BarFileError(path, "line 1: the header is not UTF-8 text (save the file as "
+                           "UTF-8)") from None
     return bars_from_table(table, path, time_column)
 
 

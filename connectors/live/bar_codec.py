@@ -161,7 +161,11 @@ def decode_bar(key: bytes | None, value: bytes | None) -> tuple[str, Batch]:
 def _decode_arrow(key: bytes | None, value: bytes) -> Iterator[tuple[str, Batch]]:
     try:
         table = pa.ipc.open_stream(value).read_all()
-    except (pa.ArrowInvalid, OSError) as exc:
+        # IPC reading trusts the buffers' offsets: a corrupt one would read out of bounds
+        # (a segfault later), so check them all before touching the data
+        table.validate(full=True)
+        table.column_names  # noqa: B018 -- decoded lazily: a name not in UTF-8 raises here
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:  # what corruption raises
         raise BadMessage(f"unreadable Arrow IPC stream: {exc}") from None
     missing = [c for c in BAR_COLUMNS if c not in table.column_names]
     if missing:
@@ -172,7 +176,7 @@ def _decode_arrow(key: bytes | None, value: bytes) -> Iterator[tuple[str, Batch]
         batch = {"ts": table.column("ts").cast(pa.int64()).to_numpy()}
         for c in BAR_COLUMNS[1:]:
             batch[c] = table.column(c).cast(pa.float64()).to_numpy()
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+    except pa.ArrowException as exc:
         raise BadMessage(f"Arrow batch has a non-numeric bar column: {exc}") from None
     if "symbol" not in table.column_names:
         yield _symbol(key, None), batch
