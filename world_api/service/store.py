@@ -34,6 +34,7 @@ from world_api.domain.evaluator import Change, WorldEngine
 from world_api.domain.policy import Policy
 from world_api.service import tables as t
 from world_api.service.audit_log import AuditLog
+from world_api.service.world_admin_store import WorldAdmin
 
 
 class StoreError(QmtlError):
@@ -136,7 +137,7 @@ _REALIZED = (select(t.world_returns.c.ts, t.world_returns.c.ret)
              .order_by(t.world_returns.c.ts))
 
 
-class Store(AuditLog, MigratedStore):
+class Store(WorldAdmin, AuditLog, MigratedStore):
     """The world store on the database ``url`` names (see :func:`open_store`); opening it
     brings the schema to the latest migration."""
 
