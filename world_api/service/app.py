@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from world_api.service.auth import FailureLimiter
 from world_api.service.errors import BodyTooLarge, add_error_handlers, error_response
 from world_api.service.kafka_relay import KafkaRelay
+from world_api.service.observability import Observe
 from world_api.service.openapi import document
 from world_api.service.routers import ROUTERS
 from world_api.service.state import WorldService
@@ -66,7 +67,8 @@ async def _limits(request: Request, call_next: Handler) -> Response:
     size = request.headers.get("content-length")
     if size is not None and size.isdigit() and int(size) > MAX_BODY:
         return error_response(413, f"request body of {size} bytes exceeds the limit of {MAX_BODY}")
-    request.state.request_id = request_id(request.headers.get("x-request-id"))
+    if not getattr(request.state, "request_id", ""):  # Observe (observability.py) sets it
+        request.state.request_id = request_id(request.headers.get("x-request-id"))
     response = await call_next(request)
     response.headers["X-Request-ID"] = request.state.request_id
     return response
@@ -146,10 +148,12 @@ def create_app(
     *,
     insecure_dev: bool = False,
     kafka_brokers: str | None = None,
+    metrics_token: str | None = None,
 ) -> FastAPI:
     """The WorldService app over ``store`` (a Store or a URL; default ``~/.qmtl/world.db``).
     With ``kafka_brokers``, activation events are also published to Kafka topics
-    ``qmtl.world.<id>.activation`` after they are stored."""
+    ``qmtl.world.<id>.activation`` after they are stored. With ``metrics_token``,
+    ``GET /metrics`` wants it as a bearer token (else it is public)."""
     backend = store if isinstance(store, Store) else open_store(store)
     relay = None
     if kafka_brokers:
@@ -166,6 +170,7 @@ def create_app(
                   description=DESCRIPTION)
     app.state.service = svc
     app.state.auth_failures = FailureLimiter()
+    app.state.metrics_token = metrics_token
     if insecure_dev:
         log.warning("insecure dev mode: no tokens are checked; every caller acts as 'dev'")
     add_error_handlers(app)
@@ -174,6 +179,7 @@ def create_app(
     app.add_middleware(BodyLimit, limit=MAX_BODY)
     app.middleware("http")(_limits)
     app.add_middleware(CatchUnexpected)
+    app.add_middleware(Observe, metrics=svc.metrics)  # outermost: times every answer
     for router in ROUTERS:
         app.include_router(router)
     document(app)  # after the routers: every route gets the error statuses it can answer

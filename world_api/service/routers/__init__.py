@@ -13,6 +13,7 @@ from world_api.service.routers import (
     allocations,
     audit,
     events,
+    health,
     metrics,
     policy,
     strategies,
@@ -30,5 +31,6 @@ ROUTERS: list[APIRouter] = [
     audit.router,
     events.router,
     world_returns.router,
+    health.router,
 ]
 """Every router, in the order the app mounts them."""
