@@ -79,7 +79,7 @@ def submit(
     one. `--dry-run` applies the world's policy locally and sends nothing.
     """
     # the engine loads when a command runs (see qmtl.cli): `qmtl --help` starts in a second
-    from qmtl.cli.world_admin import default_world
+    from qmtl.cli.world_config import default_world
     from qmtl.submit import submit as do_submit
 
     world = default_world(world)

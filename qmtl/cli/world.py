@@ -18,6 +18,7 @@ import typer
 from rich.table import Table
 
 from qmtl.cli.common import DebugOpt, console, errors_as_exit, fail
+from qmtl.cli.world_config import preset_text, serve_logging
 from qmtl.core.contracts import ActivationEvent
 from world_api.client import DEFAULT_URL, WorldServiceClient, WorldServiceError
 from world_api.domain.policy import PolicyError, parse_policy
@@ -356,7 +357,3 @@ def env_token() -> str | None:
     True
     """
     return os.environ.get("QMTL_TOKEN")
-
-
-# update, delete (and preset_text, used by create) live in world_admin: attached on import
-from qmtl.cli.world_admin import preset_text, serve_logging  # noqa: E402

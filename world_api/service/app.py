@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -29,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from world_api.service.auth import FailureLimiter
 from world_api.service.errors import BodyTooLarge, add_error_handlers, error_response
 from world_api.service.kafka_relay import KafkaRelay
-from world_api.service.observability import Observe
+from world_api.service.observability import Observe, request_id
 from world_api.service.openapi import document
 from world_api.service.routers import ROUTERS
 from world_api.service.state import WorldService
@@ -46,19 +45,6 @@ MAX_BODY = 1 << 20
 
 
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
-
-
-def request_id(sent: str | None) -> str:
-    """The id of a request: the client's ``X-Request-ID`` when it is 1 to 128 characters of
-    ``[A-Za-z0-9._-]`` (it goes into logs and the audit log as is), else a fresh one.
-
-    >>> request_id("req-42"), len(request_id("bad id")), len(request_id("x" * 129))
-    ('req-42', 32, 32)
-    """
-    return sent if sent and _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
 
 
 async def _limits(request: Request, call_next: Handler) -> Response:

@@ -24,7 +24,7 @@ Prometheus text format:
 ========================================  ====================================================
 
 :class:`Observe` is the ASGI middleware that times requests, counts open streams and gives
-each request its id (``X-Request-ID``, see :func:`world_api.service.app.request_id`) in a
+each request its id (``X-Request-ID``, see :func:`request_id`) in a
 context variable, which :class:`JsonFormatter` puts on every log line.
 
 >>> m = ServiceMetrics()
@@ -39,7 +39,9 @@ import contextlib
 import contextvars
 import json
 import logging
+import re
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -132,6 +134,19 @@ class ServiceMetrics:
         return 0.0 if got is None else got
 
 
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+def request_id(sent: str | None) -> str:
+    """The id of a request: the client's ``X-Request-ID`` when it is 1 to 128 characters of
+    ``[A-Za-z0-9._-]`` (it goes into logs and the audit log as is), else a fresh one.
+
+    >>> request_id("req-42"), len(request_id("bad id")), len(request_id("x" * 129))
+    ('req-42', 32, 32)
+    """
+    return sent if sent and _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
+
+
 def _route(scope: Scope) -> str:
     route = scope.get("route")
     return getattr(route, "path", None) or "unmatched"
@@ -153,8 +168,6 @@ class Observe:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        from world_api.service.app import request_id
-
         sent = dict(scope.get("headers") or ()).get(b"x-request-id")
         rid = request_id(sent.decode("latin-1") if sent else None)
         scope.setdefault("state", {})["request_id"] = rid

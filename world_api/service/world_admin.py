@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from qmtl.core.contracts import no_control_chars
 from world_api.domain.evaluator import StrategyView
 from world_api.service.deps import Actor
 from world_api.service.errors import HTTPError
@@ -71,8 +72,6 @@ class WorldDeleted(BaseModel):
 def patch(svc: WorldService, world: str, body: WorldUpdate, who: Actor) -> dict[str, Any]:
     """Apply a :class:`WorldUpdate` (422 when it changes nothing or a name holds a control
     character); the world as stored now, with its policy version and seq."""
-    from qmtl.core.contracts import no_control_chars
-
     changes = body.model_dump(exclude_none=True)
     if not changes:
         raise HTTPError(422, "nothing to update: send name, capital or mode")

@@ -67,8 +67,9 @@ def world_tables() -> list[Any]:
 
 
 class WorldAdmin:
-    """Update and delete worlds: a mixin whose host gives ``transaction()`` and ``_audit``
-    (see :class:`~world_api.service.audit_log.AuditLog`).
+    """Update and delete worlds: a mixin whose host gives ``transaction()``, ``_audit`` (see
+    :class:`~world_api.service.audit_log.AuditLog`) and ``get_world`` (which raises the
+    store's NotFound for an unknown world).
 
     >>> from world_api.service.store import Store
     >>> issubclass(Store, WorldAdmin)
@@ -77,50 +78,50 @@ class WorldAdmin:
 
     transaction: Callable[[], AbstractContextManager[Connection]]
     _audit: Callable[..., None]
+    get_world: Callable[[str], Any]
 
     def update_world(self, world: str, changes: dict[str, Any], actor: str = "system",
                      request_id: str = "") -> Any:
         """Set the given fields (``name``, ``capital``, ``mode``; validated as
         :class:`~world_api.service.store.WorldInfo`) and audit old and new values; returns
         the world as stored now (NotFound if unknown)."""
-        from world_api.service.store import NotFound, WorldInfo
-
         w = t.worlds.c
-        with self.transaction() as conn:
-            row = conn.execute(select(w.id, w.name, w.capital, w.mode)
-                               .where(w.id == world).with_for_update()).first()
-            if row is None:
-                raise NotFound(f"unknown world {world!r}")
-            before = WorldInfo(id=row[0], name=row[1], capital=row[2], mode=row[3])
-            after = WorldInfo.model_validate({**before.model_dump(), **changes})
+        while True:
+            before = self.get_world(world)  # NotFound if unknown
+            after = type(before).model_validate({**before.model_dump(), **changes})
             diff = {k: [getattr(before, k), getattr(after, k)] for k in ("name", "capital", "mode")
                     if getattr(before, k) != getattr(after, k)}
-            if diff:
-                conn.execute(update(t.worlds).where(w.id == world)
-                             .values({k: v[1] for k, v in diff.items()}))
-                self._audit(conn, world, actor, "update_world", {"changed": diff}, request_id)
-        return after
+            if not diff:
+                return after
+            with self.transaction() as conn:
+                # only if unchanged since read: a concurrent update makes this one read again
+                done = conn.execute(
+                    update(t.worlds)
+                    .where(w.id == world, w.name == before.name, w.capital == before.capital,
+                           w.mode == before.mode)
+                    .values({k: v[1] for k, v in diff.items()}))
+                if done.rowcount == 1:
+                    self._audit(conn, world, actor, "update_world", {"changed": diff},
+                                request_id)
+                    return after
 
     def position_holders(self, world: str, conn: Connection | None = None) -> list[str]:
         """The strategies of ``world`` holding positions (see the module docstring), sorted;
         NotFound if the world is unknown."""
-        from world_api.service.store import NotFound
-
         if conn is None:
+            self.get_world(world)
             with self.transaction() as own:
                 return self.position_holders(world, own)
         mode = conn.execute(select(t.worlds.c.mode).where(t.worlds.c.id == world)).scalar()
-        if mode is None:
-            raise NotFound(f"unknown world {world!r}")
         if mode not in LIVE_MODES:
             return []
         s = t.strategy_state.c
         rows = conn.execute(select(s.strategy_id, s.state).where(s.world == world)).all()
-        held = []
+        held: list[str] = []
         for sid, body in rows:
-            state = json.loads(body)
+            state = json.loads(str(body))
             if state.get("active") and float(state.get("weight") or 0.0) > 0.0:
-                held.append(sid)
+                held.append(str(sid))
         return sorted(held)
 
     def delete_world(self, world: str, force: bool = False, actor: str = "system",
@@ -128,13 +129,12 @@ class WorldAdmin:
         """Delete ``world`` and all its rows in one transaction (see the module docstring);
         :class:`HoldsPositions` unless ``force`` when strategies hold positions, NotFound if
         unknown. Returns ``{"world", "forced", "holders", "rows": {table: count}}``."""
-        from world_api.service.store import NotFound
-
         w = t.worlds.c
+        self.get_world(world)  # NotFound if unknown
         with self.transaction() as conn:
-            if conn.execute(select(w.id).where(w.id == world).with_for_update()).first() is None:
-                raise NotFound(f"unknown world {world!r}")
-            holders = self.position_holders(world, conn)
+            # the world's lock (PostgreSQL: FOR UPDATE; SQLite: the write lock taken at BEGIN)
+            there = conn.execute(select(w.id).where(w.id == world).with_for_update()).first()
+            holders = self.position_holders(world, conn) if there else []
             if holders and not force:
                 raise HoldsPositions(world, holders)
             rows = {tb.name: conn.execute(delete(tb).where(tb.c.world == world)).rowcount
@@ -142,5 +142,8 @@ class WorldAdmin:
             rows["worlds"] = conn.execute(delete(t.worlds).where(w.id == world)).rowcount
             result = {"world": world, "forced": bool(holders) and force, "holders": holders,
                       "rows": rows}
-            self._audit(conn, None, actor, "delete_world", result, request_id)
+            if there:
+                self._audit(conn, None, actor, "delete_world", result, request_id)
+        if not there:  # deleted by someone else meanwhile
+            self.get_world(world)
         return result

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from qmtl.cli import app as cli_app
-from qmtl.cli.world_admin import default_world
+from qmtl.cli.world_config import default_world
 from tests.qmtl.cli.test_world import post
 from tests.world_api.conftest import serve
 from world_api.client import WorldServiceClient
