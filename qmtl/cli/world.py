@@ -85,6 +85,7 @@ def serve(
     from world_api.service.store import StoreError
 
     tls = _check_tls(ssl_certfile, ssl_keyfile)
+    logs = serve_logging(log_json)
     try:
         app = create_app(store, insecure_dev=insecure_dev, kafka_brokers=kafka_brokers,
                          metrics_token=metrics_token)
@@ -102,7 +103,7 @@ def serve(
                 proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips,
                 ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
                 ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
-                **serve_logging(log_json))
+                **logs)
 
 
 def _check_tls(certfile: Path | None, keyfile: Path | None) -> bool:

@@ -60,21 +60,24 @@ def default_world(given: str | None = None) -> str:
 
 
 def serve_logging(log_json: bool) -> dict[str, Any]:
-    """uvicorn's logging arguments for ``qmtl world serve``: with ``--log-json`` every line
-    is a JSON object with the request id (``world_api.service.observability``) and
-    uvicorn's own access log is replaced by ``qmtl.world.access`` lines; else uvicorn's
+    """uvicorn's logging arguments for ``qmtl world serve``. With ``--log-json`` logging is
+    switched to JSON at once (so what the app says while it starts is JSON too): every line
+    is a JSON object, a request's with its id (``world_api.service.observability``), and
+    uvicorn's own access log is replaced by the ``qmtl.world.access`` lines; else uvicorn's
     text logs as before.
 
     >>> serve_logging(False)
     {}
-    >>> sorted(serve_logging(True))
-    ['access_log', 'log_config']
     """
     if not log_json:
         return {}
+    import logging.config
+
     from world_api.service.observability import json_logging
 
-    return {"log_config": json_logging(), "access_log": False}
+    config = json_logging()
+    logging.config.dictConfig(config)
+    return {"log_config": config, "access_log": False}
 
 
 def preset_text(name: str) -> str:

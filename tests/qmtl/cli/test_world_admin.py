@@ -138,3 +138,55 @@ def test_submit_without_a_world(tmp_path, monkeypatch):
     got = invoke("submit", strat, "--world", "flag",
                  env={"QMTL_CONFIG": str(config), "QMTL_WORLD": "envw"})
     assert seen == ["demo", "envw", "flag"]
+
+
+@pytest.mark.parametrize("metrics_token", [None, "scrape-me"])
+def test_serve_log_json_and_metrics_token(tmp_path, metrics_token):
+    """`qmtl world serve --log-json`: every stderr line is JSON, a request's carries its id;
+    `--metrics-token` guards /metrics and nothing else."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.world_api.conftest import free_port
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "qmtl.cli", "world", "serve", "--insecure-dev", "--log-json",
+           "--port", str(port), "--store", str(tmp_path / "w.db")]
+    if metrics_token:
+        cmd += ["--metrics-token", metrics_token]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+                break
+            except httpx.HTTPError:
+                assert time.time() < deadline and proc.poll() is None
+                time.sleep(0.2)
+        r = httpx.post(f"{base}/worlds", json={"id": "w"}, headers={"X-Request-ID": "cli-77"})
+        assert r.status_code == 201 and r.headers["x-request-id"] == "cli-77"
+        scraped = httpx.get(f"{base}/metrics")
+        if metrics_token:
+            assert scraped.status_code == 401
+            scraped = httpx.get(f"{base}/metrics",
+                                headers={"Authorization": f"Bearer {metrics_token}"})
+        assert scraped.status_code == 200
+        assert 'qmtl_world_request_seconds_count{method="POST",route="/worlds",status="201"} 1.0' \
+            in scraped.text
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    lines = [json.loads(line) for line in err.splitlines() if line.strip()]
+    assert lines and all({"ts", "level", "logger", "message"} <= set(x) for x in lines)
+    mine = [x for x in lines if x.get("request_id") == "cli-77"]
+    assert [(x["route"], x["status"]) for x in mine] == [("/worlds", 201)]
+    assert any(x["logger"].startswith("uvicorn") for x in lines)  # uvicorn's own, as JSON
