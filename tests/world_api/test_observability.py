@@ -206,7 +206,7 @@ def test_json_access_log_carries_the_request_id(tmp_path):
             fresh = c.get("/worlds/zz")
     finally:
         access.removeHandler(handler)
-        access.setLevel(logging.NOTSET)
+        access.setLevel(logging.WARNING)
     assert r.headers["x-request-id"] == "trace-42"
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     mine = [x for x in lines if x.get("request_id") == "trace-42"]
@@ -217,3 +217,12 @@ def test_json_access_log_carries_the_request_id(tmp_path):
     # the audit log records the same id the log line carries
     store = app.state.service.store
     assert [row["request_id"] for row in store.audit_log("w1")] != []
+
+
+def test_the_access_log_is_off_unless_switched_on(tmp_path, caplog):
+    """A process logging `qmtl` at INFO (a live run with its embedded world) gets no line per
+    request."""
+    app = create_app(str(tmp_path / "w.db"), insecure_dev=True)
+    with caplog.at_level(logging.INFO, logger="qmtl"), TestClient(app) as c:
+        c.get("/healthz")
+    assert not [r for r in caplog.records if r.name == "qmtl.world.access"]

@@ -54,6 +54,12 @@ REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("qmtl_request_i
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The media type of the Prometheus text format."""
 
+ACCESS = logging.getLogger("qmtl.world.access")
+"""One line per request (method, route, status, duration, request id). Off (WARNING) unless
+switched on, e.g. by :func:`json_logging`: a process that logs ``qmtl`` at INFO (a live run
+with its embedded world) must not get a line per request."""
+ACCESS.setLevel(logging.WARNING)
+
 _STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -192,10 +198,10 @@ class Observe:
             seconds = time.perf_counter() - start
             route = _route(scope)
             self.metrics.request(scope["method"], route, status, seconds)
-            logging.getLogger("qmtl.world.access").info(
-                "%s %s %d", scope["method"], scope.get("path", ""), status,
-                extra={"method": scope["method"], "route": route, "status": status,
-                       "duration_ms": round(seconds * 1000, 3)})
+            if ACCESS.isEnabledFor(logging.INFO):
+                ACCESS.info("%s %s %d", scope["method"], scope.get("path", ""), status,
+                            extra={"method": scope["method"], "route": route, "status": status,
+                                   "duration_ms": round(seconds * 1000, 3)})
             REQUEST_ID.reset(token)
 
 
@@ -249,5 +255,6 @@ def json_logging(level: int = logging.INFO) -> dict[str, Any]:
             "uvicorn": {"handlers": [], "propagate": True},
             "uvicorn.error": {"handlers": [], "propagate": True},
             "uvicorn.access": {"handlers": [], "propagate": False, "level": "WARNING"},
+            ACCESS.name: {"level": "INFO"},
         },
     }
