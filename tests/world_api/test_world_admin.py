@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from time import time_ns
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -168,3 +170,34 @@ def test_strategy_pages_cover_everything_once(app_client):
     assert bad.status_code == 422 and "made for sort='rank'" in bad.json()["detail"]
     junk = app_client.get("/worlds/w1/strategies", params={"cursor": "!!"})
     assert junk.status_code == 422
+
+
+def test_a_world_made_again_after_delete_gets_its_events_on_kafka(kafka, tmp_path):
+    """The relay forgets a deleted world: the new world's events (seq 1, 2, ...) are published
+    after the old world's, and the kafka counter of /metrics counts every one."""
+    import json
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.conftest import consume_all
+    from world_api.service.kafka_relay import topic_for
+
+    world = f"wk{time_ns()}"
+    app = create_app(str(tmp_path / "w.db"), insecure_dev=True, kafka_brokers=kafka.brokers)
+    with TestClient(app) as c:
+        counts = []
+        for _ in range(2):
+            assert c.post("/worlds", json={"id": world, "mode": "backtest"}).status_code == 201
+            body = [update(sid, 1, sharpe, world=world) for sid, sharpe in SHARPES.items()]
+            r = c.post(f"/worlds/{world}/metrics", json=body)
+            assert r.status_code == 200
+            counts.append([e["seq"] for e in r.json()["events"]])
+            assert c.delete(f"/worlds/{world}").status_code == 200
+        scraped = {s.name: s.value for f in text_string_to_metric_families(c.get("/metrics").text)
+                   for s in f.samples if s.labels.get("channel") == "kafka"}
+    total = sum(len(x) for x in counts)
+    got = [json.loads(v)["seq"] for v in consume_all(kafka.brokers, topic_for(world), total)]
+    assert counts[0] and counts[0] == counts[1] == list(range(1, len(counts[0]) + 1))
+    assert got == counts[0] + counts[1]
+    assert scraped["qmtl_world_events_published_total"] == total
+    app.state.service.store.close()

@@ -97,6 +97,8 @@ def delete(svc: WorldService, world: str, force: bool, who: Actor) -> WorldDelet
             raise HTTPError(409, str(exc)) from None
         finally:
             svc.forget(world)
+            if svc.relay is not None:
+                svc.relay.forget_world(world)
     return WorldDeleted(**out)
 
 
