@@ -86,6 +86,7 @@ class OrderContext:
     publish: Callable[[list[OrderIntent], list[Fill]], None] = lambda _o, _f: None
     report: Callable[[str, list[OrderIntent], list[Fill]], None] = lambda *_: None
     clock: Callable[[], float] = time.monotonic
+    on_verdict: Callable[[str, Verdict], None] | None = None  # e.g. qmtl.live.metrics
 
 
 class OrderLogic(op.StatefulLogic[StrategyOutput, Orders, Any]):
@@ -135,6 +136,8 @@ class OrderLogic(op.StatefulLogic[StrategyOutput, Orders, Any]):
             if broker is not None:
                 fills += broker.on_bar(symbol, ts, float(rows["open"][i]))
             v = verdict(ctx.book, out.strategy, ctx.clock(), ctx.max_activation_age)
+            if ctx.on_verdict is not None:
+                ctx.on_verdict(out.strategy, v)
             new = gate.on_bar(symbol, ts, float(rows["weight"][i]), float(rows["close"][i]), v)
             if new:
                 intents += new

@@ -98,6 +98,9 @@ def run_live_command(strategy: Strategy, options: LiveOptions, debug: bool) -> N
             f"{info['warmup_bars']} bars",
             highlight=False,
         )
+        if info.get("metrics_port") is not None:
+            err_console.print(f"metrics on http://{options.metrics_host}:"
+                              f"{info['metrics_port']}/metrics", highlight=False)
 
     result = run_live(strategy, options, on_order=OrderPrinter(), on_started=started)
     console.print(

@@ -192,6 +192,11 @@ def run(
     strategy_id: Annotated[str | None, typer.Option("--id", help="Live: strategy id (default: "
                            "the class name and any changed parameters, as submit derives it).",
                            rich_help_panel="Live")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Live: serve the run's Prometheus metrics (bars, orders held or sent, lag) on "
+        "this port (0: any free port).", rich_help_panel="Live")] = None,
+    metrics_host: Annotated[str, typer.Option(
+        help="Live: interface of --metrics-port.", rich_help_panel="Live")] = "127.0.0.1",
 ) -> None:
     """Run a strategy: replay history through it, or run the same graph live.
 
@@ -225,6 +230,7 @@ def run(
             max_activation_age=max_activation_age, slippage_bps=slippage_bps, fee_bps=fee_bps,
             metrics_every=metrics_every, max_gap_bars=max_gap_bars, workers=workers,
             periods_per_year=periods_per_year, policy=policy, origin=origin,
+            metrics_port=metrics_port, metrics_host=metrics_host,
         )
         with errors_as_exit(debug):
             strategy, universe = load_any(target, param, symbols, alpha, spec, interval,

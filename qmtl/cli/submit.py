@@ -44,8 +44,10 @@ from qmtl.core.contracts import SubmitResult
 
 
 def submit(
-    world: Annotated[str, typer.Option(help="World id.")],
     target: MaybeTargetArg = None,
+    world: Annotated[str | None, typer.Option(help=(
+        "World id (default: $QMTL_WORLD, else world = \"W\" in ~/.qmtl/config.toml or "
+        "$QMTL_CONFIG)."))] = None,
     url: Annotated[str, typer.Option(envvar="QMTL_WORLD_URL", help="WorldService URL.")] = (
         "http://127.0.0.1:8600"
     ),
@@ -80,8 +82,10 @@ def submit(
     one. `--dry-run` applies the world's policy locally and sends nothing.
     """
     # the engine loads when a command runs (see qmtl.cli): `qmtl --help` starts in a second
+    from qmtl.cli.world_config import default_world
     from qmtl.submit import submit as do_submit
 
+    world = default_world(world)
     with errors_as_exit(debug):
         strategy, universe = load_any(target, param, symbols, alpha, spec, interval,
                                       neutralize, groups)

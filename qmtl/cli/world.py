@@ -18,6 +18,7 @@ import typer
 from rich.table import Table
 
 from qmtl.cli.common import DebugOpt, console, errors_as_exit, fail
+from qmtl.cli.world_config import preset_text, serve_logging
 from qmtl.core.contracts import ActivationEvent, ControlEvent
 from world_api.client import DEFAULT_URL, WorldServiceClient, WorldServiceError
 from world_api.domain.policy import PolicyError, parse_policy
@@ -70,6 +71,11 @@ def serve(
         typer.Option(envvar="FORWARDED_ALLOW_IPS",
                      help="Proxies whose X-Forwarded-For/-Proto are trusted (comma-separated)."),
     ] = "127.0.0.1",
+    log_json: Annotated[bool, typer.Option(
+        help="Log one JSON object per line (with the request id) instead of text.")] = False,
+    metrics_token: Annotated[str | None, typer.Option(
+        envvar="QMTL_METRICS_TOKEN",
+        help="Make /metrics want this bearer token (default: public).")] = None,
 ) -> None:
     """Serve the WorldService over HTTP or HTTPS (uvicorn)."""
     # the service loads when a command runs (see qmtl.cli): `qmtl --help` starts in a second
@@ -79,8 +85,10 @@ def serve(
     from world_api.service.store import StoreError
 
     tls = _check_tls(ssl_certfile, ssl_keyfile)
+    logs = serve_logging(log_json)
     try:
-        app = create_app(store, insecure_dev=insecure_dev, kafka_brokers=kafka_brokers)
+        app = create_app(store, insecure_dev=insecure_dev, kafka_brokers=kafka_brokers,
+                         metrics_token=metrics_token)
     except StoreError as exc:
         raise fail(str(exc)) from None
     where = app.state.service.store.url
@@ -94,7 +102,8 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=3,
                 proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips,
                 ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
-                ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
+                ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+                **logs)
 
 
 def _check_tls(certfile: Path | None, keyfile: Path | None) -> bool:
@@ -217,18 +226,23 @@ def create(
     capital: Annotated[float, typer.Option(help="Capital.")] = 1_000_000.0,
     mode: Annotated[str, typer.Option(help="backtest, paper or live.")] = "paper",
     policy: Annotated[Path | None, typer.Option(help="Policy file (YAML or JSON).")] = None,
+    preset: Annotated[str | None, typer.Option(
+        help="A policy preset: conservative, balanced or aggressive.")] = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Create a world, optionally with a policy file.
+    """Create a world, optionally with a policy file or a preset (see docs/world.md).
 
-    Every world starts with the default policy as version 1; a policy file becomes
-    version 2 (``qmtl world policy`` sets later versions)."""
-    text = _read_policy(policy) if policy else None
+    Every world starts with the default policy as version 1; a policy file or preset
+    becomes version 2 (``qmtl world policy`` sets later versions)."""
+    if policy and preset:
+        raise fail("pass --policy or --preset, not both")
+    text = _read_policy(policy) if policy else preset_text(preset) if preset else None
+    source = policy or (f"preset {preset!r}" if preset else None)
     with _client(url, token, debug) as client:
         client.create_world(world, name=name, capital=capital, mode=mode)
-        if policy is None or text is None:
+        if source is None or text is None:
             console.print(f"created world {world!r} with the default policy (version 1)",
                           highlight=False)
             return
@@ -237,11 +251,11 @@ def create(
         except WorldServiceError as exc:
             raise fail(
                 f"created world {world!r} with the default policy (version 1), but setting "
-                f"the policy from {policy} failed: {exc}; retry with `qmtl world policy "
-                f"{world} {policy}`"
+                f"the policy from {source} failed: {exc}; retry with `qmtl world policy "
+                f"{world} {policy or 'FILE'}`"
             ) from None
     console.print(
-        f"created world {world!r}; policy from {policy} is version {out['version']} "
+        f"created world {world!r}; policy from {source} is version {out['version']} "
         "(version 1 is the default every world starts with)",
         highlight=False,
     )

@@ -72,6 +72,8 @@ class LiveOptions:
     origin: str | None = None
     connect_timeout: float = 5.0
     fetch_wait_ms: int = 5
+    metrics_port: int | None = None  # serve the run's Prometheus metrics (0: any free port)
+    metrics_host: str = "127.0.0.1"
 
 
 @dataclass

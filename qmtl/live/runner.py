@@ -50,6 +50,7 @@ from qmtl.core.intervals import interval_ns
 from qmtl.core.times import parse_time
 from qmtl.live.embedded_world import embedded_world
 from qmtl.live.handoff import gap_filler, hand_off, open_feed
+from qmtl.live.metrics import LiveMetrics
 from qmtl.live.options import LiveError, LiveOptions, LiveResult
 from qmtl.live.report import RunReport
 from qmtl.runner import make_strategy, to_spec
@@ -131,7 +132,8 @@ def _open_links(o: LiveOptions, url: str, state_dir: Path, stack: contextlib.Exi
     return _Links(float(info["capital"]), store, book, poster, relay)
 
 
-def _order_context(o: LiveOptions, links: _Links, report: OrderReport) -> OrderContext:
+def _order_context(o: LiveOptions, links: _Links, report: OrderReport,
+                   watch: LiveMetrics | None = None) -> OrderContext:
     """The order step's links: the paper broker on the store, or the store's record of
     orders for the relay to send."""
     store = links.store
@@ -148,7 +150,18 @@ def _order_context(o: LiveOptions, links: _Links, report: OrderReport) -> OrderC
         make_broker=paper_broker if o.paper else None,
         publish=links.relay.send if links.relay is not None else (lambda _o, _f: None),
         report=report,
+        on_verdict=watch.on_verdict if watch is not None else None,
     )
+
+
+def _serve_metrics(o: LiveOptions, watch: LiveMetrics, stack: contextlib.ExitStack) -> None:
+    """Serve the run's metrics on ``o.metrics_host:o.metrics_port`` until the run ends."""
+    try:
+        stack.callback(watch.serve(o.metrics_port or 0, o.metrics_host))
+    except OSError as exc:
+        raise LiveError(f"--metrics-port {o.metrics_port}: cannot serve metrics on "
+                        f"{o.metrics_host}:{o.metrics_port}: {exc}") from None
+    log.info("metrics on http://%s:%d/metrics", o.metrics_host, watch.port)
 
 
 def run_live(
@@ -244,12 +257,17 @@ def run_live(
         last = store.last_update(o.world, sid, run_id) if resuming else None
         report = RunReport(head, universe, o.out, queue, resuming, last_update=last)
         tally = OrderTally(on_order)
-        ctx = _order_context(o, links, tally)
+        watch = None
+        if o.metrics_port is not None:  # the run's own /metrics (qmtl/live/metrics.py)
+            watch = LiveMetrics(stats, tally, poster, {k: str(head[k]) for k in
+                                                       ("strategy", "run_id", "world", "mode")})
+            _serve_metrics(o, watch, stack)
+        ctx = _order_context(o, links, tally, watch)
         flow = build_live_flow(
             spec,
             source,
             control,
-            report.on_output,
+            watch.watch(report.on_output) if watch is not None else report.on_output,
             ctx,
             dlq_sink,
             metrics_every=o.metrics_every,
@@ -266,6 +284,7 @@ def run_live(
                     "resuming": resuming,
                     "warmup_bars": sum(len(b["ts"]) for b in start.history.values()),
                     "source": source_name,
+                    "metrics_port": watch.port if watch is not None else None,
                 }
             )
         # a bar's order crosses threads (flow -> relay); with the default 5 ms GIL switch

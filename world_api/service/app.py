@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -30,6 +29,7 @@ from world_api.service.applying import recover
 from world_api.service.auth import FailureLimiter
 from world_api.service.errors import BodyTooLarge, add_error_handlers, error_response
 from world_api.service.kafka_relay import KafkaRelay
+from world_api.service.observability import Observe, request_id
 from world_api.service.openapi import document
 from world_api.service.routers import ROUTERS
 from world_api.service.state import WorldService
@@ -49,26 +49,14 @@ MAX_BODY = 1 << 20
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
-
-
-def request_id(sent: str | None) -> str:
-    """The id of a request: the client's ``X-Request-ID`` when it is 1 to 128 characters of
-    ``[A-Za-z0-9._-]`` (it goes into logs and the audit log as is), else a fresh one.
-
-    >>> request_id("req-42"), len(request_id("bad id")), len(request_id("x" * 129))
-    ('req-42', 32, 32)
-    """
-    return sent if sent and _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
-
-
 async def _limits(request: Request, call_next: Handler) -> Response:
     """Refuse oversize bodies; give every request an id (``X-Request-ID``, kept if sent and
     well-formed, see :func:`request_id`)."""
     size = request.headers.get("content-length")
     if size is not None and size.isdigit() and int(size) > MAX_BODY:
         return error_response(413, f"request body of {size} bytes exceeds the limit of {MAX_BODY}")
-    request.state.request_id = request_id(request.headers.get("x-request-id"))
+    if not getattr(request.state, "request_id", ""):  # Observe (observability.py) sets it
+        request.state.request_id = request_id(request.headers.get("x-request-id"))
     response = await call_next(request)
     response.headers["X-Request-ID"] = request.state.request_id
     return response
@@ -148,10 +136,12 @@ def create_app(
     *,
     insecure_dev: bool = False,
     kafka_brokers: str | None = None,
+    metrics_token: str | None = None,
 ) -> FastAPI:
     """The WorldService app over ``store`` (a Store or a URL; default ``~/.qmtl/world.db``).
     With ``kafka_brokers``, activation events are also published to Kafka topics
-    ``qmtl.world.<id>.activation`` after they are stored."""
+    ``qmtl.world.<id>.activation`` after they are stored. With ``metrics_token``,
+    ``GET /metrics`` wants it as a bearer token (else it is public)."""
     backend = store if isinstance(store, Store) else open_store(store)
     relay = None
     if kafka_brokers:
@@ -171,6 +161,7 @@ def create_app(
                   description=DESCRIPTION, docs_url=None, redoc_url=None)
     app.state.service = svc
     app.state.auth_failures = FailureLimiter()
+    app.state.metrics_token = metrics_token
     if insecure_dev:
         log.warning("insecure dev mode: no tokens are checked; every caller acts as 'dev'")
     add_error_handlers(app)
@@ -179,6 +170,7 @@ def create_app(
     app.add_middleware(BodyLimit, limit=MAX_BODY)
     app.middleware("http")(_limits)
     app.add_middleware(CatchUnexpected)
+    app.add_middleware(Observe, metrics=svc.metrics)  # outermost: times every answer
     for router in ROUTERS:
         app.include_router(router)
     document(app)  # after the routers: every route gets the error statuses it can answer

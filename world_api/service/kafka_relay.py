@@ -72,6 +72,12 @@ class KafkaRelay:
         with self._lock:
             self._published.setdefault(world, seq)
 
+    def forget_world(self, world: str) -> None:
+        """Drop what is known of ``world`` (it was deleted: a world made again under its id
+        starts its seqs at 1, and they must be published)."""
+        with self._lock:
+            self._published.pop(world, None)
+
     def publish(self, world: str) -> int:
         """Publish every stored event of ``world`` after the last acknowledged one; return how
         many went out. Failures are logged and retried on the next call."""

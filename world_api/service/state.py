@@ -27,6 +27,7 @@ from world_api.domain.policy import Policy
 from world_api.service import tables as t
 from world_api.service.broadcast import Broadcaster, world_event
 from world_api.service.errors import HTTPError
+from world_api.service.observability import ServiceMetrics
 from world_api.service.store import Store
 
 EngineChange = Callable[[WorldEngine], tuple[list[Change], dict[str, Any]]]
@@ -86,6 +87,7 @@ class WorldService:
         self._guard = threading.Lock()
         self.version = 0  # bumped on every write that produced events
         self.broadcast = Broadcaster()  # live updates for the dashboard (not stored)
+        self.metrics = ServiceMetrics()  # Prometheus counters (observability.py)
 
     def lock(self, world: str) -> threading.Lock:
         """The lock that serializes ``world``'s writes (and reads that must be consistent)."""
@@ -146,7 +148,8 @@ class WorldService:
             stamp = engine.world_stamp() if watched else None
             try:
                 changes, commit_args = fn(engine)
-                events = self.store.commit(world, engine, changes, **commit_args)
+                with self.metrics.store_write():
+                    events = self.store.commit(world, engine, changes, **commit_args)
             except BaseException:
                 self.forget(world)
                 raise
@@ -154,8 +157,10 @@ class WorldService:
             published = [*(live or []), *([("world", world_event(engine))] if moved else [])]
         if events:
             self.version += 1
+        sent = 0
         if self.relay is not None:
-            self.relay.publish(world)  # stored first, then published (outbox)
+            sent = self.relay.publish(world)  # stored first, then published (outbox)
         for name, data in published:  # committed: now the dashboard may see it
             self.broadcast.publish(world, name, data)
+        self.metrics.written(world, events, sent, len(published))
         return events

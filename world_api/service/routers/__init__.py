@@ -13,6 +13,7 @@ from world_api.service.routers import (
     allocations,
     audit,
     events,
+    health,
     metrics,
     overrides,
     policy,
@@ -32,5 +33,6 @@ ROUTERS: list[APIRouter] = [
     events.router,
     world_returns.router,
     overrides.router,
+    health.router,
 ]
 """Every router, in the order the app mounts them."""

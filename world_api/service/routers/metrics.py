@@ -39,10 +39,12 @@ async def post_metrics(
     try:
         parsed = adapter.validate_json(raw)
     except ValidationError as exc:
+        svc.metrics.rejected(world, "invalid")
         raise HTTPError(422, describe(exc.errors())) from None
     updates = parsed if isinstance(parsed, list) else [parsed]
     for u in updates:
         if u.world != world:
+            svc.metrics.rejected(world, "wrong_world", len(updates))
             raise HTTPError(422, f"update for world {u.world!r} posted to world {world!r}")
     return await asyncio.to_thread(ingest, svc, world, updates, who)
 
@@ -70,6 +72,7 @@ def ingest(
             try:
                 changes += engine.ingest(u)
             except StaleUpdate as exc:
+                svc.metrics.rejected(world, "stale", len(updates))
                 raise HTTPError(409, str(exc)) from None
             if watched:
                 live.append(("metrics", metrics_event(engine, u)))
@@ -87,6 +90,7 @@ def ingest(
         }
 
     events = svc.write(world, change, live=live)
+    svc.metrics.ingested(world, len(updates) - duplicates, duplicates)
     return {
         "accepted": len(updates) - duplicates,
         "duplicates": duplicates,

@@ -1,22 +1,23 @@
-"""``/worlds``: create, list and read worlds.
+"""``/worlds``: create, list, read, update and delete worlds.
 
 >>> sorted(r.path for r in router.routes)
-['/worlds', '/worlds', '/worlds/{world}']
+['/worlds', '/worlds', '/worlds/{world}', '/worlds/{world}', '/worlds/{world}']
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from qmtl.core.contracts import WorldId, no_control_chars
-from world_api.service.deps import OperatorDep, StoreDep, ViewerDep
+from world_api.service.deps import OperatorDep, ServiceDep, StoreDep, ViewerDep
 from world_api.service.errors import HTTPError
 from world_api.service.openapi import error_responses
 from world_api.service.responses import WorldView
 from world_api.service.state import read_policy
 from world_api.service.store import WorldInfo
+from world_api.service.world_admin import WorldDeleted, WorldUpdate, delete, patch
 
 router = APIRouter(prefix="/worlds", tags=["worlds"])
 
@@ -45,3 +46,22 @@ def get_world(world: WorldId, store: StoreDep, _: ViewerDep) -> dict[str, Any]:
     info = store.get_world(world)
     version, _policy = read_policy(store, world)
     return {**info.model_dump(), "policy_version": version, "seq": store.world_seq(world)}
+
+
+@router.patch("/{world}", response_model=WorldView, responses=error_responses(409))
+def update_world(world: WorldId, body: WorldUpdate, svc: ServiceDep,
+                 who: OperatorDep) -> dict[str, Any]:
+    """Change a world's name, capital or mode (the fields sent; audited with old and new
+    values); answers the world as it is now."""
+    return patch(svc, world, body, who)
+
+
+@router.delete("/{world}", response_model=WorldDeleted, responses=error_responses(
+    409, s409="Strategies of the world hold positions (active, weight > 0, in a paper or "
+              "live world); `?force=true` deletes it anyway."))
+def delete_world(world: WorldId, svc: ServiceDep, who: OperatorDep,
+                 force: Annotated[bool, Query(description="Delete even while strategies "
+                                              "hold positions.")] = False) -> WorldDeleted:
+    """Delete a world and all its data in one transaction (policies, states, events, keys,
+    plans, returns, audit rows); the deletion is audited in the service's own log."""
+    return delete(svc, world, force, who)
