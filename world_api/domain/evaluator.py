@@ -40,6 +40,7 @@ from qmtl.core.contracts import MetricsUpdate
 from qmtl.core.errors import QmtlError
 from world_api.domain.allocation import allocate, cap_weights
 from world_api.domain.policy import Policy
+from world_api.domain import stages
 from world_api.domain.scoring import gate_failures, score_and_rank
 from world_api.domain.strategy_state import StrategyState, aligned_corr
 from world_api.domain.world_returns import ProForma, ReturnSeries
@@ -52,6 +53,7 @@ class Change(BaseModel):
     active: bool
     weight: float
     reason: str
+    stage: Literal["backtest", "paper", "live"] | None = None  # set: a stage move
 
 
 class StrategyView(BaseModel):
@@ -67,6 +69,9 @@ class StrategyView(BaseModel):
     metrics: dict[str, float]
     hints: list[str]
     contribution: float
+    stage: Literal["backtest", "paper", "live"] | None = None  # None: stages not managed
+    awaiting_approval: bool = False
+    stage_hints: list[str] = []
 
 
 class StaleUpdate(QmtlError, ValueError):
@@ -167,14 +172,14 @@ class WorldEngine:
         s.run_bars[update.run_id] = max(update.n_bars, s.run_bars.get(update.run_id, 0))
         self.dirty.add(s.sid)
         self._refresh(s.sid)
-        return self._reselect()
+        return self._reselect() + stages.on_update(self, s, update)  # hook: stage moves
 
     def set_policy(self, policy: Policy, version: int) -> list[Change]:
         """Switch to a new policy version and re-run the selection."""
-        self.policy = policy
+        before, self.policy = self.policy.promotion, policy
         self.policy_version = version
         self._rebuild()
-        return self._reselect()
+        return self._reselect() + stages.on_policy(self, before)  # hook: stage moves
 
     # -- selection ---------------------------------------------------------------------------
     def _rescore(self) -> np.ndarray:
@@ -401,6 +406,7 @@ class WorldEngine:
             metrics=s.metrics,
             hints=hints,
             contribution=self._contribution(s),
+            **stages.view_fields(self, s),  # hook: the strategy's stage
         )
 
     def views(self) -> list[StrategyView]:
