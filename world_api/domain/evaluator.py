@@ -38,9 +38,9 @@ from pydantic import BaseModel
 
 from qmtl.core.contracts import MetricsUpdate
 from qmtl.core.errors import QmtlError
+from world_api.domain import stages
 from world_api.domain.allocation import allocate, cap_weights
 from world_api.domain.policy import Policy
-from world_api.domain import stages
 from world_api.domain.scoring import gate_failures, score_and_rank
 from world_api.domain.strategy_state import StrategyState, aligned_corr
 from world_api.domain.world_returns import ProForma, ReturnSeries

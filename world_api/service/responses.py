@@ -81,6 +81,7 @@ class ActivationRow(BaseModel):
     weight: float
     status: Literal["active", "candidate", "rejected"]
     rank: int | None
+    stage: Literal["backtest", "paper", "live"] | None = None  # None: stages not managed
 
 
 class ActivationTable(BaseModel):

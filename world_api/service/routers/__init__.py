@@ -15,6 +15,7 @@ from world_api.service.routers import (
     events,
     metrics,
     policy,
+    stages,
     strategies,
     world_returns,
     worlds,
@@ -30,5 +31,6 @@ ROUTERS: list[APIRouter] = [
     audit.router,
     events.router,
     world_returns.router,
+    stages.router,
 ]
 """Every router, in the order the app mounts them."""
