@@ -20,7 +20,8 @@ from world_api.domain.stages import (
 ISSUE_YAML = """
 promotion:
   paper: {min_bars: 500, gates: {sharpe: ">= 0.8"}}
-  live:  {min_paper_bars: 200, gates: {sharpe: ">= 0.5", max_drawdown: "<= 0.2"}, approval: operator}
+  live:  {min_paper_bars: 200, gates: {sharpe: ">= 0.5", max_drawdown: "<= 0.2"},
+          approval: operator}
   demote: {max_drawdown: "> 0.3"}
 """
 
@@ -99,7 +100,7 @@ def test_pending_is_withdrawn_when_the_paper_record_falls_short():
     st.record("paper", "p", 310, {"sharpe": 0.4, "max_drawdown": 0.1})
     decide(r, st)
     assert not st.pending
-    with pytest.raises(NotAwaitingApproval, match="paper sharpe 0.4 < gate 0.5"):
+    with pytest.raises(NotAwaitingApproval, match=r"paper sharpe 0\.4 < gate 0\.5"):
         approve(r, st, "ops")
 
 

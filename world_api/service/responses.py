@@ -95,6 +95,7 @@ class ActivationTable(BaseModel):
     seq: int
     policy_version: int
     strategies: list[ActivationRow]
+    stages: bool = False  # the world decides stages: a strategy not listed is in backtest
 
 
 class Weights(BaseModel):

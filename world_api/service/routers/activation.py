@@ -43,4 +43,5 @@ def activation(world: WorldId, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
             "seq": seq,
             "policy_version": engine.policy_version,
             "strategies": rows,
+            "stages": engine.policy.promotion is not None,
         }
