@@ -147,7 +147,7 @@ def test_engine_emits_stage_changes_and_keeps_them_in_its_state():
     again = WorldEngine.from_state(eng.to_state())
     assert again.view("a").stage == "paper" and again.view("a").awaiting_approval
     [ch] = approve_in(again, "a", "ops")
-    assert ch.stage == "live" and again.view("a").stage == "live"
+    assert ch["stage"] == "live" and again.view("a").stage == "live"
     with pytest.raises(KeyError):
         approve_in(again, "nobody", "ops")
 

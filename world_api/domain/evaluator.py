@@ -172,14 +172,16 @@ class WorldEngine:
         s.run_bars[update.run_id] = max(update.n_bars, s.run_bars.get(update.run_id, 0))
         self.dirty.add(s.sid)
         self._refresh(s.sid)
-        return self._reselect() + stages.on_update(self, s, update)  # hook: stage moves
+        changes = self._reselect()
+        return changes + [Change(**m) for m in stages.on_update(self, s, update)]  # hook: stages
 
     def set_policy(self, policy: Policy, version: int) -> list[Change]:
         """Switch to a new policy version and re-run the selection."""
         before, self.policy = self.policy.promotion, policy
         self.policy_version = version
         self._rebuild()
-        return self._reselect() + stages.on_policy(self, before)  # hook: stage moves
+        changes = self._reselect()
+        return changes + [Change(**m) for m in stages.on_policy(self, before)]  # hook: stages
 
     # -- selection ---------------------------------------------------------------------------
     def _rescore(self) -> np.ndarray:

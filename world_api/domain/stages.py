@@ -215,28 +215,30 @@ def state_of(s: Any) -> StageState:
     """
     if s.stage is None:
         s.stage = StageState()
+    elif isinstance(s.stage, dict):  # as stored
+        s.stage = StageState.from_dict(s.stage)
     return s.stage
 
 
-def _changes(engine: Any, s: Any, moves: list[StageMove]) -> list[Any]:
-    from world_api.domain.evaluator import Change  # the engine imports this module
-
+def _changes(engine: Any, s: Any, moves: list[StageMove]) -> list[dict[str, Any]]:
+    """The fields of the engine's ``Change`` for each move (the engine makes them)."""
     if moves:
         engine.dirty.add(s.sid)
-    return [Change(strategy_id=s.sid, active=s.active, weight=s.weight if s.active else 0.0,
-                   reason=m.reason, stage=m.to) for m in moves]
+    return [{"strategy_id": s.sid, "active": s.active,
+             "weight": s.weight if s.active else 0.0, "reason": m.reason, "stage": m.to}
+            for m in moves]
 
 
-def on_update(engine: Any, s: Any, update: Any) -> list[Any]:
+def on_update(engine: Any, s: Any, update: Any) -> list[dict[str, Any]]:
     """After ``update`` of strategy ``s``: record it in its mode's record and apply the
-    world's promotion rules; the engine's Changes for the moves (``stage`` set)."""
+    world's promotion rules; the fields of a ``Change`` for each move (``stage`` set)."""
     st = state_of(s)
     st.record(update.mode, update.run_id, update.n_bars, update.metrics)
     rules = engine.policy.promotion
     return [] if rules is None else _changes(engine, s, decide(rules, st))
 
 
-def on_policy(engine: Any, before: Promotion | None) -> list[Any]:
+def on_policy(engine: Any, before: Promotion | None) -> list[dict[str, Any]]:
     """After a policy change: when the world starts managing stages every strategy's stage
     is announced; then the rules are applied to each."""
     rules = engine.policy.promotion
@@ -254,7 +256,7 @@ def on_policy(engine: Any, before: Promotion | None) -> list[Any]:
     return out
 
 
-def approve_in(engine: Any, strategy_id: str, actor: str) -> list[Any]:
+def approve_in(engine: Any, strategy_id: str, actor: str) -> list[dict[str, Any]]:
     """An operator's approval of ``strategy_id``'s promotion to live in ``engine``
     (KeyError when it never reported, :class:`NotAwaitingApproval` when it waits for none
     or the world does not manage stages)."""

@@ -74,7 +74,7 @@ class StrategyState:
         self.weight = 0.0
         self.changed_at = 0  # n_bars at the last change of the active flag
         self.failures: list[str] = []  # why it is not eligible (gates, min_bars)
-        self.stage: Any = None  # its StageState (world_api.domain.stages), None before any
+        self.stage: Any = None  # its StageState (world_api.domain.stages) or its stored dict
         self.vol_cache: tuple[int, float, float] = (-1, math.nan, math.nan)
         self.arr_cache: tuple[int, np.ndarray, np.ndarray, int] | None = None
 
@@ -121,7 +121,8 @@ class StrategyState:
             "active": self.active,
             "weight": self.weight,
             "changed_at": self.changed_at,
-            **({"stage": self.stage.to_dict()} if self.stage is not None else {}),
+            **({"stage": self.stage if isinstance(self.stage, dict) else self.stage.to_dict()}
+               if self.stage is not None else {}),
         }
 
     @classmethod
@@ -152,10 +153,7 @@ class StrategyState:
         s.active = bool(d["active"])
         s.weight = float(d["weight"])
         s.changed_at = int(d["changed_at"])
-        if d.get("stage") is not None:
-            from world_api.domain.stages import StageState  # stages imports the policy only
-
-            s.stage = StageState.from_dict(d["stage"])
+        s.stage = d.get("stage")  # read on first use (world_api.domain.stages.state_of)
         return s
 
     def _arrays(self) -> tuple[int, np.ndarray, np.ndarray, int]:

@@ -45,7 +45,7 @@ def approve(world: WorldId, strategy_id: str, svc: ServiceDep, who: OperatorDep)
 
     def change(engine: WorldEngine) -> tuple[list[Change], dict[str, Any]]:
         try:
-            changes = approve_in(engine, strategy_id, who.name)
+            changes = [Change(**m) for m in approve_in(engine, strategy_id, who.name)]
         except KeyError:
             raise NotFound(
                 f"strategy {strategy_id!r} has not reported to world {world!r}") from None
