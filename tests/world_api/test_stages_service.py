@@ -91,3 +91,29 @@ def test_stage_moves_events_approval_and_restart(store_url):
 def _as(c: TestClient, token: str) -> TestClient:
     c.headers.update(h(token))  # later requests give their own header where it matters
     return c
+
+
+def test_cli_approve_says_why_it_cannot(tmp_path):
+    """``qmtl world approve`` exits 1 with the world's reason when the strategy does not wait
+    for approval, and 0 once it does."""
+    from typer.testing import CliRunner
+
+    from qmtl.cli import app as cli
+    from tests.world_api.conftest import serve
+
+    app = create_app(str(tmp_path / "w.db"), insecure_dev=True)
+    try:
+        with serve(app) as url, TestClient(app) as c:
+            c.post("/worlds", json={"id": "w1"})
+            c.put("/worlds/w1/policy", content=POLICY)
+            c.post("/worlds/w1/metrics", json=[upd("a", 1, "backtest", 120, 1.0)])
+            out = CliRunner().invoke(cli, ["world", "approve", "w1", "a", "--url", url])
+            assert out.exit_code == 1
+            assert "not waiting for approval" in out.output
+            assert "paper record 0 bars < 50" in out.output
+            c.post("/worlds/w1/metrics", json=[upd("a", 2, "paper", 60, 0.7)])
+            out = CliRunner().invoke(cli, ["world", "approve", "w1", "a", "--url", url])
+            assert out.exit_code == 0, out.output
+            assert "a is live in world w1" in out.output
+    finally:
+        app.state.service.store.close()
