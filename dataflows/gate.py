@@ -18,6 +18,12 @@ A world applying a plan sends control events: ``freeze`` (and ``drain``) hold ev
 strategy's orders until ``unfreeze`` (:meth:`ActivationBook.control`); a snapshot taken
 meanwhile says ``frozen`` too.
 
+When the world decides stages (its policy has a ``promotion`` section), the book also keeps
+each strategy's stage (``backtest``, ``paper``, ``live``) from the snapshot and from the
+events that carry one (``stage`` set); :meth:`ActivationBook.stage` is None for a world that
+does not decide stages, ``backtest`` for a strategy it has not placed yet. Events without
+``stage`` leave it as it is, so books and streams of either age work together.
+
 :class:`OrderGate` is one strategy's gate: for each bar row it sizes a target
 (``strategy weight x world weight x capital / close``) and emits an OrderIntent when the
 target weight changes, keyed for idempotency by (world, strategy, symbol, bar ts).
@@ -73,6 +79,8 @@ class ActivationBook:
         self._lost: str | None = "not connected yet"
         self.frozen: str | None = None  # why the world holds orders (a plan apply), or None
         self._lock = threading.Lock()
+        self._stages: dict[str, str] = {}
+        self.managed = False  # the world decides stages
 
     def load_snapshot(self, snapshot: dict[str, Any], now: float) -> None:
         """Replace the table with a snapshot (``GET /worlds/{id}/activation``).
@@ -112,6 +120,9 @@ class ActivationBook:
                 self.seq = seq
             self._confirmed = now
             self._lost = None
+            self.managed = bool(snapshot.get("stages", False))
+            self._stages = {r["strategy_id"]: r["stage"] for r in snapshot["strategies"]
+                            if r.get("stage")}
 
     def apply_event(self, event: dict[str, Any], now: float) -> None:
         """Apply one ActivationEvent (as a dict); events at or before ``seq`` are ignored."""
@@ -122,6 +133,9 @@ class ActivationBook:
                     bool(event["active"]), float(event["weight"]), seq
                 )
                 self.seq = seq
+                if event.get("stage"):
+                    self._stages[event["strategy_id"]] = event["stage"]
+                    self.managed = True
             self._confirmed = now
             self._lost = None
 
@@ -140,6 +154,21 @@ class ActivationBook:
         """The latest activation of ``strategy_id``, or None."""
         with self._lock:
             return self._rows.get(strategy_id)
+
+    def stage(self, strategy_id: str) -> str | None:
+        """The stage the world put ``strategy_id`` in (None: the world decides no stages).
+
+        >>> b = ActivationBook("w"); b.stage("s") is None
+        True
+        >>> b.apply_event({"strategy_id": "s", "active": True, "weight": 1.0, "seq": 1,
+        ...                "stage": "paper"}, now=0.0)
+        >>> b.stage("s"), b.stage("t")
+        ('paper', 'backtest')
+        """
+        with self._lock:
+            if not self.managed:
+                return None
+            return self._stages.get(strategy_id, "backtest")
 
     def state(self, strategy_id: str) -> tuple[Activation | None, float | None, str | None]:
         """``(activation, confirmed at, why lost)`` read together."""
@@ -222,6 +251,22 @@ class OrderGate:
     min_weight_change: float = 1e-9
     targets: dict[str, float] = field(default_factory=dict)
     held: str | None = None
+    venue: str | None = None  # where orders went last: "paper", "live" or "hold"
+
+    def switch(self, venue: str) -> bool:
+        """Orders go to ``venue`` from now on; True when that is a change. The targets sent
+        are forgotten on a change, so the next bar sends every target to the new venue.
+
+        >>> g = OrderGate("w", "s", 1.0, targets={"A": 0.5}, venue="paper")
+        >>> g.switch("live"), g.targets
+        (True, {})
+        """
+        if venue == self.venue:
+            return False
+        if self.venue is not None:
+            self.targets.clear()
+        self.venue = venue
+        return True
 
     def on_bar(
         self, symbol: str, ts: int, weight: float, close: float, v: Verdict

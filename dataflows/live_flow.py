@@ -83,6 +83,7 @@ class OrderContext:
     record: Callable[[list[OrderIntent]], list[OrderIntent]]
     max_activation_age: float
     make_broker: Callable[[str], Broker] | None = None
+    make_paper: Callable[[str], Broker] | None = None  # stage paper of a run without --paper
     publish: Callable[[list[OrderIntent], list[Fill]], None] = lambda _o, _f: None
     report: Callable[[str, list[OrderIntent], list[Fill]], None] = lambda *_: None
     clock: Callable[[], float] = time.monotonic
@@ -103,6 +104,7 @@ class OrderLogic(op.StatefulLogic[StrategyOutput, Orders, Any]):
         self.control = control
         self.gate = resume
         self.broker: Broker | None = None
+        self.quiet: Broker | None = None  # the paper broker of the stage paper (see _venue)
         self._said: str | None = None
 
     def _setup(self, strategy: str) -> None:
@@ -123,9 +125,34 @@ class OrderLogic(op.StatefulLogic[StrategyOutput, Orders, Any]):
             self.control.fail(exc)
             return [], self.RETAIN
 
+    def _venue(self, strategy: str) -> str:
+        """Where orders go now: ``paper`` (the paper broker), ``live`` (stored for the
+        orders topic) or ``hold``. A world that decides stages decides it (``backtest``
+        holds; a ``--paper`` run never sends real orders); otherwise the run's options do."""
+        stage = self.ctx.book.stage(strategy)
+        if stage is None:
+            return "paper" if self.ctx.make_broker is not None else "live"
+        if stage == "backtest":
+            return "hold"
+        if stage == "paper" or self.ctx.make_broker is not None:
+            return "paper" if (self.broker or self.ctx.make_paper) is not None else "hold"
+        return "live"
+
     def _orders(self, out: StrategyOutput) -> list[Orders]:
-        ctx, gate, broker = self.ctx, self.gate, self.broker
+        ctx, gate = self.ctx, self.gate
         assert gate is not None and out.batch is not None
+        venue = self._venue(out.strategy)
+        if gate.switch(venue):
+            log.info("%s: stage %s in world %r: orders go to %s", out.strategy,
+                     ctx.book.stage(out.strategy), ctx.world, venue)
+        if venue == "paper" and self.broker is None and self.quiet is None:
+            assert ctx.make_paper is not None
+            self.quiet = ctx.make_paper(out.strategy)
+        taker = (self.broker or self.quiet) if venue == "paper" else None
+        brokers = [b for b in (self.broker, self.quiet) if b is not None]
+        stage_hold = Verdict("hold", reason=f"{out.strategy} is in stage "
+                                            f"{ctx.book.stage(out.strategy)} in world "
+                                            f"{ctx.world!r}: orders held")
         rows = out.batch.symbol_rows
         names = out.batch.symbols
         intents: list[OrderIntent] = []
@@ -133,27 +160,39 @@ class OrderLogic(op.StatefulLogic[StrategyOutput, Orders, Any]):
         v: Verdict | None = None
         for i in range(len(rows["ts"])):
             symbol, ts = names[int(rows["symbol"][i])], int(rows["ts"][i])
-            if broker is not None:
-                fills += broker.on_bar(symbol, ts, float(rows["open"][i]))
-            v = verdict(ctx.book, out.strategy, ctx.clock(), ctx.max_activation_age)
+            for b in brokers:  # open paper orders fill even after a switch to live
+                fills += b.on_bar(symbol, ts, float(rows["open"][i]))
+            v = (stage_hold if venue == "hold"
+                 else verdict(ctx.book, out.strategy, ctx.clock(), ctx.max_activation_age))
             if ctx.on_verdict is not None:
                 ctx.on_verdict(out.strategy, v)
             new = gate.on_bar(symbol, ts, float(rows["weight"][i]), float(rows["close"][i]), v)
             if new:
                 intents += new
-                if broker is not None:  # taken at once: the next bar, maybe in this batch,
-                    broker.accept(new)  # fills it
-        # one transaction for the batch; keys the store has (a replay) come back as not new
-        if broker is not None:
-            intents, fills = broker.flush()
-        elif intents:
-            intents = ctx.record(intents)
+                if taker is not None:  # taken at once: the next bar, maybe in this batch,
+                    taker.accept(new)  # fills it
+        # one transaction per broker for the batch; keys the store has (a replay) come back
+        # as not new. Only the run's own broker and real orders are published: the paper
+        # fills of a run that follows its stage stay in its store.
+        out_o: list[OrderIntent] = []
+        out_f: list[Fill] = []
+        pub_o: list[OrderIntent] = []
+        pub_f: list[Fill] = []
+        for b in brokers:
+            o, f = b.flush()
+            out_o, out_f = out_o + o, out_f + f
+            if b is self.broker:
+                pub_o, pub_f = pub_o + o, pub_f + f
+        if taker is None and intents:
+            recorded = ctx.record(intents)
+            out_o, pub_o = out_o + recorded, pub_o + recorded
         if v is not None:
             self._say(out.strategy, v)
-        if intents or fills:
-            ctx.publish(intents, fills)
-            ctx.report(out.strategy, intents, fills)
-            return [(intents, fills)]
+        if pub_o or pub_f:
+            ctx.publish(pub_o, pub_f)
+        if out_o or out_f:
+            ctx.report(out.strategy, out_o, out_f)
+            return [(out_o, out_f)]
         return []
 
     def _say(self, strategy: str, v: Verdict) -> None:

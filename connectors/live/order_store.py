@@ -128,10 +128,13 @@ class OrderStore(MigratedStore):
         self,
         intents: Iterable[OrderIntent],
         fills: Iterable[tuple[str, Fill, str, str, float]],
+        published: bool = False,
     ) -> tuple[list[OrderIntent], list[Fill]]:
         """Orders, then fills ``(order key, fill, world, strategy, target position)`` with
         their position changes, in one transaction; return the orders and fills that are new
-        (a key stored already is left as it is: a replayed decision or fill adds nothing)."""
+        (a key stored already is left as it is: a replayed decision or fill adds nothing).
+        ``published``: stored as sent already, so the relay never publishes them (the paper
+        orders of a run that follows its world's stage)."""
         new_orders, new_fills = [], []
         now = time.time_ns()
         with self.transaction() as conn:
@@ -140,6 +143,7 @@ class OrderStore(MigratedStore):
                     "key": intent_key(o), "world": o.world, "strategy_id": o.strategy_id,
                     "symbol": o.symbol, "ts": o.ts, "target_weight": o.target_weight,
                     "target_qty": o.target_qty, "reason": o.reason, "created": now,
+                    "published": int(published),
                 })
                 if done.first() is not None:
                     new_orders.append(o)
@@ -147,7 +151,7 @@ class OrderStore(MigratedStore):
                 done = conn.execute(self._add_fill, {
                     "order_key": key, "world": world, "strategy_id": strategy_id,
                     "symbol": f.symbol, "ts": f.ts, "qty": f.qty, "price": f.price,
-                    "fee": f.fee, "created": now,
+                    "fee": f.fee, "created": now, "published": int(published),
                 })
                 if done.first() is None:
                     continue

@@ -25,7 +25,9 @@ from qmtl.core.contracts import Fill, OrderIntent
 class PaperBroker:
     """Fills one strategy's orders at the next bar's open (see the module docstring). It
     works on a mirror of its open orders and positions in memory; :meth:`flush` writes what
-    happened since the last flush to the store in one transaction."""
+    happened since the last flush to the store in one transaction. A ``quiet`` broker (the
+    paper stage of a run that follows its world's stage) stores its orders and fills as
+    published, so the relay never sends them to the orders topic."""
 
     def __init__(
         self,
@@ -34,6 +36,7 @@ class PaperBroker:
         strategy_id: str,
         slippage_bps: float = 0.0,
         fee_bps: float = 0.0,
+        quiet: bool = False,
     ) -> None:
         if slippage_bps < 0 or fee_bps < 0:
             raise ValueError(
@@ -44,6 +47,7 @@ class PaperBroker:
         self.world, self.strategy_id = world, strategy_id
         self.slippage = slippage_bps / 1e4
         self.fee = fee_bps / 1e4
+        self.quiet = quiet  # its orders and fills are never published (stage paper)
         self._positions = store.positions(world, strategy_id)
         self._open: dict[str, list[OrderIntent]] = {}
         for o in store.orders(world, strategy_id, open_only=True):
@@ -88,7 +92,7 @@ class PaperBroker:
         if not self._orders and not self._fills:
             return [], []
         try:
-            return self.store.write(self._orders, self._fills)
+            return self.store.write(self._orders, self._fills, published=self.quiet)
         finally:
             self._orders, self._fills = [], []
 

@@ -190,6 +190,7 @@ class ActivationEvent(_Frozen):
     weight: float = Field(ge=0.0, le=1.0)
     reason: str
     policy_version: NonNegInt64
+    stage: Mode | None = None  # set on a stage move: the stage the strategy is in now
 
 
 class ControlEvent(_Frozen):

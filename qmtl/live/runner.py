@@ -138,8 +138,11 @@ def _order_context(o: LiveOptions, links: _Links, report: OrderReport,
     orders for the relay to send."""
     store = links.store
 
-    def paper_broker(strategy: str) -> PaperBroker:
-        return PaperBroker(store, o.world, strategy, o.slippage_bps, o.fee_bps)
+    def paper_broker(strategy: str, quiet: bool = False) -> PaperBroker:
+        return PaperBroker(store, o.world, strategy, o.slippage_bps, o.fee_bps, quiet=quiet)
+
+    def stage_paper(strategy: str) -> PaperBroker:  # the world's stage paper, without --paper
+        return paper_broker(strategy, quiet=True)
 
     return OrderContext(
         world=o.world,
@@ -148,6 +151,7 @@ def _order_context(o: LiveOptions, links: _Links, report: OrderReport,
         record=store.record,
         max_activation_age=o.max_activation_age,
         make_broker=paper_broker if o.paper else None,
+        make_paper=None if o.paper else stage_paper,
         publish=links.relay.send if links.relay is not None else (lambda _o, _f: None),
         report=report,
         on_verdict=watch.on_verdict if watch is not None else None,
@@ -251,6 +255,12 @@ def run_live(
                 "run_id": run_id}
 
         def queue(update: MetricsUpdate) -> None:
+            # a world that decides stages keeps records per mode: the update goes in the
+            # record of the stage the run trades in now (a --paper run never in live)
+            stage = links.book.stage(sid)
+            if stage is not None:
+                mode_now = "paper" if o.paper and stage == "live" else stage
+                update = update.model_copy(update={"mode": mode_now})
             if store.queue_update(update):
                 poster.notify()
 

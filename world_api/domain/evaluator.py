@@ -39,6 +39,7 @@ from pydantic import BaseModel
 
 from qmtl.core.contracts import MetricsUpdate
 from qmtl.core.errors import QmtlError
+from world_api.domain import stages
 from world_api.domain.allocation import allocate, cap_weights
 from world_api.domain.overrides import Override, pin, relabel, select
 from world_api.domain.policy import Policy
@@ -54,6 +55,7 @@ class Change(BaseModel):
     active: bool
     weight: float
     reason: str
+    stage: Literal["backtest", "paper", "live"] | None = None  # set: a stage move
 
 
 class StrategyView(BaseModel):
@@ -70,6 +72,9 @@ class StrategyView(BaseModel):
     hints: list[str]
     contribution: float
     override: Override | None = None  # an operator's override that holds now
+    stage: Literal["backtest", "paper", "live"] | None = None  # None: stages not managed
+    awaiting_approval: bool = False
+    stage_hints: list[str] = []
 
 
 class StaleUpdate(QmtlError, ValueError):
@@ -175,14 +180,16 @@ class WorldEngine:
         s.run_bars[update.run_id] = max(update.n_bars, s.run_bars.get(update.run_id, 0))
         self.dirty.add(s.sid)
         self._refresh(s.sid)
-        return self._reselect()
+        changes = self._reselect()
+        return changes + [Change(**m) for m in stages.on_update(self, s, update)]  # hook: stages
 
     def set_policy(self, policy: Policy, version: int) -> list[Change]:
         """Switch to a new policy version and re-run the selection."""
-        self.policy = policy
+        before, self.policy = self.policy.promotion, policy
         self.policy_version = version
         self._rebuild()
-        return self._reselect()
+        changes = self._reselect()
+        return changes + [Change(**m) for m in stages.on_policy(self, before)]  # hook: stages
 
     # -- selection ---------------------------------------------------------------------------
     def _rescore(self) -> np.ndarray:
@@ -420,6 +427,7 @@ class WorldEngine:
             hints=hints,
             contribution=self._contribution(s),
             override=self.overrides.get(strategy_id),
+            **stages.view_fields(self, s),  # hook: the strategy's stage
         )
 
     def views(self) -> list[StrategyView]:

@@ -117,6 +117,60 @@ class Allocation(BaseModel):
     mode: Literal["auto", "manual"] = "auto"  # manual: updates wait for an applied plan
 
 
+def parse_gates(v: Any) -> dict[str, Gate]:
+    """A mapping of metric to comparison, checked (unknown metric, bad comparison).
+
+    >>> parse_gates({"sharpe": ">= 1"})["sharpe"].value
+    1.0
+    """
+    if not isinstance(v, dict):
+        raise ValueError("gates must be a mapping of metric to comparison")
+    out = {}
+    for metric, text in v.items():
+        if metric not in METRIC_NAMES:
+            raise ValueError(f"{metric}: unknown metric; known: {', '.join(METRIC_NAMES)}")
+        try:
+            out[metric] = Gate.parse(text)
+        except ValueError as exc:
+            raise ValueError(f"{metric}: {exc}") from None
+    return out
+
+
+class PaperRule(BaseModel):
+    """backtest -> paper: the backtest record's bars and gates."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    min_bars: int = Field(0, ge=0)
+    gates: dict[str, Gate] = Field(default_factory=dict)
+    _gates = field_validator("gates", mode="before")(lambda cls, v: parse_gates(v))
+
+
+class LiveRule(BaseModel):
+    """paper -> live: the paper record's bars and gates, then an operator's approval (or
+    none with ``approval: auto``)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    min_paper_bars: int = Field(0, ge=0)
+    gates: dict[str, Gate] = Field(default_factory=dict)
+    approval: Literal["operator", "auto"] = "operator"
+    _gates = field_validator("gates", mode="before")(lambda cls, v: parse_gates(v))
+
+
+class Promotion(BaseModel):
+    """Stage rules (see :mod:`world_api.domain.stages`): ``paper``, ``live`` and ``demote``
+    (comparisons that, when any holds, send a strategy one stage back).
+
+    >>> Promotion.model_validate({"demote": {"max_drawdown": "> 0.3"}}).live.approval
+    'operator'
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    paper: PaperRule = Field(default_factory=PaperRule)
+    live: LiveRule = Field(default_factory=LiveRule)
+    demote: dict[str, Gate] = Field(default_factory=dict)
+    _gates = field_validator("demote", mode="before")(lambda cls, v: parse_gates(v))
+
+
 class Policy(BaseModel):
     """A world's policy (see DESIGN.md, "The world"). Every field has a default, so an empty
     policy is valid: no gates, score by Sharpe, top 10, equal weights.
@@ -133,21 +187,12 @@ class Policy(BaseModel):
     max_correlation: float = Field(1.0, gt=0.0, le=1.0)
     hysteresis: Hysteresis = Field(default_factory=Hysteresis)
     allocation: Allocation = Field(default_factory=Allocation)
+    promotion: Promotion | None = None  # stages backtest -> paper -> live; None: unmanaged
 
     @field_validator("gates", mode="before")
     @classmethod
     def _parse_gates(cls, v: Any) -> Any:
-        if not isinstance(v, dict):
-            raise ValueError("gates must be a mapping of metric to comparison")
-        out = {}
-        for metric, text in v.items():
-            if metric not in METRIC_NAMES:
-                raise ValueError(f"{metric}: unknown metric; known: {', '.join(METRIC_NAMES)}")
-            try:
-                out[metric] = Gate.parse(text)
-            except ValueError as exc:
-                raise ValueError(f"{metric}: {exc}") from None
-        return out
+        return parse_gates(v)
 
     @field_validator("score")
     @classmethod

@@ -54,6 +54,7 @@ class StrategyState:
         "run_bars",
         "seqs",
         "sid",
+        "stage",
         "total_returns",
         "ts",
         "vol_cache",
@@ -73,6 +74,7 @@ class StrategyState:
         self.weight = 0.0
         self.changed_at = 0  # n_bars at the last change of the active flag
         self.failures: list[str] = []  # why it is not eligible (gates, min_bars)
+        self.stage: Any = None  # its StageState (world_api.domain.stages) or its stored dict
         self.vol_cache: tuple[int, float, float] = (-1, math.nan, math.nan)
         self.arr_cache: tuple[int, np.ndarray, np.ndarray, int] | None = None
 
@@ -119,6 +121,8 @@ class StrategyState:
             "active": self.active,
             "weight": self.weight,
             "changed_at": self.changed_at,
+            **({"stage": self.stage if isinstance(self.stage, dict) else self.stage.to_dict()}
+               if self.stage is not None else {}),
         }
 
     @classmethod
@@ -149,6 +153,7 @@ class StrategyState:
         s.active = bool(d["active"])
         s.weight = float(d["weight"])
         s.changed_at = int(d["changed_at"])
+        s.stage = d.get("stage")  # read on first use (world_api.domain.stages.state_of)
         return s
 
     def _arrays(self) -> tuple[int, np.ndarray, np.ndarray, int]:

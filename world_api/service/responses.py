@@ -82,6 +82,7 @@ class ActivationRow(BaseModel):
     status: Literal["active", "candidate", "rejected"]
     rank: int | None
     override: str | None = None  # "override: <why>" while an operator's override holds
+    stage: Literal["backtest", "paper", "live"] | None = None  # None: stages not managed
 
 
 class ActivationTable(BaseModel):
@@ -96,6 +97,7 @@ class ActivationTable(BaseModel):
     policy_version: int
     strategies: list[ActivationRow]
     frozen: str | None = None  # why the world holds orders now (a plan apply), or None
+    stages: bool = False  # the world decides stages: a strategy not listed is in backtest
 
 
 class Weights(BaseModel):

@@ -119,7 +119,8 @@ _SEEN = select(literal(1)).where(
     _k.run_id == bindparam("run"), _k.seq == bindparam("s"),
 )
 _EVENTS_AFTER = (
-    select(_e.seq, _e.ts, _e.strategy_id, _e.active, _e.weight, _e.reason, _e.policy_version)
+    select(_e.seq, _e.ts, _e.strategy_id, _e.active, _e.weight, _e.reason, _e.policy_version,
+           _e.stage)
     .where(_e.world == bindparam("world"), _e.seq > bindparam("after"))
     .order_by(_e.seq)
     .limit(bindparam("limit"))
@@ -285,13 +286,14 @@ class Store(WorldAdmin, AuditLog, OperatorStore, MigratedStore):
                         weight=min(max(ch.weight, 0.0), 1.0),
                         reason=ch.reason,
                         policy_version=engine.policy_version,
+                        stage=ch.stage,
                     ))
                 if events:
                     conn.execute(_ADD_EVENTS, [
                         {"world": world, "seq": ev.seq, "ts": ev.ts,
                          "strategy_id": ev.strategy_id, "active": int(ev.active),
                          "weight": ev.weight, "reason": ev.reason,
-                         "policy_version": ev.policy_version}
+                         "policy_version": ev.policy_version, "stage": ev.stage}
                         for ev in events
                     ])
                 if extra is not None:
@@ -343,6 +345,7 @@ class Store(WorldAdmin, AuditLog, OperatorStore, MigratedStore):
                 weight=r[4],
                 reason=r[5],
                 policy_version=r[6],
+                stage=r[7],
             )
             for r in rows
         ]

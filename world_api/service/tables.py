@@ -64,6 +64,7 @@ events = Table(
     Column("weight", DOUBLE_PRECISION, nullable=False),
     Column("reason", Text, nullable=False),
     Column("policy_version", Integer, nullable=False),
+    Column("stage", Text),  # set on a stage move (migration 0006)
 )
 
 metric_keys = Table(

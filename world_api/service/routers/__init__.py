@@ -17,6 +17,7 @@ from world_api.service.routers import (
     metrics,
     overrides,
     policy,
+    stages,
     strategies,
     world_returns,
     worlds,
@@ -34,5 +35,6 @@ ROUTERS: list[APIRouter] = [
     world_returns.router,
     overrides.router,
     health.router,
+    stages.router,
 ]
 """Every router, in the order the app mounts them."""

@@ -22,7 +22,7 @@ router = APIRouter(prefix="/worlds/{world}/activation", tags=["activation"])
 @router.get("", response_model=ActivationTable, responses=error_responses(409))
 def activation(world: WorldId, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
     """``{world, seq, policy_version, strategies: [{strategy_id, active, weight, status,
-    rank}]}``."""
+    rank, stage}]}``."""
     svc.store.get_world(world)
     with svc.lock(world):  # the seq and the table are read together
         engine = svc.engine(world)
@@ -35,6 +35,7 @@ def activation(world: WorldId, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
                 "status": v.status,
                 "rank": v.rank,
                 "override": v.override.label if v.override is not None else None,
+                "stage": v.stage,  # None when the world does not manage stages
             }
             for v in engine.views()
         ]
@@ -44,6 +45,7 @@ def activation(world: WorldId, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
             "policy_version": engine.policy_version,
             "strategies": rows,
             "frozen": _frozen(svc, world),
+            "stages": engine.policy.promotion is not None,
         }
 
 

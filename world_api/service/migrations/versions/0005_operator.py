@@ -1,6 +1,6 @@
 """Operator overrides that hold, and the steps of two-phase plan applies.
 
-Revision ID: 0005_operator
+Revision ID: 0005
 Revises: 0004
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_operator"
+revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
