@@ -99,6 +99,9 @@ class ActivationBook:
             }
             self.seq = seq
             self.frozen = snapshot.get("frozen") or None
+            self.managed = bool(snapshot.get("stages", False))
+            self._stages = {r["strategy_id"]: r["stage"] for r in snapshot["strategies"]
+                            if r.get("stage")}
             self._confirmed = now
             self._lost = None
 
@@ -120,9 +123,6 @@ class ActivationBook:
                 self.seq = seq
             self._confirmed = now
             self._lost = None
-            self.managed = bool(snapshot.get("stages", False))
-            self._stages = {r["strategy_id"]: r["stage"] for r in snapshot["strategies"]
-                            if r.get("stage")}
 
     def apply_event(self, event: dict[str, Any], now: float) -> None:
         """Apply one ActivationEvent (as a dict); events at or before ``seq`` are ignored."""
