@@ -1,5 +1,6 @@
-"""The three policy presets: each is a valid policy that sets every field, they are ordered
-from strict to loose, and a world engine under each admits what its gates say."""
+"""The three policy presets: each is a valid policy that sets every field (but `promotion`:
+stages are opt-in, a preset leaves them off), they are ordered from strict to loose, and a
+world engine under each admits what its gates say."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ ORDER = ["conservative", "balanced", "aggressive"]
 def test_each_preset_is_a_valid_policy_that_sets_every_field(name):
     policy = parse_policy(PRESETS[name])
     assert isinstance(policy, Policy) and policy == preset(name)
-    assert set(yaml.safe_load(PRESETS[name])) == set(Policy.model_fields)
+    assert set(yaml.safe_load(PRESETS[name])) == set(Policy.model_fields) - {"promotion"}
+    assert policy.promotion is None  # a preset world decides no stages until asked to
     # it round-trips through the JSON a world stores
     assert Policy.model_validate_json(policy.model_dump_json()) == policy
 

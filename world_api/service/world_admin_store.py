@@ -59,8 +59,8 @@ class HoldsPositions(Exception):
 def world_tables() -> list[Any]:
     """Every table keyed by a ``world`` column (what a world's deletion empties), by name.
 
-    >>> [tb.name for tb in world_tables()][:3]
-    ['audit', 'events', 'metric_keys']
+    >>> {"events", "metric_keys", "overrides"} <= {tb.name for tb in world_tables()}
+    True
     """
     return sorted((tb for tb in t.metadata.tables.values() if "world" in tb.c),
                   key=lambda tb: tb.name)
