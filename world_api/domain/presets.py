@@ -1,7 +1,8 @@
 """Three policy presets for a new world (``qmtl world create W --preset NAME``).
 
 Each is an ordinary policy (YAML, validated by :func:`~world_api.domain.policy.parse_policy`)
-that sets every field but ``promotion`` (stages are opt-in), so what a world runs is visible in ``GET /worlds/{id}/policy``:
+that sets every field but ``promotion`` (stages are opt-in), so what a world runs is
+visible in ``GET /worlds/{id}/policy``:
 
 =================  ==========================  =============================  ================
 field              conservative                balanced                       aggressive
