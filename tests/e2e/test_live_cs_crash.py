@@ -112,6 +112,7 @@ def check_same(a: dict, b: dict, n_bars: int) -> None:
         assert b["positions"][k] == pytest.approx(v, rel=1e-12)
 
 
+@pytest.mark.slow  # ~25 s; the default suite kills the single-symbol run (test_live_crash.py)
 def test_kill_9_of_a_cross_sectional_live_run_loses_and_repeats_nothing(kafka, tmp_path):
     (tmp_path / "book.py").write_text(STRATEGY)
     topic = topic_name()
