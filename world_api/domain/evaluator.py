@@ -41,9 +41,10 @@ from qmtl.core.contracts import MetricsUpdate
 from qmtl.core.errors import QmtlError
 from world_api.domain import stages
 from world_api.domain.allocation import allocate, cap_weights
+from world_api.domain.incremental import ScoreBook
 from world_api.domain.overrides import Override, pin, relabel, select
 from world_api.domain.policy import Policy
-from world_api.domain.scoring import gate_failures, score_and_rank
+from world_api.domain.scoring import gate_failures
 from world_api.domain.strategy_state import StrategyState, aligned_corr
 from world_api.domain.world_returns import ProForma, ReturnSeries
 
@@ -111,16 +112,10 @@ class WorldEngine:
         """Recompute every row (after a policy change or a load)."""
         self._metrics = list(self.policy.score)
         self._weights = np.array([self.policy.score[m] for m in self._metrics])
-        n = len(self._ids)
-        self._X = np.full((n, len(self._metrics)), np.nan)
-        self._elig = np.zeros(n, dtype=bool)
-        self._score = np.full(n, np.nan)
-        self._rank = np.zeros(n, dtype=np.int64)
-        self._sid_rank = (
-            np.argsort(np.argsort(np.array(self._ids, dtype=object)))
-            if n
-            else (np.zeros(0, dtype=np.int64))
-        )
+        # incremental score statistics and lazy ranks (world_api.domain.incremental)
+        self._book = ScoreBook(self._weights, self._sid_order())
+        for _ in self._ids:
+            self._book.add_row()
         self._blocked: dict[str, tuple[str, float]] = {}
         self._capped: set[str] = set()
         self._alloc_memo: tuple[tuple[Any, ...], dict[str, float], set[str]] | None = None
@@ -135,21 +130,24 @@ class WorldEngine:
         s = self.strategies[sid] = StrategyState(sid)
         self._index[sid] = len(self._ids)
         self._ids.append(sid)
-        self._X = np.vstack([self._X, np.full((1, len(self._metrics)), np.nan)])
-        self._elig = np.append(self._elig, False)
-        self._score = np.append(self._score, np.nan)
-        self._rank = np.append(self._rank, 0)
-        self._sid_rank = np.argsort(np.argsort(np.array(self._ids, dtype=object)))
+        self._book.add_row()
+        self._book.sid_rank = self._sid_order()
         return s
+
+    def _sid_order(self) -> np.ndarray:
+        return np.argsort(np.argsort(np.array(self._ids, dtype=object))).astype(np.int64)
+
+    _elig = property(lambda self: self._book.elig)  # views of the ScoreBook's rows
+    _score = property(lambda self: self._book.score())
+    _rank = property(lambda self: self._book.ranks())
 
     def _refresh(self, sid: str) -> None:
         s = self.strategies[sid]
         i = self._index[sid]
         s.failures = gate_failures(self.policy, s.n_bars, s.metrics)
-        self._elig[i] = not s.failures
-        for j, m in enumerate(self._metrics):
-            v = s.metrics.get(m, math.nan)
-            self._X[i, j] = v if math.isfinite(v) else math.nan
+        row = [s.metrics.get(m, math.nan) for m in self._metrics]
+        self._book.set_row(i, np.array([v if math.isfinite(v) else math.nan for v in row]),
+                           not s.failures)
 
     # -- inputs ------------------------------------------------------------------------------
     def ingest(self, update: MetricsUpdate) -> list[Change]:
@@ -192,12 +190,6 @@ class WorldEngine:
         return changes + [Change(**m) for m in stages.on_policy(self, before)]  # hook: stages
 
     # -- selection ---------------------------------------------------------------------------
-    def _rescore(self) -> np.ndarray:
-        """Scores and ranks (see :func:`world_api.domain.scoring.score_and_rank`); eligible
-        rows in rank order."""
-        return score_and_rank(self._X, self._weights, self._elig, self._sid_rank,
-                              self._score, self._rank)
-
     def correlation(self, a: str, b: str) -> float:
         """Correlation of two strategies' streamed returns (NaN with too little overlap)."""
         sa, sb = self.strategies[a], self.strategies[b]
@@ -220,9 +212,8 @@ class WorldEngine:
 
     def _reselect(self) -> list[Change]:
         p = self.policy
-        order = self._rescore()
-        rank = self._rank
-        by_rank = lambda sid: rank[self._index[sid]]  # noqa: E731
+        order = self._book.order()  # lazily, best first (ScoreBook)
+        by_rank = lambda sid: self._book.rank_key(self._index[sid])  # noqa: E731
         self._recent_out = {sid for sid in self._recent_out if self._dwelling(self.strategies[sid])}
         locked_in = sorted(
             (

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from world_api.domain.incremental import combine, exact_mean_sd
 from world_api.domain.policy import Policy
 
 
@@ -62,17 +63,14 @@ def score_and_rank(
     if not len(idx):
         return idx
     rows = X[idx]
-    total = np.zeros(len(idx))
-    for j, weight in enumerate(weights):
+    stats: list[tuple[float, float] | None] = []
+    for j in range(len(weights)):
         col = rows[:, j]
-        finite = np.isfinite(col)
-        if not finite.any():
-            continue
-        # sorted, so the statistics (to the last bit) do not depend on arrival order
-        values = np.sort(col[finite])
-        mean, sd = values.mean(), values.std()
-        z = np.zeros(len(idx)) if sd == 0 else (col - mean) / sd
-        total = total + weight * np.where(finite, z, -3.0)
+        finite = col[np.isfinite(col)]
+        # exact sums: the statistics (to the last bit) do not depend on arrival order, and
+        # equal the incremental ones of world_api.domain.incremental.ScoreBook
+        stats.append(exact_mean_sd(finite) if len(finite) else None)
+    total = combine(np.ascontiguousarray(rows.T), weights, stats)
     score[idx] = total
     order = idx[np.lexsort((sid_rank[idx], -total))]
     rank[order] = np.arange(1, len(order) + 1)
