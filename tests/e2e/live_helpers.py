@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -136,3 +137,22 @@ def max_abs_diff(a, b) -> float:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     assert a.shape == b.shape, (a.shape, b.shape)
     return float(np.max(np.abs(a - b))) if a.size else 0.0
+
+
+class Recorder:
+    """Orders and fills as the run reports them, with the wall time they were reported."""
+
+    def __init__(self) -> None:
+        self.orders: list[tuple[float, object]] = []
+        self.fills: list[tuple[float, object]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, _strategy, intents, fills) -> None:
+        now = time.monotonic()
+        with self.lock:
+            self.orders += [(now, o) for o in intents]
+            self.fills += [(now, f) for f in fills]
+
+    def between(self, a: float, b: float) -> list:
+        with self.lock:
+            return [o for t, o in self.orders if a <= t <= b]

@@ -104,7 +104,8 @@ def crash_and_resume(args: list[str], kills: int, rng: random.Random) -> int:
     return hit
 
 
-def outcome(tmp: Path, name: str) -> dict:
+def outcome(tmp: Path, name: str, strategy: str = "Cross") -> dict:
+    """What run ``name`` left: its metrics, rows, orders, fills and ``strategy``'s positions."""
     store = open_order_store(str(tmp / name / "orders.db"))
     try:
         return {
@@ -113,7 +114,7 @@ def outcome(tmp: Path, name: str) -> dict:
             "orders": [(o.symbol, o.ts, o.target_weight, o.target_qty)
                        for o in store.orders(name)],
             "fills": [(f.symbol, f.ts, f.qty, f.price) for f in store.fills(name)],
-            "positions": store.positions(name, "Cross"),
+            "positions": store.positions(name, strategy),
         }
     finally:
         store.close()

@@ -11,20 +11,17 @@ import time
 from pathlib import Path
 
 import httpx
-import pyarrow.parquet as pq
 import pytest
 
-from connectors.live.order_store import open_order_store
 from qmtl.runner import backtest
 from tests.e2e.live_helpers import (
     activate,
     max_abs_diff,
     publish,
-    read_json,
     topic_name,
     wait_for,
 )
-from tests.e2e.test_live_crash import Live
+from tests.e2e.test_live_crash import Live, outcome
 from tests.e2e.test_live_cross_section import Book, unequal
 from tests.world_api.conftest import serve
 from world_api.service.app import create_app
@@ -74,21 +71,6 @@ def crash_and_resume(args: list[str], kills: int, rng: random.Random) -> int:
     return hit
 
 
-def outcome(tmp: Path, name: str) -> dict:
-    store = open_order_store(str(tmp / name / "orders.db"))
-    try:
-        return {
-            "metrics": read_json(tmp / name / "out" / "metrics.json"),
-            "bars": pq.read_table(tmp / name / "out" / "bars.parquet"),
-            "orders": [(o.symbol, o.ts, o.target_weight, o.target_qty)
-                       for o in store.orders(name)],
-            "fills": [(f.symbol, f.ts, f.qty, f.price) for f in store.fills(name)],
-            "positions": store.positions(name, "Book"),
-        }
-    finally:
-        store.close()
-
-
 def check_same(a: dict, b: dict, n_bars: int) -> None:
     ma, mb = a["metrics"], b["metrics"]
     assert ma["n_bars"] == mb["n_bars"] == n_bars
@@ -130,7 +112,7 @@ def test_kill_9_of_a_cross_sectional_live_run_loses_and_repeats_nothing(kafka, t
         ref = Live(run_args(tmp_path, "ref", kafka.brokers, topic, url))
         assert ref.proc.wait(120) == 0, ref.output()
     assert hit >= 2, f"only {hit} of 4 kills hit a running flow"
-    a, b = outcome(tmp_path, "ref"), outcome(tmp_path, "crash")
+    a, b = outcome(tmp_path, "ref", "Book"), outcome(tmp_path, "crash", "Book")
     bt = backtest(Book, data=DATA)
     check_same(a, b, len(bt.ts))
     # and both are the backtest of the same bars

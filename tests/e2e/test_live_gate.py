@@ -16,6 +16,7 @@ from qmtl import Strategy
 from qmtl.live import LiveOptions, LiveResult, run_live
 from tests.e2e.live_helpers import (
     Cross,
+    Recorder,
     activate,
     make_data,
     set_policy,
@@ -37,25 +38,6 @@ class Hold(Strategy):
 
     def signal(self, bars):
         return 1.0
-
-
-class Recorder:
-    """Orders and fills as the run reports them, with the wall time they were reported."""
-
-    def __init__(self) -> None:
-        self.orders: list[tuple[float, object]] = []
-        self.fills: list[tuple[float, object]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, _strategy, intents, fills) -> None:
-        now = time.monotonic()
-        with self.lock:
-            self.orders += [(now, o) for o in intents]
-            self.fills += [(now, f) for f in fills]
-
-    def between(self, a: float, b: float) -> list:
-        with self.lock:
-            return [o for t, o in self.orders if a <= t <= b]
 
 
 class Run(threading.Thread):

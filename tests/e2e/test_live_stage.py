@@ -16,6 +16,7 @@ from qmtl.core.contracts import MetricsUpdate, OrderIntent
 from qmtl.live import LiveOptions, run_live
 from tests.e2e.live_helpers import (
     Cross,
+    Recorder,
     consume,
     make_data,
     publish,
@@ -31,21 +32,6 @@ promotion:
   paper: {min_bars: 50}
   live: {min_paper_bars: 30, approval: operator}
 """
-
-
-class Recorder:
-    """Orders and fills as the run reports them, with when they were reported."""
-
-    def __init__(self) -> None:
-        self.orders: list[tuple[float, OrderIntent]] = []
-        self.fills: list[tuple[float, object]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, _strategy, intents, fills) -> None:
-        now = time.monotonic()
-        with self.lock:
-            self.orders += [(now, o) for o in intents]
-            self.fills += [(now, f) for f in fills]
 
 
 def test_a_run_switches_from_paper_fills_to_real_orders_when_approved(kafka, tmp_path):
