@@ -170,7 +170,7 @@ class Database:
     @staticmethod
     def _sqlite_engine(url: URL) -> Engine:
         # WAL, one writer at a time: the write lock is taken when a transaction begins
-        # (see _begin_immediate)
+        # (see _begin)
         engine = create_engine(
             url,
             connect_args={"timeout": 30, "check_same_thread": False},
@@ -223,25 +223,30 @@ class Database:
                 conn.close()
 
     @staticmethod
-    def _begin_immediate(conn: Connection) -> None:
-        """SQLite: take the write lock as the transaction begins, so writers queue (up to the
-        connection's timeout) instead of failing when a reader turns writer. Sent on the
+    def _begin(conn: Connection, how: str) -> None:
+        """SQLite: ``BEGIN IMMEDIATE`` takes the write lock as the transaction begins, so
+        writers queue (up to the connection's timeout) instead of failing when a reader turns
+        writer; ``BEGIN`` (deferred) reads one snapshot and takes no lock. Sent on the
         driver's connection: an engine-level event or SQLAlchemy's statement path would cost
         more than a small transaction itself."""
         try:
-            conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
+            conn.connection.driver_connection.execute(how)
         except sqlite3.Error as e:
-            raise exc.OperationalError("BEGIN IMMEDIATE", (), e) from None
+            raise exc.OperationalError(how, (), e) from None
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
+    def transaction(self, read_only: bool = False) -> Iterator[Connection]:
         """A connection inside one transaction: committed on success, rolled back on error
-        (which propagates; a lost or unreachable database raises ``unavailable``)."""
+        (which propagates; a lost or unreachable database raises ``unavailable``).
+
+        ``read_only``: the transaction only reads, so on SQLite it does not take the write
+        lock (a WAL reader sees one snapshot, the last commit, and never waits for a
+        writer); it must not write."""
         try:
             conn = self._connection()
             with conn.begin():
                 if self.dialect == "sqlite":
-                    self._begin_immediate(conn)
+                    self._begin(conn, "BEGIN" if read_only else "BEGIN IMMEDIATE")
                 yield conn
         except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as e:
             self._drop_connection()  # the next transaction connects again
@@ -319,10 +324,10 @@ class MigratedStore:
             db.close()
             raise
 
-    def transaction(self) -> AbstractContextManager[Connection]:
+    def transaction(self, read_only: bool = False) -> AbstractContextManager[Connection]:
         """A connection inside one transaction (committed on success, rolled back on
-        error)."""
-        return self.db.transaction()
+        error); ``read_only`` for one that only reads (see :meth:`Database.transaction`)."""
+        return self.db.transaction(read_only)
 
     def close(self) -> None:
         """Release the connections."""

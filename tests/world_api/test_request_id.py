@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.world_api.conftest import serve
-from world_api.service.app import create_app, request_id
+from world_api.service.app import create_app
+from world_api.service.observability import request_id
 
 FRESH = re.compile(r"[0-9a-f]{32}")
 
@@ -47,9 +48,16 @@ def test_a_huge_or_control_character_id_over_a_real_socket(tmp_path):
     """What TestClient cannot send: raw bytes in a header, through uvicorn."""
     app = create_app(str(tmp_path / "w.db"), insecure_dev=True)
     with serve(app) as url:
-        for sent in [b"x" * 8000, b"ab\x01cd", b"ab\x7fcd"]:
+        r = httpx.get(f"{url}/worlds", headers=[(b"X-Request-ID", b"x" * 8000)])
+        assert r.status_code == 200 and FRESH.fullmatch(r.headers["X-Request-ID"])
+        for sent in [b"ab\x01cd", b"ab\x7fcd"]:
+            # httptools (uvicorn's fast parser) refuses a control character in a header
+            # (RFC 9110 5.5) with a 400 before the app; h11 passes it on: a fresh id
             r = httpx.get(f"{url}/worlds", headers=[(b"X-Request-ID", sent)])
-            assert r.status_code == 200 and FRESH.fullmatch(r.headers["X-Request-ID"])
+            if r.status_code == 400:
+                assert sent not in r.content and "X-Request-ID" not in r.headers
+            else:
+                assert r.status_code == 200 and FRESH.fullmatch(r.headers["X-Request-ID"])
     app.state.service.store.close()
 
 

@@ -201,8 +201,10 @@ def test_token_commands_create_list_revoke_and_audit(tmp_path):
 
 
 
-def test_a_revocation_from_the_cli_holds_from_the_servers_next_request(tmp_path):
-    """The running service and the CLI open the store separately: nothing is cached."""
+@pytest.mark.parametrize("ttl", [0.0, 2.0])
+def test_a_revocation_from_the_cli_holds_once_the_servers_token_cache_lets_go(tmp_path, ttl):
+    """The running service and the CLI open the store separately: a token that authenticated
+    is remembered for ``token_ttl`` seconds (0: not at all), then the store's word holds."""
     import httpx
 
     from tests.world_api.conftest import serve
@@ -210,11 +212,17 @@ def test_a_revocation_from_the_cli_holds_from_the_servers_next_request(tmp_path)
     db = str(tmp_path / "w.db")
     store = open_store(db)
     tok = create_token(store, "viewer", "leaver")
-    with serve(create_app(store)) as url:
+    app = create_app(store, token_ttl=ttl)
+    now = [0.0]
+    app.state.service.tokens.clock = lambda: now[0]
+    with serve(app) as url:
         assert httpx.get(f"{url}/worlds", headers=h(tok)).status_code == 200
         out = CliRunner().invoke(cli_app, ["world", "token", "revoke", token_id(tok),
                                            "--store", db])
         assert out.exit_code == 0, out.output
+        if ttl:
+            assert httpx.get(f"{url}/worlds", headers=h(tok)).status_code == 200  # cached
+            now[0] += ttl
         r = httpx.get(f"{url}/worlds", headers=h(tok))
         assert r.status_code == 401 and "was revoked" in r.json()["detail"]
     store.close()

@@ -20,16 +20,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from world_api.service.applying import recover
 from world_api.service.auth import FailureLimiter
 from world_api.service.errors import BodyTooLarge, add_error_handlers, error_response
 from world_api.service.kafka_relay import KafkaRelay
-from world_api.service.observability import Observe, request_id
+from world_api.service.observability import Observe
 from world_api.service.openapi import document
 from world_api.service.routers import ROUTERS
 from world_api.service.state import WorldService
@@ -46,24 +46,9 @@ MAX_BODY = 1 << 20
 """The largest request body accepted (bytes); larger ones get 413."""
 
 
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-async def _limits(request: Request, call_next: Handler) -> Response:
-    """Refuse oversize bodies; give every request an id (``X-Request-ID``, kept if sent and
-    well-formed, see :func:`request_id`)."""
-    size = request.headers.get("content-length")
-    if size is not None and size.isdigit() and int(size) > MAX_BODY:
-        return error_response(413, f"request body of {size} bytes exceeds the limit of {MAX_BODY}")
-    if not getattr(request.state, "request_id", ""):  # Observe (observability.py) sets it
-        request.state.request_id = request_id(request.headers.get("x-request-id"))
-    response = await call_next(request)
-    response.headers["X-Request-ID"] = request.state.request_id
-    return response
-
-
 class BodyLimit:
-    """ASGI middleware that counts a request's body bytes as they arrive and raises
+    """ASGI middleware that refuses a body whose ``Content-Length`` passes ``limit`` with a
+    413 before reading it, and counts a body's bytes as they arrive, raising
     :class:`BodyTooLarge` (413) once they pass ``limit``: a chunked body has no
     Content-Length to check up front, so it is cut off here instead of being read whole.
 
@@ -77,6 +62,12 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        size = dict(scope.get("headers") or ()).get(b"content-length", b"")
+        if size.isdigit() and int(size) > self.limit:
+            response = error_response(
+                413, f"request body of {int(size)} bytes exceeds the limit of {self.limit}")
+            await response(scope, receive, send)
             return
         received = 0
 
@@ -127,7 +118,6 @@ class CatchUnexpected:
             log.exception("unexpected error in %s %s (request %s)",
                           scope.get("method"), scope.get("path"), rid)
             response = error_response(500, f"internal error (request {rid})")
-            response.headers["X-Request-ID"] = rid
             await response(scope, receive, send)
 
 
@@ -137,16 +127,19 @@ def create_app(
     insecure_dev: bool = False,
     kafka_brokers: str | None = None,
     metrics_token: str | None = None,
+    token_ttl: float = 2.0,
 ) -> FastAPI:
     """The WorldService app over ``store`` (a Store or a URL; default ``~/.qmtl/world.db``).
     With ``kafka_brokers``, activation events are also published to Kafka topics
     ``qmtl.world.<id>.activation`` after they are stored. With ``metrics_token``,
-    ``GET /metrics`` wants it as a bearer token (else it is public)."""
+    ``GET /metrics`` wants it as a bearer token (else it is public). A token that
+    authenticated is remembered for ``token_ttl`` seconds (a revocation made elsewhere takes
+    effect within it; 0 asks the store on every request)."""
     backend = store if isinstance(store, Store) else open_store(store)
     relay = None
     if kafka_brokers:
         relay = KafkaRelay(kafka_brokers, backend)
-    svc = WorldService(backend, insecure_dev, relay)
+    svc = WorldService(backend, insecure_dev, relay, token_ttl=token_ttl)
     for apply_id, outcome in recover(backend):  # applies a crash left frozen
         log.warning("apply %s interrupted: %s after restart", apply_id, outcome)
 
@@ -165,10 +158,10 @@ def create_app(
     if insecure_dev:
         log.warning("insecure dev mode: no tokens are checked; every caller acts as 'dev'")
     add_error_handlers(app)
-    # BodyLimit goes inside _limits: the body is read through it by the endpoint itself, so
-    # its 413 reaches the error handlers as is (not wrapped by _limits' task group)
+    # plain ASGI middlewares (no BaseHTTPMiddleware: it costs a task group per request);
+    # the body is read through BodyLimit by the endpoint itself, so its 413 reaches the
+    # error handlers as is
     app.add_middleware(BodyLimit, limit=MAX_BODY)
-    app.middleware("http")(_limits)
     app.add_middleware(CatchUnexpected)
     app.add_middleware(Observe, metrics=svc.metrics)  # outermost: times every answer
     for router in ROUTERS:

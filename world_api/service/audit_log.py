@@ -39,7 +39,7 @@ class AuditLog:
     True
     """
 
-    transaction: Callable[[], AbstractContextManager[Connection]]
+    transaction: Callable[..., AbstractContextManager[Connection]]
 
     def _audit(
         self,
@@ -106,7 +106,7 @@ class AuditLog:
         if until is not None:
             query = query.where(a.ts <= until)
         query = query.order_by(a.id.desc() if newest_first else a.id).limit(limit)
-        with self.transaction() as conn:
+        with self.transaction(read_only=True) as conn:
             rows = conn.execute(query).all()
         return [
             {

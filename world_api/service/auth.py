@@ -136,16 +136,28 @@ def authenticate(store: Store, token: str, now: int | None = None) -> TokenInfo:
             continue
         if stored.startswith(_LEGACY + "$"):
             store.rehash_token(info.id, stored, hash_token(token))
-        status = info.status(now)
-        if status == "revoked":
-            raise AuthError(f"token {info.id} was revoked at {iso(info.revoked)}")
-        if status == "expired":
-            raise AuthError(f"token {info.id} expired at {iso(info.expires)}: "
-                            "ask for a new one (`qmtl world token create`)")
-        return info
+        return usable(info, now)
     if m is None and not token.startswith("qmtl_"):
         raise AuthError("unknown token: a QMTL token starts with 'qmtl_'")
     raise AuthError("unknown token")
+
+
+def usable(info: TokenInfo, now: int | None = None) -> TokenInfo:
+    """``info`` if its token may be used at ``now`` (epoch ns), else :class:`AuthError`
+    saying it was revoked or has expired.
+
+    >>> usable(TokenInfo(id="0a1b2c3d", owner="ci", role="viewer", created=0, expires=5), 9)
+    Traceback (most recent call last):
+    ...
+    world_api.service.auth.AuthError: token 0a1b2c3d expired at 1970-01-01T00:00:00Z: ask ...
+    """
+    status = info.status(now)
+    if status == "revoked":
+        raise AuthError(f"token {info.id} was revoked at {iso(info.revoked)}")
+    if status == "expired":
+        raise AuthError(f"token {info.id} expired at {iso(info.expires)}: "
+                        "ask for a new one (`qmtl world token create`)")
+    return info
 
 
 def resolve(store: Store, token: str) -> tuple[str, str] | None:
@@ -246,3 +258,61 @@ class FailureLimiter:
             self._kept += 1
             dropped, self._dropped = self._dropped, 0
             return True, dropped
+
+
+class TokenCache:
+    """Tokens that authenticated, remembered for ``ttl`` seconds so a busy client is not one
+    store read per request: a cached token's expiry is still checked on every use, and a
+    revocation (``qmtl world token revoke``, which may run in another process) takes effect
+    within ``ttl``. Only successes are kept (failures always ask the store); entries are
+    keyed by the token's SHA-256, at most ``size`` of them.
+
+    >>> import tempfile, os
+    >>> from world_api.service.store import open_store
+    >>> store = open_store(os.path.join(tempfile.mkdtemp(), "w.db"))
+    >>> token = create_token(store, "viewer")
+    >>> cache = TokenCache(ttl=60)
+    >>> cache.authenticate(store, token).role
+    'viewer'
+    >>> _ = store.revoke_token(cache.authenticate(store, token).id)
+    >>> cache.authenticate(store, token).role  # still cached
+    'viewer'
+    >>> cache.clear()
+    >>> cache.authenticate(store, token)
+    Traceback (most recent call last):
+    ...
+    world_api.service.auth.AuthError: token ... was revoked at ...
+    """
+
+    def __init__(self, ttl: float = 2.0, size: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl, self.size, self.clock = ttl, size, clock
+        self._seen: dict[bytes, tuple[float, TokenInfo]] = {}
+
+    def authenticate(self, store: Store, token: str, now: int | None = None) -> TokenInfo:
+        """:func:`authenticate`, answered from memory for a token that authenticated less
+        than ``ttl`` seconds ago."""
+        info = self.lookup(token, now)
+        if info is not None:
+            return info
+        info = authenticate(store, token, now)
+        if len(self._seen) >= self.size:
+            self._seen.clear()
+        self._seen[_key(token)] = (self.clock(), info)
+        return info
+
+    def lookup(self, token: str, now: int | None = None) -> TokenInfo | None:
+        """The record of ``token`` if it authenticated less than ``ttl`` seconds ago (an
+        :class:`AuthError` if it has expired since), else None: no store read."""
+        hit = self._seen.get(_key(token))
+        if hit is None or self.clock() - hit[0] >= self.ttl:
+            return None
+        return usable(hit[1], now)
+
+    def clear(self) -> None:
+        """Forget every token (the next use of each asks the store)."""
+        self._seen.clear()
+
+
+def _key(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()

@@ -15,6 +15,7 @@ scheme (Swagger's *Authorize* button). Each 401 and 403 gets an audit row of the
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -23,7 +24,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from world_api.service.auth import AuthError, FailureLimiter, allows, authenticate
+from world_api.service.auth import AuthError, FailureLimiter, allows
 from world_api.service.errors import HTTPError
 from world_api.service.state import WorldService
 from world_api.service.store import Store, StoreError
@@ -95,22 +96,26 @@ def require(needed: str) -> Callable[..., Actor]:
     True
     """
 
-    def check(request: Request, svc: ServiceDep, credentials: BearerDep = None) -> Actor:
+    async def check(request: Request, svc: ServiceDep, credentials: BearerDep = None) -> Actor:
         rid = getattr(request.state, "request_id", "")
         if svc.insecure_dev:
             return Actor(id="dev", owner="dev", role="operator", request_id=rid)
-        if credentials is None or not credentials.credentials.strip():
-            reason = "missing bearer token: pass 'Authorization: Bearer <token>'"
-            audit_failure(request, svc.store, 401, "missing bearer token")
-            raise HTTPError(401, reason)
+        token = credentials.credentials.strip() if credentials is not None else ""
         try:
-            info = authenticate(svc.store, credentials.credentials.strip())
+            if not token:
+                raise AuthError("missing bearer token")
+            # a token seen lately is answered from memory, on the event loop
+            info = svc.tokens.lookup(token) or await asyncio.to_thread(
+                svc.tokens.authenticate, svc.store, token)
         except AuthError as exc:
-            audit_failure(request, svc.store, 401, str(exc))
+            await asyncio.to_thread(audit_failure, request, svc.store, 401, str(exc))
+            if not token:
+                raise HTTPError(401, "missing bearer token: pass 'Authorization: Bearer "
+                                "<token>'") from None
             raise HTTPError(401, str(exc)) from None
         if not allows(info.role, needed):
             reason = f"role {info.role!r} may not do this; needs {needed!r}"
-            audit_failure(request, svc.store, 403, reason, actor=info.id)
+            await asyncio.to_thread(audit_failure, request, svc.store, 403, reason, info.id)
             raise HTTPError(403, reason)
         return Actor(id=info.id, owner=info.owner, role=info.role, request_id=rid)
 

@@ -161,7 +161,7 @@ def _route(scope: Scope) -> str:
 class Observe:
     """ASGI middleware: request latency by route template and status, open event streams,
     and the request id (kept from a well-formed ``X-Request-ID``, else fresh) in
-    ``scope["state"]`` and :data:`REQUEST_ID` for the logs.
+    ``scope["state"]``, :data:`REQUEST_ID` for the logs and the answer's ``X-Request-ID``.
 
     >>> Observe(lambda *a: None, ServiceMetrics()).metrics.value("qmtl_world_sse_clients")
     0.0
@@ -184,6 +184,8 @@ class Observe:
             nonlocal status, stream
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*(message.get("headers") or ()),
+                                      (b"x-request-id", rid.encode())]
                 kind = dict(message.get("headers") or ()).get(b"content-type", b"")
                 if kind.startswith(b"text/event-stream"):
                     stream = True

@@ -25,6 +25,7 @@ from qmtl.core.contracts import ActivationEvent
 from world_api.domain.evaluator import Change, WorldEngine
 from world_api.domain.policy import Policy
 from world_api.service import tables as t
+from world_api.service.auth import TokenCache
 from world_api.service.broadcast import Broadcaster, world_event
 from world_api.service.errors import HTTPError
 from world_api.service.observability import ServiceMetrics
@@ -78,8 +79,10 @@ def read_policy(store: Store, world: str, version: int | None = None) -> tuple[i
 class WorldService:
     """State shared by the endpoints (see the module docstring)."""
 
-    def __init__(self, store: Store, insecure_dev: bool = False, relay: Any = None) -> None:
+    def __init__(self, store: Store, insecure_dev: bool = False, relay: Any = None,
+                 token_ttl: float = 2.0) -> None:
         self.store = store
+        self.tokens = TokenCache(ttl=token_ttl)  # tokens that authenticated lately (auth.py)
         self.insecure_dev = insecure_dev
         self.relay = relay
         self._locks: dict[str, threading.Lock] = {}

@@ -176,13 +176,13 @@ class Store(WorldAdmin, AuditLog, OperatorStore, MigratedStore):
     def list_worlds(self) -> list[WorldInfo]:
         """Every world, by id."""
         w = t.worlds.c
-        with self.transaction() as conn:
+        with self.transaction(read_only=True) as conn:
             rows = conn.execute(select(w.id, w.name, w.capital, w.mode).order_by(w.id)).all()
         return [WorldInfo(id=r[0], name=r[1], capital=r[2], mode=r[3]) for r in rows]
 
     def get_world(self, world: str) -> WorldInfo:
         """One world (NotFound if unknown)."""
-        with self.transaction() as conn:
+        with self.transaction(read_only=True) as conn:
             row = conn.execute(_WORLD, {"world": world}).first()
         if row is None:
             raise NotFound(f"unknown world {world!r}")
@@ -190,7 +190,7 @@ class Store(WorldAdmin, AuditLog, OperatorStore, MigratedStore):
 
     def world_seq(self, world: str) -> int:
         """The seq of the world's latest event (0 before any)."""
-        with self.transaction() as conn:
+        with self.transaction(read_only=True) as conn:
             seq = conn.execute(_WORLD_SEQ, {"world": world}).scalar()
         if seq is None:
             raise NotFound(f"unknown world {world!r}")
@@ -200,7 +200,7 @@ class Store(WorldAdmin, AuditLog, OperatorStore, MigratedStore):
         """``(version, policy)``: the latest, or the given version."""
         self.get_world(world)
         query = _POLICY if version is None else _POLICY.where(_p.version == version)
-        with self.transaction() as conn:
+        with self.transaction(read_only=True) as conn:
             row = conn.execute(query.limit(1), {"world": world}).first()
         if row is None:
             raise NotFound(f"world {world!r} has no policy version {version}")
@@ -216,7 +216,7 @@ class Store(WorldAdmin, AuditLog, OperatorStore, MigratedStore):
     def engine_state(self, world: str, policy: Policy, version: int) -> dict[str, Any]:
         """What :meth:`WorldEngine.from_state` takes: ``policy`` at ``version`` with the
         world's stored strategy states and realized return points."""
-        with self.transaction() as conn:
+        with self.transaction(read_only=True) as conn:
             rows = conn.execute(_STATES, {"world": world}).all()
             points = conn.execute(_REALIZED, {"world": world}).all()
             overs = conn.execute(select(t.overrides.c.body)  # operator overrides that hold
@@ -323,7 +323,7 @@ class Store(WorldAdmin, AuditLog, OperatorStore, MigratedStore):
     ) -> set[tuple[str, str, int]]:
         """Which of ``keys`` (strategy_id, run_id, seq) are already recorded."""
         seen = set()
-        with self.transaction() as conn:
+        with self.transaction(read_only=True) as conn:
             for sid, run, s in keys:
                 found = conn.execute(_SEEN, {"world": world, "sid": sid, "run": run, "s": s})
                 if found.first() is not None:
@@ -332,7 +332,7 @@ class Store(WorldAdmin, AuditLog, OperatorStore, MigratedStore):
 
     def events_after(self, world: str, after: int, limit: int = 1000) -> list[ActivationEvent]:
         """Events with seq > ``after``, in order."""
-        with self.transaction() as conn:
+        with self.transaction(read_only=True) as conn:
             rows = conn.execute(_EVENTS_AFTER, {"world": world, "after": after,
                                                 "limit": limit}).all()
         return [
@@ -369,7 +369,7 @@ class Store(WorldAdmin, AuditLog, OperatorStore, MigratedStore):
 
     def tokens_with_ids(self, ids: Sequence[str]) -> list[tuple[TokenInfo, str]]:
         """``(record, stored hash)`` of each token whose id is one of ``ids``."""
-        with self.transaction() as conn:
+        with self.transaction(read_only=True) as conn:
             rows = conn.execute(_TOKEN, {"ids": list(ids)}).all()
         return [(TokenInfo(id=r[0], owner=r[1], role=r[2], created=r[3], expires=r[4],
                            revoked=r[5]), r[6]) for r in rows]
@@ -377,7 +377,7 @@ class Store(WorldAdmin, AuditLog, OperatorStore, MigratedStore):
     def list_tokens(self) -> list[TokenInfo]:
         """Every token's public record (never its hash), oldest first."""
         k = t.tokens.c
-        with self.transaction() as conn:
+        with self.transaction(read_only=True) as conn:
             rows = conn.execute(select(k.id, k.owner, k.role, k.created, k.expires, k.revoked)
                                 .order_by(k.created, k.id)).all()
         return [TokenInfo(id=r[0], owner=r[1], role=r[2], created=r[3], expires=r[4],
@@ -418,7 +418,7 @@ class Store(WorldAdmin, AuditLog, OperatorStore, MigratedStore):
     def get_plan(self, world: str, plan_id: str) -> tuple[int, dict[str, Any], bool]:
         """``(base_seq, body, applied)`` of a plan (NotFound if unknown)."""
         p = t.plans.c
-        with self.transaction() as conn:
+        with self.transaction(read_only=True) as conn:
             row = conn.execute(
                 select(p.base_seq, p.body, p.applied).where(p.id == plan_id, p.world == world)
             ).first()

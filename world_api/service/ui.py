@@ -125,7 +125,8 @@ def strategy_page(world: str, strategy_id: str) -> HTMLResponse:
 
 
 @router.get("/api/session")
-def session(request: Request, svc: ServiceDep, credentials: BearerDep = None) -> dict[str, Any]:
+async def session(request: Request, svc: ServiceDep,
+                  credentials: BearerDep = None) -> dict[str, Any]:
     """``{authenticated, id, name, role, detail, insecure_dev, features}`` for the caller's
     token (``name`` is its owner); 200 even when it is missing or does not authenticate
     (``authenticated`` false, ``detail`` says why). A token that fails is audited as on any
@@ -135,7 +136,7 @@ def session(request: Request, svc: ServiceDep, credentials: BearerDep = None) ->
     if not svc.insecure_dev and (credentials is None or not credentials.credentials.strip()):
         return {**no, "detail": "missing bearer token: pass 'Authorization: Bearer <token>'"}
     try:
-        actor = require("viewer")(request, svc, credentials)
+        actor = await require("viewer")(request, svc, credentials)
     except HTTPError as exc:
         return {**no, "detail": exc.detail}
     return {**out, "authenticated": True, "id": actor.id, "name": actor.owner,
