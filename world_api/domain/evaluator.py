@@ -82,6 +82,14 @@ class StaleUpdate(QmtlError, ValueError):
     """An update's seq is not greater than the last one seen for its (strategy, run)."""
 
 
+def check_after(update: MetricsUpdate, last: int | None) -> None:
+    """Raise :class:`StaleUpdate` unless ``update.seq`` is after ``last`` (the last seq of
+    its strategy and run; None: nothing before)."""
+    if last is not None and update.seq <= last:
+        raise StaleUpdate(f"{update.strategy_id}: seq {update.seq} of run {update.run_id!r} "
+                          f"is not after the last seen seq {last}")
+
+
 class WorldEngine:
     """Incremental evaluation of a world's policy (see the module docstring).
 
@@ -156,15 +164,10 @@ class WorldEngine:
         Raises :class:`StaleUpdate` when ``update.seq`` is not greater than the last seq of
         its ``(strategy_id, run_id)``.
         """
+        check_after(update, self.last_seq(update.strategy_id, update.run_id))
         s = self.strategies.get(update.strategy_id)
         if s is None:
             s = self._add(update.strategy_id)
-        last = s.seqs.get(update.run_id)
-        if last is not None and update.seq <= last:
-            raise StaleUpdate(
-                f"{update.strategy_id}: seq {update.seq} of run {update.run_id!r} is not after "
-                f"the last seen seq {last}"
-            )
         s.seqs[update.run_id] = update.seq
         s.metrics = dict(update.metrics)
         s.n_bars = update.n_bars
@@ -180,6 +183,11 @@ class WorldEngine:
         self._refresh(s.sid)
         changes = self._reselect()
         return changes + [Change(**m) for m in stages.on_update(self, s, update)]  # hook: stages
+
+    def last_seq(self, strategy_id: str, run_id: str) -> int | None:
+        """The seq of the last update ingested for ``(strategy_id, run_id)`` (None: none)."""
+        s = self.strategies.get(strategy_id)
+        return None if s is None else s.seqs.get(run_id)
 
     def set_policy(self, policy: Policy, version: int) -> list[Change]:
         """Switch to a new policy version and re-run the selection."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -28,11 +29,14 @@ from world_api.service import tables as t
 from world_api.service.auth import TokenCache
 from world_api.service.broadcast import Broadcaster, world_event
 from world_api.service.errors import HTTPError
+from world_api.service.group_commit import GroupCommit
+from world_api.service.ingest import ingest_group
 from world_api.service.observability import ServiceMetrics
 from world_api.service.store import Store
 
-EngineChange = Callable[[WorldEngine], tuple[list[Change], dict[str, Any]]]
-"""A write: given the world's engine, the changes it made and the store's commit arguments."""
+EngineChange = Callable[[WorldEngine], tuple[list[Change], dict[str, Any]] | None]
+"""A write: given the world's engine, the changes it made and the store's commit arguments
+(None: nothing to write, the engine is unchanged)."""
 
 
 class UnreadableState(HTTPError):
@@ -91,6 +95,8 @@ class WorldService:
         self.version = 0  # bumped on every write that produced events
         self.broadcast = Broadcaster()  # live updates for the dashboard (not stored)
         self.metrics = ServiceMetrics()  # Prometheus counters (observability.py)
+        # metrics updates that arrive together are written together (group_commit.py)
+        self.ingests = GroupCommit(partial(ingest_group, self))
 
     def lock(self, world: str) -> threading.Lock:
         """The lock that serializes ``world``'s writes (and reads that must be consistent)."""
@@ -137,7 +143,8 @@ class WorldService:
         Once committed, the dashboard's stream (:attr:`broadcast`) gets the items ``fn`` put
         in ``live``, then a ``world`` event if the world's return may have moved (only while
         someone subscribes)."""
-        self.store.get_world(world)
+        if world not in self._engines:  # a world in memory exists (deleting it forgets it)
+            self.store.get_world(world)
         with self.lock(world):
             if self.relay is not None:
                 self.relay.start_world(world, self.store.world_seq(world))
@@ -150,9 +157,11 @@ class WorldService:
             watched = self.broadcast.subscribers(world) > 0
             stamp = engine.world_stamp() if watched else None
             try:
-                changes, commit_args = fn(engine)
-                with self.metrics.store_write():
-                    events = self.store.commit(world, engine, changes, **commit_args)
+                done = fn(engine)
+                events = []
+                if done is not None:  # None: nothing to write
+                    with self.metrics.store_write():
+                        events = self.store.commit(world, engine, done[0], **done[1])
             except BaseException:
                 self.forget(world)
                 raise
