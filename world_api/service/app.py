@@ -31,7 +31,8 @@ from world_api.service.errors import BodyTooLarge, add_error_handlers, error_res
 from world_api.service.kafka_relay import KafkaRelay
 from world_api.service.observability import Observe
 from world_api.service.openapi import document
-from world_api.service.routers import ROUTERS
+from world_api.service.routers import ROUTERS, metrics
+from world_api.service.routers.metrics import FastIngest
 from world_api.service.state import WorldService
 from world_api.service.store import Store, open_store
 from world_api.service.ui import install as install_ui
@@ -128,13 +129,16 @@ def create_app(
     kafka_brokers: str | None = None,
     metrics_token: str | None = None,
     token_ttl: float = 2.0,
+    fast_ingest: bool = True,
 ) -> FastAPI:
     """The WorldService app over ``store`` (a Store or a URL; default ``~/.qmtl/world.db``).
     With ``kafka_brokers``, activation events are also published to Kafka topics
     ``qmtl.world.<id>.activation`` after they are stored. With ``metrics_token``,
     ``GET /metrics`` wants it as a bearer token (else it is public). A token that
     authenticated is remembered for ``token_ttl`` seconds (a revocation made elsewhere takes
-    effect within it; 0 asks the store on every request)."""
+    effect within it; 0 asks the store on every request). ``fast_ingest`` serves
+    ``POST /worlds/{world}/metrics`` by its lean ASGI path (``routers/metrics.py``; False:
+    through FastAPI's router, the same answers, slower)."""
     backend = store if isinstance(store, Store) else open_store(store)
     relay = None
     if kafka_brokers:
@@ -161,11 +165,13 @@ def create_app(
     # plain ASGI middlewares (no BaseHTTPMiddleware: it costs a task group per request);
     # the body is read through BodyLimit by the endpoint itself, so its 413 reaches the
     # error handlers as is
+    for router in ROUTERS:
+        app.include_router(router)
+    if fast_ingest:  # innermost: behind the body limit, the error catcher and the timing
+        app.add_middleware(FastIngest, svc=svc, route=metrics.router.routes[0])
     app.add_middleware(BodyLimit, limit=MAX_BODY)
     app.add_middleware(CatchUnexpected)
     app.add_middleware(Observe, metrics=svc.metrics)  # outermost: times every answer
-    for router in ROUTERS:
-        app.include_router(router)
     document(app)  # after the routers: every route gets the error statuses it can answer
     install_ui(app)
     return app

@@ -45,15 +45,16 @@ class Actor(BaseModel):
         return self.id
 
 
-def get_service(request: Request) -> WorldService:
-    """The app's :class:`WorldService`."""
+async def get_service(request: Request) -> WorldService:
+    """The app's :class:`WorldService` (async: a plain function would cost a worker thread
+    per request)."""
     return request.app.state.service
 
 
 ServiceDep = Annotated[WorldService, Depends(get_service)]
 
 
-def get_store(svc: ServiceDep) -> Store:
+async def get_store(svc: ServiceDep) -> Store:
     """The service's store."""
     return svc.store
 

@@ -74,26 +74,31 @@ def describe(errors: Any) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPError)
-    return error_response(exc.status, exc.detail)
+def known_error(exc: BaseException) -> JSONResponse | None:
+    """The answer to an error this module knows (see its docstring), else None.
+
+    >>> known_error(NotFound("unknown world 'w'")).status_code
+    404
+    >>> known_error(RuntimeError("boom")) is None
+    True
+    """
+    if isinstance(exc, HTTPError):
+        return error_response(exc.status, exc.detail)
+    if isinstance(exc, BodyTooLarge):
+        return error_response(413, exc.detail)
+    if isinstance(exc, NotFound):
+        return error_response(404, str(exc))
+    if isinstance(exc, Conflict):
+        return error_response(409, str(exc))
+    if isinstance(exc, StoreUnavailable):
+        return error_response(503, f"store unavailable, nothing was written: {exc}")
+    return None
 
 
-async def _body_too_large(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, BodyTooLarge)
-    return error_response(413, exc.detail)
-
-
-async def _not_found(_: Request, exc: Exception) -> JSONResponse:
-    return error_response(404, str(exc))
-
-
-async def _conflict(_: Request, exc: Exception) -> JSONResponse:
-    return error_response(409, str(exc))
-
-
-async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
-    return error_response(503, f"store unavailable, nothing was written: {exc}")
+async def _known(_: Request, exc: Exception) -> JSONResponse:
+    response = known_error(exc)
+    assert response is not None
+    return response
 
 
 async def _policy(_: Request, exc: Exception) -> JSONResponse:
@@ -111,10 +116,7 @@ def add_error_handlers(app: FastAPI) -> None:
     >>> app = FastAPI(); add_error_handlers(app); NotFound in app.exception_handlers
     True
     """
-    app.add_exception_handler(HTTPError, _http_error)
-    app.add_exception_handler(BodyTooLarge, _body_too_large)
-    app.add_exception_handler(NotFound, _not_found)
-    app.add_exception_handler(Conflict, _conflict)
-    app.add_exception_handler(StoreUnavailable, _unavailable)
+    for known in (HTTPError, BodyTooLarge, NotFound, Conflict, StoreUnavailable):
+        app.add_exception_handler(known, _known)
     app.add_exception_handler(PolicyError, _policy)
     app.add_exception_handler(RequestValidationError, _validation)
