@@ -46,6 +46,13 @@ def _pause() -> None:
         time.sleep(pause)
 
 
+def _step(svc: WorldService, world: str, *args: Any, **kwargs: Any) -> ControlEvent:
+    """Store one apply step, then wake the world's event streams to send it."""
+    event = svc.store.control_step(world, *args, **kwargs)
+    svc.tails.poke(world)
+    return event
+
+
 def run_apply(svc: WorldService, world: str, plan_id: str, overrides: dict[str, float],
               actor: Any, drain: float) -> dict[str, Any]:
     """Apply plan ``plan_id`` of ``world`` with weight ``overrides`` in four steps (see the
@@ -74,11 +81,11 @@ def run_apply(svc: WorldService, world: str, plan_id: str, overrides: dict[str, 
         unknown = sorted(set(target) - set(engine.strategies))
         if unknown:
             raise HTTPError(422, f"strategy {unknown[0]!r} has not reported to {world!r}")
-        control = [store.control_step(world, apply_id, plan_id, "freeze", target=target, **who)]
+        control = [_step(svc, world, apply_id, plan_id, "freeze", target=target, **who)]
     events: list[ActivationEvent] = []
     try:
         _pause()
-        control.append(store.control_step(world, apply_id, plan_id, "drain", **who))
+        control.append(_step(svc, world, apply_id, plan_id, "drain", **who))
         time.sleep(drain)  # updates still arrive meanwhile; the switch checks them
         _pause()
         with svc.lock(world):
@@ -98,16 +105,17 @@ def run_apply(svc: WorldService, world: str, plan_id: str, overrides: dict[str, 
                 events = store.commit(world, engine, changes, actor=actor.id, action="apply",
                                       detail=detail, request_id=actor.request_id,
                                       plan=plan_id, extra=mark)
+                svc.tails.poke(world)
             except BaseException:
                 svc.forget(world)  # the engine may hold the half-made switch: reload it
                 raise
     except BaseException:
-        store.control_step(world, apply_id, plan_id, "unfreeze", outcome="rolled back", **who)
+        _step(svc, world, apply_id, plan_id, "unfreeze", outcome="rolled back", **who)
         raise
     control.append(ControlEvent(world=world, seq=switched[-1], ts=time.time_ns(),
                                 step="switch", apply_id=apply_id, plan_id=plan_id))
     _pause()
-    control.append(store.control_step(world, apply_id, plan_id, "unfreeze",
+    control.append(_step(svc, world, apply_id, plan_id, "unfreeze",
                                       outcome="applied", **who))
     svc.version += 1
     if svc.relay is not None:

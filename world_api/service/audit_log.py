@@ -50,10 +50,18 @@ class AuditLog:
         detail: dict[str, Any],
         request_id: str,
     ) -> None:
-        conn.execute(_ADD_AUDIT, {
-            "world": world, "ts": time.time_ns(), "actor": actor, "action": action,
-            "detail": json.dumps(detail, default=str), "request_id": request_id,
-        })
+        self._audit_rows(conn, world, [(actor, action, detail, request_id)])
+
+    def _audit_rows(self, conn: Connection, world: str | None,
+                    rows: list[tuple[str, str, dict[str, Any], str]]) -> None:
+        """Audit rows ``(actor, action, detail, request_id)`` of ``world`` in ``conn``'s
+        transaction, in one statement."""
+        now = time.time_ns()
+        conn.execute(_ADD_AUDIT, [
+            {"world": world, "ts": now, "actor": actor, "action": action,
+             "detail": json.dumps(detail, default=str), "request_id": request_id}
+            for actor, action, detail, request_id in rows
+        ])
 
     def audit(
         self,

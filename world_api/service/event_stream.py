@@ -2,8 +2,9 @@
 
 Each stored event after the cursor becomes one SSE event: ``id`` = its seq (so a client
 resumes with ``Last-Event-ID``), ``event: activation``, ``data`` = the ActivationEvent as
-JSON (``event: control`` with a ControlEvent for the steps of a plan apply). The store is
-polled every ``poll`` seconds; ``once`` ends the stream when it has caught up.
+JSON (``event: control`` with a ControlEvent for the steps of a plan apply). New events come
+through the world's tail (``event_feed.py``: one store reader for every subscriber);
+``once`` ends the stream when it has caught up.
 Keep-alives are sent by the response (see ``routers/events.py``).
 
 >>> import asyncio, tempfile, os
@@ -11,20 +12,20 @@ Keep-alives are sent by the response (see ``routers/events.py``).
 >>> store = open_store(os.path.join(tempfile.mkdtemp(), "w.db"))
 >>> store.create_world(WorldInfo(id="w"))
 >>> async def drain():
-...     return [e async for e in activation_events(store, "w", 0, once=True)]
+...     return [e async for e in activation_events(Tails(store), "w", 0, once=True)]
 >>> asyncio.run(drain())
 []
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 from sse_starlette import ServerSentEvent
 
+from qmtl.core.contracts import ActivationEvent
+from world_api.service.event_feed import Tails
 from world_api.service.operator_store import as_control
-from world_api.service.store import Store
 
 SEP = "\n"
 """Line separator of the stream (what it always used)."""
@@ -43,22 +44,36 @@ def keep_alive() -> ServerSentEvent:
 
 
 async def activation_events(
-    store: Store, world: str, after: int, *, once: bool = False, poll: float = 0.05
-) -> AsyncIterator[ServerSentEvent]:
+    tails: Tails, world: str, after: int, *, once: bool = False
+) -> AsyncIterator[bytes]:
     """The stored events of ``world`` after seq ``after``, then new ones as they are
-    stored (until caught up, with ``once``)."""
-    cursor = after
-    while True:
-        batch = await asyncio.to_thread(store.events_after, world, cursor)
-        for ev in batch:
-            cursor = ev.seq
-            control = as_control(ev)  # a step of a plan apply: its own event name
-            yield ServerSentEvent(
-                data=(control or ev).model_dump_json(), id=str(ev.seq),
-                event="activation" if control is None else "control", sep=SEP
-            )
-        if batch:
-            continue
-        if once:
-            return
-        await asyncio.sleep(poll)
+    stored (until caught up, with ``once``), read through the world's tail; the events
+    that arrived together go as one chunk."""
+    async for batch in tails.follow(world, after, once=once):
+        yield b"".join(encoded(ev) for ev in batch)
+
+
+_ENCODED: dict[tuple[str, int, int, str], bytes] = {}
+_ENCODED_MAX = 4096
+
+
+def encoded(ev: ActivationEvent) -> bytes:
+    """The SSE event of ``ev``, encoded once for all the streams that send it (the latest
+    :data:`_ENCODED_MAX` are kept).
+
+    >>> ev = ActivationEvent(world="w", seq=3, ts=0, strategy_id="s", active=True,
+    ...                      weight=0.5, reason="top_k", policy_version=1)
+    >>> encoded(ev).split(b"\\n")[:2], encoded(ev) is encoded(ev)
+    ([b'id: 3', b'event: activation'], True)
+    """
+    key = (ev.world, ev.seq, ev.ts, ev.strategy_id)  # a world made again restarts its seqs
+    sse = _ENCODED.get(key)
+    if sse is None:
+        control = as_control(ev)  # a step of a plan apply: its own event name
+        sse = ServerSentEvent(data=(control or ev).model_dump_json(), id=str(ev.seq),
+                              event="activation" if control is None else "control",
+                              sep=SEP).encode()
+        if len(_ENCODED) >= _ENCODED_MAX:
+            del _ENCODED[next(iter(_ENCODED))]  # the oldest
+        _ENCODED[key] = sse
+    return sse

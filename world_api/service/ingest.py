@@ -117,8 +117,8 @@ def ingest_group(svc: WorldService, world: str,
             return None
 
         def audit(conn: Any, seq: int) -> int:
-            for who, detail in audits:
-                svc.store._audit(conn, world, who.name, "post_metrics", detail, who.request_id)
+            svc.store._audit_rows(conn, world, [(who.name, "post_metrics", detail, who.request_id)
+                                                for who, detail in audits])
             return seq
 
         return changes, {"keys": keys, "extra": audit}

@@ -29,6 +29,7 @@ from world_api.service import tables as t
 from world_api.service.auth import TokenCache
 from world_api.service.broadcast import Broadcaster, world_event
 from world_api.service.errors import HTTPError
+from world_api.service.event_feed import Tails
 from world_api.service.group_commit import GroupCommit
 from world_api.service.ingest import ingest_group
 from world_api.service.observability import ServiceMetrics
@@ -94,6 +95,7 @@ class WorldService:
         self._guard = threading.Lock()
         self.version = 0  # bumped on every write that produced events
         self.broadcast = Broadcaster()  # live updates for the dashboard (not stored)
+        self.tails = Tails(store)  # each watched world's newest events, for its streams
         self.metrics = ServiceMetrics()  # Prometheus counters (observability.py)
         # metrics updates that arrive together are written together (group_commit.py)
         self.ingests = GroupCommit(partial(ingest_group, self))
@@ -169,6 +171,7 @@ class WorldService:
             published = [*(live or []), *([("world", world_event(engine))] if moved else [])]
         if events:
             self.version += 1
+            self.tails.poke(world)  # stored: the world's streams may read them now
         sent = 0
         if self.relay is not None:
             sent = self.relay.publish(world)  # stored first, then published (outbox)

@@ -21,6 +21,7 @@ from sse_starlette import EventSourceResponse
 from qmtl.core.contracts import ActivationEvent, WorldId
 from world_api.service.deps import ServiceDep, ViewerDep
 from world_api.service.errors import HTTPError
+from world_api.service.event_feed import Closing
 from world_api.service.event_stream import KEEP_ALIVE, SEP, activation_events, keep_alive
 from world_api.service.openapi import sse_responses
 
@@ -63,7 +64,7 @@ def parse_last_event_id(value: str) -> int:
 async def events(
     world: WorldId,
     svc: ServiceDep,
-    _: ViewerDep,
+    who: ViewerDep,
     after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     once: bool = False,
     heartbeat: Annotated[float, Query(ge=0.1, le=300.0)] = 15.0,
@@ -74,8 +75,9 @@ async def events(
     start = after
     if start is None and last_event_id:
         start = parse_last_event_id(last_event_id)
+    close = svc.tails.open_stream(who.id)  # 429 past the token's cap
     return EventSourceResponse(
-        activation_events(svc.store, world, start or 0, once=once),
+        Closing(activation_events(svc.tails, world, start or 0, once=once), close),
         ping=heartbeat,
         ping_message_factory=keep_alive,
         sep=SEP,

@@ -29,6 +29,7 @@ from world_api.domain.evaluator import WorldEngine
 from world_api.domain.world_returns import with_equity
 from world_api.service.broadcast import world_event
 from world_api.service.deps import ServiceDep, ViewerDep
+from world_api.service.event_feed import Closing
 from world_api.service.event_stream import KEEP_ALIVE, SEP, keep_alive
 from world_api.service.openapi import sse_responses
 from world_api.service.responses import (
@@ -116,11 +117,12 @@ def _snapshot(svc: WorldService, world: str) -> dict[str, Any]:
 async def updates(
     world: WorldId,
     svc: ServiceDep,
-    _: ViewerDep,
+    who: ViewerDep,
     heartbeat: Annotated[float, Query(ge=0.1, le=300.0)] = 15.0,
 ) -> EventSourceResponse:
     """Stream the world's live updates (see the module docstring)."""
     await asyncio.to_thread(svc.store.get_world, world)
+    close = svc.tails.open_stream(who.id)  # 429 past the token's cap
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
         # subscribed before the snapshot is taken: whatever changes after it is streamed
@@ -132,7 +134,7 @@ async def updates(
                 yield ServerSentEvent(data=json.dumps(data), event=name, sep=SEP)
 
     return EventSourceResponse(
-        stream(),
+        Closing(stream(), close),
         ping=heartbeat,
         ping_message_factory=keep_alive,
         sep=SEP,
