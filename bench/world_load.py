@@ -207,20 +207,42 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def idle_streams(server: Server, n: int) -> list[asyncio.StreamWriter]:
-    """``n`` open ``GET /events`` streams (headers read, then left idle)."""
-    writers = []
+async def hold_streams(port: int, tokens: list[str], n: int) -> None:
+    """Open ``n`` ``GET /events`` streams (tokens in turn), say ``ready`` on stdout, then
+    read and drop what they send until stdin closes (``--hold-streams``: a process of its
+    own, as such clients are other machines)."""
+    readers = []
     for i in range(n):
-        token = server.viewers[i % len(server.viewers)]
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(f"GET /worlds/{WORLD}/events?heartbeat=15 HTTP/1.1\r\nHost: bench\r\n"
-                     f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
-                     .encode())
+                     f"Authorization: Bearer {tokens[i % len(tokens)]}\r\n"
+                     "Accept: text/event-stream\r\n\r\n".encode())
         head = await reader.readuntil(b"\r\n\r\n")
         if head[9:12] != b"200":
             raise RuntimeError(f"stream {i} refused: {head[:200]!r}")
-        writers.append(writer)
-    return writers
+        readers.append(reader)
+
+    async def drain(reader: asyncio.StreamReader) -> None:
+        while await reader.read(65536):
+            pass
+
+    tasks = [asyncio.create_task(drain(r)) for r in readers]
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    for t in tasks:
+        t.cancel()
+
+
+def idle_streams(server: Server, n: int) -> subprocess.Popen[str]:
+    """A process holding ``n`` open event streams (see :func:`hold_streams`)."""
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--hold-streams", str(server.port), str(n),
+         ",".join(server.viewers)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        raise RuntimeError("the stream holder did not start")
+    return proc
 
 
 async def run_store(url: str, args: argparse.Namespace) -> list[dict[str, object]]:
@@ -233,11 +255,12 @@ async def run_store(url: str, args: argparse.Namespace) -> list[dict[str, object
         load = await write_load(server, args.clients, args.seconds, None, "load")
         rows.append({"case": f"{args.clients} clients, {kind}", **load})
         quiet = await write_load(server, 10, args.seconds, 20.0, "quiet")
-        writers = await idle_streams(server, args.streams)
+        holder = idle_streams(server, args.streams)
         await asyncio.sleep(1.0)
-        busy = await write_load(server, 10, args.seconds, 20.0, "busy")
-        for w in writers:
-            w.close()
+        try:
+            busy = await write_load(server, 10, args.seconds, 20.0, "busy")
+        finally:
+            holder.communicate("")  # closing stdin ends it
         rows.append({"case": f"writes, no streams, {kind}", **quiet})
         rows.append({"case": f"writes, {args.streams} idle streams, {kind}", **busy,
                      "p99_ratio": busy["p99_ms"] / quiet["p99_ms"]})
@@ -254,7 +277,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--streams", type=int, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "world_load.json")
+    parser.add_argument("--hold-streams", nargs=3, metavar=("PORT", "N", "TOKENS"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.hold_streams:
+        port, n, tokens = args.hold_streams
+        asyncio.run(hold_streams(int(port), tokens.split(","), int(n)))
+        return
     args.seconds = args.seconds or (3.0 if args.quick else 10.0)
     args.streams = args.streams or (200 if args.quick else 1_000)
     rows: list[dict[str, object]] = []

@@ -42,6 +42,9 @@ KEEP = 1024
 POLL = 1.0
 """Seconds between a tail's reads when no write of this process pokes it."""
 
+WAKE_SLICE = 50
+"""Subscribers a tail wakes per turn of the event loop."""
+
 MAX_STREAMS_PER_TOKEN = 100
 """Event streams one token may hold open at once (more get 429)."""
 
@@ -59,7 +62,7 @@ class WorldTail:
         self.latest = -1  # seq of the newest event read (-1: not read yet)
         self.subscribers = 0
         self.wake = asyncio.Event()  # set by a poke: read now
-        self.changed = asyncio.Event()  # set (and replaced) when new events arrived
+        self._waiting: list[asyncio.Future[None]] = []  # subscribers waiting for new events
         self.task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
@@ -84,8 +87,23 @@ class WorldTail:
                 self.ring.extend(batch)
                 self.latest = batch[-1].seq
         if self.latest != before:  # wake the subscribers only for something new
-            changed, self.changed = self.changed, asyncio.Event()
-            changed.set()
+            await self._wake_all()
+
+    async def _wake_all(self) -> None:
+        """Wake the waiting subscribers, :data:`WAKE_SLICE` per turn of the event loop: a
+        thousand streams sending at once would hold up every request for that long."""
+        waiting, self._waiting = self._waiting, []
+        for i in range(0, len(waiting), WAKE_SLICE):
+            for future in waiting[i:i + WAKE_SLICE]:
+                if not future.done():  # a subscriber that left meanwhile is cancelled
+                    future.set_result(None)
+            await asyncio.sleep(0)
+
+    async def wait(self) -> None:
+        """Until new events arrive."""
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append(future)
+        await future
 
     def after(self, cursor: int) -> list[ActivationEvent] | None:
         """The kept events after seq ``cursor``, or None when the tail does not keep them
@@ -193,9 +211,8 @@ class Tails:
                     continue
                 if once:
                     return
-                changed = tail.changed
                 if tail.latest <= cursor:
-                    await changed.wait()
+                    await tail.wait()
 
 
 class Closing:
