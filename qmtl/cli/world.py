@@ -76,6 +76,11 @@ def serve(
     metrics_token: Annotated[str | None, typer.Option(
         envvar="QMTL_METRICS_TOKEN",
         help="Make /metrics want this bearer token (default: public).")] = None,
+    token_ttl: Annotated[float, typer.Option(
+        min=0, help="Seconds a token that authenticated is remembered (a revocation takes "
+                    "effect within it; 0: check the store on every request).")] = 2.0,
+    max_streams_per_token: Annotated[int, typer.Option(
+        min=1, help="Event streams one token may hold open at once (more get 429).")] = 100,
 ) -> None:
     """Serve the WorldService over HTTP or HTTPS (uvicorn)."""
     # the service loads when a command runs (see qmtl.cli): `qmtl --help` starts in a second
@@ -88,7 +93,8 @@ def serve(
     logs = serve_logging(log_json)
     try:
         app = create_app(store, insecure_dev=insecure_dev, kafka_brokers=kafka_brokers,
-                         metrics_token=metrics_token)
+                         metrics_token=metrics_token, token_ttl=token_ttl,
+                         max_streams_per_token=max_streams_per_token)
     except StoreError as exc:
         raise fail(str(exc)) from None
     where = app.state.service.store.url

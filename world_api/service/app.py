@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from world_api.service.applying import recover
 from world_api.service.auth import FailureLimiter
 from world_api.service.errors import BodyTooLarge, add_error_handlers, error_response
+from world_api.service.event_feed import MAX_STREAMS_PER_TOKEN
 from world_api.service.kafka_relay import KafkaRelay
 from world_api.service.observability import Observe
 from world_api.service.openapi import document
@@ -130,6 +131,7 @@ def create_app(
     metrics_token: str | None = None,
     token_ttl: float = 2.0,
     fast_ingest: bool = True,
+    max_streams_per_token: int = MAX_STREAMS_PER_TOKEN,
 ) -> FastAPI:
     """The WorldService app over ``store`` (a Store or a URL; default ``~/.qmtl/world.db``).
     With ``kafka_brokers``, activation events are also published to Kafka topics
@@ -138,12 +140,14 @@ def create_app(
     authenticated is remembered for ``token_ttl`` seconds (a revocation made elsewhere takes
     effect within it; 0 asks the store on every request). ``fast_ingest`` serves
     ``POST /worlds/{world}/metrics`` by its lean ASGI path (``routers/metrics.py``; False:
-    through FastAPI's router, the same answers, slower)."""
+    through FastAPI's router, the same answers, slower). One token may hold
+    ``max_streams_per_token`` event streams open at once (more get 429)."""
     backend = store if isinstance(store, Store) else open_store(store)
     relay = None
     if kafka_brokers:
         relay = KafkaRelay(kafka_brokers, backend)
     svc = WorldService(backend, insecure_dev, relay, token_ttl=token_ttl)
+    svc.tails.max_per_token = max_streams_per_token
     for apply_id, outcome in recover(backend):  # applies a crash left frozen
         log.warning("apply %s interrupted: %s after restart", apply_id, outcome)
 

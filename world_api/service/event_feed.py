@@ -126,8 +126,8 @@ class Tails:
     """
 
     def __init__(self, store: Store, poll: float = POLL,
-                 max_per_token: int = MAX_STREAMS_PER_TOKEN) -> None:
-        self.store, self.poll, self.max_per_token = store, poll, max_per_token
+                 max_per_token: int = MAX_STREAMS_PER_TOKEN, keep: int = KEEP) -> None:
+        self.store, self.poll, self.max_per_token, self.keep = store, poll, max_per_token, keep
         self._tails: dict[str, WorldTail] = {}
         self._streams: dict[str, int] = {}  # open streams by token id
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -182,7 +182,7 @@ class Tails:
         self._loop = asyncio.get_running_loop()
         tail = self._tails.get(world)
         if tail is None:
-            tail = self._tails[world] = WorldTail(self.store, world, poll=self.poll)
+            tail = self._tails[world] = WorldTail(self.store, world, self.keep, self.poll)
         tail.subscribers += 1
         if tail.task is None or tail.task.done():
             tail.task = asyncio.create_task(tail.run())

@@ -108,6 +108,40 @@ def test_insert_on_conflict_reads_the_same_on_both_backends(db):
             ("a", 5), ("b", 6)]
 
 
+def test_a_read_only_transaction_reads_one_snapshot_without_waiting_for_a_writer(db):
+    """While another thread holds a write transaction open, a read-only one neither waits
+    for it nor sees its uncommitted row; a later read sees the commit."""
+    with db.transaction() as conn:
+        conn.execute(counters.insert().values(name="a", n=1))
+    holding, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with db.transaction() as conn:
+            conn.execute(counters.insert().values(name="b", n=2))
+            holding.set()
+            release.wait(30)
+
+    th = threading.Thread(target=writer)
+    th.start()
+    assert holding.wait(30)
+    done = threading.Event()
+    seen: list[object] = []
+
+    def reader() -> None:
+        with db.transaction(read_only=True) as conn:
+            seen.extend(conn.execute(sa.select(counters.c.name).order_by(counters.c.name))
+                        .scalars())
+        done.set()
+
+    threading.Thread(target=reader).start()
+    finished_first = done.wait(10)  # the writer still holds its lock meanwhile
+    release.set()
+    th.join()
+    assert finished_first and seen == ["a"]
+    with db.transaction(read_only=True) as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(counters)).scalar() == 2
+
+
 def test_concurrent_read_modify_writes_lose_nothing(db):
     """Eight threads each add 1 twenty times through read-then-write; SQLite serializes them
     with the write lock taken at BEGIN, PostgreSQL with the row lock (FOR UPDATE)."""
