@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import psycopg
+import uvloop
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -287,11 +289,7 @@ def main() -> None:
     args.seconds = args.seconds or (3.0 if args.quick else 10.0)
     args.streams = args.streams or (200 if args.quick else 1_000)
     rows: list[dict[str, object]] = []
-    try:  # the load generator shares the machine: give it the fast loop too
-        import uvloop
-        uvloop.install()
-    except ImportError:
-        pass
+    uvloop.install()  # the load generator shares the machine: give it the fast loop too
     with tempfile.TemporaryDirectory() as d:
         if args.store in ("sqlite", "both"):
             rows += asyncio.run(run_store(str(Path(d) / "w.db"), args))
@@ -300,7 +298,6 @@ def main() -> None:
             try:
                 rows += asyncio.run(run_store(f"{PG_URL}?schema={schema}", args))
             finally:
-                import psycopg
                 with psycopg.connect(PG_URL, autocommit=True) as conn:
                     conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     print(f"{'case':<36}{'updates/s':>11}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}"

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from functools import partial
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,6 +30,8 @@ from world_api.service.applying import recover
 from world_api.service.auth import FailureLimiter
 from world_api.service.errors import BodyTooLarge, add_error_handlers, error_response
 from world_api.service.event_feed import MAX_STREAMS_PER_TOKEN
+from world_api.service.group_commit import GroupCommit
+from world_api.service.ingest import ingest_group
 from world_api.service.kafka_relay import KafkaRelay
 from world_api.service.observability import Observe
 from world_api.service.openapi import document
@@ -148,6 +151,7 @@ def create_app(
         relay = KafkaRelay(kafka_brokers, backend)
     svc = WorldService(backend, insecure_dev, relay, token_ttl=token_ttl)
     svc.tails.max_per_token = max_streams_per_token
+    svc.ingests = GroupCommit(partial(ingest_group, svc))
     for apply_id, outcome in recover(backend):  # applies a crash left frozen
         log.warning("apply %s interrupted: %s after restart", apply_id, outcome)
 

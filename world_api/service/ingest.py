@@ -11,8 +11,6 @@ tell are new: a seq after its run's last is new), one transaction stores them al
 
 >>> import tempfile, os
 >>> from world_api.service.store import WorldInfo, open_store
->>> from world_api.service.deps import Actor
->>> from world_api.service.state import WorldService
 >>> svc = WorldService(open_store(os.path.join(tempfile.mkdtemp(), "w.db")))
 >>> svc.store.create_world(WorldInfo(id="w"))
 >>> u = MetricsUpdate(world="w", strategy_id="s", run_id="r", seq=1, mode="live", as_of=5,
@@ -27,18 +25,16 @@ tell are new: a seq after its run's last is new), one transaction stores them al
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from qmtl.core.contracts import MetricsUpdate
 from world_api.domain.evaluator import Change, StaleUpdate, WorldEngine, check_after
 from world_api.service.broadcast import metrics_event
+from world_api.service.deps import Actor
 from world_api.service.errors import HTTPError
+from world_api.service.state import WorldService
 
-if TYPE_CHECKING:  # the service holds the group commit that calls this module
-    from world_api.service.deps import Actor
-    from world_api.service.state import WorldService
-
-Request = tuple[list[MetricsUpdate], "Actor"]
+Request = tuple[list[MetricsUpdate], Actor]
 """One request: its updates and who sent them."""
 
 Key = tuple[str, str, int]

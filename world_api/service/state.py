@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -31,7 +30,6 @@ from world_api.service.broadcast import Broadcaster, world_event
 from world_api.service.errors import HTTPError
 from world_api.service.event_feed import Tails
 from world_api.service.group_commit import GroupCommit
-from world_api.service.ingest import ingest_group
 from world_api.service.observability import ServiceMetrics
 from world_api.service.store import Store
 
@@ -97,8 +95,9 @@ class WorldService:
         self.broadcast = Broadcaster()  # live updates for the dashboard (not stored)
         self.tails = Tails(store)  # each watched world's newest events, for its streams
         self.metrics = ServiceMetrics()  # Prometheus counters (observability.py)
-        # metrics updates that arrive together are written together (group_commit.py)
-        self.ingests = GroupCommit(partial(ingest_group, self))
+        # metrics updates that arrive together are written together (group_commit.py,
+        # ingest.py); create_app sets it
+        self.ingests: GroupCommit[Any] | None = None
 
     def lock(self, world: str) -> threading.Lock:
         """The lock that serializes ``world``'s writes (and reads that must be consistent)."""

@@ -106,10 +106,17 @@ def test_rolling_sharpe_and_volatility_equal_quantstats(result, window):
     sharpe, vol = rolling_sharpe_vol(rows.returns, window, 252.0)
     want_sharpe = qs.stats.rolling_sharpe(r, rolling_period=window, periods_per_year=252)
     want_vol = qs.stats.rolling_volatility(r, rolling_period=window, periods_per_year=252)
-    ok = np.isfinite(want_sharpe.to_numpy())
+    # a window with no movement at all (flat, out of the market) has no Sharpe: NaN here,
+    # a gap in the chart; quantstats' releases differ on it (NaN, or 0 since late 2026)
+    flat = np.zeros(len(vol), dtype=bool)
+    flat[window - 1:] = vol[window - 1:] == 0
+    assert np.isnan(sharpe[flat]).all()
+    ok = np.isfinite(want_sharpe.to_numpy()) & ~flat
+    assert ok.sum() > len(ok) // 2
     assert np.isnan(sharpe[: window - 1]).all()
     np.testing.assert_allclose(sharpe[ok], want_sharpe.to_numpy()[ok], rtol=1e-7, atol=1e-9)
-    np.testing.assert_allclose(vol[window - 1:], want_vol.to_numpy()[window - 1:], rtol=1e-8)
+    np.testing.assert_allclose(vol[window - 1:], want_vol.to_numpy()[window - 1:], rtol=1e-8,
+                               atol=1e-8)  # pandas leaves ~1e-9 of rounding in a flat window
 
 
 def test_rolling_moments_stay_exact_over_a_long_series():

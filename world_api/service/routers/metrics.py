@@ -59,6 +59,8 @@ async def ingest_body(svc: WorldService, world: str, raw: bytes, who: Actor) -> 
         if u.world != world:
             svc.metrics.rejected(world, "wrong_world", len(updates))
             raise HTTPError(422, f"update for world {u.world!r} posted to world {world!r}")
+    if svc.ingests is None:
+        raise RuntimeError("the service has no ingest queue: make the app with create_app")
     return await svc.ingests.submit(world, (updates, who))
 
 
