@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import ast
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests import procs
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("qmtl", "dataflows", "connectors", "world_api")
@@ -80,7 +81,7 @@ def imports(path: Path, name: str) -> Iterator[tuple[str, int, bool]]:
 def _imports_in_a_fresh_interpreter(path: Path, name: str) -> list[tuple[str, int, bool]]:
     code = ("import json, sys, runpy; m = runpy.run_path(sys.argv[1]); "
             "print(json.dumps(list(m['imports'](m['Path'](sys.argv[2]), sys.argv[3]))))")
-    out = subprocess.run([sys.executable, "-c", code, __file__, str(path), name],
+    out = procs.run([sys.executable, "-c", code, __file__, str(path), name],
                          capture_output=True, text=True, check=True, cwd=ROOT).stdout
     return [(m, line, inner) for m, line, inner in json.loads(out)]
 
@@ -169,6 +170,6 @@ def test_the_command_line_starts_without_the_engine() -> None:
              "qmtl.report.sheet"]
     code = ("import sys, qmtl.cli; "
             f"print([m for m in {heavy!r} if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    out = procs.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

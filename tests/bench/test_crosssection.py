@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,13 +13,14 @@ import numpy as np
 import pytest
 
 from bench.common import CheckFailed, check_returns, make_data
+from tests import procs
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_quick_run_checks_every_system(tmp_path):
     out = tmp_path / "crosssection.json"
-    proc = subprocess.run(
+    proc = procs.run(
         [sys.executable, str(ROOT / "bench" / "crosssection.py"), "--quick", "--out", str(out)],
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
         timeout=600, check=False,

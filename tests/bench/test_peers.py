@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
+
+from tests import procs
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMS = {"qmtl", "numpy (floor)", "vectorbt", "qmtl, 1 bar per batch", "backtesting.py",
@@ -21,7 +22,7 @@ SYSTEMS = {"qmtl", "numpy (floor)", "vectorbt", "qmtl, 1 bar per batch", "backte
 
 def test_quick_run_checks_every_peer(tmp_path):
     out = tmp_path / "peers.json"
-    proc = subprocess.run(
+    proc = procs.run(
         [sys.executable, str(ROOT / "bench" / "peers.py"), "--quick", "--out", str(out)],
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
         timeout=600, check=False,

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
+
+from tests import procs
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_quick_sweep_bench_checks_every_peer(tmp_path: Path) -> None:
     out = tmp_path / "sweep.json"
-    proc = subprocess.run(
+    proc = procs.run(
         [sys.executable, str(ROOT / "bench" / "sweep.py"), "--quick", "--out", str(out)],
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
         timeout=600, check=False,

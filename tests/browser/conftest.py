@@ -9,6 +9,7 @@ browser's own network log; :func:`console_errors` the console's errors.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -53,19 +54,47 @@ def _options(tmp: Path) -> webdriver.ChromeOptions:
     return opts
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    """A headless Chromium with the internet cut; quit after the test."""
-    if not Path(CHROMIUM).exists() or not Path(CHROMEDRIVER).exists():
-        pytest.skip("Debian's chromium and chromium-driver are not installed")
+def _start(folder: Path) -> webdriver.Chrome:
     driver = webdriver.Chrome(
-        options=_options(tmp_path), service=Service(executable_path=CHROMEDRIVER)
+        options=_options(folder), service=Service(executable_path=CHROMEDRIVER)
     )
     driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+    return driver
+
+
+@pytest.fixture(scope="session")
+def _chromium(tmp_path_factory) -> Iterator[dict]:
+    """One headless Chromium per test process (starting one costs seconds), restarted
+    only when a test left it unusable."""
+    if not Path(CHROMIUM).exists() or not Path(CHROMEDRIVER).exists():
+        pytest.skip("Debian's chromium and chromium-driver are not installed")
+    holder = {"driver": None, "folder": tmp_path_factory.mktemp("chromium")}
+    yield holder
+    if holder["driver"] is not None:
+        holder["driver"].quit()
+
+
+@pytest.fixture
+def browser(_chromium: dict) -> Iterator[webdriver.Chrome]:
+    """A headless Chromium with the internet cut, on a blank page with no cookies, its
+    console and network logs emptied, as if it had just started."""
+    driver = _chromium["driver"]
+    if driver is not None:
+        try:
+            driver.get("about:blank")
+            driver.delete_all_cookies()
+            driver.set_window_size(1400, 1000)
+            driver.get_log("performance")
+            driver.get_log("browser")
+        except Exception:  # crashed or hung in an earlier test: start a new one
+            with contextlib.suppress(Exception):
+                driver.quit()
+            driver = None
+    if driver is None:
+        driver = _chromium["driver"] = _start(_chromium["folder"])
+    yield driver
+    with contextlib.suppress(Exception):
+        driver.get("about:blank")  # close the page's streams, so its server can stop
 
 
 def outside_requests(driver: webdriver.Chrome) -> list[str]:

@@ -4,17 +4,17 @@ land inside the repository, and CI runs exactly the README's second command."""
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from pathlib import Path
 
+from tests import procs
 from tests.docs.markdown_blocks import ROOT, page_fences
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
 def test_mkdocs_build_strict(tmp_path: Path) -> None:
-    proc = subprocess.run(
+    proc = procs.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
          "--config-file", str(ROOT / "mkdocs.yml"), "--site-dir", str(tmp_path / "site")],
         capture_output=True, text=True, timeout=300,

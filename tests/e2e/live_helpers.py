@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import random
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -156,3 +160,146 @@ class Recorder:
     def between(self, a: float, b: float) -> list:
         with self.lock:
             return [o for t, o in self.orders if a <= t <= b]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+PATIENCE = 240.0
+"""Seconds any one wait of a crash test may take before it fails (a loaded machine is slow,
+never wrong)."""
+
+
+class Live:
+    """``qmtl run --mode live`` in a subprocess, with what it printed."""
+
+    def __init__(self, args: list[str]) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get(
+            "PYTHONPATH", "")])}
+        self.args = args
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from qmtl.cli import main; main()", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
+        )
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def trading(self) -> bool:
+        """It has started processing bars (it printed an order or a fill)."""
+        return any(line.startswith(("order", "fill")) for line in self.lines)
+
+    def output(self, last: int = 4000) -> str:
+        """The end of what it printed (waits briefly for the reader to catch up)."""
+        self.thread.join(5)
+        return "".join(self.lines)[-last:]
+
+    def wait(self, timeout: float = PATIENCE) -> int:
+        """Its exit code; a run still going after ``timeout`` s is killed and the test fails
+        with what it printed."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(30)
+            raise AssertionError(f"qmtl {' '.join(self.args[:4])} ... did not end in "
+                                 f"{timeout:.0f} s; it printed:\n{self.output()}") from None
+
+
+def bar_times(data) -> list[int]:
+    """Every bar time of ``data`` (the union over its symbols), in order."""
+    return sorted({int(t) for b in data.values() for t in b["ts"]})
+
+
+def time_slice(data, lo: int | None, hi: int | None):
+    """The rows of every symbol with ``lo <= ts < hi`` (``None``: unbounded)."""
+    out = {}
+    for s, b in data.items():
+        ts = np.asarray(b["ts"])
+        keep = np.ones(len(ts), bool)
+        if lo is not None:
+            keep &= ts >= lo
+        if hi is not None:
+            keep &= ts < hi
+        out[s] = {k: np.asarray(v)[keep] for k, v in b.items()}
+    return out
+
+
+def world_bars(url: str, world: str, strategy_id: str) -> int:
+    """How many bars the world has been told ``strategy_id`` ran (its ``n_bars``)."""
+    import httpx
+
+    r = httpx.get(f"{url}/worlds/{world}/strategies/{strategy_id}", timeout=30)
+    return int(r.json()["n_bars"]) if r.status_code == 200 else 0
+
+
+def crash_and_resume(args: list[str], *, data, brokers: str, topic: str, url: str,
+                     world: str, strategy_id: str, kills: int, rng: random.Random,
+                     snapshot_every: float = 0.2) -> list[int]:
+    """kill -9 a live run ``kills`` times at random points of its *progress*, then let it
+    end; returns, for each restart, how many live bars its snapshot said were done.
+
+    The bars are published in ``kills + 1`` chunks: a run can never finish before the last
+    chunk is out, so every kill hits a running flow, however slow the machine. Each start
+    is killed once the world has seen it reach a bar drawn at random between where it
+    resumed and the end of what is published (it cannot pass that end), then up to three
+    snapshot intervals (``--snapshot-interval``) later: kills are placed by the bars
+    processed, and a slow machine cannot make one miss. Each wait fails, with the run's
+    output, after :data:`PATIENCE` seconds.
+    """
+    times = bar_times(data)
+    n = len(times)
+    step = n // (kills + 1)
+    assert step >= 20, f"{n} bar times are too few for {kills} kills"
+    cuts = [(i + 1) * step + rng.randint(-step // 4, step // 4) for i in range(kills)] + [n]
+    publish(brokers, topic, time_slice(data, None, times[cuts[0]]))
+    resumed: list[str] = []
+    for i in range(kills):
+        live = Live(args)
+        before = world_bars(url, world, strategy_id)
+        # a bar strictly inside what is published: the last few may wait for later bars
+        target = rng.randint(before + 1, max(before + 1, cuts[i] - 5))
+        deadline = time.monotonic() + PATIENCE
+        while world_bars(url, world, strategy_id) < target:
+            assert live.proc.poll() is None, (
+                f"the run ended before its kill at bar {target}:\n{live.output()}")
+            assert time.monotonic() < deadline, (
+                f"the run did not reach bar {target} of {cuts[i]} published (from {before}) "
+                f"in {PATIENCE:.0f} s:\n{live.output()}")
+            time.sleep(0.02)
+        # then up to a few snapshot intervals more, so the kill lands anywhere between two
+        # snapshots (the run cannot end meanwhile: the rest of the bars are not out yet)
+        time.sleep(rng.uniform(0.0, 3 * snapshot_every))
+        assert live.proc.poll() is None, f"the run ended before its kill:\n{live.output()}"
+        live.proc.kill()
+        live.wait(30)
+        resumed += [line for line in live.lines if "resuming from the last snapshot" in line]
+        nxt = times[cuts[i + 1]] if cuts[i + 1] < n else None
+        publish(brokers, topic, time_slice(data, times[cuts[i]], nxt))
+    final = Live(args)
+    assert final.wait() == 0, final.output()
+    resumed += [line for line in final.lines if "resuming from the last snapshot" in line]
+    return [int(line.split(": ")[1].split()[0]) for line in resumed]
+
+
+def outcome(tmp: Path, name: str, strategy: str) -> dict:
+    """What run ``name`` left: its metrics, rows, orders, fills and ``strategy``'s positions."""
+    import pyarrow.parquet as pq
+
+    from connectors.live.order_store import open_order_store
+
+    store = open_order_store(str(tmp / name / "orders.db"))
+    try:
+        return {
+            "metrics": read_json(tmp / name / "out" / "metrics.json"),
+            "bars": pq.read_table(tmp / name / "out" / "bars.parquet"),
+            "orders": [(o.symbol, o.ts, o.target_weight, o.target_qty)
+                       for o in store.orders(name)],
+            "fills": [(f.symbol, f.ts, f.qty, f.price) for f in store.fills(name)],
+            "positions": store.positions(name, strategy),
+        }
+    finally:
+        store.close()

@@ -6,8 +6,6 @@ world sees every bar's return once — and both equal the backtest of the same b
 from __future__ import annotations
 
 import random
-import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -15,13 +13,13 @@ import pytest
 
 from qmtl.runner import backtest
 from tests.e2e.live_helpers import (
+    Live,
     activate,
+    crash_and_resume,
     max_abs_diff,
-    publish,
+    outcome,
     topic_name,
-    wait_for,
 )
-from tests.e2e.test_live_crash import Live, outcome
 from tests.e2e.test_live_cross_section import Book, unequal
 from tests.world_api.conftest import serve
 from world_api.service.app import create_app
@@ -49,28 +47,6 @@ def run_args(tmp: Path, name: str, brokers: str, topic: str, url: str) -> list[s
     ]
 
 
-def crash_and_resume(args: list[str], kills: int, rng: random.Random) -> int:
-    """Start, kill -9 at a random moment once it trades, ``kills`` times; then let it end.
-    Returns how many kills hit a running flow."""
-    hit, resumed = 0, []
-    for _ in range(kills):
-        live = Live(args)
-        assert wait_for(lambda live=live: live.trading() or live.proc.poll() is not None, 60), (
-            live.output())
-        time.sleep(rng.uniform(0.0, 0.5))
-        if live.proc.poll() is None:
-            live.proc.kill()
-            hit += 1
-        live.proc.wait(30)
-        resumed += [line for line in live.lines if "resuming from the last snapshot" in line]
-    final = Live(args)
-    assert final.proc.wait(120) == 0, final.output()
-    resumed += [line for line in final.lines if "resuming from the last snapshot" in line]
-    done = [int(line.split(": ")[1].split()[0]) for line in resumed]
-    assert any(0 < d < TOTAL for d in done), resumed  # resumed part-way, not from the start
-    return hit
-
-
 def check_same(a: dict, b: dict, n_bars: int) -> None:
     ma, mb = a["metrics"], b["metrics"]
     assert ma["n_bars"] == mb["n_bars"] == n_bars
@@ -94,7 +70,7 @@ def check_same(a: dict, b: dict, n_bars: int) -> None:
         assert b["positions"][k] == pytest.approx(v, rel=1e-12)
 
 
-@pytest.mark.slow  # ~25 s; the default suite kills the single-symbol run (test_live_crash.py)
+@pytest.mark.slow  # the default subset kills the single-symbol run (test_live_crash.py)
 def test_kill_9_of_a_cross_sectional_live_run_loses_and_repeats_nothing(kafka, tmp_path):
     (tmp_path / "book.py").write_text(STRATEGY)
     topic = topic_name()
@@ -103,15 +79,16 @@ def test_kill_9_of_a_cross_sectional_live_run_loses_and_repeats_nothing(kafka, t
         for name in ("ref", "crash"):
             assert httpx.post(f"{url}/worlds", json={"id": name}).status_code == 201
             activate(url, name, "Book")
-        # bars arrive while the crashing run works and is killed (~20 s of bars)
-        publisher = threading.Thread(target=publish, args=(kafka.brokers, topic, DATA, "10/s"))
-        publisher.start()
-        hit = crash_and_resume(run_args(tmp_path, "crash", kafka.brokers, topic, url), 4,
-                               random.Random(13))
-        publisher.join()
+        # bars arrive in chunks while the crashing run works and is killed
+        done = crash_and_resume(run_args(tmp_path, "crash", kafka.brokers, topic, url),
+                                data=DATA, brokers=kafka.brokers, topic=topic, url=url,
+                                world="crash", strategy_id="Book", kills=3,
+                                rng=random.Random(13))
         ref = Live(run_args(tmp_path, "ref", kafka.brokers, topic, url))
-        assert ref.proc.wait(120) == 0, ref.output()
-    assert hit >= 2, f"only {hit} of 4 kills hit a running flow"
+        assert ref.wait() == 0, ref.output()
+    # every kill hit a running flow, and restarts resumed from snapshots part-way, not from
+    # the start of the topic
+    assert len(done) == 3 and any(0 < d < TOTAL for d in done), done
     a, b = outcome(tmp_path, "ref", "Book"), outcome(tmp_path, "crash", "Book")
     bt = backtest(Book, data=DATA)
     check_same(a, b, len(bt.ts))

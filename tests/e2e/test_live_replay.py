@@ -14,6 +14,7 @@ from dataflows.control import RunControl
 from dataflows.live_flow import build_live_flow
 from qmtl.live import LiveError, LiveOptions, run_live
 from qmtl.runner import backtest, make_strategy, to_spec
+from tests import procs
 from tests.e2e.live_helpers import (
     Cross,
     activate,
@@ -115,7 +116,6 @@ def test_node_ids_are_the_same_in_every_process(tmp_path):
     """A restarted live run (another process, another hash seed) compiles the graph the
     backtest compiled, user operators included: the node content ids agree."""
     import os
-    import subprocess
     import sys
 
     path = tmp_path / "rsi.py"
@@ -123,7 +123,7 @@ def test_node_ids_are_the_same_in_every_process(tmp_path):
     runs = []
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        got = subprocess.run([sys.executable, "-c", NODE_IDS, str(path)], env=env,
+        got = procs.run([sys.executable, "-c", NODE_IDS, str(path)], env=env,
                              capture_output=True, text=True, timeout=60, check=True)
         runs.append(got.stdout.split())
     assert runs[0] == runs[1] and len(runs[0]) >= 5

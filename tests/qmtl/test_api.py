@@ -4,7 +4,6 @@ light import."""
 from __future__ import annotations
 
 import inspect
-import subprocess
 import sys
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 import qmtl
 import qmtl.submit  # the import machinery binds the module as the package's `submit` ...
 from qmtl import submit  # ... and this must still be the function
+from tests import procs
 
 
 @pytest.mark.parametrize("name", ["backtest", "submit", "validate"])
@@ -45,11 +45,11 @@ def test_import_qmtl_loads_neither_the_engine_nor_the_data_layer():
         "from qmtl import backtest, submit\n"
         "print(backtest.__module__, submit.__module__)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    out = procs.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["qmtl.runner", "qmtl.submit"]
     for first in ("connectors.data.seamless", "dataflows.compiler"):
-        out = subprocess.run([sys.executable, "-c", f"import {first}"], capture_output=True,
+        out = procs.run([sys.executable, "-c", f"import {first}"], capture_output=True,
                              text=True, timeout=300)
         assert out.returncode == 0, out.stderr

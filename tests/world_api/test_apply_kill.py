@@ -3,7 +3,11 @@ restart, in either the old or the new allocation (never a mix) and never stays f
 recovery on startup finishes an apply whose switch committed and rolls back any other.
 
 The server runs as a subprocess (``qmtl world serve``) with ``QMTL_WORLD_APPLY_PAUSE`` so
-each step stays stored for a while, and is killed at a random time during the apply.
+each step stays stored for a while, and is killed at a point of the apply's *progress* drawn
+at random: as soon as the request is sent, or once its ``freeze``, ``drain`` or ``switch``
+step is stored (read from the world's events). Every point is drawn at least once in any
+four kills, so a run reaches both ends, and nothing is timed by the clock: a loaded machine
+only makes it slower.
 """
 
 from __future__ import annotations
@@ -76,6 +80,8 @@ def kill_during_applies(store: str, tmp: Path, kills: int, seed: int) -> list[st
     """Run ``kills`` applies, each killed at a random time; check every restart; return
     what each ended as (``old``/``new``)."""
     rng = random.Random(seed)
+    points: list[str | None] = [None, "freeze", "drain", "switch"]
+    rng.shuffle(points)
     server = Server(store, tmp).start()
     url = server.url
     outcomes = []
@@ -90,9 +96,11 @@ def kill_during_applies(store: str, tmp: Path, kills: int, seed: int) -> list[st
             raw = [rng.uniform(0.05, 1.0) for _ in range(3)]
             new = {s: round(r / sum(raw), 6) * 0.99 for s, r in zip("abc", raw, strict=True)}
             body = {"plan_id": plan["plan_id"], "overrides": new, "drain": DRAIN}
+            point = points[len(outcomes) % len(points)]
             t = threading.Thread(target=lambda b=body: _post_quietly(url, b), daemon=True)
             t.start()
-            time.sleep(rng.uniform(0.0, 4 * PAUSE + DRAIN + 0.1))
+            if point is not None:
+                _wait_for_step(url, plan["plan_id"], point, t)
             server.kill()
             t.join(30)
             server.start()
@@ -115,6 +123,20 @@ def kill_during_applies(store: str, tmp: Path, kills: int, seed: int) -> list[st
     return outcomes
 
 
+def _wait_for_step(url: str, plan_id: str, step: str, request: threading.Thread) -> None:
+    """Wait until the apply of ``plan_id`` has stored ``step`` (its control event)."""
+    deadline = time.monotonic() + 120
+    while True:
+        alive = request.is_alive()  # before the read: a step stored after it is seen next
+        with WorldServiceClient(url) as client, client.events("w") as stream:
+            if any(isinstance(e, ControlEvent) and e.plan_id == plan_id and e.step == step
+                   for e in stream):
+                return
+        assert alive, f"the apply ended without storing a {step!r} step"
+        assert time.monotonic() < deadline, f"the apply stored no {step!r} step in 120 s"
+        time.sleep(0.02)
+
+
 def _post_quietly(url: str, body: dict) -> None:
     try:
         httpx.post(f"{url}/worlds/w/allocations/apply", json=body, timeout=30)
@@ -125,8 +147,9 @@ def _post_quietly(url: str, body: dict) -> None:
 def test_kill_9_during_apply_sqlite(tmp_path):
     seed = random.randrange(1 << 30)
     print("seed", seed)
-    outcomes = kill_during_applies(str(tmp_path / "w.db"), tmp_path, kills=3, seed=seed)
-    assert len(outcomes) == 3
+    outcomes = kill_during_applies(str(tmp_path / "w.db"), tmp_path, kills=4, seed=seed)
+    assert len(outcomes) == 4
+    assert {"old", "new"} <= set(outcomes), outcomes  # every kill point was drawn once
 
 
 @pytest.mark.slow
@@ -137,5 +160,5 @@ def test_kill_9_during_apply_many(backend, tmp_path):
     for store in backend_url(backend, tmp_path, "w.db", create_schema=True):
         outcomes = kill_during_applies(store, tmp_path, kills=12, seed=seed)
         assert len(outcomes) == 12
-        # over 12 random kill points both ends are reached (each has probability > 1/4)
+        # a kill before the freeze or after it ends old; one after the switch ends new
         assert {"old", "new"} <= set(outcomes), outcomes

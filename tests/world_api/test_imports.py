@@ -5,11 +5,12 @@ that imports world_api back at import time; ``qmtl.submit`` is loaded on first u
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests import procs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,6 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 )
 def test_module_imports_first(module):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", f"import {module}"], env=env, cwd=ROOT,
+    done = procs.run([sys.executable, "-c", f"import {module}"], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

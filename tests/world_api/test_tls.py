@@ -26,6 +26,7 @@ from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
 from qmtl.cli import app as cli_app
+from tests import procs
 from tests.world_api.conftest import free_port
 from world_api.service.auth import create_token
 from world_api.service.store import open_store
@@ -116,7 +117,7 @@ def test_serve_speaks_https_that_verifies_against_its_certificate(https_world, t
     with pytest.raises(httpx.HTTPError):  # plain HTTP to the HTTPS port gets no HTTP answer
         httpx.get(url.replace("https", "http") + "/worlds")
     # the CLI's client trusts it through SSL_CERT_FILE
-    out = subprocess.run(
+    out = procs.run(
         [sys.executable, "-m", "qmtl.cli", "world", "status", "demo", "--url", url,
          "--token", token],
         capture_output=True, text=True, cwd=ROOT,

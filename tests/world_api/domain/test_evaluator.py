@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 from qmtl.core.contracts import MetricsUpdate
+from tests import procs
 from world_api.domain.evaluator import StaleUpdate, WorldEngine
 from world_api.domain.policy import parse_policy
 
@@ -117,7 +117,7 @@ def test_round_trip_is_exact_whatever_the_hash_seed(hash_seed):
     # these string-hash seeds once ordered the active set differently in a rebuilt engine,
     # and the contribution total (a plain sum) moved in its last bit
     env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-    out = subprocess.run([sys.executable, "-c", ROUND_TRIP], env=env, capture_output=True,
+    out = procs.run([sys.executable, "-c", ROUND_TRIP], env=env, capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "[]"
 
