@@ -15,6 +15,12 @@ import pytest
 
 _LOGGERS = ("qmtl", "qmtl.kafka", "httpx", "httpcore", "uvicorn.error", "uvicorn.access")
 
+# pytest-xdist starts its workers with COLUMNS=80 set; rich reads it once, when the CLI's
+# console is made, and every CLI test would then print 80 columns whatever width it asks
+# for (``CliRunner.invoke(env={"COLUMNS": ...})``): a worker runs as the main process does
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+
 
 @pytest.fixture(autouse=True)
 def _own_logging() -> Iterator[None]:

@@ -80,19 +80,21 @@ def publish_bars(
     feed: CatalogFeed,
     progress: Callable[[int], None] | None = None,
     flush_every: int = 10_000,
+    timeout: float = 10.0,
 ) -> int:
     """Publish every bar of ``feed`` (paced by its speed) to ``topic``, keyed by symbol, as
-    JSON; return how many were acknowledged (:class:`FeedError` if any was not).
+    JSON; return how many were acknowledged (:class:`FeedError` if any was not, or if the
+    broker cannot be reached within ``timeout`` s).
 
-    >>> publish_bars("127.0.0.1:1", "bars", CatalogFeed.from_memory({}))
+    >>> publish_bars("127.0.0.1:1", "bars", CatalogFeed.from_memory({}), timeout=0.2)
     Traceback (most recent call last):
     ...
     connectors.live.feeds.FeedError: cannot reach Kafka at 127.0.0.1:1: ...
     """
     from confluent_kafka import Producer
 
-    ensure_topic(brokers, topic)
-    producer = Producer({**kafka_config(brokers, 10.0), "linger.ms": 2, "acks": "all"})
+    ensure_topic(brokers, topic, timeout)
+    producer = Producer({**kafka_config(brokers, timeout), "linger.ms": 2, "acks": "all"})
     acked = failed = 0
     first_error: list[str] = []
 

@@ -73,9 +73,14 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve(app) -> Iterator[str]:
-    """Run ``app`` under uvicorn on a free port in a thread; yield its base URL."""
+    """Run ``app`` under uvicorn on a free port in a thread; yield its base URL.
+
+    On exit, connections still open (a page's or a run's event stream) are given half a
+    second to finish before uvicorn closes them: its default waits for them without limit,
+    and a stream whose client has gone is only noticed at its next heartbeat."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=0.5))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 10
