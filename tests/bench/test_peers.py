@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests import procs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,6 +22,7 @@ SYSTEMS = {"qmtl", "numpy (floor)", "vectorbt", "qmtl, 1 bar per batch", "backte
            "backtrader", "bytewax per-bar"}
 
 
+@pytest.mark.slow
 def test_quick_run_checks_every_peer(tmp_path):
     out = tmp_path / "peers.json"
     proc = procs.run(

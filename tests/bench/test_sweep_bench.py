@@ -9,11 +9,14 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests import procs
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_quick_sweep_bench_checks_every_peer(tmp_path: Path) -> None:
     out = tmp_path / "sweep.json"
     proc = procs.run(

@@ -76,11 +76,19 @@ def _chromium(tmp_path_factory) -> Iterator[dict]:
 
 @pytest.fixture
 def browser(_chromium: dict) -> Iterator[webdriver.Chrome]:
-    """A headless Chromium with the internet cut, on a blank page with no cookies, its
-    console and network logs emptied, as if it had just started."""
+    """A headless Chromium with the internet cut, on a blank page in a new tab with no
+    cookies, its console and network logs emptied, as if it had just started."""
     driver = _chromium["driver"]
     if driver is not None:
         try:
+            # a new tab: whatever an earlier test set on its page (a script injected
+            # into every new document, emulation) goes with the old one
+            old = driver.window_handles
+            driver.switch_to.new_window("tab")
+            for handle in old:
+                driver.switch_to.window(handle)
+                driver.close()
+            driver.switch_to.window(driver.window_handles[0])
             driver.get("about:blank")
             driver.delete_all_cookies()
             driver.set_window_size(1400, 1000)

@@ -160,10 +160,13 @@ def test_compare_page_overlays_both_runs(browser, served, tmp_path):
     screenshot(browser, tmp_path, "compare")
 
 
-def test_without_decompression_stream_a_note_says_why_and_the_metrics_read(browser, served):
+def test_without_decompression_stream_a_note_says_why_and_the_metrics_read(
+        browser, served, request):
     site, url = served
-    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
-                            {"source": "delete window.DecompressionStream;"})
+    added = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
+                                    {"source": "delete window.DecompressionStream;"})
+    request.addfinalizer(lambda: browser.execute_cdp_cmd(
+        "Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]}))
     browser.get(f"{url}/run_a/report.html")
     WebDriverWait(browser, 30).until(
         lambda d: d.find_element(By.ID, "qmtl-note").is_displayed())

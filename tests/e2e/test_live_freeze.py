@@ -7,6 +7,7 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from tests.e2e.live_helpers import make_data, set_policy, wait_for, write_catalog
 from tests.e2e.test_live_gate import Hold, Recorder, Run, World, options
@@ -22,6 +23,7 @@ def _apply(url: str, overrides: dict[str, float], drain: float) -> dict:
     return r.json()
 
 
+@pytest.mark.slow
 def test_a_live_run_holds_orders_while_frozen_and_resumes_after(tmp_path, monkeypatch):
     write_catalog(tmp_path / "catalog", make_data(900))
     world = World(str(tmp_path / "w.db")).start()
