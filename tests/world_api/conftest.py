@@ -65,6 +65,13 @@ def store_url(request, tmp_path) -> Iterator[str]:
     yield from backend_url(request.param, tmp_path, "world.db")
 
 
+@pytest.fixture
+def pg_store_url(tmp_path) -> Iterator[str]:
+    """A world store on a PostgreSQL schema of its own, for what only a server can do
+    (be cut off, refuse connections)."""
+    yield from backend_url("postgresql", tmp_path, "world.db")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

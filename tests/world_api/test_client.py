@@ -85,11 +85,9 @@ def test_unreachable_service_is_unavailable():
             client.events("w1").__enter__()
 
 
-def test_store_outage_is_unavailable_503(store_url):
-    if not store_url.startswith("postgresql"):
-        pytest.skip("an unreachable store is a PostgreSQL scenario")
+def test_store_outage_is_unavailable_503(pg_store_url):
     proxy = TcpProxy(("127.0.0.1", 5432))
-    app = create_app(store_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"),
+    app = create_app(pg_store_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"),
                      insecure_dev=True)
     try:
         with serve(app) as url, WorldServiceClient(url) as client:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
 from tests.world_api.conftest import TcpProxy
@@ -10,11 +9,9 @@ from tests.world_api.service.conftest import update
 from world_api.service.app import create_app
 
 
-def test_unreachable_store_gives_503_and_writes_nothing(store_url):
-    if not store_url.startswith("postgresql"):
-        pytest.skip("an unreachable server is a PostgreSQL scenario")
+def test_unreachable_store_gives_503_and_writes_nothing(pg_store_url):
     proxy = TcpProxy(("127.0.0.1", 5432))
-    url = store_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    url = pg_store_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
     app = create_app(url, insecure_dev=True)
     with TestClient(app) as c:
         c.post("/worlds", json={"id": "w1"})
