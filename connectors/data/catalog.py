@@ -64,8 +64,16 @@ from qmtl.core.bars import Batch, validate_bars
 from qmtl.core.contracts import BAR_COLUMNS
 from qmtl.core.intervals import interval_seconds
 
-__all__ = ["COVERAGE_KEY", "PART_GROUPS", "ROW_GROUP", "SCHEMA", "WRITE_OPTIONS", "Catalog",
-           "CatalogError", "default_data_dir"]
+__all__ = [
+    "COVERAGE_KEY",
+    "PART_GROUPS",
+    "ROW_GROUP",
+    "SCHEMA",
+    "WRITE_OPTIONS",
+    "Catalog",
+    "CatalogError",
+    "default_data_dir",
+]
 
 ROW_GROUP = 10_000
 PART_GROUPS = 16
@@ -92,6 +100,14 @@ def _to_batch(table: pa.Table | pa.RecordBatch) -> Batch:
 
 def _corrupt(path: Path, exc: BaseException) -> CatalogError:
     return CatalogError(f"corrupt catalog file {path}: {exc}")
+
+
+def _agree(folder: Path, part: Part, meta: pq.FileMetaData) -> None:
+    """Raise :class:`CatalogError` when the footer of ``part`` is not what the manifest says
+    (see :func:`connectors.data.parts.mismatch`)."""
+    wrong = layout.mismatch(part, meta)
+    if wrong is not None:
+        raise CatalogError(f"corrupt catalog manifest {folder / layout.MANIFEST}: {wrong}")
 
 
 class Catalog:
@@ -138,8 +154,10 @@ class Catalog:
         found = self.parts(symbol, interval)
         if not found:
             self._require(symbol, interval)
-            raise CatalogError(f"no {interval} bars for {symbol!r} in catalog {self.root} "
-                               "(its folder records coverage only)")
+            raise CatalogError(
+                f"no {interval} bars for {symbol!r} in catalog {self.root} "
+                "(its folder records coverage only)"
+            )
         return found[0]
 
     def nbytes(self, symbol: str, interval: str) -> int:
@@ -160,8 +178,7 @@ class Catalog:
     def intervals(self, symbol: str) -> list[str]:
         """Intervals stored for ``symbol``."""
         base = self.root / f"symbol={symbol}"
-        return sorted(d.name.split("=", 1)[1] for d in base.glob("interval=*")
-                      if layout.stored(d))
+        return sorted(d.name.split("=", 1)[1] for d in base.glob("interval=*") if layout.stored(d))
 
     def _metadata(self, symbol: str, interval: str) -> Manifest | None:
         """The folder's manifest, read now (None: nothing stored)."""
@@ -220,17 +237,22 @@ class Catalog:
 
     def verify(self, symbol: str, interval: str) -> None:
         """Read the footer of every part of ``symbol`` at ``interval``: raises
-        :class:`CatalogError` naming the first that is not readable Parquet (a fetch is not
-        made on top of a file the write that follows could not merge with).
+        :class:`CatalogError` naming the first that is not readable Parquet, or whose rows,
+        first or last bar are not what the manifest lists (a fetch is not made on top of a
+        file the write that follows could not merge with).
 
         >>> import tempfile
         >>> Catalog(tempfile.mkdtemp()).verify("A", "1d")  # nothing stored: nothing to check
         """
-        for path in self.parts(symbol, interval):
+        manifest = self.manifest(symbol, interval)
+        folder = self.folder(symbol, interval)
+        for part in manifest.parts if manifest is not None else []:
+            path = folder / part.file
             try:
-                pq.read_metadata(path)
+                meta = pq.read_metadata(path)
             except (pa.ArrowInvalid, OSError) as exc:
                 raise _corrupt(path, exc) from None
+            _agree(folder, part, meta)
 
     @contextlib.contextmanager
     def lock(self, symbol: str, interval: str) -> Iterator[None]:
@@ -256,8 +278,9 @@ class Catalog:
                 yield
 
     # -- reading ---------------------------------------------------------------------------
-    def _open(self, symbol: str, interval: str, start: int | None,
-              end: int | None) -> Iterator[tuple[Path, pq.ParquetFile, int | None]]:
+    def _open(
+        self, symbol: str, interval: str, start: int | None, end: int | None
+    ) -> Iterator[tuple[Path, pq.ParquetFile, int | None]]:
         """The parts that may hold ``[start, end]``, opened one at a time (each closed when
         the next is asked for), as ``(path, file, from)``: the caller serves the part's bars
         with ``from <= ts <= end``. A part replaced by a write since the manifest was read is
@@ -273,12 +296,19 @@ class Catalog:
                 tries += 1
                 fresh = self._metadata(symbol, interval)
                 if fresh is None or tries > REOPEN_TRIES:
-                    raise CatalogError(f"catalog file {path} went away while read and the "
-                                       "folder kept changing; read again") from None
+                    raise CatalogError(
+                        f"catalog file {path} went away while read and the "
+                        "folder kept changing; read again"
+                    ) from None
                 todo = fresh.select(lo, end)
                 continue
             except (pa.ArrowInvalid, OSError) as exc:
                 raise _corrupt(path, exc) from None
+            try:
+                _agree(folder, part, file.metadata)
+            except CatalogError:
+                file.close()
+                raise
             todo.pop(0)
             try:
                 yield path, file, lo
@@ -286,8 +316,9 @@ class Catalog:
                 file.close()
             lo = part.last + 1 if lo is None else max(lo, part.last + 1)
 
-    def _read_table(self, symbol: str, interval: str, start: int | None, end: int | None,
-                    columns: list[str]) -> pa.Table:
+    def _read_table(
+        self, symbol: str, interval: str, start: int | None, end: int | None, columns: list[str]
+    ) -> pa.Table:
         tables = []
         for path, f, lo in self._open(symbol, interval, start, end):
             try:
@@ -319,7 +350,11 @@ class Catalog:
         return _to_batch(self._read_table(symbol, interval, start, end, list(BAR_COLUMNS)))
 
     def read_column(
-        self, symbol: str, interval: str, column: str, start: int | None = None,
+        self,
+        symbol: str,
+        interval: str,
+        column: str,
+        start: int | None = None,
         end: int | None = None,
     ) -> np.ndarray:
         """One column of the stored bars with ``start <= ts <= end`` (e.g. ``ts`` to count).
@@ -345,8 +380,9 @@ class Catalog:
         for path, f, lo in self._open(symbol, interval, start, end):
             try:
                 for i in row_groups(f.metadata, lo, end):
-                    batch = _to_batch(f.read_row_group(i, columns=list(BAR_COLUMNS),
-                                                       use_threads=False))
+                    batch = _to_batch(
+                        f.read_row_group(i, columns=list(BAR_COLUMNS), use_threads=False)
+                    )
                     a, b = ts_bounds(batch["ts"], lo, end)
                     for x in range(a, b, chunk):
                         yield {k: v[x : min(x + chunk, b)] for k, v in batch.items()}
@@ -417,6 +453,7 @@ class Catalog:
                     take = np.sort(len(ts) - 1 - rev_unique)
                     take = take[np.argsort(ts[take], kind="stable")]
                     incoming = {c: v[take] for c, v in merged.items()}
-            manifest = layout.commit(folder, layout.table_of(incoming), coverage.ranges, keep,
-                                     old, part_rows, ROW_GROUP)
+            manifest = layout.commit(
+                folder, layout.table_of(incoming), coverage.ranges, keep, old, part_rows, ROW_GROUP
+            )
         return manifest.rows

@@ -48,6 +48,7 @@ import pyarrow.parquet as pq
 from qmtl.core.bars import Batch
 from qmtl.core.contracts import BAR_COLUMNS
 from qmtl.core.errors import QmtlError
+from qmtl.core.times import format_ts
 
 MANIFEST = "_manifest.json"
 """The manifest's file name in a (symbol, interval) folder."""
@@ -91,8 +92,9 @@ class Part:
 
     def overlaps(self, start: int | None, end: int | None) -> bool:
         """Whether the part may hold bars with ``start <= ts <= end`` (None: open)."""
-        return not ((start is not None and self.last < start)
-                    or (end is not None and self.first > end))
+        return not (
+            (start is not None and self.last < start) or (end is not None and self.first > end)
+        )
 
 
 @dataclass
@@ -165,12 +167,93 @@ def load(folder: Path) -> Manifest | None:
         doc = json.loads(raw)
         if doc.get("format") != FORMAT:
             raise ValueError(f"format {doc.get('format')!r}, expected {FORMAT}")
-        parts = [Part(str(p["file"]), int(p["first"]), int(p["last"]), int(p["rows"]))
-                 for p in doc["parts"]]
+        parts = [
+            Part(part_name(p["file"]), int(p["first"]), int(p["last"]), int(p["rows"]))
+            for p in doc["parts"]
+        ]
         coverage = [(int(a), int(b)) for a, b in doc["coverage"]]
+        _check_order(parts)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise CatalogError(f"corrupt catalog manifest {path}: {exc}") from None
     return Manifest(parts, coverage)
+
+
+def part_name(value: object) -> str:
+    """``value`` as the name of a part: a ``.parquet`` file *in* the folder (no folder part,
+    not hidden); anything else is a ``ValueError`` (a manifest naming a file elsewhere is
+    corrupt: nothing outside the folder is read or deleted).
+
+    >>> part_name("part-1a2b3c4d-000.parquet")
+    'part-1a2b3c4d-000.parquet'
+    >>> part_name("../../victim/v1.parquet")
+    Traceback (most recent call last):
+    ...
+    ValueError: part file '../../victim/v1.parquet' is not a Parquet file of the folder
+    """
+    name = value if isinstance(value, str) else None
+    if (
+        name is None
+        or not name.endswith(".parquet")
+        or name.startswith((".", "_"))
+        or any(c in name for c in "/\\\0")
+        or os.path.isabs(name)
+        or Path(name).name != name
+    ):
+        raise ValueError(f"part file {value!r} is not a Parquet file of the folder")
+    return name
+
+
+def _check_order(parts: list[Part]) -> None:
+    """Parts hold bars, first <= last, in time order without overlap (else ValueError)."""
+    prev: Part | None = None
+    for p in parts:
+        if p.rows < 1 or p.first > p.last:
+            raise ValueError(f"part {p.file} lists {p.rows} bars from {p.first} to {p.last}")
+        if prev is not None and p.first <= prev.last:
+            raise ValueError(f"part {p.file} starts at or before the end of {prev.file}")
+        prev = p
+
+
+def mismatch(part: Part, meta: pq.FileMetaData) -> str | None:
+    """What a part's Parquet footer says that its manifest entry does not (rows, first and
+    last ``ts`` from the row groups' statistics, when written), or None when they agree: a
+    manifest edited or damaged apart from its parts must not cut or stretch what is read.
+
+    >>> import io
+    >>> buf = io.BytesIO()
+    >>> pq.write_table(pa.table({"ts": [1, 2, 3]}), buf)
+    >>> meta = pq.ParquetFile(buf).metadata
+    >>> mismatch(Part("p.parquet", 1, 3, 3), meta) is None
+    True
+    >>> mismatch(Part("p.parquet", 1, 2, 3), meta)
+    'part p.parquet holds 3 bars from ...01Z to ...03Z; the manifest lists 3 from ...01Z to ...02Z'
+    """
+    held_first = held_last = None
+    if meta.num_row_groups:
+        names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+        j = names.index("ts") if "ts" in names else None
+        if j is not None:
+            lo = meta.row_group(0).column(j).statistics
+            hi = meta.row_group(meta.num_row_groups - 1).column(j).statistics
+            if lo is not None and lo.has_min_max:
+                held_first = int(lo.min)
+            if hi is not None and hi.has_min_max:
+                held_last = int(hi.max)
+    if (
+        meta.num_rows == part.rows
+        and held_first in (None, part.first)
+        and held_last in (None, part.last)
+    ):
+        return None
+
+    def shown(ts: int | None) -> str:
+        return "?" if ts is None else format_ts(ts)
+
+    return (
+        f"part {part.file} holds {meta.num_rows} bars from {shown(held_first)} to "
+        f"{shown(held_last)}; the manifest lists {part.rows} from {shown(part.first)} to "
+        f"{shown(part.last)}"
+    )
 
 
 def _load_legacy(path: Path) -> Manifest:
@@ -208,12 +291,20 @@ def table_of(bars: Batch) -> pa.Table:
     ...                                     "volume")}).schema.field("ts").type
     DataType(int64)
     """
-    return pa.table({c: pa.array(bars[c], type=SCHEMA.field(c).type) for c in BAR_COLUMNS},
-                    schema=SCHEMA)
+    return pa.table(
+        {c: pa.array(bars[c], type=SCHEMA.field(c).type) for c in BAR_COLUMNS}, schema=SCHEMA
+    )
 
 
-def commit(folder: Path, table: pa.Table, coverage: list[tuple[int, int]], keep: list[Part],
-           old: Manifest | None, part_rows: int, row_group: int = 10_000) -> Manifest:
+def commit(
+    folder: Path,
+    table: pa.Table,
+    coverage: list[tuple[int, int]],
+    keep: list[Part],
+    old: Manifest | None,
+    part_rows: int,
+    row_group: int = 10_000,
+) -> Manifest:
     """Write ``table`` (bars after every kept part's, sorted) as new parts of at most
     ``part_rows`` rows after the ``keep`` parts, then the manifest listing them with
     ``coverage``, atomically; then delete what ``old`` listed and no longer is, a legacy file
@@ -253,14 +344,29 @@ def commit(folder: Path, table: pa.Table, coverage: list[tuple[int, int]], keep:
     stale.update(f.name for f in folder.glob(".part-*.tmp"))
     stale.update(f.name for f in folder.glob(f"{MANIFEST_TMP}*.tmp"))
     for name in stale - listed:
-        (folder / name).unlink(missing_ok=True)
+        if _plain(name):  # never a path out of the folder
+            (folder / name).unlink(missing_ok=True)
     return manifest
 
 
+def _plain(name: str) -> bool:
+    """Whether ``name`` is a bare file name (a path out of the folder is never deleted).
+
+    >>> _plain("part-x-000.parquet"), _plain("../x.parquet"), _plain("/etc/x")
+    (True, False, False)
+    """
+    return name not in ("", ".", "..") and Path(name).name == name and "\\" not in name
+
+
 def _write_manifest(folder: Path, manifest: Manifest) -> None:
-    doc = {"format": FORMAT, "coverage": [list(r) for r in manifest.coverage],
-           "parts": [{"file": p.file, "first": p.first, "last": p.last, "rows": p.rows}
-                     for p in manifest.parts]}
+    doc = {
+        "format": FORMAT,
+        "coverage": [list(r) for r in manifest.coverage],
+        "parts": [
+            {"file": p.file, "first": p.first, "last": p.last, "rows": p.rows}
+            for p in manifest.parts
+        ],
+    }
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=MANIFEST_TMP, suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as fh:

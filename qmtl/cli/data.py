@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from connectors.data.calendars import Calendar
@@ -30,6 +29,7 @@ from qmtl.cli.common import (
     make_provider,
     progress_bar,
 )
+from qmtl.cli.terminal import safe_markup, safe_text
 from qmtl.core.bars import Batch
 from qmtl.core.intervals import INTERVALS
 from qmtl.core.times import format_ts, parse_time
@@ -49,8 +49,10 @@ QuestDBOption = Annotated[
 ]
 TimeColumnOption = Annotated[
     str | None,
-    typer.Option(help="Name of the time column, when it is not date, datetime, timestamp, "
-                      "time or an unnamed first column."),
+    typer.Option(
+        help="Name of the time column, when it is not date, datetime, timestamp, "
+        "time or an unnamed first column."
+    ),
 ]
 CALENDAR_HELP = (
     "When bars are expected: auto (weekdays if the data has no weekend bar, else 24/7), 24/7, "
@@ -62,7 +64,7 @@ CALENDAR_HELP = (
 
 def _fail(message: str) -> typer.Exit:
     """``fail`` for a message that quotes user input: shown as typed, never as markup."""
-    return fail(escape(message))
+    return fail(safe_markup(message))
 
 
 def _catalog(data: Path | None) -> Catalog:
@@ -71,28 +73,40 @@ def _catalog(data: Path | None) -> Catalog:
 
 @data_app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(
-        help="CSV file with columns date, open, high, low, close and optionally volume.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV file with columns date, open, high, low, close and optionally volume."
+        ),
+    ],
     symbol: Annotated[str, typer.Option(help="Symbol to store the bars under.")],
     interval: Annotated[str, typer.Option(help="Bar interval: 1m 5m 15m 1h 4h 1d.")] = "1d",
     data: DataOption = None,
     on_bad_bars: Annotated[str, typer.Option(help="raise (default) or drop.")] = "raise",
     time_column: TimeColumnOption = None,
 ) -> None:
-    """Import a CSV file of bars into the catalog (nothing is written when it has an error).
-    """
+    """Import a CSV file of bars into the catalog (nothing is written when it has an error)."""
     _check_interval(interval)
     if on_bad_bars not in ("raise", "drop"):
         raise _fail(f"--on-bad-bars must be 'raise' or 'drop', got {on_bad_bars!r}")
     catalog = _catalog(data)
     try:
-        rows, dropped = import_csv(catalog, file, symbol, interval, time_column=time_column,
-                                   on_bad="drop" if on_bad_bars == "drop" else "raise")
+        rows, dropped = import_csv(
+            catalog,
+            file,
+            symbol,
+            interval,
+            time_column=time_column,
+            on_bad="drop" if on_bad_bars == "drop" else "raise",
+        )
     except (ValueError, LookupError, OSError) as exc:
         raise _fail(str(exc)) from None
     note = f" ({dropped} bad bars dropped)" if dropped else ""
-    console.print(f"imported {rows} {interval} bars of {symbol} into {catalog.root}{note}",
-                  markup=False, highlight=False)
+    console.print(
+        safe_text(f"imported {rows} {interval} bars of {symbol} into {catalog.root}{note}"),
+        markup=False,
+        highlight=False,
+    )
 
 
 @data_app.command()
@@ -122,28 +136,51 @@ def demo(
 @data_app.command("ls")
 def ls(data: DataOption = None) -> None:
     """List what the catalog holds: symbol, interval, first and last bar, rows, the ranges it
-    covers (more than one means gaps in what was fetched) and the file size."""
+    covers (more than one means gaps in what was fetched) and the file size. An entry that
+    cannot be read (a corrupt manifest, a missing or damaged part) is reported on its own line
+    and the rest are listed; exit 1 when there is one."""
     catalog = _catalog(data)
-    try:
-        entries = catalog.entries()
-        covered = {(s, i): catalog.covered(s, i) for s, i, *_ in entries}
-    except LookupError as exc:
-        raise _fail(str(exc)) from None
-    if not entries:
+    rows, broken = [], []
+    for symbol in catalog.symbols():
+        for interval in catalog.intervals(symbol):
+            try:
+                catalog.verify(symbol, interval)  # every part's footer, against the manifest
+                cov = catalog.coverage(symbol, interval)
+                if cov is None:
+                    continue
+                ranges = catalog.covered(symbol, interval).ranges
+                size = catalog.nbytes(symbol, interval)
+            except (LookupError, OSError) as exc:
+                broken.append(f"{symbol} {interval}: {exc}")
+                continue
+            rows.append((symbol, interval, *cov, ranges, size))
+    if not rows and not broken:
         console.print(f"catalog {catalog.root} is empty: try `qmtl data demo`")
         return
-    table = Table(title=escape(f"catalog {catalog.root}"))
-    for col in ("symbol", "interval", "first", "last", "rows", "covered", "size"):
-        table.add_column(col, justify="right" if col in ("rows", "size") else "left")
-    for symbol, interval, first, last, rows in entries:
-        ranges = covered[(symbol, interval)].ranges
-        shown = "; ".join(f"{format_ts(a)} .. {format_ts(b)}" for a, b in ranges[:3])
-        if len(ranges) > 3:
-            shown += f"; +{len(ranges) - 3} more"
-        size = catalog.nbytes(symbol, interval)
-        table.add_row(escape(symbol), interval, format_ts(first), format_ts(last), f"{rows:,}",
-                      shown, f"{size / 2**20:.1f} MiB")
-    console.print(table)
+    if rows:
+        table = Table(title=safe_markup(f"catalog {catalog.root}"))
+        for col in ("symbol", "interval", "first", "last", "rows", "covered", "size"):
+            table.add_column(col, justify="right" if col in ("rows", "size") else "left")
+        for symbol, interval, first, last, n, ranges, size in rows:
+            shown = "; ".join(f"{format_ts(a)} .. {format_ts(b)}" for a, b in ranges[:3])
+            if len(ranges) > 3:
+                shown += f"; +{len(ranges) - 3} more"
+            table.add_row(
+                safe_markup(symbol),
+                safe_markup(interval),
+                format_ts(first),
+                format_ts(last),
+                f"{n:,}",
+                shown,
+                f"{size / 2**20:.1f} MiB",
+            )
+        console.print(table)
+    for line in broken:
+        err_console.print(
+            f"[bold red]error:[/] {safe_markup(line)}", highlight=False, soft_wrap=True
+        )
+    if broken:
+        raise typer.Exit(1)
 
 
 def _symbols(text: str | None) -> list[str]:
@@ -187,8 +224,10 @@ def backfill(
         with progress_bar() as bars:
             provider = make_provider(data, origin, questdb, bars)
             if provider.origin is None and provider.questdb is None:
-                raise fail("nothing to backfill from: give --origin folder:PATH or "
-                            "ccxt:EXCHANGE (or set QMTL_ORIGIN), or --questdb")
+                raise fail(
+                    "nothing to backfill from: give --origin folder:PATH or "
+                    "ccxt:EXCHANGE (or set QMTL_ORIGIN), or --questdb"
+                )
             if lo is None:
                 raise fail("--start: give the first bar time to backfill from")
             if hi < lo:
@@ -200,19 +239,22 @@ def backfill(
     except (*describe_errors(), ValueError, OSError, ImportError) as exc:
         raise _fail(str(exc)) from None
     if not provider.fetches:
-        console.print(f"nothing to fetch: the catalog already covers {', '.join(names)} "
-                      f"{interval} from {format_ts(lo)} to {format_ts(hi)}", highlight=False,
-                      markup=False)
+        console.print(
+            f"nothing to fetch: the catalog already covers {', '.join(names)} "
+            f"{interval} from {format_ts(lo)} to {format_ts(hi)}",
+            highlight=False,
+            markup=False,
+        )
         return
-    table = Table(title=escape(f"backfill into {provider.catalog.root}"))
+    table = Table(title=safe_markup(f"backfill into {provider.catalog.root}"))
     for col in ("symbol", "from", "range", "bars"):
         table.add_column(col, justify="right" if col == "bars" else "left")
     for f in provider.fetches:
         span = f"{format_ts(f.start)} .. {format_ts(f.end)}"
-        table.add_row(escape(f.symbol), escape(f.layer), span, f"{f.rows:,}")
+        table.add_row(safe_markup(f.symbol), safe_markup(f.layer), span, f"{f.rows:,}")
     console.print(table)
     for note in provider.notes:
-        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]note:[/] {safe_markup(note)}", highlight=False, soft_wrap=True)
 
 
 @data_app.command()
@@ -251,8 +293,11 @@ def check(
         raise fail("--out takes one file: check several files without --out")
     if time_column is not None and not files:
         raise fail("--time-column goes with files: the catalog's own bars have their times")
-    targets = (_file_targets(files, interval, time_column) if files
-               else _catalog_targets(data, symbols, interval))
+    targets = (
+        _file_targets(files, interval, time_column)
+        if files
+        else _catalog_targets(data, symbols, interval)
+    )
     remaining = 0
     for target in targets:
         remaining += _check_one(target, cal, fix, out, limit)
@@ -269,16 +314,20 @@ def _holidays(text: str | None) -> list[str]:
     return _symbols(text)
 
 
-def _file_targets(files: list[Path], interval: str | None,
-                  time_column: str | None) -> list[dict[str, Any]]:
+def _file_targets(
+    files: list[Path], interval: str | None, time_column: str | None
+) -> list[dict[str, Any]]:
     if interval is None:
         raise fail("--interval: give the interval of the bars in the file(s)")
-    return [{"label": str(f), "file": f, "interval": interval, "time_column": time_column}
-            for f in files]
+    return [
+        {"label": str(f), "file": f, "interval": interval, "time_column": time_column}
+        for f in files
+    ]
 
 
-def _catalog_targets(data: Path | None, symbols: str | None,
-                     interval: str | None) -> list[dict[str, Any]]:
+def _catalog_targets(
+    data: Path | None, symbols: str | None, interval: str | None
+) -> list[dict[str, Any]]:
     catalog = _catalog(data)
     names = _symbols(symbols) or catalog.symbols()
     if not names:
@@ -288,11 +337,14 @@ def _catalog_targets(data: Path | None, symbols: str | None,
         intervals = [interval] if interval else catalog.intervals(name)
         if not intervals or (interval and interval not in catalog.intervals(name)):
             what = f"{interval} bars" if interval else "bars"
-            raise _fail(f"no {what} for {name!r} in catalog {catalog.root}; "
-                        f"symbols: {', '.join(catalog.symbols()) or 'none'}")
+            raise _fail(
+                f"no {what} for {name!r} in catalog {catalog.root}; "
+                f"symbols: {', '.join(catalog.symbols()) or 'none'}"
+            )
         for i in intervals:
-            targets.append({"label": f"{name} {i}", "catalog": catalog, "symbol": name,
-                            "interval": i})
+            targets.append(
+                {"label": f"{name} {i}", "catalog": catalog, "symbol": name, "interval": i}
+            )
     return targets
 
 
@@ -302,17 +354,19 @@ def _read_target(target: dict[str, Any]) -> Batch:
     return target["catalog"].read(target["symbol"], target["interval"])
 
 
-def _check_one(target: dict[str, Any], cal: Calendar, fix: bool, out: Path | None,
-               limit: int) -> int:
+def _check_one(
+    target: dict[str, Any], cal: Calendar, fix: bool, out: Path | None, limit: int
+) -> int:
     """Check (and with ``fix`` repair) one file or catalog entry; return problems left."""
-    label, interval = escape(target["label"]), target["interval"]
+    label, interval = safe_markup(target["label"]), target["interval"]
     try:
         bars = _read_target(target)
         issues = check_bars(bars, interval, cal)
     except (ValueError, LookupError, OSError) as exc:
         said = str(exc) if target["label"] in str(exc) else f"{target['label']}: {exc}"
-        err_console.print(f"[bold red]error:[/] {escape(said)}", highlight=False,
-                          soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] {safe_markup(said)}", highlight=False, soft_wrap=True
+        )
         return 1
     n = len(bars["ts"])
     if not issues:
@@ -328,7 +382,7 @@ def _check_one(target: dict[str, Any], cal: Calendar, fix: bool, out: Path | Non
     for issue in issues[:limit]:
         row = "" if issue.row is None else str(issue.row)
         detail = issue.detail.removeprefix(f"row {row}: ")  # the row has its own column
-        table.add_row(issue.kind, format_ts(issue.ts), row, str(issue.count), escape(detail))
+        table.add_row(issue.kind, format_ts(issue.ts), row, str(issue.count), safe_markup(detail))
     more = f"; and {len(issues) - limit} more (--limit)" if len(issues) > limit else ""
     table.caption = f"row 1 is the first bar (of a CSV with a header: row N is line N+1){more}"
     console.print(table)
@@ -343,9 +397,12 @@ def _check_one(target: dict[str, Any], cal: Calendar, fix: bool, out: Path | Non
     after = check_bars(fixed, interval, cal)
     left = [i for i in after if i.kind != "gap"]
     gaps = len(after) - len(left)
-    console.print(f"  wrote {escape(str(where))}" + (f"; {gaps} gaps remain: fill them with "
-                                                     "`qmtl data backfill`" if gaps else ""),
-                  highlight=False, soft_wrap=True)
+    console.print(
+        f"  wrote {safe_markup(str(where))}"
+        + (f"; {gaps} gaps remain: fill them with `qmtl data backfill`" if gaps else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
     return len(left)
 
 

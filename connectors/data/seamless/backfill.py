@@ -1,7 +1,8 @@
 """Filling the catalog: each range it does not cover is fetched from QuestDB, then from the
 backfill origin, and written to the catalog with the range it covers, under the catalog's lock
 of the (symbol, interval) (threads and processes), re-checking coverage under it so that
-concurrent requests for the same missing range trigger one fetch. Each range is one
+concurrent requests for the same missing range trigger one fetch. A range already covered is
+served without the lock: reading needs no write access to the catalog. Each range is one
 transaction: fetched whole, then written in one atomic commit (bars and coverage together);
 an origin failing half-way writes nothing.
 
@@ -53,6 +54,8 @@ class Backfiller:
         if end < start:
             return []
         layers, catalog = self.layers, self.layers.catalog
+        if not catalog.covered(symbol, interval).missing(start, end):
+            return []  # covered: a read takes no lock (a read-only catalog serves it)
         with catalog.lock(symbol, interval):
             gaps = catalog.covered(symbol, interval).missing(start, end)
             if not gaps:
@@ -70,12 +73,13 @@ class Backfiller:
                 if stored.ranges:
                     shown = ", ".join(span(a, b) for a, b in gaps[:3])
                     more = f" and {len(gaps) - 3} more" if len(gaps) > 3 else ""
-                    layers.note(f"{symbol} {interval}: the catalog does not cover {shown}{more} "
-                                "and no backfill origin is configured (QMTL_ORIGIN or --origin)")
+                    layers.note(
+                        f"{symbol} {interval}: the catalog does not cover {shown}{more} "
+                        "and no backfill origin is configured (QMTL_ORIGIN or --origin)"
+                    )
             return made
 
-    def _from_questdb(self, symbol: str, interval: str,
-                      gaps: list[tuple[int, int]]) -> list[Fetch]:
+    def _from_questdb(self, symbol: str, interval: str, gaps: list[tuple[int, int]]) -> list[Fetch]:
         held = self.planner.questdb_span(symbol, interval)
         if held is None:
             return []

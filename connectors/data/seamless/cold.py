@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from connectors.data import parts as layout
 from connectors.data.catalog import SCHEMA, Catalog, CatalogError
 from connectors.data.parts import row_groups
 from qmtl.core.bars import Batch
@@ -59,8 +60,9 @@ class ColdRead:
         self.files = files
 
     @classmethod
-    def open(cls, catalog: Catalog, symbol: str, interval: str, start: int | None,
-             end: int | None) -> ColdRead | None:
+    def open(
+        cls, catalog: Catalog, symbol: str, interval: str, start: int | None, end: int | None
+    ) -> ColdRead | None:
         """The parts that may hold ``[start, end]``, if each has the catalog's schema, ``ts``
         statistics in every row group and no nulls (else None: :meth:`Catalog.read` serves
         the range, with its casts and checks; also when a write replaces a part meanwhile)."""
@@ -74,7 +76,7 @@ class ColdRead:
                 path = folder / part.file
                 file = pq.ParquetFile(path, pre_buffer=False)
                 files.append((path, file))
-                if not _clean(file):
+                if not _clean(file) or layout.mismatch(part, file.metadata) is not None:
                     raise ValueError("not a plain catalog part")
         except (pa.ArrowInvalid, OSError, ValueError):
             for _, file in files:
@@ -88,8 +90,11 @@ class ColdRead:
             file.close()
 
     def _groups(self, start: int | None, end: int | None) -> list[tuple[int, int]]:
-        return [(k, i) for k, (_, f) in enumerate(self.files)
-                for i in row_groups(f.metadata, start, end)]
+        return [
+            (k, i)
+            for k, (_, f) in enumerate(self.files)
+            for i in row_groups(f.metadata, start, end)
+        ]
 
     def _read(self, k: int, groups: list[int], columns: list[str]) -> pa.Table:
         path, file = self.files[k]
@@ -119,15 +124,16 @@ class ColdRead:
         read-only)."""
         groups = self._groups(start, end)
         rows = sum(self.files[k][1].metadata.row_group(i).num_rows for k, i in groups)
-        arrays = {c: np.empty(rows, dtype=SCHEMA.field(c).type.to_pandas_dtype())
-                  for c in BAR_COLUMNS}
+        arrays = {
+            c: np.empty(rows, dtype=SCHEMA.field(c).type.to_pandas_dtype()) for c in BAR_COLUMNS
+        }
         views = {}
         for c, v in arrays.items():
             views[c] = v.view()
             views[c].flags.writeable = False
         pos, j, step = 0, 0, BLOCK_GROUPS[0]
         while j < len(groups):
-            block = groups[j:j + step]
+            block = groups[j : j + step]
             j, step = j + step, min(2 * step, BLOCK_GROUPS[1])
             m = 0
             for k in dict.fromkeys(k for k, _ in block):  # the parts of the block, in order
@@ -135,11 +141,11 @@ class ColdRead:
                 for c in BAR_COLUMNS:
                     at = pos + m
                     for chunk in table.column(c).chunks:
-                        arrays[c][at:at + len(chunk)] = chunk.to_numpy()
+                        arrays[c][at : at + len(chunk)] = chunk.to_numpy()
                         at += len(chunk)
                 m += table.num_rows
                 del table
-            ts = arrays["ts"][pos:pos + m]
+            ts = arrays["ts"][pos : pos + m]
             a = pos + (0 if start is None else int(np.searchsorted(ts, start, "left")))
             b = pos + (m if end is None else int(np.searchsorted(ts, end, "right")))
             pos += m
