@@ -18,6 +18,7 @@ import typer
 from rich.table import Table
 
 from qmtl.cli.common import DebugOpt, console, errors_as_exit, fail
+from qmtl.cli.terminal import safe_markup
 from qmtl.cli.world_config import preset_text, serve_logging
 from qmtl.core.contracts import ActivationEvent, ControlEvent
 from world_api.client import DEFAULT_URL, WorldServiceClient, WorldServiceError
@@ -309,7 +310,9 @@ def status(
         snap = client.activation(world)
         views = {v["strategy_id"]: v for v in client.strategies(world)}
         returns = client.world_metrics(world)
-    table = Table(title=f"world {world} · seq {snap['seq']} · policy v{snap['policy_version']}")
+    table = Table(
+        title=f"world {safe_markup(world)} · seq {snap['seq']} · policy v{snap['policy_version']}"
+    )
     for col in ("strategy", "status", "weight", "rank", "sharpe", "n_bars", "hints"):
         table.add_column(
             col, justify="right" if col in ("weight", "rank", "sharpe", "n_bars") else "left"
@@ -318,19 +321,24 @@ def status(
         v = views.get(row["strategy_id"], {})
         sharpe = v.get("metrics", {}).get("sharpe")
         table.add_row(
-            row["strategy_id"],
-            row["status"],
+            safe_markup(row["strategy_id"]),
+            safe_markup(row["status"]),
             f"{row['weight']:.3f}",
             str(row["rank"] or "-"),
             "-" if sharpe is None else f"{sharpe:.2f}",
             str(v.get("n_bars", "")),
-            "; ".join([*([row["override"]] if row.get("override") else []),
-                       *v.get("hints", [])]),
+            safe_markup(
+                "; ".join(
+                    [*([row["override"]] if row.get("override") else []), *v.get("hints", [])]
+                )
+            ),
         )
     console.print(table)
     if snap.get("frozen"):
-        console.print(f"[bold yellow]frozen:[/] {snap['frozen']}: the world's orders are held")
-    own = Table(title=f"world {world} · its own return")
+        console.print(
+            f"[bold yellow]frozen:[/] {safe_markup(snap['frozen'])}: the world's orders are held"
+        )
+    own = Table(title=f"world {safe_markup(world)} · its own return")
     names = ("sharpe", "total_return", "max_drawdown", "volatility", "cagr")
     for col in ("kind", "bars", *names):
         own.add_column(col, justify="left" if col == "kind" else "right")
