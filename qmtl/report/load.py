@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from qmtl.core.errors import QmtlError
 from qmtl.core.intervals import periods_per_year as default_ppy
 from qmtl.report.stats import Rows
-from qmtl.report.trades import position_changes
+from qmtl.report.trades import position_changes, round_trips
 
 if TYPE_CHECKING:
     from qmtl.result import BacktestResult
@@ -112,17 +112,45 @@ class Run:
         return str(self.folder) if self.folder is not None else self.name
 
     def trades(self) -> pa.Table:
-        """The position changes (see :mod:`qmtl.report.trades`) as a pyarrow Table."""
+        """The round trips (see :mod:`qmtl.report.trades`) as a pyarrow Table."""
         return trades_table(self.rows)
+
+    def position_changes(self) -> pa.Table:
+        """The position changes (see :mod:`qmtl.report.trades`) as a pyarrow Table."""
+        return changes_table(self.rows)
 
 
 def trades_table(rows: Rows) -> pa.Table:
+    """:func:`~qmtl.report.trades.round_trips` as a pyarrow Table (``exit`` null while a
+    trip is open).
+
+    >>> from qmtl.report.stats import Rows
+    >>> rows = Rows(np.array([1, 2]), np.zeros(2, int), ["A"], np.array([0.0, 1.0]),
+    ...             np.zeros(2), np.ones(2))
+    >>> t = trades_table(rows)
+    >>> t.column_names, t.column("exit").to_pylist()
+    (['symbol', 'side', 'entry', 'exit', 'bars', 'return', 'pnl', 'open'], [None])
+    """
+    cols = round_trips(rows)
+    return pa.table({
+        "symbol": pa.array(cols["symbol"].tolist(), pa.string()),
+        "side": pa.array(cols["side"].tolist(), pa.string()),
+        "entry": pa.array(cols["entry"], pa.int64()),
+        "exit": pa.array(cols["exit"], pa.int64(), mask=cols["open"]),
+        "bars": pa.array(cols["bars"], pa.int64()),
+        "return": pa.array(cols["return"], pa.float64()),
+        "pnl": pa.array(cols["pnl"], pa.float64()),
+        "open": pa.array(cols["open"], pa.bool_()),
+    })
+
+
+def changes_table(rows: Rows) -> pa.Table:
     """:func:`~qmtl.report.trades.position_changes` as a pyarrow Table.
 
     >>> from qmtl.report.stats import Rows
     >>> rows = Rows(np.array([1, 2]), np.zeros(2, int), ["A"], np.array([0.0, 1.0]),
     ...             np.zeros(2), np.ones(2))
-    >>> trades_table(rows).column_names
+    >>> changes_table(rows).column_names
     ['ts', 'symbol', 'weight_before', 'weight_after', 'bars', 'return', 'pnl']
     """
     cols = position_changes(rows)

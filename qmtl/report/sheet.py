@@ -5,7 +5,7 @@ symbol), drawdown (underwater), monthly returns, yearly returns, rolling Sharpe 
 volatility, the distribution of bar returns, gross exposure, turnover per month, and each
 symbol's contribution. Tables: the metrics exactly as ``metrics.json`` holds them (read,
 never recomputed), every setting of the run (parameters, costs, period, data fingerprint and
-per-symbol coverage), and the position changes.
+per-symbol coverage), and the round trips.
 
 >>> import numpy as np
 >>> from qmtl.report.stats import Rows
@@ -44,10 +44,10 @@ from qmtl.report.stats import (
     period_sums,
     rolling_sharpe_vol,
 )
-from qmtl.report.trades import position_changes
+from qmtl.report.trades import round_trips
 
 MAX_TRADES = 100
-"""Position changes listed on the page (the latest; ``Run.trades()`` has them all)."""
+"""Round trips listed on the page (the latest; ``Run.trades()`` has them all)."""
 
 WIDE, NARROW = 3_000, 2_000
 """Points per line of the full-width charts (equity, drawdown) and of the smaller ones:
@@ -168,25 +168,34 @@ def settings_section(run: Run) -> str:
 
 
 def trades_section(run: Run, limit: int = MAX_TRADES) -> str:
-    """The position changes, the latest ``limit`` of them."""
-    t = position_changes(run.rows)
-    n = len(t["ts"])
+    """The round trips (see :mod:`qmtl.report.trades`), the latest ``limit`` of them.
+
+    >>> import numpy as np
+    >>> from qmtl.report.stats import Rows
+    >>> rows = Rows(np.array([0, 1, 2]) * 86_400 * 10**9, np.zeros(3, int), ["A"],
+    ...             np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.1, 0.0]),
+    ...             np.array([1.0, 1.1, 1.1]), np.array([10.0, 11.0, 11.0]))
+    >>> "<td>long</td><td>1970-01-01" in trades_section(Run("r", {}, rows))
+    True
+    """
+    t = round_trips(run.rows)
+    n = len(t["entry"])
     start = max(0, n - limit)
     rows = [
-        [format_ts(int(t["ts"][i])), t["symbol"][i], f"{t['weight_before'][i]:.4g}",
-         f"{t['weight_after'][i]:.4g}", int(t["bars"][i]),
+        [t["symbol"][i], t["side"][i], format_ts(int(t["entry"][i])),
+         "open" if t["open"][i] else format_ts(int(t["exit"][i])), int(t["bars"][i]),
          "-" if not np.isfinite(t["return"][i]) else f"{t['return'][i] * 100:.2f}%",
          f"{t['pnl'][i] * 100:.3f}%"]
         for i in range(start, n)
     ]
     note = ""
     if start:
-        note = f"the latest {limit} of {n} position changes; Run.trades() lists them all"
+        note = f"the latest {limit} of {n} round trips; Run.trades() lists them all"
     content = '<div class="scroll">' + table(
-        ["time (UTC)", "symbol", "weight before", "weight after", "bars held",
-         "return while held", "P&L (of capital)"],
-        rows, [False, False, True, True, True, True, True], cls="trades") + "</div>"
-    return section(f"Position changes ({n})", content, note)
+        ["symbol", "side", "entry (UTC)", "exit (UTC)", "bars held", "return",
+         "P&L (of capital)"],
+        rows, [False, False, False, False, True, True, True], cls="trades") + "</div>"
+    return section(f"Round trips ({n})", content, note)
 
 
 def header(run: Run, bench_label: str | None) -> str:
