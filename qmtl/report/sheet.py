@@ -36,6 +36,7 @@ from qmtl.report.downsample import POINTS
 from qmtl.report.html import chart_div, escape, page, section, table
 from qmtl.report.load import Run
 from qmtl.report.stats import (
+    NS_PER_DAY,
     default_window,
     drawdown,
     histogram,
@@ -43,6 +44,7 @@ from qmtl.report.stats import (
     period_returns,
     period_sums,
     rolling_sharpe_vol,
+    worst_drawdowns,
 )
 from qmtl.report.trades import round_trips
 
@@ -198,6 +200,33 @@ def trades_section(run: Run, limit: int = MAX_TRADES) -> str:
     return section(f"Round trips ({n})", content, note)
 
 
+def drawdowns_section(run: Run, top: int = 5) -> str:
+    """The ``top`` worst drawdowns (see :func:`~qmtl.report.stats.worst_drawdowns`): peak,
+    trough, recovery, depth and length in bars and calendar days.
+
+    >>> import numpy as np
+    >>> from qmtl.report.stats import Rows
+    >>> rows = Rows(np.arange(3) * 86_400 * 10**9, np.zeros(3, int), ["A"], np.ones(3),
+    ...             np.zeros(3), np.array([1.0, 0.9, 1.0]))
+    >>> "<td>1970-01-01" in drawdowns_section(Run("r", {}, rows))
+    True
+    """
+    ts = run.rows.timeline
+    d = worst_drawdowns(run.rows.curve, top)
+    rows = []
+    for i in range(len(d["start"])):
+        start, trough, rec = int(d["start"][i]), int(d["trough"][i]), int(d["recovery"][i])
+        until = rec if rec >= 0 else len(ts) - 1
+        days = (int(ts[until]) - int(ts[start])) / NS_PER_DAY
+        rows.append([i + 1, format_ts(int(ts[start])), format_ts(int(ts[trough])),
+                     format_ts(int(ts[rec])) if rec >= 0 else "not recovered",
+                     f"{d['depth'][i] * 100:.2f}%", int(d["length"][i]), f"{days:.0f}"])
+    content = table(["#", "peak (UTC)", "trough (UTC)", "recovery (UTC)", "depth",
+                     "bars", "days"], rows, [True, False, False, False, True, True, True],
+                    cls="drawdowns") if rows else "<p>the run was never under water</p>"
+    return section(f"Worst {top} drawdowns", f'<div class="scroll">{content}</div>')
+
+
 def header(run: Run, bench_label: str | None) -> str:
     """The page's title block: strategy, universe, interval, period, fingerprint."""
     doc = run.doc
@@ -227,7 +256,7 @@ def tear_sheet(run: Run, benchmark: str | None = None, points: int = WIDE) -> st
     top = section("", chart_div(0), note) + section("", chart_div(1))
     grid = '<div class="grid">' + "".join(charts_html[2:]) + "</div>"
     body = [top, '<div class="grid">' + metrics_section(run) + settings_section(run) + "</div>",
-            grid, trades_section(run)]
+            drawdowns_section(run), grid, trades_section(run)]
     return page(f"{run.doc.get('strategy', run.name)} · tear sheet", body,
                 [fig for _, fig in figs], header(run, bench[0] if bench else None))
 

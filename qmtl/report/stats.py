@@ -53,6 +53,41 @@ def drawdown(equity: np.ndarray) -> np.ndarray:
     return equity / peak - 1.0
 
 
+def worst_drawdowns(equity: np.ndarray, top: int = 5) -> dict[str, np.ndarray]:
+    """The ``top`` deepest drawdowns of the equity curve, deepest first, as arrays of bar
+    indices and values keyed ``start``, ``trough``, ``recovery``, ``depth``, ``length``.
+
+    A drawdown is a stretch of bars under water (:func:`drawdown` below 0). ``start`` is its
+    peak, the last bar before it (bar 0 when the run loses from its first bar: the peak is
+    then the starting capital); ``trough`` its lowest bar; ``recovery`` the first bar back at
+    the peak (-1 when the run ends under water); ``depth`` the lowest ``equity / peak - 1``
+    (negative); ``length`` the bars from ``start`` to ``recovery`` (to the last bar when not
+    recovered). Equal depths keep time order.
+
+    >>> eq = np.array([1.0, 1.2, 0.9, 1.2, 1.3, 1.17, 1.3, 1.25])
+    >>> d = worst_drawdowns(eq)
+    >>> d["start"].tolist(), d["trough"].tolist(), d["recovery"].tolist()
+    ([1, 4, 6], [2, 5, 7], [3, 6, -1])
+    >>> d["depth"].round(4).tolist(), d["length"].tolist()
+    ([-0.25, -0.1, -0.0385], [2, 2, 1])
+    """
+    dd = drawdown(np.asarray(equity, dtype=np.float64))
+    n = len(dd)
+    under = dd < 0
+    edges = np.diff(np.concatenate([[0], under.astype(np.int8), [0]]))
+    first, end = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # [first, end)
+    depth = np.array([dd[a:b].min() for a, b in zip(first, end, strict=True)])
+    trough = np.array([a + int(np.argmin(dd[a:b])) for a, b in zip(first, end, strict=True)],
+                      dtype=np.int64)
+    start = np.maximum(first - 1, 0)
+    recovered = end < n
+    recovery = np.where(recovered, end, -1)
+    length = np.where(recovered, end, n - 1) - start
+    pick = np.argsort(depth, kind="stable")[:top] if len(depth) else np.zeros(0, np.int64)
+    return {"start": start[pick], "trough": trough[pick], "recovery": recovery[pick],
+            "depth": depth[pick] if len(depth) else np.zeros(0), "length": length[pick]}
+
+
 def period_returns(ts: np.ndarray, equity: np.ndarray, unit: str) -> tuple[np.ndarray, np.ndarray]:
     """Compounded returns per calendar period (``unit``: ``"M"`` month or ``"Y"`` year, UTC):
     ``(period starts as datetime64, returns)``. A period's return is its last equity over the
