@@ -37,6 +37,8 @@ from qmtl.report.html import chart_div, escape, page, section, table
 from qmtl.report.load import Run
 from qmtl.report.stats import (
     NS_PER_DAY,
+    alpha_beta,
+    bar_returns,
     default_window,
     drawdown,
     histogram,
@@ -227,6 +229,41 @@ def drawdowns_section(run: Run, top: int = 5) -> str:
     return section(f"Worst {top} drawdowns", f'<div class="scroll">{content}</div>')
 
 
+def benchmark_section(run: Run, bench: tuple[str, np.ndarray] | None) -> str:
+    """Beta, annualized alpha, correlation and R² of the strategy's bar returns against the
+    benchmark's (see :func:`~qmtl.report.stats.alpha_beta`), each row carrying its exact
+    value in ``data-value``; a note when the run has no benchmark.
+
+    >>> import numpy as np
+    >>> from qmtl.report.stats import Rows
+    >>> rows = Rows(np.arange(3), np.zeros(3, int), ["A"], np.ones(3), np.zeros(3),
+    ...             np.array([1.0, 1.1, 1.0]), np.array([10.0, 11.0, 10.0]))
+    >>> 'data-stat="beta" data-value="1.0"' in benchmark_section(Run("r", {}, rows),
+    ...                                                         ("b", np.array([1, 1.1, 1])))
+    True
+    """
+    title = "Against the benchmark"
+    if bench is None:
+        return section(title, "", "no benchmark: this run folder has no prices")
+    ab = alpha_beta(run.rows.returns, bar_returns(bench[1]), run.periods_per_year)
+    total = float(bench[1][-1] - 1.0) if len(bench[1]) else math.nan
+    shown = [("beta", ab["beta"], f"{ab['beta']:.3f}"),
+             ("alpha", ab["alpha"], f"{ab['alpha'] * 100:.2f}%"),
+             ("correlation", ab["correlation"], f"{ab['correlation']:.3f}"),
+             ("r2", ab["r2"], f"{ab['r2']:.3f}"),
+             ("benchmark_total_return", total, f"{total * 100:.2f}%")]
+    labels = {"beta": "beta", "alpha": "alpha (annualized: per-bar alpha × periods a year)",
+              "correlation": "correlation", "r2": "R²",
+              "benchmark_total_return": "benchmark total return"}
+    rows = [[labels[k], text if math.isfinite(v) else "-"] for k, v, text in shown]
+    attrs = [{"stat": k, "value": json.dumps(v if math.isfinite(v) else None)}
+             for k, v, _ in shown]
+    content = (f"<p>{escape(bench[0])}: ordinary least squares of the strategy's bar "
+               "returns on the benchmark's</p>"
+               + table(["statistic", "value"], rows, [False, True], attrs, cls="benchmark"))
+    return section(title, content)
+
+
 def header(run: Run, bench_label: str | None) -> str:
     """The page's title block: strategy, universe, interval, period, fingerprint."""
     doc = run.doc
@@ -256,7 +293,8 @@ def tear_sheet(run: Run, benchmark: str | None = None, points: int = WIDE) -> st
     top = section("", chart_div(0), note) + section("", chart_div(1))
     grid = '<div class="grid">' + "".join(charts_html[2:]) + "</div>"
     body = [top, '<div class="grid">' + metrics_section(run) + settings_section(run) + "</div>",
-            drawdowns_section(run), grid, trades_section(run)]
+            '<div class="grid">' + drawdowns_section(run) + benchmark_section(run, bench)
+            + "</div>", grid, trades_section(run)]
     return page(f"{run.doc.get('strategy', run.name)} · tear sheet", body,
                 [fig for _, fig in figs], header(run, bench[0] if bench else None))
 

@@ -88,6 +88,38 @@ def worst_drawdowns(equity: np.ndarray, top: int = 5) -> dict[str, np.ndarray]:
             "depth": depth[pick] if len(depth) else np.zeros(0), "length": length[pick]}
 
 
+def alpha_beta(returns: np.ndarray, benchmark: np.ndarray,
+               periods_per_year: float) -> dict[str, float]:
+    """The strategy's ``beta`` and ``alpha`` against the benchmark: the ordinary least
+    squares line ``returns = alpha_bar + beta * benchmark`` over the bars where both returns
+    are finite, with ``alpha`` annualized as ``alpha_bar * periods_per_year`` (quantstats'
+    convention; empyrical compounds it instead). Also ``alpha_bar``, ``correlation`` and
+    ``r2``; all NaN with fewer than 2 such bars or a benchmark that never moves.
+
+    >>> b = np.array([0.01, -0.02, 0.03, 0.0])
+    >>> ab = alpha_beta(0.0005 + 1.5 * b, b, 252.0)
+    >>> round(ab["beta"], 6), round(ab["alpha_bar"], 6), round(ab["alpha"], 4), round(ab["r2"], 9)
+    (1.5, 0.0005, 0.126, 1.0)
+    """
+    r = np.asarray(returns, dtype=np.float64)
+    b = np.asarray(benchmark, dtype=np.float64)
+    ok = np.isfinite(r) & np.isfinite(b)
+    r, b = r[ok], b[ok]
+    nan = {"alpha": math.nan, "beta": math.nan, "alpha_bar": math.nan,
+           "correlation": math.nan, "r2": math.nan}
+    if len(r) < 2:
+        return nan
+    db, dr = b - b.mean(), r - r.mean()
+    sbb, srr, sbr = float(db @ db), float(dr @ dr), float(db @ dr)
+    if sbb <= 0:
+        return nan
+    beta = sbr / sbb
+    alpha_bar = float(r.mean() - beta * b.mean())
+    corr = sbr / math.sqrt(sbb * srr) if srr > 0 else math.nan
+    return {"alpha": alpha_bar * periods_per_year, "beta": beta, "alpha_bar": alpha_bar,
+            "correlation": corr, "r2": corr * corr}
+
+
 def period_returns(ts: np.ndarray, equity: np.ndarray, unit: str) -> tuple[np.ndarray, np.ndarray]:
     """Compounded returns per calendar period (``unit``: ``"M"`` month or ``"Y"`` year, UTC):
     ``(period starts as datetime64, returns)``. A period's return is its last equity over the

@@ -78,3 +78,39 @@ def test_the_deepest_drawdown_is_the_metrics_max_drawdown_and_is_on_the_page(res
     first = re.findall(r"<td[^>]*>(.*?)</td>", cells[0])
     assert first[4] == f"{d['depth'][0] * 100:.2f}%"
     assert first[5] == str(d["length"][0])
+
+
+@pytest.mark.parametrize("symbol", [None, "BBB"])
+def test_alpha_and_beta_equal_numpys_least_squares(result, symbol):
+    from qmtl.report.sheet import benchmark_of
+    from qmtl.report.stats import alpha_beta, bar_returns
+
+    run = from_result(result)
+    _, bench = benchmark_of(run, symbol)
+    r, b = run.rows.returns, bar_returns(bench)
+    slope, intercept = np.polyfit(b, r, 1)
+    ab = alpha_beta(r, b, run.periods_per_year)
+    assert ab["beta"] == pytest.approx(slope, rel=1e-9)
+    assert ab["alpha_bar"] == pytest.approx(intercept, rel=1e-9, abs=1e-15)
+    assert ab["alpha"] == pytest.approx(intercept * 252, rel=1e-9, abs=1e-13)
+    assert ab["correlation"] == pytest.approx(np.corrcoef(r, b)[0, 1], rel=1e-9)
+    # the page shows the same numbers, exact in data-value
+    page = tear_sheet(run, symbol)
+    shown = dict(re.findall(r'data-stat="(\w+)" data-value="([^"]*)"', page))
+    assert float(shown["beta"]) == pytest.approx(slope, rel=1e-9)
+    assert float(shown["alpha"]) == pytest.approx(intercept * 252, rel=1e-9, abs=1e-13)
+    assert float(shown["benchmark_total_return"]) == pytest.approx(bench[-1] - 1, rel=1e-12)
+
+
+def test_alpha_and_beta_of_a_known_line_and_of_nothing():
+    from qmtl.report.stats import alpha_beta
+
+    rng = np.random.default_rng(7)
+    b = rng.normal(0, 0.01, 500)
+    r = 0.0002 - 0.7 * b + rng.normal(0, 0.001, 500)
+    design = np.column_stack([np.ones(500), b])
+    (a0, b0), *_ = np.linalg.lstsq(design, r, rcond=None)
+    ab = alpha_beta(r, b, 365.0)
+    assert (ab["beta"], ab["alpha"]) == pytest.approx((b0, a0 * 365.0), rel=1e-9)
+    assert all(np.isnan(v) for v in alpha_beta(r, np.zeros(500), 252.0).values())
+    assert all(np.isnan(v) for v in alpha_beta(r[:1], b[:1], 252.0).values())
