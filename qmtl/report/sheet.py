@@ -1,11 +1,13 @@
 """The tear sheet of one run: its charts, its tables and the page that holds them.
 
 Charts: equity against a benchmark (buy and hold of the universe in equal parts, or of one
-symbol), drawdown (underwater), monthly returns, yearly returns, rolling Sharpe and rolling
-volatility, the distribution of bar returns, gross exposure, turnover per month, and each
-symbol's contribution. Tables: the metrics exactly as ``metrics.json`` holds them (read,
-never recomputed), every setting of the run (parameters, costs, period, data fingerprint and
-per-symbol coverage), and the round trips.
+symbol; on a linear or a log scale), drawdown (underwater), monthly returns, yearly returns,
+rolling Sharpe and rolling volatility, the distribution of bar returns, exposure (long,
+short, gross and net for a book with shorts), turnover per month, and each symbol's
+contribution. Tables: the metrics exactly as ``metrics.json`` holds them (read, never
+recomputed), every setting of the run (parameters, costs, period, data fingerprint and
+per-symbol coverage), the worst drawdowns, alpha and beta against the benchmark, and the
+round trips.
 
 >>> import numpy as np
 >>> from qmtl.report.stats import Rows
@@ -88,6 +90,36 @@ def benchmark_of(run: Run, symbol: str | None = None) -> tuple[str, np.ndarray] 
     return f"buy & hold {name}", run.rows.benchmark(name)
 
 
+def strategy_name(run: Run) -> str:
+    """The strategy's name (``metrics.json``'s ``strategy``; the run's name without one).
+
+    >>> strategy_name(Run("runs/x", {"strategy": "SmaCross"}, None))
+    'SmaCross'
+    """
+    return str(run.doc.get("strategy") or run.name)
+
+
+def exposure_chart(run: Run, points: int) -> go.Figure:
+    """Gross exposure after each bar; for a book with shorts, long, short (negative), gross
+    and net exposure.
+
+    >>> import numpy as np
+    >>> from qmtl.report.stats import Rows
+    >>> rows = Rows(np.array([1, 1]), np.array([0, 1]), ["A", "B"], np.array([0.5, -0.5]),
+    ...             np.zeros(2), np.ones(2))
+    >>> [t.name for t in exposure_chart(Run("r", {}, rows), 100).data]
+    ['long', 'short', 'gross', 'net']
+    """
+    rows = run.rows
+    if not rows.has_shorts:
+        return charts.line_chart("Gross exposure", rows.timeline, {"gross": rows.gross},
+                                 ".0%", fill=True, points=points, step=True)
+    return charts.line_chart(
+        "Exposure: long, short, gross and net", rows.timeline,
+        {"long": rows.long, "short": rows.short, "gross": rows.gross, "net": rows.net},
+        ".0%", points=points, step=True)
+
+
 def figures(run: Run, benchmark: str | None = None,
             points: int = WIDE) -> list[tuple[str, go.Figure]]:
     """The tear sheet's charts, ``(title, figure)`` in page order; a line has at most
@@ -96,20 +128,22 @@ def figures(run: Run, benchmark: str | None = None,
     rows = run.rows
     ts, equity, returns = rows.timeline, rows.curve, rows.returns
     bench = benchmark_of(run, benchmark)
-    eq_lines = {run.name: equity}
+    name = strategy_name(run)
+    eq_lines = {name: equity}
     if bench is not None:
         eq_lines[bench[0]] = bench[1]
     window = default_window(len(returns), run.periods_per_year)
     sharpe, vol = rolling_sharpe_vol(returns, window, run.periods_per_year)
     years, grid = monthly_table(ts, equity)
     year_starts, yearly = period_returns(ts, equity, "Y")
-    by_year = {run.name: yearly}
+    by_year = {name: yearly}
     if bench is not None:
         by_year[bench[0]] = period_returns(ts, bench[1], "Y")[1]
     months, turnover = period_sums(ts, rows.turnover, "M")
     edges, counts = histogram(returns)
     return [
-        ("Equity", charts.line_chart("Equity (growth of 1)", ts, eq_lines, points=points)),
+        ("Equity", charts.line_chart("Equity (growth of 1)", ts, eq_lines, points=points,
+                                     log_toggle=True)),
         ("Drawdown", charts.line_chart("Drawdown (underwater)", ts,
                                        {"drawdown": drawdown(equity)}, ".1%", fill=True,
                                        points=points)),
@@ -122,8 +156,7 @@ def figures(run: Run, benchmark: str | None = None,
             f"Rolling volatility, annualized ({window} bars)", ts, {"volatility": vol},
             ".1%", points=narrow)),
         ("Distribution", charts.histogram_chart(edges, counts)),
-        ("Exposure", charts.line_chart("Gross exposure", ts, {"gross": rows.gross}, ".0%",
-                                       fill=True, points=narrow, step=True)),
+        ("Exposure", exposure_chart(run, narrow)),
         ("Turnover", charts.bar_chart("Turnover per month", months, {"turnover": turnover},
                                       ".2f")),
         ("Contribution", charts.contributions_chart(rows.contributions())),
@@ -329,7 +362,7 @@ def plot(run: Run, benchmark: str | None = None, points: int = POINTS) -> go.Fig
     ts = charts.to_ms(rows.timeline)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3],
                         vertical_spacing=0.04)
-    lines = [(run.name, rows.curve)]
+    lines = [(strategy_name(run), rows.curve)]
     bench = benchmark_of(run, benchmark)
     if bench is not None:
         lines.append(bench)

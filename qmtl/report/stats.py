@@ -335,6 +335,46 @@ class Rows:
         delta = np.abs(self.weight) - np.abs(self.prev_weight)
         return np.cumsum(np.bincount(self.row_time, weights=delta, minlength=len(self.timeline)))
 
+    def _held(self, part: np.ndarray) -> np.ndarray:
+        """The sum over symbols of ``part`` (one value per row), each held until its
+        symbol's next bar, after each bar of :attr:`timeline`."""
+        order, bounds = self.groups
+        p = part[order]
+        prev = np.concatenate([[0.0], p[:-1]])
+        prev[bounds[:-1][bounds[:-1] < len(p)]] = 0.0
+        delta = np.empty_like(p)
+        delta[order] = p - prev
+        return np.cumsum(np.bincount(self.row_time, weights=delta,
+                                     minlength=len(self.timeline)))
+
+    @cached_property
+    def long(self) -> np.ndarray:
+        """Long exposure (sum of positive weights, each held until its symbol's next bar)
+        after each bar of :attr:`timeline`.
+
+        >>> r = Rows(np.array([1, 1, 2]), np.array([0, 1, 0]), ["A", "B"],
+        ...          weight=np.array([0.6, -0.4, 0.2]), contrib=np.zeros(3), equity=np.ones(3))
+        >>> r.long.round(6).tolist(), r.short.round(6).tolist(), r.net.round(6).tolist()
+        ([0.6, 0.2], [-0.4, -0.4], [0.2, -0.2])
+        """
+        return self._held(np.maximum(self.weight, 0.0))
+
+    @cached_property
+    def short(self) -> np.ndarray:
+        """Short exposure (sum of negative weights, so <= 0) after each bar of
+        :attr:`timeline`."""
+        return self._held(np.minimum(self.weight, 0.0))
+
+    @cached_property
+    def net(self) -> np.ndarray:
+        """Net exposure (sum of weights: :attr:`long` + :attr:`short`) after each bar."""
+        return self.long + self.short
+
+    @property
+    def has_shorts(self) -> bool:
+        """Whether any weight of the run is negative (a long/short book)."""
+        return bool((self.weight < 0).any())
+
     @cached_property
     def equity_before(self) -> np.ndarray:
         """Each row's portfolio equity before its bar (1.0 before the first)."""

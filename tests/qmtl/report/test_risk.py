@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qmtl.report import from_result, tear_sheet
+from qmtl.report import from_result, plot, tear_sheet
 from qmtl.report.stats import worst_drawdowns
 
 
@@ -114,3 +114,63 @@ def test_alpha_and_beta_of_a_known_line_and_of_nothing():
     assert (ab["beta"], ab["alpha"]) == pytest.approx((b0, a0 * 365.0), rel=1e-9)
     assert all(np.isnan(v) for v in alpha_beta(r, np.zeros(500), 252.0).values())
     assert all(np.isnan(v) for v in alpha_beta(r[:1], b[:1], 252.0).values())
+
+
+class LongShort:
+    """A long/short book over two symbols whose bars differ (BBB lacks every third bar)."""
+
+    @staticmethod
+    def result():
+        from connectors.data.synthetic import generate_bars
+        from qmtl import Strategy, backtest
+
+        class Reverting(Strategy):
+            symbols = ["AAA", "BBB"]
+
+            def signal(self, bars):
+                return (bars.close.zscore(20) * -0.4).clip(-1.0, 1.0)
+
+        data = {"AAA": generate_bars(400, seed=21), "BBB": generate_bars(400, seed=22)}
+        keep = np.arange(400) % 3 != 1
+        data["BBB"] = {k: v[keep] for k, v in data["BBB"].items()}
+        return backtest(Reverting, data=data)
+
+
+def test_long_short_gross_and_net_exposure_equal_pandas(tmp_path):
+
+    from qmtl.report import load_run
+
+    res = LongShort.result()
+    run = load_run(res.write(tmp_path / "ls"))
+    rows = run.rows
+    bars = res.bars.to_pandas()
+    held = bars.pivot(index="ts", columns="symbol", values="weight").ffill().fillna(0.0)
+    np.testing.assert_allclose(rows.long, held.clip(lower=0).sum(axis=1), atol=1e-12)
+    np.testing.assert_allclose(rows.short, held.clip(upper=0).sum(axis=1), atol=1e-12)
+    np.testing.assert_allclose(rows.net, held.sum(axis=1), atol=1e-12)
+    np.testing.assert_allclose(rows.long - rows.short, rows.gross, atol=1e-12)
+    assert rows.has_shorts and (rows.short < 0).any() and (rows.long > 0).any()
+    from tests.qmtl.report.test_page import drawn
+
+    figs = drawn(tear_sheet(run))
+    exposure = next(f for f in figs.values()
+                    if f["layout"]["title"]["text"].startswith("Exposure"))
+    assert [t["name"] for t in exposure["data"]] == ["long", "short", "gross", "net"]
+
+
+def test_a_long_only_book_shows_gross_exposure_and_the_strategys_name(result, tmp_path):
+    from qmtl.report import load_run
+    from tests.qmtl.report.test_page import drawn
+
+    run = load_run(result.write(tmp_path / "some-run-folder"))
+    assert run.name == "some-run-folder"
+    figs = drawn(tear_sheet(run))
+    equity = figs[0]
+    assert [t["name"] for t in equity["data"]] == ["Cross", "buy & hold, equal weight"]
+    menu = equity["layout"]["updatemenus"][0]
+    assert [b["label"] for b in menu["buttons"]] == ["linear", "log"]
+    assert menu["buttons"][1]["args"] == [{"yaxis.type": "log"}]
+    exposure = next(f for f in figs.values() if f["layout"]["title"]["text"] == "Gross exposure")
+    assert [t["name"] for t in exposure["data"]] == ["gross"]
+    assert run.rows.has_shorts is False
+    assert plot(run).data[0].name == "Cross"
