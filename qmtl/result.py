@@ -185,16 +185,18 @@ class BacktestResult:
 
     @property
     def trades(self) -> pa.Table:
-        """The position changes: one row each time a symbol's weight changed, as a pyarrow
-        Table with ``ts``, ``symbol``, ``weight_before``, ``weight_after``, ``bars`` (held),
-        ``return`` (the symbol's close-to-close return while held) and ``pnl`` (what it
-        added, in units of the starting capital); see :mod:`qmtl.report.trades`.
+        """The round trips: one row per stretch a symbol's weight kept one sign, as a
+        pyarrow Table with ``symbol``, ``side``, ``entry``, ``exit`` (null while open),
+        ``bars`` (held), ``return`` (the price move in the trade's favour), ``pnl`` (what it
+        added, costs included, in units of the starting capital) and ``open``; see
+        :mod:`qmtl.report.trades` (``qmtl.report.from_result(res).position_changes()`` lists
+        every weight change instead).
 
         >>> import pyarrow as pa
         >>> t = pa.table({"ts": [1, 2], "symbol": ["A", "A"], "weight": [0.0, 1.0],
         ...               "return": [0.0, 0.0], "equity": [1.0, 1.0]})
-        >>> BacktestResult("S", {}, ["A"], "1d", t, {}).trades.column("weight_after").to_pylist()
-        [1.0]
+        >>> BacktestResult("S", {}, ["A"], "1d", t, {}).trades.column("side").to_pylist()
+        ['long']
         """
         return qmtl.report.from_result(self).trades()
 

@@ -43,7 +43,7 @@ def report(
 
     Equity against a benchmark, drawdown, monthly and yearly returns, rolling Sharpe and
     volatility, the distribution of returns, exposure and turnover, each symbol's
-    contribution, the position changes, and the metrics with every setting of the run, as
+    contribution, the round-trip trades, and the metrics with every setting of the run, as
     `metrics.json` holds them. Prints the file's path.
     """
     with errors_as_exit(debug):

@@ -22,6 +22,18 @@ COLORS = ("#1f5fbf", "#888888", "#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66
           "#e6ab02", "#a6761d", "#444444")
 """Trace colours, in order (the strategy first, the benchmark second)."""
 
+LOG_TOGGLE = {
+    "type": "buttons", "direction": "left", "showactive": True, "active": 0,
+    "x": 1.0, "xanchor": "right", "y": 1.0, "yanchor": "bottom", "pad": {"b": 4},
+    "font": {"size": 11}, "bgcolor": "#f6f7f9", "bordercolor": "#cccccc",
+    "buttons": [
+        {"label": "linear", "method": "relayout", "args": [{"yaxis.type": "linear"}]},
+        {"label": "log", "method": "relayout", "args": [{"yaxis.type": "log"}]},
+    ],
+}
+"""plotly buttons above a chart's top right corner that switch its y axis between a linear
+and a log scale (on the equity chart: equal heights for equal percentage moves)."""
+
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -59,9 +71,11 @@ def line_chart(
     fill: bool = False,
     points: int = POINTS,
     step: bool = False,
+    log_toggle: bool = False,
 ) -> go.Figure:
     """One line per item of ``series`` over the times ``ts``, each drawn from its
-    :func:`~qmtl.report.downsample.minmax_indices` (NaNs left out); ``fill`` shades to zero.
+    :func:`~qmtl.report.downsample.minmax_indices` (NaNs left out); ``fill`` shades to zero;
+    ``log_toggle`` as in :func:`lines_chart`.
 
     >>> ts, y = np.arange(10_000) * 10**9, np.sin(np.arange(10_000.0))
     >>> fig = line_chart("t", ts, {"a": y}, points=100)
@@ -69,7 +83,7 @@ def line_chart(
     (True, True)
     """
     return lines_chart(title, [(name, ts, y) for name, y in series.items()], yformat, fill,
-                       points, step)
+                       points, step, log_toggle)
 
 
 def lines_chart(
@@ -79,9 +93,11 @@ def lines_chart(
     fill: bool = False,
     points: int = POINTS,
     step: bool = False,
+    log_toggle: bool = False,
 ) -> go.Figure:
     """Like :func:`line_chart` (``step``: a value holds until the next point), each line
-    ``(name, ts, y)`` on times of its own (runs of a comparison need not share bars).
+    ``(name, ts, y)`` on times of its own (runs of a comparison need not share bars);
+    ``log_toggle`` adds the buttons :data:`LOG_TOGGLE` (a linear or a log y axis).
 
     >>> fig = lines_chart("t", [("a", np.array([0, 10**9]), np.array([1.0, 2.0])),
     ...                         ("b", np.array([5 * 10**8]), np.array([1.5]))])
@@ -90,6 +106,8 @@ def lines_chart(
     """
     fig = go.Figure(layout=_layout(title, yformat))
     fig.update_xaxes(type="date")
+    if log_toggle:
+        fig.update_layout(updatemenus=[LOG_TOGGLE])
     for i, (name, ts, y) in enumerate(traces):
         keep = plotted(y, points)
         fig.add_trace(go.Scatter(

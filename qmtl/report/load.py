@@ -28,8 +28,9 @@ import pyarrow.parquet as pq
 
 from qmtl.core.errors import QmtlError
 from qmtl.core.intervals import periods_per_year as default_ppy
+from qmtl.core.times import format_ts
 from qmtl.report.stats import Rows
-from qmtl.report.trades import position_changes
+from qmtl.report.trades import position_changes, round_trips
 
 if TYPE_CHECKING:
     from qmtl.result import BacktestResult
@@ -112,17 +113,45 @@ class Run:
         return str(self.folder) if self.folder is not None else self.name
 
     def trades(self) -> pa.Table:
-        """The position changes (see :mod:`qmtl.report.trades`) as a pyarrow Table."""
+        """The round trips (see :mod:`qmtl.report.trades`) as a pyarrow Table."""
         return trades_table(self.rows)
+
+    def position_changes(self) -> pa.Table:
+        """The position changes (see :mod:`qmtl.report.trades`) as a pyarrow Table."""
+        return changes_table(self.rows)
 
 
 def trades_table(rows: Rows) -> pa.Table:
+    """:func:`~qmtl.report.trades.round_trips` as a pyarrow Table (``exit`` null while a
+    trip is open).
+
+    >>> from qmtl.report.stats import Rows
+    >>> rows = Rows(np.array([1, 2]), np.zeros(2, int), ["A"], np.array([0.0, 1.0]),
+    ...             np.zeros(2), np.ones(2))
+    >>> t = trades_table(rows)
+    >>> t.column_names, t.column("exit").to_pylist()
+    (['symbol', 'side', 'entry', 'exit', 'bars', 'return', 'pnl', 'open'], [None])
+    """
+    cols = round_trips(rows)
+    return pa.table({
+        "symbol": pa.array(cols["symbol"].tolist(), pa.string()),
+        "side": pa.array(cols["side"].tolist(), pa.string()),
+        "entry": pa.array(cols["entry"], pa.int64()),
+        "exit": pa.array(cols["exit"], pa.int64(), mask=cols["open"]),
+        "bars": pa.array(cols["bars"], pa.int64()),
+        "return": pa.array(cols["return"], pa.float64()),
+        "pnl": pa.array(cols["pnl"], pa.float64()),
+        "open": pa.array(cols["open"], pa.bool_()),
+    })
+
+
+def changes_table(rows: Rows) -> pa.Table:
     """:func:`~qmtl.report.trades.position_changes` as a pyarrow Table.
 
     >>> from qmtl.report.stats import Rows
     >>> rows = Rows(np.array([1, 2]), np.zeros(2, int), ["A"], np.array([0.0, 1.0]),
     ...             np.zeros(2), np.ones(2))
-    >>> trades_table(rows).column_names
+    >>> changes_table(rows).column_names
     ['ts', 'symbol', 'weight_before', 'weight_after', 'bars', 'return', 'pnl']
     """
     cols = position_changes(rows)
@@ -135,6 +164,35 @@ def trades_table(rows: Rows) -> pa.Table:
         "return": pa.array(cols["return"], pa.float64()),
         "pnl": pa.array(cols["pnl"], pa.float64()),
     })
+
+
+def _row(table: pa.Table, row: int) -> str:
+    """Where row ``row`` of a ``bars.parquet`` table is, for an error message.
+
+    >>> _row(pa.table({"ts": [0], "symbol": ["A"]}), 0)
+    'row 0 (ts 1970-01-01T00:00:00Z, symbol A)'
+    """
+    ts = table.column("ts")[row].as_py()
+    when = format_ts(int(ts)) if isinstance(ts, int) else str(ts)
+    return f"row {row} (ts {when}, symbol {table.column('symbol')[row].as_py()})"
+
+
+def check_metrics(metrics: dict[str, Any], where: str) -> None:
+    """Raise :class:`ReportError` unless every metric is a number or null (``where``
+    names the file).
+
+    >>> check_metrics({"sharpe": 1.2, "calmar": None}, "m.json")
+    >>> check_metrics({"sharpe": "high"}, "m.json")
+    Traceback (most recent call last):
+    ...
+    qmtl.report.load.ReportError: m.json: the metric sharpe is 'high' (a str), not a number or null
+    """
+    for name, value in metrics.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ReportError(f"{where}: the metric {name} is {value!r} (a "
+                              f"{type(value).__name__}), not a number or null")
 
 
 def rows_of(table: pa.Table, where: str) -> Rows:
@@ -153,6 +211,12 @@ def rows_of(table: pa.Table, where: str) -> Rows:
         if name not in table.column_names:
             raise ReportError(f"{where} lacks the column {name} "
                               f"(it has {', '.join(table.column_names)})")
+    for name in REQUIRED:
+        column = table.column(name)
+        if column.null_count:
+            row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
+            raise ReportError(f"{where}: the column {name} is empty (null) in "
+                              f"{column.null_count} rows, first at {_row(table, row)}")
     symbol = table.column("symbol").combine_chunks()
     if not pa.types.is_dictionary(symbol.type):
         symbol = symbol.dictionary_encode()
@@ -164,6 +228,14 @@ def rows_of(table: pa.Table, where: str) -> Rows:
 
     close = col("close") if "close" in table.column_names else None
     weight, contrib, equity = col("weight"), col("return"), col("equity")
+    for name, values in (("weight", weight), ("return", contrib), ("equity", equity)):
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ReportError(
+                f"{where}: the column {name} holds {values[row]} at {_row(table, row)} "
+                f"({int(bad.sum())} rows are NaN or infinite); a run's weights, returns "
+                "and equity must be finite numbers")
     if len(ts) > 1 and not (ts[1:] >= ts[:-1]).all():  # rows by time then symbol
         order = np.lexsort((code, ts))
         ts, code, weight, contrib, equity = (a[order] for a in (ts, code, weight, contrib,
@@ -191,6 +263,7 @@ def load_run(path: str | Path) -> Run:
         raise ReportError(f"{doc_path} is not valid JSON: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict):
         raise ReportError(f"{doc_path} has no metrics: it is not a qmtl run's metrics.json")
+    check_metrics(doc["metrics"], str(doc_path))
     try:
         table = pq.read_table(bars_path)
     except (pa.ArrowInvalid, OSError) as exc:

@@ -1,11 +1,13 @@
 """The tear sheet of one run: its charts, its tables and the page that holds them.
 
 Charts: equity against a benchmark (buy and hold of the universe in equal parts, or of one
-symbol), drawdown (underwater), monthly returns, yearly returns, rolling Sharpe and rolling
-volatility, the distribution of bar returns, gross exposure, turnover per month, and each
-symbol's contribution. Tables: the metrics exactly as ``metrics.json`` holds them (read,
-never recomputed), every setting of the run (parameters, costs, period, data fingerprint and
-per-symbol coverage), and the position changes.
+symbol; on a linear or a log scale), drawdown (underwater), monthly returns, yearly returns,
+rolling Sharpe and rolling volatility, the distribution of bar returns, exposure (long,
+short, gross and net for a book with shorts), turnover per month, and each symbol's
+contribution. Tables: the metrics exactly as ``metrics.json`` holds them (read, never
+recomputed), every setting of the run (parameters, costs, period, data fingerprint and
+per-symbol coverage), the worst drawdowns, alpha and beta against the benchmark, and the
+round trips.
 
 >>> import numpy as np
 >>> from qmtl.report.stats import Rows
@@ -36,6 +38,9 @@ from qmtl.report.downsample import POINTS
 from qmtl.report.html import chart_div, escape, page, section, table
 from qmtl.report.load import Run
 from qmtl.report.stats import (
+    NS_PER_DAY,
+    alpha_beta,
+    bar_returns,
     default_window,
     drawdown,
     histogram,
@@ -43,11 +48,12 @@ from qmtl.report.stats import (
     period_returns,
     period_sums,
     rolling_sharpe_vol,
+    worst_drawdowns,
 )
-from qmtl.report.trades import position_changes
+from qmtl.report.trades import round_trips
 
 MAX_TRADES = 100
-"""Position changes listed on the page (the latest; ``Run.trades()`` has them all)."""
+"""Round trips listed on the page (the latest; ``Run.trades()`` has them all)."""
 
 WIDE, NARROW = 3_000, 2_000
 """Points per line of the full-width charts (equity, drawdown) and of the smaller ones:
@@ -84,6 +90,36 @@ def benchmark_of(run: Run, symbol: str | None = None) -> tuple[str, np.ndarray] 
     return f"buy & hold {name}", run.rows.benchmark(name)
 
 
+def strategy_name(run: Run) -> str:
+    """The strategy's name (``metrics.json``'s ``strategy``; the run's name without one).
+
+    >>> strategy_name(Run("runs/x", {"strategy": "SmaCross"}, None))
+    'SmaCross'
+    """
+    return str(run.doc.get("strategy") or run.name)
+
+
+def exposure_chart(run: Run, points: int) -> go.Figure:
+    """Gross exposure after each bar; for a book with shorts, long, short (negative), gross
+    and net exposure.
+
+    >>> import numpy as np
+    >>> from qmtl.report.stats import Rows
+    >>> rows = Rows(np.array([1, 1]), np.array([0, 1]), ["A", "B"], np.array([0.5, -0.5]),
+    ...             np.zeros(2), np.ones(2))
+    >>> [t.name for t in exposure_chart(Run("r", {}, rows), 100).data]
+    ['long', 'short', 'gross', 'net']
+    """
+    rows = run.rows
+    if not rows.has_shorts:
+        return charts.line_chart("Gross exposure", rows.timeline, {"gross": rows.gross},
+                                 ".0%", fill=True, points=points, step=True)
+    return charts.line_chart(
+        "Exposure: long, short, gross and net", rows.timeline,
+        {"long": rows.long, "short": rows.short, "gross": rows.gross, "net": rows.net},
+        ".0%", points=points, step=True)
+
+
 def figures(run: Run, benchmark: str | None = None,
             points: int = WIDE) -> list[tuple[str, go.Figure]]:
     """The tear sheet's charts, ``(title, figure)`` in page order; a line has at most
@@ -92,20 +128,22 @@ def figures(run: Run, benchmark: str | None = None,
     rows = run.rows
     ts, equity, returns = rows.timeline, rows.curve, rows.returns
     bench = benchmark_of(run, benchmark)
-    eq_lines = {run.name: equity}
+    name = strategy_name(run)
+    eq_lines = {name: equity}
     if bench is not None:
         eq_lines[bench[0]] = bench[1]
     window = default_window(len(returns), run.periods_per_year)
     sharpe, vol = rolling_sharpe_vol(returns, window, run.periods_per_year)
     years, grid = monthly_table(ts, equity)
     year_starts, yearly = period_returns(ts, equity, "Y")
-    by_year = {run.name: yearly}
+    by_year = {name: yearly}
     if bench is not None:
         by_year[bench[0]] = period_returns(ts, bench[1], "Y")[1]
     months, turnover = period_sums(ts, rows.turnover, "M")
     edges, counts = histogram(returns)
     return [
-        ("Equity", charts.line_chart("Equity (growth of 1)", ts, eq_lines, points=points)),
+        ("Equity", charts.line_chart("Equity (growth of 1)", ts, eq_lines, points=points,
+                                     log_toggle=True)),
         ("Drawdown", charts.line_chart("Drawdown (underwater)", ts,
                                        {"drawdown": drawdown(equity)}, ".1%", fill=True,
                                        points=points)),
@@ -118,8 +156,7 @@ def figures(run: Run, benchmark: str | None = None,
             f"Rolling volatility, annualized ({window} bars)", ts, {"volatility": vol},
             ".1%", points=narrow)),
         ("Distribution", charts.histogram_chart(edges, counts)),
-        ("Exposure", charts.line_chart("Gross exposure", ts, {"gross": rows.gross}, ".0%",
-                                       fill=True, points=narrow, step=True)),
+        ("Exposure", exposure_chart(run, narrow)),
         ("Turnover", charts.bar_chart("Turnover per month", months, {"turnover": turnover},
                                       ".2f")),
         ("Contribution", charts.contributions_chart(rows.contributions())),
@@ -168,25 +205,96 @@ def settings_section(run: Run) -> str:
 
 
 def trades_section(run: Run, limit: int = MAX_TRADES) -> str:
-    """The position changes, the latest ``limit`` of them."""
-    t = position_changes(run.rows)
-    n = len(t["ts"])
+    """The round trips (see :mod:`qmtl.report.trades`), the latest ``limit`` of them.
+
+    >>> import numpy as np
+    >>> from qmtl.report.stats import Rows
+    >>> rows = Rows(np.array([0, 1, 2]) * 86_400 * 10**9, np.zeros(3, int), ["A"],
+    ...             np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.1, 0.0]),
+    ...             np.array([1.0, 1.1, 1.1]), np.array([10.0, 11.0, 11.0]))
+    >>> "<td>long</td><td>1970-01-01" in trades_section(Run("r", {}, rows))
+    True
+    """
+    t = round_trips(run.rows)
+    n = len(t["entry"])
     start = max(0, n - limit)
     rows = [
-        [format_ts(int(t["ts"][i])), t["symbol"][i], f"{t['weight_before'][i]:.4g}",
-         f"{t['weight_after'][i]:.4g}", int(t["bars"][i]),
+        [t["symbol"][i], t["side"][i], format_ts(int(t["entry"][i])),
+         "open" if t["open"][i] else format_ts(int(t["exit"][i])), int(t["bars"][i]),
          "-" if not np.isfinite(t["return"][i]) else f"{t['return'][i] * 100:.2f}%",
          f"{t['pnl'][i] * 100:.3f}%"]
         for i in range(start, n)
     ]
     note = ""
     if start:
-        note = f"the latest {limit} of {n} position changes; Run.trades() lists them all"
+        note = f"the latest {limit} of {n} round trips; Run.trades() lists them all"
     content = '<div class="scroll">' + table(
-        ["time (UTC)", "symbol", "weight before", "weight after", "bars held",
-         "return while held", "P&L (of capital)"],
-        rows, [False, False, True, True, True, True, True], cls="trades") + "</div>"
-    return section(f"Position changes ({n})", content, note)
+        ["symbol", "side", "entry (UTC)", "exit (UTC)", "bars held", "return",
+         "P&L (of capital)"],
+        rows, [False, False, False, False, True, True, True], cls="trades") + "</div>"
+    return section(f"Round trips ({n})", content, note)
+
+
+def drawdowns_section(run: Run, top: int = 5) -> str:
+    """The ``top`` worst drawdowns (see :func:`~qmtl.report.stats.worst_drawdowns`): peak,
+    trough, recovery, depth and length in bars and calendar days.
+
+    >>> import numpy as np
+    >>> from qmtl.report.stats import Rows
+    >>> rows = Rows(np.arange(3) * 86_400 * 10**9, np.zeros(3, int), ["A"], np.ones(3),
+    ...             np.zeros(3), np.array([1.0, 0.9, 1.0]))
+    >>> "<td>1970-01-01" in drawdowns_section(Run("r", {}, rows))
+    True
+    """
+    ts = run.rows.timeline
+    d = worst_drawdowns(run.rows.curve, top)
+    rows = []
+    for i in range(len(d["start"])):
+        start, trough, rec = int(d["start"][i]), int(d["trough"][i]), int(d["recovery"][i])
+        until = rec if rec >= 0 else len(ts) - 1
+        days = (int(ts[until]) - int(ts[start])) / NS_PER_DAY
+        rows.append([i + 1, format_ts(int(ts[start])), format_ts(int(ts[trough])),
+                     format_ts(int(ts[rec])) if rec >= 0 else "not recovered",
+                     f"{d['depth'][i] * 100:.2f}%", int(d["length"][i]), f"{days:.0f}"])
+    content = table(["#", "peak (UTC)", "trough (UTC)", "recovery (UTC)", "depth",
+                     "bars", "days"], rows, [True, False, False, False, True, True, True],
+                    cls="drawdowns") if rows else "<p>the run was never under water</p>"
+    return section(f"Worst {top} drawdowns", f'<div class="scroll">{content}</div>')
+
+
+def benchmark_section(run: Run, bench: tuple[str, np.ndarray] | None) -> str:
+    """Beta, annualized alpha, correlation and R² of the strategy's bar returns against the
+    benchmark's (see :func:`~qmtl.report.stats.alpha_beta`), each row carrying its exact
+    value in ``data-value``; a note when the run has no benchmark.
+
+    >>> import numpy as np
+    >>> from qmtl.report.stats import Rows
+    >>> rows = Rows(np.arange(3), np.zeros(3, int), ["A"], np.ones(3), np.zeros(3),
+    ...             np.array([1.0, 1.1, 1.0]), np.array([10.0, 11.0, 10.0]))
+    >>> 'data-stat="beta" data-value="1.0"' in benchmark_section(Run("r", {}, rows),
+    ...                                                         ("b", np.array([1, 1.1, 1])))
+    True
+    """
+    title = "Against the benchmark"
+    if bench is None:
+        return section(title, "", "no benchmark: this run folder has no prices")
+    ab = alpha_beta(run.rows.returns, bar_returns(bench[1]), run.periods_per_year)
+    total = float(bench[1][-1] - 1.0) if len(bench[1]) else math.nan
+    shown = [("beta", ab["beta"], f"{ab['beta']:.3f}"),
+             ("alpha", ab["alpha"], f"{ab['alpha'] * 100:.2f}%"),
+             ("correlation", ab["correlation"], f"{ab['correlation']:.3f}"),
+             ("r2", ab["r2"], f"{ab['r2']:.3f}"),
+             ("benchmark_total_return", total, f"{total * 100:.2f}%")]
+    labels = {"beta": "beta", "alpha": "alpha (annualized: per-bar alpha × periods a year)",
+              "correlation": "correlation", "r2": "R²",
+              "benchmark_total_return": "benchmark total return"}
+    rows = [[labels[k], text if math.isfinite(v) else "-"] for k, v, text in shown]
+    attrs = [{"stat": k, "value": json.dumps(v if math.isfinite(v) else None)}
+             for k, v, _ in shown]
+    content = (f"<p>{escape(bench[0])}: ordinary least squares of the strategy's bar "
+               "returns on the benchmark's</p>"
+               + table(["statistic", "value"], rows, [False, True], attrs, cls="benchmark"))
+    return section(title, content)
 
 
 def header(run: Run, bench_label: str | None) -> str:
@@ -218,7 +326,8 @@ def tear_sheet(run: Run, benchmark: str | None = None, points: int = WIDE) -> st
     top = section("", chart_div(0), note) + section("", chart_div(1))
     grid = '<div class="grid">' + "".join(charts_html[2:]) + "</div>"
     body = [top, '<div class="grid">' + metrics_section(run) + settings_section(run) + "</div>",
-            grid, trades_section(run)]
+            '<div class="grid">' + drawdowns_section(run) + benchmark_section(run, bench)
+            + "</div>", grid, trades_section(run)]
     return page(f"{run.doc.get('strategy', run.name)} · tear sheet", body,
                 [fig for _, fig in figs], header(run, bench[0] if bench else None))
 
@@ -253,7 +362,7 @@ def plot(run: Run, benchmark: str | None = None, points: int = POINTS) -> go.Fig
     ts = charts.to_ms(rows.timeline)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3],
                         vertical_spacing=0.04)
-    lines = [(run.name, rows.curve)]
+    lines = [(strategy_name(run), rows.curve)]
     bench = benchmark_of(run, benchmark)
     if bench is not None:
         lines.append(bench)

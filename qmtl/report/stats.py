@@ -53,6 +53,73 @@ def drawdown(equity: np.ndarray) -> np.ndarray:
     return equity / peak - 1.0
 
 
+def worst_drawdowns(equity: np.ndarray, top: int = 5) -> dict[str, np.ndarray]:
+    """The ``top`` deepest drawdowns of the equity curve, deepest first, as arrays of bar
+    indices and values keyed ``start``, ``trough``, ``recovery``, ``depth``, ``length``.
+
+    A drawdown is a stretch of bars under water (:func:`drawdown` below 0). ``start`` is its
+    peak, the last bar before it (bar 0 when the run loses from its first bar: the peak is
+    then the starting capital); ``trough`` its lowest bar; ``recovery`` the first bar back at
+    the peak (-1 when the run ends under water); ``depth`` the lowest ``equity / peak - 1``
+    (negative); ``length`` the bars from ``start`` to ``recovery`` (to the last bar when not
+    recovered). Equal depths keep time order.
+
+    >>> eq = np.array([1.0, 1.2, 0.9, 1.2, 1.3, 1.17, 1.3, 1.25])
+    >>> d = worst_drawdowns(eq)
+    >>> d["start"].tolist(), d["trough"].tolist(), d["recovery"].tolist()
+    ([1, 4, 6], [2, 5, 7], [3, 6, -1])
+    >>> d["depth"].round(4).tolist(), d["length"].tolist()
+    ([-0.25, -0.1, -0.0385], [2, 2, 1])
+    """
+    dd = drawdown(np.asarray(equity, dtype=np.float64))
+    n = len(dd)
+    under = dd < 0
+    edges = np.diff(np.concatenate([[0], under.astype(np.int8), [0]]))
+    first, end = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # [first, end)
+    depth = np.array([dd[a:b].min() for a, b in zip(first, end, strict=True)])
+    trough = np.array([a + int(np.argmin(dd[a:b])) for a, b in zip(first, end, strict=True)],
+                      dtype=np.int64)
+    start = np.maximum(first - 1, 0)
+    recovered = end < n
+    recovery = np.where(recovered, end, -1)
+    length = np.where(recovered, end, n - 1) - start
+    pick = np.argsort(depth, kind="stable")[:top] if len(depth) else np.zeros(0, np.int64)
+    return {"start": start[pick], "trough": trough[pick], "recovery": recovery[pick],
+            "depth": depth[pick] if len(depth) else np.zeros(0), "length": length[pick]}
+
+
+def alpha_beta(returns: np.ndarray, benchmark: np.ndarray,
+               periods_per_year: float) -> dict[str, float]:
+    """The strategy's ``beta`` and ``alpha`` against the benchmark: the ordinary least
+    squares line ``returns = alpha_bar + beta * benchmark`` over the bars where both returns
+    are finite, with ``alpha`` annualized as ``alpha_bar * periods_per_year`` (quantstats'
+    convention; empyrical compounds it instead). Also ``alpha_bar``, ``correlation`` and
+    ``r2``; all NaN with fewer than 2 such bars or a benchmark that never moves.
+
+    >>> b = np.array([0.01, -0.02, 0.03, 0.0])
+    >>> ab = alpha_beta(0.0005 + 1.5 * b, b, 252.0)
+    >>> round(ab["beta"], 6), round(ab["alpha_bar"], 6), round(ab["alpha"], 4), round(ab["r2"], 9)
+    (1.5, 0.0005, 0.126, 1.0)
+    """
+    r = np.asarray(returns, dtype=np.float64)
+    b = np.asarray(benchmark, dtype=np.float64)
+    ok = np.isfinite(r) & np.isfinite(b)
+    r, b = r[ok], b[ok]
+    nan = {"alpha": math.nan, "beta": math.nan, "alpha_bar": math.nan,
+           "correlation": math.nan, "r2": math.nan}
+    if len(r) < 2:
+        return nan
+    db, dr = b - b.mean(), r - r.mean()
+    sbb, srr, sbr = float(db @ db), float(dr @ dr), float(db @ dr)
+    if sbb <= 0:
+        return nan
+    beta = sbr / sbb
+    alpha_bar = float(r.mean() - beta * b.mean())
+    corr = sbr / math.sqrt(sbb * srr) if srr > 0 else math.nan
+    return {"alpha": alpha_bar * periods_per_year, "beta": beta, "alpha_bar": alpha_bar,
+            "correlation": corr, "r2": corr * corr}
+
+
 def period_returns(ts: np.ndarray, equity: np.ndarray, unit: str) -> tuple[np.ndarray, np.ndarray]:
     """Compounded returns per calendar period (``unit``: ``"M"`` month or ``"Y"`` year, UTC):
     ``(period starts as datetime64, returns)``. A period's return is its last equity over the
@@ -267,6 +334,46 @@ class Rows:
         after each bar of :attr:`timeline`."""
         delta = np.abs(self.weight) - np.abs(self.prev_weight)
         return np.cumsum(np.bincount(self.row_time, weights=delta, minlength=len(self.timeline)))
+
+    def _held(self, part: np.ndarray) -> np.ndarray:
+        """The sum over symbols of ``part`` (one value per row), each held until its
+        symbol's next bar, after each bar of :attr:`timeline`."""
+        order, bounds = self.groups
+        p = part[order]
+        prev = np.concatenate([[0.0], p[:-1]])
+        prev[bounds[:-1][bounds[:-1] < len(p)]] = 0.0
+        delta = np.empty_like(p)
+        delta[order] = p - prev
+        return np.cumsum(np.bincount(self.row_time, weights=delta,
+                                     minlength=len(self.timeline)))
+
+    @cached_property
+    def long(self) -> np.ndarray:
+        """Long exposure (sum of positive weights, each held until its symbol's next bar)
+        after each bar of :attr:`timeline`.
+
+        >>> r = Rows(np.array([1, 1, 2]), np.array([0, 1, 0]), ["A", "B"],
+        ...          weight=np.array([0.6, -0.4, 0.2]), contrib=np.zeros(3), equity=np.ones(3))
+        >>> r.long.round(6).tolist(), r.short.round(6).tolist(), r.net.round(6).tolist()
+        ([0.6, 0.2], [-0.4, -0.4], [0.2, -0.2])
+        """
+        return self._held(np.maximum(self.weight, 0.0))
+
+    @cached_property
+    def short(self) -> np.ndarray:
+        """Short exposure (sum of negative weights, so <= 0) after each bar of
+        :attr:`timeline`."""
+        return self._held(np.minimum(self.weight, 0.0))
+
+    @cached_property
+    def net(self) -> np.ndarray:
+        """Net exposure (sum of weights: :attr:`long` + :attr:`short`) after each bar."""
+        return self.long + self.short
+
+    @property
+    def has_shorts(self) -> bool:
+        """Whether any weight of the run is negative (a long/short book)."""
+        return bool((self.weight < 0).any())
 
     @cached_property
     def equity_before(self) -> np.ndarray:

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -196,3 +197,31 @@ def test_the_note_stays_hidden_where_plotly_js_unpacks(browser, served):
     assert browser.execute_script("return [window.evaluated, window.blob]") == [
         "EvalError", "refused"]
     assert any("blob:" in e for e in console_errors(browser))  # the refusal, logged
+
+
+def test_equity_switches_to_a_log_scale_and_names_the_strategy(browser, served, tmp_path):
+    _, url = served
+    open_page(browser, f"{url}/run_a/report.html", SHEET_CHARTS)
+    legends = browser.execute_script(
+        "return [...document.getElementById('chart-0').querySelectorAll('.legendtext')]"
+        ".map(e => e.textContent);")
+    assert legends == ["Cross", "buy & hold, equal weight"]  # not the folder's name, run_a
+    axis = "return document.getElementById('chart-0')._fullLayout.yaxis.type;"
+    assert browser.execute_script(axis) == "linear"
+    buttons = browser.find_elements(By.CSS_SELECTOR, "#chart-0 g.updatemenu-button")
+    labels = [b.find_element(By.CSS_SELECTOR, ".updatemenu-item-text").text for b in buttons]
+    assert labels == ["linear", "log"]
+    buttons[1].click()
+    WebDriverWait(browser, 10).until(lambda d: d.execute_script(axis) == "log")
+    # the log axis spans the equity's own range (log10 of its lowest and highest value)
+    low, high = browser.execute_script(
+        "const g = document.getElementById('chart-0');"
+        "const y = g._fullData.flatMap(t => Array.from(t.y));"
+        "return [Math.min(...y), Math.max(...y)];")
+    lo, hi = browser.execute_script(
+        "return document.getElementById('chart-0')._fullLayout.yaxis.range;")
+    assert lo <= np.log10(low) and hi >= np.log10(high)
+    screenshot(browser, tmp_path, "tearsheet-log")
+    buttons[0].click()
+    WebDriverWait(browser, 10).until(lambda d: d.execute_script(axis) == "linear")
+    assert console_errors(browser) == []
