@@ -101,7 +101,7 @@ def switch(engine: WorldEngine, target: dict[str, float], reason: str) -> list[C
         if active == s.active and (not active or abs(weight - s.weight) <= 1e-12):
             continue
         if active != s.active:
-            s.changed_at = s.n_bars
+            s.changed_clock = engine.world_bars
         s.active, s.weight = active, weight
         # the engine's own bookkeeping of who is in (as its selection keeps it)
         (engine._active.add if active else engine._active.discard)(sid)

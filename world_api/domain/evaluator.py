@@ -42,11 +42,16 @@ from qmtl.core.errors import QmtlError
 from world_api.domain import stages
 from world_api.domain.allocation import allocate, cap_weights
 from world_api.domain.incremental import ScoreBook
-from world_api.domain.overrides import Override, pin, relabel, select
+from world_api.domain.overrides import Override, holding, pin, relabel, select
 from world_api.domain.policy import Policy
 from world_api.domain.scoring import gate_failures
 from world_api.domain.strategy_state import StrategyState, aligned_corr
-from world_api.domain.world_returns import ProForma, ReturnSeries
+from world_api.domain.world_returns import (
+    ProForma,
+    ReturnSeries,
+    overlap_share,
+    overlap_warnings,
+)
 
 
 class Change(BaseModel):
@@ -86,8 +91,10 @@ def check_after(update: MetricsUpdate, last: int | None) -> None:
     """Raise :class:`StaleUpdate` unless ``update.seq`` is after ``last`` (the last seq of
     its strategy and run; None: nothing before)."""
     if last is not None and update.seq <= last:
-        raise StaleUpdate(f"{update.strategy_id}: seq {update.seq} of run {update.run_id!r} "
-                          f"is not after the last seen seq {last}")
+        raise StaleUpdate(
+            f"{update.strategy_id}: seq {update.seq} of run {update.run_id!r} "
+            f"is not after the last seen seq {last}"
+        )
 
 
 class WorldEngine:
@@ -113,6 +120,9 @@ class WorldEngine:
         self.overrides: dict[str, Override] = {}
         self.pending: dict[str, float] = {}
         self.clock = time.time_ns
+        # the world's clock, from which hysteresis.min_dwell_bars counts: the bars reported
+        # to the world, every strategy's new returns (sum of their ``total_returns``)
+        self.world_bars = 0
         self._rebuild()
 
     # -- rows --------------------------------------------------------------------------------
@@ -129,8 +139,14 @@ class WorldEngine:
         self._alloc_memo: tuple[tuple[Any, ...], dict[str, float], set[str]] | None = None
         self._active = {sid for sid, s in self.strategies.items() if s.active}
         self._recent_out = {
-            sid for sid, s in self.strategies.items() if not s.active and s.changed_at > 0
+            sid
+            for sid, s in self.strategies.items()
+            if not s.active and s.changed_clock is not None
         }
+        self._locked_in: list[str] = []
+        self._displaced: dict[str, tuple[str, float]] = {}
+        self._proposed: set[str] = set()
+        self.world_bars = sum(s.total_returns for s in self.strategies.values())
         for sid in self._ids:
             self._refresh(sid)
 
@@ -154,8 +170,9 @@ class WorldEngine:
         i = self._index[sid]
         s.failures = gate_failures(self.policy, s.n_bars, s.metrics)
         row = [s.metrics.get(m, math.nan) for m in self._metrics]
-        self._book.set_row(i, np.array([v if math.isfinite(v) else math.nan for v in row]),
-                           not s.failures)
+        self._book.set_row(
+            i, np.array([v if math.isfinite(v) else math.nan for v in row]), not s.failures
+        )
 
     # -- inputs ------------------------------------------------------------------------------
     def ingest(self, update: MetricsUpdate) -> list[Change]:
@@ -177,7 +194,7 @@ class WorldEngine:
         fresh = s.fresh(update.returns)
         if s.active:
             self.realized.add(fresh, s.weight)
-        s.extend(fresh)
+        self.world_bars += s.extend(fresh)
         s.run_bars[update.run_id] = max(update.n_bars, s.run_bars.get(update.run_id, 0))
         self.dirty.add(s.sid)
         self._refresh(s.sid)
@@ -211,15 +228,24 @@ class WorldEngine:
         self._corr_cache[key] = (*stamp, value)
         return value
 
-    def _dwelling(self, s: StrategyState) -> bool:
+    def _dwell_left(self, s: StrategyState) -> int:
+        """World bars left before ``s`` may change its active flag again (0: free)."""
         dwell = self.policy.hysteresis.min_dwell_bars
-        return dwell > 0 and s.changed_at > 0 and s.n_bars - s.changed_at < dwell
+        if dwell <= 0 or s.changed_clock is None:
+            return 0
+        return max(0, dwell - (self.world_bars - s.changed_clock))
+
+    def _dwelling(self, s: StrategyState) -> bool:
+        return self._dwell_left(s) > 0
 
     def _score_of(self, sid: str) -> float:
         return float(self._score[self._index[sid]])
 
     def _reselect(self) -> list[Change]:
         p = self.policy
+        now = self.clock()
+        # an override decides its strategy: it takes no slot of top_k and blocks nobody
+        held = holding(self.overrides, now) if self.overrides else {}
         order = self._book.order()  # lazily, best first (ScoreBook)
         by_rank = lambda sid: self._book.rank_key(self._index[sid])  # noqa: E731
         self._recent_out = {sid for sid in self._recent_out if self._dwelling(self.strategies[sid])}
@@ -227,18 +253,22 @@ class WorldEngine:
             (
                 sid
                 for sid in self._active
-                if self._elig[self._index[sid]] and self._dwelling(self.strategies[sid])
+                if sid not in held
+                and self._elig[self._index[sid]]
+                and self._dwelling(self.strategies[sid])
             ),
             key=by_rank,
         )
         locked_out = self._recent_out
         self._blocked = {}
+        self._displaced = {}
+        self._locked_in = locked_in
         chosen: list[str] = list(locked_in)
         for i in order:
             if len(chosen) >= p.top_k:
                 break
             sid = self._ids[i]
-            if sid in locked_out or sid in chosen or self._is_blocked(sid, chosen):
+            if sid in held or sid in locked_out or sid in chosen or self._is_blocked(sid, chosen):
                 continue
             chosen.append(sid)
 
@@ -249,7 +279,10 @@ class WorldEngine:
                 (
                     sid
                     for sid in self._active
-                    if sid not in chosen and sid not in locked_out and self._elig[self._index[sid]]
+                    if sid not in chosen
+                    and sid not in held
+                    and sid not in locked_out
+                    and self._elig[self._index[sid]]
                 ),
                 key=by_rank,
             )
@@ -262,11 +295,15 @@ class WorldEngine:
                     rest = [c for c in chosen if c != weakest]
                     if not self._is_blocked(inc, rest):
                         chosen = [*rest, inc]
+                        self._displaced[weakest] = (
+                            inc,
+                            self._score_of(weakest) - self._score_of(inc),
+                        )
 
-        now = self.clock()  # hook: overrides force strategies in/out and pin weights
+        # hook: overrides force strategies in/out and pin weights
         chosen = select(chosen, self.overrides, self.strategies, now)
-        weights = pin(self._allocate([self.strategies[sid] for sid in chosen]),
-                      self.overrides, now)
+        weights = pin(self._allocate([self.strategies[sid] for sid in chosen]), self.overrides, now)
+        self._proposed = set(weights)
         if self.policy.allocation.mode == "manual":  # hook: wait for an applied plan
             self.pending = weights
             return []
@@ -343,7 +380,7 @@ class WorldEngine:
                     if active
                     else self._why_out(s)
                 )
-                s.active, s.weight, s.changed_at = active, weight, s.n_bars
+                s.active, s.weight, s.changed_clock = active, weight, self.world_bars
                 if active:
                     self._active.add(sid)
                     self._recent_out.discard(sid)
@@ -403,11 +440,8 @@ class WorldEngine:
         p = self.policy
         rank = int(self._rank[i]) or None
         hints = list(s.failures)
-        if strategy_id in self._blocked:
-            other, rho = self._blocked[strategy_id]
-            hints.append(f"correlation {rho:.2f} with {other!r} > max {p.max_correlation:g}")
-        if not s.failures and not s.active and rank is not None and rank > p.top_k:
-            hints.append(f"rank {rank} > top_k {p.top_k}")
+        if not s.failures and not s.active:
+            hints += self._why_not_active(s, rank)
         if s.active and strategy_id in self._capped:
             hints.append(f"weight capped at max_weight {p.allocation.max_weight:g}")
         status: Literal["active", "candidate", "rejected"] = (
@@ -428,6 +462,46 @@ class WorldEngine:
             override=self.overrides.get(strategy_id),
             **stages.view_fields(self, s),  # hook: the strategy's stage
         )
+
+    def _why_not_active(self, s: StrategyState, rank: int | None) -> list[str]:
+        """Why an eligible strategy is not active: every reason the last selection had."""
+        p, sid = self.policy, s.sid
+        hints: list[str] = []
+        override = holding(self.overrides, self.clock()).get(sid) if self.overrides else None
+        if override is not None and override.state == "inactive":
+            hints.append(f"held out by override: {override.reason}")
+        if sid in self._blocked:
+            other, rho = self._blocked[sid]
+            hints.append(f"correlation {rho:.2f} with {other!r} > max {p.max_correlation:g}")
+        left = self._dwell_left(s) if sid in self._recent_out else 0
+        if left:
+            ago = p.hysteresis.min_dwell_bars - left
+            hints.append(
+                f"deactivated {ago} world bars ago: min_dwell_bars "
+                f"{p.hysteresis.min_dwell_bars} keeps it out {left} more"
+            )
+        if sid in self._displaced:
+            inc, by = self._displaced[sid]
+            hints.append(
+                f"{inc!r} stays active: {sid}'s score beats it by {by:.2f}, not more "
+                f"than hysteresis.margin {p.hysteresis.margin:g}"
+            )
+        if sid in self._proposed and p.allocation.mode == "manual":
+            hints.append("proposed active (allocation.mode manual): waits for an applied plan")
+        if rank is not None and rank > p.top_k:
+            hints.append(f"rank {rank} > top_k {p.top_k}")
+        elif not hints and self._locked_in:
+            names = ", ".join(repr(x) for x in self._locked_in)
+            left = max(self._dwell_left(self.strategies[x]) for x in self._locked_in)
+            verb = "stays" if len(self._locked_in) == 1 else "stay"
+            more = "" if len(self._locked_in) == 1 else "at most "
+            hints.append(
+                f"top_k {p.top_k} is full: {names} {verb} active for min_dwell_bars "
+                f"{p.hysteresis.min_dwell_bars} ({more}{left} more world bars)"
+            )
+        if not hints:  # the selection changed since it was published (a plan not applied)
+            hints.append("not in the active set the world last published")
+        return hints
 
     def views(self) -> list[StrategyView]:
         """Every strategy's view, ranked ones first."""
@@ -456,16 +530,30 @@ class WorldEngine:
 
     def world_stamp(self) -> tuple[Any, ...]:
         """Changes whenever the realized or the pro forma world return may have moved."""
-        return (self.realized.version,
-                tuple((sid, self.strategies[sid].weight, self.strategies[sid].total_returns)
-                      for sid in sorted(self._active)))
+        return (
+            self.realized.version,
+            tuple(
+                (sid, self.strategies[sid].weight, self.strategies[sid].total_returns)
+                for sid in sorted(self._active)
+            ),
+        )
 
     def world_metrics(self) -> dict[str, dict[str, Any]]:
         """``{"realized": {"n_bars", "metrics"}, "pro_forma": {...}}`` of the world."""
         _, pf, pf_metrics = self.pro_forma()
+        spans = [
+            (int(s.ts[0]), int(s.ts[-1]))
+            for s in (self.strategies[sid] for sid in sorted(self._active))
+            if s.ts and s.weight != 0.0
+        ]
         return {
             "realized": {"n_bars": len(self.realized), "metrics": self.realized.metrics()},
-            "pro_forma": {"n_bars": len(pf), "metrics": dict(pf_metrics)},
+            "pro_forma": {
+                "n_bars": len(pf),
+                "metrics": dict(pf_metrics),
+                "overlap": overlap_share(spans),
+                "warnings": overlap_warnings(spans),
+            },
         }
 
     # -- persistence -------------------------------------------------------------------------
@@ -487,8 +575,9 @@ class WorldEngine:
             eng._add(sid)
             eng.strategies[sid] = StrategyState.from_dict(d)
         eng.realized.load([(int(t), float(r)) for t, r in state.get("realized", [])])
-        eng.overrides = {o["strategy_id"]: Override.model_validate(o)
-                         for o in state.get("overrides", [])}
+        eng.overrides = {
+            o["strategy_id"]: Override.model_validate(o) for o in state.get("overrides", [])
+        }
         eng._rebuild()
         mode, eng.policy.allocation.mode = eng.policy.allocation.mode, "manual"
         eng._reselect()  # derived state only: the stored allocation (maybe an applied plan) stays

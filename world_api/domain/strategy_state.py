@@ -46,7 +46,7 @@ class StrategyState:
     __slots__ = (
         "active",
         "arr_cache",
-        "changed_at",
+        "changed_clock",
         "failures",
         "metrics",
         "n_bars",
@@ -72,7 +72,9 @@ class StrategyState:
         self.total_returns = 0  # returns ever kept (index of the ring's end)
         self.active = False
         self.weight = 0.0
-        self.changed_at = 0  # n_bars at the last change of the active flag
+        # the world's clock (WorldEngine.world_bars) at the last change of the active flag
+        # (None: never changed), from which hysteresis.min_dwell_bars counts
+        self.changed_clock: int | None = None
         self.failures: list[str] = []  # why it is not eligible (gates, min_bars)
         self.stage: Any = None  # its StageState (world_api.domain.stages) or its stored dict
         self.vol_cache: tuple[int, float, float] = (-1, math.nan, math.nan)
@@ -120,9 +122,12 @@ class StrategyState:
             "total_returns": self.total_returns,
             "active": self.active,
             "weight": self.weight,
-            "changed_at": self.changed_at,
-            **({"stage": self.stage if isinstance(self.stage, dict) else self.stage.to_dict()}
-               if self.stage is not None else {}),
+            "changed_clock": self.changed_clock,
+            **(
+                {"stage": self.stage if isinstance(self.stage, dict) else self.stage.to_dict()}
+                if self.stage is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -152,7 +157,11 @@ class StrategyState:
         s.total_returns = int(d["total_returns"])
         s.active = bool(d["active"])
         s.weight = float(d["weight"])
-        s.changed_at = int(d["changed_at"])
+        # a state stored before dwell counted on the world's clock has ``changed_at`` (its own
+        # bar count) instead: that count cannot be placed on the world's clock, so it does
+        # not dwell (its activation and weight are kept)
+        clock = d.get("changed_clock")
+        s.changed_clock = None if clock is None else int(clock)
         s.stage = d.get("stage")  # read on first use (world_api.domain.stages.state_of)
         return s
 

@@ -64,8 +64,9 @@ def series_metrics(ts: np.ndarray, r: np.ndarray) -> dict[str, float]:
     return MetricSet(annualization(ts)).update(r).finite()
 
 
-def with_equity(ts: np.ndarray, r: np.ndarray, after: int | None = None,
-                limit: int | None = None) -> list[dict[str, float]]:
+def with_equity(
+    ts: np.ndarray, r: np.ndarray, after: int | None = None, limit: int | None = None
+) -> list[dict[str, float]]:
     """``[{"ts", "return", "equity"}]`` of the points after ``after`` (at most ``limit``),
     the equity compounded from the series' first point (1.0 before it).
 
@@ -77,8 +78,7 @@ def with_equity(ts: np.ndarray, r: np.ndarray, after: int | None = None,
     hi = len(ts) if limit is None else min(len(ts), lo + limit)
     return [
         {"ts": int(t), "return": float(x), "equity": float(e)}
-        for t, x, e in zip(ts[lo:hi].tolist(), r[lo:hi].tolist(), eq[lo:hi].tolist(),
-                           strict=True)
+        for t, x, e in zip(ts[lo:hi].tolist(), r[lo:hi].tolist(), eq[lo:hi].tolist(), strict=True)
     ]
 
 
@@ -168,8 +168,9 @@ class ReturnSeries:
         return dict(self._arrays()[2])
 
 
-def pro_forma(strategies: list[tuple[float, np.ndarray, np.ndarray]]) -> tuple[np.ndarray,
-                                                                                np.ndarray]:
+def pro_forma(
+    strategies: list[tuple[float, np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
     """``sum_s w_s * r_s(t)`` at every time of any ``(w, ts, r)`` given (0 for a strategy
     without a return at ``t``); summed in the order given.
 
@@ -185,6 +186,56 @@ def pro_forma(strategies: list[tuple[float, np.ndarray, np.ndarray]]) -> tuple[n
     vals = np.concatenate([p[0] * p[2] for p in parts])
     times, inverse = np.unique(ts, return_inverse=True)
     return times, np.bincount(inverse, weights=vals, minlength=len(times))
+
+
+MIN_PRO_FORMA_OVERLAP = 0.5
+"""Below this share of its span on which every active strategy has returns, the pro forma
+return comes with a warning: its metrics mix periods no allocation held together."""
+
+
+def overlap_share(spans: list[tuple[int, int]]) -> float | None:
+    """The share of the union of ``(first, last)`` time spans that all of them cover: the
+    length of their intersection over that of their union (1.0 for one span, or spans that
+    are single instants at one time; None for none).
+
+    >>> overlap_share([(0, 10), (5, 20)]), overlap_share([(0, 10), (20, 30)])
+    (0.25, 0.0)
+    """
+    if not spans:
+        return None
+    lo, hi = max(a for a, _ in spans), min(b for _, b in spans)
+    start, end = min(a for a, _ in spans), max(b for _, b in spans)
+    if end == start:
+        return 1.0
+    return max(0, hi - lo) / (end - start)
+
+
+def overlap_warnings(
+    spans: list[tuple[int, int]], threshold: float = MIN_PRO_FORMA_OVERLAP
+) -> list[str]:
+    """A warning when the spans' :func:`overlap_share` is below ``threshold`` (times in
+    ns, shown as UTC dates).
+
+    >>> day = 86_400 * 10**9
+    >>> print(overlap_warnings([(0, 10 * day), (20 * day, 30 * day)])[0])
+    the active strategies' returns overlap on 0% of the pro forma's span (1970-01-01 to ...
+    >>> overlap_warnings([(0, 10 * day), (0, 9 * day)])
+    []
+    """
+    share = overlap_share(spans)
+    if share is None or share >= threshold:
+        return []
+    start = min(a for a, _ in spans)
+    end = max(b for _, b in spans)
+    return [
+        f"the active strategies' returns overlap on {share:.0%} of the pro forma's span "
+        f"({_date(start)} to {_date(end)}); below {threshold:.0%} its metrics mix "
+        "periods that no allocation held together"
+    ]
+
+
+def _date(ns: int) -> str:
+    return str(np.datetime64(int(ns), "ns").astype("datetime64[D]"))
 
 
 class ProForma:

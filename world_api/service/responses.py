@@ -188,12 +188,20 @@ class SeriesMetrics(BaseModel):
     metrics: dict[str, float | None]
 
 
+class ProFormaMetrics(SeriesMetrics):
+    """The pro forma series' metrics, with the share of its span on which every active
+    strategy has returns (None: no active strategy) and a warning when that is low."""
+
+    overlap: float | None = None
+    warnings: list[str] = []
+
+
 class WorldMetrics(BaseModel):
     """``GET /worlds/{world}/metrics``: the realized and pro forma metrics of the world."""
 
     world: str
     realized: SeriesMetrics
-    pro_forma: SeriesMetrics
+    pro_forma: ProFormaMetrics
 
 
 class WorldUpdate(BaseModel):
