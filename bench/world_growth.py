@@ -40,11 +40,11 @@ os.environ.setdefault("QMTL_WORLD_MAX_STRATEGIES", "1000000")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import RESULTS, machine, print_table, write_results  # noqa: E402
-from qmtl.core.contracts import MetricsUpdate  # noqa: E402
-from world_api.domain.evaluator import WorldEngine  # noqa: E402
-from world_api.domain.policy import parse_policy  # noqa: E402
-from world_api.service.app import create_app  # noqa: E402
+from bench.common import RESULTS, machine, print_table, write_results
+from qmtl.core.contracts import MetricsUpdate
+from world_api.domain.evaluator import WorldEngine
+from world_api.domain.policy import parse_policy
+from world_api.service.app import create_app
 
 POLICY = "top_k: 10\nmax_correlation: 0.8\nallocation: {method: inverse_vol}"
 PG = "postgresql://postgres@127.0.0.1:5432/test"
