@@ -45,10 +45,15 @@ def _stored(
     svc: WorldService, world: str, engine: WorldEngine, requests: Sequence[Request]
 ) -> set[Key]:
     """The keys of the group's updates that are stored already; asks the store only about
-    those the engine cannot tell are new."""
+    those the engine cannot tell are new. A strategy the engine does not hold has nothing
+    stored (its keys are written with its state, in one transaction, and the engine is
+    loaded with every stored state), so a batch of new strategies asks nothing: one query
+    per new strategy was most of what a newcomer cost the store."""
     ask = []
     for updates, _ in requests:
         for u in updates:
+            if u.strategy_id not in engine.strategies:
+                continue
             last = engine.last_seq(u.strategy_id, u.run_id)
             if last is None or u.seq <= last:
                 ask.append((u.strategy_id, u.run_id, u.seq))
