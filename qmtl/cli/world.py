@@ -82,12 +82,25 @@ def serve(
                     "effect within it; 0: check the store on every request).")] = 2.0,
     max_streams_per_token: Annotated[int, typer.Option(
         min=1, help="Event streams one token may hold open at once (more get 429).")] = 100,
+    max_updates: Annotated[int, typer.Option(
+        min=1, envvar="QMTL_WORLD_MAX_UPDATES",
+        help="Updates one metrics request may carry (more get 413).")] = 1_000,
+    max_new_strategies: Annotated[int, typer.Option(
+        min=1, envvar="QMTL_WORLD_MAX_NEW_STRATEGIES",
+        help="New strategy ids one metrics request may bring (more get 422).")] = 100,
+    max_strategies: Annotated[int, typer.Option(
+        min=1, envvar="QMTL_WORLD_MAX_STRATEGIES",
+        help="Strategies one world may hold (a request past it gets 422).")] = 10_000,
+    max_queued_updates: Annotated[int, typer.Option(
+        min=1, envvar="QMTL_WORLD_MAX_QUEUED_UPDATES",
+        help="Updates waiting for one world before more get 429.")] = 5_000,
 ) -> None:
     """Serve the WorldService over HTTP or HTTPS (uvicorn)."""
     # the service loads when a command runs (see qmtl.cli): `qmtl --help` starts in a second
     import uvicorn
 
     from world_api.service.app import create_app
+    from world_api.service.ingest_limits import IngestLimits
     from world_api.service.store import StoreError
 
     tls = _check_tls(ssl_certfile, ssl_keyfile)
@@ -95,7 +108,9 @@ def serve(
     try:
         app = create_app(store, insecure_dev=insecure_dev, kafka_brokers=kafka_brokers,
                          metrics_token=metrics_token, token_ttl=token_ttl,
-                         max_streams_per_token=max_streams_per_token)
+                         max_streams_per_token=max_streams_per_token,
+                         ingest_limits=IngestLimits(max_updates, max_new_strategies,
+                                                    max_strategies, max_queued_updates))
     except StoreError as exc:
         raise fail(str(exc)) from None
     where = app.state.service.store.url

@@ -85,6 +85,9 @@ def test_engine_ranks_scores_correlations_equal_a_full_recompute(seq: list) -> N
             n_bars=2 * k, metrics=metrics,
             returns=[(25 * k + j, float(r)) for j, r in enumerate(rng.normal(0, 0.01, 25))]))
         book = eng._book
+        # ties go by id: the rank of each row's id among all ids, kept by bisection
+        ids = np.array(eng._ids, dtype=object)
+        assert book.sid_rank.tolist() == np.argsort(np.argsort(ids)).tolist()
         score, rank, order = full_recompute(book)
         assert np.array_equal(book.score(), score, equal_nan=True)
         assert book.ranks().tolist() == rank.tolist()

@@ -30,6 +30,7 @@ pro forma, is kept as updates arrive (see :mod:`world_api.domain.world_returns`)
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from typing import Any, Literal
@@ -154,11 +155,15 @@ class WorldEngine:
         s = self.strategies[sid] = StrategyState(sid)
         self._index[sid] = len(self._ids)
         self._ids.append(sid)
-        self._book.add_row()
-        self._book.sid_rank = self._sid_order()
+        # ties go by id: the new id's place among the sorted ids, without sorting them again
+        # (a sort per new strategy made a world's cost per newcomer grow with its size)
+        pos = bisect.bisect_left(self._sorted_ids, sid)
+        self._sorted_ids.insert(pos, sid)
+        self._book.add_row(pos)
         return s
 
     def _sid_order(self) -> np.ndarray:
+        self._sorted_ids = sorted(self._ids)
         return np.argsort(np.argsort(np.array(self._ids, dtype=object))).astype(np.int64)
 
     _elig = property(lambda self: self._book.elig)  # views of the ScoreBook's rows

@@ -102,23 +102,73 @@ class ScoreBook:
     def __init__(self, weights: np.ndarray, sid_rank: np.ndarray | None = None) -> None:
         self.weights = weights
         k = len(weights)
-        self.cols = np.full((k, 0), np.nan)  # one contiguous row per metric
-        self.elig = np.zeros(0, dtype=bool)
-        self.sid_rank = np.zeros(0, dtype=np.int64) if sid_rank is None else sid_rank
+        # rows live in buffers that double when full, so adding a row costs O(1) amortized
+        # (not a copy of every row); ``cols``, ``elig`` and ``sid_rank`` are views of the rows
+        self.rows = 0
+        self._cols = np.full((k, 0), np.nan)  # one contiguous row per metric
+        self._elig = np.zeros(0, dtype=bool)
+        self._sid_rank = np.zeros(0, dtype=np.int64)
+        self._ranked = 0 if sid_rank is None else len(sid_rank)  # rows with an owner's rank
+        if sid_rank is not None:
+            self._sid_rank = np.array(sid_rank, dtype=np.int64)
         self._n = [0] * k
         self._s1 = [0] * k
         self._s2 = [0] * k
         self._score: np.ndarray | None = None
         self._rank: np.ndarray | None = None
 
-    def add_row(self) -> int:
-        """Append an empty, ineligible row; return its index."""
-        self.cols = np.hstack([self.cols, np.full((len(self.weights), 1), np.nan)])
-        self.elig = np.append(self.elig, False)
-        if len(self.sid_rank) < len(self.elig):  # ties by row until the owner says otherwise
-            self.sid_rank = np.append(self.sid_rank, len(self.elig) - 1)
+    @property
+    def cols(self) -> np.ndarray:
+        """The metric values, shape ``(metrics, rows)`` (NaN where missing)."""
+        return self._cols[:, : self.rows]
+
+    @property
+    def elig(self) -> np.ndarray:
+        """Each row's eligibility."""
+        return self._elig[: self.rows]
+
+    @property
+    def sid_rank(self) -> np.ndarray:
+        """Each row's tie-break rank (its id's place among the ids, when the owner says)."""
+        return self._sid_rank[: self.rows]
+
+    @sid_rank.setter
+    def sid_rank(self, ranks: np.ndarray) -> None:
+        self._grow(len(ranks))
+        self._sid_rank[: len(ranks)] = ranks
+        self._ranked = len(ranks)
         self._score = self._rank = None
-        return len(self.elig) - 1
+
+    def _grow(self, need: int) -> None:
+        cap = len(self._elig)
+        if need <= cap:
+            return
+        cap = max(need, 2 * cap, 16)
+        cols = np.full((len(self.weights), cap), np.nan)
+        cols[:, : self.rows] = self._cols[:, : self.rows]
+        elig = np.zeros(cap, dtype=bool)
+        elig[: self.rows] = self._elig[: self.rows]
+        ranks = np.zeros(cap, dtype=np.int64)
+        ranks[: len(self._sid_rank)] = self._sid_rank
+        self._cols, self._elig, self._sid_rank = cols, elig, ranks
+
+    def add_row(self, sid_pos: int | None = None) -> int:
+        """Append an empty, ineligible row; return its index. ``sid_pos``: the new row's
+        place among the ids in order (the rows at or after it move one down); None: ties by
+        row, until the owner sets :attr:`sid_rank`. O(rows) vectorized, no sort."""
+        i = self.rows
+        self._grow(i + 1)
+        self.rows = i + 1
+        if i >= self._ranked:
+            if sid_pos is None:
+                self._sid_rank[i] = i
+            else:
+                ranks = self._sid_rank[:i]
+                ranks[ranks >= sid_pos] += 1
+                self._sid_rank[i] = sid_pos
+            self._ranked = i + 1
+        self._score = self._rank = None
+        return i
 
     def _account(self, row: np.ndarray, sign: int) -> None:
         for j, v in enumerate(row.tolist()):

@@ -32,6 +32,7 @@ from world_api.service.errors import BodyTooLarge, add_error_handlers, error_res
 from world_api.service.event_feed import MAX_STREAMS_PER_TOKEN
 from world_api.service.group_commit import GroupCommit
 from world_api.service.ingest import ingest_group
+from world_api.service.ingest_limits import IngestLimits
 from world_api.service.kafka_relay import KafkaRelay
 from world_api.service.observability import Observe
 from world_api.service.openapi import document
@@ -135,6 +136,7 @@ def create_app(
     token_ttl: float = 2.0,
     fast_ingest: bool = True,
     max_streams_per_token: int = MAX_STREAMS_PER_TOKEN,
+    ingest_limits: IngestLimits | None = None,
 ) -> FastAPI:
     """The WorldService app over ``store`` (a Store or a URL; default ``~/.qmtl/world.db``).
     With ``kafka_brokers``, activation events are also published to Kafka topics
@@ -144,14 +146,19 @@ def create_app(
     effect within it; 0 asks the store on every request). ``fast_ingest`` serves
     ``POST /worlds/{world}/metrics`` by its lean ASGI path (``routers/metrics.py``; False:
     through FastAPI's router, the same answers, slower). One token may hold
-    ``max_streams_per_token`` event streams open at once (more get 429)."""
+    ``max_streams_per_token`` event streams open at once (more get 429). ``ingest_limits``
+    bound what one metrics request may cause (``ingest_limits.py``; default: from the
+    ``QMTL_WORLD_MAX_*`` environment variables)."""
     backend = store if isinstance(store, Store) else open_store(store)
     relay = None
     if kafka_brokers:
         relay = KafkaRelay(kafka_brokers, backend)
     svc = WorldService(backend, insecure_dev, relay, token_ttl=token_ttl)
     svc.tails.max_per_token = max_streams_per_token
-    svc.ingests = GroupCommit(partial(ingest_group, svc))
+    svc.ingest_limits = ingest_limits or svc.ingest_limits
+    # a group writes at most one request's worth of updates (ingest_limits.py)
+    svc.ingests = GroupCommit(partial(ingest_group, svc), weigh=lambda item: len(item[0]),
+                              max_weight=svc.ingest_limits.max_updates)
     for apply_id, outcome in recover(backend):  # applies a crash left frozen
         log.warning("apply %s interrupted: %s after restart", apply_id, outcome)
 

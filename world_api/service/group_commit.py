@@ -44,8 +44,15 @@ class GroupCommit(Generic[Item]):
     """Per-world queues of requests, written group by group (see the module docstring)."""
 
     def __init__(self, write: Callable[[str, Sequence[Item]], Sequence[Any]],
-                 max_group: int = MAX_GROUP) -> None:
+                 max_group: int = MAX_GROUP, weigh: Callable[[Item], int] | None = None,
+                 max_weight: int | None = None) -> None:
         self.write, self.max_group = write, max_group
+        # with ``weigh``, a group also stops before its items' weights pass ``max_weight``
+        # (its first item always goes), and :meth:`queued` sums the weights of a world's
+        # waiting and writing items (ingest_limits.py: the updates of each request)
+        self.weigh, self.max_weight = weigh, max_weight
+        self._load: dict[str, int] = {}
+        self.heaviest = 0  # the largest weight one group has written (for tests and benches)
         self._queues: dict[str, list[tuple[Item, asyncio.Future[Any]]]] = {}
         self._writers: dict[str, asyncio.Task[None]] = {}
         self.groups = 0  # groups written (for tests and /metrics)
@@ -53,10 +60,36 @@ class GroupCommit(Generic[Item]):
     async def submit(self, world: str, item: Item) -> Any:
         """Queue ``item`` for ``world``'s next group; its outcome (or raise its exception)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        weight = self.weigh(item) if self.weigh is not None else 1
+        self._load[world] = self._load.get(world, 0) + weight
         self._queues.setdefault(world, []).append((item, future))
         if world not in self._writers:
             self._writers[world] = asyncio.create_task(self._drain(world))
-        return await future
+        try:
+            return await future
+        finally:
+            left = self._load.get(world, 0) - weight
+            if left > 0:
+                self._load[world] = left
+            else:
+                self._load.pop(world, None)
+
+    def queued(self, world: str) -> int:
+        """The weight of ``world``'s items waiting or being written (their count without
+        ``weigh``)."""
+        return self._load.get(world, 0)
+
+    def _take(self, queue: list[tuple[Item, asyncio.Future[Any]]]) -> int:
+        """How many of the queue's first items the next group takes."""
+        n = min(len(queue), self.max_group)
+        if self.weigh is None or self.max_weight is None:
+            return n
+        total = 0
+        for i in range(n):
+            total += self.weigh(queue[i][0])
+            if i and total > self.max_weight:
+                return i
+        return n
 
     def waiting(self, world: str) -> int:
         """Requests queued for ``world`` (not yet in a group being written)."""
@@ -66,7 +99,8 @@ class GroupCommit(Generic[Item]):
         try:
             while self._queues.get(world):
                 queue = self._queues[world]
-                group, self._queues[world] = queue[: self.max_group], queue[self.max_group :]
+                n = self._take(queue)
+                group, self._queues[world] = queue[:n], queue[n:]
                 await self._write(world, group)
         finally:
             self._writers.pop(world, None)
@@ -75,6 +109,8 @@ class GroupCommit(Generic[Item]):
 
     async def _write(self, world: str, group: list[tuple[Item, asyncio.Future[Any]]]) -> None:
         items = [item for item, _ in group]
+        if self.weigh is not None:
+            self.heaviest = max(self.heaviest, sum(self.weigh(item) for item in items))
         try:
             outcomes: Sequence[Any] = await asyncio.to_thread(self.write, world, items)
             if len(outcomes) != len(items):

@@ -32,6 +32,7 @@ from world_api.domain.evaluator import Change, StaleUpdate, WorldEngine, check_a
 from world_api.service.broadcast import metrics_event
 from world_api.service.deps import Actor
 from world_api.service.errors import HTTPError
+from world_api.service.ingest_limits import check_new_strategies
 from world_api.service.state import WorldService
 
 Request = tuple[list[MetricsUpdate], Actor]
@@ -40,21 +41,31 @@ Request = tuple[list[MetricsUpdate], Actor]
 Key = tuple[str, str, int]
 
 
-def _stored(svc: WorldService, world: str, engine: WorldEngine,
-            requests: Sequence[Request]) -> set[Key]:
+def _stored(
+    svc: WorldService, world: str, engine: WorldEngine, requests: Sequence[Request]
+) -> set[Key]:
     """The keys of the group's updates that are stored already; asks the store only about
-    those the engine cannot tell are new."""
+    those the engine cannot tell are new. A strategy the engine does not hold has nothing
+    stored (its keys are written with its state, in one transaction, and the engine is
+    loaded with every stored state), so a batch of new strategies asks nothing: one query
+    per new strategy was most of what a newcomer cost the store."""
     ask = []
     for updates, _ in requests:
         for u in updates:
+            if u.strategy_id not in engine.strategies:
+                continue
             last = engine.last_seq(u.strategy_id, u.run_id)
             if last is None or u.seq <= last:
                 ask.append((u.strategy_id, u.run_id, u.seq))
     return svc.store.seen_keys(world, ask) if ask else set()
 
 
-def _fresh(updates: list[MetricsUpdate], engine: WorldEngine, taken: set[Key],
-           lasts: dict[tuple[str, str], int]) -> tuple[list[MetricsUpdate], int]:
+def _fresh(
+    updates: list[MetricsUpdate],
+    engine: WorldEngine,
+    taken: set[Key],
+    lasts: dict[tuple[str, str], int],
+) -> tuple[list[MetricsUpdate], int]:
     """The request's updates not ``taken`` (stored or earlier in the group) and the count of
     duplicates; :class:`StaleUpdate` if one of them is not after its run's last seq (``lasts``
     holds the group's own, updated only when the whole request is fresh)."""
@@ -76,8 +87,9 @@ def _fresh(updates: list[MetricsUpdate], engine: WorldEngine, taken: set[Key],
     return fresh, len(updates) - len(fresh)
 
 
-def ingest_group(svc: WorldService, world: str,
-                 requests: Sequence[Request]) -> list[dict[str, Any] | Exception]:
+def ingest_group(
+    svc: WorldService, world: str, requests: Sequence[Request]
+) -> list[dict[str, Any] | Exception]:
     """Apply a group of requests in one write (blocking; runs in a worker thread); one
     outcome per request: its answer, or an :class:`HTTPError` for it alone."""
     outcomes: list[dict[str, Any] | Exception] = []
@@ -92,6 +104,14 @@ def ingest_group(svc: WorldService, world: str,
         changes: list[Change] = []
         keys: list[Key] = []
         for updates, who in requests:
+            # new strategies: checked before anything of the request changes (422)
+            new = {u.strategy_id for u in updates if u.strategy_id not in engine.strategies}
+            try:
+                check_new_strategies(svc.ingest_limits, new, len(engine.strategies))
+            except HTTPError as exc:
+                svc.metrics.rejected(world, "limit", len(updates))
+                outcomes.append(exc)
+                continue
             try:
                 fresh, duplicates = _fresh(updates, engine, taken, lasts)
             except StaleUpdate as exc:
@@ -106,15 +126,26 @@ def ingest_group(svc: WorldService, world: str,
             keys += [(u.strategy_id, u.run_id, u.seq) for u in fresh]
             counts.append((len(fresh), duplicates, len(changes) - before))
             outcomes.append({})  # filled once the events have their seqs
-            audits.append((who, {"updates": len(fresh), "duplicates": duplicates,
-                                 "strategies": sorted({u.strategy_id for u in fresh})}))
+            audits.append(
+                (
+                    who,
+                    {
+                        "updates": len(fresh),
+                        "duplicates": duplicates,
+                        "strategies": sorted({u.strategy_id for u in fresh}),
+                    },
+                )
+            )
 
         if not audits:  # every request was refused before the engine changed
             return None
 
         def audit(conn: Any, seq: int) -> int:
-            svc.store._audit_rows(conn, world, [(who.name, "post_metrics", detail, who.request_id)
-                                                for who, detail in audits])
+            svc.store._audit_rows(
+                conn,
+                world,
+                [(who.name, "post_metrics", detail, who.request_id) for who, detail in audits],
+            )
             return seq
 
         return changes, {"keys": keys, "extra": audit}
@@ -127,7 +158,10 @@ def ingest_group(svc: WorldService, world: str,
             continue
         accepted, duplicates, n_changes = next(answered)
         svc.metrics.ingested(world, accepted, duplicates)
-        outcome.update(accepted=accepted, duplicates=duplicates,
-                       events=[e.model_dump() for e in events[start:start + n_changes]])
+        outcome.update(
+            accepted=accepted,
+            duplicates=duplicates,
+            events=[e.model_dump() for e in events[start : start + n_changes]],
+        )
         start += n_changes
     return outcomes

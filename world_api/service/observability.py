@@ -10,7 +10,9 @@ Prometheus text format:
 ``qmtl_world_updates_rejected_total``     refused, by ``world`` and ``reason``: ``stale`` (a
                                           batch with a stale seq, all its updates),
                                           ``wrong_world`` (all its updates), ``invalid`` (a
-                                          body that does not validate: one per body)
+                                          body that does not validate: one per body),
+                                          ``limit`` (a request past a bound of
+                                          ``ingest_limits.py``, all its updates)
 ``qmtl_world_decisions_total``            activation events stored (a strategy's activation
                                           or weight changed), by ``world`` and new ``active``
 ``qmtl_world_events_published_total``     events handed on after they were stored, by
@@ -81,7 +83,7 @@ class ServiceMetrics:
                                    "Metric updates skipped as already seen.", ["world"],
                                    registry=r)
         self._rejected = Counter("qmtl_world_updates_rejected",
-                                 "Metric updates refused (stale, wrong_world; invalid bodies).",
+                                 "Metric updates refused (stale, wrong_world, limit; invalid bodies).",
                                  ["world", "reason"], registry=r)
         self._decisions = Counter("qmtl_world_decisions",
                                   "Activation events stored (activation or weight changed).",

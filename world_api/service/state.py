@@ -30,6 +30,7 @@ from world_api.service.broadcast import Broadcaster, world_event
 from world_api.service.errors import HTTPError
 from world_api.service.event_feed import Tails
 from world_api.service.group_commit import GroupCommit
+from world_api.service.ingest_limits import IngestLimits
 from world_api.service.observability import ServiceMetrics
 from world_api.service.store import Store
 
@@ -98,6 +99,7 @@ class WorldService:
         # metrics updates that arrive together are written together (group_commit.py,
         # ingest.py); create_app sets it
         self.ingests: GroupCommit[Any] | None = None
+        self.ingest_limits = IngestLimits.from_env()  # what one request may cause
 
     def lock(self, world: str) -> threading.Lock:
         """The lock that serializes ``world``'s writes (and reads that must be consistent)."""

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from qmtl.core.contracts import MetricsUpdate, WorldId
 from world_api.service.deps import Actor, DeveloperDep, ServiceDep, bearer, require
 from world_api.service.errors import HTTPError, describe, known_error
+from world_api.service.ingest_limits import admit
 from world_api.service.openapi import error_responses, request_body
 from world_api.service.responses import Ingested
 from world_api.service.state import WorldService
@@ -61,6 +62,7 @@ async def ingest_body(svc: WorldService, world: str, raw: bytes, who: Actor) -> 
             raise HTTPError(422, f"update for world {u.world!r} posted to world {world!r}")
     if svc.ingests is None:
         raise RuntimeError("the service has no ingest queue: make the app with create_app")
+    admit(svc, world, len(updates))  # 413, 429: ingest_limits.py
     return await svc.ingests.submit(world, (updates, who))
 
 
