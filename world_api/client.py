@@ -18,6 +18,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -107,6 +108,19 @@ def _detail(response: httpx.Response) -> str:
     return str(body.get("detail", response.text)) if isinstance(body, dict) else response.text
 
 
+def _sse_detail(data: str) -> str:
+    """The ``detail`` of an ``event: error`` of a stream (its data as is when not JSON).
+
+    >>> _sse_detail('{"detail": "token 0a1b2c3d was revoked", "reason": "revoked"}')
+    'token 0a1b2c3d was revoked'
+    """
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return data
+    return str(body.get("detail", data)) if isinstance(body, dict) else data
+
+
 def _present(**params: Any) -> dict[str, Any]:
     """The query parameters that are not None.
 
@@ -134,7 +148,9 @@ class EventStream:
     :data:`WorldEvent`. :meth:`interrupt` (from another thread) ends a blocked read.
 
     Iterating raises :class:`UnavailableError` when the connection breaks or stays silent
-    longer than the read timeout; it simply ends when the service ends the stream.
+    longer than the read timeout, and the 401 error of the service's ``event: error``
+    when the token was revoked or expired while the stream was open; it simply ends when
+    the service ends the stream.
     """
 
     def __init__(self, http: httpx.Client, world: str, params: dict[str, Any],
@@ -177,6 +193,8 @@ class EventStream:
                     yield control
                 elif sse.event == "keep-alive":
                     yield KeepAlive()
+                elif sse.event == "error":  # the token was revoked or expired meanwhile
+                    raise error_for(401, self._what, _sse_detail(sse.data))
         except (httpx.HTTPError, SSEError) as exc:
             why = f"{type(exc).__name__}: {exc}".rstrip(": ")
             raise UnavailableError(f"{self._what}: the stream broke ({why})") from None

@@ -94,6 +94,18 @@ def serve(
     max_queued_updates: Annotated[int, typer.Option(
         min=1, envvar="QMTL_WORLD_MAX_QUEUED_UPDATES",
         help="Updates waiting for one world before more get 429.")] = 5_000,
+    max_header_bytes: Annotated[int, typer.Option(
+        min=1024, help="Largest request line and headers, in bytes (more get 431).")] = 32768,
+    header_timeout: Annotated[float, typer.Option(
+        min=0.1, help="Seconds a connection has to send a request's headers (then 408).")] = 10.0,
+    keep_alive_timeout: Annotated[float, typer.Option(
+        min=0.1, help="Seconds an idle connection stays open between requests.")] = 5.0,
+    max_connections_per_client: Annotated[int, typer.Option(
+        min=0, help="Connections one client address may hold open (more get 503; 0: no "
+                    "cap, for behind a proxy that caps them).")] = 128,
+    max_connections: Annotated[int, typer.Option(
+        min=1, help="Connections held open in all (more get 503); lowered to fit the "
+                    "open-files limit.")] = 2048,
 ) -> None:
     """Serve the WorldService over HTTP or HTTPS (uvicorn)."""
     # the service loads when a command runs (see qmtl.cli): `qmtl --help` starts in a second
@@ -101,6 +113,11 @@ def serve(
 
     from world_api.service.app import create_app
     from world_api.service.ingest_limits import IngestLimits
+    from world_api.service.connection_limits import (
+        ConnectionLimits,
+        raise_open_files,
+        uvicorn_options,
+    )
     from world_api.service.store import StoreError
 
     tls = _check_tls(ssl_certfile, ssl_keyfile)
@@ -120,12 +137,18 @@ def serve(
         console.print("[bold yellow]insecure dev mode:[/] no tokens are checked")
     else:
         console.print("create tokens with `qmtl world token create --role operator`")
+    cap = raise_open_files(max_connections)
+    if cap < max_connections:
+        console.print(f"[bold yellow]at most {cap} connections[/] (not {max_connections}): "
+                      "that is what the open-files limit (ulimit -n) leaves", highlight=False)
+    limits = ConnectionLimits(max_header_bytes=max_header_bytes, header_timeout=header_timeout,
+                              max_per_client=max_connections_per_client, max_total=cap)
     # event streams never end by themselves: give them 3 s to see the shutdown, then close
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=3,
                 proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips,
                 ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
                 ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
-                **logs)
+                **uvicorn_options(limits, keep_alive_timeout), **logs)
 
 
 def _check_tls(certfile: Path | None, keyfile: Path | None) -> bool:

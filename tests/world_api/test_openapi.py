@@ -104,7 +104,7 @@ def test_the_event_stream_is_declared_as_text_event_stream(spec):
     ok = op(spec, "get", "/worlds/{world}/events")["responses"]["200"]["content"]
     assert list(ok) == ["text/event-stream"]
     item = ok["text/event-stream"]["itemSchema"]["properties"]
-    assert item["event"]["enum"] == ["activation", "keep-alive"]
+    assert item["event"]["enum"] == ["activation", "keep-alive", "error"]
     assert item["data"]["contentSchema"]["title"] == "ActivationEvent"
 
 

@@ -114,6 +114,7 @@ def require(needed: str) -> Callable[..., Actor]:
                 raise HTTPError(401, "missing bearer token: pass 'Authorization: Bearer "
                                 "<token>'") from None
             raise HTTPError(401, str(exc)) from None
+        request.state.bearer = token  # an event stream re-checks it (stream_auth.py)
         if not allows(info.role, needed):
             reason = f"role {info.role!r} may not do this; needs {needed!r}"
             await asyncio.to_thread(audit_failure, request, svc.store, 403, reason, info.id)

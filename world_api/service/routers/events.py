@@ -3,7 +3,8 @@
 Starts after ``?after=`` or the ``Last-Event-ID`` header (a reconnecting client's last
 seen seq), else from the first event; ``?once=1`` ends when caught up; a keep-alive event
 goes out every ``?heartbeat=`` seconds (default 15) so proxies keep the connection and
-subscribers (the order gate) know the world is there.
+subscribers (the order gate) know the world is there. A stream ends with its token: once
+the token is revoked or expires, a last ``event: error`` says which (``stream_auth.py``).
 
 >>> [r.path for r in router.routes]
 ['/worlds/{world}/events']
@@ -15,7 +16,7 @@ import asyncio
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse
 
 from qmtl.core.contracts import ActivationEvent, WorldId
@@ -24,6 +25,7 @@ from world_api.service.errors import HTTPError
 from world_api.service.event_feed import Closing
 from world_api.service.event_stream import KEEP_ALIVE, SEP, activation_events, keep_alive
 from world_api.service.openapi import sse_responses
+from world_api.service.stream_auth import watched
 
 router = APIRouter(prefix="/worlds/{world}/events", tags=["events"])
 
@@ -59,9 +61,12 @@ def parse_last_event_id(value: str) -> int:
 
 @router.get("", response_class=EventSourceResponse, responses=sse_responses(
     "The world's activation events (`event: activation`, `id:` its seq, `data:` the "
-    "ActivationEvent as JSON) and keep-alives (`event: keep-alive`, no data).",
-    ActivationEvent, ("activation", KEEP_ALIVE)))
+    "ActivationEvent as JSON) and keep-alives (`event: keep-alive`, no data); ends with "
+    "`event: error` (`data`: `{\"detail\": ..., \"reason\": \"revoked\"}` or `expired`) once "
+    "the token is revoked or expires.",
+    ActivationEvent, ("activation", KEEP_ALIVE, "error")))
 async def events(
+    request: Request,
     world: WorldId,
     svc: ServiceDep,
     who: ViewerDep,
@@ -77,7 +82,8 @@ async def events(
         start = parse_last_event_id(last_event_id)
     close = svc.tails.open_stream(who.id)  # 429 past the token's cap
     return EventSourceResponse(
-        Closing(activation_events(svc.tails, world, start or 0, once=once), close),
+        Closing(watched(request, svc,
+                        activation_events(svc.tails, world, start or 0, once=once)), close),
         ping=heartbeat,
         ping_message_factory=keep_alive,
         sep=SEP,

@@ -21,7 +21,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from qmtl.core.contracts import INT64_MAX, INT64_MIN, WorldId
@@ -41,6 +41,7 @@ from world_api.service.responses import (
 )
 from world_api.service.state import WorldService
 from world_api.service.store import NotFound
+from world_api.service.stream_auth import watched
 
 router = APIRouter(prefix="/worlds/{world}", tags=["world returns"])
 
@@ -112,9 +113,11 @@ def _snapshot(svc: WorldService, world: str) -> dict[str, Any]:
 @router.get("/updates", response_class=EventSourceResponse, responses=sse_responses(
     "The world's live updates from memory: `event: world` (a snapshot on connecting, then "
     "each time the world return moves), `event: metrics` after each accepted update, and "
-    "keep-alives (`event: keep-alive`, no data). Not stored, not resumable.",
-    WorldUpdate | StrategyUpdate, ("world", "metrics", KEEP_ALIVE)))
+    "keep-alives (`event: keep-alive`, no data). Not stored, not resumable. Ends with "
+    "`event: error` once the token is revoked or expires.",
+    WorldUpdate | StrategyUpdate, ("world", "metrics", KEEP_ALIVE, "error")))
 async def updates(
+    request: Request,
     world: WorldId,
     svc: ServiceDep,
     who: ViewerDep,
@@ -134,7 +137,7 @@ async def updates(
                 yield ServerSentEvent(data=json.dumps(data), event=name, sep=SEP)
 
     return EventSourceResponse(
-        Closing(stream(), close),
+        Closing(watched(request, svc, stream()), close),
         ping=heartbeat,
         ping_message_factory=keep_alive,
         sep=SEP,
