@@ -12,10 +12,12 @@ from world_api.service.routers import (
     activation,
     allocations,
     audit,
+    by_id,
     events,
     health,
     metrics,
     overrides,
+    owners,
     policy,
     stages,
     strategies,
@@ -36,5 +38,8 @@ ROUTERS: list[APIRouter] = [
     overrides.router,
     health.router,
     stages.router,
+    owners.router,
 ]
+by_id.normalized(ROUTERS)  # per-strategy routes look ids up in NFC
+ROUTERS.append(by_id.twins(ROUTERS))  # and have ?id= twins (by_id.py)
 """Every router, in the order the app mounts them."""

@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from qmtl.core.contracts import MetricsUpdate, WorldId
+from world_api.domain.consistency import Inconsistent, vet
 from world_api.service.deps import Actor, DeveloperDep, ServiceDep, bearer, require
 from world_api.service.errors import HTTPError, describe, known_error
 from world_api.service.openapi import error_responses, request_body
@@ -59,6 +60,15 @@ async def ingest_body(svc: WorldService, world: str, raw: bytes, who: Actor) -> 
         if u.world != world:
             svc.metrics.rejected(world, "wrong_world", len(updates))
             raise HTTPError(422, f"update for world {u.world!r} posted to world {world!r}")
+    vetted = []
+    for i, u in enumerate(updates):  # the world re-checks what it can (consistency.py)
+        try:
+            vetted.append(vet(u))
+        except Inconsistent as exc:
+            svc.metrics.rejected(world, "inconsistent", len(updates))
+            at = f"[{i}] " if isinstance(parsed, list) else ""
+            raise HTTPError(422, f"{at}{exc}") from None
+    updates = vetted
     if svc.ingests is None:
         raise RuntimeError("the service has no ingest queue: make the app with create_app")
     return await svc.ingests.submit(world, (updates, who))
