@@ -24,6 +24,7 @@ from world_api.service.routers import (
     world_returns,
     worlds,
 )
+from world_api.service.strict_json import strict_routes
 
 ROUTERS: list[APIRouter] = [
     worlds.router,
@@ -42,4 +43,5 @@ ROUTERS: list[APIRouter] = [
 ]
 by_id.normalized(ROUTERS)  # per-strategy routes look ids up in NFC
 ROUTERS.append(by_id.twins(ROUTERS))  # and have ?id= twins (by_id.py)
+strict_routes(ROUTERS)  # a JSON body may not repeat a key (strict_json.py)
 """Every router, in the order the app mounts them."""

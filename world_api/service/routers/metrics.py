@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from qmtl.core.contracts import MetricsUpdate, WorldId
+from world_api.domain import strict
 from world_api.domain.consistency import Inconsistent, vet
 from world_api.service.deps import Actor, DeveloperDep, ServiceDep, bearer, require
 from world_api.service.errors import HTTPError, describe, known_error
@@ -55,6 +56,11 @@ async def ingest_body(svc: WorldService, world: str, raw: bytes, who: Actor) -> 
     except ValidationError as exc:
         svc.metrics.rejected(world, "invalid")
         raise HTTPError(422, describe(exc.errors())) from None
+    try:
+        strict.check_json(raw)  # a repeated key would be read as its last value
+    except strict.DuplicateKey as exc:
+        svc.metrics.rejected(world, "invalid")
+        raise HTTPError(422, f"body: {exc}") from None
     updates = parsed if isinstance(parsed, list) else [parsed]
     for u in updates:
         if u.world != world:
