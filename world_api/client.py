@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from httpx_sse import EventSource, SSEError, connect_sse
@@ -121,6 +122,31 @@ def _sse_detail(data: str) -> str:
     return str(body.get("detail", data)) if isinstance(body, dict) else data
 
 
+def seg(text: str) -> str:
+    """``text`` percent-encoded as one URL path segment (``/``, ``?``, ``#``, ``%`` and
+    every non-ASCII character encoded).
+
+    >>> seg("a?b/c d")
+    'a%3Fb%2Fc%20d'
+    """
+    return quote(text, safe="")
+
+
+def strategy_path(world: str, strategy_id: str, sub: str = "") -> tuple[str, dict[str, str]]:
+    """The path and query parameters of a per-strategy endpoint: the id as an encoded
+    path segment, or, for an id a path segment cannot carry (one with ``/``, or only dots),
+    as ``?id=`` on the twin route (``world_api/service/routers/by_id.py``).
+
+    >>> strategy_path("w", "a?b", "/override")
+    ('/worlds/w/strategies/a%3Fb/override', {})
+    >>> strategy_path("w", "evil/slash")
+    ('/worlds/w/strategy', {'id': 'evil/slash'})
+    """
+    if "/" in strategy_id or set(strategy_id) <= {"."}:
+        return f"/worlds/{seg(world)}/strategy{sub}", {"id": strategy_id}
+    return f"/worlds/{seg(world)}/strategies/{seg(strategy_id)}{sub}", {}
+
+
 def _present(**params: Any) -> dict[str, Any]:
     """The query parameters that are not None.
 
@@ -157,7 +183,7 @@ class EventStream:
                  headers: dict[str, str], timeout: httpx.Timeout) -> None:
         self.world = world
         self._what = f"GET /worlds/{world}/events"
-        self._cm = connect_sse(http, "GET", f"/worlds/{world}/events", params=params,
+        self._cm = connect_sse(http, "GET", f"/worlds/{seg(world)}/events", params=params,
                                headers=headers, timeout=timeout)
         self._source: EventSource | None = None
         self._socket: socket.socket | None = None
@@ -277,16 +303,16 @@ class WorldServiceClient:
 
     def world(self, world: str) -> dict[str, Any]:
         """A world with its ``policy_version`` and ``seq``."""
-        return self.call("GET", f"/worlds/{world}")
+        return self.call("GET", f"/worlds/{seg(world)}")
 
     def put_policy(self, world: str, text: str) -> dict[str, Any]:
         """Set a new policy version from YAML or JSON text; ``{version, events}``."""
-        return self.call("PUT", f"/worlds/{world}/policy", content=text)
+        return self.call("PUT", f"/worlds/{seg(world)}/policy", content=text)
 
     def policy(self, world: str, version: int | None = None) -> dict[str, Any]:
         """The current policy (or ``version``): ``{world, version, policy}``."""
         params = {} if version is None else {"version": version}
-        return self.call("GET", f"/worlds/{world}/policy", params=params)
+        return self.call("GET", f"/worlds/{seg(world)}/policy", params=params)
 
     # -- metrics and views -------------------------------------------------------------------
     def post_metrics(self, world: str, updates: Sequence[MetricsUpdate] | str) -> dict[str, Any]:
@@ -294,47 +320,48 @@ class WorldServiceClient:
         ``{accepted, duplicates, events}``."""
         body = updates if isinstance(updates, str) else (
             "[" + ",".join(u.model_dump_json() for u in updates) + "]")
-        return self.call("POST", f"/worlds/{world}/metrics", content=body,
+        return self.call("POST", f"/worlds/{seg(world)}/metrics", content=body,
                          headers={"content-type": "application/json"})
 
     def strategies(self, world: str) -> list[dict[str, Any]]:
         """Every strategy's view, ranked ones first."""
-        return self.call("GET", f"/worlds/{world}/strategies")
+        return self.call("GET", f"/worlds/{seg(world)}/strategies")
 
     def strategy(self, world: str, strategy_id: str) -> dict[str, Any]:
         """One strategy's view (status, weight, rank, metrics, hints, ...)."""
-        return self.call("GET", f"/worlds/{world}/strategies/{strategy_id}")
+        path, params = strategy_path(world, strategy_id)
+        return self.call("GET", path, params=params)
 
     def strategy_returns(self, world: str, strategy_id: str, *, after: int | None = None,
                          limit: int | None = None) -> dict[str, Any]:
         """A strategy's kept timed returns: ``{strategy_id, points: [{ts, return, equity}]}``."""
-        return self.call("GET", f"/worlds/{world}/strategies/{strategy_id}/returns",
-                         params=_present(after=after, limit=limit))
+        path, params = strategy_path(world, strategy_id, "/returns")
+        return self.call("GET", path, params={**params, **_present(after=after, limit=limit)})
 
     def world_returns(self, world: str, kind: str = "realized", *, after: int | None = None,
                       limit: int | None = None) -> dict[str, Any]:
         """The world's own return, ``kind`` ``realized`` or ``pro_forma``:
         ``{world, kind, points: [{ts, return, equity}]}`` (``after``: points with a later
         ts; ``limit``: at most this many)."""
-        return self.call("GET", f"/worlds/{world}/returns",
+        return self.call("GET", f"/worlds/{seg(world)}/returns",
                          params=_present(kind=kind, after=after, limit=limit))
 
     def world_metrics(self, world: str) -> dict[str, Any]:
         """The metrics of the world's return: ``{world, realized: {n_bars, metrics},
         pro_forma: {n_bars, metrics}}``."""
-        return self.call("GET", f"/worlds/{world}/metrics")
+        return self.call("GET", f"/worlds/{seg(world)}/metrics")
 
     def activation(self, world: str) -> dict[str, Any]:
         """The activation table and the seq it is at."""
-        return self.call("GET", f"/worlds/{world}/activation")
+        return self.call("GET", f"/worlds/{seg(world)}/activation")
 
     def allocations(self, world: str) -> dict[str, Any]:
         """The published weights."""
-        return self.call("GET", f"/worlds/{world}/allocations")
+        return self.call("GET", f"/worlds/{seg(world)}/allocations")
 
     def plan(self, world: str) -> dict[str, Any]:
         """Make an allocation plan."""
-        return self.call("POST", f"/worlds/{world}/allocations/plan")
+        return self.call("POST", f"/worlds/{seg(world)}/allocations/plan")
 
     def apply(self, world: str, plan_id: str, overrides: dict[str, float] | None = None,
               drain: float | None = None) -> dict[str, Any]:
@@ -343,7 +370,7 @@ class WorldServiceClient:
         body: dict[str, Any] = {"plan_id": plan_id, "overrides": overrides or {}}
         if drain is not None:
             body["drain"] = drain
-        return self.call("POST", f"/worlds/{world}/allocations/apply", json=body)
+        return self.call("POST", f"/worlds/{seg(world)}/allocations/apply", json=body)
 
     def put_override(self, world: str, strategy_id: str, state: str, reason: str,
                      weight: float | None = None,
@@ -351,16 +378,46 @@ class WorldServiceClient:
         """Force a strategy active or inactive (or pin its weight) until cleared or
         ``expires_in`` seconds from now."""
         body = _present(state=state, reason=reason, weight=weight, expires_in=expires_in)
-        return self.call("PUT", f"/worlds/{world}/strategies/{strategy_id}/override",
-                         json=body)
+        path, params = strategy_path(world, strategy_id, "/override")
+        return self.call("PUT", path, params=params, json=body)
 
     def clear_override(self, world: str, strategy_id: str) -> dict[str, Any]:
         """Clear a strategy's override."""
-        return self.call("DELETE", f"/worlds/{world}/strategies/{strategy_id}/override")
+        path, params = strategy_path(world, strategy_id, "/override")
+        return self.call("DELETE", path, params=params)
+
+    def approve(self, world: str, strategy_id: str) -> dict[str, Any]:
+        """Approve a strategy's waiting promotion to live (operator)."""
+        path, params = strategy_path(world, strategy_id, "/approve")
+        return self.call("POST", path, params=params)
+
+    # -- owners ------------------------------------------------------------------------------
+    def owners(self, world: str) -> list[dict[str, Any]]:
+        """Every strategy's owner: ``[{world, strategy_id, owner, operator_owned}]``."""
+        return self.call("GET", f"/worlds/{seg(world)}/owners")
+
+    def owner(self, world: str, strategy_id: str) -> dict[str, Any]:
+        """One strategy's owner (``owner`` None: operator-owned)."""
+        path, params = strategy_path(world, strategy_id, "/owner")
+        return self.call("GET", path, params=params)
+
+    def transfer_owner(self, world: str, strategy_id: str, owner: str | None) -> dict[str, Any]:
+        """Give a strategy to ``owner`` (None: operator-owned); operator, audited."""
+        path, params = strategy_path(world, strategy_id, "/owner")
+        return self.call("PUT", path, params=params, json={"owner": owner})
+
+    def submitters(self, world: str) -> list[str] | None:
+        """The owners who may submit to ``world`` (None: any developer)."""
+        return self.call("GET", f"/worlds/{seg(world)}/submitters")["owners"]
+
+    def set_submitters(self, world: str, owners: Sequence[str] | None) -> list[str] | None:
+        """Restrict who may submit to ``world`` (None lifts it); operator, audited."""
+        body = {"owners": None if owners is None else list(owners)}
+        return self.call("PUT", f"/worlds/{seg(world)}/submitters", json=body)["owners"]
 
     def overrides(self, world: str) -> list[dict[str, Any]]:
         """The world's stored overrides."""
-        return self.call("GET", f"/worlds/{world}/overrides")["overrides"]
+        return self.call("GET", f"/worlds/{seg(world)}/overrides")["overrides"]
 
     def audit(
         self,
@@ -379,7 +436,7 @@ class WorldServiceClient:
             ("actor", actor), ("action", action), ("since", since), ("until", until))
             if v is not None}
         rows: list[dict[str, Any]] = []
-        path = f"/worlds/{world}/audit"
+        path = f"/worlds/{seg(world)}/audit"
         while limit is None or len(rows) < limit:
             if limit is not None:
                 params["limit"] = min(limit - len(rows), 1000)

@@ -112,12 +112,12 @@ def serve(
     import uvicorn
 
     from world_api.service.app import create_app
-    from world_api.service.ingest_limits import IngestLimits
     from world_api.service.connection_limits import (
         ConnectionLimits,
         raise_open_files,
         uvicorn_options,
     )
+    from world_api.service.ingest_limits import IngestLimits
     from world_api.service.store import StoreError
 
     tls = _check_tls(ssl_certfile, ssl_keyfile)

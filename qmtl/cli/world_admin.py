@@ -16,7 +16,7 @@ import typer
 
 from qmtl.cli.common import DebugOpt, console, fail
 from qmtl.cli.world import TokenOption, UrlOption, _client, world_app
-from world_api.client import DEFAULT_URL
+from world_api.client import DEFAULT_URL, seg
 
 
 @world_app.command()
@@ -35,7 +35,7 @@ def update(
     if not body:
         raise fail("nothing to update: pass --name, --capital or --mode")
     with _client(url, token, debug) as client:
-        out = client.call("PATCH", f"/worlds/{world}", json=body)
+        out = client.call("PATCH", f"/worlds/{seg(world)}", json=body)
     console.print(f"world {world!r}: name {out['name']!r}, capital {out['capital']:g}, "
                   f"mode {out['mode']}", highlight=False)
 
@@ -58,7 +58,7 @@ def delete(
             f"delete world {world!r} and all its data{' (forced)' if force else ''}?"):
         raise fail("not deleted")
     with _client(url, token, debug) as client:
-        out = client.call("DELETE", f"/worlds/{world}",
+        out = client.call("DELETE", f"/worlds/{seg(world)}",
                           params={"force": "true"} if force else None)
     total = sum(n for table, n in out["rows"].items() if table != "worlds")
     held = f"; {len(out['holders'])} held positions ({', '.join(out['holders'])})" \

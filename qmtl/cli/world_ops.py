@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -59,6 +59,25 @@ def parse_weights(items: list[str]) -> dict[str, float]:
     return out
 
 
+def apply_lines(control: list[dict[str, Any]], events: list[dict[str, Any]]) -> list[str]:
+    """The lines ``qmtl world apply`` prints: the apply's steps (control events) and the
+    activation events it caused, together in seq order (the order they happened).
+
+    >>> apply_lines([{"seq": 1, "step": "freeze"}, {"seq": 4, "step": "unfreeze",
+    ...              "outcome": "applied"}],
+    ...             [{"seq": 3, "strategy_id": "a", "active": True, "weight": 0.5}])
+    ['seq      1  freeze', 'seq      3  a: active 0.5000', 'seq      4  unfreeze (applied)']
+    """
+    lines = []
+    for c in control:
+        extra = f" ({c['outcome']})" if c.get("outcome") else ""
+        lines.append((c["seq"], f"seq {c['seq']:>6}  {c['step']}{extra}"))
+    for e in events:
+        state = f"active {e['weight']:.4f}" if e["active"] else "inactive"
+        lines.append((e["seq"], f"seq {e['seq']:>6}  {e['strategy_id']}: {state}"))
+    return [text for _, text in sorted(lines, key=lambda x: x[0])]
+
+
 @world_app.command()
 def plan(
     world: Annotated[str, typer.Argument(help="World id.")],
@@ -96,12 +115,8 @@ def apply(
     overrides = parse_weights(weight or [])
     with _client(url, token, debug) as client:
         out = client.apply(world, plan_id, overrides, drain=drain)
-    for c in out["control"]:
-        extra = f" ({c['outcome']})" if c.get("outcome") else ""
-        console.print(f"seq {c['seq']:>6}  {c['step']}{extra}", highlight=False)
-    for e in out["events"]:
-        state = f"active {e['weight']:.4f}" if e["active"] else "inactive"
-        console.print(f"seq {e['seq']:>6}  {e['strategy_id']}: {state}", highlight=False)
+    for line in apply_lines(out["control"], out["events"]):
+        console.print(line, highlight=False)
     console.print(f"plan {plan_id} applied to world {world!r}", highlight=False)
 
 

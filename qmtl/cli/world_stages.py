@@ -30,6 +30,6 @@ def approve(
     switches from paper fills to real orders. Exits 1 when it does not wait for approval
     (the message says why)."""
     with _client(url, token, debug) as client:
-        out = client.call("POST", f"/worlds/{world}/strategies/{strategy_id}/approve")
+        out = client.approve(world, strategy_id)
     seqs = ", ".join(str(e["seq"]) for e in out["events"])
     console.print(f"{strategy_id} is {out['stage']} in world {world} (event seq {seqs})")

@@ -22,6 +22,7 @@ T0 = 1_704_067_200 * 10**9  # 2024-01-01 00:00 UTC, a Monday
 POLICY = "top_k: 2\nallocation: {method: inverse_vol}\n"
 VOL = {"wk": 0.010, "cr": 0.015, "hr": 0.002, "lag": 0.012}
 LAG = 3
+WARMUP = 20
 
 
 def _times(sid: str, k: int) -> list[int]:
@@ -38,7 +39,9 @@ def updates(rounds: int, seed: int = 0, world: str = "w") -> list[MetricsUpdate]
     """The updates in the order they are posted."""
     rng = np.random.default_rng(seed)
     made: dict[str, list[MetricsUpdate]] = {sid: [] for sid in VOL}
-    bars = dict.fromkeys(VOL, 0)
+    # each run had warm-up bars before its first return: an update never carries its whole
+    # history, so the world cannot recompute the (random) Sharpe it claims (consistency.py)
+    bars = dict.fromkeys(VOL, WARMUP)
     for k in range(rounds):
         for sid, vol in VOL.items():
             ts = _times(sid, k)

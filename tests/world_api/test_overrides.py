@@ -98,7 +98,10 @@ def test_an_override_expires_and_the_world_decides_again():
 
 
 def test_manual_mode_waits_for_an_applied_plan_which_then_holds(client):  # noqa: F811
-    client.put("/worlds/w1/policy", content=OPEN + "allocation: {method: equal, mode: manual}")
+    # (this policy once repeated `allocation:` after OPEN's, and the last one won silently)
+    manual = "top_k: 2\nallocation: {method: equal, mode: manual}"
+    r = client.put("/worlds/w1/policy", content=manual)
+    assert r.status_code == 200, r.text
     client.post("/worlds/w1/metrics", json=[update("a", 1, 2.0), update("b", 1, 1.0)])
     assert client.get("/worlds/w1/allocations").json()["weights"] == {}  # nothing changed
     plan = client.post("/worlds/w1/allocations/plan").json()

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from qmtl.core.contracts import METRIC_NAMES
 from qmtl.core.errors import QmtlError
+from world_api.domain import strict
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -262,10 +263,14 @@ def parse_policy(text: str | dict[str, Any]) -> Policy:
         data: Any = text
     else:
         try:
-            data = json.loads(text)
+            data = strict.loads(text)  # a repeated key is an error (strict.py)
+        except strict.DuplicateKey as exc:
+            raise PolicyError(f"policy: {exc}") from None
         except json.JSONDecodeError:
             try:
-                data = yaml.safe_load(text)
+                data = strict.yaml_load(text)
+            except strict.DuplicateKey as exc:
+                raise PolicyError(f"policy: {exc}") from None
             except yaml.YAMLError as exc:
                 raise PolicyError(f"policy is neither valid JSON nor YAML: {exc}") from None
             except RecursionError:

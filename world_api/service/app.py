@@ -36,6 +36,7 @@ from world_api.service.ingest_limits import IngestLimits
 from world_api.service.kafka_relay import KafkaRelay
 from world_api.service.observability import Observe
 from world_api.service.openapi import document
+from world_api.service.ownership import log_legacy_ids
 from world_api.service.routers import ROUTERS, metrics
 from world_api.service.routers.metrics import FastIngest
 from world_api.service.state import WorldService
@@ -161,6 +162,7 @@ def create_app(
                               max_weight=svc.ingest_limits.max_updates)
     for apply_id, outcome in recover(backend):  # applies a crash left frozen
         log.warning("apply %s interrupted: %s after restart", apply_id, outcome)
+    log_legacy_ids(backend)  # ids stored before the id alphabet (ownership.py)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -103,6 +103,7 @@ def ingest_group(
         watched = svc.broadcast.subscribers(world) > 0
         changes: list[Change] = []
         keys: list[Key] = []
+        claimed: dict[str, str] = {}  # strategies seen for the first time (ownership.py)
         for updates, who in requests:
             # new strategies: checked before anything of the request changes (422)
             new = {u.strategy_id for u in updates if u.strategy_id not in engine.strategies}
@@ -113,11 +114,20 @@ def ingest_group(
                 outcomes.append(exc)
                 continue
             try:
+                claims = svc.owners.claims(world, who, [u.strategy_id for u in updates],
+                                           claimed, engine.strategies)
+            except HTTPError as exc:
+                svc.metrics.rejected(world, "forbidden" if exc.status == 403 else "invalid",
+                                     len(updates))
+                outcomes.append(exc)
+                continue
+            try:
                 fresh, duplicates = _fresh(updates, engine, taken, lasts)
             except StaleUpdate as exc:
                 svc.metrics.rejected(world, "stale", len(updates))
                 outcomes.append(HTTPError(409, str(exc)))
                 continue
+            claimed.update(claims)
             before = len(changes)
             for u in fresh:
                 changes += engine.ingest(u)
@@ -140,7 +150,10 @@ def ingest_group(
         if not audits:  # every request was refused before the engine changed
             return None
 
+        own = svc.owners.writer(world, claimed)
+
         def audit(conn: Any, seq: int) -> int:
+            own(conn, seq)
             svc.store._audit_rows(
                 conn,
                 world,

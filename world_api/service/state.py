@@ -32,6 +32,7 @@ from world_api.service.event_feed import Tails
 from world_api.service.group_commit import GroupCommit
 from world_api.service.ingest_limits import IngestLimits
 from world_api.service.observability import ServiceMetrics
+from world_api.service.ownership import OwnerBook
 from world_api.service.store import Store
 
 EngineChange = Callable[[WorldEngine], tuple[list[Change], dict[str, Any]] | None]
@@ -100,6 +101,7 @@ class WorldService:
         # ingest.py); create_app sets it
         self.ingests: GroupCommit[Any] | None = None
         self.ingest_limits = IngestLimits.from_env()  # what one request may cause
+        self.owners = OwnerBook(store)  # who owns each strategy (ownership.py)
 
     def lock(self, world: str) -> threading.Lock:
         """The lock that serializes ``world``'s writes (and reads that must be consistent)."""
@@ -131,6 +133,7 @@ class WorldService:
     def forget(self, world: str) -> None:
         """Drop ``world``'s in-memory engine (it is rebuilt from the store on next use)."""
         self._engines.pop(world, None)
+        self.owners.forget(world)
 
     def write(
         self,

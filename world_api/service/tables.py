@@ -143,3 +143,21 @@ applies = Table(
     Column("updated", BigInteger, nullable=False),
 )
 """Two-phase applies of allocation plans, step by step (recovered on startup)."""
+
+strategy_owners = Table(
+    "strategy_owners",
+    metadata,
+    Column("world", Text, primary_key=True),
+    Column("strategy_id", Text, primary_key=True),
+    Column("owner", Text),  # the token owner that first submitted it; NULL: operator-owned
+    Column("since", BigInteger, nullable=False),
+)
+"""Who owns each strategy of a world (migration 0007; see ``world_api.service.ownership``)."""
+
+world_submitters = Table(
+    "world_submitters",
+    metadata,
+    Column("world", Text, primary_key=True),
+    Column("owners", Text, nullable=False),  # JSON list of the owners who may submit
+)
+"""A world's restriction of who may submit (no row: any developer)."""

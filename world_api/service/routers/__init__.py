@@ -12,16 +12,19 @@ from world_api.service.routers import (
     activation,
     allocations,
     audit,
+    by_id,
     events,
     health,
     metrics,
     overrides,
+    owners,
     policy,
     stages,
     strategies,
     world_returns,
     worlds,
 )
+from world_api.service.strict_json import strict_routes
 
 ROUTERS: list[APIRouter] = [
     worlds.router,
@@ -36,5 +39,9 @@ ROUTERS: list[APIRouter] = [
     overrides.router,
     health.router,
     stages.router,
+    owners.router,
 ]
+by_id.normalized(ROUTERS)  # per-strategy routes look ids up in NFC
+ROUTERS.append(by_id.twins(ROUTERS))  # and have ?id= twins (by_id.py)
+strict_routes(ROUTERS)  # a JSON body may not repeat a key (strict_json.py)
 """Every router, in the order the app mounts them."""

@@ -24,6 +24,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from qmtl.core.contracts import MetricsUpdate, WorldId
+from world_api.domain import strict
+from world_api.domain.consistency import Inconsistent, vet
 from world_api.service.deps import Actor, DeveloperDep, ServiceDep, bearer, require
 from world_api.service.errors import HTTPError, describe, known_error
 from world_api.service.ingest_limits import admit
@@ -55,11 +57,25 @@ async def ingest_body(svc: WorldService, world: str, raw: bytes, who: Actor) -> 
     except ValidationError as exc:
         svc.metrics.rejected(world, "invalid")
         raise HTTPError(422, describe(exc.errors())) from None
+    try:
+        strict.check_json(raw)  # a repeated key would be read as its last value
+    except strict.DuplicateKey as exc:
+        svc.metrics.rejected(world, "invalid")
+        raise HTTPError(422, f"body: {exc}") from None
     updates = parsed if isinstance(parsed, list) else [parsed]
     for u in updates:
         if u.world != world:
             svc.metrics.rejected(world, "wrong_world", len(updates))
             raise HTTPError(422, f"update for world {u.world!r} posted to world {world!r}")
+    vetted = []
+    for i, u in enumerate(updates):  # the world re-checks what it can (consistency.py)
+        try:
+            vetted.append(vet(u))
+        except Inconsistent as exc:
+            svc.metrics.rejected(world, "inconsistent", len(updates))
+            at = f"[{i}] " if isinstance(parsed, list) else ""
+            raise HTTPError(422, f"{at}{exc}") from None
+    updates = vetted
     if svc.ingests is None:
         raise RuntimeError("the service has no ingest queue: make the app with create_app")
     admit(svc, world, len(updates))  # 413, 429: ingest_limits.py
