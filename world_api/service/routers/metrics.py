@@ -15,6 +15,7 @@ the fast path leaves to it (a world id it would refuse, any other method).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -52,12 +53,14 @@ async def ingest_body(svc: WorldService, world: str, raw: bytes, who: Actor) -> 
     try:
         parsed = adapter.validate_json(raw)
     except ValidationError as exc:
-        svc.metrics.rejected(world, "invalid")
+        known = await asyncio.to_thread(svc.world_exists, world)  # no label per bad path
+        svc.metrics.rejected(world, "invalid", known=known)
         raise HTTPError(422, describe(exc.errors())) from None
     updates = parsed if isinstance(parsed, list) else [parsed]
     for u in updates:
         if u.world != world:
-            svc.metrics.rejected(world, "wrong_world", len(updates))
+            known = await asyncio.to_thread(svc.world_exists, world)
+            svc.metrics.rejected(world, "wrong_world", len(updates), known=known)
             raise HTTPError(422, f"update for world {u.world!r} posted to world {world!r}")
     if svc.ingests is None:
         raise RuntimeError("the service has no ingest queue: make the app with create_app")
