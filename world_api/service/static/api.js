@@ -150,6 +150,13 @@ export function esc(text) {
     { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
 
+// A label for plotly to draw as text. plotly reads tags in its labels (<a href> becomes a
+// working link, <span style> restyles it) and decodes &lt; &gt; &amp;, so a strategy id
+// with markup is escaped here and shown as written.
+export function plotText(text) {
+  return String(text ?? "").replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" }[c]));
+}
+
 export function fmt(value, digits = 4) {
   if (value === null || value === undefined || Number.isNaN(value)) return "–";
   if (typeof value !== "number") return String(value);

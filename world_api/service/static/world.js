@@ -4,7 +4,7 @@
 // pushes (/updates); without /updates on the server it polls instead.
 
 import {
-  allPoints, ApiError, esc, fmt, follow, get, loadPlotly, nsToDate, request, setLive, stamp,
+  allPoints, ApiError, esc, fmt, follow, get, loadPlotly, nsToDate, plotText, request, setLive, stamp,
 } from "./api.js";
 import { ActivationTable } from "./table.js";
 
@@ -93,7 +93,7 @@ export async function worldPage(app, world, session, crumbs) {
       .sort((a, b) => Math.abs(b.contribution) - Math.abs(a.contribution)).slice(0, 25).reverse();
     Plotly.react("chart-contrib", [{
       type: "bar", orientation: "h", name: "contribution",
-      x: rows.map((v) => v.contribution), y: rows.map((v) => v.strategy_id),
+      x: rows.map((v) => v.contribution), y: rows.map((v) => plotText(v.strategy_id)),
       marker: { color: rows.map((v) => (v.contribution >= 0 ? "#15803d" : "#b91c1c")) },
     }], layout({ showlegend: false, margin: { ...MARGIN, l: 110 } }), CONFIG);
   };
@@ -102,7 +102,7 @@ export async function worldPage(app, world, session, crumbs) {
     const ids = Object.keys(state.weights).sort((a, b) => state.weights[b] - state.weights[a]);
     const invested = ids.reduce((s, k) => s + state.weights[k], 0);
     Plotly.react("chart-alloc", [{
-      type: "bar", name: "weight", x: [...ids, "cash"],
+      type: "bar", name: "weight", x: [...ids.map(plotText), "cash"],
       y: [...ids.map((k) => state.weights[k]), Math.max(0, 1 - invested)],
     }], layout({ showlegend: false, yaxis: { tickformat: ".0%" } }), CONFIG);
   };
