@@ -181,13 +181,16 @@ export function stamp(ns) {
 const links = {};
 
 // The badge in the top bar: "live" when every link of the page is connected, "offline"
-// while one is down, "polling" when the server has no update stream.
+// while one is down, "polling" when the server has no update stream; hidden on a page with
+// no links (state "none": the worlds list, read once).
 export function setLive(name, state) {
   links[name] = state;
-  const states = Object.values(links);
-  const all = states.includes("off") ? "off" : states.includes("poll") ? "poll" : "on";
+  const states = Object.values(links).filter((s) => s !== "none");
+  const all = !states.length ? "none"
+    : states.includes("off") ? "off" : states.includes("poll") ? "poll" : "on";
   const el = document.getElementById("live");
   if (!el) return;
   el.dataset.state = all;
-  el.textContent = { on: "live", poll: "polling", off: "offline" }[all];
+  el.hidden = all === "none";
+  el.textContent = { on: "live", poll: "polling", off: "offline", none: "" }[all];
 }
