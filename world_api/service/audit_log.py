@@ -86,6 +86,7 @@ class AuditLog:
         action: str | None = None,
         since: int | None = None,
         until: int | None = None,
+        not_action: str | None = None,
     ) -> list[dict[str, Any]]:
         """The world's audit rows (oldest first, or ``newest_first``), at most ``limit``;
         ``world=None`` gives the service's own rows (tokens made and revoked, failed
@@ -96,7 +97,8 @@ class AuditLog:
 
         Each row carries its ``id``, increasing with time: ``before`` keeps rows with a
         smaller id (the cursor of the next page of a newest-first listing is the last row's
-        id). ``actor``/``action`` keep rows that equal them; ``since``/``until`` keep rows
+        id). ``actor``/``action`` keep rows that equal them, ``not_action`` those that do not
+        have that action; ``since``/``until`` keep rows
         with ``since <= ts <= until`` (epoch ns).
         """
         a = t.audit.c
@@ -109,6 +111,8 @@ class AuditLog:
             query = query.where(a.actor == actor)
         if action is not None:
             query = query.where(a.action == action)
+        if not_action is not None:
+            query = query.where(a.action != not_action)
         if since is not None:
             query = query.where(a.ts >= since)
         if until is not None:

@@ -62,6 +62,9 @@ switched on, e.g. by :func:`json_logging`: a process that logs ``qmtl`` at INFO 
 with its embedded world) must not get a line per request."""
 ACCESS.setLevel(logging.WARNING)
 
+UNKNOWN_WORLD = "_unknown"
+"""The ``world`` label of what was posted to a world that does not exist."""
+
 _STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -106,9 +109,18 @@ class ServiceMetrics:
         self._ingested.labels(world).inc(accepted)
         self._duplicates.labels(world).inc(duplicates)
 
-    def rejected(self, world: str, reason: str, n: int = 1) -> None:
-        """Count ``n`` refused updates (see the module docstring for ``reason``)."""
-        self._rejected.labels(world, reason).inc(n)
+    def rejected(self, world: str, reason: str, n: int = 1, known: bool = True) -> None:
+        """Count ``n`` refused updates (see the module docstring for ``reason``); those
+        posted to a world that does not exist (``known`` false) are counted under the world
+        label :data:`UNKNOWN_WORLD`, so that bad paths cannot make a series each.
+
+        >>> m = ServiceMetrics()
+        >>> for k in range(3):
+        ...     m.rejected(f"nope{k}", "invalid", known=False)
+        >>> m.value("qmtl_world_updates_rejected_total", world=UNKNOWN_WORLD, reason="invalid")
+        3.0
+        """
+        self._rejected.labels(world if known else UNKNOWN_WORLD, reason).inc(n)
 
     def written(self, world: str, events: Sequence[Any], kafka: int, dashboard: int) -> None:
         """Count a committed write's activation events and what was published after it."""

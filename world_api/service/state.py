@@ -33,7 +33,7 @@ from world_api.service.group_commit import GroupCommit
 from world_api.service.ingest_limits import IngestLimits
 from world_api.service.observability import ServiceMetrics
 from world_api.service.ownership import OwnerBook
-from world_api.service.store import Store
+from world_api.service.store import NotFound, Store
 
 EngineChange = Callable[[WorldEngine], tuple[list[Change], dict[str, Any]] | None]
 """A write: given the world's engine, the changes it made and the store's commit arguments
@@ -92,6 +92,7 @@ class WorldService:
         self.relay = relay
         self._locks: dict[str, threading.Lock] = {}
         self._engines: dict[str, WorldEngine] = {}
+        self._exists: set[str] = set()  # worlds found in the store (world_exists)
         self._guard = threading.Lock()
         self.version = 0  # bumped on every write that produced events
         self.broadcast = Broadcaster()  # live updates for the dashboard (not stored)
@@ -134,6 +135,19 @@ class WorldService:
         """Drop ``world``'s in-memory engine (it is rebuilt from the store on next use)."""
         self._engines.pop(world, None)
         self.owners.forget(world)
+        self._exists.discard(world)
+
+    def world_exists(self, world: str) -> bool:
+        """True when ``world`` is in memory or in the store (a store read the first time:
+        call it off the event loop); only worlds found are remembered."""
+        if world in self._engines or world in self._exists:
+            return True
+        try:
+            self.store.get_world(world)
+        except NotFound:
+            return False
+        self._exists.add(world)
+        return True
 
     def write(
         self,

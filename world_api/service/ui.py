@@ -45,6 +45,7 @@ from fastapi.staticfiles import StaticFiles
 from qmtl.core.contracts import WorldId
 from world_api.service.deps import BearerDep, ServiceDep, ViewerDep, require
 from world_api.service.errors import HTTPError
+from world_api.service.security_headers import SecurityHeaders
 from world_api.service.store import NotFound
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -196,6 +197,7 @@ def install(app: FastAPI) -> None:
     ['/docs', '/docs/oauth2-redirect']
     """
     app.include_router(router)
+    app.add_middleware(SecurityHeaders)  # nosniff everywhere, a CSP on the pages
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
     app.mount("/ui/vendor/docs", StaticFiles(directory=DOCS_ASSETS), name="ui-docs-assets")
     title = app.title

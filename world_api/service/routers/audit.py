@@ -2,7 +2,8 @@
 
 Query parameters: ``limit`` (1..1000, default 1000), ``before`` (the cursor: rows with an
 ``id`` below it; the ``X-Next-Cursor`` response header gives it for the next page, absent on
-the last one), ``actor``, ``action`` (exact), ``since``/``until`` (epoch ns, inclusive).
+the last one), ``actor``, ``action`` (exact), ``not_action`` (rows of any other action),
+``since``/``until`` (epoch ns, inclusive).
 
 >>> [r.path for r in router.routes]
 ['/worlds/{world}/audit']
@@ -56,6 +57,8 @@ def audit(
     before: Annotated[int | None, Query(ge=1, description="cursor: rows with id below")] = None,
     actor: Annotated[str | None, Query(max_length=200)] = None,
     action: Annotated[str | None, Query(max_length=200)] = None,
+    not_action: Annotated[str | None, Query(max_length=200, description=(
+        "leave out rows of this action (the dashboard: `post_metrics`)"))] = None,
     since: Annotated[int | None, Query(ge=0, description="epoch ns, inclusive")] = None,
     until: Annotated[int | None, Query(ge=0, description="epoch ns, inclusive")] = None,
 ) -> list[dict[str, Any]]:
@@ -65,7 +68,7 @@ def audit(
     if since is not None and until is not None and since > until:
         raise HTTPError(422, f"since ({since}) must not be after until ({until})")
     rows = store.audit_log(world, limit + 1, newest_first=True, before=before, actor=actor,
-                           action=action, since=since, until=until)
+                           action=action, since=since, until=until, not_action=not_action)
     if len(rows) > limit:
         rows = rows[:limit]
         response.headers[NEXT_CURSOR] = str(rows[-1]["id"])

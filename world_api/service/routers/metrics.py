@@ -15,6 +15,7 @@ the fast path leaves to it (a world id it would refuse, any other method).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -55,7 +56,8 @@ async def ingest_body(svc: WorldService, world: str, raw: bytes, who: Actor) -> 
     try:
         parsed = adapter.validate_json(raw)
     except ValidationError as exc:
-        svc.metrics.rejected(world, "invalid")
+        known = await asyncio.to_thread(svc.world_exists, world)  # no label per bad path
+        svc.metrics.rejected(world, "invalid", known=known)
         raise HTTPError(422, describe(exc.errors())) from None
     try:
         strict.check_json(raw)  # a repeated key would be read as its last value
@@ -65,7 +67,8 @@ async def ingest_body(svc: WorldService, world: str, raw: bytes, who: Actor) -> 
     updates = parsed if isinstance(parsed, list) else [parsed]
     for u in updates:
         if u.world != world:
-            svc.metrics.rejected(world, "wrong_world", len(updates))
+            known = await asyncio.to_thread(svc.world_exists, world)
+            svc.metrics.rejected(world, "wrong_world", len(updates), known=known)
             raise HTTPError(422, f"update for world {u.world!r} posted to world {world!r}")
     vetted = []
     for i, u in enumerate(updates):  # the world re-checks what it can (consistency.py)

@@ -12,12 +12,12 @@ directly), and the activation events it causes carry ``override: <reason>``.
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from qmtl.core.contracts import ActivationEvent, WorldId
+from qmtl.core.contracts import ActivationEvent, WorldId, no_control_chars
 from world_api.domain.apply import held_now, switch
 from world_api.domain.evaluator import Change, WorldEngine
 from world_api.domain.overrides import Override, holding
@@ -40,7 +40,8 @@ class OverrideRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     state: Literal["active", "inactive"]
     weight: float | None = Field(None, gt=0.0, le=1.0)
-    reason: str = Field(min_length=1, max_length=500)
+    # no control characters: PostgreSQL cannot store a NUL (a 500 there, stored by SQLite)
+    reason: Annotated[str, Field(min_length=1, max_length=500), AfterValidator(no_control_chars)]
     expires_in: float | None = Field(None, gt=0.0, le=10 * 365 * 86400.0)
 
 

@@ -150,6 +150,13 @@ export function esc(text) {
     { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
 
+// A label for plotly to draw as text. plotly reads tags in its labels (<a href> becomes a
+// working link, <span style> restyles it) and decodes &lt; &gt; &amp;, so a strategy id
+// with markup is escaped here and shown as written.
+export function plotText(text) {
+  return String(text ?? "").replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" }[c]));
+}
+
 export function fmt(value, digits = 4) {
   if (value === null || value === undefined || Number.isNaN(value)) return "–";
   if (typeof value !== "number") return String(value);
@@ -174,13 +181,16 @@ export function stamp(ns) {
 const links = {};
 
 // The badge in the top bar: "live" when every link of the page is connected, "offline"
-// while one is down, "polling" when the server has no update stream.
+// while one is down, "polling" when the server has no update stream; hidden on a page with
+// no links (state "none": the worlds list, read once).
 export function setLive(name, state) {
   links[name] = state;
-  const states = Object.values(links);
-  const all = states.includes("off") ? "off" : states.includes("poll") ? "poll" : "on";
+  const states = Object.values(links).filter((s) => s !== "none");
+  const all = !states.length ? "none"
+    : states.includes("off") ? "off" : states.includes("poll") ? "poll" : "on";
   const el = document.getElementById("live");
   if (!el) return;
   el.dataset.state = all;
-  el.textContent = { on: "live", poll: "polling", off: "offline" }[all];
+  el.hidden = all === "none";
+  el.textContent = { on: "live", poll: "polling", off: "offline", none: "" }[all];
 }

@@ -3,7 +3,7 @@
 //   /ui/worlds/{id}                   one world (world.js)
 //   /ui/worlds/{id}/strategies/{sid}  one strategy's tear sheet (strategy.js)
 
-import { esc, get, setToken, token } from "./api.js";
+import { esc, get, setLive, setToken, token } from "./api.js";
 import { worldPage } from "./world.js";
 import { strategyPage } from "./strategy.js";
 
@@ -64,7 +64,10 @@ async function start() {
   if (out) out.addEventListener("click", (e) => { e.preventDefault(); setToken(""); location.reload(); });
   const parts = location.pathname.replace(/\/+$/, "").split("/").slice(2).map(decodeURIComponent);
   try {
-    if (parts.length === 0) await worldsPage();
+    if (parts.length === 0) {
+      await worldsPage();
+      setLive("index", "none"); // the list is read once: nothing to be live or offline
+    }
     else if (parts[0] === "worlds" && parts.length === 2) {
       await worldPage(app, parts[1], session, crumbs);
     } else if (parts[0] === "worlds" && parts[2] === "strategies" && parts.length === 4) {

@@ -4,7 +4,7 @@
 // pushes (/updates); without /updates on the server it polls instead.
 
 import {
-  allPoints, ApiError, esc, fmt, follow, get, loadPlotly, nsToDate, request, setLive, stamp,
+  allPoints, ApiError, esc, fmt, follow, get, loadPlotly, nsToDate, plotText, request, setLive, stamp,
 } from "./api.js";
 import { ActivationTable } from "./table.js";
 
@@ -17,13 +17,21 @@ function layout(extra = {}) {
   return { margin: MARGIN, showlegend: true, legend: { orientation: "h", y: 1.12 }, ...extra };
 }
 
+const NOT_COMPUTED = new Set(["exposure", "turnover"]);
+
 function metricsTable(m) {
   if (!m) return `<p class="note">This server has no world metrics (GET /worlds/{id}/metrics).</p>`;
   const kinds = ["realized", "pro_forma"];
   const names = [...new Set(kinds.flatMap((k) => Object.keys((m[k] && m[k].metrics) || {})))]
     .filter((n) => n !== "n_bars").sort(); // the bar count is the first row
+  // "—" where a number would say nothing: a curve of 0 bars has no metrics yet, and a
+  // world's exposure and turnover are not computed (its curves are returns, not positions)
   const cell = (k, name) => {
     const v = m[k] && m[k].metrics ? m[k].metrics[name] : undefined;
+    if (!m[k] || !m[k].n_bars || NOT_COMPUTED.has(name)) {
+      const why = NOT_COMPUTED.has(name) ? "not computed for a world" : "no bars yet";
+      return `<td class="num" data-kind="${k}" data-metric="${esc(name)}" data-v="" title="${why}">—</td>`;
+    }
     return `<td class="num" data-kind="${k}" data-metric="${esc(name)}" data-v="${v ?? ""}">${fmt(v)}</td>`;
   };
   return `<table class="kv" id="world-metrics">
@@ -93,7 +101,7 @@ export async function worldPage(app, world, session, crumbs) {
       .sort((a, b) => Math.abs(b.contribution) - Math.abs(a.contribution)).slice(0, 25).reverse();
     Plotly.react("chart-contrib", [{
       type: "bar", orientation: "h", name: "contribution",
-      x: rows.map((v) => v.contribution), y: rows.map((v) => v.strategy_id),
+      x: rows.map((v) => v.contribution), y: rows.map((v) => plotText(v.strategy_id)),
       marker: { color: rows.map((v) => (v.contribution >= 0 ? "#15803d" : "#b91c1c")) },
     }], layout({ showlegend: false, margin: { ...MARGIN, l: 110 } }), CONFIG);
   };
@@ -102,7 +110,7 @@ export async function worldPage(app, world, session, crumbs) {
     const ids = Object.keys(state.weights).sort((a, b) => state.weights[b] - state.weights[a]);
     const invested = ids.reduce((s, k) => s + state.weights[k], 0);
     Plotly.react("chart-alloc", [{
-      type: "bar", name: "weight", x: [...ids, "cash"],
+      type: "bar", name: "weight", x: [...ids.map(plotText), "cash"],
       y: [...ids.map((k) => state.weights[k]), Math.max(0, 1 - invested)],
     }], layout({ showlegend: false, yaxis: { tickformat: ".0%" } }), CONFIG);
   };
@@ -214,15 +222,21 @@ async function auditPanel(base, session) {
       is a ${esc(role)}. Sign in with an operator token to see it.</p>`;
   };
   if (session.role !== "operator") { denied(session.role); return; }
-  box.innerHTML = `<div class="scroll"><table id="audit-table"><thead><tr><th>id</th><th>time (UTC)</th>
+  // metrics posts (one per strategy per bar) would bury the operators' actions: hidden
+  // unless asked for
+  box.innerHTML = `<label class="sub"><input id="audit-metrics" type="checkbox"> show metrics posts
+    (<code>post_metrics</code>)</label>
+    <div class="scroll"><table id="audit-table"><thead><tr><th>id</th><th>time (UTC)</th>
     <th>actor</th><th>action</th><th>detail</th></tr></thead><tbody></tbody></table></div>
     <div class="pager"><button id="audit-more" type="button">older</button></div>`;
   const body = box.querySelector("tbody");
   const more = box.querySelector("#audit-more");
+  const showMetrics = box.querySelector("#audit-metrics");
   let cursor = null;
   const page = async () => {
     try {
-      const { data, headers } = await request(`${base}/audit?limit=${AUDIT_PAGE}${cursor ? `&before=${cursor}` : ""}`);
+      const hide = showMetrics.checked ? "" : "&not_action=post_metrics";
+      const { data, headers } = await request(`${base}/audit?limit=${AUDIT_PAGE}${hide}${cursor ? `&before=${cursor}` : ""}`);
       body.insertAdjacentHTML("beforeend", data.map((r) => `<tr data-id="${r.id}"><td>${r.id}</td>
         <td>${stamp(r.ts)}</td><td>${esc(r.actor)}</td><td>${esc(r.action)}</td>
         <td class="detail">${esc(JSON.stringify(r.detail).slice(0, 200))}</td></tr>`).join(""));
@@ -234,5 +248,6 @@ async function auditPanel(base, session) {
     }
   };
   more.addEventListener("click", page);
+  showMetrics.addEventListener("change", () => { body.innerHTML = ""; cursor = null; page(); });
   await page();
 }
