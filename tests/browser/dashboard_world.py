@@ -25,6 +25,9 @@ top_k: 3
 allocation: {method: equal}
 """
 DAY = 86_400 * 10**9
+WARMUP = 10
+"""Bars each run had before its first return: no update carries a run's whole history, so
+the world does not re-check the made-up metrics these updates claim (consistency.py)."""
 T0 = 1_700_006_400 * 10**9
 
 
@@ -47,7 +50,7 @@ def update(world: str, sid: str, seq: int, returns: np.ndarray, start: int,
            sharpe: float) -> MetricsUpdate:
     return MetricsUpdate(
         world=world, strategy_id=sid, run_id="r", seq=seq, mode="paper",
-        as_of=T0 + (start + len(returns)) * DAY, n_bars=start + len(returns),
+        as_of=T0 + (start + len(returns)) * DAY, n_bars=WARMUP + start + len(returns),
         metrics={"sharpe": sharpe, "max_drawdown": 0.1, "total_return": float(returns.sum())},
         returns=returns_field(start, returns),
     )

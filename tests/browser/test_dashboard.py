@@ -12,6 +12,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.conftest import console_errors, outside_requests, screenshot
 from tests.browser.dashboard_world import (
+    WARMUP,
     cell,
     leave,
     plotted,
@@ -110,7 +111,7 @@ def test_a_metrics_update_appears_without_a_reload(browser, tmp_path):
         with svc.client("developer") as c:
             c.post_metrics("demo", [update("demo", rejected, 2, rng.normal(0, 0.01, 30), 120,
                                            0.1)])
-        WebDriverWait(browser, 2).until(lambda d: cell(d, rejected, "n_bars") == "150")
+        WebDriverWait(browser, 2).until(lambda d: cell(d, rejected, "n_bars") == str(WARMUP + 150))
 
         # an update that makes a candidate the best: it becomes active, an event arrives
         with svc.client("developer") as c:

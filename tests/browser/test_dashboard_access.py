@@ -53,7 +53,7 @@ def test_an_operator_pages_through_the_audit_log(browser, tmp_path):
     with world_service(tmp_path, insecure=False) as svc:
         populate(svc, "demo", 3)
         rng = np.random.default_rng(1)
-        with svc.client("developer") as c:
+        with svc.client("operator") as c:  # populate's strategies are the operator's
             for seq in range(2, 62):  # 60 more audited writes: two pages of 50
                 c.post_metrics("demo", [update("demo", "s0000", seq, rng.normal(0, 0.01, 2),
                                                120 + 2 * seq, 1.0)])

@@ -79,17 +79,16 @@ def _wrap(fn: Callable[..., Any], by_query: bool) -> Callable[..., Any]:
         if p.name == "strategy_id" and by_query:
             p = p.replace(annotation=Annotated[str, ID_QUERY])
         params.append(p)
-    if inspect.iscoroutinefunction(fn):
 
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            _lookup(kwargs)
-            return await fn(*args, **kwargs)
-    else:
+    async def run_async(*args: Any, **kwargs: Any) -> Any:
+        _lookup(kwargs)
+        return await fn(*args, **kwargs)
 
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            _lookup(kwargs)
-            return fn(*args, **kwargs)
+    def run_sync(*args: Any, **kwargs: Any) -> Any:
+        _lookup(kwargs)
+        return fn(*args, **kwargs)
 
+    wrapper: Callable[..., Any] = run_async if inspect.iscoroutinefunction(fn) else run_sync
     functools.update_wrapper(wrapper, fn)
     del wrapper.__wrapped__  # type: ignore[attr-defined]  # FastAPI must read __signature__
     wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
@@ -100,7 +99,7 @@ def _wrap(fn: Callable[..., Any], by_query: bool) -> Callable[..., Any]:
 
 def _route(route: APIRoute, path: str, by_query: bool) -> APIRoute:
     kw = {k: getattr(route, k) for k in _COPIED}
-    kw["methods"] = sorted(route.methods)
+    kw["methods"] = sorted(route.methods or ())
     endpoint = _wrap(route.endpoint, by_query)
     return APIRoute(path, endpoint, name=endpoint.__name__, **kw)
 
