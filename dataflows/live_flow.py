@@ -260,8 +260,26 @@ def build_live_flow(
         emit_after=emit_after,
         prices=True,
     )
-    op.output("report", results, CallbackSink(lambda kv: on_output(kv[1])))
+    op.output("report", results, CallbackSink(lambda kv: _report(on_output, control, kv[1])))
     orders = op.stateful("orders", results, lambda resume: OrderLogic(order_ctx, control, resume))
     op.inspect("orders_out", orders, lambda _step, _kv: None)
     op.output("dlq", op.map("dlq_record", routed.falses, lambda item: item[1]), dlq_sink)
     return flow
+
+
+def _report(
+    on_output: Callable[[StrategyOutput], None], control: RunControl, out: StrategyOutput
+) -> None:
+    """``on_output(out)``; an error (the run folder's disk is full...) stops the run with its
+    own message, as a step's does (raised in a sink, Bytewax would panic instead).
+
+    >>> c = RunControl()
+    >>> _report(lambda out: 1 / 0, c, None); repr(c.error)
+    "ZeroDivisionError('division by zero')"
+    """
+    if control.failed:
+        return
+    try:
+        on_output(out)
+    except Exception as exc:
+        control.fail(exc)

@@ -42,7 +42,7 @@ from typing import Any, BinaryIO, TypeVar
 import numpy as np
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
-from qmtl.core.errors import QmtlError
+from qmtl.core.errors import QmtlError, writing
 
 log = logging.getLogger("qmtl.live")
 
@@ -233,6 +233,7 @@ class RecordLog:
 
     def __init__(self, path: Path | None, dtype: np.dtype, resume: bool) -> None:
         self.dtype = dtype
+        self.path = path
         self.parts: list[np.ndarray] = []
         self._file: BinaryIO | None = None
         if path is None:
@@ -252,8 +253,9 @@ class RecordLog:
     def append(self, records: np.ndarray) -> None:
         """Add ``records`` (written through to the file)."""
         if self._file is not None:
-            self._file.write(records.tobytes())
-            self._file.flush()
+            with writing(self.path):
+                self._file.write(records.tobytes())
+                self._file.flush()
         self.parts.append(records)
 
     def all(self) -> np.ndarray:

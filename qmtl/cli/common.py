@@ -29,7 +29,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from qmtl.core.errors import QmtlError
+from qmtl.cli.terminal import safe_markup
+from qmtl.core.errors import QmtlError, disk_full
 from qmtl.loader import load_strategy
 from qmtl.strategy import Strategy
 
@@ -148,7 +149,9 @@ def error_exit(exc: BaseException) -> typer.Exit:
     """The one mapping of an error to the CLI's ``error:`` line and exit status: a
     :class:`QmtlError` by its message and exit code; an ``OSError`` (a file or folder that
     cannot be read or written: the message names it) by its message, exit 1; anything else
-    (a ``ValueError``, ``KeyError``... QMTL did not expect) is an internal error, exit 2.
+    (a ``ValueError``, ``KeyError``... QMTL did not expect) is an internal error, exit 2. A
+    full disk (``ENOSPC``, ``EDQUOT``, also as the cause of another error) is
+    ``no space left on device: PATH``, exit 1.
 
     >>> error_exit(QmtlError("no bars")).exit_code
     1
@@ -156,13 +159,20 @@ def error_exit(exc: BaseException) -> typer.Exit:
     1
     >>> error_exit(KeyError("ts")).exit_code, error_exit(ValueError("bug")).exit_code
     (2, 2)
+    >>> error_exit(OSError(28, "No space left on device")).exit_code
+    1
     """
     if isinstance(exc, QmtlError):
-        return fail(str(exc), code=exc.exit_code)
+        return fail(safe_markup(exc, lines=True), code=exc.exit_code)
+    full = disk_full(exc)
+    if full is not None:  # also a step's error Bytewax wrapped in its own
+        where = full.filename if full.filename is not None else "a file being written"
+        return fail(safe_markup(f"no space left on device: {where}"))
     if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
-        return fail(f"{exc.strerror}: {exc.filename}")
+        return fail(safe_markup(f"{exc.strerror}: {exc.filename}"))
     return fail(
-        f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+        safe_markup(f"internal error: {type(exc).__name__}: {exc}", lines=True)
+        + " (rerun with --debug for the traceback)",
         code=2,
     )
 

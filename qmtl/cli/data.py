@@ -64,7 +64,7 @@ CALENDAR_HELP = (
 
 def _fail(message: str) -> typer.Exit:
     """``fail`` for a message that quotes user input: shown as typed, never as markup."""
-    return fail(safe_markup(message))
+    return fail(safe_markup(message, lines=True))
 
 
 def _catalog(data: Path | None) -> Catalog:

@@ -32,20 +32,27 @@ def _escaped(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def safe_text(value: object) -> str:
-    """``str(value)`` with control characters shown as escapes (see the module docstring).
+def safe_text(value: object, lines: bool = False) -> str:
+    """``str(value)`` with control characters shown as escapes (see the module docstring);
+    with ``lines``, newlines are kept (a message of several lines, each made safe).
 
     >>> safe_text("bad\\rreason\\n"), safe_text("déjà vu"), safe_text(42)
     ('bad\\\\rreason\\\\n', 'déjà vu', '42')
+    >>> print(safe_text("one\\x07\\ntwo", lines=True))
+    one\\x07
+    two
     """
-    return _CONTROL.sub(_escaped, str(value))
+    text = str(value)
+    if lines:
+        return "\n".join(_CONTROL.sub(_escaped, line) for line in text.split("\n"))
+    return _CONTROL.sub(_escaped, text)
 
 
-def safe_markup(value: object) -> str:
+def safe_markup(value: object, lines: bool = False) -> str:
     """:func:`safe_text` with rich markup escaped too: for a value inside a markup string (a
     table cell or title, ``console.print`` with markup on).
 
     >>> safe_markup("[red]id[/red]")
     '\\\\[red]id\\\\[/red]'
     """
-    return escape(safe_text(value))
+    return escape(safe_text(value, lines))

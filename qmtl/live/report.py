@@ -30,6 +30,7 @@ from dataflows.compiler import StrategyOutput
 from dataflows.metrics import finite
 from dataflows.recovery import RecordLog
 from qmtl.core.contracts import MetricsUpdate, timed_returns
+from qmtl.core.errors import writing
 
 _ROW = np.dtype([("ts", "<i8"), ("symbol", "<i4"), ("weight", "<f8"), ("return", "<f8"),
                  ("equity", "<f8")])
@@ -167,7 +168,8 @@ class RunReport:
         assert self.out is not None
         table = self.table()
         tmp = self.out / ".bars.parquet.tmp"
-        pq.write_table(table, tmp)
+        with writing(tmp):
+            pq.write_table(table, tmp)
         tmp.replace(self.out / "bars.parquet")
         ts = table.column("ts")
         doc = {
