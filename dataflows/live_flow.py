@@ -237,8 +237,13 @@ def build_live_flow(
     *,
     metrics_every: int = 1,
     emit_after: int | None = None,
+    signals_from: int | None = None,
 ) -> Dataflow:
     """The live dataflow (see the module docstring); its core is the backtest's.
+
+    ``signals_from`` (the first live bar time) makes bars before it warm the kernels up only,
+    as a backtest's look-back before ``--start`` does: the portfolio starts flat at it.
+    ``emit_after`` instead lets rows at or before it move the portfolio without emitting them.
 
     Three daily bars of an always-long strategy, active in its world: one order, sized
     ``capital x weight / close``:
@@ -273,6 +278,7 @@ def build_live_flow(
         metrics_every=metrics_every,
         emit_after=emit_after,
         prices=True,
+        signals_from=signals_from,
     )
     op.output("report", results, CallbackSink(lambda kv: on_output(kv[1])))
     orders = op.stateful("orders", results, lambda resume: OrderLogic(order_ctx, control, resume))
