@@ -12,7 +12,15 @@ the flow, so it locks; it does no I/O.
 - ``flatten`` (known inactive, confirmed recently): orders take every position to zero;
 - ``hold`` (no activation known, the latest is older than ``max_age``, the subscription is
   lost, or the world is frozen while it applies a plan): no orders at all; the reason says
-  which.
+  which, and ``cause`` names it in one word (:data:`HOLD_CAUSES`).
+
+A world that goes away while the run follows it is not one to trade in again: once the book
+learns that the world is gone (:meth:`ActivationBook.vanish`: its activation answered 404) or
+was replaced (an event or a snapshot whose seq is below one already seen, or a snapshot
+whose policy version is: the world was deleted and made again, its seqs restarted), every
+order of every strategy is held for the rest of the run, whatever the world says later; the
+run must be restarted to follow the new world. A strategy that a later snapshot no longer
+lists is held too (not flattened: the world no longer decides for it).
 
 A world applying a plan sends control events: ``freeze`` (and ``drain``) hold every
 strategy's orders until ``unfreeze`` (:meth:`ActivationBook.control`); a snapshot taken
@@ -40,6 +48,10 @@ target weight changes, keyed for idempotency by (world, strategy, symbol, bar ts
 ('trade', 0.5)
 >>> verdict(book, "s", now=31.0, max_age=30.0).reason
 "activation of 's' is 31 s old > --max-activation-age 30 s"
+>>> book.load_snapshot({"seq": 0, "strategies": [
+...     {"strategy_id": "s", "active": False, "weight": 0.0}]}, now=32.0)   # made again
+>>> v = verdict(book, "s", now=32.0, max_age=30.0); v.kind, v.cause
+('hold', 'world_restarted')
 """
 
 from __future__ import annotations
@@ -49,6 +61,26 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from qmtl.core.contracts import OrderIntent
+
+HoldCause = Literal[
+    "world_gone", "world_restarted", "frozen", "lost", "no_activation", "unlisted", "stale", "stage"
+]
+
+HOLD_CAUSES: tuple[str, ...] = (
+    "world_gone",
+    "world_restarted",
+    "frozen",
+    "lost",
+    "no_activation",
+    "unlisted",
+    "stale",
+    "stage",
+)
+"""Why the gate holds, in one word each: the world was deleted (``world_gone``) or replaced
+(``world_restarted``), it is applying a plan (``frozen``), the subscription is down
+(``lost``), the strategy has no activation yet (``no_activation``) or a snapshot no longer
+lists it (``unlisted``), the activation is older than ``--max-activation-age`` (``stale``),
+the world's stage for it is ``backtest`` (``stage``, decided by the order step)."""
 
 
 @dataclass
@@ -81,18 +113,65 @@ class ActivationBook:
         self._lock = threading.Lock()
         self._stages: dict[str, str] = {}
         self.managed = False  # the world decides stages
+        self.policy_version = 0  # the highest seen
+        self.gone: tuple[str, str] | None = None  # (cause, why): latched, see the docstring
+        self._unlisted: set[str] = set()  # known once, not in the latest snapshot
+
+    def _restarted(self, seq: int, policy_version: int | None, what: str) -> bool:
+        """Latch ``world_restarted`` when ``seq`` or ``policy_version`` is below one seen
+        (lock held)."""
+        if self.gone is not None:
+            return True
+        if seq < self.seq:
+            why = f"seq {seq} < seq {self.seq} already seen"
+        elif policy_version is not None and policy_version < self.policy_version:
+            why = f"policy version {policy_version} < version {self.policy_version} already seen"
+        else:
+            return False
+        self.gone = (
+            "world_restarted",
+            f"world {self.world!r} restarted its events ({what} at {why}: deleted and made again?)",
+        )
+        return True
+
+    def vanish(self, why: str) -> None:
+        """The world is gone (its activation answered 404): every order is held for the rest
+        of the run.
+
+        >>> b = ActivationBook("w"); b.confirm(now=0.0); b.vanish("GET /worlds/w/activation: 404")
+        >>> verdict(b, "s", now=0.0, max_age=30.0).reason
+        "world 'w' is gone (GET /worlds/w/activation: 404): orders for 's' held for the rest of \
+the run; restart it to follow the world again"
+        """
+        with self._lock:
+            if self.gone is None:
+                self.gone = ("world_gone", f"world {self.world!r} is gone ({why})")
 
     def load_snapshot(self, snapshot: dict[str, Any], now: float) -> None:
-        """Replace the table with a snapshot (``GET /worlds/{id}/activation``).
+        """Replace the table with a snapshot (``GET /worlds/{id}/activation``). A snapshot
+        below the seq (or policy version) already seen is a restarted world: the book is
+        latched gone and keeps its table. A strategy known before and not listed now is
+        ``unlisted``.
 
         >>> b = ActivationBook("w")
         >>> b.load_snapshot({"seq": 4, "strategies": [
         ...     {"strategy_id": "s", "active": True, "weight": 0.2}]}, now=0.0)
         >>> b.get("s"), b.seq
         (Activation(active=True, weight=0.2, seq=4), 4)
+        >>> b.load_snapshot({"seq": 4, "strategies": []}, now=1.0)
+        >>> verdict(b, "s", now=1.0, max_age=30.0).cause
+        'unlisted'
         """
         with self._lock:
             seq = int(snapshot["seq"])
+            version = snapshot.get("policy_version")
+            version = int(version) if version is not None else None
+            if self._restarted(seq, version, "a snapshot"):
+                return
+            listed = {r["strategy_id"] for r in snapshot["strategies"]}
+            self._unlisted = (self._unlisted | set(self._rows)) - listed
+            if version is not None:
+                self.policy_version = version
             self._rows = {
                 r["strategy_id"]: Activation(bool(r["active"]), float(r["weight"]), seq)
                 for r in snapshot["strategies"]
@@ -100,8 +179,9 @@ class ActivationBook:
             self.seq = seq
             self.frozen = snapshot.get("frozen") or None
             self.managed = bool(snapshot.get("stages", False))
-            self._stages = {r["strategy_id"]: r["stage"] for r in snapshot["strategies"]
-                            if r.get("stage")}
+            self._stages = {
+                r["strategy_id"]: r["stage"] for r in snapshot["strategies"] if r.get("stage")
+            }
             self._confirmed = now
             self._lost = None
 
@@ -116,22 +196,41 @@ class ActivationBook:
         """
         with self._lock:
             seq = int(event["seq"])
+            if self._restarted(seq, None, "a control event"):
+                return
             if seq > self.seq:
                 step = event["step"]
-                self.frozen = (None if step == "unfreeze"
-                               else f"plan {event['plan_id']!r} is being applied ({step})")
+                self.frozen = (
+                    None
+                    if step == "unfreeze"
+                    else f"plan {event['plan_id']!r} is being applied ({step})"
+                )
                 self.seq = seq
             self._confirmed = now
             self._lost = None
 
     def apply_event(self, event: dict[str, Any], now: float) -> None:
-        """Apply one ActivationEvent (as a dict); events at or before ``seq`` are ignored."""
+        """Apply one ActivationEvent (as a dict); an event at ``seq`` is a repeat, ignored;
+        one below it is a restarted world (latched).
+
+        >>> b = ActivationBook("w")
+        >>> b.apply_event({"strategy_id": "s", "active": True, "weight": 1.0, "seq": 5}, 0.0)
+        >>> b.apply_event({"strategy_id": "s", "active": True, "weight": 1.0, "seq": 5}, 0.0)
+        >>> b.gone is None
+        True
+        >>> b.apply_event({"strategy_id": "s", "active": True, "weight": 1.0, "seq": 1}, 0.0)
+        >>> b.gone[0]
+        'world_restarted'
+        """
         with self._lock:
             seq = int(event["seq"])
+            if self._restarted(seq, None, "an event"):
+                return
             if seq > self.seq:
                 self._rows[event["strategy_id"]] = Activation(
                     bool(event["active"]), float(event["weight"]), seq
                 )
+                self._unlisted.discard(event["strategy_id"])
                 self.seq = seq
                 if event.get("stage"):
                     self._stages[event["strategy_id"]] = event["stage"]
@@ -175,18 +274,24 @@ class ActivationBook:
         with self._lock:
             return self._rows.get(strategy_id), self._confirmed, self._lost
 
+    def unlisted(self, strategy_id: str) -> bool:
+        """A snapshot no longer lists ``strategy_id`` (known before, no event since)."""
+        with self._lock:
+            return strategy_id in self._unlisted
+
 
 @dataclass(frozen=True)
 class Verdict:
     """What the gate may do for a strategy now.
 
-    >>> Verdict("hold", reason="no activation known").weight
+    >>> Verdict("hold", reason="no activation known", cause="no_activation").weight
     0.0
     """
 
     kind: Literal["trade", "flatten", "hold"]
     weight: float = 0.0
     reason: str = ""
+    cause: str = ""  # why a hold holds: one of HOLD_CAUSES
 
 
 def verdict(book: ActivationBook, strategy_id: str, now: float, max_age: float) -> Verdict:
@@ -200,27 +305,48 @@ def verdict(book: ActivationBook, strategy_id: str, now: float, max_age: float) 
     >>> verdict(b, "s", now=1.0, max_age=30.0).reason
     "no connection to world 'w' (connection reset): orders for 's' held"
     """
+    gone = book.gone
+    if gone is not None:
+        return Verdict(
+            "hold",
+            cause=gone[0],
+            reason=f"{gone[1]}: orders for {strategy_id!r} "
+            "held for the rest of the run; restart it to follow the world again",
+        )
     act, confirmed, lost = book.state(strategy_id)
     frozen = book.frozen
     if lost is None and frozen is not None:
         return Verdict(
-            "hold", reason=f"world {book.world!r} is frozen: {frozen}: orders for "
-            f"{strategy_id!r} held until it unfreezes",
+            "hold",
+            cause="frozen",
+            reason=f"world {book.world!r} is frozen: {frozen}: orders "
+            f"for {strategy_id!r} held until it unfreezes",
         )
     if lost is not None:
         return Verdict(
             "hold",
+            cause="lost",
             reason=f"no connection to world {book.world!r} ({lost}): orders for "
             f"{strategy_id!r} held",
         )
     if act is None:
+        if book.unlisted(strategy_id):
+            return Verdict(
+                "hold",
+                cause="unlisted",
+                reason=f"world {book.world!r} no longer "
+                f"lists {strategy_id!r} in its activation: orders held",
+            )
         return Verdict(
-            "hold", reason=f"no activation known for {strategy_id!r} in world {book.world!r}"
+            "hold",
+            cause="no_activation",
+            reason=f"no activation known for {strategy_id!r} in world {book.world!r}",
         )
     age = now - (confirmed if confirmed is not None else now)
     if age > max_age:
         return Verdict(
             "hold",
+            cause="stale",
             reason=f"activation of {strategy_id!r} is {age:.0f} s old > "
             f"--max-activation-age {max_age:.0f} s",
         )

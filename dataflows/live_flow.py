@@ -143,16 +143,25 @@ class OrderLogic(op.StatefulLogic[StrategyOutput, Orders, Any]):
         assert gate is not None and out.batch is not None
         venue = self._venue(out.strategy)
         if gate.switch(venue):
-            log.info("%s: stage %s in world %r: orders go to %s", out.strategy,
-                     ctx.book.stage(out.strategy), ctx.world, venue)
+            log.info(
+                "%s: stage %s in world %r: orders go to %s",
+                out.strategy,
+                ctx.book.stage(out.strategy),
+                ctx.world,
+                venue,
+            )
         if venue == "paper" and self.broker is None and self.quiet is None:
             assert ctx.make_paper is not None
             self.quiet = ctx.make_paper(out.strategy)
         taker = (self.broker or self.quiet) if venue == "paper" else None
         brokers = [b for b in (self.broker, self.quiet) if b is not None]
-        stage_hold = Verdict("hold", reason=f"{out.strategy} is in stage "
-                                            f"{ctx.book.stage(out.strategy)} in world "
-                                            f"{ctx.world!r}: orders held")
+        stage_hold = Verdict(
+            "hold",
+            cause="stage",
+            reason=f"{out.strategy} is in stage "
+            f"{ctx.book.stage(out.strategy)} in world "
+            f"{ctx.world!r}: orders held",
+        )
         rows = out.batch.symbol_rows
         names = out.batch.symbols
         intents: list[OrderIntent] = []
@@ -162,8 +171,11 @@ class OrderLogic(op.StatefulLogic[StrategyOutput, Orders, Any]):
             symbol, ts = names[int(rows["symbol"][i])], int(rows["ts"][i])
             for b in brokers:  # open paper orders fill even after a switch to live
                 fills += b.on_bar(symbol, ts, float(rows["open"][i]))
-            v = (stage_hold if venue == "hold"
-                 else verdict(ctx.book, out.strategy, ctx.clock(), ctx.max_activation_age))
+            v = (
+                stage_hold
+                if venue == "hold"
+                else verdict(ctx.book, out.strategy, ctx.clock(), ctx.max_activation_age)
+            )
             if ctx.on_verdict is not None:
                 ctx.on_verdict(out.strategy, v)
             new = gate.on_bar(symbol, ts, float(rows["weight"][i]), float(rows["close"][i]), v)
@@ -200,8 +212,10 @@ class OrderLogic(op.StatefulLogic[StrategyOutput, Orders, Any]):
         if v.kind == "hold":
             line = v.reason
         elif v.kind == "trade":
-            line = (f"{strategy} is active in world {self.ctx.world!r} (weight {v.weight:.3g}): "
-                    "orders follow its targets")
+            line = (
+                f"{strategy} is active in world {self.ctx.world!r} (weight {v.weight:.3g}): "
+                "orders follow its targets"
+            )
         else:
             line = f"{strategy} is inactive in world {self.ctx.world!r}: positions go flat"
         if line != self._said:
@@ -223,8 +237,13 @@ def build_live_flow(
     *,
     metrics_every: int = 1,
     emit_after: int | None = None,
+    signals_from: int | None = None,
 ) -> Dataflow:
     """The live dataflow (see the module docstring); its core is the backtest's.
+
+    ``signals_from`` (the first live bar time) makes bars before it warm the kernels up only,
+    as a backtest's look-back before ``--start`` does: the portfolio starts flat at it.
+    ``emit_after`` instead lets rows at or before it move the portfolio without emitting them.
 
     Three daily bars of an always-long strategy, active in its world: one order, sized
     ``capital x weight / close``:
@@ -259,6 +278,7 @@ def build_live_flow(
         metrics_every=metrics_every,
         emit_after=emit_after,
         prices=True,
+        signals_from=signals_from,
     )
     op.output("report", results, CallbackSink(lambda kv: _report(on_output, control, kv[1])))
     orders = op.stateful("orders", results, lambda resume: OrderLogic(order_ctx, control, resume))

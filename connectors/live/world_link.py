@@ -6,7 +6,13 @@ with exponential backoff (``tenacity``):
   loads the activation snapshot, then follows the world's event stream from the snapshot's
   seq, with keep-alives every ``heartbeat`` seconds. A dropped or silent stream marks the
   book lost (the gate holds orders) and is reconnected with backoff, resuming after the
-  last seq seen; a stream that had worked for a while is reconnected at once.
+  last seq seen; a stream that had worked for a while is reconnected at once. A stream that
+  stays up does not prove the world is still there (a deleted world's stream goes on sending
+  keep-alives), so every ``recheck`` seconds the subscriber reads the activation snapshot
+  again: a 404 means the world is gone (:meth:`ActivationBook.vanish`), a seq below the
+  one seen that it was made again (both latch: orders held for the rest of the run), and a
+  snapshot at the seq already seen replaces the table (a strategy it no longer lists is
+  held).
 - :class:`MetricsPoster` sends the MetricsUpdates queued in the run's store (written there
   by the flow before its snapshot, so a killed run loses none) in order, batching what
   queued up; a failed post is retried (the world deduplicates on strategy, run and seq), so
@@ -43,6 +49,7 @@ from qmtl.core.errors import QmtlError
 from world_api.client import (
     EventStream,
     KeepAlive,
+    NotFoundError,
     WorldServiceClient,
     WorldServiceError,
 )
@@ -69,8 +76,7 @@ def world_info(url: str, token: str | None, world: str, timeout: float = 10.0) -
             raise WorldUnavailable(str(exc)) from None
 
 
-def _retrying(stop: threading.Event, backoff: tuple[float, float],
-              before_sleep: Any) -> Retrying:
+def _retrying(stop: threading.Event, backoff: tuple[float, float], before_sleep: Any) -> Retrying:
     """Retry any exception with exponential backoff from ``backoff[0]`` to ``backoff[1]``
     seconds, until ``stop`` is set (which also cuts a wait short)."""
     lo, hi = backoff
@@ -97,10 +103,13 @@ class ActivationSubscriber:
         token: str | None = None,
         heartbeat: float = 2.0,
         backoff: tuple[float, float] = (0.2, 5.0),
+        recheck: float | None = None,
     ) -> None:
         self.book = book
         self.url = url.rstrip("/")
         self.heartbeat = heartbeat
+        self.recheck = heartbeat if recheck is None else recheck
+        self._checked = 0.0
         self.backoff = backoff
         self._client = WorldServiceClient(self.url, token, timeout=10.0)
         self._stop = threading.Event()
@@ -113,10 +122,14 @@ class ActivationSubscriber:
         (raises) or the subscriber is stopped (returns)."""
         world = self.book.world
         self._opened_at = None
-        self.book.load_snapshot(self._client.activation(world), time.monotonic())
-        stream = self._client.events(world, after=self.book.seq, follow=True,
-                                     heartbeat=self.heartbeat,
-                                     read_timeout=3.0 * self.heartbeat + 1.0)
+        self._load()
+        stream = self._client.events(
+            world,
+            after=self.book.seq,
+            follow=True,
+            heartbeat=self.heartbeat,
+            read_timeout=3.0 * self.heartbeat + 1.0,
+        )
         with stream:
             self._stream = stream
             self._opened_at = time.monotonic()
@@ -130,6 +143,8 @@ class ActivationSubscriber:
                     now = time.monotonic()
                     if isinstance(event, KeepAlive):
                         self.book.confirm(now)
+                        if now - self._checked >= self.recheck:
+                            self._recheck()
                     elif isinstance(event, ControlEvent):  # a plan apply: freeze ... unfreeze
                         self.book.control(event.model_dump(), now)
                     else:
@@ -139,6 +154,43 @@ class ActivationSubscriber:
         if not self._stop.is_set():
             raise ConnectionError("the world closed its event stream")
 
+    def _snapshot(self) -> dict[str, Any]:
+        """``GET /worlds/{world}/activation``; a 404 marks the world gone (latched) first."""
+        world = self.book.world
+        self._checked = time.monotonic()
+        try:
+            return self._client.activation(world)
+        except NotFoundError as exc:
+            if self.book.gone is None:
+                log.error(
+                    "world %s is gone (%s): every order is held for the rest of this "
+                    "run; restart the run to follow the world again",
+                    world,
+                    exc,
+                )
+            self.book.vanish(str(exc))
+            raise
+
+    def _load(self, snapshot: dict[str, Any] | None = None) -> None:
+        """Load ``snapshot`` (else a fresh one) into the book; a restarted world latches it
+        (logged once)."""
+        snapshot = self._snapshot() if snapshot is None else snapshot
+        gone = self.book.gone
+        self.book.load_snapshot(snapshot, time.monotonic())
+        if gone is None and self.book.gone is not None:
+            log.error(
+                "%s: every order is held for the rest of this run; restart the run to "
+                "follow the world again",
+                self.book.gone[1],
+            )
+
+    def _recheck(self) -> None:
+        """Read the snapshot again while the stream is up (see the module docstring); one
+        ahead of the book (events on their way) is left to the stream."""
+        snapshot = self._snapshot()
+        if int(snapshot["seq"]) <= self.book.seq:
+            self._load(snapshot)
+
     def _session(self) -> None:
         """One connection. Raises when it failed (tenacity marks the book lost, waits and
         retries); returns when stopped, or when the stream had worked for a while and then
@@ -146,8 +198,8 @@ class ActivationSubscriber:
         try:
             self._follow()
         except Exception as exc:
-            if self._stop.is_set():
-                return
+            if self._stop.is_set() or self.book.gone is not None:
+                return  # a world gone for good is not followed again (see _loop)
             opened = self._opened_at
             if opened is None or time.monotonic() - opened <= 5 * self.backoff[0]:
                 raise
@@ -159,11 +211,10 @@ class ActivationSubscriber:
         why = _why(state.outcome.exception() if state.outcome else None)
         self.book.lose(why)
         wait = state.next_action.sleep if state.next_action else 0.0
-        log.warning("world %s: %s; orders held, reconnecting in %.1f s", self.book.world, why,
-                    wait)
+        log.warning("world %s: %s; orders held, reconnecting in %.1f s", self.book.world, why, wait)
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.is_set() and self.book.gone is None:
             try:
                 _retrying(self._stop, self.backoff, self._held)(self._session)
             except RetryError:
@@ -249,8 +300,9 @@ class MetricsPoster:
             except WorldServiceError as exc:
                 if exc.status not in (409, 422):
                     raise
-                log.error("world %s refused %d metric updates (%s): dropped", self.world,
-                          len(rows), exc)
+                log.error(
+                    "world %s refused %d metric updates (%s): dropped", self.world, len(rows), exc
+                )
             self.outbox.mark_sent([i for i, _ in rows])
             done += len(rows)
             self.posted += len(rows)
@@ -269,8 +321,11 @@ class MetricsPoster:
                     _retrying(self._stop, self.backoff, self._failed)(self.post_once, client)
                 except RetryError as exc:
                     self.last_error = _why(exc.last_attempt.exception())
-                    log.warning("metric updates left queued (%s); they are sent on the next "
-                                "start with this order store", self.last_error)
+                    log.warning(
+                        "metric updates left queued (%s); they are sent on the next "
+                        "start with this order store",
+                        self.last_error,
+                    )
                     return
                 if self.last_error is not None:
                     log.info("posting metrics to world %s again", self.world)

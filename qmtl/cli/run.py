@@ -163,7 +163,8 @@ def run(
     stop_after_idle: Annotated[float | None, typer.Option(
         help="Live: stop after SECONDS without bars.", rich_help_panel="Live")] = None,
     warmup: Annotated[int | None, typer.Option(
-        help="Live: bars of history to warm up on (default: the graph's look-back + 1).",
+        help="Live: bars of history to warm up on (default: the strategy's warmup, else "
+        "the graph's look-back, as a backtest from --start).",
         rich_help_panel="Live")] = None,
     speed: Annotated[str, typer.Option(help="Live without --brokers: max, Nx or N/s.",
                                        rich_help_panel="Live")] = "10/s",

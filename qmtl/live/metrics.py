@@ -11,6 +11,10 @@ bar's path but one counter per gate decision):
 ``qmtl_live_gate_total``               the order gate's decisions per bar, by ``verdict``:
                                        ``trade``, ``flatten``, ``hold`` (orders held: no
                                        activation, a stale one, or the world lost)
+``qmtl_live_gate_held_total``          the holds, by ``cause`` (:data:`dataflows.gate.HOLD_CAUSES`):
+                                       ``world_gone``, ``world_restarted``, ``frozen``,
+                                       ``lost``, ``no_activation``, ``unlisted``, ``stale``,
+                                       ``stage``
 ``qmtl_live_orders_total``             new orders recorded: sent to the orders topic
                                        (``mode="live"``) or to the paper broker
                                        (``mode="paper"``)
@@ -26,8 +30,11 @@ bar's path but one counter per gate decision):
 >>> from connectors.live.source import LiveStats
 >>> m = LiveMetrics(LiveStats(), run={"strategy": "s", "run_id": "r", "world": "w",
 ...                                   "mode": "paper"})
->>> m.on_verdict("s", type("V", (), {"kind": "hold"})())
+>>> from dataflows.gate import Verdict
+>>> m.on_verdict("s", Verdict("hold", cause="world_gone"))
 >>> m.registry.get_sample_value("qmtl_live_gate_total", {"verdict": "hold"})
+1
+>>> m.registry.get_sample_value("qmtl_live_gate_held_total", {"cause": "world_gone"})
 1
 """
 
@@ -52,11 +59,17 @@ class LiveMetrics(Collector):
     :meth:`on_output`.
     """
 
-    def __init__(self, stats: LiveStats, tally: Any = None, poster: Any = None,
-                 run: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        stats: LiveStats,
+        tally: Any = None,
+        poster: Any = None,
+        run: dict[str, str] | None = None,
+    ) -> None:
         self.stats, self.tally, self.poster = stats, tally, poster
         self.run = dict(run or {})
         self.verdicts = {"trade": 0, "flatten": 0, "hold": 0}
+        self.held: dict[str, int] = {}
         self.last_bar_ns: int | None = None
         self.last_seen: float | None = None
         self._lock = threading.Lock()
@@ -68,6 +81,9 @@ class LiveMetrics(Collector):
         """Count one of the gate's decisions (called per bar by the order step)."""
         with self._lock:
             self.verdicts[verdict.kind] = self.verdicts.get(verdict.kind, 0) + 1
+            if verdict.kind == "hold":
+                cause = getattr(verdict, "cause", "") or "other"
+                self.held[cause] = self.held.get(cause, 0) + 1
 
     def watch(self, on_output: Callable[[Any], None]) -> Callable[[Any], None]:
         """``on_output`` that also notes the newest bar of each output (its ``as_of``)."""
@@ -93,43 +109,65 @@ class LiveMetrics(Collector):
         """The samples, read now."""
         st = self.stats
         bars = CounterMetricFamily("qmtl_live_bars", "Bars in, by kind.", labels=["kind"])
-        for kind, n in (("live", st.live_bars), ("warmup", st.warmup_bars),
-                        ("overlap", st.overlap), ("gap_filled", st.gap_filled)):
+        for kind, n in (
+            ("live", st.live_bars),
+            ("warmup", st.warmup_bars),
+            ("overlap", st.overlap),
+            ("gap_filled", st.gap_filled),
+        ):
             bars.add_metric([kind], n)
         yield bars
-        yield CounterMetricFamily("qmtl_live_dead_letters", "Bars refused.",
-                                  value=st.dead_letters)
-        gate = CounterMetricFamily("qmtl_live_gate", "The order gate's decisions per bar.",
-                                   labels=["verdict"])
+        yield CounterMetricFamily("qmtl_live_dead_letters", "Bars refused.", value=st.dead_letters)
+        gate = CounterMetricFamily(
+            "qmtl_live_gate", "The order gate's decisions per bar.", labels=["verdict"]
+        )
+        held = CounterMetricFamily(
+            "qmtl_live_gate_held", "Orders held by the gate, by cause.", labels=["cause"]
+        )
         with self._lock:
             verdicts = dict(self.verdicts)
+            causes = dict(self.held)
             last_ns, last_seen = self.last_bar_ns, self.last_seen
         for kind, n in sorted(verdicts.items()):
             gate.add_metric([kind], n)
         yield gate
+        for cause, n in sorted(causes.items()):
+            held.add_metric([cause], n)
+        yield held
         mode = self.run.get("mode", "")
-        orders = CounterMetricFamily("qmtl_live_orders", "New orders recorded (sent).",
-                                     labels=["mode"])
+        orders = CounterMetricFamily(
+            "qmtl_live_orders", "New orders recorded (sent).", labels=["mode"]
+        )
         orders.add_metric([mode], getattr(self.tally, "orders", 0))
         yield orders
-        yield CounterMetricFamily("qmtl_live_fills", "New fills.",
-                                  value=getattr(self.tally, "fills", 0))
-        yield CounterMetricFamily("qmtl_live_metrics_posted",
-                                  "MetricsUpdates the world acknowledged.",
-                                  value=getattr(self.poster, "posted", 0))
+        yield CounterMetricFamily(
+            "qmtl_live_fills", "New fills.", value=getattr(self.tally, "fills", 0)
+        )
+        yield CounterMetricFamily(
+            "qmtl_live_metrics_posted",
+            "MetricsUpdates the world acknowledged.",
+            value=getattr(self.poster, "posted", 0),
+        )
         if last_ns is not None:
-            yield GaugeMetricFamily("qmtl_live_last_bar_seconds",
-                                    "Close time (epoch s) of the newest bar processed.",
-                                    value=last_ns / 1e9)
-            yield GaugeMetricFamily("qmtl_live_lag_seconds",
-                                    "Now minus the newest bar's close time.",
-                                    value=time.time() - last_ns / 1e9)
+            yield GaugeMetricFamily(
+                "qmtl_live_last_bar_seconds",
+                "Close time (epoch s) of the newest bar processed.",
+                value=last_ns / 1e9,
+            )
+            yield GaugeMetricFamily(
+                "qmtl_live_lag_seconds",
+                "Now minus the newest bar's close time.",
+                value=time.time() - last_ns / 1e9,
+            )
         if last_seen is not None:
-            yield GaugeMetricFamily("qmtl_live_idle_seconds",
-                                    "Seconds since the run last processed a bar.",
-                                    value=time.monotonic() - last_seen)
-        info = GaugeMetricFamily("qmtl_live_run_info", "The run's identity.",
-                                 labels=sorted(self.run))
+            yield GaugeMetricFamily(
+                "qmtl_live_idle_seconds",
+                "Seconds since the run last processed a bar.",
+                value=time.monotonic() - last_seen,
+            )
+        info = GaugeMetricFamily(
+            "qmtl_live_run_info", "The run's identity.", labels=sorted(self.run)
+        )
         info.add_metric([self.run[k] for k in sorted(self.run)], 1)
         yield info
 

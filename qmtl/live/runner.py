@@ -86,6 +86,33 @@ class OrderTally:
             self._then(strategy, intents, fills)
 
 
+def warmup_bars(option: int | None, strategy: int | None, lookback: int) -> int:
+    """Bars of history a live run warms up on: ``--warmup``, else the strategy's ``warmup``,
+    else the graph's look-back: what a backtest from the same ``--start`` warms up on, so
+    that both give the same returns (EMA-like kernels remember every bar they saw).
+
+    >>> warmup_bars(None, None, 25), warmup_bars(None, 40, 25), warmup_bars(3, 40, 25)
+    (25, 40, 3)
+    """
+    if option is not None:
+        return option
+    return strategy if strategy is not None else lookback
+
+
+def first_live(split: int | None, ends: dict[str, int]) -> int | None:
+    """The first live bar time: after the hand-off's ``split`` (``--start`` - 1, or where
+    the in-process feed starts), else after the latest history end; None without history.
+    Bars before it only warm the kernels up: the book starts flat there, as a backtest's
+    does at ``--start``.
+
+    >>> first_live(99, {"A": 90}), first_live(None, {"A": 90, "B": 95}), first_live(None, {})
+    (100, 96, None)
+    """
+    if split is not None:
+        return int(split) + 1
+    return max(ends.values()) + 1 if ends else None
+
+
 def _check(o: LiveOptions) -> None:
     """Options that cannot work, each with what to do instead."""
     if not o.paper and o.brokers is None:
@@ -132,8 +159,9 @@ def _open_links(o: LiveOptions, url: str, state_dir: Path, stack: contextlib.Exi
     return _Links(float(info["capital"]), store, book, poster, relay)
 
 
-def _order_context(o: LiveOptions, links: _Links, report: OrderReport,
-                   watch: LiveMetrics | None = None) -> OrderContext:
+def _order_context(
+    o: LiveOptions, links: _Links, report: OrderReport, watch: LiveMetrics | None = None
+) -> OrderContext:
     """The order step's links: the paper broker on the store, or the store's record of
     orders for the relay to send."""
     store = links.store
@@ -163,8 +191,10 @@ def _serve_metrics(o: LiveOptions, watch: LiveMetrics, stack: contextlib.ExitSta
     try:
         stack.callback(watch.serve(o.metrics_port or 0, o.metrics_host))
     except OSError as exc:
-        raise LiveError(f"--metrics-port {o.metrics_port}: cannot serve metrics on "
-                        f"{o.metrics_host}:{o.metrics_port}: {exc}") from None
+        raise LiveError(
+            f"--metrics-port {o.metrics_port}: cannot serve metrics on "
+            f"{o.metrics_host}:{o.metrics_port}: {exc}"
+        ) from None
     log.info("metrics on http://%s:%d/metrics", o.metrics_host, watch.port)
 
 
@@ -198,19 +228,21 @@ def run_live(
     spec = to_spec(s, universe, o.periods_per_year, key=sid)
     lookback = spec_lookback(spec)
     feed_symbols = universe + list(spec.context)  # context symbols are read, never traded
-    n_warm = o.warmup if o.warmup is not None else lookback + 1
+    n_warm = warmup_bars(o.warmup, s.warmup, lookback)
     if n_warm < 0:
         raise LiveError(f"--warmup must be >= 0, got {n_warm}")
     mode = "paper" if o.paper else "live"
     state_dir = Path(o.recovery_dir or o.out or Path.home() / ".qmtl")
     state_dir.mkdir(parents=True, exist_ok=True)
-    data = o.data if isinstance(o.data, SeamlessDataProvider) else (
-        SeamlessDataProvider.from_env(o.data, origin=o.origin))
+    data = (
+        o.data
+        if isinstance(o.data, SeamlessDataProvider)
+        else (SeamlessDataProvider.from_env(o.data, origin=o.origin))
+    )
     start_ns = parse_time(o.start) if isinstance(o.start, str) else o.start
     end_ns = parse_time(o.end) if isinstance(o.end, str) else o.end
 
-    source_name = (f"kafka:{o.brokers}/{o.topic}" if o.brokers
-                   else f"catalog:{data.catalog.root}")
+    source_name = f"kafka:{o.brokers}/{o.topic}" if o.brokers else f"catalog:{data.catalog.root}"
     fresh = {
         "run_id": uuid.uuid4().hex[:12],
         "strategy": sid,
@@ -226,9 +258,16 @@ def run_live(
         raise LiveError(str(exc)) from None
     meta, resuming = start.meta, start.resuming
     run_id = meta["run_id"]
-    emit_after = max(start.ends.values()) if start.ends else None
-    make_feed, dlq_sink = open_feed(o, data, feed_symbols, s.interval, meta.get("split"), end_ns,
-                                    group=o.group or f"qmtl-{o.world}-{sid}")
+    signals_from = first_live(meta.get("split"), start.ends)
+    make_feed, dlq_sink = open_feed(
+        o,
+        data,
+        feed_symbols,
+        s.interval,
+        meta.get("split"),
+        end_ns,
+        group=o.group or f"qmtl-{o.world}-{sid}",
+    )
 
     control = RunControl()
     stats = LiveStats()
@@ -250,9 +289,15 @@ def run_live(
         url = o.url or stack.enter_context(embedded_world(o, state_dir))
         links = _open_links(o, url, state_dir, stack)
         store, poster = links.store, links.poster
-        head = {"strategy": sid, "params": meta.get("params", fresh["params"]),
-                "symbols": universe, "interval": s.interval, "mode": mode, "world": o.world,
-                "run_id": run_id}
+        head = {
+            "strategy": sid,
+            "params": meta.get("params", fresh["params"]),
+            "symbols": universe,
+            "interval": s.interval,
+            "mode": mode,
+            "world": o.world,
+            "run_id": run_id,
+        }
 
         def queue(update: MetricsUpdate) -> None:
             # a world that decides stages keeps records per mode: the update goes in the
@@ -269,8 +314,12 @@ def run_live(
         tally = OrderTally(on_order)
         watch = None
         if o.metrics_port is not None:  # the run's own /metrics (qmtl/live/metrics.py)
-            watch = LiveMetrics(stats, tally, poster, {k: str(head[k]) for k in
-                                                       ("strategy", "run_id", "world", "mode")})
+            watch = LiveMetrics(
+                stats,
+                tally,
+                poster,
+                {k: str(head[k]) for k in ("strategy", "run_id", "world", "mode")},
+            )
             _serve_metrics(o, watch, stack)
         ctx = _order_context(o, links, tally, watch)
         flow = build_live_flow(
@@ -281,7 +330,7 @@ def run_live(
             ctx,
             dlq_sink,
             metrics_every=o.metrics_every,
-            emit_after=emit_after,
+            signals_from=signals_from,
         )
         recovery = recovery_config(o.recovery_dir, resuming)
         if on_started is not None:

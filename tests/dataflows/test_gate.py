@@ -6,6 +6,8 @@ import copy
 import pickle
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dataflows.gate import ActivationBook, OrderGate, Verdict, verdict
 
@@ -34,11 +36,27 @@ def test_fails_closed_without_a_known_fresh_activation():
 
 def test_events_apply_in_seq_order_and_snapshots_replace_the_table():
     b = book_with(seq=5)
-    b.apply_event({"strategy_id": "s", "active": False, "weight": 0.0, "seq": 4}, now=1.0)
-    assert b.get("s").active  # an older event changes nothing
-    b.load_snapshot({"seq": 9, "strategies": [{"strategy_id": "t", "active": True,
-                                                "weight": 1.0}]}, now=2.0)
+    b.apply_event({"strategy_id": "s", "active": False, "weight": 0.0, "seq": 5}, now=1.0)
+    assert b.get("s").active  # a repeated seq changes nothing
+    b.load_snapshot(
+        {"seq": 9, "strategies": [{"strategy_id": "t", "active": True, "weight": 1.0}]}, now=2.0
+    )
     assert b.get("s") is None and b.get("t").weight == 1.0 and b.seq == 9
+    assert verdict(b, "s", 2.0, 30.0).cause == "unlisted"  # known before, not listed now
+
+
+def test_an_event_below_the_seq_seen_is_a_restarted_world_held_for_good():
+    b = book_with(seq=5)
+    b.apply_event({"strategy_id": "s", "active": False, "weight": 0.0, "seq": 4}, now=1.0)
+    assert b.get("s").active  # not applied
+    v = verdict(b, "s", 1.0, 30.0)
+    assert (v.kind, v.cause) == ("hold", "world_restarted")
+    assert "seq 4 < seq 5 already seen" in v.reason and "rest of the run" in v.reason
+    b.load_snapshot(
+        {"seq": 9, "strategies": [{"strategy_id": "s", "active": True, "weight": 1.0}]}, now=2.0
+    )
+    b.confirm(2.0)
+    assert verdict(b, "s", 2.0, 30.0).cause == "world_restarted"  # latched
 
 
 def test_sizing_by_hand_and_orders_only_on_change():
@@ -84,5 +102,130 @@ def test_the_world_weight_cannot_be_negative():
     from qmtl.core.contracts import ActivationEvent
 
     with pytest.raises(ValidationError):
-        ActivationEvent(world="w", seq=1, ts=0, strategy_id="s", active=True, weight=-0.5,
-                        reason="x", policy_version=1)
+        ActivationEvent(
+            world="w",
+            seq=1,
+            ts=0,
+            strategy_id="s",
+            active=True,
+            weight=-0.5,
+            reason="x",
+            policy_version=1,
+        )
+
+
+# -- the state machine against a model (hypothesis) ------------------------------------------
+SIDS = ("s", "t")
+_op = st.one_of(
+    st.tuples(st.just("event"), st.sampled_from(SIDS), st.booleans(), st.integers(0, 12)),
+    st.tuples(
+        st.just("snapshot"),
+        st.integers(0, 12),
+        st.dictionaries(st.sampled_from(SIDS), st.booleans()),
+        st.integers(1, 4),
+    ),
+    st.tuples(st.just("control"), st.sampled_from(["freeze", "unfreeze"]), st.integers(0, 12)),
+    st.tuples(st.just("confirm")),
+    st.tuples(st.just("lose")),
+    st.tuples(st.just("vanish")),
+)
+
+
+class Model:
+    """What the gate must decide, written plainly: the world is gone for good once it
+    vanished or a seq (or a snapshot's policy version) went below one seen; otherwise the
+    latest activation at the highest seq, held while lost, frozen, unknown or unlisted."""
+
+    def __init__(self) -> None:
+        self.seq, self.version, self.gone = 0, 0, None
+        self.rows: dict[str, bool] = {}
+        self.unlisted: set[str] = set()
+        self.lost, self.frozen = True, False
+
+    def apply(self, op) -> None:
+        kind = op[0]
+        if self.gone is not None:
+            return
+        if kind == "vanish":
+            self.gone = "world_gone"
+        elif kind == "lose":
+            self.lost = True
+        elif kind == "confirm":
+            self.lost = False
+        elif kind == "event":
+            _, sid, active, seq = op
+            self.lost = False
+            if seq < self.seq:
+                self.gone = "world_restarted"
+            elif seq > self.seq:
+                self.rows[sid], self.seq = active, seq
+                self.unlisted.discard(sid)
+        elif kind == "control":
+            _, step, seq = op
+            self.lost = False
+            if seq < self.seq:
+                self.gone = "world_restarted"
+            elif seq > self.seq:
+                self.frozen, self.seq = step == "freeze", seq
+        else:
+            _, seq, rows, version = op
+            if seq < self.seq or version < self.version:
+                self.gone = "world_restarted"
+                return
+            self.unlisted = (self.unlisted | set(self.rows)) - set(rows)
+            self.rows, self.seq, self.version = dict(rows), seq, version
+            self.lost, self.frozen = False, False
+
+    def kind(self, sid: str) -> tuple[str, str]:
+        if self.gone is not None:
+            return "hold", self.gone
+        if self.frozen and not self.lost:
+            return "hold", "frozen"
+        if self.lost:
+            return "hold", "lost"
+        if sid not in self.rows:
+            return "hold", "unlisted" if sid in self.unlisted else "no_activation"
+        return ("trade", "") if self.rows[sid] else ("flatten", "")
+
+
+def _drive(book: ActivationBook, op) -> None:
+    kind = op[0]
+    if kind == "vanish":
+        book.vanish("GET /worlds/w/activation: 404")
+    elif kind == "lose":
+        book.lose("reset")
+    elif kind == "confirm":
+        book.confirm(0.0)
+    elif kind == "event":
+        _, sid, active, seq = op
+        book.apply_event({"strategy_id": sid, "active": active, "weight": 1.0, "seq": seq}, 0.0)
+    elif kind == "control":
+        _, step, seq = op
+        book.control({"seq": seq, "step": step, "plan_id": "p"}, 0.0)
+    else:
+        _, seq, rows, version = op
+        book.load_snapshot(
+            {
+                "seq": seq,
+                "policy_version": version,
+                "strategies": [
+                    {"strategy_id": k, "active": a, "weight": 1.0} for k, a in rows.items()
+                ],
+            },
+            0.0,
+        )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_op, max_size=25))
+def test_the_gate_follows_its_model_and_a_world_once_gone_holds_for_good(ops):
+    book, model = ActivationBook("w"), Model()
+    for op in ops:
+        _drive(book, op)
+        model.apply(op)
+        for sid in SIDS:
+            v = verdict(book, sid, now=0.0, max_age=30.0)
+            assert (v.kind, v.cause) == model.kind(sid), (op, sid, v)
+            assert v.kind != "hold" or v.reason  # a hold always says why
+            if model.gone is not None:
+                assert "rest of the run" in v.reason
