@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import bytewax.operators as op
@@ -34,6 +34,7 @@ from bytewax.dataflow import Dataflow, operator
 from bytewax.testing import cluster_main, run_main
 
 from dataflows.control import RunControl
+from dataflows.execution import Execution
 from dataflows.graph import Program, ProgramState
 from dataflows.metrics import MetricSet
 from dataflows.panel import lookback_bars, needs_panel
@@ -69,6 +70,18 @@ class StrategySpec:
     """Symbols read (``bars["SPY"]``) but not traded."""
     interval: str | None = None
     """The bars' interval (needed by ``bars.at(...)``)."""
+    execution: Execution = field(default_factory=Execution)
+    """The execution rule, slippage and sizing (:mod:`dataflows.execution`)."""
+
+    def portfolio(self, prices: bool = False) -> Portfolio:
+        """A fresh portfolio for this strategy.
+
+        >>> from qmtl.core.expr import lit
+        >>> StrategySpec("s", ["A"], lit(1.0), 0.0, 1.0, 252.0).portfolio().ex.rule
+        'close'
+        """
+        return Portfolio(self.symbols, self.cost_bps, self.max_gross, prices, self.max_net,
+                         self.execution)
 
 
 METRICS_EVERY = 1_000
@@ -154,7 +167,7 @@ def _evaluate_step(
                 continue
             w = outputs[spec.key]
             w = np.where(np.isfinite(w), w, 0.0)
-            opens = bars["open"][keep] if prices else None
+            opens = bars["open"][keep]  # the portfolio reads them (live, or rule next_open)
             emitted.append(
                 (spec.key, SignalBatch(symbol, bars["ts"][keep], w[keep], bars["close"][keep],
                                        opens))
@@ -289,8 +302,7 @@ class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, 
             if self.portfolio is None:
                 spec = self.specs[key]
                 self.key = key
-                self.portfolio = Portfolio(spec.symbols, spec.cost_bps, spec.max_gross, self.prices,
-                                           spec.max_net)
+                self.portfolio = spec.portfolio(self.prices)
                 self.metrics = MetricSet(spec.periods_per_year)
             self.portfolio.push(signal)
         except Exception as exc:

@@ -167,10 +167,13 @@ class OrderLogic(op.StatefulLogic[StrategyOutput, Orders, Any]):
         intents: list[OrderIntent] = []
         fills: list[Fill] = []
         v: Verdict | None = None
-        for i in range(len(rows["ts"])):
+        slips = rows.get("slip")  # the slippage of a fill at the row's bar (non-default
+        for i in range(len(rows["ts"])):  # execution only: dataflows.execution)
             symbol, ts = names[int(rows["symbol"][i])], int(rows["ts"][i])
+            slip = None if slips is None else float(slips[i])
             for b in brokers:  # open paper orders fill even after a switch to live
-                fills += b.on_bar(symbol, ts, float(rows["open"][i]))
+                fills += (b.on_bar(symbol, ts, float(rows["open"][i])) if slip is None
+                          else b.on_bar(symbol, ts, float(rows["open"][i]), slip))
             v = (
                 stage_hold
                 if venue == "hold"
@@ -182,7 +185,11 @@ class OrderLogic(op.StatefulLogic[StrategyOutput, Orders, Any]):
             if new:
                 intents += new
                 if taker is not None:  # taken at once: the next bar, maybe in this batch,
-                    taker.accept(new)  # fills it
+                    taker.accept(new)  # fills it (rule close: this bar's close, below)
+            for b in brokers:
+                on_close = getattr(b, "on_close", None)
+                if on_close is not None:
+                    fills += on_close(symbol, ts, float(rows["close"][i]), slip)
         # one transaction per broker for the batch; keys the store has (a replay) come back
         # as not new. Only the run's own broker and real orders are published: the paper
         # fills of a run that follows its stage stay in its store.

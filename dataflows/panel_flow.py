@@ -90,7 +90,7 @@ class PanelLogic(op.StatefulLogic[tuple[str, str, Batch], tuple[str, SignalBatch
                         continue
                     keep = slice(cut, None)
                 w = np.where(np.isfinite(w), w, 0.0)
-                opens = bars["open"][keep] if self.prices else None
+                opens = bars["open"][keep]
                 emitted.append((spec_key, SignalBatch(sym, ts[keep], w[keep],
                                                       bars["close"][keep], opens)))
         return emitted

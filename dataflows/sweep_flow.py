@@ -48,7 +48,6 @@ from dataflows.compiler import (
 from dataflows.control import RunControl
 from dataflows.graph import Program
 from dataflows.metrics import MetricSet
-from dataflows.portfolio import Portfolio
 from dataflows.replay import CallbackSink
 from qmtl.core.bars import Batch
 
@@ -160,7 +159,7 @@ class _ShardPartition(StatelessSourcePartition[Any]):
                 logic = _PortfolioLogic(by_key, self.control, options["metrics_every"])
                 # built here rather than on the first item: without per-symbol rows
                 logic.key = s.key
-                logic.portfolio = Portfolio(s.symbols, s.cost_bps, s.max_gross)
+                logic.portfolio = s.portfolio()
                 logic.portfolio.rows = False
                 logic.metrics = MetricSet(s.periods_per_year)
                 self.portfolios[s.key] = logic

@@ -266,14 +266,17 @@ class BacktestResult:
 
 
 def json_settings(settings: Mapping[str, object]) -> dict[str, JsonValue]:
-    """``settings`` with sequences as lists and numbers as plain floats and ints.
+    """``settings`` with sequences as lists, mappings as dicts (of the same) and numbers as
+    plain floats and ints.
 
-    >>> json_settings({"batch_size": (7, 3), "cost_bps": np.float64(2)})
-    {'batch_size': [7, 3], 'cost_bps': 2.0}
+    >>> json_settings({"batch_size": (7, 3), "cost_bps": np.float64(2), "x": {"a": (1,)}})
+    {'batch_size': [7, 3], 'cost_bps': 2.0, 'x': {'a': [1]}}
     """
     out: dict[str, JsonValue] = {}
     for key, value in settings.items():
-        if isinstance(value, (tuple, list)):
+        if isinstance(value, Mapping):
+            out[key] = json_settings(value)
+        elif isinstance(value, (tuple, list)):
             out[key] = [json_scalar(v) for v in value]
         else:
             out[key] = json_scalar(value)

@@ -99,6 +99,7 @@ def to_spec(
         max_net=float(s.max_net),
         context=tuple(c for c in s.context if c not in symbols),
         interval=s.interval,
+        execution=s.execution_settings(),
     )
 
 
@@ -231,6 +232,7 @@ def backtest(
             "max_net": spec.max_net if math.isfinite(spec.max_net) else None,
             "context": list(spec.context),
             "periods_per_year": spec.periods_per_year,
+            "execution": spec.execution.settings(),
             "start": start_ns,
             "end": end_ns,
             "warmup": lookback,

@@ -34,6 +34,7 @@ import typing
 from traceback import FrameSummary
 from typing import Any, ClassVar
 
+from dataflows.execution import Execution, ExecutionError
 from qmtl.alpha.graph import strategy_spec
 from qmtl.core.errors import QmtlError
 from qmtl.core.expr import COLUMNS, Expr, as_expr, col
@@ -41,8 +42,15 @@ from qmtl.core.intervals import INTERVALS
 from qmtl.indicators import atr
 from qmtl.usercode import exception_line, is_user_file, user_frame, where
 
+EXECUTION_SETTINGS: tuple[str, ...] = (
+    "execution", "spread_bps", "slippage_vol", "vol_window", "no_trade_band",
+    "min_order_notional", "lot_size", "capital",
+)
+"""Class attributes that say how the weights are executed (:mod:`dataflows.execution`)."""
+
 RESERVED: frozenset[str] = frozenset(
-    {"symbols", "interval", "cost_bps", "max_gross", "max_net", "name", "warmup", "context"}
+    {"symbols", "interval", "cost_bps", "max_gross", "max_net", "name", "warmup", "context",
+     *EXECUTION_SETTINGS}
 )
 """Class attributes with a meaning of their own, not strategy parameters."""
 
@@ -161,7 +169,11 @@ class Strategy:
     ``max_gross`` (cap on the sum of absolute weights across symbols; default 1.0),
     ``max_net`` (cap on the absolute sum of the weights, longs minus shorts; default: none),
     ``context`` (symbols read with ``bars["SPY"]`` but not traded) and ``warmup`` (bars of
-    history to warm up on; default: inferred from the graph). Negative weights are shorts.
+    history to warm up on; default: inferred from the graph). How the weights trade:
+    ``execution`` (``close`` or ``next_open``), ``spread_bps``, ``slippage_vol``,
+    ``vol_window``, ``no_trade_band``, ``min_order_notional``, ``lot_size`` (a number or
+    ``{symbol: lot}``) and ``capital`` (see :mod:`dataflows.execution`). Negative weights
+    are shorts.
     Every other annotated class attribute with a default is a parameter, overridable as a
     keyword argument or from the CLI with ``-p name=value``.
     """
@@ -173,6 +185,14 @@ class Strategy:
     max_net: float = math.inf
     context: ClassVar[list[str]] = []
     warmup: int | None = None
+    execution: str = "close"
+    spread_bps: float = 0.0
+    slippage_vol: float = 0.0
+    vol_window: int = 20
+    no_trade_band: float = 0.0
+    min_order_notional: float = 0.0
+    lot_size: float | dict[str, float] = 0.0
+    capital: float = 1_000_000.0
 
     def __init__(self, **params: Any) -> None:
         known = self.parameters()
@@ -219,6 +239,28 @@ class Strategy:
                     continue
                 out[key] = getattr(cls, key)
         return out
+
+    def execution_settings(self) -> Execution:
+        """How this strategy's weights are executed (its fee is ``cost_bps``).
+
+        >>> class S(Strategy):
+        ...     execution = "next_open"
+        ...     spread_bps = 4.0
+        >>> S().execution_settings().rule, S(spread_bps=2.0).execution_settings().spread_bps
+        ('next_open', 2.0)
+        """
+        lot = self.lot_size
+        try:
+            if isinstance(lot, str):  # from the CLI: -p lot_size=100
+                lot = float(lot)
+            return Execution(rule=self.execution, spread_bps=float(self.spread_bps),  # type: ignore[arg-type]
+                             slippage_vol=float(self.slippage_vol),
+                             vol_window=int(self.vol_window),
+                             no_trade_band=float(self.no_trade_band),
+                             min_order_notional=float(self.min_order_notional),
+                             lot_size=lot, capital=float(self.capital))
+        except (ExecutionError, TypeError, ValueError) as exc:
+            raise StrategyError(f"{self.name}: {exc}") from None
 
     def target(self) -> Expr:
         """The strategy's signal as a target-weight expression (calls ``signal`` once).
@@ -288,6 +330,7 @@ class Strategy:
             isinstance(s, str) and s for s in self.context
         ):
             raise StrategyError(f"{cls_name}.context must be a list of symbol names")
+        self.execution_settings()
 
 
 ID_TEXT = re.compile(r"[A-Za-z0-9_.+-]+")

@@ -1,7 +1,11 @@
 """A paper broker: fills one strategy's orders at the open of the symbol's next bar, plus
 slippage (against the trade) and a fee, bringing the position to the order's target
-quantity. A fill and its position change are one transaction of the order store, keyed by
-the order, so replayed bars never fill twice.
+quantity. Given the strategy's :class:`~dataflows.execution.Execution`, it fills by that
+rule instead (``close``: at the deciding bar's close, :meth:`PaperBroker.on_close`;
+``next_open``: at the next bar's open), with the slippage the portfolio charged for that
+bar (its ``slip`` row) and target quantities rounded to the symbol's lot, so its fills are
+the trades the backtest assumed. A fill and its position change are one transaction of the
+order store, keyed by the order, so replayed bars never fill twice.
 
 >>> import tempfile, os
 >>> from connectors.live.order_store import open_order_store
@@ -18,7 +22,10 @@ the order, so replayed bars never fill twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from connectors.live.order_store import OrderStore, intent_key
+from dataflows.execution import Execution, fee, fill_price, lot_quantity
 from qmtl.core.contracts import Fill, OrderIntent
 
 
@@ -37,6 +44,7 @@ class PaperBroker:
         slippage_bps: float = 0.0,
         fee_bps: float = 0.0,
         quiet: bool = False,
+        execution: Execution | None = None,
     ) -> None:
         if slippage_bps < 0 or fee_bps < 0:
             raise ValueError(
@@ -46,7 +54,10 @@ class PaperBroker:
         self.store = store
         self.world, self.strategy_id = world, strategy_id
         self.slippage = slippage_bps / 1e4
+        self.fee_bps = fee_bps
         self.fee = fee_bps / 1e4
+        self.execution = execution
+        self.rule = execution.rule if execution is not None else "next_open"
         self.quiet = quiet  # its orders and fills are never published (stage paper)
         self._positions = store.positions(world, strategy_id)
         self._open: dict[str, list[OrderIntent]] = {}
@@ -65,24 +76,55 @@ class PaperBroker:
             self._open.setdefault(o.symbol, []).append(o)
         self._orders += intents
 
-    def on_bar(self, symbol: str, ts: int, open_: float) -> list[Fill]:
-        """Fill ``symbol``'s orders decided before ``ts`` at this bar's open."""
+    def on_bar(self, symbol: str, ts: int, open_: float, slip: float | None = None
+               ) -> list[Fill]:
+        """Fill ``symbol``'s orders decided before ``ts`` at this bar's open (rule
+        ``next_open``; with rule ``close`` they were filled at their own bar's close).
+        ``slip`` is the slippage fraction of a fill at this bar (default: ``slippage_bps``).
+        """
+        if self.rule != "next_open":
+            return []
+        return self._fill(symbol, ts, open_, slip, lambda o: o.ts < ts)
+
+    def on_close(self, symbol: str, ts: int, close: float, slip: float | None = None
+                 ) -> list[Fill]:
+        """Rule ``close``: fill ``symbol``'s orders decided at or before ``ts`` at this bar's
+        close (call it after the bar's orders were taken).
+
+        >>> import tempfile, os
+        >>> from connectors.live.order_store import open_order_store
+        >>> b = PaperBroker(open_order_store(os.path.join(tempfile.mkdtemp(), "o.db")), "w",
+        ...                 "s", fee_bps=1.0, execution=Execution(rule="close"))
+        >>> b.accept([OrderIntent(world="w", strategy_id="s", symbol="A", ts=1,
+        ...                       target_weight=1.0, target_qty=2.0, reason="x")])
+        >>> b.on_bar("A", 1, 9.0), [(f.ts, f.qty, f.price) for f in b.on_close("A", 1, 10.0, 0.01)]
+        ([], [(1, 2.0, 10.1)])
+        """
+        if self.rule != "close":
+            return []
+        return self._fill(symbol, ts, close, slip, lambda o: o.ts <= ts)
+
+    def _fill(self, symbol: str, ts: int, ref: float, slip: float | None,
+              due: Callable[[OrderIntent], bool]) -> list[Fill]:
         waiting = self._open.get(symbol)
         if not waiting:
             return []
+        s = self.slippage if slip is None else float(slip)
+        lot = self.execution.lot(symbol) if self.execution is not None else 0.0
         fills, keep = [], []
         for o in waiting:
-            if o.ts >= ts:
+            if not due(o):
                 keep.append(o)
                 continue
-            qty = o.target_qty - self.position(symbol)
-            price = open_ * (1.0 + self.slippage * (1.0 if qty > 0 else -1.0 if qty < 0 else 0.0))
+            target = lot_quantity(o.target_qty, lot)
+            qty = target - self.position(symbol)
+            price = fill_price(ref, qty, s)
             key = intent_key(o)
             fill = Fill(order_id=key, symbol=symbol, ts=ts, qty=qty, price=price,
-                        fee=abs(qty) * price * self.fee)
-            self._fills.append((key, fill, self.world, self.strategy_id, o.target_qty))
+                        fee=fee(qty, price, self.fee_bps))
+            self._fills.append((key, fill, self.world, self.strategy_id, target))
             fills.append(fill)
-            self._positions[symbol] = o.target_qty
+            self._positions[symbol] = target
         self._open[symbol] = keep
         return fills
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -112,6 +112,13 @@ def load_any(
                       groups=group_map), universe
 
 
+def _set_execution(strategy: Any, execution: str | None) -> None:
+    """Apply ``--execution`` to the strategy (checked: an unknown rule is an error)."""
+    if execution is not None:
+        strategy.execution = execution
+        strategy.execution_settings()
+
+
 def run(
     target: MaybeTargetArg = None,
     mode: Annotated[str, typer.Option(help="backtest (replay history) or live.")] = "backtest",
@@ -129,6 +136,9 @@ def run(
     workers: Annotated[int, typer.Option(help="Bytewax workers.")] = 1,
     periods_per_year: Annotated[float | None, typer.Option(help="Annualization override.")] = None,
     on_bad_bars: Annotated[str, typer.Option(help="raise or drop.")] = "raise",
+    execution: Annotated[str | None, typer.Option(
+        help="When weights trade: close (the signal bar's close) or next_open (the next "
+        "bar's open); default: the strategy's.")] = None,
     data: DataOpt = None,
     origin: OriginOpt = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default ./runs/...).")] = None,
@@ -171,10 +181,12 @@ def run(
     max_activation_age: Annotated[float, typer.Option(
         help="Live: hold orders when the world has not confirmed the activation for this "
         "many seconds.", rich_help_panel="Live")] = 30.0,
-    slippage_bps: Annotated[float, typer.Option(help="Paper: slippage, bp.",
-                                                rich_help_panel="Live")] = 0.0,
-    fee_bps: Annotated[float, typer.Option(help="Paper: fee, bp of notional.",
-                                           rich_help_panel="Live")] = 0.0,
+    slippage_bps: Annotated[float | None, typer.Option(
+        help="Live: slippage against the trade, bp (sets the strategy's spread_bps to twice "
+        "it; default: the strategy's).", rich_help_panel="Live")] = None,
+    fee_bps: Annotated[float | None, typer.Option(
+        help="Live: fee, bp of notional (sets the strategy's cost_bps; default: the "
+        "strategy's).", rich_help_panel="Live")] = None,
     orders_store: Annotated[str | None, typer.Option(
         help="Live: orders/fills/positions store, a file or postgresql:// URL.",
         rich_help_panel="Live")] = None,
@@ -237,6 +249,7 @@ def run(
             strategy, universe = load_any(target, param, symbols, alpha, spec, interval,
                                           neutralize, groups)
             options.symbols = universe
+            _set_execution(strategy, execution)
             run_live_command(strategy, options, debug)
         return
     if on_bad_bars not in ("raise", "drop"):
@@ -244,6 +257,7 @@ def run(
     with errors_as_exit(debug):
         strategy, universe = load_any(target, param, symbols, alpha, spec, interval,
                                       neutralize, groups)
+        _set_execution(strategy, execution)
         with progress_bar() as progress:
             provider = make_provider(data, origin, None, progress)
             task = progress.add_task("replay", total=None)

@@ -61,8 +61,8 @@ class LiveOptions:
     orders_topic: str = "orders"
     fills_topic: str = "fills"
     max_activation_age: float = 30.0
-    slippage_bps: float = 0.0
-    fee_bps: float = 0.0
+    slippage_bps: float | None = None
+    fee_bps: float | None = None
     metrics_every: int = 1
     max_gap_bars: int = 0
     workers: int = 1

@@ -40,7 +40,7 @@ from connectors.live.world_link import (
     WorldUnavailable,
     world_info,
 )
-from dataflows.compiler import spec_lookback
+from dataflows.compiler import StrategySpec, spec_lookback
 from dataflows.control import RunControl
 from dataflows.gate import ActivationBook
 from dataflows.live_flow import OrderContext, build_live_flow
@@ -124,6 +124,10 @@ def _check(o: LiveOptions) -> None:
         raise LiveError(f"--max-bars must be >= 1, got {o.max_bars}")
     if o.workers < 1:
         raise LiveError(f"--workers must be >= 1, got {o.workers}")
+    for name in ("slippage_bps", "fee_bps"):
+        value = getattr(o, name)
+        if value is not None and not value >= 0:
+            raise LiveError(f"--{name.replace('_', '-')} must be >= 0 bp, got {value}")
 
 
 @dataclass
@@ -160,14 +164,20 @@ def _open_links(o: LiveOptions, url: str, state_dir: Path, stack: contextlib.Exi
 
 
 def _order_context(
-    o: LiveOptions, links: _Links, report: OrderReport, watch: LiveMetrics | None = None
+    o: LiveOptions,
+    links: _Links,
+    report: OrderReport,
+    spec: StrategySpec,
+    watch: LiveMetrics | None = None,
 ) -> OrderContext:
     """The order step's links: the paper broker on the store, or the store's record of
     orders for the relay to send."""
     store = links.store
 
     def paper_broker(strategy: str, quiet: bool = False) -> PaperBroker:
-        return PaperBroker(store, o.world, strategy, o.slippage_bps, o.fee_bps, quiet=quiet)
+        # the strategy's execution rule and costs: its fills are the backtest's trades
+        return PaperBroker(store, o.world, strategy, fee_bps=spec.cost_bps, quiet=quiet,
+                           execution=spec.execution)
 
     def stage_paper(strategy: str) -> PaperBroker:  # the world's stage paper, without --paper
         return paper_broker(strategy, quiet=True)
@@ -221,6 +231,10 @@ def run_live(
     s = make_strategy(strategy, params or {})
     if o.cost_bps is not None:
         s.cost_bps = float(o.cost_bps)
+    if o.fee_bps is not None:  # the paper broker's fee is the strategy's cost per turnover
+        s.cost_bps = float(o.fee_bps)
+    if o.slippage_bps is not None:  # slippage against the trade: half the spread
+        s.spread_bps = 2.0 * float(o.slippage_bps)
     universe = list(o.symbols or s.symbols)
     if not universe:
         raise LiveError(f"{s.name} has no symbols: set `symbols = [...]` or pass --symbols")
@@ -321,7 +335,7 @@ def run_live(
                 {k: str(head[k]) for k in ("strategy", "run_id", "world", "mode")},
             )
             _serve_metrics(o, watch, stack)
-        ctx = _order_context(o, links, tally, watch)
+        ctx = _order_context(o, links, tally, spec, watch)
         flow = build_live_flow(
             spec,
             source,

@@ -52,6 +52,9 @@ def test_settings_are_every_argument_of_the_run(tmp_path):
         "max_net": None,
         "context": [],
         "periods_per_year": 365.0,
+        "execution": {"rule": "close", "spread_bps": 0.0, "slippage_vol": 0.0, "vol_window": 20,
+                      "no_trade_band": 0.0, "min_order_notional": 0.0, "lot_size": 0.0,
+                      "capital": 1_000_000.0},
         "start": int(np.datetime64("2015-06-01", "ns").astype(np.int64)),
         "end": None,
         "warmup": 9,  # the graph's look-back: sma(10) needs 9 earlier bars
