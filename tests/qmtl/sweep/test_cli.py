@@ -82,7 +82,7 @@ def test_a_grid_writes_its_table_summary_and_heatmap(catalog: Path, tmp_path: Pa
         summary["nodes_per_variant_total"] / summary["nodes_evaluated"])
     assert summary["pbo"]["splits"] == 6 and len(summary["walk_forward"]["folds"]) == 2
     page = (out / "heatmap.html").read_text()
-    assert "<script src=" not in page and page.count('class="plotly-graph-div"') == 2
+    assert "<script src=" not in page and page.count('<div class="chart" id="chart-') == 2
     assert "best 3 of 7 by train_sharpe" in res.output
     assert "deflated Sharpe of the best" in res.output
     assert "probability of backtest overfitting" in res.output
