@@ -133,13 +133,17 @@ def print_analysis(result: SweepResult) -> None:
                   f"(dedup {s.dedup:.1f}x) · {len(s.shards)} worker(s)", highlight=False)
     d = result.deflated
     if d is not None:
-        verdict = "significant" if d.dsr >= 0.95 else "not significant at 5%"
+        verdict = "at or above 0.95" if d.dsr >= 0.95 else "not significant at 5%"
         console.print(f"deflated Sharpe of the best: {d.dsr:.3f} ({verdict}; per-bar Sharpe "
                       f"{d.sharpe:.4f} vs {d.expected_max:.4f} expected from the best of "
                       f"{d.n_trials} trials by luck)", highlight=False)
     if result.pbo is not None:
         console.print(f"probability of backtest overfitting (CSCV, {result.pbo.n_splits} "
                       f"splits): {result.pbo.pbo:.2f}", highlight=False)
+    if d is not None or result.pbo is not None:
+        from qmtl.report.reading import reading  # DSR and PBO read together
+
+        console.print(f"reading: {reading(d, result.pbo).verdict}", highlight=False)
     wf = result.walk_forward
     if wf is not None:
         from qmtl.core.times import format_ts

@@ -87,6 +87,13 @@ def test_a_grid_writes_its_table_summary_and_heatmap(catalog: Path, tmp_path: Pa
     assert "deflated Sharpe of the best" in res.output
     assert "probability of backtest overfitting" in res.output
     assert "stitched out-of-sample sharpe" in res.output
+    from qmtl.report.reading import reading
+    from qmtl.sweep.stats import Deflated, Pbo
+
+    d, p = summary["deflated_sharpe"], summary["pbo"]
+    verdict = reading(Deflated(**d), Pbo(p["pbo"], np.zeros(p["splits"]))).verdict
+    assert f"reading: {verdict}" in " ".join(res.output.split())
+    assert "(significant;" not in res.output
 
 
 def test_several_files_without_p_run_together(catalog: Path, tmp_path: Path) -> None:
