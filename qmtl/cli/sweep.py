@@ -125,6 +125,21 @@ def top_table(result: SweepResult, top: int) -> Table:
     return table
 
 
+def chosen_params(result: SweepResult, key: str) -> str:
+    """A walk-forward fold's choice as its parameters (``fast=10, slow=50``), not its key.
+
+    >>> import numpy as np
+    >>> from dataflows.sweep_flow import SweepStats, VariantRun
+    >>> from qmtl.sweep.result import SweepResult
+    >>> runs = [VariantRun("v0", np.arange(2), np.zeros(2), np.ones(2), {"sharpe": 0.0})]
+    >>> chosen_params(SweepResult(["S"], [{"n": 3}], runs, "sharpe", SweepStats()), "v0")
+    'n=3'
+    """
+    from qmtl.report.reading import params_text  # pure, no plotly
+
+    return params_text(result, key)
+
+
 def print_analysis(result: SweepResult) -> None:
     """The dedup line and the overfitting statistics under the table."""
     s = result.stats
@@ -155,7 +170,8 @@ def print_analysis(result: SweepResult) -> None:
             table.add_column(col)
         for f in wf.folds:
             table.add_row(str(f.fold), format_ts(f.test_start)[:10], format_ts(f.test_end)[:10],
-                          f.chosen, format_metric(result.metric, f.train_value),
+                          chosen_params(result, f.chosen),
+                          format_metric(result.metric, f.train_value),
                           format_metric(result.metric, f.test_value))
         console.print(table)
         value = wf.metrics.get(result.metric, math.nan)

@@ -10,6 +10,9 @@ overfit.
 
 >>> import numpy as np
 >>> from qmtl.sweep.stats import Deflated, Pbo
+
+if TYPE_CHECKING:
+    from qmtl.sweep.result import SweepResult
 >>> r = reading(Deflated(0.963, 0.08, 0.05, 100, 0.001, 500), Pbo(0.72, np.zeros(70)))
 >>> r.level, r.verdict
 ('bad', 'overfit: the ranking does not hold out of sample')
@@ -19,8 +22,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from qmtl.sweep.stats import Deflated, Pbo
+
+if TYPE_CHECKING:
+    from qmtl.sweep.result import SweepResult
 
 DSR_LEVEL = 0.95
 """A deflated Sharpe ratio at or above this is significant at 5% (by the DSR alone)."""
@@ -115,3 +122,23 @@ def reading(deflated: Deflated | None, pbo: Pbo | None) -> Reading:
                        "Sharpe cannot be told apart from luck at 5%.")
     return Reading("no evidence of an edge", "bad", dsr_text + pbo_text
                    + "Both are what noise gives: the best result is luck.")
+
+
+def params_text(result: SweepResult, key: str) -> str:
+    """The parameters (and strategy, when the sweep runs several) of the variant ``key``.
+
+    >>> import numpy as np
+    >>> from dataflows.sweep_flow import SweepStats, VariantRun
+    >>> from qmtl.sweep.result import SweepResult
+    >>> runs = [VariantRun(f"v{i}", np.arange(2), np.zeros(2), np.ones(2), {"sharpe": 0.0})
+    ...         for i in range(2)]
+    >>> res = SweepResult(["S"] * 2, [{"n": 1, "m": 2}, {"n": 3, "m": 4}], runs, "sharpe",
+    ...                   SweepStats())
+    >>> params_text(res, "v1")
+    'n=3, m=4'
+    """
+    i = next(i for i, r in enumerate(result.runs) if r.key == key)
+    text = ", ".join(f"{k}={v}" for k, v in result.params[i].items())
+    if len(set(result.strategies)) > 1:
+        text = f"{result.strategies[i]}: {text}" if text else result.strategies[i]
+    return text or "(no parameters)"

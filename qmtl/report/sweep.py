@@ -27,7 +27,7 @@ from qmtl.cli.common import format_metric
 from qmtl.core.times import format_ts
 from qmtl.report import charts
 from qmtl.report.html import chart_div, escape, page, section, table
-from qmtl.report.reading import DSR_LEVEL, PBO_HIGH, PBO_LOW, reading
+from qmtl.report.reading import DSR_LEVEL, PBO_HIGH, PBO_LOW, params_text, reading
 from qmtl.sweep.heatmap import grid, lower_is_better, numeric_params
 
 if TYPE_CHECKING:
@@ -38,26 +38,6 @@ MAX_LABELLED_CELLS = 625
 
 BEST = 10
 """Variants listed in the table of the best."""
-
-
-def params_text(result: SweepResult, key: str) -> str:
-    """The parameters (and strategy, when the sweep runs several) of the variant ``key``.
-
-    >>> import numpy as np
-    >>> from dataflows.sweep_flow import SweepStats, VariantRun
-    >>> from qmtl.sweep.result import SweepResult
-    >>> runs = [VariantRun(f"v{i}", np.arange(2), np.zeros(2), np.ones(2), {"sharpe": 0.0})
-    ...         for i in range(2)]
-    >>> res = SweepResult(["S"] * 2, [{"n": 1, "m": 2}, {"n": 3, "m": 4}], runs, "sharpe",
-    ...                   SweepStats())
-    >>> params_text(res, "v1")
-    'n=3, m=4'
-    """
-    i = next(i for i, r in enumerate(result.runs) if r.key == key)
-    text = ", ".join(f"{k}={v}" for k, v in result.params[i].items())
-    if len(set(result.strategies)) > 1:
-        text = f"{result.strategies[i]}: {text}" if text else result.strategies[i]
-    return text or "(no parameters)"
 
 
 def _fmt(metric: str, value: float) -> str:

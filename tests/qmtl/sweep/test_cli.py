@@ -94,6 +94,12 @@ def test_a_grid_writes_its_table_summary_and_heatmap(catalog: Path, tmp_path: Pa
     verdict = reading(Deflated(**d), Pbo(p["pbo"], np.zeros(p["splits"]))).verdict
     assert f"reading: {verdict}" in " ".join(res.output.split())
     assert "(significant;" not in res.output
+    folds = res.output[res.output.index("walk-forward"):]
+    for fold in summary["walk_forward"]["folds"]:  # each fold's choice, as its parameters
+        i = table.column("variant").to_pylist().index(fold["chosen"])
+        p = table.slice(i, 1).to_pylist()[0]
+        assert f"fast={p['fast']}," in folds and f"slow={p['slow']}" in folds, folds
+        assert fold["chosen"] not in folds
 
 
 def test_several_files_without_p_run_together(catalog: Path, tmp_path: Path) -> None:
