@@ -125,6 +125,21 @@ def top_table(result: SweepResult, top: int) -> Table:
     return table
 
 
+def chosen_params(result: SweepResult, key: str) -> str:
+    """A walk-forward fold's choice as its parameters (``fast=10, slow=50``), not its key.
+
+    >>> import numpy as np
+    >>> from dataflows.sweep_flow import SweepStats, VariantRun
+    >>> from qmtl.sweep.result import SweepResult
+    >>> runs = [VariantRun("v0", np.arange(2), np.zeros(2), np.ones(2), {"sharpe": 0.0})]
+    >>> chosen_params(SweepResult(["S"], [{"n": 3}], runs, "sharpe", SweepStats()), "v0")
+    'n=3'
+    """
+    from qmtl.report.reading import params_text  # pure, no plotly
+
+    return params_text(result, key)
+
+
 def print_analysis(result: SweepResult) -> None:
     """The dedup line and the overfitting statistics under the table."""
     s = result.stats
@@ -133,13 +148,17 @@ def print_analysis(result: SweepResult) -> None:
                   f"(dedup {s.dedup:.1f}x) · {len(s.shards)} worker(s)", highlight=False)
     d = result.deflated
     if d is not None:
-        verdict = "significant" if d.dsr >= 0.95 else "not significant at 5%"
+        verdict = "at or above 0.95" if d.dsr >= 0.95 else "not significant at 5%"
         console.print(f"deflated Sharpe of the best: {d.dsr:.3f} ({verdict}; per-bar Sharpe "
                       f"{d.sharpe:.4f} vs {d.expected_max:.4f} expected from the best of "
                       f"{d.n_trials} trials by luck)", highlight=False)
     if result.pbo is not None:
         console.print(f"probability of backtest overfitting (CSCV, {result.pbo.n_splits} "
                       f"splits): {result.pbo.pbo:.2f}", highlight=False)
+    if d is not None or result.pbo is not None:
+        from qmtl.report.reading import reading  # DSR and PBO read together
+
+        console.print(f"reading: {reading(d, result.pbo).verdict}", highlight=False)
     wf = result.walk_forward
     if wf is not None:
         from qmtl.core.times import format_ts
@@ -151,7 +170,8 @@ def print_analysis(result: SweepResult) -> None:
             table.add_column(col)
         for f in wf.folds:
             table.add_row(str(f.fold), format_ts(f.test_start)[:10], format_ts(f.test_end)[:10],
-                          f.chosen, format_metric(result.metric, f.train_value),
+                          chosen_params(result, f.chosen),
+                          format_metric(result.metric, f.train_value),
                           format_metric(result.metric, f.test_value))
         console.print(table)
         value = wf.metrics.get(result.metric, math.nan)

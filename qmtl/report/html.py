@@ -52,6 +52,11 @@ border-radius:4px;font-size:13px}
 .scroll{max-height:420px;overflow:auto}
 details summary{cursor:pointer;font-size:13px;color:#444}
 p.banner{margin:0;border-radius:0;border-width:0 0 1px}
+.reading{font-size:14px;line-height:1.5;margin:6px 0 10px;max-width:1100px}
+.verdict{display:inline-block;padding:2px 10px;border-radius:10px;font-weight:600;
+font-size:13px;margin-right:8px}
+.verdict.good{background:#e3f4e8;color:#1b6e34}.verdict.warn{background:#fff3d6;color:#8a5a00}
+.verdict.bad{background:#fde4e1;color:#a12a1b}
 """
 
 PAGE = Template("""<!DOCTYPE html>

@@ -1,5 +1,6 @@
-"""Heatmaps of a sweep's metric over pairs of its parameters, as one HTML page that works
-offline: plotly.js is embedded from the installed plotly package (no CDN, no network).
+"""Heatmaps of a sweep's metric over pairs of its parameters, on the sweep's page
+(:mod:`qmtl.report.sweep`), which works offline: plotly.js is embedded from the installed
+plotly package (no CDN, no network).
 
 A cell shows the best value of the metric over the other parameters (the maximum, or the
 minimum for a metric where lower is better); a cell no variant reached is blank.
@@ -16,14 +17,12 @@ minimum for a metric where lower is better); a cell no variant reached is blank.
 >>> page = heatmap_html(res)
 >>> "<script src=" in page, len(page) > 1_000_000   # plotly.js inline, nothing loaded
 (False, True)
->>> page.count('class="plotly-graph-div"')
+>>> page.count('<div class="chart" id="chart-')
 1
 """
 
 from __future__ import annotations
 
-import html
-import itertools
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -88,34 +87,10 @@ def grid(x: str, y: str, table: pa.Table, metric: str) -> tuple[list[Any], list[
 
 
 def heatmap_html(result: SweepResult, metrics: list[str] | None = None) -> str:
-    """One offline HTML page: a heatmap per pair of numeric parameters and per metric
-    (default: the ranked metric, and with a training cut its test-period value too)."""
-    import plotly.graph_objects as go  # the figure library loads only when a page is made
-    import plotly.offline
+    """The sweep's page, ``heatmap.html``: :func:`qmtl.report.sweep.sweep_page` (the
+    reading of DSR and PBO, the best variants, the walk-forward folds, and a heatmap per
+    pair of numeric parameters and per metric, default the ranked metric and with a
+    training cut its test-period value too)."""
+    from qmtl.report.sweep import sweep_page  # plotly loads only when a page is made
 
-    if metrics is None:
-        metrics = [result.rank_by]
-        if result.train_end is not None:
-            metrics.append(f"test_{result.metric}")
-    pairs = list(itertools.combinations(numeric_params(result), 2))
-    divs = []
-    for metric in metrics:
-        for x, y in pairs:
-            ux, uy, z = grid(x, y, result.table, metric)
-            fig = go.Figure(go.Heatmap(
-                x=[str(v) for v in ux], y=[str(v) for v in uy], z=z.tolist(),
-                colorscale="RdYlGn_r" if lower_is_better(metric) else "RdYlGn",
-                colorbar={"title": {"text": metric}},
-                hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y}}<br>{metric}=%{{z:.4f}}<extra></extra>",
-            ))
-            fig.update_layout(title=f"{metric} over {x} × {y} (best over other parameters)",
-                              xaxis_title=x, yaxis_title=y, width=720, height=560)
-            divs.append(fig.to_html(full_html=False, include_plotlyjs=False))
-    title = f"qmtl sweep · {html.escape(', '.join(sorted(set(result.strategies))))}"
-    script = plotly.offline.get_plotlyjs()
-    head = ('<meta charset="utf-8"><link rel="icon" href="data:,">'  # no favicon request
-            f"<title>{title}</title>")
-    return (f"<!DOCTYPE html>\n<html><head>{head}"
-            f"<script type=\"text/javascript\">{script}</script></head>\n<body>"
-            f"<h1>{title}</h1><p>{len(result.runs)} variants, ranked by "
-            f"{html.escape(result.rank_by)}.</p>\n" + "\n".join(divs) + "</body></html>\n")
+    return sweep_page(result, metrics)

@@ -1,6 +1,7 @@
-"""The sweep's heatmap page, opened as a person would with the internet cut: plotly draws
-every heatmap from the script embedded in the page, nothing is fetched from outside, and
-the cells hold the sweep's own values."""
+"""The sweep's page, opened as a person would with the internet cut: plotly.js unpacks from
+the page itself, every heatmap draws with its values written in its cells, the reading of
+DSR and PBO and the walk-forward folds (with their parameters) are shown, nothing is
+fetched from outside, and the console has no errors."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import threading
 from pathlib import Path
 
 import numpy as np
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from connectors.data.synthetic import generate_bars
 from qmtl import Strategy, sweep
+from qmtl.report.sweep import reading
 from tests.browser.conftest import console_errors, outside_requests, screenshot
 
 
@@ -24,9 +28,9 @@ class SmaCross(Strategy):
         return bars.close.sma(self.fast) > bars.close.sma(self.slow)
 
 
-def test_the_heatmap_page_draws_offline(browser, tmp_path: Path) -> None:
+def test_the_sweep_page_draws_offline(browser, tmp_path: Path) -> None:
     res = sweep(SmaCross, {"fast": "5:15:5", "slow": "30,60"}, {"A": generate_bars(600)},
-                train_end="2016-06-30")
+                train_end="2016-06-30", walk_forward=2, pbo=True, pbo_splits=4)
     res.write(tmp_path / "site")
     handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(  # noqa: E731
         *a, directory=str(tmp_path / "site"), **k)
@@ -34,21 +38,29 @@ def test_the_heatmap_page_draws_offline(browser, tmp_path: Path) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         browser.get(f"http://127.0.0.1:{server.server_address[1]}/heatmap.html")
-        browser.set_script_timeout(20)
-        ready = browser.execute_async_script(
-            "const done = arguments[0]; const t0 = Date.now();"
-            "(function wait() { const d = document.querySelectorAll('.js-plotly-plot');"
-            " if (d.length === 2 && d[1].data) return done(d.length);"
-            " if (Date.now() - t0 > 15000) return done(-1); setTimeout(wait, 100); })();")
-        assert ready == 2
-        z = browser.execute_script(
-            "return document.querySelectorAll('.js-plotly-plot')[0].data[0].z")
+        WebDriverWait(browser, 30).until(lambda d: d.execute_script(
+            "return [...document.querySelectorAll('.js-plotly-plot')]"
+            ".filter(p => p.querySelector('.heatmaplayer image')).length") == 2)
+        z = browser.execute_script("return document.getElementById('chart-0').data[0].z")
         want = np.array(res.table.column("train_sharpe").to_pylist()).reshape(3, 2).T
         np.testing.assert_allclose(np.array(z, dtype=float), want, rtol=1e-12)
-        # the heatmap cells are drawn (an SVG/canvas image per plot)
-        assert browser.execute_script(
-            "return document.querySelectorAll('.js-plotly-plot .heatmaplayer image').length"
-        ) == 2
+        # each cell's value is written in it: one text mark per cell with a value
+        for i, metric in enumerate(["train_sharpe", "test_sharpe"]):
+            shown = browser.execute_script(
+                f"return [...document.querySelectorAll('#chart-{i} g.hm text, "
+                f"#chart-{i} .textpoint text')].map(t => t.textContent)")
+            values = np.array(res.table.column(metric).to_pylist(), dtype=float)
+            assert sorted(shown) == sorted(f"{v:.3f}" for v in values if np.isfinite(v))
+        r = reading(res.deflated, res.pbo)
+        verdict = browser.find_element(By.CSS_SELECTOR, "p.reading .verdict")
+        assert verdict.text == r.verdict and verdict.is_displayed()
+        folds = browser.find_elements(By.CSS_SELECTOR, "table.folds tbody tr")
+        assert len(folds) == 2
+        keys = [v.key for v in res.runs]
+        for fold, row in zip(res.walk_forward.folds, folds, strict=True):
+            p = res.params[keys.index(fold.chosen)]
+            assert row.find_elements(By.TAG_NAME, "td")[5].text == (
+                f"fast={p['fast']}, slow={p['slow']}")
         assert outside_requests(browser) == []
         assert console_errors(browser) == []
         assert screenshot(browser, tmp_path, "heatmap").stat().st_size > 10_000

@@ -82,11 +82,24 @@ def test_a_grid_writes_its_table_summary_and_heatmap(catalog: Path, tmp_path: Pa
         summary["nodes_per_variant_total"] / summary["nodes_evaluated"])
     assert summary["pbo"]["splits"] == 6 and len(summary["walk_forward"]["folds"]) == 2
     page = (out / "heatmap.html").read_text()
-    assert "<script src=" not in page and page.count('class="plotly-graph-div"') == 2
+    assert "<script src=" not in page and page.count('<div class="chart" id="chart-') == 2
     assert "best 3 of 7 by train_sharpe" in res.output
     assert "deflated Sharpe of the best" in res.output
     assert "probability of backtest overfitting" in res.output
     assert "stitched out-of-sample sharpe" in res.output
+    from qmtl.report.reading import reading
+    from qmtl.sweep.stats import Deflated, Pbo
+
+    d, p = summary["deflated_sharpe"], summary["pbo"]
+    verdict = reading(Deflated(**d), Pbo(p["pbo"], np.zeros(p["splits"]))).verdict
+    assert f"reading: {verdict}" in " ".join(res.output.split())
+    assert "(significant;" not in res.output
+    folds = res.output[res.output.index("walk-forward"):]
+    for fold in summary["walk_forward"]["folds"]:  # each fold's choice, as its parameters
+        i = table.column("variant").to_pylist().index(fold["chosen"])
+        p = table.slice(i, 1).to_pylist()[0]
+        assert f"fast={p['fast']}," in folds and f"slow={p['slow']}" in folds, folds
+        assert fold["chosen"] not in folds
 
 
 def test_several_files_without_p_run_together(catalog: Path, tmp_path: Path) -> None:
