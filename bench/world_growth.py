@@ -35,9 +35,6 @@ import httpx
 import numpy as np
 import uvicorn
 
-# the rounds go past the default 10,000 strategies per world (the other bounds stay)
-os.environ.setdefault("QMTL_WORLD_MAX_STRATEGIES", "1000000")
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import RESULTS, machine, print_table, write_results
@@ -182,6 +179,8 @@ def main() -> None:
     ap.add_argument("--max-updates", type=int, default=1_000)
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
+    # the rounds go past the default 10,000 strategies per world (the other bounds stay)
+    os.environ.setdefault("QMTL_WORLD_MAX_STRATEGIES", "1000000")
     if args.quick:
         args.per_round = 1_000
     with served(args.store) as url:
