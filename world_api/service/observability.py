@@ -83,7 +83,7 @@ class ServiceMetrics:
                                    "Metric updates skipped as already seen.", ["world"],
                                    registry=r)
         self._rejected = Counter("qmtl_world_updates_rejected",
-                                 "Metric updates refused (stale, wrong_world, limit, invalid).",
+                                 "Metric updates refused (stale, wrong_world, limit; invalid bodies).",
                                  ["world", "reason"], registry=r)
         self._decisions = Counter("qmtl_world_decisions",
                                   "Activation events stored (activation or weight changed).",
