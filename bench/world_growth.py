@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import socket
 import sys
 import tempfile
 import threading
@@ -33,10 +34,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psycopg
 import uvicorn
-
-# the rounds go past the default 10,000 strategies per world (the other bounds stay)
-os.environ.setdefault("QMTL_WORLD_MAX_STRATEGIES", "1000000")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -73,19 +72,15 @@ def served(store: str) -> Iterator[str]:
         else (f"{PG}?schema=bench_{uuid.uuid4().hex[:10]}")
     )
     if store != "sqlite":
-        import psycopg
-
         with psycopg.connect(PG, autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA "{url.rsplit("=", 1)[1]}"')
     app = create_app(url, insecure_dev=True)
-    with socket_port() as port:
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.02)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -93,20 +88,14 @@ def served(store: str) -> Iterator[str]:
         thread.join(10)
         app.state.service.store.close()
         if store != "sqlite":
-            import psycopg
-
             with psycopg.connect(PG, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA "{url.rsplit("=", 1)[1]}" CASCADE')
 
 
-@contextlib.contextmanager
-def socket_port() -> Iterator[int]:
-    import socket
-
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    yield port
+        return s.getsockname()[1]
 
 
 def growth(url: str, rounds: int, per_round: int, chunk: int) -> list[float]:
@@ -182,6 +171,8 @@ def main() -> None:
     ap.add_argument("--max-updates", type=int, default=1_000)
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
+    # the rounds go past the default 10,000 strategies per world (the other bounds stay)
+    os.environ.setdefault("QMTL_WORLD_MAX_STRATEGIES", "1000000")
     if args.quick:
         args.per_round = 1_000
     with served(args.store) as url:

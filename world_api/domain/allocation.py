@@ -14,6 +14,10 @@ placed under the cap stays in cash).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 from scipy.cluster.hierarchy import leaves_list, linkage
 from scipy.spatial.distance import squareform
@@ -158,3 +162,45 @@ def cap_weights(w: np.ndarray, max_weight: float) -> np.ndarray:
             break
         w[free] += excess * w[free] / w[free].sum()
     return np.minimum(w, max_weight)
+
+
+def allocate_chosen(
+    alloc: Any,
+    chosen: list[Any],
+    scores: list[float],
+    correlation: Callable[[str, str], float],
+) -> tuple[dict[str, float], set[str]]:
+    """The weights of the ``chosen`` strategies (``StrategyState``s, with their ``scores``)
+    under the policy's ``alloc`` section, capped, and the ids whose weight the cap cut;
+    ``correlation(a, b)`` of two ids (NaN: unknown), for the covariance methods.
+
+    >>> from world_api.domain.policy import parse_policy
+    >>> from world_api.domain.strategy_state import StrategyState
+    >>> a, b = StrategyState("a"), StrategyState("b")
+    >>> allocate_chosen(parse_policy("allocation: {max_weight: 0.6}").allocation, [a, b],
+    ...                 [1.0, 0.0], lambda x, y: float("nan"))
+    ({'a': 0.5, 'b': 0.5}, set())
+    """
+    if not chosen:
+        return {}, set()
+    vols = np.array([s.vol() for s in chosen])
+    sc = np.array(scores, dtype=float)
+    sc = np.where(np.isfinite(sc), sc, 0.0)
+    cov = None
+    if alloc.method in ("risk_parity", "hrp"):
+        cov = np.diag(np.where(np.isfinite(vols), vols, 1.0) ** 2)
+        for i in range(len(chosen)):
+            for j in range(i + 1, len(chosen)):
+                rho = correlation(chosen[i].sid, chosen[j].sid)
+                if not math.isnan(rho):
+                    cov[i, j] = cov[j, i] = rho * math.sqrt(cov[i, i] * cov[j, j])
+    if alloc.method == "score":
+        sc = sc - sc.min() + 1e-9 if len(sc) > 1 else np.ones(1)
+    raw = allocate(alloc.method, vols=vols, cov=cov, scores=sc, n=len(chosen))
+    capped = cap_weights(raw, alloc.max_weight)
+    cut = {
+        s.sid
+        for s, w_raw, w in zip(chosen, raw, capped, strict=True)
+        if w_raw > alloc.max_weight + 1e-12 and w >= alloc.max_weight - 1e-12
+    }
+    return {s.sid: float(w) for s, w in zip(chosen, capped, strict=True)}, cut

@@ -41,18 +41,14 @@ from pydantic import BaseModel
 from qmtl.core.contracts import MetricsUpdate
 from qmtl.core.errors import QmtlError
 from world_api.domain import stages
-from world_api.domain.allocation import allocate, cap_weights
+from world_api.domain.allocation import allocate_chosen
+from world_api.domain.hints import why_not_active, why_out
 from world_api.domain.incremental import ScoreBook
 from world_api.domain.overrides import Override, holding, pin, relabel, select
 from world_api.domain.policy import Policy
 from world_api.domain.scoring import gate_failures
 from world_api.domain.strategy_state import StrategyState, aligned_corr
-from world_api.domain.world_returns import (
-    ProForma,
-    ReturnSeries,
-    overlap_share,
-    overlap_warnings,
-)
+from world_api.domain.world_returns import ProForma, ReturnSeries, contribution, pro_forma_report
 
 
 class Change(BaseModel):
@@ -347,29 +343,13 @@ class WorldEngine:
         return weights
 
     def _allocate_now(self, chosen: list[StrategyState]) -> dict[str, float]:
-        self._capped = set()
-        if not chosen:
-            return {}
-        alloc = self.policy.allocation
-        vols = np.array([s.vol() for s in chosen])
-        scores = np.array([self._score_of(s.sid) for s in chosen])
-        scores = np.where(np.isfinite(scores), scores, 0.0)
-        cov = None
-        if alloc.method in ("risk_parity", "hrp"):
-            cov = np.diag(np.where(np.isfinite(vols), vols, 1.0) ** 2)
-            for i in range(len(chosen)):
-                for j in range(i + 1, len(chosen)):
-                    rho = self.correlation(chosen[i].sid, chosen[j].sid)
-                    if not math.isnan(rho):
-                        cov[i, j] = cov[j, i] = rho * math.sqrt(cov[i, i] * cov[j, j])
-        if alloc.method == "score":
-            scores = scores - scores.min() + 1e-9 if len(scores) > 1 else np.ones(1)
-        raw = allocate(alloc.method, vols=vols, cov=cov, scores=scores, n=len(chosen))
-        capped = cap_weights(raw, alloc.max_weight)
-        for s, w_raw, w in zip(chosen, raw, capped, strict=True):
-            if w_raw > alloc.max_weight + 1e-12 and w >= alloc.max_weight - 1e-12:
-                self._capped.add(s.sid)
-        return {s.sid: float(w) for s, w in zip(chosen, capped, strict=True)}
+        weights, self._capped = allocate_chosen(
+            self.policy.allocation,
+            chosen,
+            [self._score_of(s.sid) for s in chosen],
+            self.correlation,
+        )
+        return weights
 
     def _changes(self, weights: dict[str, float]) -> list[Change]:
         min_change = self.policy.allocation.min_change
@@ -383,7 +363,7 @@ class WorldEngine:
                     f"activated: rank {self._rank[self._index[sid]]} within top_k "
                     f"{self.policy.top_k}"
                     if active
-                    else self._why_out(s)
+                    else why_out(self, s)
                 )
                 s.active, s.weight, s.changed_clock = active, weight, self.world_bars
                 if active:
@@ -401,16 +381,6 @@ class WorldEngine:
                 )
                 self.dirty.add(sid)
         return changes
-
-    def _why_out(self, s: StrategyState) -> str:
-        if s.failures:
-            return f"deactivated: {s.failures[0]}"
-        if s.sid in self._blocked:
-            other, rho = self._blocked[s.sid]
-            return f"deactivated: correlation {rho:.2f} with {other!r}"
-        return (
-            f"deactivated: rank {self._rank[self._index[s.sid]]} outside top_k {self.policy.top_k}"
-        )
 
     def proposed_weights(self) -> dict[str, float]:
         """Weights the allocation gives the current active set now, ignoring ``min_change``."""
@@ -446,7 +416,7 @@ class WorldEngine:
         rank = int(self._rank[i]) or None
         hints = list(s.failures)
         if not s.failures and not s.active:
-            hints += self._why_not_active(s, rank)
+            hints += why_not_active(self, s, rank)
         if s.active and strategy_id in self._capped:
             hints.append(f"weight capped at max_weight {p.allocation.max_weight:g}")
         status: Literal["active", "candidate", "rejected"] = (
@@ -463,50 +433,10 @@ class WorldEngine:
             n_bars=s.n_bars,
             metrics=s.metrics,
             hints=hints,
-            contribution=self._contribution(s),
+            contribution=contribution(s, [self.strategies[x] for x in self._active]),
             override=self.overrides.get(strategy_id),
             **stages.view_fields(self, s),  # hook: the strategy's stage
         )
-
-    def _why_not_active(self, s: StrategyState, rank: int | None) -> list[str]:
-        """Why an eligible strategy is not active: every reason the last selection had."""
-        p, sid = self.policy, s.sid
-        hints: list[str] = []
-        override = holding(self.overrides, self.clock()).get(sid) if self.overrides else None
-        if override is not None and override.state == "inactive":
-            hints.append(f"held out by override: {override.reason}")
-        if sid in self._blocked:
-            other, rho = self._blocked[sid]
-            hints.append(f"correlation {rho:.2f} with {other!r} > max {p.max_correlation:g}")
-        left = self._dwell_left(s) if sid in self._recent_out else 0
-        if left:
-            ago = p.hysteresis.min_dwell_bars - left
-            hints.append(
-                f"deactivated {ago} world bars ago: min_dwell_bars "
-                f"{p.hysteresis.min_dwell_bars} keeps it out {left} more"
-            )
-        if sid in self._displaced:
-            inc, by = self._displaced[sid]
-            hints.append(
-                f"{inc!r} stays active: {sid}'s score beats it by {by:.2f}, not more "
-                f"than hysteresis.margin {p.hysteresis.margin:g}"
-            )
-        if sid in self._proposed and p.allocation.mode == "manual":
-            hints.append("proposed active (allocation.mode manual): waits for an applied plan")
-        if rank is not None and rank > p.top_k:
-            hints.append(f"rank {rank} > top_k {p.top_k}")
-        elif not hints and self._locked_in:
-            names = ", ".join(repr(x) for x in self._locked_in)
-            left = max(self._dwell_left(self.strategies[x]) for x in self._locked_in)
-            verb = "stays" if len(self._locked_in) == 1 else "stay"
-            more = "" if len(self._locked_in) == 1 else "at most "
-            hints.append(
-                f"top_k {p.top_k} is full: {names} {verb} active for min_dwell_bars "
-                f"{p.hysteresis.min_dwell_bars} ({more}{left} more world bars)"
-            )
-        if not hints:  # the selection changed since it was published (a plan not applied)
-            hints.append("not in the active set the world last published")
-        return hints
 
     def views(self) -> list[StrategyView]:
         """Every strategy's view, ranked ones first."""
@@ -515,17 +445,6 @@ class WorldEngine:
             key=lambda sid: (self._rank[self._index[sid]] == 0, self._rank[self._index[sid]], sid),
         )
         return [self.view(sid) for sid in ranked]
-
-    def _contribution(self, s: StrategyState) -> float:
-        if not s.active:
-            return 0.0
-        active = [self.strategies[sid] for sid in self._active]
-        # fsum is exactly rounded, so the total does not depend on the order of the active set
-        # (which differs between a live engine and one rebuilt from its state)
-        total = math.fsum(x.weight * x.mean_return() for x in active)
-        if total == 0 or not math.isfinite(total):
-            return 0.0
-        return s.weight * s.mean_return() / total
 
     def pro_forma(self) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
         """``(ts, r, metrics)`` of the world's pro forma return: today's weights over the
@@ -545,20 +464,10 @@ class WorldEngine:
 
     def world_metrics(self) -> dict[str, dict[str, Any]]:
         """``{"realized": {"n_bars", "metrics"}, "pro_forma": {...}}`` of the world."""
-        _, pf, pf_metrics = self.pro_forma()
-        spans = [
-            (int(s.ts[0]), int(s.ts[-1]))
-            for s in (self.strategies[sid] for sid in sorted(self._active))
-            if s.ts and s.weight != 0.0
-        ]
+        active = [self.strategies[sid] for sid in sorted(self._active)]
         return {
             "realized": {"n_bars": len(self.realized), "metrics": self.realized.metrics()},
-            "pro_forma": {
-                "n_bars": len(pf),
-                "metrics": dict(pf_metrics),
-                "overlap": overlap_share(spans),
-                "warnings": overlap_warnings(spans),
-            },
+            "pro_forma": pro_forma_report(active, *self.pro_forma()[1:]),
         }
 
     # -- persistence -------------------------------------------------------------------------

@@ -73,8 +73,9 @@ def exact_mean_sd(values: np.ndarray) -> tuple[float, float]:
     return mean_sd(len(ints), sum(ints), sum(i * i for i in ints))
 
 
-def combine(cols: np.ndarray, weights: np.ndarray, stats: list[tuple[float, float] | None]
-            ) -> np.ndarray:
+def combine(
+    cols: np.ndarray, weights: np.ndarray, stats: list[tuple[float, float] | None]
+) -> np.ndarray:
     """The score of each row, given the metric columns ``cols`` (shape ``(metrics, rows)``,
     NaN where missing): the sum over columns of ``(x - mean) * (weight / sd)``, the weighted
     z-score, with its ``(mean, sd)`` (a column with no spread adds 0, a missing value
@@ -190,8 +191,10 @@ class ScoreBook:
 
     def stats(self) -> list[tuple[float, float] | None]:
         """``(mean, sd)`` per column over the eligible finite values (None when none)."""
-        return [mean_sd(n, s1, s2) if n else None
-                for n, s1, s2 in zip(self._n, self._s1, self._s2, strict=True)]
+        return [
+            mean_sd(n, s1, s2) if n else None
+            for n, s1, s2 in zip(self._n, self._s1, self._s2, strict=True)
+        ]
 
     def score(self) -> np.ndarray:
         """Each row's score (NaN when not eligible); recomputed only after a change."""
@@ -216,7 +219,7 @@ class ScoreBook:
                 # every row tied at the threshold too, so this is a prefix of the full order
                 head = self._sorted(np.flatnonzero(filled >= threshold)).tolist()
                 yield from head
-        yield from self._sorted(np.flatnonzero(self.elig))[len(head):].tolist()
+        yield from self._sorted(np.flatnonzero(self.elig))[len(head) :].tolist()
 
     def rank_key(self, i: int) -> tuple[bool, float, int]:
         """A sort key of row ``i`` (eligible) that orders rows as :meth:`order` does."""

@@ -282,3 +282,43 @@ def world_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dic
     b = summary(before["pro_forma"]["metrics"])
     a = summary(after["pro_forma"]["metrics"])
     return {"before": b, "after": a, "change": {k: a[k] - b[k] for k in a}}
+
+
+def contribution(s: StrategyState, active: list[StrategyState]) -> float:
+    """``s``'s share of the world's mean return, ``W_s * mean(r_s)`` over the sum of it
+    across the ``active`` strategies (0 when ``s`` is not active or the total is 0).
+
+    >>> a, b = StrategyState("a"), StrategyState("b")
+    >>> _ = a.extend([(1, 0.02)]); _ = b.extend([(1, 0.01)])
+    >>> a.active = b.active = True; a.weight = b.weight = 0.5
+    >>> round(contribution(a, [a, b]), 6)
+    0.666667
+    """
+    if not s.active:
+        return 0.0
+    # fsum is exactly rounded, so the total does not depend on the order of the active set
+    # (which differs between a live engine and one rebuilt from its state)
+    total = math.fsum(x.weight * x.mean_return() for x in active)
+    if total == 0 or not math.isfinite(total):
+        return 0.0
+    return s.weight * s.mean_return() / total
+
+
+def pro_forma_report(
+    active: list[StrategyState], r: np.ndarray, metrics: dict[str, float]
+) -> dict[str, Any]:
+    """``{"n_bars", "metrics", "overlap", "warnings"}`` of the pro forma return ``r`` (with
+    its ``metrics``) of the ``active`` strategies: :func:`overlap_share` of their kept
+    returns' spans and :func:`overlap_warnings`.
+
+    >>> s = StrategyState("a"); _ = s.extend([(1, 0.1), (2, 0.1)]); s.weight = 1.0
+    >>> pro_forma_report([s], np.array([0.1, 0.1]), {})["overlap"]
+    1.0
+    """
+    spans = [(int(s.ts[0]), int(s.ts[-1])) for s in active if s.ts and s.weight != 0.0]
+    return {
+        "n_bars": len(r),
+        "metrics": dict(metrics),
+        "overlap": overlap_share(spans),
+        "warnings": overlap_warnings(spans),
+    }
