@@ -87,7 +87,9 @@ def start_server(url: str, n_viewers: int) -> Server:
     port = free_ports(1)[0]
     proc = subprocess.Popen(
         [sys.executable, "-c", "from qmtl.cli import app; app()", "world", "serve",
-         "--store", url, "--port", str(port)],
+         "--store", url, "--port", str(port),
+         # every client here is 127.0.0.1, standing in for many: no per-address cap
+         "--max-connections-per-client", "0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
