@@ -59,9 +59,9 @@ def periods_per_year(interval: str) -> float:
     return _YEAR_SECONDS / interval_seconds(interval)
 
 
-YEAR_NS = 365.25 * 86_400 * NS_PER_SECOND
-"""A mean calendar year (365.25 days), in nanoseconds: the year the data's own spacing is
-measured in."""
+YEAR_NS = _YEAR_SECONDS * NS_PER_SECOND
+"""A year of 365 days, in nanoseconds: the year the data's own spacing is measured in (the
+same as the intraday convention, so bars at every step of the interval measure exactly it)."""
 
 
 @dataclass(frozen=True)
@@ -104,17 +104,17 @@ def annualization(
     2. the ``calendar`` of the symbols when one is set: the bars it expects between the first
        and the last time, ``(expected - 1) / years``;
     3. the bars' own spacing: ``(bars - 1) / years``, with ``years`` the time between the
-       first and the last bar in 365.25-day years;
+       first and the last bar in 365-day years;
     4. with fewer than two distinct times: the interval's convention
        (:func:`periods_per_year`).
 
-    Daily bars every day of the week are 365.25 a year; weekday bars without holidays
-    365.25 x 5 / 7:
+    Daily bars every day of the week are 365 a year; weekday bars without holidays about
+    365 x 5 / 7:
 
     >>> day = 86_400 * 10**9
     >>> a = annualization("1d", np.arange(2520) * day)
     >>> round(a.periods_per_year, 6), a.source, a.detail
-    (365.25, 'bars', '2520 bars over 6.90 years')
+    (365.0, 'bars', '2520 bars over 6.90 years')
     >>> class Weekdays:                       # a calendar: Mon-Fri (2024-07-01 was a Monday)
     ...     def expected(self, first, last, step):
     ...         days = np.arange(first // day, last // day + 1)
@@ -123,8 +123,8 @@ def annualization(
     ...         return "weekdays"
     >>> t = (19_905 + np.array([0, 1, 2, 3, 4, 7, 8, 9, 10, 11, 14])) * day   # 3 weeks of bars
     >>> a = annualization("1d", t, calendar=Weekdays())
-    >>> round(a.periods_per_year, 4), a.source      # 10 / (14 / 365.25) = 260.8929
-    (260.8929, 'calendar')
+    >>> round(a.periods_per_year, 4), a.source      # 10 / (14 / 365) = 260.7143
+    (260.7143, 'calendar')
     >>> annualization("1d", np.arange(5) * day, override=252).settings()["source"]
     'override'
     >>> annualization("1h", np.array([7])).periods_per_year

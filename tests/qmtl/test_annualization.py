@@ -1,5 +1,5 @@
 """Annualization from the data (qmtl.core.intervals.annualization): the demo catalog's daily
-bars run every day of the week, so a year is 365.25 of them, not 252; a calendar, where the
+bars run every day of the week, so a year is 365 of them, not 252; a calendar, where the
 strategy names one, says how many bars a year the market has; --periods-per-year wins."""
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ def test_the_demo_catalog_is_annualized_on_its_own_spacing(tmp_path):
     write_demo(catalog, ["AAPL"])
     res = backtest(Long, catalog)
     ts = catalog.read("AAPL", "1d")["ts"]
-    span_years = (ts[-1] - ts[0]) / DAY / 365.25
+    span_years = (ts[-1] - ts[0]) / DAY / 365
     assert len(ts) == 2520 and round(span_years, 2) == 6.90  # not the 10 years 252 implies
     ppy = 2519 / span_years  # hand: (bars - 1) / years
     assert res.settings["periods_per_year"] == pytest.approx(ppy, rel=1e-12)
-    assert ppy == pytest.approx(365.25, rel=1e-12)
+    assert ppy == pytest.approx(365.0, rel=1e-12)
     assert res.settings["annualization"] == {
         "periods_per_year": res.settings["periods_per_year"],
         "source": "bars",
@@ -67,10 +67,10 @@ def test_a_calendar_set_on_the_strategy_counts_the_bars_it_expects():
     # drop 10 bars: the calendar still expects them, the spacing would not
     data = {"AAPL": {k: np.delete(v, np.arange(100, 110)) for k, v in bars.items()}}
     res = backtest(OnWeekdays, data)
-    years = (bars["ts"][-1] - bars["ts"][0]) / DAY / 365.25
+    years = (bars["ts"][-1] - bars["ts"][0]) / DAY / 365
     assert res.settings["annualization"]["source"] == "calendar"
     assert res.settings["periods_per_year"] == pytest.approx(299 / years, rel=1e-12)
-    assert 299 / years == pytest.approx(365.25 * 5 / 7, rel=0.01)
+    assert 299 / years == pytest.approx(365 * 5 / 7, rel=0.01)
     spaced = backtest(Long, data)
     assert spaced.settings["periods_per_year"] == pytest.approx(289 / years, rel=1e-12)
     with pytest.raises(BacktestError, match=r"Lunar\.calendar: unknown calendar .lunar."):
@@ -89,7 +89,7 @@ def test_symbols_on_different_days_annualize_on_their_timeline():
 
     res = backtest(Two, {"A": a, "B": b})
     times = np.union1d(a["ts"], b["ts"])
-    ppy = (len(times) - 1) / ((times[-1] - times[0]) / DAY / 365.25)
+    ppy = (len(times) - 1) / ((times[-1] - times[0]) / DAY / 365)
     assert res.settings["periods_per_year"] == pytest.approx(ppy, rel=1e-12)
 
 
