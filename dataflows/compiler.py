@@ -45,6 +45,7 @@ from dataflows.replay import CallbackSink, ReplaySource
 from qmtl.core.bars import Batch, validate_bars
 from qmtl.core.expr import Expr
 from qmtl.core.fingerprint import BarHasher
+from qmtl.core.intervals import Annualization, span_annualization
 
 OnBad = Literal["raise", "drop"]
 
@@ -72,6 +73,13 @@ class StrategySpec:
     """The bars' interval (needed by ``bars.at(...)``)."""
     execution: Execution = field(default_factory=Execution)
     """The execution rule, slippage and sizing (:mod:`dataflows.execution`)."""
+    measured: bool = False
+    """Annualize on the bars themselves (:func:`qmtl.core.intervals.span_annualization` of
+    the timeline so far, at every metrics snapshot; ``periods_per_year`` until there are two
+    bars) rather than on ``periods_per_year``."""
+    calendar: Any = None
+    """The symbols' calendar (:class:`connectors.data.calendars.Calendar`) a measured
+    annualization counts the expected bars of; None: the bars' own spacing."""
 
     def portfolio(self, prices: bool = False) -> Portfolio:
         """A fresh portfolio for this strategy.
@@ -110,6 +118,8 @@ class StrategyOutput:
     has the key the world has seen (and ``returns_since`` ends at the same bar)."""
     returns_ts: np.ndarray | None = None
     """The close time of the bar of each of ``returns_since`` (int64 ns UTC)."""
+    annualization: Annualization | None = None
+    """How the metrics of a snapshot were annualized."""
 
 
 @dataclass
@@ -219,7 +229,8 @@ class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, 
     ``resume``.
     """
 
-    _FIELDS = ("key", "portfolio", "metrics", "n_bars", "metered", "as_of", "pending", "seq")
+    _FIELDS = ("key", "portfolio", "metrics", "n_bars", "metered", "as_of", "pending", "seq",
+               "first_ts", "annual")
 
     def __init__(
         self,
@@ -245,9 +256,12 @@ class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, 
         self.as_of = 0
         self.pending: list[PortfolioBatch] = []  # batches not yet in the metrics
         self.seq = 0  # n_bars at the last metrics snapshot (see StrategyOutput.seq)
+        self.first_ts: int | None = None  # the first emitted bar (for the annualization)
+        self.annual: Annualization | None = None
         if resume is not None:
             for name in self._FIELDS:
-                setattr(self, name, resume[name])
+                if name in resume:  # a snapshot of an older version lacks the newer fields
+                    setattr(self, name, resume[name])
 
     @property
     def spec(self) -> StrategySpec | None:
@@ -275,6 +289,20 @@ class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, 
 
                 returns = cat("returns")
                 returns_ts = cat("ts")
+                if self.first_ts is None:
+                    self.first_ts = int(returns_ts[0])
+                spec = self.specs[self.key]
+                if spec.measured:
+                    self.annual = span_annualization(
+                        spec.interval or "1d", self.n_bars, self.first_ts, self.as_of,
+                        spec.calendar)
+                    if self.annual.source == "interval":
+                        self.annual = Annualization(spec.periods_per_year, "interval",
+                                                    self.annual.detail)
+                    self.metrics.annualize(self.annual.periods_per_year)
+                else:
+                    self.annual = Annualization(spec.periods_per_year, "override",
+                                                "--periods-per-year")
                 self.metrics.update(
                     returns, turnover=cat("turnover"), gross=cat("gross"), equity=cat("equity")
                 )
@@ -287,7 +315,7 @@ class _PortfolioLogic(op.StatefulLogic[tuple[str, SignalBatch], StrategyOutput, 
             return [
                 StrategyOutput(
                     self.key, batch, metrics, self.n_bars, self.as_of, returns, self.seq,
-                    returns_ts,
+                    returns_ts, self.annual if metrics is not None else None,
                 )
             ]
         except Exception as exc:

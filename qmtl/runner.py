@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -96,11 +97,32 @@ def to_spec(
         cost_bps=float(s.cost_bps),
         max_gross=float(s.max_gross),
         periods_per_year=float(ppy or default_ppy(s.interval)),
+        measured=ppy is None,
+        calendar=strategy_calendar(s),
         max_net=float(s.max_net),
         context=tuple(c for c in s.context if c not in symbols),
         interval=s.interval,
         execution=s.execution_settings(),
     )
+
+
+def strategy_calendar(s: Strategy) -> Any:
+    """The :class:`~connectors.data.calendars.Calendar` the strategy's ``calendar`` names
+    (None: none, or ``auto``: the bars' own spacing then), for the annualization.
+
+    >>> class S(Strategy):
+    ...     calendar = "weekdays"
+    >>> strategy_calendar(S()).kind, strategy_calendar(Strategy())
+    ('weekdays', None)
+    """
+    if not s.calendar or s.calendar == "auto":
+        return None
+    from connectors.data.calendars import Calendar
+
+    try:
+        return Calendar.parse(s.calendar)
+    except QmtlError as exc:
+        raise BacktestError(f"{s.name}.calendar: {exc}") from None
 
 
 def backtest(
@@ -144,6 +166,11 @@ def backtest(
     :class:`~qmtl.strategy.StrategyCodeError` when the strategy's own code (``signal``, an
     Operator, a ``rolling(...).apply`` function) raised, naming the user's file and line.
     """
+    if periods_per_year is not None and not (
+        math.isfinite(periods_per_year) and periods_per_year > 0
+    ):
+        raise BacktestError(f"periods_per_year must be a finite number > 0, got "
+                            f"{periods_per_year}")
     sizes = [batch_size] if isinstance(batch_size, int) else list(batch_size)
     if not sizes or min(sizes) < 1:
         raise BacktestError(f"batch size must be >= 1, got {batch_size}")
@@ -211,6 +238,7 @@ def backtest(
             raise
         raise StrategyCodeError.wrap(f"{s.name} failed during the run", exc, frame) from exc
     result = collect_result(s, universe, outputs)
+    annual = next(o.annualization for o in reversed(outputs) if o.annualization is not None)
     result.bars = tap.add_close(result.bars)
     symbols_seen = {sym: h.summary() for sym, h in sorted(control.seen.items())}
     result.data = {
@@ -231,7 +259,8 @@ def backtest(
             "max_gross": spec.max_gross,
             "max_net": spec.max_net if math.isfinite(spec.max_net) else None,
             "context": list(spec.context),
-            "periods_per_year": spec.periods_per_year,
+            "periods_per_year": annual.periods_per_year,
+            "annualization": annual.settings(),
             "execution": spec.execution.settings(),
             "start": start_ns,
             "end": end_ns,

@@ -50,7 +50,7 @@ EXECUTION_SETTINGS: tuple[str, ...] = (
 
 RESERVED: frozenset[str] = frozenset(
     {"symbols", "interval", "cost_bps", "max_gross", "max_net", "name", "warmup", "context",
-     *EXECUTION_SETTINGS}
+     "calendar", *EXECUTION_SETTINGS}
 )
 """Class attributes with a meaning of their own, not strategy parameters."""
 
@@ -169,7 +169,8 @@ class Strategy:
     ``max_gross`` (cap on the sum of absolute weights across symbols; default 1.0),
     ``max_net`` (cap on the absolute sum of the weights, longs minus shorts; default: none),
     ``context`` (symbols read with ``bars["SPY"]`` but not traded) and ``warmup`` (bars of
-    history to warm up on; default: inferred from the graph). How the weights trade:
+    history to warm up on; default: inferred from the graph), ``calendar`` (the symbols'
+    trading calendar, to annualize on; default: the bars' spacing). How the weights trade:
     ``execution`` (``close`` or ``next_open``), ``spread_bps``, ``slippage_vol``,
     ``vol_window``, ``no_trade_band``, ``min_order_notional``, ``lot_size`` (a number or
     ``{symbol: lot}``) and ``capital`` (see :mod:`dataflows.execution`). Negative weights
@@ -185,6 +186,9 @@ class Strategy:
     max_net: float = math.inf
     context: ClassVar[list[str]] = []
     warmup: int | None = None
+    calendar: str | None = None
+    """The symbols' trading calendar (``24/7``, ``weekdays``, ``XNYS``, ...), for the
+    annualization; None: the bars' own spacing."""
     execution: str = "close"
     spread_bps: float = 0.0
     slippage_vol: float = 0.0

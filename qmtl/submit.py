@@ -11,12 +11,18 @@ which data a result came from. Earlier updates carry none: the dataset is not co
 
 Where the returns come from, in order: an explicit ``returns=`` series; else a strategy
 method ``returns()``, ``equity()`` or ``pnl()`` (pnl is divided by the world's capital); else
-they are derived from the strategy's target weights and prices (``auto_returns=True``). If
-nothing can give returns the result is ``rejected`` with a hint that says why. Each return
-goes to the world with the close time of its bar: a derived return has its bar's; a given
-series with a datetime index (a pandas Series) has its index's (naive times are UTC); a bare
-series gets bar ``i`` closing ``i + 1`` intervals of the strategy after the epoch, so bare
-series line up by position, as they did before returns had times.
+they are derived from the strategy's target weights and prices (``auto_returns``: ``True``,
+``"simple"``, ``"log"`` or an :class:`AutoReturnsConfig`; ``False`` turns it off; anything
+else is refused with an :class:`AutoReturnsError`). ``kind="log"`` says a returns series the
+strategy gives (``returns=`` or its ``returns()``) holds log returns: they are sent to the
+world as simple returns, ``exp(x) - 1``; derived returns are simple returns either way.
+``AutoReturnsConfig(execution=...)`` derives them under that execution rule. If nothing can
+give returns the result is ``rejected`` with a hint that says why; so is a backtest whose
+data fails (an unknown symbol, an empty range): the hint starts with ``the data failed:``.
+Each return goes to the world with the close time of its bar: a derived return has its
+bar's; a given series with a datetime index (a pandas Series) has its index's (naive times
+are UTC); a bare series gets bar ``i`` closing ``i + 1`` intervals of the strategy after
+the epoch, so bare series line up by position, as they did before returns had times.
 
 The result's ``world_metrics`` are the world's pro forma Sharpe, total return and max
 drawdown before the strategy's updates and after them (with ``validate`` or a dry run, of the
@@ -40,6 +46,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
 
@@ -53,7 +60,7 @@ from qmtl.core.intervals import periods_per_year as default_ppy
 from qmtl.given_returns import given_returns
 from qmtl.result import ParamValue
 from qmtl.runner import backtest, make_strategy
-from qmtl.sources import DataSource
+from qmtl.sources import BacktestError, DataSource
 from qmtl.strategy import Strategy, default_strategy_id
 from world_api import client as world_client
 from world_api.domain import evaluator, world_returns
@@ -226,6 +233,79 @@ def policy_source(policy: PolicyArg | Policy) -> str | Mapping[str, object] | Po
     return policy
 
 
+class AutoReturnsError(QmtlError, ValueError):
+    """An ``auto_returns`` that cannot work (the message says what is accepted).
+
+    >>> str(AutoReturnsError("x"))
+    'x'
+    """
+
+
+DATA_FAILED = "the data failed: "
+"""How the hint of a submit rejected because its backtest's data failed begins (the CLI
+exits non-zero on it)."""
+
+
+@dataclass(frozen=True)
+class AutoReturnsConfig:
+    """How ``submit`` derives returns when the strategy gives none (see the module
+    docstring): ``kind`` of a given series (``simple`` or ``log``), the ``price`` field
+    returns are derived from (``close``: the engine's; the execution rule says whether a
+    trade fills at a close or the next open) and the ``execution`` rule (None: the
+    strategy's).
+
+    >>> AutoReturnsConfig(kind="log").kind
+    'log'
+    >>> AutoReturnsConfig(price="vwap")
+    Traceback (most recent call last):
+    ...
+    qmtl.submit.AutoReturnsError: AutoReturnsConfig.price must be 'close', got 'vwap'
+    """
+
+    kind: Literal["simple", "log"] = "simple"
+    price: str = "close"
+    execution: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("simple", "log"):
+            raise AutoReturnsError(f"AutoReturnsConfig.kind must be 'simple' or 'log', got "
+                              f"{self.kind!r}")
+        if self.price != "close":
+            raise AutoReturnsError(f"AutoReturnsConfig.price must be 'close', got {self.price!r}")
+        if self.execution is not None and self.execution not in ("close", "next_open"):
+            raise AutoReturnsError(f"AutoReturnsConfig.execution must be 'close' or 'next_open' "
+                              f"(or None: the strategy's), got {self.execution!r}")
+
+
+AutoReturns = bool | Literal["simple", "log"] | AutoReturnsConfig
+"""What ``auto_returns`` accepts."""
+
+
+def auto_returns_config(value: object) -> AutoReturnsConfig | None:
+    """``auto_returns`` as a config (None: off); anything but ``True``, ``False``,
+    ``"simple"``, ``"log"`` or an :class:`AutoReturnsConfig` is refused.
+
+    >>> auto_returns_config(True), auto_returns_config(False)
+    (AutoReturnsConfig(kind='simple', price='close', execution=None), None)
+    >>> auto_returns_config("log").kind
+    'log'
+    >>> auto_returns_config(None)
+    Traceback (most recent call last):
+    ...
+    qmtl.submit.AutoReturnsError: auto_returns must be True, False, 'simple', 'log' or ...; got None
+    """
+    if isinstance(value, AutoReturnsConfig):
+        return value
+    if value is True:
+        return AutoReturnsConfig()
+    if value is False:
+        return None
+    if isinstance(value, str) and value in ("simple", "log"):
+        return AutoReturnsConfig(kind=value)  # type: ignore[arg-type]
+    raise AutoReturnsError("auto_returns must be True, False, 'simple', 'log' or an "
+                      f"AutoReturnsConfig; got {value!r}")
+
+
 def _finite(metrics: dict[str, float]) -> dict[str, float]:
     return {k: finite(v) for k, v in metrics.items()}
 
@@ -237,11 +317,12 @@ def _run(
     *,
     strategy_id: str | None,
     returns: ReturnsArg,
-    auto_returns: bool,
+    auto_returns: AutoReturns,
     dry_run: bool,
     options: BacktestOptions,
     params: Mapping[str, ParamValue] | None = None,
 ) -> SubmitResult:
+    auto = auto_returns_config(auto_returns)
     s = make_strategy(strategy, params or {})
     sid = strategy_id or default_strategy_id(s)
     run_id = uuid.uuid4().hex[:12]
@@ -313,6 +394,10 @@ def _run(
     given = given_returns(s, returns, client.capital)
     if given is not None:
         times, series = given
+        if auto is not None and auto.kind == "log" and (
+            returns is not None or callable(getattr(s, "returns", None))
+        ):
+            series = np.expm1(series)  # log returns in, the world's simple returns out
         if not np.all(np.isfinite(series)):
             bad = int(np.argmax(~np.isfinite(series)))
             return result("rejected", [f"returns[{bad}] is not a finite number"])
@@ -332,7 +417,7 @@ def _run(
         client.post(updates)
         return result()
 
-    if not auto_returns:
+    if auto is None:
         return result(
             "rejected",
             [
@@ -357,7 +442,12 @@ def _run(
             held.append(make_update(out.n_bars, out.as_of, out.metrics, out.returns_since,
                                     out.returns_ts))
 
-    ran = backtest(s, on_output=on_output, **options)
+    if auto.execution is not None:
+        s.execution = auto.execution
+    try:
+        ran = backtest(s, on_output=on_output, **options)
+    except BacktestError as exc:  # bad data or range: the world hears nothing more of it
+        return result("rejected", [f"{DATA_FAILED}{exc}"])
     if held:
         client.post([held.pop().model_copy(update={"fingerprint": ran.data.get("fingerprint")})])
     return result()
@@ -371,7 +461,7 @@ def submit(
     *,
     strategy_id: str | None = None,
     returns: ReturnsArg = None,
-    auto_returns: bool = True,
+    auto_returns: AutoReturns = True,
     dry_run: bool = False,
     data: DataSource = None,
     symbols: Sequence[str] | None = None,
@@ -394,8 +484,13 @@ def submit(
     ``params`` override the strategy's parameters. ``strategy_id`` defaults to
     :func:`qmtl.strategy.default_strategy_id` (the class name, with the overridden
     parameters). ``returns`` gives the returns series instead of a backtest (see the module
-    docstring). ``dry_run`` evaluates the world's policy locally and sends nothing.
+    docstring), ``auto_returns`` how they are derived when none is given (the module
+    docstring says the order: explicit ``returns``, then the strategy's own
+    ``returns()``/``equity()``/``pnl()``, then derived). ``dry_run`` evaluates the world's
+    policy locally and sends nothing. A backtest whose data fails gives a ``rejected``
+    result whose hint says why; bad arguments raise.
     """
+    auto_returns_config(auto_returns)  # refused before any connection
     options = BacktestOptions(
         data=data, symbols=symbols, start=start, end=end, cost_bps=cost_bps,
         batch_size=batch_size, workers=workers, periods_per_year=periods_per_year,
@@ -430,7 +525,7 @@ def validate(
     capital: float = 1_000_000.0,
     strategy_id: str | None = None,
     returns: ReturnsArg = None,
-    auto_returns: bool = True,
+    auto_returns: AutoReturns = True,
     data: DataSource = None,
     symbols: Sequence[str] | None = None,
     start: str | int | None = None,

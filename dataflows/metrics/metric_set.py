@@ -45,6 +45,21 @@ class MetricSet:
         self.exposure = Exposure()
         self.count = Count()
 
+    def annualize(self, periods_per_year: float) -> None:
+        """Annualize from now on with ``periods_per_year`` (a run that measures them from
+        its bars as they arrive; every annualized metric scales at :meth:`get` only).
+
+        >>> m = MetricSet(252).update([0.01, -0.005, 0.02])
+        >>> m.annualize(365.25)
+        >>> m.get()["sharpe"] == MetricSet(365.25).update([0.01, -0.005, 0.02]).get()["sharpe"]
+        True
+        """
+        ppy = float(periods_per_year)
+        self.periods_per_year = ppy
+        for name in ("cagr", "volatility", "sharpe", "sortino"):
+            self.returns[name].ppy = ppy  # type: ignore[attr-defined]
+        self.turnover.ppy = ppy
+
     def _equities(self) -> list[float]:
         """The carried equity of every metric that compounds the returns."""
         m = self.returns

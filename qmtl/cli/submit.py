@@ -109,6 +109,11 @@ def submit(
             )
         print_notes(provider)
     print_submit_result(result)
+    from qmtl.submit import DATA_FAILED
+
+    if result.status == "rejected" and any(h.startswith(DATA_FAILED)
+                                           for h in result.improvement_hints):
+        raise typer.Exit(1)  # the run itself failed, not the world's policy
 
 
 def print_submit_result(result: SubmitResult) -> None:

@@ -52,6 +52,8 @@ def test_settings_are_every_argument_of_the_run(tmp_path):
         "max_net": None,
         "context": [],
         "periods_per_year": 365.0,
+        "annualization": {"periods_per_year": 365.0, "source": "override",
+                          "detail": "--periods-per-year"},
         "execution": {"rule": "close", "spread_bps": 0.0, "slippage_vol": 0.0, "vol_window": 20,
                       "no_trade_band": 0.0, "min_order_notional": 0.0, "lot_size": 0.0,
                       "capital": 1_000_000.0},
