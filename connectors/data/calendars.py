@@ -2,7 +2,9 @@
 
 A :class:`Calendar` is one of
 
-- ``24/7``: every bar of the interval (crypto);
+- ``24/7`` (also ``crypto``): every bar of the interval;
+- ``fx`` (24x5): the FX week, Sunday 17:00 to Friday 17:00 New York time, every bar of it
+  (daily bars: Monday to Friday);
 - ``weekdays``: Monday to Friday, optionally with session hours in a time zone and a list of
   holidays given by hand;
 - an exchange, by its ISO MIC code (``XNYS``, ``XLON``, ``XTKS``, ``XHKG``, ...): its sessions,
@@ -37,7 +39,11 @@ import numpy as np
 from qmtl.core.errors import QmtlError
 
 DAY = 86_400 * 10**9
-BUILT_IN = ("auto", "24/7", "weekdays")
+BUILT_IN = ("auto", "24/7", "weekdays", "fx")
+ALIASES = {"crypto": "24/7", "24x7": "24/7", "24x5": "fx", "forex": "fx"}
+"""Other names of the built-in calendars."""
+FX_ZONE, FX_CUT = "America/New_York", dt.time(17)
+"""Where and when the FX day ends (and the next begins): 17:00 New York."""
 """The calendars QMTL has without the ``calendars`` extra."""
 EPOCH = dt.date(1970, 1, 1)
 
@@ -72,8 +78,7 @@ def exchange_names(aliases: bool = False) -> list[str]:
     True
     """
     xcals = _exchange_calendars()
-    return sorted(n for n in xcals.get_calendar_names(include_aliases=aliases)
-                  if n not in BUILT_IN)
+    return sorted(n for n in xcals.get_calendar_names(include_aliases=aliases) if n not in BUILT_IN)
 
 
 def _exchange_name(text: str) -> str:
@@ -130,8 +135,13 @@ def exchange_schedule(name: str, first_year: int, last_year: int) -> Schedule:
         cal = xcals.get_calendar(name, start=f"{first_year}-01-01", end=f"{last_year}-12-31")
     sched = cal.schedule
     labels = np.asarray(sched.index.values.astype("datetime64[D]").astype(np.int64))
-    return Schedule(day=labels, open=_ns(sched["open"]), break_start=_ns(sched["break_start"]),
-                    break_end=_ns(sched["break_end"]), close=_ns(sched["close"]))
+    return Schedule(
+        day=labels,
+        open=_ns(sched["open"]),
+        break_start=_ns(sched["break_start"]),
+        break_end=_ns(sched["break_end"]),
+        close=_ns(sched["close"]),
+    )
 
 
 def _date(ns: int) -> dt.date:
@@ -185,14 +195,15 @@ class Calendar:
         connectors.data.calendars.CalendarError: calendar XNYS has its own session hours ...
         """
         name = kind.strip()
-        name = name.lower() if name.lower() in BUILT_IN else _exchange_name(name)
+        name = ALIASES.get(name.lower(), name.lower())
+        name = name if name in BUILT_IN else _exchange_name(kind.strip())
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
             raise CalendarError(
                 f"unknown time zone {tz!r} (an IANA name, e.g. America/New_York)"
             ) from None
-        if name not in BUILT_IN and (session or tz != "UTC"):
+        if name not in ("auto", "24/7", "weekdays") and (session or tz != "UTC"):
             raise CalendarError(
                 f"calendar {name} has its own session hours and time zone: --session and "
                 "--tz go with the weekdays calendar"
@@ -252,6 +263,8 @@ class Calendar:
         """
         if self.exchange:
             return self._exchange_expected(first, last, step)
+        if self.kind == "fx" and step < DAY:
+            return self._fx_expected(first, last, step)
         if step >= DAY:
             days = np.arange(first // DAY, last // DAY + 1, dtype=np.int64)
             days = days[(days + 3) % 7 < 5]
@@ -265,11 +278,44 @@ class Calendar:
         while day <= local1:
             if day.weekday() < 5 and day not in self.holidays:
                 start = dt.datetime.combine(day, open_t, zone)
-                stop = (dt.datetime.combine(day, close_t, zone) if close_t
-                        else dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), zone))
+                stop = (
+                    dt.datetime.combine(day, close_t, zone)
+                    if close_t
+                    else dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), zone)
+                )
                 a = int(start.timestamp()) * 10**9
                 b = int(stop.timestamp()) * 10**9
                 out.append(np.arange(a + step, b + 1, step, dtype=np.int64))
+            day += dt.timedelta(days=1)
+        return _within(out, first, last)
+
+    def _fx_expected(self, first: int, last: int, step: int) -> np.ndarray:
+        """Intraday bars of the FX week: each weekday's session runs from 17:00 New York of
+        the day before to 17:00 of the day (Sunday 17:00 to Friday 17:00), holidays off.
+
+        >>> h = 3_600 * 10**9
+        >>> fri = 19_909 * DAY                             # Friday 2024-07-05, 00:00 UTC
+        >>> got = Calendar.parse("fx").expected(fri, fri + 3 * DAY, h)  # to Monday 00:00
+        >>> [int(t - fri) // h for t in got]  # Friday to 21:00 UTC, from Sunday 21:00 UTC
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 70, 71, 72]
+        """
+        zone = ZoneInfo(FX_ZONE)
+        local0 = dt.datetime.fromtimestamp(first // 10**9, zone).date() - dt.timedelta(days=1)
+        local1 = dt.datetime.fromtimestamp(last // 10**9, zone).date() + dt.timedelta(days=1)
+        out = []
+        day = local0
+        while day <= local1:
+            if day.weekday() < 5 and day not in self.holidays:
+                a = dt.datetime.combine(day - dt.timedelta(days=1), FX_CUT, zone)
+                b = dt.datetime.combine(day, FX_CUT, zone)
+                out.append(
+                    np.arange(
+                        int(a.timestamp()) * 10**9 + step,
+                        int(b.timestamp()) * 10**9 + 1,
+                        step,
+                        dtype=np.int64,
+                    )
+                )
             day += dt.timedelta(days=1)
         return _within(out, first, last)
 
@@ -282,13 +328,11 @@ class Calendar:
 
     def _exchange_expected(self, first: int, last: int, step: int) -> np.ndarray:
         # a session may open on the UTC day before its date: a margin of two days
-        s = exchange_schedule(self.kind, _date(first - 2 * DAY).year,
-                              _date(last + 2 * DAY).year)
+        s = exchange_schedule(self.kind, _date(first - 2 * DAY).year, _date(last + 2 * DAY).year)
         if step >= DAY:
             days = s.day[(s.day >= first // DAY) & (s.day <= last // DAY)]
             return self._without_holidays(days) * DAY + first % DAY
-        pick = (s.close >= first) & (s.open <= last) & np.isin(
-            s.day, self._without_holidays(s.day))
+        pick = (s.close >= first) & (s.open <= last) & np.isin(s.day, self._without_holidays(s.day))
         out = []
         for i in np.flatnonzero(pick):
             a, z = int(s.open[i]), int(s.close[i])

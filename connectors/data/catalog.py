@@ -36,6 +36,7 @@ upgraded in place by the next write of the folder.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -92,6 +93,21 @@ def default_data_dir() -> Path:
     """
     env = os.environ.get("QMTL_DATA")
     return Path(env).expanduser() if env else Path.home() / ".qmtl" / "data"
+
+
+def did_you_mean(name: str, names: Sequence[str]) -> str:
+    """``"did you mean 'X'? "`` for the stored names closest to a mistyped one (empty when
+    none is close).
+
+    >>> did_you_mean("GOOGL", ["AAPL", "GOOG", "MSFT"])
+    "did you mean 'GOOG'? "
+    >>> did_you_mean("ZZZ", ["AAPL"])
+    ''
+    """
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    if not close:
+        close = [n for n in names if n.lower() == name.lower()]
+    return f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
 
 
 def _to_batch(table: pa.Table | pa.RecordBatch) -> Batch:
@@ -228,10 +244,11 @@ class Catalog:
     def _require(self, symbol: str, interval: str) -> Manifest:
         manifest = self.manifest(symbol, interval)
         if manifest is None:
-            available = ", ".join(self.symbols(interval)) or "none"
+            stored = self.symbols(interval)
+            available = ", ".join(stored) or "none"
             raise CatalogError(
                 f"no {interval} bars for {symbol!r} in catalog {self.root}; "
-                f"available at {interval}: {available}"
+                f"{did_you_mean(symbol, stored)}available at {interval}: {available}"
             )
         return manifest
 

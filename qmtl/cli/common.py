@@ -13,7 +13,9 @@ read or written) by its message, exit 1; anything else is an internal error, exi
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
+import resource
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -161,6 +163,8 @@ def error_exit(exc: BaseException) -> typer.Exit:
     (2, 2)
     >>> error_exit(OSError(28, "No space left on device")).exit_code
     1
+    >>> error_exit(OSError(errno.EMFILE, "Too many open files")).exit_code
+    1
     """
     if isinstance(exc, QmtlError):
         return fail(safe_markup(exc, lines=True), code=exc.exit_code)
@@ -168,6 +172,11 @@ def error_exit(exc: BaseException) -> typer.Exit:
     if full is not None:  # also a step's error Bytewax wrapped in its own
         where = full.filename if full.filename is not None else "a file being written"
         return fail(safe_markup(f"no space left on device: {where}"))
+    if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        where = f": {exc.filename}" if exc.filename is not None else ""
+        return fail(safe_markup(f"too many open files{where} (this process may open {soft}; "
+                                "raise the limit with `ulimit -n`)"))
     if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
         return fail(safe_markup(f"{exc.strerror}: {exc.filename}"))
     return fail(

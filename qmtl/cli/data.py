@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 
 from connectors.data.calendars import Calendar
-from connectors.data.catalog import Catalog, default_data_dir
+from connectors.data.catalog import Catalog, default_data_dir, did_you_mean
 from connectors.data.csv_import import import_csv, read_bars_file, write_bars_file
 from connectors.data.quality import check_bars, repair
 from connectors.data.seamless import describe_errors
@@ -55,10 +55,11 @@ TimeColumnOption = Annotated[
     ),
 ]
 CALENDAR_HELP = (
-    "When bars are expected: auto (weekdays if the data has no weekend bar, else 24/7), 24/7, "
-    "weekdays, or an exchange by ISO MIC code with its holidays, early closes and breaks "
-    "(XNYS for NYSE/Nasdaq, XLON, XETR, XPAR, XTKS, XHKG, XSHG, XTSE, XASX, ...; aliases "
-    "such as NYSE work; an unknown name lists them all). Exchanges need the calendars extra."
+    "When bars are expected: auto (weekdays if the data has no weekend bar, else 24/7), 24/7 "
+    "(or crypto), weekdays, fx (24x5: Sunday 17:00 to Friday 17:00 New York), or an exchange "
+    "by ISO MIC code with its holidays, early closes and breaks (XNYS for NYSE/Nasdaq, XLON, "
+    "XETR, XPAR, XTKS, XHKG, XSHG, XTSE, XASX, ...; aliases such as NYSE work; an unknown "
+    "name lists them all). Exchanges need the calendars extra."
 )
 
 
@@ -264,7 +265,8 @@ def check(
     ] = None,
     symbols: Annotated[str | None, typer.Option(help="Catalog symbols (default all).")] = None,
     interval: Annotated[
-        str | None, typer.Option(help="Interval of the bars (catalog: default all).")
+        str | None,
+        typer.Option(help="Interval of the bars (files: default 1d; catalog: default all)."),
     ] = None,
     calendar: Annotated[str, typer.Option(help=CALENDAR_HELP)] = "auto",
     session: Annotated[
@@ -317,8 +319,7 @@ def _holidays(text: str | None) -> list[str]:
 def _file_targets(
     files: list[Path], interval: str | None, time_column: str | None
 ) -> list[dict[str, Any]]:
-    if interval is None:
-        raise fail("--interval: give the interval of the bars in the file(s)")
+    interval = interval or "1d"  # as data import
     return [
         {"label": str(f), "file": f, "interval": interval, "time_column": time_column}
         for f in files
@@ -337,9 +338,10 @@ def _catalog_targets(
         intervals = [interval] if interval else catalog.intervals(name)
         if not intervals or (interval and interval not in catalog.intervals(name)):
             what = f"{interval} bars" if interval else "bars"
+            stored = catalog.symbols()
             raise _fail(
                 f"no {what} for {name!r} in catalog {catalog.root}; "
-                f"symbols: {', '.join(catalog.symbols()) or 'none'}"
+                f"{did_you_mean(name, stored)}symbols: {', '.join(stored) or 'none'}"
             )
         for i in intervals:
             targets.append(
@@ -386,6 +388,14 @@ def _check_one(
     more = f"; and {len(issues) - limit} more (--limit)" if len(issues) > limit else ""
     table.caption = f"row 1 is the first bar (of a CSV with a header: row N is line N+1){more}"
     console.print(table)
+    if "gap" in kinds and not cal.exchange and cal.kind != "fx":
+        err_console.print(
+            "[yellow]note:[/] a market's holidays and closed hours are not gaps: give its "
+            "calendar, e.g. --calendar XNYS (an exchange by ISO MIC code), fx (24x5) or "
+            "crypto (24/7)",
+            highlight=False,
+            soft_wrap=True,
+        )
     if not fix:
         return len(issues)
     fixed, changes = repair(bars)

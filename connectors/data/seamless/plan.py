@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from connectors.data.catalog import did_you_mean
 from connectors.data.coverage import Coverage
 from connectors.data.origins import SymbolNotFound
 from connectors.data.questdb import table_name
@@ -182,4 +183,15 @@ class Planner:
             looked.append("backfill origin (not configured: QMTL_ORIGIN or --origin)")
         return DataNotFound(symbol, interval, start, end, looked,
                             headline=f"unknown symbol {symbol!r} at interval {interval}"
+                            + _suggest(symbol, catalog.symbols())
                             if not catalog.intervals(symbol) else None)
+
+
+def _suggest(symbol: str, names: list[str]) -> str:
+    """`` (did you mean 'X'?)`` for a mistyped symbol, else empty.
+
+    >>> _suggest("GOOGL", ["GOOG"]), _suggest("Z", ["GOOG"])
+    (" (did you mean 'GOOG'?)", '')
+    """
+    said = did_you_mean(symbol, names).strip()
+    return f" ({said})" if said else ""
