@@ -11,6 +11,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dataflows.metrics import MetricSet
 from qmtl.core.contracts import MetricsUpdate
 from tests.world_api.service.conftest import client  # noqa: F401
 from world_api.domain.evaluator import WorldEngine
@@ -244,7 +245,10 @@ def test_the_overlap_and_its_warning_are_served(client):  # noqa: F811
         ("old", dated("2004-01-01", "2013-12-31", 1)),
         ("new", dated("2015-01-01", "2021-12-31", 2)),
     ):
-        body = upd(sid, 1, 1.0, pairs).model_copy(update={"world": "w1"}).model_dump()
+        # the whole history with its own Sharpe: the world re-checks what it can
+        honest = MetricSet(252).update([r for _, r in pairs]).finite()["sharpe"]
+        body = upd(sid, 1, honest, pairs, n_bars=len(pairs))
+        body = body.model_copy(update={"world": "w1"}).model_dump()
         assert client.post("/worlds/w1/metrics", json=body).status_code == 200
     pf = client.get("/worlds/w1/metrics").json()["pro_forma"]
     assert pf["overlap"] == 0.0 and "overlap on 0%" in pf["warnings"][0]
