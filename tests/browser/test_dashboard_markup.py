@@ -11,6 +11,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.conftest import console_errors, outside_requests
 from tests.browser.dashboard_world import leave, plotted, update, wait_for, world_service
+from world_api.service.store import WorldInfo, open_store
 
 LINK = '<a href="https:evil.example" target="_blank">click</a>'
 STYLED = '<span style="fill:red;font-size:40px">big</span>'
@@ -18,17 +19,19 @@ STYLED = '<span style="fill:red;font-size:40px">big</span>'
 
 def test_strategy_ids_with_markup_are_drawn_as_text_under_a_csp(browser, tmp_path):
     rng = np.random.default_rng(3)
+    # ids with markup are refused at creation now (422); a store written before the id
+    # alphabet still holds them, so they are stored as an older version did
+    store = open_store(str(tmp_path / "world.db"))
+    store.create_world(WorldInfo(id="m"))
+    engine = store.load_engine("m")
+    changes = []
+    for sid, sharpe in ((LINK, 2.0), (STYLED, 1.5), ("plain", 1.0)):
+        changes += engine.ingest(update("m", sid, 1, rng.normal(0.001, 0.01, 60), 0, sharpe))
+    store.commit("m", engine, changes)
+    store.close()
     with world_service(tmp_path) as svc:
         with svc.client() as c:
-            c.create_world("m")
             c.put_policy("m", "top_k: 3\nallocation: {method: equal}\n")
-            c.post_metrics(
-                "m",
-                [
-                    update("m", sid, 1, rng.normal(0.001, 0.01, 60), 0, sharpe)
-                    for sid, sharpe in ((LINK, 2.0), (STYLED, 1.5), ("plain", 1.0))
-                ],
-            )
         page = httpx.get(f"{svc.url}/ui/worlds/m")
         assert "script-src 'self'" in page.headers["content-security-policy"]
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
