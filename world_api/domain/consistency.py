@@ -104,21 +104,9 @@ def _fmt(x: float) -> str:
     return f"{x:.6g}"
 
 
-def recheck(
+def _recheck(
     n_bars: int, metrics: Mapping[str, float], returns: Sequence[tuple[int, float]]
 ) -> None:
-    """Raise :class:`Inconsistent` when an update's ``n_bars``, ``metrics`` and timed
-    ``returns`` disagree (see the module docstring); None when they agree or cannot be
-    checked.
-
-    >>> try:
-    ...     recheck(1, {}, [(1, 0.1), (2, 0.2)])
-    ... except Inconsistent as exc:
-    ...     print(str(exc)[:35])
-    returns: 2 returns for n_bars 1 (an
-    >>> recheck(10, {"sharpe": 9.0}, [(1, 0.1)]) is None    # not its whole history
-    True
-    """
     n = len(returns)
     if n > n_bars:
         raise Inconsistent(
@@ -178,6 +166,26 @@ def _mismatch(
                 f"(off by {_fmt(abs(have - want))}; tolerance {_fmt(tol)})"
             )
     return None
+
+
+def recheck(
+    n_bars: int, metrics: Mapping[str, float], returns: Sequence[tuple[int, float]]
+) -> None:
+    """Raise :class:`Inconsistent` when an update's ``n_bars``, ``metrics`` and timed
+    ``returns`` disagree (see the module docstring); None when they agree or cannot be
+    checked. Extreme returns may overflow a metric: it is compared as the update states it
+    (``finite``: +-1e9), quietly.
+
+    >>> try:
+    ...     recheck(1, {}, [(1, 0.1), (2, 0.2)])
+    ... except Inconsistent as exc:
+    ...     print(str(exc)[:35])
+    returns: 2 returns for n_bars 1 (an
+    >>> recheck(10, {"sharpe": 9.0}, [(1, 0.1)]) is None    # not its whole history
+    True
+    """
+    with np.errstate(all="ignore"):
+        _recheck(n_bars, metrics, returns)
 
 
 def vet(u: MetricsUpdate) -> MetricsUpdate:
