@@ -13,7 +13,9 @@
   ``volatility`` (the one annualized metric that does not depend on the mean); it must lie
   within a factor of 2 of the annualization of the returns' times (252 for daily bars,
   calendar time otherwise: ``world_api.domain.world_returns.annualization``). Without a
-  claimed volatility, the returns' annualization is used.
+  claimed volatility (or with none to read, all returns equal), the returns' annualization
+  is used, or any usual one (``STANDARD_PPY``) within that factor that makes the claims
+  agree.
 
 A disagreement is :class:`Inconsistent` (the service answers 422) naming the metric, the
 claimed and the recomputed value and the difference.
@@ -39,6 +41,7 @@ import numpy as np
 
 from dataflows.metrics import MetricSet
 from qmtl.core.contracts import MetricsUpdate
+from qmtl.core.intervals import INTERVALS, interval_seconds, periods_per_year
 from world_api.domain.ids import normalize
 from world_api.domain.world_returns import annualization
 
@@ -74,25 +77,36 @@ class Inconsistent(ValueError):
     """
 
 
+STANDARD_PPY: tuple[float, ...] = tuple(
+    sorted(
+        {periods_per_year(i) for i in INTERVALS}
+        | {365 * 86400 / interval_seconds(i) for i in INTERVALS}
+        | {365.25 * 86400 / interval_seconds(i) for i in INTERVALS}
+    )
+)
+"""The usual annualizations (252 trading days, 365 and 365.25 calendar days, per bar
+interval): an implied one this close to one of them is taken as it."""
+
+
+def _snap(ppy: float) -> float:
+    """``ppy`` as the standard annualization it rounds to (relative 1e-6), else itself.
+
+    >>> _snap(365.0000001), _snap(300.0)
+    (365.0, 300.0)
+    """
+    for std in STANDARD_PPY:
+        if abs(ppy / std - 1.0) < 1e-6:
+            return std
+    return ppy
+
+
 def _fmt(x: float) -> str:
     return f"{x:.6g}"
 
 
-def recheck(
+def _recheck(
     n_bars: int, metrics: Mapping[str, float], returns: Sequence[tuple[int, float]]
 ) -> None:
-    """Raise :class:`Inconsistent` when an update's ``n_bars``, ``metrics`` and timed
-    ``returns`` disagree (see the module docstring); None when they agree or cannot be
-    checked.
-
-    >>> try:
-    ...     recheck(1, {}, [(1, 0.1), (2, 0.2)])
-    ... except Inconsistent as exc:
-    ...     print(str(exc)[:35])
-    returns: 2 returns for n_bars 1 (an
-    >>> recheck(10, {"sharpe": 9.0}, [(1, 0.1)]) is None    # not its whole history
-    True
-    """
     n = len(returns)
     if n > n_bars:
         raise Inconsistent(
@@ -119,16 +133,59 @@ def recheck(
                 f"{_fmt(got['volatility'])} at {ppy:g} periods a year (the claim implies "
                 f"{implied:.4g} periods a year, more than {MAX_ANNUALIZATION_RATIO:g}x off)"
             )
-        if not math.isclose(implied, ppy):
-            got = MetricSet(implied).update(r).finite()
+        implied = _snap(implied)
+        candidates = [implied]
+    else:  # no volatility to read it from: any usual annualization near the returns' own
+        near = [p for p in STANDARD_PPY if p != ppy and _within(p, ppy)]
+        candidates = [ppy, *sorted(near, key=lambda p: abs(math.log(p / ppy)))]
+    first = None
+    for i, p in enumerate(candidates):
+        if i or p != ppy:
+            got = MetricSet(p).update(r).finite()
+        wrong = _mismatch(claimed, metrics, got)
+        if wrong is None:
+            return
+        first = first or wrong
+    raise Inconsistent(first)
+
+
+def _within(p: float, ppy: float) -> bool:
+    return 1 / MAX_ANNUALIZATION_RATIO <= p / ppy <= MAX_ANNUALIZATION_RATIO
+
+
+def _mismatch(
+    claimed: list[str], metrics: Mapping[str, float], got: Mapping[str, float]
+) -> str | None:
+    """The first claimed metric that disagrees with ``got`` (a message), or None."""
     for name in claimed:
         want, have = got[name], float(metrics[name])
         tol = ATOL + RTOL * abs(want)
         if abs(have - want) > tol:
-            raise Inconsistent(
+            return (
                 f"metrics.{name}: claimed {_fmt(have)}, its returns give {_fmt(want)} "
                 f"(off by {_fmt(abs(have - want))}; tolerance {_fmt(tol)})"
             )
+    return None
+
+
+def recheck(
+    n_bars: int, metrics: Mapping[str, float], returns: Sequence[tuple[int, float]]
+) -> None:
+    """Raise :class:`Inconsistent` when an update's ``n_bars``, ``metrics`` and timed
+    ``returns`` disagree (see the module docstring); None when they agree or cannot be
+    checked. Extreme returns may overflow a metric: it is compared as the update states it
+    (``finite``: +-1e9), quietly.
+
+    >>> try:
+    ...     recheck(1, {}, [(1, 0.1), (2, 0.2)])
+    ... except Inconsistent as exc:
+    ...     print(str(exc)[:35])
+    returns: 2 returns for n_bars 1 (an
+    >>> recheck(10, {"sharpe": 9.0}, [(1, 0.1)]) is None    # not its whole history
+    True
+    """
+    with np.errstate(all="ignore"):
+        _recheck(n_bars, metrics, returns)
 
 
 def vet(u: MetricsUpdate) -> MetricsUpdate:
