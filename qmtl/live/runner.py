@@ -52,7 +52,7 @@ from qmtl.live.embedded_world import embedded_world
 from qmtl.live.handoff import gap_filler, hand_off, open_feed
 from qmtl.live.metrics import LiveMetrics
 from qmtl.live.options import LiveError, LiveOptions, LiveResult
-from qmtl.live.report import RunReport
+from qmtl.live.report import GateLedger, RunReport, paper_account
 from qmtl.runner import make_strategy, to_spec
 from qmtl.strategy import Strategy, default_strategy_id
 
@@ -160,7 +160,11 @@ def _open_links(o: LiveOptions, url: str, state_dir: Path, stack: contextlib.Exi
 
 
 def _order_context(
-    o: LiveOptions, links: _Links, report: OrderReport, watch: LiveMetrics | None = None
+    o: LiveOptions,
+    links: _Links,
+    report: OrderReport,
+    watch: LiveMetrics | None = None,
+    ledger: GateLedger | None = None,
 ) -> OrderContext:
     """The order step's links: the paper broker on the store, or the store's record of
     orders for the relay to send."""
@@ -182,8 +186,26 @@ def _order_context(
         make_paper=None if o.paper else stage_paper,
         publish=links.relay.send if links.relay is not None else (lambda _o, _f: None),
         report=report,
-        on_verdict=watch.on_verdict if watch is not None else None,
+        on_verdict=_fan_out([w.on_verdict for w in (watch, ledger) if w is not None]),
     )
+
+
+def _fan_out(calls: list[Callable[..., None]]) -> Callable[..., None] | None:
+    """One callback calling each of ``calls`` (None when there are none).
+
+    >>> seen = []; _fan_out([seen.append, seen.append])(1); seen
+    [1, 1]
+    """
+    if not calls:
+        return None
+    if len(calls) == 1:
+        return calls[0]
+
+    def each(*args: Any) -> None:
+        for call in calls:
+            call(*args)
+
+    return each
 
 
 def _serve_metrics(o: LiveOptions, watch: LiveMetrics, stack: contextlib.ExitStack) -> None:
@@ -321,7 +343,8 @@ def run_live(
                 {k: str(head[k]) for k in ("strategy", "run_id", "world", "mode")},
             )
             _serve_metrics(o, watch, stack)
-        ctx = _order_context(o, links, tally, watch)
+        ledger = GateLedger()
+        ctx = _order_context(o, links, tally, watch, ledger)
         flow = build_live_flow(
             spec,
             source,
@@ -375,6 +398,11 @@ def run_live(
             }
         )
         series = report.portfolio()
+        fills = store.fills(o.world, sid)
+        positions = {k: v for k, v in store.positions(o.world, sid).items() if v != 0.0}
+        paper = None
+        if (o.paper or fills) and all(k in ledger.marks for k in positions):
+            paper = paper_account(fills, links.capital, ledger.marks, o.slippage_bps)
         return LiveResult(
             strategy=sid,
             run_id=run_id,
@@ -388,12 +416,18 @@ def run_live(
             equity=series["equity"].copy(),
             bars=report.table(),
             orders=store.orders(o.world, sid),
-            fills=store.fills(o.world, sid),
-            positions={k: v for k, v in store.positions(o.world, sid).items() if v != 0.0},
+            fills=fills,
+            positions=positions,
             out=o.out,
             updates=report.updates,
             new_orders=tally.orders,
             new_fills=tally.fills,
+            capital=links.capital,
+            paper=paper,
+            gate_bars=ledger.bars,
+            held_bars=ledger.held(),
+            held_by_cause=ledger.by_cause(),
+            bars_before_active=ledger.before_active(),
         )
 
 
