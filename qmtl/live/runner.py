@@ -113,6 +113,37 @@ def first_live(split: int | None, ends: dict[str, int]) -> int | None:
     return max(ends.values()) + 1 if ends else None
 
 
+def world_refused(exc: WorldUnavailable, world: str, url: str) -> str:
+    """The error of a world service that refused the run's first request, with what to do
+    (for a command-line user: its options, not HTTP headers).
+
+    >>> e = WorldUnavailable("GET /worlds/local: 404: unknown world 'local'"); e.status = 404
+    >>> print(world_refused(e, "local", "http://h:8600"))
+    world 'local': GET /worlds/local: 404: unknown world 'local'; create it with `qmtl world \
+create local --url http://h:8600`, or name another with --world
+    >>> e = WorldUnavailable("GET /worlds/w: 401: missing bearer token: pass 'Authorization: ..."
+    ...                      ); e.status, e.detail = 401, "missing bearer token: pass ..."
+    >>> print(world_refused(e, "w", "http://h:8600"))
+    world 'w': http://h:8600 answered 401 (missing bearer token): pass a token with --token or \
+set QMTL_TOKEN
+    """
+    if exc.status == 401:
+        why = exc.detail.split(":")[0] if exc.detail else "unauthorized"
+        return (
+            f"world {world!r}: {url} answered 401 ({why}): pass a token with --token or "
+            "set QMTL_TOKEN"
+        )
+    hint = ""
+    if exc.status == 404:
+        hint = (
+            f"; create it with `qmtl world create {world} --url {url}`, or name another "
+            "with --world"
+        )
+    elif exc.status == 403:
+        hint = "; the token's role may not read this world: --token with a viewer token or more"
+    return f"world {world!r}: {exc}{hint}"
+
+
 def _check(o: LiveOptions) -> None:
     """Options that cannot work, each with what to do instead."""
     if not o.paper and o.brokers is None:
@@ -144,7 +175,7 @@ def _open_links(o: LiveOptions, url: str, state_dir: Path, stack: contextlib.Exi
     try:
         info = world_info(url, o.token, o.world)
     except WorldUnavailable as exc:
-        raise LiveError(f"world {o.world!r}: {exc}") from None
+        raise LiveError(world_refused(exc, o.world, url)) from None
     store = open_order_store(o.orders_store or str(state_dir / "orders.db"))
     stack.callback(store.close)
     book = ActivationBook(o.world)
