@@ -63,13 +63,22 @@ from typing import Any, Literal
 from qmtl.core.contracts import OrderIntent
 
 HoldCause = Literal[
-    "world_gone", "world_restarted", "frozen", "lost", "no_activation", "unlisted", "stale", "stage"
+    "world_gone",
+    "world_restarted",
+    "frozen",
+    "connecting",
+    "lost",
+    "no_activation",
+    "unlisted",
+    "stale",
+    "stage",
 ]
 
 HOLD_CAUSES: tuple[str, ...] = (
     "world_gone",
     "world_restarted",
     "frozen",
+    "connecting",
     "lost",
     "no_activation",
     "unlisted",
@@ -77,10 +86,11 @@ HOLD_CAUSES: tuple[str, ...] = (
     "stage",
 )
 """Why the gate holds, in one word each: the world was deleted (``world_gone``) or replaced
-(``world_restarted``), it is applying a plan (``frozen``), the subscription is down
-(``lost``), the strategy has no activation yet (``no_activation``) or a snapshot no longer
-lists it (``unlisted``), the activation is older than ``--max-activation-age`` (``stale``),
-the world's stage for it is ``backtest`` (``stage``, decided by the order step)."""
+(``world_restarted``), it is applying a plan (``frozen``), the run has not reached it yet
+(``connecting``), the subscription is down (``lost``), the strategy has no activation yet
+(``no_activation``) or a snapshot no longer lists it (``unlisted``), the activation is older
+than ``--max-activation-age`` (``stale``), the world's stage for it is ``backtest``
+(``stage``, decided by the order step)."""
 
 
 @dataclass
@@ -325,7 +335,7 @@ def verdict(book: ActivationBook, strategy_id: str, now: float, max_age: float) 
     if lost is not None:
         return Verdict(
             "hold",
-            cause="lost",
+            cause="lost" if confirmed is not None else "connecting",
             reason=f"no connection to world {book.world!r} ({lost}): orders for "
             f"{strategy_id!r} held",
         )

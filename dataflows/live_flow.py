@@ -87,7 +87,8 @@ class OrderContext:
     publish: Callable[[list[OrderIntent], list[Fill]], None] = lambda _o, _f: None
     report: Callable[[str, list[OrderIntent], list[Fill]], None] = lambda *_: None
     clock: Callable[[], float] = time.monotonic
-    on_verdict: Callable[[str, Verdict], None] | None = None  # e.g. qmtl.live.metrics
+    # (strategy, verdict, symbol, ts, close) per bar row: qmtl.live.metrics, the run's summary
+    on_verdict: Callable[[str, Verdict, str, int, float], None] | None = None
 
 
 class OrderLogic(op.StatefulLogic[StrategyOutput, Orders, Any]):
@@ -179,9 +180,10 @@ class OrderLogic(op.StatefulLogic[StrategyOutput, Orders, Any]):
                 if venue == "hold"
                 else verdict(ctx.book, out.strategy, ctx.clock(), ctx.max_activation_age)
             )
+            close = float(rows["close"][i])
             if ctx.on_verdict is not None:
-                ctx.on_verdict(out.strategy, v)
-            new = gate.on_bar(symbol, ts, float(rows["weight"][i]), float(rows["close"][i]), v)
+                ctx.on_verdict(out.strategy, v, symbol, ts, close)
+            new = gate.on_bar(symbol, ts, float(rows["weight"][i]), close, v)
             if new:
                 intents += new
                 if taker is not None:  # taken at once: the next bar, maybe in this batch,

@@ -58,7 +58,11 @@ log = logging.getLogger("qmtl.live")
 
 
 class WorldUnavailable(QmtlError, RuntimeError):
-    """The world service cannot be reached or refused (the text says which)."""
+    """The world service cannot be reached or refused (the text says which); ``status`` is
+    the HTTP status of a refusal (None when there was no answer)."""
+
+    status: int | None = None
+    detail: str = ""
 
 
 def world_info(url: str, token: str | None, world: str, timeout: float = 10.0) -> dict[str, Any]:
@@ -73,7 +77,9 @@ def world_info(url: str, token: str | None, world: str, timeout: float = 10.0) -
         try:
             return client.world(world)
         except WorldServiceError as exc:
-            raise WorldUnavailable(str(exc)) from None
+            err = WorldUnavailable(str(exc))
+            err.status, err.detail = exc.status, exc.detail
+            raise err from None
 
 
 def _retrying(stop: threading.Event, backoff: tuple[float, float], before_sleep: Any) -> Retrying:

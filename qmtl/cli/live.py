@@ -16,6 +16,7 @@ from qmtl.cli.common import console, err_console, metrics_table
 from qmtl.core.times import format_ts
 from qmtl.live import LiveOptions, run_live
 from qmtl.live.options import count_line
+from qmtl.live.report import account_line, gate_line
 from qmtl.strategy import Strategy
 
 
@@ -63,8 +64,10 @@ class OrderPrinter:
         now = self._clock()
         if now - self._window >= 1.0:
             if any(self.skipped):
-                self._write(f"[dim]... {self.skipped[0]:,} more orders and {self.skipped[1]:,} "
-                            "more fills in the last second (all in the order store)[/]")
+                self._write(
+                    f"[dim]... {self.skipped[0]:,} more orders and {self.skipped[1]:,} "
+                    "more fills in the last second (all in the order store)[/]"
+                )
             self._window, self.budget, self.skipped = now, self.per_second, [0, 0]
 
     def __call__(self, strategy: str, intents: list[Any], fills: list[Any]) -> None:
@@ -74,15 +77,19 @@ class OrderPrinter:
                 self.skipped[0] += 1
                 continue
             self.budget -= 1
-            self._write(f"[cyan]order[/] {strategy} {o.symbol} @ {format_ts(o.ts)}: target "
-                        f"{o.target_qty:,.2f} ({o.target_weight:+.1%}) · {o.reason}")
+            self._write(
+                f"[cyan]order[/] {strategy} {o.symbol} @ {format_ts(o.ts)}: target "
+                f"{o.target_qty:,.2f} ({o.target_weight:+.1%}) · {o.reason}"
+            )
         for f in fills:
             if self.budget <= 0:
                 self.skipped[1] += 1
                 continue
             self.budget -= 1
-            self._write(f"[green]fill[/]  {strategy} {f.symbol} @ {format_ts(f.ts)}: "
-                        f"{f.qty:+,.2f} at {f.price:,.4f} (fee {f.fee:,.2f})")
+            self._write(
+                f"[green]fill[/]  {strategy} {f.symbol} @ {format_ts(f.ts)}: "
+                f"{f.qty:+,.2f} at {f.price:,.4f} (fee {f.fee:,.2f})"
+            )
 
 
 def run_live_command(strategy: Strategy, options: LiveOptions, debug: bool) -> None:
@@ -99,8 +106,10 @@ def run_live_command(strategy: Strategy, options: LiveOptions, debug: bool) -> N
             highlight=False,
         )
         if info.get("metrics_port") is not None:
-            err_console.print(f"metrics on http://{options.metrics_host}:"
-                              f"{info['metrics_port']}/metrics", highlight=False)
+            err_console.print(
+                f"metrics on http://{options.metrics_host}:{info['metrics_port']}/metrics",
+                highlight=False,
+            )
 
     result = run_live(strategy, options, on_order=OrderPrinter(), on_started=started)
     console.print(
@@ -114,6 +123,13 @@ def run_live_command(strategy: Strategy, options: LiveOptions, debug: bool) -> N
         f"{count_line('orders', result.new_orders, len(result.orders))} · "
         f"{count_line('fills', result.new_fills, len(result.fills))} · positions "
         f"{result.positions or 'none'}",
+        highlight=False,
+    )
+    console.print(account_line(result.metrics.get("total_return"), result.paper), highlight=False)
+    console.print(
+        gate_line(
+            result.gate_bars, result.held_bars, result.held_by_cause, result.bars_before_active
+        ),
         highlight=False,
     )
     if result.out is not None:

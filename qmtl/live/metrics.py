@@ -13,6 +13,7 @@ bar's path but one counter per gate decision):
                                        activation, a stale one, or the world lost)
 ``qmtl_live_gate_held_total``          the holds, by ``cause`` (:data:`dataflows.gate.HOLD_CAUSES`):
                                        ``world_gone``, ``world_restarted``, ``frozen``,
+                                       ``connecting``,
                                        ``lost``, ``no_activation``, ``unlisted``, ``stale``,
                                        ``stage``
 ``qmtl_live_orders_total``             new orders recorded: sent to the orders topic
@@ -77,7 +78,7 @@ class LiveMetrics(Collector):
         self.registry.register(self)
 
     # -- what the run reports ----------------------------------------------------------------
-    def on_verdict(self, _strategy: str, verdict: Any) -> None:
+    def on_verdict(self, _strategy: str, verdict: Any, *_row: Any) -> None:
         """Count one of the gate's decisions (called per bar by the order step)."""
         with self._lock:
             self.verdicts[verdict.kind] = self.verdicts.get(verdict.kind, 0) + 1

@@ -107,6 +107,12 @@ class LiveResult:
     updates: list[MetricsUpdate] = field(default_factory=list)
     new_orders: int = 0
     new_fills: int = 0
+    capital: float = 0.0  # the world's capital: what the gate sizes orders from
+    paper: dict[str, float] | None = None  # the paper account (qmtl.live.report.paper_account)
+    gate_bars: int = 0  # bars the gate decided in this run
+    held_bars: int = 0  # of them, bars whose orders the gate held
+    held_by_cause: dict[str, int] = field(default_factory=dict)
+    bars_before_active: int = 0  # bars that ran before the world first activated it
 
     @property
     def already_recorded(self) -> tuple[int, int]:

@@ -32,8 +32,9 @@ from dataflows.recovery import RecordLog
 from qmtl.core.contracts import MetricsUpdate, timed_returns
 from qmtl.core.errors import writing
 
-_ROW = np.dtype([("ts", "<i8"), ("symbol", "<i4"), ("weight", "<f8"), ("return", "<f8"),
-                 ("equity", "<f8")])
+_ROW = np.dtype(
+    [("ts", "<i8"), ("symbol", "<i4"), ("weight", "<f8"), ("return", "<f8"), ("equity", "<f8")]
+)
 _SERIES = np.dtype([("ts", "<i8"), ("return", "<f8"), ("equity", "<f8")])
 
 
@@ -107,12 +108,16 @@ class RunReport:
                 r = batch.symbol_rows
                 rows = np.empty(len(r["ts"]), _ROW)
                 rows["ts"], rows["symbol"] = r["ts"], r["symbol"]
-                rows["weight"], rows["return"], rows["equity"] = r["weight"], r["return"], r[
-                    "equity"
-                ]
+                rows["weight"], rows["return"], rows["equity"] = (
+                    r["weight"],
+                    r["return"],
+                    r["equity"],
+                )
                 series = np.empty(len(batch), _SERIES)
                 series["ts"], series["return"], series["equity"] = (
-                    batch.ts, batch.returns, batch.equity,
+                    batch.ts,
+                    batch.returns,
+                    batch.equity,
                 )
                 self.rows.append(rows)
                 self.series.append(series)
@@ -126,14 +131,19 @@ class RunReport:
                 self.updates.append(update)
                 if self.queue is not None:
                     self.queue(update)
-            if self.out is not None and self._dirty and (
-                time.monotonic() - self._written > self.write_every
+            if (
+                self.out is not None
+                and self._dirty
+                and (time.monotonic() - self._written > self.write_every)
             ):
                 self._write()
 
     def _update(self, out: StrategyOutput) -> MetricsUpdate:
-        returns = ([] if out.returns_since is None or out.returns_ts is None
-                   else timed_returns(out.returns_ts, out.returns_since))
+        returns = (
+            []
+            if out.returns_since is None or out.returns_ts is None
+            else timed_returns(out.returns_ts, out.returns_since)
+        )
         return MetricsUpdate(
             world=self.head["world"],
             strategy_id=self.head["strategy"],
@@ -152,13 +162,15 @@ class RunReport:
         names = pa.DictionaryArray.from_arrays(
             pa.array(rows["symbol"], pa.int32()), pa.array(self.symbols)
         )
-        return pa.table({
-            "ts": pa.array(rows["ts"], pa.int64()),
-            "symbol": names,
-            "weight": rows["weight"],
-            "return": rows["return"],
-            "equity": rows["equity"],
-        })
+        return pa.table(
+            {
+                "ts": pa.array(rows["ts"], pa.int64()),
+                "symbol": names,
+                "weight": rows["weight"],
+                "return": rows["return"],
+                "equity": rows["equity"],
+            }
+        )
 
     def portfolio(self) -> np.ndarray:
         """The portfolio series so far (ts, return, equity)."""
@@ -195,3 +207,157 @@ class RunReport:
             self.rows.close()
             self.series.close()
 
+
+class GateLedger:
+    """What the order gate did to a run's bars, for its summary: the bars whose orders it
+    held, by cause (a bar counts once per cause, whichever of its symbols were held), the
+    bars that ran before the world first activated the strategy, and each symbol's last
+    close (to value the paper account). Fed by the order step (``on_verdict``), from every
+    worker, so it locks; it does no I/O.
+
+    >>> from dataflows.gate import Verdict
+    >>> g = GateLedger()
+    >>> g.on_verdict("s", Verdict("hold", cause="no_activation"), "A", 1, 10.0)
+    >>> g.on_verdict("s", Verdict("hold", cause="no_activation"), "B", 1, 20.0)
+    >>> g.on_verdict("s", Verdict("trade", weight=1.0), "A", 2, 11.0)
+    >>> g.on_verdict("s", Verdict("hold", cause="frozen"), "A", 3, 12.0)
+    >>> g.bars, g.held(), g.by_cause(), g.before_active(), g.marks
+    (3, 2, {'frozen': 1, 'no_activation': 1}, 1, {'A': 12.0, 'B': 20.0})
+    """
+
+    def __init__(self) -> None:
+        self._bars: set[int] = set()
+        self._held: dict[str, set[int]] = {}
+        self.first_active: int | None = None
+        self.marks: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def on_verdict(
+        self,
+        _strategy: str,
+        verdict: Any,
+        symbol: str | None = None,
+        ts: int | None = None,
+        close: float | None = None,
+    ) -> None:
+        """Note one of the gate's decisions, for ``symbol``'s bar at ``ts``."""
+        if ts is None:
+            return
+        with self._lock:
+            self._bars.add(ts)
+            if symbol is not None and close is not None:
+                self.marks[symbol] = float(close)
+            if verdict.kind == "hold":
+                self._held.setdefault(verdict.cause or "other", set()).add(ts)
+            elif self.first_active is None or ts < self.first_active:
+                self.first_active = ts
+
+    @property
+    def bars(self) -> int:
+        """Bars the gate decided."""
+        with self._lock:
+            return len(self._bars)
+
+    def held(self) -> int:
+        """Bars with orders held (for any cause)."""
+        with self._lock:
+            return len(set().union(*self._held.values())) if self._held else 0
+
+    def by_cause(self) -> dict[str, int]:
+        """Held bars per cause."""
+        with self._lock:
+            return {k: len(v) for k, v in sorted(self._held.items())}
+
+    def before_active(self) -> int:
+        """Bars that ran before the world first activated the strategy (all of them when it
+        never did)."""
+        with self._lock:
+            if self.first_active is None:
+                return len(self._bars)
+            return sum(1 for t in self._bars if t < self.first_active)
+
+
+def paper_account(
+    fills: list[Any], capital: float, marks: dict[str, float], slippage_bps: float = 0.0
+) -> dict[str, float]:
+    """The paper account from its fills: cash starts at ``capital``, each fill pays
+    ``qty x price + fee``; positions are valued at ``marks`` (each symbol's last close).
+    ``return`` is the account's, ``fees`` what the fills paid, ``slippage`` what fills at
+    ``slippage_bps`` against the trade cost against the bar's open.
+
+    >>> from qmtl.core.contracts import Fill
+    >>> fills = [Fill(order_id="a", symbol="A", ts=1, qty=10.0, price=101.0, fee=1.0),
+    ...          Fill(order_id="b", symbol="A", ts=2, qty=-5.0, price=99.0, fee=1.0)]
+    >>> acc = paper_account(fills, 1000.0, {"A": 100.0}, slippage_bps=100.0)
+    >>> round(acc["return"], 6), acc["fees"], round(acc["slippage"], 6), acc["fills"]
+    (-0.017, 2.0, 15.0, 2.0)
+    """
+    s = slippage_bps / 1e4
+    cash, fees, slip = capital, 0.0, 0.0
+    pos: dict[str, float] = {}
+    for f in fills:
+        cash -= f.qty * f.price + f.fee
+        fees += f.fee
+        pos[f.symbol] = pos.get(f.symbol, 0.0) + f.qty
+        # the open the fill was priced from: price / (1 + s) for a buy, / (1 - s) for a sell
+        ref = f.price / (1.0 + s) if f.qty > 0 else f.price / (1.0 - s) if s < 1 else f.price
+        slip += abs(f.qty) * abs(f.price - ref)
+    value = cash + sum(q * marks.get(sym, 0.0) for sym, q in pos.items() if q)
+    return {
+        "return": value / capital - 1.0,
+        "fees": fees,
+        "slippage": slip,
+        "fills": float(len(fills)),
+    }
+
+
+CAUSE_WORDS = {
+    "no_activation": "not active yet",
+    "frozen": "world frozen",
+    "connecting": "world not reached yet",
+    "lost": "world unreachable",
+    "stale": "activation stale",
+    "world_gone": "world deleted",
+    "world_restarted": "world made again",
+    "unlisted": "no longer listed",
+    "stage": "stage backtest",
+}
+"""How the summary names each cause of held orders (:data:`dataflows.gate.HOLD_CAUSES`)."""
+
+
+def account_line(model_return: float | None, paper: dict[str, float] | None) -> str:
+    """The summary's line of returns: the model's (the book's weights, as a backtest) and the
+    paper account's (its fills, fees and slippage, positions at the last close).
+
+    >>> account_line(0.121, {"return": 0.142, "fees": 12.3, "slippage": 4.1, "fills": 63})
+    'model return +12.10% · paper account +14.20% (63 fills, fees 12.30, slippage 4.10)'
+    >>> account_line(0.121, None)
+    'model return +12.10%'
+    """
+    model = "n/a" if model_return is None else f"{model_return:+.2%}"
+    line = f"model return {model}"
+    if paper is not None:
+        line += (
+            f" · paper account {paper['return']:+.2%} ({int(paper['fills'])} fills, fees "
+            f"{paper['fees']:,.2f}, slippage {paper['slippage']:,.2f})"
+        )
+    return line
+
+
+def gate_line(bars: int, held: int, by_cause: dict[str, int], before_active: int) -> str:
+    """The summary's line on the gate: bars whose orders were held, by cause, and how many
+    bars ran before the world first activated the strategy (a replay faster than the world
+    answers runs bars before its activation: see docs/live.md).
+
+    >>> gate_line(178, 40, {"no_activation": 38, "lost": 2}, 38).split(" · ")[1]
+    'first active after 38 bars'
+    >>> gate_line(178, 40, {"no_activation": 38, "lost": 2}, 38).split(" · ")[0][30:]
+    '(38 not active yet, 2 world unreachable)'
+    >>> gate_line(10, 10, {"no_activation": 10}, 10)
+    'orders held on 10 of 10 bars (10 not active yet) · never active'
+    """
+    causes = ", ".join(f"{n} {CAUSE_WORDS.get(k, k)}" for k, n in by_cause.items())
+    line = f"orders held on {held} of {bars} bars" + (f" ({causes})" if causes else "")
+    if before_active >= bars and bars and held >= bars:
+        return line + " · never active"
+    return line + f" · first active after {before_active} bars"

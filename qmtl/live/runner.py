@@ -52,7 +52,7 @@ from qmtl.live.embedded_world import embedded_world
 from qmtl.live.handoff import gap_filler, hand_off, open_feed
 from qmtl.live.metrics import LiveMetrics
 from qmtl.live.options import LiveError, LiveOptions, LiveResult
-from qmtl.live.report import RunReport
+from qmtl.live.report import GateLedger, RunReport, paper_account
 from qmtl.runner import make_strategy, to_spec
 from qmtl.strategy import Strategy, default_strategy_id
 
@@ -113,6 +113,37 @@ def first_live(split: int | None, ends: dict[str, int]) -> int | None:
     return max(ends.values()) + 1 if ends else None
 
 
+def world_refused(exc: WorldUnavailable, world: str, url: str) -> str:
+    """The error of a world service that refused the run's first request, with what to do
+    (for a command-line user: its options, not HTTP headers).
+
+    >>> e = WorldUnavailable("GET /worlds/local: 404: unknown world 'local'"); e.status = 404
+    >>> print(world_refused(e, "local", "http://h:8600"))
+    world 'local': GET /worlds/local: 404: unknown world 'local'; create it with `qmtl world \
+create local --url http://h:8600`, or name another with --world
+    >>> e = WorldUnavailable("GET /worlds/w: 401: missing bearer token: pass 'Authorization: ..."
+    ...                      ); e.status, e.detail = 401, "missing bearer token: pass ..."
+    >>> print(world_refused(e, "w", "http://h:8600"))
+    world 'w': http://h:8600 answered 401 (missing bearer token): pass a token with --token or \
+set QMTL_TOKEN
+    """
+    if exc.status == 401:
+        why = exc.detail.split(":")[0] if exc.detail else "unauthorized"
+        return (
+            f"world {world!r}: {url} answered 401 ({why}): pass a token with --token or "
+            "set QMTL_TOKEN"
+        )
+    hint = ""
+    if exc.status == 404:
+        hint = (
+            f"; create it with `qmtl world create {world} --url {url}`, or name another "
+            "with --world"
+        )
+    elif exc.status == 403:
+        hint = "; the token's role may not read this world: --token with a viewer token or more"
+    return f"world {world!r}: {exc}{hint}"
+
+
 def _check(o: LiveOptions) -> None:
     """Options that cannot work, each with what to do instead."""
     if not o.paper and o.brokers is None:
@@ -148,7 +179,7 @@ def _open_links(o: LiveOptions, url: str, state_dir: Path, stack: contextlib.Exi
     try:
         info = world_info(url, o.token, o.world)
     except WorldUnavailable as exc:
-        raise LiveError(f"world {o.world!r}: {exc}") from None
+        raise LiveError(world_refused(exc, o.world, url)) from None
     store = open_order_store(o.orders_store or str(state_dir / "orders.db"))
     stack.callback(store.close)
     book = ActivationBook(o.world)
@@ -169,6 +200,7 @@ def _order_context(
     report: OrderReport,
     spec: StrategySpec,
     watch: LiveMetrics | None = None,
+    ledger: GateLedger | None = None,
 ) -> OrderContext:
     """The order step's links: the paper broker on the store, or the store's record of
     orders for the relay to send."""
@@ -192,8 +224,26 @@ def _order_context(
         make_paper=None if o.paper else stage_paper,
         publish=links.relay.send if links.relay is not None else (lambda _o, _f: None),
         report=report,
-        on_verdict=watch.on_verdict if watch is not None else None,
+        on_verdict=_fan_out([w.on_verdict for w in (watch, ledger) if w is not None]),
     )
+
+
+def _fan_out(calls: list[Callable[..., None]]) -> Callable[..., None] | None:
+    """One callback calling each of ``calls`` (None when there are none).
+
+    >>> seen = []; _fan_out([seen.append, seen.append])(1); seen
+    [1, 1]
+    """
+    if not calls:
+        return None
+    if len(calls) == 1:
+        return calls[0]
+
+    def each(*args: Any) -> None:
+        for call in calls:
+            call(*args)
+
+    return each
 
 
 def _serve_metrics(o: LiveOptions, watch: LiveMetrics, stack: contextlib.ExitStack) -> None:
@@ -335,7 +385,8 @@ def run_live(
                 {k: str(head[k]) for k in ("strategy", "run_id", "world", "mode")},
             )
             _serve_metrics(o, watch, stack)
-        ctx = _order_context(o, links, tally, spec, watch)
+        ledger = GateLedger()
+        ctx = _order_context(o, links, tally, spec, watch, ledger)
         flow = build_live_flow(
             spec,
             source,
@@ -389,6 +440,11 @@ def run_live(
             }
         )
         series = report.portfolio()
+        fills = store.fills(o.world, sid)
+        positions = {k: v for k, v in store.positions(o.world, sid).items() if v != 0.0}
+        paper = None
+        if (o.paper or fills) and all(k in ledger.marks for k in positions):
+            paper = paper_account(fills, links.capital, ledger.marks, o.slippage_bps)
         return LiveResult(
             strategy=sid,
             run_id=run_id,
@@ -402,12 +458,18 @@ def run_live(
             equity=series["equity"].copy(),
             bars=report.table(),
             orders=store.orders(o.world, sid),
-            fills=store.fills(o.world, sid),
-            positions={k: v for k, v in store.positions(o.world, sid).items() if v != 0.0},
+            fills=fills,
+            positions=positions,
             out=o.out,
             updates=report.updates,
             new_orders=tally.orders,
             new_fills=tally.fills,
+            capital=links.capital,
+            paper=paper,
+            gate_bars=ledger.bars,
+            held_bars=ledger.held(),
+            held_by_cause=ledger.by_cause(),
+            bars_before_active=ledger.before_active(),
         )
 
 

@@ -141,6 +141,7 @@ class Model:
         self.rows: dict[str, bool] = {}
         self.unlisted: set[str] = set()
         self.lost, self.frozen = True, False
+        self.confirmed = False  # heard from the world once (else: still connecting)
 
     def apply(self, op) -> None:
         kind = op[0]
@@ -151,10 +152,10 @@ class Model:
         elif kind == "lose":
             self.lost = True
         elif kind == "confirm":
-            self.lost = False
+            self.lost, self.confirmed = False, True
         elif kind == "event":
             _, sid, active, seq = op
-            self.lost = False
+            self.lost, self.confirmed = False, True
             if seq < self.seq:
                 self.gone = "world_restarted"
             elif seq > self.seq:
@@ -162,7 +163,7 @@ class Model:
                 self.unlisted.discard(sid)
         elif kind == "control":
             _, step, seq = op
-            self.lost = False
+            self.lost, self.confirmed = False, True
             if seq < self.seq:
                 self.gone = "world_restarted"
             elif seq > self.seq:
@@ -174,7 +175,7 @@ class Model:
                 return
             self.unlisted = (self.unlisted | set(self.rows)) - set(rows)
             self.rows, self.seq, self.version = dict(rows), seq, version
-            self.lost, self.frozen = False, False
+            self.lost, self.frozen, self.confirmed = False, False, True
 
     def kind(self, sid: str) -> tuple[str, str]:
         if self.gone is not None:
@@ -182,7 +183,7 @@ class Model:
         if self.frozen and not self.lost:
             return "hold", "frozen"
         if self.lost:
-            return "hold", "lost"
+            return "hold", "lost" if self.confirmed else "connecting"
         if sid not in self.rows:
             return "hold", "unlisted" if sid in self.unlisted else "no_activation"
         return ("trade", "") if self.rows[sid] else ("flatten", "")

@@ -29,6 +29,8 @@ from tests.e2e.live_helpers import (
 )
 
 DATA = make_data(300)
+FIRST_LIVE = int(DATA["AAA"]["ts"][200])
+"""The first live bar of the hand-off tests: a backtest from it is what they must equal."""
 
 
 def live(kafka, tmp_path, url, topic, max_bars, **kw):
@@ -134,14 +136,14 @@ def test_history_hands_over_to_the_topic_without_duplicates(kafka, tmp_path):
     topic = topic_name()
     write_catalog(tmp_path / "catalog", slice_data(DATA, 0, 200))
     publish(kafka.brokers, topic, slice_data(DATA, 150, 300))
-    bt = backtest(Cross, data=DATA)
+    bt = backtest(Cross, data=DATA, start=FIRST_LIVE)
     with world_server(tmp_path) as url:
         res = live(kafka, tmp_path, url, topic, max_bars=200)
     assert res.stats.overlap == 100  # 50 bars x 2 symbols already in history
-    assert res.stats.warmup_bars == 2 * Cross.slow  # look-back (slow - 1) + 1, per symbol
-    assert np.array_equal(res.ts, bt.ts[200:])
-    # the portfolio carried its state over the hand-off: returns equal the backtest's
-    assert max_abs_diff(res.returns, bt.returns[200:]) <= 1e-12
+    assert res.stats.warmup_bars == 2 * (Cross.slow - 1)  # the look-back, per symbol
+    assert np.array_equal(res.ts, bt.ts)
+    # warm on the history, flat at the first live bar: the backtest from that bar
+    assert max_abs_diff(res.returns, bt.returns) <= 1e-12
 
 
 def test_a_gap_between_history_and_topic_is_filled_from_the_catalog(kafka, tmp_path):
@@ -153,7 +155,7 @@ def test_a_gap_between_history_and_topic_is_filled_from_the_catalog(kafka, tmp_p
     cat = write_catalog(tmp_path / "catalog", slice_data(DATA, 0, 200))
     started = threading.Event()
     box: dict = {}
-    bt = backtest(Cross, data=DATA)
+    bt = backtest(Cross, data=DATA, start=FIRST_LIVE)
     with world_server(tmp_path) as url:
         opts = LiveOptions(brokers=kafka.brokers, topic=topic, world="w", url=url, paper=True,
                            data=tmp_path / "catalog", max_bars=180,
@@ -168,8 +170,8 @@ def test_a_gap_between_history_and_topic_is_filled_from_the_catalog(kafka, tmp_p
         run.join(60)
     res = box["res"]
     assert res.stats.gap_filled == 20
-    assert np.array_equal(res.ts, bt.ts[200:])
-    assert max_abs_diff(res.returns, bt.returns[200:]) <= 1e-12
+    assert np.array_equal(res.ts, bt.ts)
+    assert max_abs_diff(res.returns, bt.returns) <= 1e-12
 
 
 def test_history_the_catalog_lacks_is_backfilled_from_the_origin(kafka, tmp_path):
@@ -183,15 +185,15 @@ def test_history_the_catalog_lacks_is_backfilled_from_the_origin(kafka, tmp_path
     for s, b in slice_data(DATA, 0, 210).items():
         write_origin_file(tmp_path / "origin", s, "1d", b)
     publish(kafka.brokers, topic, slice_data(DATA, 210, 300))
-    bt = backtest(Cross, data=DATA)
+    bt = backtest(Cross, data=DATA, start=FIRST_LIVE)
     with world_server(tmp_path) as url:
         opts = LiveOptions(brokers=kafka.brokers, topic=topic, world="w", url=url, paper=True,
                            data=tmp_path / "catalog", origin=f"folder:{tmp_path / 'origin'}",
                            max_bars=180, orders_store=str(tmp_path / "o.db"))
         res = run_live(Cross, opts)
     assert res.stats.gap_filled == 20 and res.stats.overlap == 0
-    assert np.array_equal(res.ts, bt.ts[200:])
-    assert max_abs_diff(res.returns, bt.returns[200:]) <= 1e-12
+    assert np.array_equal(res.ts, bt.ts)
+    assert max_abs_diff(res.returns, bt.returns) <= 1e-12
     from connectors.data.catalog import Catalog
 
     written = Catalog(tmp_path / "catalog").read("AAA", "1d")["ts"]
