@@ -444,7 +444,10 @@ def run_live(
         positions = {k: v for k, v in store.positions(o.world, sid).items() if v != 0.0}
         paper = None
         if (o.paper or fills) and all(k in ledger.marks for k in positions):
-            paper = paper_account(fills, links.capital, ledger.marks, o.slippage_bps)
+            # the fixed part of the slippage the fills paid (half the spread; the
+            # volatility-scaled part is in the account's return, not in this figure)
+            half_spread = spec.execution.spread_bps / 2.0
+            paper = paper_account(fills, links.capital, ledger.marks, half_spread)
         return LiveResult(
             strategy=sid,
             run_id=run_id,

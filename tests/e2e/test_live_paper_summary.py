@@ -47,13 +47,14 @@ def test_a_paper_run_reports_its_paper_account_beside_the_model(tmp_path):
     assert res.capital == 1_000_000.0
     assert abs(res.paper["return"] - reference_account(res.fills, res.capital, data)) < 1e-12
     assert res.paper["fees"] == sum(f.fee for f in res.fills) > 0
-    # slippage against each fill's bar open, from the catalog
-    opens = {
-        s: dict(zip(b["ts"].tolist(), b["open"].tolist(), strict=True)) for s, b in data.items()
+    # slippage against the price of each fill's bar, from the catalog: under the default
+    # execution rule (`close`) a fill is at its signal bar's close, as the backtest trades
+    closes = {
+        s: dict(zip(b["ts"].tolist(), b["close"].tolist(), strict=True)) for s, b in data.items()
     }
-    slip = sum(abs(f.qty) * abs(f.price - opens[f.symbol][f.ts]) for f in res.fills)
+    slip = sum(abs(f.qty) * abs(f.price - closes[f.symbol][f.ts]) for f in res.fills)
     assert abs(res.paper["slippage"] - slip) <= 1e-9 * max(1.0, slip)
-    # the account differs from the model (costs, fills at the next open): both are reported
+    # the account differs from the model (orders sized on the world's capital): both are reported
     assert res.paper["return"] != res.metrics["total_return"]
     # active from the first bar: nothing held
     assert (res.held_bars, res.bars_before_active) == (0, 0)

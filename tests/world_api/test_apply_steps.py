@@ -102,11 +102,16 @@ def test_the_gate_follows_control_events_in_order():
     book.control({"seq": 2, "step": "freeze", "plan_id": "p"}, now=0.0)
     book.apply_event({"seq": 3, "strategy_id": "s", "active": True, "weight": 0.4}, now=0.0)
     assert verdict(book, "s", 0.0, 30.0).kind == "hold"
-    book.control({"seq": 2, "step": "unfreeze", "plan_id": "p"}, now=0.0)  # stale: ignored
+    book.control({"seq": 3, "step": "unfreeze", "plan_id": "p"}, now=0.0)  # a repeat: ignored
     assert verdict(book, "s", 0.0, 30.0).kind == "hold"
     book.control({"seq": 4, "step": "unfreeze", "plan_id": "p"}, now=0.0)
     v = verdict(book, "s", 0.0, 30.0)
     assert (v.kind, v.weight) == ("trade", 0.4)
+    # one stream carries events and control events in seq order: a control event below a
+    # seq already seen means the world restarted its seqs, and the gate holds from then on
+    book.control({"seq": 2, "step": "unfreeze", "plan_id": "p"}, now=0.0)
+    v = verdict(book, "s", 0.0, 30.0)
+    assert (v.kind, v.cause) == ("hold", "world_restarted")
 
 
 def test_recovery_on_startup_unfreezes_as_the_stored_step_says(store_url):
