@@ -17,8 +17,6 @@ row-local or a strictly sequential accumulation with carried state, so any batch
 input gives bit-identical output.
 
 >>> import numpy as np
-
-from dataflows.execution import Execution, rolling_sigma, size_weights
 >>> p = Portfolio(["A"], cost_bps=0.0, max_gross=1.0)
 >>> p.push(SignalBatch("A", np.array([1, 2, 3]), np.array([1.0, 1.0, 0.0]),
 ...                    np.array([100.0, 110.0, 99.0])))
@@ -31,127 +29,24 @@ from dataflows.execution import Execution, rolling_sigma, size_weights
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
-from dataflows.execution import Execution, rolling_sigma, size_weights
+from dataflows.execution import Execution
+from dataflows.portfolio_general import GeneralExecution
+from dataflows.portfolio_rows import (
+    _INF,
+    PortfolioBatch,
+    SignalBatch,
+    _add_prices,
+    _ffill,
+    _opens,
+    _repeat,
+    _shifted,
+    _sum_rows,
+)
 
 
-@dataclass
-class SignalBatch:
-    """One symbol's target weights and closes for a run of bars (per-symbol step output);
-    ``open`` too when the portfolio reports prices (live runs, for order sizing and fills).
-
-    >>> SignalBatch("A", np.array([1]), np.array([0.5]), np.array([10.0])).open is None
-    True
-    """
-
-    symbol: str
-    ts: np.ndarray
-    weight: np.ndarray
-    close: np.ndarray
-    open: np.ndarray | None = None
-
-
-@dataclass
-class PortfolioBatch:
-    """Portfolio rows for a run of timeline times, plus per-symbol detail rows.
-
-    ``symbol_rows`` holds, for each symbol's own bars in this run: ``ts``, ``symbol`` (index
-    into ``symbols``), ``weight`` (after the gross cap), ``return`` (the symbol's contribution,
-    cost included) and ``equity`` (the portfolio's); with ``prices=True`` also the bar's
-    ``open`` and ``close``.
-
-    >>> p = Portfolio(["A"], cost_bps=0.0, max_gross=1.0)
-    >>> p.push(SignalBatch("A", np.array([1, 2]), np.ones(2), np.array([10.0, 11.0])))
-    >>> out = p.drain()
-    >>> len(out), sorted(out.symbol_rows)
-    (2, ['equity', 'return', 'symbol', 'ts', 'weight'])
-    """
-
-    ts: np.ndarray
-    returns: np.ndarray
-    equity: np.ndarray
-    turnover: np.ndarray
-    gross: np.ndarray
-    symbols: list[str]
-    symbol_rows: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.ts)
-
-    def after(self, t: int) -> PortfolioBatch | None:
-        """The rows with ``ts > t`` (None when there are none).
-
-        >>> b = PortfolioBatch(np.array([1, 2]), np.zeros(2), np.ones(2), np.zeros(2),
-        ...                    np.zeros(2), ["A"], {"ts": np.array([1, 2])})
-        >>> b.after(1).ts.tolist(), b.after(2)
-        ([2], None)
-        """
-        cut = int(np.searchsorted(self.ts, t, side="right"))
-        if cut == 0:
-            return self
-        if cut == len(self.ts):
-            return None
-        rows = int(np.searchsorted(self.symbol_rows["ts"], t, side="right"))
-        return PortfolioBatch(
-            self.ts[cut:],
-            self.returns[cut:],
-            self.equity[cut:],
-            self.turnover[cut:],
-            self.gross[cut:],
-            self.symbols,
-            {k: v[rows:] for k, v in self.symbol_rows.items()},
-        )
-
-
-_INF = float("inf")
-
-
-def _sum_rows(m: np.ndarray) -> np.ndarray:
-    """Column sums of a symbol-major matrix (one row per symbol), adding the rows top to
-    bottom: a fixed order, so the result is bit-identical for any number of columns (bars),
-    and each step is a contiguous vector add. One row is returned as a view, not a copy.
-
-    >>> _sum_rows(np.array([[1.0, 2.0], [3.0, 4.0]])).tolist()
-    [4.0, 6.0]
-    """
-    if m.shape[0] == 1:
-        return m[0]
-    acc = m[0].copy()
-    for j in range(1, m.shape[0]):
-        acc += m[j]
-    return acc
-
-
-def _repeat(values: np.ndarray, n: int) -> np.ndarray:
-    """Each value ``n`` times in a row (``np.repeat``, as one broadcast copy: faster).
-
-    >>> _repeat(np.array([1, 2]), 2).tolist()
-    [1, 1, 2, 2]
-    """
-    if n == 1:
-        return values
-    return np.broadcast_to(values[:, None], (len(values), n)).reshape(-1)
-
-
-def _shifted(m: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """``m`` (one row per symbol) moved right one bar, with ``first`` as the new first bar."""
-    out = np.empty_like(m)
-    out[:, 0] = first
-    out[:, 1:] = m[:, :-1]
-    return out
-
-
-def _ffill(values: np.ndarray, present: np.ndarray, carried: float) -> np.ndarray:
-    """Forward-fill ``values`` over rows where ``present`` is false, from ``carried``."""
-    idx = np.where(present, np.arange(len(values)), -1)
-    np.maximum.accumulate(idx, out=idx)
-    return np.where(idx >= 0, values[np.maximum(idx, 0)], carried)
-
-
-class Portfolio:
+class Portfolio(GeneralExecution):
     """Incremental returns of one strategy over its universe (see the module docstring).
 
     >>> p = Portfolio(["A", "B"], cost_bps=10.0, max_gross=1.0)
@@ -491,164 +386,3 @@ class Portfolio:
             symbols=self.symbols,
             symbol_rows=symbol_rows,
         )
-
-    def _slips(self, i: int, close: np.ndarray) -> np.ndarray:
-        """Symbol ``i``'s slippage fraction at each of its bars (decided there)."""
-        ex = self.ex
-        s = np.full(len(close), ex.spread_bps / 2e4)
-        if ex.slippage_vol:
-            sigma, self._tails[i] = rolling_sigma(close, self._tails[i], ex.vol_window)
-            s += ex.slippage_vol * sigma
-        return s
-
-    def _process_general(
-        self,
-        timeline: np.ndarray,
-        taken: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None],
-        opens: list[np.ndarray | None],
-    ) -> PortfolioBatch:
-        """The bars of ``timeline`` under a non-default execution (a rule, slippage or
-        sizing: see :mod:`dataflows.execution`). Every step is column-local or a sequential
-        accumulation with carried state, so any batching gives the same output."""
-        ex = self.ex
-        n_rows, n_sym = len(timeline), len(self.symbols)
-        present = np.zeros((n_sym, n_rows), dtype=bool)
-        raw_w = np.empty((n_sym, n_rows))
-        close = np.empty((n_sym, n_rows))
-        open_ = np.empty((n_sym, n_rows))
-        slip = np.zeros((n_sym, n_rows))
-        cols: list[np.ndarray] = []
-        for i, part in enumerate(taken):
-            if part is None:
-                raw_w[i], close[i], open_[i] = self._last_w[i], self._last_c[i], self._last_c[i]
-                slip[i] = self._slip[i]
-                cols.append(np.empty(0, dtype=np.int64))
-                continue
-            ts, w, c = part
-            o = opens[i] if opens[i] is not None else c
-            pos = np.searchsorted(timeline, ts)
-            cols.append(pos)
-            present[i, pos] = True
-            full = np.zeros((4, n_rows))
-            full[0, pos], full[1, pos], full[2, pos] = w, c, o
-            full[3, pos] = self._slips(i, c)
-            raw_w[i] = _ffill(full[0], present[i], self._last_w[i])
-            close[i] = _ffill(full[1], present[i], self._last_c[i])
-            # no bar: the price did not move (the open is the close carried)
-            open_[i] = np.where(present[i], full[2], close[i])
-            slip[i] = _ffill(full[3], present[i], self._slip[i])
-
-        gross_raw = _sum_rows(np.abs(raw_w))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            weight = raw_w * np.where(gross_raw > self.max_gross, self.max_gross / gross_raw, 1.0)
-            if self.max_net != _INF:
-                net = np.abs(_sum_rows(weight))
-                weight = weight * np.where(net > self.max_net, self.max_net / net, 1.0)
-        if ex.sizing:  # per symbol, at its own bars; held between them
-            for i, pos in enumerate(cols):
-                if not len(pos):
-                    weight[i] = self._sized[i]
-                    continue
-                carried = float(self._sized[i])
-                full = np.zeros(n_rows)
-                full[pos], self._sized[i] = size_weights(
-                    ex, self.symbols[i], weight[i, pos], close[i, pos], carried)
-                weight[i] = _ffill(full, present[i], carried)
-        prev_c = _shifted(close, self._last_c)
-        fee = self.cost
-        if ex.rule == "close":
-            moved = close / prev_c - 1.0
-            moved[np.isnan(moved)] = 0.0
-            dw = np.abs(weight - _shifted(weight, self._prev_w))
-            contrib = (_shifted(weight, self._prev_w) * moved
-                       - (fee + _shifted(slip, self._slip)) * _shifted(dw, self._prev_dw))
-            traded = dw
-        else:
-            new = np.empty_like(weight)  # the weight held after the bar's open
-            old = np.empty_like(weight)  # the weight held before it
-            fill_slip = np.zeros_like(weight)
-            for i, pos in enumerate(cols):
-                if not len(pos):
-                    new[i] = old[i] = self._held[i]
-                    continue
-                d = weight[i, pos]
-                s = slip[i, pos]
-                n_at = np.concatenate([[self._pend[i]], d[:-1]])
-                o_at = np.concatenate([[self._held[i]], n_at[:-1]])
-                full = np.zeros((3, n_rows))
-                full[0, pos], full[1, pos] = n_at, o_at
-                full[2, pos] = np.concatenate([[self._pend_slip[i]], s[:-1]])
-                new[i] = _ffill(full[0], present[i], self._held[i])
-                old[i] = np.where(present[i], full[1], new[i])
-                fill_slip[i] = full[2]
-                self._held[i] = n_at[-1]
-                self._pend[i], self._pend_slip[i] = d[-1], s[-1]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gap = open_ / prev_c - 1.0
-                intra = close / open_ - 1.0
-            gap[np.isnan(gap)] = 0.0
-            intra[np.isnan(intra)] = 0.0
-            traded = np.abs(new - old)
-            first = old * gap  # previous close to the open, on the old weight
-            at_open = 1.0 + _sum_rows(first)
-            contrib = first + at_open * (new * intra - (fee + fill_slip) * traded)
-
-        returns = _sum_rows(contrib)
-        turnover = _sum_rows(traded)
-        gross = _sum_rows(np.abs(weight))
-        growth = np.empty(n_rows + 1)
-        growth[0] = self._equity
-        np.add(returns, 1.0, out=growth[1:])
-        equity = np.multiply.accumulate(growth)[1:]
-
-        self._last_w = raw_w[:, -1].copy()
-        self._last_c = close[:, -1].copy()
-        self._prev_w = weight[:, -1].copy()
-        self._prev_dw = traded[:, -1].copy() if ex.rule == "close" else self._prev_dw
-        self._slip = slip[:, -1].copy()
-        self._equity = float(equity[-1])
-        self._last_ts = int(timeline[-1])
-
-        symbol_rows: dict[str, np.ndarray] = {}
-        if self.rows:
-            row, sym = np.nonzero(present.T)
-            symbol_rows = {
-                "ts": timeline[row],
-                "symbol": sym.astype(np.int32),
-                "weight": weight[sym, row],
-                "return": contrib[sym, row],
-                "equity": equity[row],
-                "slip": slip[sym, row],
-            }
-        return PortfolioBatch(
-            ts=timeline.astype(np.int64, copy=False),
-            returns=returns,
-            equity=equity,
-            turnover=turnover,
-            gross=gross,
-            symbols=self.symbols,
-            symbol_rows=symbol_rows,
-        )
-
-
-def _opens(batch: SignalBatch) -> np.ndarray:
-    """A batch's opens (its closes when it carries none)."""
-    return batch.open if batch.open is not None else batch.close
-
-
-def _add_prices(
-    out: PortfolioBatch,
-    taken: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None],
-    opens: list[np.ndarray | None],
-) -> None:
-    """Put each symbol row's bar ``open`` and ``close`` into ``out.symbol_rows``."""
-    rows = out.symbol_rows
-    n = len(rows["ts"])
-    close, open_ = np.empty(n), np.empty(n)
-    for i, part in enumerate(taken):
-        if part is None:
-            continue
-        mine = rows["symbol"] == i  # this symbol's rows, in time order, one per bar taken
-        close[mine] = part[2]
-        open_[mine] = opens[i]
-    rows["close"], rows["open"] = close, open_

@@ -1,0 +1,153 @@
+"""The portfolio's batches and the row helpers its steps share (pure numpy: no I/O).
+
+:class:`SignalBatch` is one symbol's step output, :class:`PortfolioBatch` the portfolio's;
+the helpers are column-local or sequential with carried state, so batching never changes
+a result (:mod:`dataflows.portfolio`).
+
+>>> import numpy as np
+>>> _ffill(np.array([1.0, 0.0, 3.0]), np.array([True, False, True]), 0.0).tolist()
+[1.0, 1.0, 3.0]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class SignalBatch:
+    """One symbol's target weights and closes for a run of bars (per-symbol step output);
+    ``open`` too when the portfolio reports prices (live runs, for order sizing and fills).
+
+    >>> SignalBatch("A", np.array([1]), np.array([0.5]), np.array([10.0])).open is None
+    True
+    """
+
+    symbol: str
+    ts: np.ndarray
+    weight: np.ndarray
+    close: np.ndarray
+    open: np.ndarray | None = None
+
+
+@dataclass
+class PortfolioBatch:
+    """Portfolio rows for a run of timeline times, plus per-symbol detail rows.
+
+    ``symbol_rows`` holds, for each symbol's own bars in this run: ``ts``, ``symbol`` (index
+    into ``symbols``), ``weight`` (after the gross cap), ``return`` (the symbol's contribution,
+    cost included) and ``equity`` (the portfolio's); with ``prices=True`` also the bar's
+    ``open`` and ``close``.
+
+    >>> from dataflows.portfolio import Portfolio
+    >>> p = Portfolio(["A"], cost_bps=0.0, max_gross=1.0)
+    >>> p.push(SignalBatch("A", np.array([1, 2]), np.ones(2), np.array([10.0, 11.0])))
+    >>> out = p.drain()
+    >>> len(out), sorted(out.symbol_rows)
+    (2, ['equity', 'return', 'symbol', 'ts', 'weight'])
+    """
+
+    ts: np.ndarray
+    returns: np.ndarray
+    equity: np.ndarray
+    turnover: np.ndarray
+    gross: np.ndarray
+    symbols: list[str]
+    symbol_rows: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def after(self, t: int) -> PortfolioBatch | None:
+        """The rows with ``ts > t`` (None when there are none).
+
+        >>> b = PortfolioBatch(np.array([1, 2]), np.zeros(2), np.ones(2), np.zeros(2),
+        ...                    np.zeros(2), ["A"], {"ts": np.array([1, 2])})
+        >>> b.after(1).ts.tolist(), b.after(2)
+        ([2], None)
+        """
+        cut = int(np.searchsorted(self.ts, t, side="right"))
+        if cut == 0:
+            return self
+        if cut == len(self.ts):
+            return None
+        rows = int(np.searchsorted(self.symbol_rows["ts"], t, side="right"))
+        return PortfolioBatch(
+            self.ts[cut:],
+            self.returns[cut:],
+            self.equity[cut:],
+            self.turnover[cut:],
+            self.gross[cut:],
+            self.symbols,
+            {k: v[rows:] for k, v in self.symbol_rows.items()},
+        )
+
+
+_INF = float("inf")
+
+
+def _sum_rows(m: np.ndarray) -> np.ndarray:
+    """Column sums of a symbol-major matrix (one row per symbol), adding the rows top to
+    bottom: a fixed order, so the result is bit-identical for any number of columns (bars),
+    and each step is a contiguous vector add. One row is returned as a view, not a copy.
+
+    >>> _sum_rows(np.array([[1.0, 2.0], [3.0, 4.0]])).tolist()
+    [4.0, 6.0]
+    """
+    if m.shape[0] == 1:
+        return m[0]
+    acc = m[0].copy()
+    for j in range(1, m.shape[0]):
+        acc += m[j]
+    return acc
+
+
+def _repeat(values: np.ndarray, n: int) -> np.ndarray:
+    """Each value ``n`` times in a row (``np.repeat``, as one broadcast copy: faster).
+
+    >>> _repeat(np.array([1, 2]), 2).tolist()
+    [1, 1, 2, 2]
+    """
+    if n == 1:
+        return values
+    return np.broadcast_to(values[:, None], (len(values), n)).reshape(-1)
+
+
+def _shifted(m: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """``m`` (one row per symbol) moved right one bar, with ``first`` as the new first bar."""
+    out = np.empty_like(m)
+    out[:, 0] = first
+    out[:, 1:] = m[:, :-1]
+    return out
+
+
+def _ffill(values: np.ndarray, present: np.ndarray, carried: float) -> np.ndarray:
+    """Forward-fill ``values`` over rows where ``present`` is false, from ``carried``."""
+    idx = np.where(present, np.arange(len(values)), -1)
+    np.maximum.accumulate(idx, out=idx)
+    return np.where(idx >= 0, values[np.maximum(idx, 0)], carried)
+
+
+def _opens(batch: SignalBatch) -> np.ndarray:
+    """A batch's opens (its closes when it carries none)."""
+    return batch.open if batch.open is not None else batch.close
+
+
+def _add_prices(
+    out: PortfolioBatch,
+    taken: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None],
+    opens: list[np.ndarray | None],
+) -> None:
+    """Put each symbol row's bar ``open`` and ``close`` into ``out.symbol_rows``."""
+    rows = out.symbol_rows
+    n = len(rows["ts"])
+    close, open_ = np.empty(n), np.empty(n)
+    for i, part in enumerate(taken):
+        if part is None:
+            continue
+        mine = rows["symbol"] == i  # this symbol's rows, in time order, one per bar taken
+        close[mine] = part[2]
+        open_[mine] = opens[i]
+    rows["close"], rows["open"] = close, open_
