@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from connectors.data.calendars import Calendar
 from connectors.data.seamless import SeamlessDataProvider
 from dataflows.compiler import (
     OnBad,
@@ -117,8 +118,6 @@ def strategy_calendar(s: Strategy) -> Any:
     """
     if not s.calendar or s.calendar == "auto":
         return None
-    from connectors.data.calendars import Calendar
-
     try:
         return Calendar.parse(s.calendar)
     except QmtlError as exc:

@@ -43,11 +43,10 @@ world's Sharpe.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 import numpy as np
 
@@ -67,9 +66,13 @@ from qmtl.result import ParamValue
 from qmtl.runner import backtest, make_strategy
 from qmtl.sources import BacktestError, DataSource
 from qmtl.strategy import Strategy, default_strategy_id
-from world_api import client as world_client
-from world_api.domain import evaluator, world_returns
-from world_api.domain import policy as world_policy
+from qmtl.submit_worlds import (  # noqa: F401  (re-exported)
+    HttpWorld,
+    LocalWorld,
+    SubmitError,
+    WorldClient,
+)
+from world_api.domain import world_returns
 
 if TYPE_CHECKING:
     from world_api.domain.policy import Policy
@@ -84,10 +87,6 @@ YAML/JSON text, a mapping, or a parsed ``Policy``; None: an empty policy."""
 
 CHUNK = 1_000
 """Returns per MetricsUpdate when a returns series is given rather than derived."""
-
-
-class SubmitError(QmtlError, RuntimeError):
-    """The world could not be reached or refused the submission (the message says why)."""
 
 
 class PolicyFileError(QmtlError, FileNotFoundError):
@@ -115,102 +114,6 @@ class BacktestOptions(TypedDict, total=False):
     progress: Callable[[int], None] | None
     on_start: Callable[[int], None] | None
     metrics_every: int
-
-
-class WorldClient(Protocol):
-    """Where updates go and decisions come from: a world over HTTP, or one in process."""
-
-    capital: float
-
-    def post(self, updates: list[MetricsUpdate]) -> None:
-        """Send metric updates."""
-
-    def decision(self, strategy_id: str) -> dict[str, Any]:
-        """The world's view of a strategy (status, weight, rank, hints, ...)."""
-
-    def world_metrics(self) -> dict[str, Any] | None:
-        """The world's ``{"realized": {...}, "pro_forma": {"n_bars", "metrics"}}`` (None when
-        the world cannot say)."""
-
-
-class HttpWorld:
-    """A WorldService over HTTP (``url``, bearer ``token``); its errors become
-    :class:`SubmitError` with the service's explanation.
-
-    >>> HttpWorld("demo", "http://127.0.0.1:9", timeout=1)
-    Traceback (most recent call last):
-    ...
-    qmtl.submit.SubmitError: cannot reach the world service at http://127.0.0.1:9: ...
-    """
-
-    def __init__(self, world: str, url: str, token: str | None = None, timeout: float = 30) -> None:
-        self._errors = world_client.WorldServiceError
-        self.world = world
-        self._client = world_client.WorldServiceClient(url, token, timeout)
-        try:
-            self.capital = float(self._call(self._client.world, world)["capital"])
-        except BaseException:
-            self._client.close()
-            raise
-
-    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except self._errors as exc:
-            raise SubmitError(str(exc)) from None
-
-    def post(self, updates: list[MetricsUpdate]) -> None:
-        """POST the updates as one batch."""
-        self._call(self._client.post_metrics, self.world, updates)
-
-    def decision(self, strategy_id: str) -> dict[str, Any]:
-        """GET the strategy's view."""
-        return self._call(self._client.strategy, self.world, strategy_id)
-
-    def world_metrics(self) -> dict[str, Any] | None:
-        """GET the world's realized and pro forma metrics (None from a service older than
-        the world's own return)."""
-        try:
-            return self._client.world_metrics(self.world)
-        except self._errors as exc:
-            if exc.status in (404, 405):  # the world is there (see __init__): the route is not
-                return None
-            raise SubmitError(str(exc)) from None
-
-    def policy_text(self) -> str:
-        """The world's current policy as JSON."""
-        return json.dumps(self._call(self._client.policy, self.world)["policy"])
-
-    def close(self) -> None:
-        """Close the HTTP client."""
-        self._client.close()
-
-
-class LocalWorld:
-    """A world evaluated in process from a policy (for ``validate`` and ``--dry-run``).
-
-    >>> LocalWorld("top_k: 3").engine.policy.top_k
-    3
-    """
-
-    def __init__(self, policy: Any, capital: float = 1_000_000.0) -> None:
-        self.capital = capital
-        p = (policy if isinstance(policy, world_policy.Policy)
-             else world_policy.parse_policy(policy or "{}"))
-        self.engine = evaluator.WorldEngine(p)
-
-    def post(self, updates: list[MetricsUpdate]) -> None:
-        """Ingest the updates."""
-        for u in updates:
-            self.engine.ingest(u)
-
-    def decision(self, strategy_id: str) -> dict[str, Any]:
-        """The local engine's view."""
-        return self.engine.view(strategy_id).model_dump()
-
-    def world_metrics(self) -> dict[str, Any]:
-        """The local engine's realized and pro forma metrics."""
-        return self.engine.world_metrics()
 
 
 def policy_source(policy: PolicyArg | Policy) -> str | Mapping[str, object] | Policy | None:

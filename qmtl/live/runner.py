@@ -53,6 +53,7 @@ from qmtl.live.handoff import gap_filler, hand_off, open_feed
 from qmtl.live.metrics import LiveMetrics
 from qmtl.live.options import LiveError, LiveOptions, LiveResult
 from qmtl.live.report import GateLedger, RunReport, paper_account
+from qmtl.live.start import _check, first_live, warmup_bars, world_refused
 from qmtl.runner import make_strategy, to_spec
 from qmtl.strategy import Strategy, default_strategy_id
 
@@ -84,81 +85,6 @@ class OrderTally:
             self.fills += len(fills)
         if self._then is not None:
             self._then(strategy, intents, fills)
-
-
-def warmup_bars(option: int | None, strategy: int | None, lookback: int) -> int:
-    """Bars of history a live run warms up on: ``--warmup``, else the strategy's ``warmup``,
-    else the graph's look-back: what a backtest from the same ``--start`` warms up on, so
-    that both give the same returns (EMA-like kernels remember every bar they saw).
-
-    >>> warmup_bars(None, None, 25), warmup_bars(None, 40, 25), warmup_bars(3, 40, 25)
-    (25, 40, 3)
-    """
-    if option is not None:
-        return option
-    return strategy if strategy is not None else lookback
-
-
-def first_live(split: int | None, ends: dict[str, int]) -> int | None:
-    """The first live bar time: after the hand-off's ``split`` (``--start`` - 1, or where
-    the in-process feed starts), else after the latest history end; None without history.
-    Bars before it only warm the kernels up: the book starts flat there, as a backtest's
-    does at ``--start``.
-
-    >>> first_live(99, {"A": 90}), first_live(None, {"A": 90, "B": 95}), first_live(None, {})
-    (100, 96, None)
-    """
-    if split is not None:
-        return int(split) + 1
-    return max(ends.values()) + 1 if ends else None
-
-
-def world_refused(exc: WorldUnavailable, world: str, url: str) -> str:
-    """The error of a world service that refused the run's first request, with what to do
-    (for a command-line user: its options, not HTTP headers).
-
-    >>> e = WorldUnavailable("GET /worlds/local: 404: unknown world 'local'"); e.status = 404
-    >>> print(world_refused(e, "local", "http://h:8600"))
-    world 'local': GET /worlds/local: 404: unknown world 'local'; create it with `qmtl world \
-create local --url http://h:8600`, or name another with --world
-    >>> e = WorldUnavailable("GET /worlds/w: 401: missing bearer token: pass 'Authorization: ..."
-    ...                      ); e.status, e.detail = 401, "missing bearer token: pass ..."
-    >>> print(world_refused(e, "w", "http://h:8600"))
-    world 'w': http://h:8600 answered 401 (missing bearer token): pass a token with --token or \
-set QMTL_TOKEN
-    """
-    if exc.status == 401:
-        why = exc.detail.split(":")[0] if exc.detail else "unauthorized"
-        return (
-            f"world {world!r}: {url} answered 401 ({why}): pass a token with --token or "
-            "set QMTL_TOKEN"
-        )
-    hint = ""
-    if exc.status == 404:
-        hint = (
-            f"; create it with `qmtl world create {world} --url {url}`, or name another "
-            "with --world"
-        )
-    elif exc.status == 403:
-        hint = "; the token's role may not read this world: --token with a viewer token or more"
-    return f"world {world!r}: {exc}{hint}"
-
-
-def _check(o: LiveOptions) -> None:
-    """Options that cannot work, each with what to do instead."""
-    if not o.paper and o.brokers is None:
-        raise LiveError(
-            "--mode live without --paper sends real orders to the orders topic: give "
-            "--brokers, or add --paper to fill them on the paper broker"
-        )
-    if o.max_bars is not None and o.max_bars < 1:
-        raise LiveError(f"--max-bars must be >= 1, got {o.max_bars}")
-    if o.workers < 1:
-        raise LiveError(f"--workers must be >= 1, got {o.workers}")
-    for name in ("slippage_bps", "fee_bps"):
-        value = getattr(o, name)
-        if value is not None and not value >= 0:
-            raise LiveError(f"--{name.replace('_', '-')} must be >= 0 bp, got {value}")
 
 
 @dataclass

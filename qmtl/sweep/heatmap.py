@@ -84,13 +84,3 @@ def grid(x: str, y: str, table: pa.Table, metric: str) -> tuple[list[Any], list[
         if np.isnan(z[i, j]) or (v < z[i, j] if lower else v > z[i, j]):
             z[i, j] = v
     return ux, uy, z
-
-
-def heatmap_html(result: SweepResult, metrics: list[str] | None = None) -> str:
-    """The sweep's page, ``heatmap.html``: :func:`qmtl.report.sweep.sweep_page` (the
-    reading of DSR and PBO, the best variants, the walk-forward folds, and a heatmap per
-    pair of numeric parameters and per metric, default the ranked metric and with a
-    training cut its test-period value too)."""
-    from qmtl.report.sweep import sweep_page  # plotly loads only when a page is made
-
-    return sweep_page(result, metrics)

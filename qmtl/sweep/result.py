@@ -29,7 +29,8 @@ from dataflows.sweep_flow import SweepStats, VariantRun
 from qmtl.core.errors import QmtlError
 from qmtl.core.fingerprint import dataset_fingerprint
 from qmtl.core.times import format_ts
-from qmtl.sweep.heatmap import LOWER_IS_BETTER, heatmap_html, numeric_params
+from qmtl.report.sweep import sweep_page
+from qmtl.sweep.heatmap import LOWER_IS_BETTER, numeric_params
 from qmtl.sweep.stats import Deflated, Pbo
 
 if TYPE_CHECKING:
@@ -268,7 +269,7 @@ class SweepResult:
         (folder / "summary.json").write_text(json.dumps(self.summary(), indent=2,
                                                         allow_nan=False, default=str))
         if heatmap and len(numeric_params(self)) >= 2:
-            (folder / "heatmap.html").write_text(heatmap_html(self), encoding="utf-8")
+            (folder / "heatmap.html").write_text(sweep_page(self), encoding="utf-8")
         return folder
 
 
