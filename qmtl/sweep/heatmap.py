@@ -14,7 +14,8 @@ minimum for a metric where lower is better); a cell no variant reached is blank.
 >>> res = SweepResult(["S"] * 4, params, runs, "sharpe", SweepStats())
 >>> grid("fast", "slow", res.table, "sharpe")[2].tolist()
 [[0.0, 2.0], [1.0, 3.0]]
->>> page = heatmap_html(res)
+>>> from qmtl.report.sweep import sweep_page
+>>> page = sweep_page(res)
 >>> "<script src=" in page, len(page) > 1_000_000   # plotly.js inline, nothing loaded
 (False, True)
 >>> page.count('<div class="chart" id="chart-')
