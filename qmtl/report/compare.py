@@ -125,7 +125,7 @@ def compare_page(runs: Sequence[Run], points: int = WIDE) -> str:
         for label, run in zip(labels, runs, strict=True)
     ], ".1%", points=points)
     head = (f"<header><h1>{len(runs)} runs compared</h1><p>"
-            f"{escape(' · '.join(str(r.where) for r in runs))}</p></header>")
+            f"{escape(' · '.join(r.label for r in runs))}</p></header>")
     body = [section("", chart_div(0)), section("", chart_div(1)),
             '<div class="grid">' + metrics_html + settings_html + "</div>"]
     return page("runs compared", body, [equity, under], head)

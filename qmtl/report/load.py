@@ -112,6 +112,12 @@ class Run:
         """The run folder, or the run's name when it is in memory."""
         return str(self.folder) if self.folder is not None else self.name
 
+    @property
+    def label(self) -> str:
+        """The run as a page names it: its folder's name (a page is shared: it does not
+        show where the run lay on the machine that made it), or its name in memory."""
+        return self.folder.name if self.folder is not None else self.name
+
     def trades(self) -> pa.Table:
         """The round trips (see :mod:`qmtl.report.trades`) as a pyarrow Table."""
         return trades_table(self.rows)

@@ -308,7 +308,7 @@ def header(run: Run, bench_label: str | None) -> str:
     return (
         f"<header><h1>{escape(doc.get('strategy', run.name))}</h1>"
         f"<p>{escape(', '.join(symbols))} · {escape(doc.get('interval', '?'))} · "
-        f"{escape(period)}</p><p>run {escape(run.where)} · data fingerprint "
+        f"{escape(period)}</p><p>run {escape(run.label)} · data fingerprint "
         f"{escape(fingerprint)} · benchmark {escape(bench_label or 'none')}</p></header>"
     )
 

@@ -99,7 +99,8 @@ def test_alpha_and_beta_equal_numpys_least_squares(result, symbol):
     page = tear_sheet(run, symbol)
     shown = dict(re.findall(r'data-stat="(\w+)" data-value="([^"]*)"', page))
     assert float(shown["beta"]) == pytest.approx(slope, rel=1e-9)
-    assert float(shown["alpha"]) == pytest.approx(intercept * run.periods_per_year, rel=1e-9, abs=1e-13)
+    alpha = intercept * run.periods_per_year
+    assert float(shown["alpha"]) == pytest.approx(alpha, rel=1e-9, abs=1e-13)
     assert float(shown["benchmark_total_return"]) == pytest.approx(bench[-1] - 1, rel=1e-12)
 
 
