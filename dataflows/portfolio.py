@@ -38,6 +38,7 @@ from dataflows.portfolio_rows import (
     PortfolioBatch,
     SignalBatch,
     _add_prices,
+    _compound,
     _ffill,
     _opens,
     _repeat,
@@ -341,10 +342,7 @@ class Portfolio(GeneralExecution):
         returns = _sum_rows(contrib)
         turnover = _sum_rows(dw)
         gross = _sum_rows(np.abs(weight, out=scratch))
-        growth = np.empty(n_rows + 1)
-        growth[0] = self._equity
-        np.add(returns, 1.0, out=growth[1:])
-        equity = np.multiply.accumulate(growth)[1:]
+        equity = _compound(returns, self._equity)
 
         self._last_w = raw_w[:, -1].copy()
         self._last_c = close[:, -1].copy()

@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 
 from dataflows.execution import rolling_sigma, size_weights
-from dataflows.portfolio_rows import _INF, PortfolioBatch, _ffill, _shifted, _sum_rows
+from dataflows.portfolio_rows import (
+    _INF,
+    PortfolioBatch,
+    _compound,
+    _ffill,
+    _shifted,
+    _sum_rows,
+)
 
 
 class GeneralExecution:
@@ -144,10 +151,7 @@ class GeneralExecution:
         returns = _sum_rows(contrib)
         turnover = _sum_rows(traded)
         gross = _sum_rows(np.abs(weight))
-        growth = np.empty(n_rows + 1)
-        growth[0] = self._equity
-        np.add(returns, 1.0, out=growth[1:])
-        equity = np.multiply.accumulate(growth)[1:]
+        equity = _compound(returns, self._equity)
 
         self._last_w = raw_w[:, -1].copy()
         self._last_c = close[:, -1].copy()

@@ -88,6 +88,19 @@ class PortfolioBatch:
 _INF = float("inf")
 
 
+def _compound(returns: np.ndarray, start: float) -> np.ndarray:
+    """Equity after each of ``returns``, from ``start`` (a sequential product: any split of
+    the returns, each part started at the previous part's last value, gives the same).
+
+    >>> _compound(np.array([0.1, -0.5]), 2.0).round(6).tolist()
+    [2.2, 1.1]
+    """
+    growth = np.empty(len(returns) + 1)
+    growth[0] = start
+    np.add(returns, 1.0, out=growth[1:])
+    return np.multiply.accumulate(growth)[1:]
+
+
 def _sum_rows(m: np.ndarray) -> np.ndarray:
     """Column sums of a symbol-major matrix (one row per symbol), adding the rows top to
     bottom: a fixed order, so the result is bit-identical for any number of columns (bars),
