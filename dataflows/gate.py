@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from qmtl.core.contracts import OrderIntent
 
@@ -74,17 +74,7 @@ HoldCause = Literal[
     "stage",
 ]
 
-HOLD_CAUSES: tuple[str, ...] = (
-    "world_gone",
-    "world_restarted",
-    "frozen",
-    "connecting",
-    "lost",
-    "no_activation",
-    "unlisted",
-    "stale",
-    "stage",
-)
+HOLD_CAUSES: tuple[str, ...] = get_args(HoldCause)
 """Why the gate holds, in one word each: the world was deleted (``world_gone``) or replaced
 (``world_restarted``), it is applying a plan (``frozen``), the run has not reached it yet
 (``connecting``), the subscription is down (``lost``), the strategy has no activation yet
