@@ -5,9 +5,10 @@
 (:mod:`qmtl.cli.data`), ``world`` (:mod:`qmtl.cli.world`) and ``feed`` (:mod:`qmtl.cli.feed`);
 what they share (options, the one error handler, output) is in :mod:`qmtl.cli.common`.
 
-The command modules load when the app is first asked for (``qmtl.cli.app``, or ``main``
-with any arguments but ``--version`` alone): ``qmtl --version`` prints without importing the
-data and engine layers (pyarrow, Bytewax, httpx, pydantic).
+Each command's module loads when that command is first asked for (:mod:`qmtl.cli.commands`
+holds the table, :mod:`qmtl.cli.lazy` the mechanism): ``qmtl --help`` lists the commands
+without importing the data and engine layers (pyarrow, Bytewax, httpx, pydantic), and
+``qmtl --version`` prints without importing Typer either.
 
 Help is Markdown (``rich_markup_mode="markdown"``): a docstring's lines join into
 paragraphs, so help reads well at any terminal width; write ``WORD`` rather than ``<word>``.
@@ -41,24 +42,15 @@ def print_version(value: bool) -> None:
 
 @functools.cache
 def _app() -> "typer.Typer":
-    """The ``qmtl`` app with every command (imports the command modules; no postponed
-    annotations in this file: Typer reads the options' annotations of ``_options``, defined
-    here where ``typer`` is imported)."""
+    """The ``qmtl`` app (no postponed annotations in this file: Typer reads the options'
+    annotations of ``_options``, defined here where ``typer`` is imported). Its commands load
+    when they are first asked for (:mod:`qmtl.cli.lazy`)."""
     import typer
 
-    from qmtl.cli.data import data_app
-    from qmtl.cli.feed import feed_app
-    from qmtl.cli.report import compare, report
-    from qmtl.cli.run import run
-    from qmtl.cli.submit import submit
-    from qmtl.cli.sweep import sweep
-    from qmtl.cli.world import world_app
-    from qmtl.cli.world_admin import delete, update  # noqa: F401 - attached to world_app
-    from qmtl.cli.world_ops import apply as _registers_world_ops  # noqa: F401
-    from qmtl.cli.world_owners import owner as _owner  # noqa: F401  (qmtl world owner)
-    from qmtl.cli.world_stages import approve as _approve  # noqa: F401  (qmtl world approve)
+    from qmtl.cli.commands import Qmtl
 
     app = typer.Typer(
+        cls=Qmtl,
         help="QMTL: write a strategy once; replay it fast, run it live, let a world allocate.",
         no_args_is_help=True,
         pretty_exceptions_enable=False,
@@ -79,14 +71,6 @@ def _app() -> "typer.Typer":
     ) -> None:
         """Options of ``qmtl`` itself (before the command)."""
 
-    app.command()(run)
-    app.command()(submit)
-    app.command()(report)
-    app.command()(compare)
-    app.command()(sweep)
-    app.add_typer(data_app, name="data")
-    app.add_typer(world_app, name="world")
-    app.add_typer(feed_app, name="feed")
     return app
 
 

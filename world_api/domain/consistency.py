@@ -11,8 +11,8 @@
   ``turnover`` and ``exposure`` need the positions and are not checked.
 - Annualization: the periods per year a client used is read from its claimed
   ``volatility`` (the one annualized metric that does not depend on the mean); it must lie
-  within a factor of 2 of the annualization of the returns' times (252 for daily bars,
-  calendar time otherwise: ``world_api.domain.world_returns.annualization``). Without a
+  within a factor of 2 of the annualization of the returns' own times (their bars a year,
+  as a backtest counts them: ``world_api.domain.world_returns.annualization``). Without a
   claimed volatility (or with none to read, all returns equal), the returns' annualization
   is used, or any usual one (``STANDARD_PPY``) within that factor that makes the claims
   agree.
@@ -29,7 +29,7 @@ claimed and the recomputed value and the difference.
 ...     recheck(4, {"sharpe": -3.0}, pairs)
 ... except Inconsistent as exc:
 ...     print(exc)
-metrics.sharpe: claimed -3, its returns give 2.55289 (off by 5.55289; tolerance 0.00255389)
+metrics.sharpe: claimed -3, its returns give 3.0724 (off by 6.0724; tolerance 0.0030734)
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from dataflows.metrics import MetricSet
-from qmtl.core.intervals import INTERVALS, interval_ns, periods_per_year
+from qmtl.core.intervals import INTERVALS, interval_ns
+from qmtl.core.intervals import annualization as data_annualization
 from world_api.domain.strategy_state import StrategyState, spacing
 
 SUMMARY = ("sharpe", "total_return", "max_drawdown")
@@ -38,19 +39,25 @@ SUMMARY = ("sharpe", "total_return", "max_drawdown")
 
 
 def annualization(ts: np.ndarray) -> float:
-    """Periods per year of a world return series: that of the bar interval nearest to the
-    median spacing of its times (252 for daily, calendar time otherwise; 252 with fewer than
-    two points).
+    """Periods per year of a world return series, from its own times as a backtest's are
+    (:func:`qmtl.core.intervals.annualization`): ``(bars - 1) / years`` between its first and
+    last time; with fewer than two times, the convention of the bar interval nearest to the
+    median spacing (252 for daily).
+
+    Daily returns every day of the week are 365 a year (the demo catalog's), weekdays about
+    261, and a single point falls back to 252:
 
     >>> day = 86_400 * 10**9
-    >>> annualization(np.array([0, day, 2 * day, 5 * day])), annualization(np.array([0]))
-    (252.0, 252.0)
+    >>> annualization(np.arange(366) * day), annualization(np.array([0]))
+    (365.0, 252.0)
+    >>> round(annualization(np.array([d for d in range(3654) if (d + 3) % 7 < 5]) * day), 1)
+    260.7
     """
     gap = spacing(ts)
     if gap <= 0:
         return 252.0
-    best = min(INTERVALS, key=lambda i: abs(math.log(gap / interval_ns(i))))
-    return periods_per_year(best)
+    nearest = min(INTERVALS, key=lambda i: abs(math.log(gap / interval_ns(i))))
+    return data_annualization(nearest, ts).periods_per_year
 
 
 def series_metrics(ts: np.ndarray, r: np.ndarray) -> dict[str, float]:

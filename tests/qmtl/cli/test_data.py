@@ -33,10 +33,13 @@ def invoke(*args: str):
 
 
 def commands(cmd: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
-    """Every command and subcommand under ``cmd`` with its argv path."""
+    """Every command and subcommand under ``cmd`` with its argv path (a lazy command is
+    loaded by ``get_command``)."""
     yield path, cmd
-    for name, sub in getattr(cmd, "commands", {}).items():
-        yield from commands(sub, [*path, name])
+    if hasattr(cmd, "list_commands"):
+        ctx = cmd.context_class(cmd)
+        for name in cmd.list_commands(ctx):
+            yield from commands(cmd.get_command(ctx, name), [*path, name])
 
 
 def test_every_help_renders_as_written():

@@ -34,7 +34,6 @@ export function std(xs) {
   return Math.sqrt(s / (xs.length - 1));
 }
 
-const INTERVALS = [["1m", 60], ["5m", 300], ["15m", 900], ["1h", 3600], ["4h", 14400], ["1d", 86400]];
 
 // The median gap between consecutive timestamps (ns); 0 with fewer than two.
 export function spacing(ts) {
@@ -46,17 +45,14 @@ export function spacing(ts) {
   return gaps.length % 2 ? gaps[h] : (gaps[h - 1] + gaps[h]) / 2;
 }
 
-// Periods per year as the world service annualizes (world_api.domain.world_returns):
-// those of the bar interval nearest (in ratio) to the median spacing; 252 for daily bars,
-// calendar time otherwise, and 252 with fewer than two points.
+// Periods per year as the world service annualizes (world_api.domain.world_returns), and a
+// backtest: the series' distinct times less one, per 365-day year between the first and the
+// last; with fewer than two points, 252 (the daily convention).
 export function periodsPerYear(ts) {
-  const gap = spacing(ts) / 1e9;
-  if (!(gap > 0)) return 252;
-  let best = INTERVALS[0];
-  for (const iv of INTERVALS) {
-    if (Math.abs(Math.log(gap / iv[1])) < Math.abs(Math.log(gap / best[1]))) best = iv;
-  }
-  return best[0] === "1d" ? 252 : (365 * 86400) / best[1];
+  const distinct = new Set(ts.map(Number));
+  if (distinct.size < 2) return 252;
+  const first = Math.min(...distinct), last = Math.max(...distinct);
+  return (distinct.size - 1) / ((last - first) / (365 * 86400 * 1e9));
 }
 
 // Sharpe ratio of each trailing window, annualized by sqrt(ppy); NaN before a full window.
