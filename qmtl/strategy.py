@@ -303,12 +303,23 @@ class Strategy:
         >>> spec = Up().to_spec()
         >>> spec["qmtl_spec"], spec["name"], [n["op"] for n in spec["nodes"]]
         (1, 'Up', ['col', 'rolling_mean', 'gt'])
+
+        The calendar and the execution settings (:data:`EXECUTION_SETTINGS`) travel with it
+        when they differ from the defaults, so a runner or a world trades it as it was tested:
+
+        >>> {k: v for k, v in Up(execution="next_open", spread_bps=2.0).to_spec().items()
+        ...  if k in EXECUTION_SETTINGS}
+        {'execution': 'next_open', 'spread_bps': 2.0}
         """
         settings = {"name": self.name, "symbols": list(self.symbols),
                     "interval": self.interval, "cost_bps": float(self.cost_bps),
                     "max_gross": float(self.max_gross),
                     "max_net": None if math.isinf(self.max_net) else float(self.max_net),
                     "context": list(self.context), "warmup": self.warmup}
+        for key in ("calendar", *EXECUTION_SETTINGS):  # only those set: older specs keep
+            value = getattr(self, key)                 # their bytes and content ids
+            if value != getattr(Strategy, key):
+                settings[key] = dict(value) if isinstance(value, dict) else value
         return strategy_spec(self.target(), settings)
 
     def _check(self) -> None:

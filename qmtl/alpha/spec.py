@@ -32,13 +32,13 @@ from dataflows.kernels.cross_section import PANEL_OPS
 from qmtl import cs
 from qmtl.alpha.graph import CODE_OPS, SPEC_VERSION, SpecError, build_graph
 from qmtl.core.expr import Expr, lit
-from qmtl.strategy import Bars, Strategy, StrategyError
+from qmtl.strategy import EXECUTION_SETTINGS, Bars, Strategy, StrategyError
 
 __all__ = ["SETTINGS", "GraphStrategy", "SpecError", "check_params", "from_spec", "known_ops",
            "read_spec"]
 
 SETTINGS = ("name", "symbols", "interval", "cost_bps", "max_gross", "max_net", "context",
-            "warmup", "alpha")
+            "warmup", "alpha", "calendar", *EXECUTION_SETTINGS)
 """The strategy settings a spec may carry besides its graph."""
 
 
@@ -84,6 +84,7 @@ got fast
         alpha: str | None = None,
         **params: Any,
     ) -> None:
+        execution = {k: params.pop(k) for k in ("calendar", *EXECUTION_SETTINGS) if k in params}
         if params:
             raise StrategyError(f"a graph strategy has no parameters (they are in its graph), "
                                 f"got {', '.join(params)}")
@@ -104,7 +105,8 @@ got fast
                                    or warmup < 0):
             raise StrategyError(f"warmup must be a whole number >= 0, got {warmup!r}")
         super().__init__(interval=interval, cost_bps=cost_bps, max_gross=max_gross,
-                         max_net=math.inf if max_net is None else max_net, warmup=warmup)
+                         max_net=math.inf if max_net is None else max_net, warmup=warmup,
+                         **execution)
 
     @property
     def name(self) -> str:
