@@ -63,7 +63,7 @@ class LazyCommand:
         if isinstance(target, typer.Typer):  # a group, even of one command (qmtl feed)
             command = typer.main.get_group(target)
         else:
-            single = typer.Typer(rich_markup_mode=markup_mode)  # type: ignore[arg-type]
+            single = typer.Typer(rich_markup_mode=markup_mode, add_completion=False)  # type: ignore[arg-type]
             single.command(self.name)(target)
             command = typer.main.get_command(single)
         command.name = self.name

@@ -23,10 +23,10 @@ def code_commands() -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
 
     def walk(cmd: click.Command, path: str) -> None:
-        subs = getattr(cmd, "commands", None)
-        if subs:
-            for name, sub in subs.items():
-                walk(sub, f"{path} {name}")
+        if hasattr(cmd, "list_commands"):  # a group; get_command loads a lazy command
+            ctx = cmd.context_class(cmd)
+            for name in cmd.list_commands(ctx):
+                walk(cmd.get_command(ctx, name), f"{path} {name}")
             return
         flags = {o for p in cmd.params for o in p.opts if o.startswith("-")}
         out[path] = flags - {"--help"}

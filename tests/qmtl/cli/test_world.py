@@ -36,7 +36,7 @@ def world(tmp_path):
 
 
 def invoke(*args: str):
-    return CliRunner().invoke(cli_app, ["world", *args])
+    return CliRunner().invoke(cli_app, ["world", *args], env={"COLUMNS": "160"})
 
 
 def post(url: str, token: str, world: str, *items: tuple[str, int, float]) -> list[dict]:
