@@ -258,6 +258,7 @@ class Portfolio(GeneralExecution):
                 "weight": np.array(weight)[idx],
                 "return": np.array(contrib)[idx],
                 "equity": np.full(len(idx), equity),
+                "close": np.array(close)[idx],
             },
         )
 
@@ -365,6 +366,7 @@ class Portfolio(GeneralExecution):
                 "weight": weight.T.reshape(-1),
                 "return": contrib.T.reshape(-1),
                 "equity": _repeat(equity, n_sym),
+                "close": close.T.reshape(-1),  # one symbol: a view of the bars' closes
             }
         else:
             row, sym = np.nonzero(present.T)
@@ -374,6 +376,7 @@ class Portfolio(GeneralExecution):
                 "weight": weight[sym, row],
                 "return": contrib[sym, row],
                 "equity": equity[row],
+                "close": close[sym, row],
             }
         return PortfolioBatch(
             ts=timeline.astype(np.int64, copy=False),

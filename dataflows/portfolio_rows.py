@@ -38,15 +38,16 @@ class PortfolioBatch:
 
     ``symbol_rows`` holds, for each symbol's own bars in this run: ``ts``, ``symbol`` (index
     into ``symbols``), ``weight`` (after the gross cap), ``return`` (the symbol's contribution,
-    cost included) and ``equity`` (the portfolio's); with ``prices=True`` also the bar's
-    ``open`` and ``close``.
+    cost included), ``equity`` (the portfolio's) and ``close`` (the bar's: what a tear sheet's
+    benchmark needs, a view of the bars' own array where it can be); with ``prices=True`` also
+    the bar's ``open``.
 
     >>> from dataflows.portfolio import Portfolio
     >>> p = Portfolio(["A"], cost_bps=0.0, max_gross=1.0)
     >>> p.push(SignalBatch("A", np.array([1, 2]), np.ones(2), np.array([10.0, 11.0])))
     >>> out = p.drain()
     >>> len(out), sorted(out.symbol_rows)
-    (2, ['equity', 'return', 'symbol', 'ts', 'weight'])
+    (2, ['close', 'equity', 'return', 'symbol', 'ts', 'weight'])
     """
 
     ts: np.ndarray
@@ -153,14 +154,13 @@ def _add_prices(
     taken: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None],
     opens: list[np.ndarray | None],
 ) -> None:
-    """Put each symbol row's bar ``open`` and ``close`` into ``out.symbol_rows``."""
+    """Put each symbol row's bar ``open`` into ``out.symbol_rows`` (its ``close`` is always
+    there: see :class:`PortfolioBatch`)."""
     rows = out.symbol_rows
-    n = len(rows["ts"])
-    close, open_ = np.empty(n), np.empty(n)
+    open_ = np.empty(len(rows["ts"]))
     for i, part in enumerate(taken):
         if part is None:
             continue
         mine = rows["symbol"] == i  # this symbol's rows, in time order, one per bar taken
-        close[mine] = part[2]
         open_[mine] = opens[i]
-    rows["close"], rows["open"] = close, open_
+    rows["open"] = open_
