@@ -11,7 +11,9 @@ a result (:mod:`dataflows.portfolio`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +32,56 @@ class SignalBatch:
     weight: np.ndarray
     close: np.ndarray
     open: np.ndarray | None = None
+
+
+class SymbolRows(MutableMapping[str, np.ndarray]):
+    """A portfolio batch's per-symbol row columns, each built the first time it is read:
+    a run that reads only the portfolio's series (a sweep, many alphas, metrics) never pays
+    for turning its (symbols x bars) matrices into rows. A copy or pickle holds the built
+    columns (every column is built then).
+
+    >>> rows = SymbolRows({"ts": np.array([1, 2])}, {"twice": lambda: np.array([2, 4])})
+    >>> sorted(rows), rows["twice"].tolist()
+    (['ts', 'twice'], [2, 4])
+    >>> import pickle
+    >>> dict(pickle.loads(pickle.dumps(rows)))["twice"].tolist()
+    [2, 4]
+    """
+
+    def __init__(
+        self,
+        columns: dict[str, np.ndarray] | None = None,
+        make: dict[str, Callable[[], np.ndarray]] | None = None,
+    ) -> None:
+        self._built: dict[str, np.ndarray] = dict(columns or {})
+        self._make: dict[str, Callable[[], np.ndarray]] = dict(make or {})
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        value = self._built.get(key)
+        if value is None:
+            value = self._built[key] = self._make.pop(key)()
+        return value
+
+    def __setitem__(self, key: str, value: np.ndarray) -> None:
+        self._make.pop(key, None)
+        self._built[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        if self._make.pop(key, None) is None:
+            del self._built[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from list(self._built)
+        yield from [k for k in list(self._make) if k not in self._built]
+
+    def __len__(self) -> int:
+        return len(self._built) + len(self._make)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_built": {k: self[k] for k in list(self)}, "_make": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
 
 @dataclass
@@ -56,7 +108,7 @@ class PortfolioBatch:
     turnover: np.ndarray
     gross: np.ndarray
     symbols: list[str]
-    symbol_rows: dict[str, np.ndarray] = field(default_factory=dict)
+    symbol_rows: MutableMapping[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -74,7 +126,8 @@ class PortfolioBatch:
             return self
         if cut == len(self.ts):
             return None
-        rows = int(np.searchsorted(self.symbol_rows["ts"], t, side="right"))
+        src = self.symbol_rows
+        rows = int(np.searchsorted(src["ts"], t, side="right")) if "ts" in src else 0
         return PortfolioBatch(
             self.ts[cut:],
             self.returns[cut:],
@@ -82,7 +135,7 @@ class PortfolioBatch:
             self.turnover[cut:],
             self.gross[cut:],
             self.symbols,
-            {k: v[rows:] for k, v in self.symbol_rows.items()},
+            SymbolRows(make={k: lambda k=k: src[k][rows:] for k in src}),
         )
 
 

@@ -272,6 +272,9 @@ def backtest(
     return result
 
 
+_ROW_COLUMNS = ("ts", "symbol", "weight", "return", "equity", "close")
+
+
 def collect_result(
     s: Strategy, universe: list[str], outputs: list[StrategyOutput]
 ) -> BacktestResult:
@@ -298,7 +301,12 @@ def collect_result(
     symbols = batches[0].symbols
     # each batch's rows are ordered by time then symbol, and batches follow in time; the
     # table's columns are the batches' arrays as chunks (no copy)
-    rows = {k: [b.symbol_rows[k] for b in batches] for k in batches[0].symbol_rows}
+    # batch by batch, so each batch's matrices are freed once its row columns are built
+    # (dataflows.portfolio_rows.SymbolRows builds them when first read)
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in _ROW_COLUMNS}
+    for b in batches:
+        for k in _ROW_COLUMNS:
+            rows[k].append(b.symbol_rows[k])
     dictionary = pa.array(symbols)
     names = pa.chunked_array(
         [pa.DictionaryArray.from_arrays(pa.array(c), dictionary) for c in rows["symbol"]]
