@@ -165,7 +165,8 @@ def cs_demean(x: np.ndarray) -> np.ndarray:
     ok, n, s = _count_sum(x)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = x - s / n
-    out[~ok] = np.nan
+    if not ok.all():
+        out[~ok] = np.nan
     return out
 
 
@@ -200,7 +201,9 @@ def cs_scale(x: np.ndarray, gross: float = 1.0) -> np.ndarray:
     size = np.abs(x)
     total = (size if every else np.where(ok, size, 0.0)).sum(axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = x / total * gross
+        out = x / total
+        if gross != 1.0:  # times 1.0 changes no bit
+            out *= gross
     zero = total[:, 0] <= 0
     if zero.any():
         out[zero] = 0.0
