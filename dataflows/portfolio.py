@@ -37,6 +37,7 @@ from dataflows.portfolio_rows import (
     _INF,
     PortfolioBatch,
     SignalBatch,
+    SymbolRows,
     _add_prices,
     _compound,
     _ffill,
@@ -258,6 +259,7 @@ class Portfolio(GeneralExecution):
                 "weight": np.array(weight)[idx],
                 "return": np.array(contrib)[idx],
                 "equity": np.full(len(idx), equity),
+                "close": np.array(close)[idx],
             },
         )
 
@@ -351,30 +353,31 @@ class Portfolio(GeneralExecution):
         self._equity = float(equity[-1])
         self._last_ts = int(timeline[-1])
 
-        # per-symbol rows, ordered by time then symbol
-        if not self.rows:
-            symbol_rows: dict[str, np.ndarray] = {}
-        elif present.all():
-            symbol_rows = {
-                "ts": _repeat(timeline, n_sym),
-                "symbol": (
+        # per-symbol rows, ordered by time then symbol: built when first read
+        symbol_rows = SymbolRows()
+        if self.rows and present.all():
+            symbol_rows = SymbolRows(make={
+                "ts": lambda: _repeat(timeline, n_sym),
+                "symbol": lambda: (
                     np.tile(np.arange(n_sym, dtype=np.int32), n_rows)
                     if n_sym > 1
                     else np.zeros(n_rows, dtype=np.int32)
                 ),
-                "weight": weight.T.reshape(-1),
-                "return": contrib.T.reshape(-1),
-                "equity": _repeat(equity, n_sym),
-            }
-        else:
-            row, sym = np.nonzero(present.T)
-            symbol_rows = {
-                "ts": timeline[row],
-                "symbol": sym.astype(np.int32),
-                "weight": weight[sym, row],
-                "return": contrib[sym, row],
-                "equity": equity[row],
-            }
+                "weight": lambda: weight.T.reshape(-1),
+                "return": lambda: contrib.T.reshape(-1),
+                "equity": lambda: _repeat(equity, n_sym),
+                "close": lambda: close.T.reshape(-1),  # one symbol: a view of the bars'
+            })
+        elif self.rows:
+            at = present.T  # (row, symbol) of each symbol's own bars, in time order
+            symbol_rows = SymbolRows(make={
+                "ts": lambda: timeline[np.nonzero(at)[0]],
+                "symbol": lambda: np.nonzero(at)[1].astype(np.int32),
+                "weight": lambda: weight.T[at],
+                "return": lambda: contrib.T[at],
+                "equity": lambda: np.broadcast_to(equity[:, None], at.shape)[at],
+                "close": lambda: close.T[at],
+            })
         return PortfolioBatch(
             ts=timeline.astype(np.int64, copy=False),
             returns=returns,

@@ -170,6 +170,7 @@ class GeneralExecution:
                 "weight": weight[sym, row],
                 "return": contrib[sym, row],
                 "equity": equity[row],
+                "close": close[sym, row],
                 "slip": slip[sym, row],
             }
         return PortfolioBatch(

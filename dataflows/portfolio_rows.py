@@ -11,7 +11,9 @@ a result (:mod:`dataflows.portfolio`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -32,21 +34,72 @@ class SignalBatch:
     open: np.ndarray | None = None
 
 
+class SymbolRows(MutableMapping[str, np.ndarray]):
+    """A portfolio batch's per-symbol row columns, each built the first time it is read:
+    a run that reads only the portfolio's series (a sweep, many alphas, metrics) never pays
+    for turning its (symbols x bars) matrices into rows. A copy or pickle holds the built
+    columns (every column is built then).
+
+    >>> rows = SymbolRows({"ts": np.array([1, 2])}, {"twice": lambda: np.array([2, 4])})
+    >>> sorted(rows), rows["twice"].tolist()
+    (['ts', 'twice'], [2, 4])
+    >>> import pickle
+    >>> dict(pickle.loads(pickle.dumps(rows)))["twice"].tolist()
+    [2, 4]
+    """
+
+    def __init__(
+        self,
+        columns: dict[str, np.ndarray] | None = None,
+        make: dict[str, Callable[[], np.ndarray]] | None = None,
+    ) -> None:
+        self._built: dict[str, np.ndarray] = dict(columns or {})
+        self._make: dict[str, Callable[[], np.ndarray]] = dict(make or {})
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        value = self._built.get(key)
+        if value is None:
+            value = self._built[key] = self._make.pop(key)()
+        return value
+
+    def __setitem__(self, key: str, value: np.ndarray) -> None:
+        self._make.pop(key, None)
+        self._built[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        if self._make.pop(key, None) is None:
+            del self._built[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from list(self._built)
+        yield from [k for k in list(self._make) if k not in self._built]
+
+    def __len__(self) -> int:
+        return len(self._built) + len(self._make)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_built": {k: self[k] for k in list(self)}, "_make": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
 @dataclass
 class PortfolioBatch:
     """Portfolio rows for a run of timeline times, plus per-symbol detail rows.
 
     ``symbol_rows`` holds, for each symbol's own bars in this run: ``ts``, ``symbol`` (index
     into ``symbols``), ``weight`` (after the gross cap), ``return`` (the symbol's contribution,
-    cost included) and ``equity`` (the portfolio's); with ``prices=True`` also the bar's
-    ``open`` and ``close``.
+    cost included), ``equity`` (the portfolio's) and ``close`` (the bar's: what a tear sheet's
+    benchmark needs, a view of the bars' own array where it can be); with ``prices=True`` also
+    the bar's ``open``.
 
     >>> from dataflows.portfolio import Portfolio
     >>> p = Portfolio(["A"], cost_bps=0.0, max_gross=1.0)
     >>> p.push(SignalBatch("A", np.array([1, 2]), np.ones(2), np.array([10.0, 11.0])))
     >>> out = p.drain()
     >>> len(out), sorted(out.symbol_rows)
-    (2, ['equity', 'return', 'symbol', 'ts', 'weight'])
+    (2, ['close', 'equity', 'return', 'symbol', 'ts', 'weight'])
     """
 
     ts: np.ndarray
@@ -55,7 +108,7 @@ class PortfolioBatch:
     turnover: np.ndarray
     gross: np.ndarray
     symbols: list[str]
-    symbol_rows: dict[str, np.ndarray] = field(default_factory=dict)
+    symbol_rows: MutableMapping[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -73,7 +126,8 @@ class PortfolioBatch:
             return self
         if cut == len(self.ts):
             return None
-        rows = int(np.searchsorted(self.symbol_rows["ts"], t, side="right"))
+        src = self.symbol_rows
+        rows = int(np.searchsorted(src["ts"], t, side="right")) if "ts" in src else 0
         return PortfolioBatch(
             self.ts[cut:],
             self.returns[cut:],
@@ -81,7 +135,7 @@ class PortfolioBatch:
             self.turnover[cut:],
             self.gross[cut:],
             self.symbols,
-            {k: v[rows:] for k, v in self.symbol_rows.items()},
+            SymbolRows(make={k: lambda k=k: src[k][rows:] for k in src}),
         )
 
 
@@ -153,14 +207,13 @@ def _add_prices(
     taken: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None],
     opens: list[np.ndarray | None],
 ) -> None:
-    """Put each symbol row's bar ``open`` and ``close`` into ``out.symbol_rows``."""
+    """Put each symbol row's bar ``open`` into ``out.symbol_rows`` (its ``close`` is always
+    there: see :class:`PortfolioBatch`)."""
     rows = out.symbol_rows
-    n = len(rows["ts"])
-    close, open_ = np.empty(n), np.empty(n)
+    open_ = np.empty(len(rows["ts"]))
     for i, part in enumerate(taken):
         if part is None:
             continue
         mine = rows["symbol"] == i  # this symbol's rows, in time order, one per bar taken
-        close[mine] = part[2]
         open_[mine] = opens[i]
-    rows["close"], rows["open"] = close, open_
+    rows["open"] = open_

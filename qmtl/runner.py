@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -213,14 +213,13 @@ def backtest(
     if on_start is not None:
         on_start(total)
     control = RunControl(progress)
-    tap = CloseTap(make_items)  # each symbol's closes, for the run folder's prices
     as_of = time.time_ns()
     user_code = graph_code([spec.weight])
     try:
         with small_pages():  # see qmtl.pages: fresh large arrays without huge-page compaction
             outputs = run_dataflow(
                 [spec],
-                tap,
+                make_items,
                 workers=workers,
                 on_bad=on_bad_bars,
                 progress=progress,
@@ -238,7 +237,6 @@ def backtest(
         raise StrategyCodeError.wrap(f"{s.name} failed during the run", exc, frame) from exc
     result = collect_result(s, universe, outputs)
     annual = next(o.annualization for o in reversed(outputs) if o.annualization is not None)
-    result.bars = tap.add_close(result.bars)
     symbols_seen = {sym: h.summary() for sym, h in sorted(control.seen.items())}
     result.data = {
         "fingerprint": dataset_fingerprint(symbols_seen, s.interval),
@@ -274,64 +272,7 @@ def backtest(
     return result
 
 
-class CloseTap:
-    """The replay's items, passed through, keeping each symbol's bar times and closes (the
-    arrays themselves, no copy) so :meth:`add_close` can give every row its bar's close.
-
-    >>> bars = {"ts": np.array([1, 2]), "close": np.array([5.0, 6.0])}
-    >>> tap = CloseTap(lambda: iter([("A", bars)]))
-    >>> _ = list(tap())
-    >>> t = pa.table({"ts": [2], "symbol": pa.array(["A"]).dictionary_encode()})
-    >>> tap.add_close(t).column("close").to_pylist()
-    [6.0]
-    """
-
-    def __init__(self, make_items: Callable[[], Iterator[tuple[str, Batch]]]) -> None:
-        self.make_items = make_items
-        self.seen: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-
-    def __call__(self) -> Iterator[tuple[str, Batch]]:
-        """The items of ``make_items()``, each seen on the way."""
-        for symbol, batch in self.make_items():
-            self.seen.setdefault(symbol, []).append((batch["ts"], batch["close"]))
-            yield symbol, batch
-
-    def add_close(self, table: pa.Table) -> pa.Table:
-        """``table`` (rows with ``ts`` and a dictionary ``symbol``) with a ``close`` column:
-        the close of the symbol's bar at ``ts`` (NaN where none was seen)."""
-        close = np.full(table.num_rows, np.nan)
-        if table.num_rows:
-            column = table.column("symbol").combine_chunks()
-            codes = column.indices.to_numpy(zero_copy_only=False)
-            ts = table.column("ts").to_numpy()
-            self._fill(close, column.dictionary.to_pylist(), codes, ts)
-        return table.append_column("close", pa.array(close, pa.float64()))
-
-    def _fill(self, close: np.ndarray, names: list[str], codes: np.ndarray,
-              ts: np.ndarray) -> None:
-        if len(names) == 1:
-            order, bounds = np.arange(len(ts)), np.array([0, len(ts)])
-        else:  # group rows by symbol in O(n): a stable radix sort of small codes
-            small = codes.astype(np.int16 if len(names) < 2**15 else np.int64)
-            order = np.argsort(small, kind="stable")
-            bounds = np.searchsorted(small[order], np.arange(len(names) + 1))
-        for i, name in enumerate(names):
-            parts = self.seen.get(name)
-            rows = order[bounds[i]:bounds[i + 1]]
-            if not parts or not len(rows):
-                continue
-            bar_ts = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
-            bar_close = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
-            want = ts[rows]
-            first = int(np.searchsorted(bar_ts, want[0]))
-            if len(bar_ts) - first == len(want) and np.array_equal(bar_ts[first:], want):
-                close[rows] = bar_close[first:]  # the rows are the bars from the first row on
-                continue
-            if len(bar_ts) > 1 and not (bar_ts[1:] >= bar_ts[:-1]).all():
-                keep = np.argsort(bar_ts, kind="stable")
-                bar_ts, bar_close = bar_ts[keep], bar_close[keep]
-            at = np.minimum(np.searchsorted(bar_ts, want), len(bar_ts) - 1)
-            close[rows] = np.where(bar_ts[at] == want, bar_close[at], np.nan)
+_ROW_COLUMNS = ("ts", "symbol", "weight", "return", "equity", "close")
 
 
 def collect_result(
@@ -360,7 +301,12 @@ def collect_result(
     symbols = batches[0].symbols
     # each batch's rows are ordered by time then symbol, and batches follow in time; the
     # table's columns are the batches' arrays as chunks (no copy)
-    rows = {k: [b.symbol_rows[k] for b in batches] for k in batches[0].symbol_rows}
+    # batch by batch, so each batch's matrices are freed once its row columns are built
+    # (dataflows.portfolio_rows.SymbolRows builds them when first read)
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in _ROW_COLUMNS}
+    for b in batches:
+        for k in _ROW_COLUMNS:
+            rows[k].append(b.symbol_rows[k])
     dictionary = pa.array(symbols)
     names = pa.chunked_array(
         [pa.DictionaryArray.from_arrays(pa.array(c), dictionary) for c in rows["symbol"]]
@@ -372,6 +318,8 @@ def collect_result(
             "weight": pa.chunked_array(rows["weight"], pa.float64()),
             "return": pa.chunked_array(rows["return"], pa.float64()),
             "equity": pa.chunked_array(rows["equity"], pa.float64()),
+            # each row's bar close (the tear sheet's benchmark): the portfolio's own
+            "close": pa.chunked_array(rows["close"], pa.float64()),
         }
     )
     return BacktestResult(

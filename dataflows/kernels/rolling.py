@@ -196,6 +196,28 @@ class RollingVar(_Tail):
         return acc / (self.n - self.ddof)
 
 
+def _window_extreme(fn: np.ufunc, ext: np.ndarray, n: int) -> np.ndarray:
+    """``fn`` (``np.minimum`` or ``np.maximum``) over each window of ``n`` consecutive values
+    of ``ext``, by doubling: the extreme of spans 1, 2, 4, ... up to the largest power of two
+    ``p <= n``, then of two overlapping spans ``p`` (``log2 n + 1`` vector passes instead of
+    a strided reduction per window). Exact: a min or max rounds nothing, and a NaN in a
+    window propagates through ``fn`` as through ``ndarray.max``.
+
+    >>> _window_extreme(np.maximum, np.array([3.0, 1.0, 2.0, 5.0, 4.0]), 3).tolist()
+    [3.0, 5.0, 5.0]
+    >>> _window_extreme(np.minimum, np.array([3.0, np.nan, 2.0, 5.0]), 2).tolist()
+    [nan, nan, 2.0]
+    """
+    cur, span = ext, 1
+    while span * 2 <= n:
+        cur = fn(cur[:-span], cur[span:])  # cur[i]: the extreme of ext[i : i + 2 * span]
+        span *= 2
+    if span == n:
+        return cur if cur is not ext else ext.copy()
+    m = len(ext) - n + 1
+    return fn(cur[:m], cur[n - span : n - span + m])
+
+
 @register("rolling_min")
 class RollingMin(_Tail):
     """Minimum of the last ``n`` values.
@@ -209,7 +231,7 @@ class RollingMin(_Tail):
 
     def update(self, x: np.ndarray) -> np.ndarray:
         ext = self._extend(x)
-        return sliding_window_view(ext, self.n).min(axis=-1) if len(x) else np.empty(0)
+        return _window_extreme(np.minimum, ext, self.n) if len(x) else np.empty(0)
 
 
 @register("rolling_max")
@@ -225,7 +247,7 @@ class RollingMax(_Tail):
 
     def update(self, x: np.ndarray) -> np.ndarray:
         ext = self._extend(x)
-        return sliding_window_view(ext, self.n).max(axis=-1) if len(x) else np.empty(0)
+        return _window_extreme(np.maximum, ext, self.n) if len(x) else np.empty(0)
 
 
 @register("wma")

@@ -33,12 +33,21 @@ class Latch(Kernel):
 
     def update(self, enter: np.ndarray, leave: np.ndarray) -> np.ndarray:
         m = len(enter)
+        out = np.empty(m)
         if m == 0:
-            return np.empty(0)
+            return out
         on = truthy(enter)
-        marked = on | truthy(leave)
-        last = np.where(marked, np.arange(m), -1)
-        np.maximum.accumulate(last, out=last)
-        out = np.where(last >= 0, on[np.maximum(last, 0)], self.state).astype(np.float64)
+        marked = np.flatnonzero(on | truthy(leave))  # the bars that set the state
+        if not len(marked):
+            out[:] = self.state
+            return out
+        value = on[marked]  # the state each of them sets; only its changes matter
+        change = np.flatnonzero(value[1:] != value[:-1]) + 1
+        starts = np.empty(len(change) + 2, dtype=np.int64)
+        starts[0], starts[1:-1], starts[-1] = marked[0], marked[change], m
+        levels = np.empty(len(change) + 1)
+        levels[0], levels[1:] = value[0], value[change]
+        out[: marked[0]] = self.state
+        out[marked[0] :] = np.repeat(levels, np.diff(starts))  # one run per held state
         self.state = float(out[-1])
         return out

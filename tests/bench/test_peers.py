@@ -47,5 +47,5 @@ def test_quick_run_checks_every_peer(tmp_path):
     stream = [r for r in doc["memory"] if r["mode"] == "stream"]
     assert [r["bars_per_symbol"] for r in stream] == [1_000, 4_000]
     assert all(r["peak_rss_mb"] > 0 for r in stream)
-    assert len(doc["targets"]) == 8
+    assert len(doc["targets"]) == 12
     assert "qmtl" in proc.stdout and "targets" in proc.stdout

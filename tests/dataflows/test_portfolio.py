@@ -145,3 +145,23 @@ def test_matches_reference_for_any_batching(case):
                               np.concatenate([o.returns for o in outs]))
         assert np.array_equal(np.concatenate([o.equity for o in other]),
                               np.concatenate([o.equity for o in outs]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(multi_symbol_signals(), st.booleans())
+def test_each_row_carries_its_bars_close(case, next_open):
+    """The rows' ``close`` (the run folder's prices) is each symbol's own bar close at the
+    row's time, in any batching, on the default and the general execution paths."""
+    from dataflows.execution import Execution
+
+    data, cost, gross, cuts = case
+    ex = Execution(rule="next_open") if next_open else None
+    for sizes in (cuts, [1], [10_000]):
+        outs = run(Portfolio(list(data), cost, gross, execution=ex), _pieces(data, sizes))
+        rows = {k: np.concatenate([o.symbol_rows[k] for o in outs]) for k in ("ts", "symbol",
+                                                                             "close")}
+        names = outs[0].symbols
+        for i, s in enumerate(names):
+            mine = rows["symbol"] == i
+            assert rows["ts"][mine].tolist() == [t for t, _, _ in data[s]]
+            assert rows["close"][mine].tolist() == [c for _, _, c in data[s]]
