@@ -21,7 +21,7 @@ from dataflows.compiler import build_program, run_dataflow
 from dataflows.control import RunControl
 from dataflows.graph import Program
 from qmtl import cs
-from qmtl.alpha.functions import Groups, to_expr
+from qmtl.alpha.functions import Groups, group_levels, to_expr
 from qmtl.alpha.spec import GraphStrategy
 from qmtl.alpha.syntax import AlphaSyntaxError, parse
 from qmtl.core.bars import Batch
@@ -61,17 +61,28 @@ def weights(value: Expr, neutralize: str | None = "market",
     return cs.scale(value, gross=1.0)
 
 
-def _check_groups(groups: Groups | None, symbols: Sequence[str]) -> dict[str, str] | None:
+def _check_groups(groups: Groups | None, symbols: Sequence[str]) -> Groups | None:
+    """``groups`` checked: a symbol -> group map, or levels by name of such maps (a groups
+    file's columns), covering every symbol."""
     if groups is None:
         return None
-    if not isinstance(groups, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in groups.items()
-    ):
-        raise StrategyError("groups must map each symbol to its group name: {symbol: group}")
-    missing = [s for s in symbols if s not in groups]
-    if missing:
-        raise StrategyError(f"groups has no group for {', '.join(missing)}")
-    return dict(groups)
+
+    def flat(m: object) -> bool:
+        return isinstance(m, Mapping) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in m.items())
+
+    levels = isinstance(groups, Mapping) and bool(groups) and all(
+        isinstance(k, str) and flat(v) for k, v in groups.items())
+    if not (levels or flat(groups)):
+        raise StrategyError("groups must map each symbol to its group name: {symbol: group}"
+                            " (or levels of such maps: {'sector': {symbol: group}, ...})")
+    _, by_level = group_levels(groups)
+    for level, mapping in by_level.items():
+        missing = [s for s in symbols if s not in mapping]
+        if missing:
+            where = f" (level {level})" if levels else ""
+            raise StrategyError(f"groups has no group for {', '.join(missing)}{where}")
+    return groups
 
 
 def alpha(
@@ -90,7 +101,10 @@ def alpha(
 
     ``neutralize`` is ``"market"`` (the default; ``"group"`` when ``groups`` is given),
     ``"group"`` or None; ``groups`` maps every symbol to a group name (for
-    ``group_neutralize(x, group)`` in the text and for ``neutralize="group"``). The other
+    ``group_neutralize(x, group)`` in the text and for ``neutralize="group"``), or holds
+    levels of such maps by name (``{"sector": {...}, "industry": {...}}``, a groups file:
+    :func:`qmtl.alpha.groups.levels_from_csv`) for ``indneutralize(x, IndClass.sector)``;
+    then the first level is ``group``. The other
     arguments are the strategy's settings. The name defaults to ``alpha-`` and 10 hex digits
     of the weight graph's content id. Errors in the text point at their column.
 
@@ -106,10 +120,11 @@ def alpha(
     if isinstance(symbols, str):
         raise StrategyError("symbols must be a list of symbol names, not one string")
     universe = list(symbols)
-    group_map = _check_groups(groups, universe)
+    checked = _check_groups(groups, universe)
+    group_map, _ = group_levels(checked)
     if group_map and neutralize == "market":
         neutralize = "group"
-    value = to_expr(parse(text), text, group_map)
+    value = to_expr(parse(text), text, checked)
     weight = weights(value, neutralize, group_map)
     return GraphStrategy(weight, name=name, symbols=universe, interval=interval,
                          cost_bps=cost_bps, max_gross=max_gross, warmup=warmup, alpha=text)
