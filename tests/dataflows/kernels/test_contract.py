@@ -33,6 +33,9 @@ CASES: dict[str, tuple[int, dict]] = {
     "ts_rank": (1, {"n": 4}),
     "ts_cov": (2, {"n": 4}),
     "ts_corr": (2, {"n": 4}),
+    "ts_argmax": (1, {"n": 4}),
+    "ts_argmin": (1, {"n": 3}),
+    "ts_product": (1, {"n": 3}),
 }
 
 
