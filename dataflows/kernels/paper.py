@@ -26,6 +26,8 @@ class _Window(Kernel):
         self.tail = np.full(self.n - 1, np.nan)
 
     def windows(self, x: np.ndarray) -> np.ndarray:
+        if len(x) == 0:
+            return np.empty((0, self.n))
         ext = np.concatenate([self.tail, np.asarray(x, dtype=np.float64)])
         self.tail = ext[len(ext) - (self.n - 1):].copy()
         return np.lib.stride_tricks.sliding_window_view(ext, self.n)
