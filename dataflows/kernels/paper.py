@@ -1,6 +1,7 @@
-"""Window kernels the "101 Formulaic Alphas" notation needs beyond the rolling statistics:
-where in the window the maximum or minimum is (``ts_argmax``, ``ts_argmin``) and the
-product of the window (``product``). Each keeps the last ``n - 1`` values of its input, so
+"""Kernels the alpha language's published notations need beyond the engine's own: of
+"101 Formulaic Alphas", where in the window the maximum or minimum is (``ts_argmax``,
+``ts_argmin``) and the product of the window (``product``); of symbolic-regression tools
+(sympy, PySR), ``sin`` and ``cos``. The window kernels Each keeps the last ``n - 1`` values of its input, so
 any batching of the stream gives the same values; windows follow pandas' ``min_periods=n``
 (NaN until ``n`` values are seen and whenever the window holds a NaN).
 
@@ -14,8 +15,31 @@ from __future__ import annotations
 import numpy as np
 
 from dataflows.kernels.base import Kernel, make_kernel, register, window_length
+from dataflows.kernels.elementwise import Unary
 
-__all__ = ["TsArgMax", "TsArgMin", "TsProduct", "make_kernel"]
+__all__ = ["Cos", "Sin", "TsArgMax", "TsArgMin", "TsProduct", "make_kernel"]
+
+
+@register("sin")
+class Sin(Unary):
+    """Sine, elementwise (radians; NaN stays NaN).
+
+    >>> Sin().update(np.array([0.0, np.nan])).tolist()
+    [0.0, nan]
+    """
+
+    fn = staticmethod(np.sin)
+
+
+@register("cos")
+class Cos(Unary):
+    """Cosine, elementwise.
+
+    >>> Cos().update(np.array([0.0])).tolist()
+    [1.0]
+    """
+
+    fn = staticmethod(np.cos)
 
 
 class _Window(Kernel):

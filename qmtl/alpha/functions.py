@@ -179,6 +179,10 @@ FUNCTIONS: dict[str, Function] = {
     "exp": _el(("x",), lambda x: x.exp(), "exponential"),
     "sqrt": _el(("x",), lambda x: x.sqrt(), "square root"),
     "sign": _el(("x",), lambda x: x.sign(), "-1, 0 or 1"),
+    "sin": _el(("x",), lambda x: Expr("sin", x), "sine (radians)"),
+    "cos": _el(("x",), lambda x: Expr("cos", x), "cosine (radians)"),
+    "square": _el(("x",), lambda x: x**2.0, "x ^ 2 (one node with power(x, 2))"),
+    "cube": _el(("x",), lambda x: x**3.0, "x ^ 3 (one node with power(x, 3))"),
     "power": _el(("x", "y"), lambda x, y: x**y, "x to the power y"),
     "signed_power": _el(("x", "y"), lambda x, y: x.sign() * x.abs() ** y,
                         "sign(x) * abs(x) ^ y"),
@@ -197,6 +201,7 @@ FUNCTIONS: dict[str, Function] = {
     "and": _el(("x", "y"), lambda x, y: x & y, "1 where both are true, else 0"),
     "or": _el(("x", "y"), lambda x, y: x | y, "1 where either is true, else 0"),
     "not": _el(("x",), lambda x: ~x, "1 where x is false (zero or NaN), else 0"),
+    "negate": _el(("x",), lambda x: -x, "-x (PySR writes neg(x))"),
 }
 """Every operator of the language by name."""
 
@@ -211,6 +216,7 @@ ALIASES: dict[str, str] = {
     "ts_arg_max": "ts_argmax",
     "ts_arg_min": "ts_argmin",
     "ts_std_dev": "ts_std",
+    "neg": "negate",
 }
 """The names of "101 Formulaic Alphas" (Kakushadze 2016) for operators of the language:
 one operator, one kernel, one content id (``delta(close, 1)`` is ``ts_delta(close, 1)``).

@@ -345,7 +345,7 @@ def unparse(node: Node) -> str:
         return f"{node.name}({', '.join(unparse(a) for a in node.args)})"
     if isinstance(node, Unary):
         inner = unparse(node.operand)
-        if isinstance(node.operand, Binary):
+        if isinstance(node.operand, Binary) and BINDING[node.operand.op] < PREFIX:
             inner = f"({inner})"
         return f"{node.op}{inner}"
     binding = BINDING[node.op]
