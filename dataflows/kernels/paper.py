@@ -1,8 +1,8 @@
 """Kernels the alpha language's published notations need beyond the engine's own: of
 "101 Formulaic Alphas", where in the window the maximum or minimum is (``ts_argmax``,
 ``ts_argmin``) and the product of the window (``product``); of symbolic-regression tools
-(sympy, PySR), ``sin`` and ``cos``. The window kernels Each keeps the last ``n - 1`` values of its input, so
-any batching of the stream gives the same values; windows follow pandas' ``min_periods=n``
+(sympy, PySR), ``sin`` and ``cos``. Each window kernel keeps the last ``n - 1`` values of
+its input, so any batching of the stream gives the same values; windows follow pandas' ``min_periods=n``
 (NaN until ``n`` values are seen and whenever the window holds a NaN).
 
 >>> k = make_kernel("ts_argmax", {"n": 3})

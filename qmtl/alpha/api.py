@@ -32,7 +32,8 @@ from qmtl.runner import collect_result, to_spec
 from qmtl.sources import BacktestError, DataSource, as_provider, lookback_start, resolve_source
 from qmtl.strategy import Strategy, StrategyError
 
-__all__ = ["NEUTRALIZE", "alpha", "alphas", "backtest_alphas", "dedup", "weights"]
+__all__ = ["NEUTRALIZE", "alpha", "alphas", "backtest_alphas", "dedup", "from_pysr",
+           "from_sympy", "weights"]
 
 NEUTRALIZE = ("market", "group", None)
 """How an alpha's values become weights: demeaned across the universe (``"market"``),
@@ -235,3 +236,53 @@ def backtest_alphas(
         mine = [o for o in outputs if o.strategy == sp.key]
         results.append(collect_result(s, sp.symbols, mine))
     return results
+
+
+def from_sympy(expr: object, variables: Mapping[str, str], symbols: Sequence[str] = (),
+               interval: str = "1d", **options: object) -> GraphStrategy:
+    """An alpha from a sympy expression (as symbolic regression gives it), its symbols
+    mapped to fields or alpha text by ``variables``; the other arguments as for
+    :func:`alpha`. Also ``qmtl.alpha.from_sympy``.
+
+    >>> import sympy
+    >>> x0, x1 = sympy.symbols("x0 x1")
+    >>> s = from_sympy(sympy.sin(x0) * x1 - 2.5, {"x0": "close", "x1": "volume"}, ["A"])
+    >>> s.alpha, s.weight.id == alpha("volume * sin(close) - 2.5", ["A"]).weight.id
+    ('volume * sin(close) - 2.5', True)
+    """
+    from qmtl.alpha.sr import sympy_text
+
+    return alpha(sympy_text(expr, variables), symbols, interval, **options)  # type: ignore[arg-type]
+
+
+def from_pysr(path: str, variables: Mapping[str, str], symbols: Sequence[str] = (),
+              interval: str = "1d", *, top: int | None = None,
+              **options: object) -> list[GraphStrategy]:
+    """One alpha per equation of a PySR hall-of-fame CSV (lowest loss first; the ``top``
+    first), its variables mapped by ``variables``; equal equations once. Also
+    ``qmtl.alpha.from_pysr``.
+
+    >>> import os, tempfile
+    >>> p = os.path.join(tempfile.mkdtemp(), "hof.csv")
+    >>> _ = open(p, "w").write("Complexity,Loss,Equation\\n3,0.4,square(x0)\\n1,0.9,x0\\n")
+    >>> [s.alpha for s in from_pysr(p, {"x0": "returns"}, ["A"], top=1)]
+    ['square(returns)']
+    """
+    from qmtl.alpha.sr import pysr_equations
+
+    out: list[GraphStrategy] = []
+    seen: set[str] = set()
+    for eq in pysr_equations(path, variables, top):
+        try:
+            s = alpha(eq.text, symbols, interval, **options)  # type: ignore[arg-type]
+        except AlphaSyntaxError as exc:
+            raise AlphaSyntaxError(f"{path}:{eq.line}: {exc.reason}", exc.text, exc.column,
+                                   exc.hint) from None
+        if s.weight.id not in seen:
+            seen.add(s.weight.id)
+            out.append(s)
+    return out
+
+
+alpha.from_sympy = from_sympy  # type: ignore[attr-defined]
+alpha.from_pysr = from_pysr  # type: ignore[attr-defined]

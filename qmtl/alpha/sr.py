@@ -97,6 +97,7 @@ class Equation:
     loss: float
     equation: str
     text: str
+    line: int = 0
 
 
 def pysr_equations(path: str | Path, variables: Mapping[str, str],
@@ -141,7 +142,7 @@ def pysr_equations(path: str | Path, variables: Mapping[str, str],
         except AlphaSyntaxError as exc:
             raise AlphaSyntaxError(f"{path}:{line}: {exc.reason}", exc.text, exc.column,
                                    exc.hint) from None
-        out.append(Equation(complexity, loss, equation, text))
+        out.append(Equation(complexity, loss, equation, text, line))
     if not out:
         raise ValueError(f"{path}: no equations")
     out.sort(key=lambda e: (math.isnan(e.loss), e.loss, e.complexity))
