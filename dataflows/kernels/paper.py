@@ -2,8 +2,8 @@
 "101 Formulaic Alphas", where in the window the maximum or minimum is (``ts_argmax``,
 ``ts_argmin``) and the product of the window (``product``); of symbolic-regression tools
 (sympy, PySR), ``sin`` and ``cos``. Each window kernel keeps the last ``n - 1`` values of
-its input, so any batching of the stream gives the same values; windows follow pandas' ``min_periods=n``
-(NaN until ``n`` values are seen and whenever the window holds a NaN).
+its input, so any batching of the stream gives the same values; windows follow pandas'
+``min_periods=n`` (NaN until ``n`` values are seen and whenever the window holds a NaN).
 
 >>> k = make_kernel("ts_argmax", {"n": 3})
 >>> k.update(np.array([1.0, 3.0])).tolist(), k.update(np.array([2.0, 0.5])).tolist()
