@@ -17,7 +17,7 @@ the IC and the quantiles are the same for any per-bar positive affine map of the
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 

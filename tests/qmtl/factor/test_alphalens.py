@@ -28,9 +28,9 @@ def case():
     idx = pd.to_datetime(ts, utc=True)
     prices = pd.DataFrame({s: data[s]["close"] for s in SYMBOLS}, index=idx)
     value = qmtl.factors([TEXT], data, symbols=SYMBOLS)[0][0]  # the same, twice: no state
-    from qmtl.factor.values import evaluate
     from qmtl.alpha.functions import to_expr
     from qmtl.alpha.syntax import parse
+    from qmtl.factor.values import evaluate
 
     raw = evaluate({"a": to_expr(parse(TEXT), TEXT)}, data, SYMBOLS).panels["a"]
     factor = pd.DataFrame(raw, index=idx, columns=SYMBOLS).stack()
