@@ -47,6 +47,7 @@ def _app() -> "typer.Typer":
     import typer
 
     from qmtl.cli.data import data_app
+    from qmtl.cli.factor import factor
     from qmtl.cli.feed import feed_app
     from qmtl.cli.report import compare, report
     from qmtl.cli.run import run
@@ -84,6 +85,7 @@ def _app() -> "typer.Typer":
     app.command()(report)
     app.command()(compare)
     app.command()(sweep)
+    app.command()(factor)
     app.add_typer(data_app, name="data")
     app.add_typer(world_app, name="world")
     app.add_typer(feed_app, name="feed")
