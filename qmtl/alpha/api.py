@@ -23,6 +23,7 @@ from dataflows.graph import Program
 from qmtl import cs
 from qmtl.alpha.functions import Groups, group_levels, to_expr
 from qmtl.alpha.spec import GraphStrategy
+from qmtl.alpha.sr import pysr_equations, sympy_text
 from qmtl.alpha.syntax import AlphaSyntaxError, parse
 from qmtl.core.bars import Batch
 from qmtl.core.expr import Expr
@@ -250,8 +251,6 @@ def from_sympy(expr: object, variables: Mapping[str, str], symbols: Sequence[str
     >>> s.alpha, s.weight.id == alpha("volume * sin(close) - 2.5", ["A"]).weight.id
     ('volume * sin(close) - 2.5', True)
     """
-    from qmtl.alpha.sr import sympy_text
-
     return alpha(sympy_text(expr, variables), symbols, interval, **options)  # type: ignore[arg-type]
 
 
@@ -268,8 +267,6 @@ def from_pysr(path: str, variables: Mapping[str, str], symbols: Sequence[str] = 
     >>> [s.alpha for s in from_pysr(p, {"x0": "returns"}, ["A"], top=1)]
     ['square(returns)']
     """
-    from qmtl.alpha.sr import pysr_equations
-
     out: list[GraphStrategy] = []
     seen: set[str] = set()
     for eq in pysr_equations(path, variables, top):
