@@ -49,6 +49,7 @@ def _app() -> "typer.Typer":
     from qmtl.cli.data import data_app
     from qmtl.cli.factor import factor
     from qmtl.cli.feed import feed_app
+    from qmtl.cli.mine import mine
     from qmtl.cli.report import compare, report
     from qmtl.cli.run import run
     from qmtl.cli.submit import submit
@@ -86,6 +87,7 @@ def _app() -> "typer.Typer":
     app.command()(compare)
     app.command()(sweep)
     app.command()(factor)
+    app.command()(mine)
     app.add_typer(data_app, name="data")
     app.add_typer(world_app, name="world")
     app.add_typer(feed_app, name="feed")
