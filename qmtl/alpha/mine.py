@@ -10,7 +10,8 @@ candidate whose training returns correlate with a strategy already active in a w
 >>> from connectors.data.synthetic import generate_bars
 >>> data = {s: generate_bars(150, seed=i) for i, s in enumerate("ABCD")}
 >>> res = mine(data, list("ABCD"), population=6, generations=2, seed=3)
->>> res == mine(data, list("ABCD"), population=6, generations=2, seed=3)
+>>> again = mine(data, list("ABCD"), population=6, generations=2, seed=3)
+>>> [c.text for c in again.candidates] == [c.text for c in res.candidates]
 True
 >>> res.tried, len(res.generations)
 (12, 2)
