@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 from qmtl.alpha.functions import FUNCTIONS, lookup, to_expr
 from qmtl.alpha.generate import WINDOWS, random_alpha
-from qmtl.alpha.syntax import (  # noqa: F401 - parse: the doctests'
-    AlphaSyntaxError, Binary, Call, Node, Num, Unary, parse, unparse)
+from qmtl.alpha.syntax import AlphaSyntaxError, Binary, Call, Node, Num, Unary, unparse
+from qmtl.alpha.syntax import parse as parse  # the doctests read trees from text
 
 __all__ = ["breed", "compiles", "crossover", "depth", "mutate", "subtrees"]
 
