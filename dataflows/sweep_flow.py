@@ -48,8 +48,11 @@ from dataflows.compiler import (
 from dataflows.control import RunControl
 from dataflows.graph import Program
 from dataflows.metrics import MetricSet
+from dataflows.panel import needs_panel
+from dataflows.panel_flow import PanelLogic, panel_groups
 from dataflows.replay import CallbackSink
 from qmtl.core.bars import Batch
+from qmtl.core.expr_nodes import walk
 
 ItemFactory = Callable[[], Iterator[tuple[str, Batch]]]
 
@@ -134,7 +137,12 @@ class _ShardControl(RunControl):
 
 
 class _ShardPartition(StatelessSourcePartition[Any]):
-    """One worker's reader, evaluator and portfolios (see the module docstring)."""
+    """One worker's reader, evaluator and portfolios (see the module docstring).
+
+    Per-symbol variants share one program per symbol; cross-sectional ones (``cs.*``, other
+    symbols' or coarser bars) are evaluated by the compiler's own panel logic, one per
+    universe, exactly as in a run of the strategy alone (:func:`dataflows.compiler.build_core`).
+    """
 
     BUDGET_S = 0.05  # seconds of work per call before handing control back to Bytewax
 
@@ -145,24 +153,52 @@ class _ShardPartition(StatelessSourcePartition[Any]):
         self.report = report
         self.done = not specs
         self.items: Iterator[tuple[str, Batch]] | None = None if self.done else make_items()
-        self.program: Program | None = build_program(specs) if specs else None
+        panel = [s for s in specs if needs_panel(s.weight)]
+        plain = [s for s in specs if not needs_panel(s.weight)]
+        self.program: Program | None = build_program(plain) if plain else None
+        self.plain_symbols = {sym for s in plain for sym in s.symbols}
+        self.panels: dict[str, PanelLogic] = {}
+        self.needed: dict[str, set[str]] = {}
+        self.panel_nodes = 0
+        if panel:
+            groups = {g.key: g for g in panel_groups(panel)}
+            owner: dict[str, set[str]] = {}
+            for g in groups.values():
+                for sym in g.program.needed:
+                    if sym not in self.plain_symbols and not any(
+                            sym in v for v in owner.values()):
+                        owner.setdefault(g.key, set()).add(sym)
+            for key, g in groups.items():
+                self.panels[key] = PanelLogic(groups, self.control, options["on_bad"], False,
+                                              options["signals_from"], owner, recovery=False)
+                self.needed[key] = set(g.program.needed)
+                self.panel_nodes += len(g.program.nodes)
         self.states: dict[str, Any] = {}
         self.portfolios: dict[str, _PortfolioLogic] = {}
         self.parts: dict[str, list[Any]] = {s.key: [] for s in specs}
         self.metrics: dict[str, dict[str, float]] = {}
         self.progress = control.progress
         if self.program is not None:
-            self.step = _evaluate_step(specs, self.program, self.control, options["on_bad"],
+            self.step = _evaluate_step(plain, self.program, self.control, options["on_bad"],
                                        False, options["signals_from"])
-            by_key = {s.key: s for s in specs}
-            for s in specs:
-                logic = _PortfolioLogic(by_key, self.control, options["metrics_every"])
-                # built here rather than on the first item: without per-symbol rows
-                logic.key = s.key
-                logic.portfolio = s.portfolio()
-                logic.portfolio.rows = False
-                logic.metrics = MetricSet(s.periods_per_year)
-                self.portfolios[s.key] = logic
+        by_key = {s.key: s for s in specs}
+        for s in specs:
+            logic = _PortfolioLogic(by_key, self.control, options["metrics_every"])
+            # built here rather than on the first item: without per-symbol rows
+            logic.key = s.key
+            logic.portfolio = s.portfolio()
+            logic.portfolio.rows = False
+            logic.metrics = MetricSet(s.periods_per_year)
+            self.portfolios[s.key] = logic
+
+    @property
+    def nodes(self) -> int:
+        """Distinct nodes this worker evaluates: its per-symbol program's and its panels'."""
+        return (len(self.program.nodes) if self.program is not None else 0) + self.panel_nodes
+
+    def _signals(self, emitted: Any) -> None:
+        for key, signal in emitted:
+            self._take(self.portfolios[key].on_item((key, signal))[0])
 
     def _take(self, outs: Any) -> None:
         for out in outs:
@@ -172,6 +208,8 @@ class _ShardPartition(StatelessSourcePartition[Any]):
                 self.metrics[out.strategy] = out.metrics
 
     def _finish(self) -> list[VariantRun]:
+        for logic in self.panels.values():
+            self._signals(logic.on_eof()[0])
         runs = []
         for key, logic in self.portfolios.items():
             self._take(logic.on_eof()[0])
@@ -203,10 +241,13 @@ class _ShardPartition(StatelessSourcePartition[Any]):
             except Exception as exc:  # a reader error: the runner reports it
                 self.control.fail(exc)
                 continue
-            state, emitted = self.step(self.states.get(symbol), (symbol, bars))
-            self.states[symbol] = state
-            for key, signal in emitted:
-                self._take(self.portfolios[key].on_item((key, signal))[0])
+            if self.program is not None and (not self.panels or symbol in self.plain_symbols):
+                state, emitted = self.step(self.states.get(symbol), (symbol, bars))
+                self.states[symbol] = state
+                self._signals(emitted)
+            for key, logic in self.panels.items():
+                if symbol in self.needed[key]:
+                    self._signals(logic.on_item((key, symbol, bars))[0])
             if self.progress is not None:
                 self.progress(len(bars["ts"]) * len(self.specs))
         return []
@@ -297,7 +338,7 @@ def run_sweep_flow(
     """
     control = control or RunControl()
     gathered: list[list[VariantRun]] = []
-    stats = SweepStats(nodes_per_variant=sum(len(build_program([s]).nodes) for s in specs))
+    stats = SweepStats(nodes_per_variant=sum(len(list(walk([s.weight]))) for s in specs))
     parts: list[_ShardPartition] = []
     flow = build_sweep_flow(specs, make_items, gathered.append, control, on_bad=on_bad,
                             metrics_every=metrics_every, signals_from=signals_from,
@@ -314,8 +355,8 @@ def run_sweep_flow(
         raise control.error
     for part in parts:
         stats.shards.append(len(part.specs))
-        if part.program is not None:
-            stats.nodes_evaluated += len(part.program.nodes)
+        if part.specs:
+            stats.nodes_evaluated += part.nodes
             stats.kernel_calls += sum(s.program.kernel_calls for s in part.states.values())
             stats.dropped = max(stats.dropped, part.control.dropped)
             if not stats.seen:  # every worker reads the same bars: the first one's summary

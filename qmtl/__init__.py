@@ -44,6 +44,7 @@ from qmtl.strategy import Bars, Strategy, StrategyCodeError, StrategyError
 if TYPE_CHECKING:
     from qmtl.alpha.api import alpha, alphas
     from qmtl.alpha.spec import from_spec
+    from qmtl.factor.api import factor, factors
     from qmtl.result import BacktestResult
     from qmtl.runner import backtest
     from qmtl.submit import Runner, submit, validate
@@ -59,6 +60,8 @@ _LAZY = {
     "alpha": "qmtl.alpha.api",
     "alphas": "qmtl.alpha.api",
     "from_spec": "qmtl.alpha.spec",
+    "factor": "qmtl.factor.api",
+    "factors": "qmtl.factor.api",
     "backtest": "qmtl.runner",
     "BacktestResult": "qmtl.result",
     "Runner": "qmtl.submit",
@@ -117,6 +120,8 @@ __all__ = [
     "check_batch_invariance",
     "col",
     "cs",
+    "factor",
+    "factors",
     "from_spec",
     "ind",
     "latch",

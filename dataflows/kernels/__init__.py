@@ -6,14 +6,16 @@
 - :mod:`~dataflows.kernels.smoothing`: exponential smoothing (EMA, Wilder);
 - :mod:`~dataflows.kernels.state`: kernels with a state of their own (latch);
 - :mod:`~dataflows.kernels.timeseries`: the alpha language's window rank, covariance and
-  correlation.
+  correlation;
+- :mod:`~dataflows.kernels.paper`: ``ts_argmax``, ``ts_argmin`` and ``product`` of the
+  "101 Formulaic Alphas" notation.
 
 >>> sorted(k for k in KERNELS if k.startswith("rolling_"))[:3]
 ['rolling_apply', 'rolling_max', 'rolling_mean']
 """
 
-from dataflows.kernels import elementwise, rolling, smoothing, state, timeseries
+from dataflows.kernels import elementwise, paper, rolling, smoothing, state, timeseries
 from dataflows.kernels.base import KERNELS, Kernel, make_kernel, register
 
-__all__ = ["KERNELS", "Kernel", "elementwise", "make_kernel", "register", "rolling",
+__all__ = ["KERNELS", "Kernel", "elementwise", "make_kernel", "paper", "register", "rolling",
            "smoothing", "state", "timeseries"]

@@ -21,8 +21,9 @@ from dataflows.compiler import build_program, run_dataflow
 from dataflows.control import RunControl
 from dataflows.graph import Program
 from qmtl import cs
-from qmtl.alpha.functions import Groups, to_expr
+from qmtl.alpha.functions import Groups, group_levels, to_expr
 from qmtl.alpha.spec import GraphStrategy
+from qmtl.alpha.sr import pysr_equations, sympy_text
 from qmtl.alpha.syntax import AlphaSyntaxError, parse
 from qmtl.core.bars import Batch
 from qmtl.core.expr import Expr
@@ -32,7 +33,8 @@ from qmtl.runner import collect_result, to_spec
 from qmtl.sources import BacktestError, DataSource, as_provider, lookback_start, resolve_source
 from qmtl.strategy import Strategy, StrategyError
 
-__all__ = ["NEUTRALIZE", "alpha", "alphas", "backtest_alphas", "dedup", "weights"]
+__all__ = ["NEUTRALIZE", "alpha", "alphas", "backtest_alphas", "dedup", "from_pysr",
+           "from_sympy", "weights"]
 
 NEUTRALIZE = ("market", "group", None)
 """How an alpha's values become weights: demeaned across the universe (``"market"``),
@@ -61,17 +63,28 @@ def weights(value: Expr, neutralize: str | None = "market",
     return cs.scale(value, gross=1.0)
 
 
-def _check_groups(groups: Groups | None, symbols: Sequence[str]) -> dict[str, str] | None:
+def _check_groups(groups: Groups | None, symbols: Sequence[str]) -> Groups | None:
+    """``groups`` checked: a symbol -> group map, or levels by name of such maps (a groups
+    file's columns), covering every symbol."""
     if groups is None:
         return None
-    if not isinstance(groups, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in groups.items()
-    ):
-        raise StrategyError("groups must map each symbol to its group name: {symbol: group}")
-    missing = [s for s in symbols if s not in groups]
-    if missing:
-        raise StrategyError(f"groups has no group for {', '.join(missing)}")
-    return dict(groups)
+
+    def flat(m: object) -> bool:
+        return isinstance(m, Mapping) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in m.items())
+
+    levels = isinstance(groups, Mapping) and bool(groups) and all(
+        isinstance(k, str) and flat(v) for k, v in groups.items())
+    if not (levels or flat(groups)):
+        raise StrategyError("groups must map each symbol to its group name: {symbol: group}"
+                            " (or levels of such maps: {'sector': {symbol: group}, ...})")
+    _, by_level = group_levels(groups)
+    for level, mapping in by_level.items():
+        missing = [s for s in symbols if s not in mapping]
+        if missing:
+            where = f" (level {level})" if levels else ""
+            raise StrategyError(f"groups has no group for {', '.join(missing)}{where}")
+    return groups
 
 
 def alpha(
@@ -90,7 +103,10 @@ def alpha(
 
     ``neutralize`` is ``"market"`` (the default; ``"group"`` when ``groups`` is given),
     ``"group"`` or None; ``groups`` maps every symbol to a group name (for
-    ``group_neutralize(x, group)`` in the text and for ``neutralize="group"``). The other
+    ``group_neutralize(x, group)`` in the text and for ``neutralize="group"``), or holds
+    levels of such maps by name (``{"sector": {...}, "industry": {...}}``, a groups file:
+    :func:`qmtl.alpha.groups.levels_from_csv`) for ``indneutralize(x, IndClass.sector)``;
+    then the first level is ``group``. The other
     arguments are the strategy's settings. The name defaults to ``alpha-`` and 10 hex digits
     of the weight graph's content id. Errors in the text point at their column.
 
@@ -106,10 +122,11 @@ def alpha(
     if isinstance(symbols, str):
         raise StrategyError("symbols must be a list of symbol names, not one string")
     universe = list(symbols)
-    group_map = _check_groups(groups, universe)
+    checked = _check_groups(groups, universe)
+    group_map, _ = group_levels(checked)
     if group_map and neutralize == "market":
         neutralize = "group"
-    value = to_expr(parse(text), text, group_map)
+    value = to_expr(parse(text), text, checked)
     weight = weights(value, neutralize, group_map)
     return GraphStrategy(weight, name=name, symbols=universe, interval=interval,
                          cost_bps=cost_bps, max_gross=max_gross, warmup=warmup, alpha=text)
@@ -220,3 +237,49 @@ def backtest_alphas(
         mine = [o for o in outputs if o.strategy == sp.key]
         results.append(collect_result(s, sp.symbols, mine))
     return results
+
+
+def from_sympy(expr: object, variables: Mapping[str, str], symbols: Sequence[str] = (),
+               interval: str = "1d", **options: object) -> GraphStrategy:
+    """An alpha from a sympy expression (as symbolic regression gives it), its symbols
+    mapped to fields or alpha text by ``variables``; the other arguments as for
+    :func:`alpha`. Also ``qmtl.alpha.from_sympy``.
+
+    >>> import sympy
+    >>> x0, x1 = sympy.symbols("x0 x1")
+    >>> s = from_sympy(sympy.sin(x0) * x1 - 2.5, {"x0": "close", "x1": "volume"}, ["A"])
+    >>> s.alpha, s.weight.id == alpha("volume * sin(close) - 2.5", ["A"]).weight.id
+    ('volume * sin(close) - 2.5', True)
+    """
+    return alpha(sympy_text(expr, variables), symbols, interval, **options)  # type: ignore[arg-type]
+
+
+def from_pysr(path: str, variables: Mapping[str, str], symbols: Sequence[str] = (),
+              interval: str = "1d", *, top: int | None = None,
+              **options: object) -> list[GraphStrategy]:
+    """One alpha per equation of a PySR hall-of-fame CSV (lowest loss first; the ``top``
+    first), its variables mapped by ``variables``; equal equations once. Also
+    ``qmtl.alpha.from_pysr``.
+
+    >>> import os, tempfile
+    >>> p = os.path.join(tempfile.mkdtemp(), "hof.csv")
+    >>> _ = open(p, "w").write("Complexity,Loss,Equation\\n3,0.4,square(x0)\\n1,0.9,x0\\n")
+    >>> [s.alpha for s in from_pysr(p, {"x0": "returns"}, ["A"], top=1)]
+    ['square(returns)']
+    """
+    out: list[GraphStrategy] = []
+    seen: set[str] = set()
+    for eq in pysr_equations(path, variables, top):
+        try:
+            s = alpha(eq.text, symbols, interval, **options)  # type: ignore[arg-type]
+        except AlphaSyntaxError as exc:
+            raise AlphaSyntaxError(f"{path}:{eq.line}: {exc.reason}", exc.text, exc.column,
+                                   exc.hint) from None
+        if s.weight.id not in seen:
+            seen.add(s.weight.id)
+            out.append(s)
+    return out
+
+
+alpha.from_sympy = from_sympy  # type: ignore[attr-defined]
+alpha.from_pysr = from_pysr  # type: ignore[attr-defined]

@@ -22,6 +22,8 @@ qmtl.alpha.syntax.AlphaSyntaxError: unknown field 'clsoe' at column 9: did you m
 from __future__ import annotations
 
 import difflib
+import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,12 +31,33 @@ from typing import Any
 from qmtl import cs
 from qmtl.alpha.syntax import AlphaSyntaxError, Binary, Call, Name, Node, Num, Unary
 from qmtl.core.expr import Expr, col, lit, where
-from qmtl.core.expr_ts import ts_corr, ts_cov, ts_rank
+from qmtl.core.expr_ts import ts_argmax, ts_argmin, ts_corr, ts_cov, ts_product, ts_rank
 
-__all__ = ["FIELDS", "FUNCTIONS", "Function", "field_expr", "to_expr"]
+__all__ = ["ALIASES", "FIELDS", "FUNCTIONS", "Function", "adv", "field_expr", "group_levels",
+           "to_expr"]
 
-Groups = Mapping[str, str]
-"""A group label per symbol (``{"AAPL": "tech", ...}``), for ``group_neutralize``."""
+Groups = Mapping[str, str] | Mapping[str, Mapping[str, str]]
+"""A group label per symbol (``{"AAPL": "tech", ...}``), for ``group_neutralize(x, group)``;
+or group levels by name (``{"sector": {...}, "industry": {...}}``, the columns of a groups
+file), for ``indneutralize(x, IndClass.sector)``: the first level is then ``group``."""
+
+
+def group_levels(groups: Groups | None) -> tuple[dict[str, str] | None, dict[str, dict[str, str]]]:
+    """The flat group map (``group``) and the levels by name of ``groups`` (a flat map is the
+    one level ``group``).
+
+    >>> group_levels({"sector": {"A": "tech"}, "industry": {"A": "chips"}})
+    ({'A': 'tech'}, {'sector': {'A': 'tech'}, 'industry': {'A': 'chips'}})
+    >>> group_levels({"A": "tech"})
+    ({'A': 'tech'}, {'group': {'A': 'tech'}})
+    """
+    if not groups:
+        return None, {}
+    if all(isinstance(v, Mapping) for v in groups.values()):
+        levels = {str(k): dict(v) for k, v in groups.items()}  # type: ignore[call-overload]
+        return next(iter(levels.values())), levels
+    flat = dict(groups)  # type: ignore[arg-type]
+    return flat, {"group": flat}  # type: ignore[dict-item]
 
 
 def vwap() -> Expr:
@@ -66,6 +89,22 @@ def field_expr(name: str) -> Expr:
     1
     """
     return FIELDS[name]()
+
+
+def adv(d: int) -> Expr:
+    """``adv{d}`` of the paper, the average daily dollar volume of the last ``d`` bars:
+    ``ts_mean(vwap * volume, d)`` (a bar's dollar volume is its vwap times its volume).
+
+    >>> adv(20).lookback
+    19
+    """
+    return (vwap() * col("volume")).sma(d)
+
+
+_ADV = re.compile(r"adv([1-9][0-9]*)")
+_MISSING_FIELDS = {
+    "cap": "market capitalization: QMTL's bars have no shares outstanding",
+}
 
 
 @dataclass(frozen=True)
@@ -113,7 +152,6 @@ FUNCTIONS: dict[str, Function] = {
     "ts_mean": _ts(("x", "d"), lambda x, d: x.sma(d), "mean of the last d values"),
     "ts_sum": _ts(("x", "d"), lambda x, d: x.sum(d), "sum of the last d values"),
     "ts_std": _ts(("x", "d"), _ts_std, "sample standard deviation (ddof=1) of the last d"),
-    "ts_std_dev": _ts(("x", "d"), _ts_std, "same as ts_std"),
     "ts_delta": _ts(("x", "d"), lambda x, d: x.diff(d), "x minus its value d bars ago"),
     "delay": _ts(("x", "d"), lambda x, d: x.shift(d), "the value d bars ago"),
     "ts_min": _ts(("x", "d"), lambda x, d: x.min(d), "minimum of the last d values"),
@@ -141,18 +179,63 @@ FUNCTIONS: dict[str, Function] = {
     "exp": _el(("x",), lambda x: x.exp(), "exponential"),
     "sqrt": _el(("x",), lambda x: x.sqrt(), "square root"),
     "sign": _el(("x",), lambda x: x.sign(), "-1, 0 or 1"),
+    "sin": _el(("x",), lambda x: Expr("sin", x), "sine (radians)"),
+    "cos": _el(("x",), lambda x: Expr("cos", x), "cosine (radians)"),
+    "square": _el(("x",), lambda x: x**2.0, "x ^ 2 (one node with power(x, 2))"),
+    "cube": _el(("x",), lambda x: x**3.0, "x ^ 3 (one node with power(x, 3))"),
     "power": _el(("x", "y"), lambda x, y: x**y, "x to the power y"),
     "signed_power": _el(("x", "y"), lambda x, y: x.sign() * x.abs() ** y,
                         "sign(x) * abs(x) ^ y"),
     "max": _el(("x", "y"), lambda x, y: x.maximum(y), "the larger of x and y"),
     "min": _el(("x", "y"), lambda x, y: x.minimum(y), "the smaller of x and y"),
     "if_else": _el(("c", "x", "y"), lambda c, x, y: where(c, x, y),
-                   "x where c is true (nonzero, not NaN), else y"),
+                   "x where c is true (nonzero, not NaN), else y (also c ? x : y)"),
+    "ts_argmax": _ts(("x", "d"), ts_argmax,
+                     "bars since the maximum of the last d (0: now; ties: the most recent)"),
+    "ts_argmin": _ts(("x", "d"), ts_argmin,
+                     "bars since the minimum of the last d (0: now; ties: the most recent)"),
+    "ts_product": _ts(("x", "d"), ts_product, "product of the last d values"),
+    "indneutralize": Function(("x", "group"), cs.neutralize, "cross section",
+                              "x minus its mean within each group of a level: "
+                              "indneutralize(x, IndClass.sector)"),
     "and": _el(("x", "y"), lambda x, y: x & y, "1 where both are true, else 0"),
     "or": _el(("x", "y"), lambda x, y: x | y, "1 where either is true, else 0"),
     "not": _el(("x",), lambda x: ~x, "1 where x is false (zero or NaN), else 0"),
+    "negate": _el(("x",), lambda x: -x, "-x (PySR writes neg(x))"),
 }
 """Every operator of the language by name."""
+
+ALIASES: dict[str, str] = {
+    "delta": "ts_delta",
+    "correlation": "ts_corr",
+    "covariance": "ts_cov",
+    "stddev": "ts_std",
+    "sum": "ts_sum",
+    "product": "ts_product",
+    "signedpower": "signed_power",
+    "ts_arg_max": "ts_argmax",
+    "ts_arg_min": "ts_argmin",
+    "ts_std_dev": "ts_std",
+    "neg": "negate",
+}
+"""The names of "101 Formulaic Alphas" (Kakushadze 2016) for operators of the language:
+one operator, one kernel, one content id (``delta(close, 1)`` is ``ts_delta(close, 1)``).
+Names are also found regardless of case (the paper writes ``Ts_ArgMax``, ``SignedPower``,
+``IndNeutralize``, ``Log``)."""
+
+
+def lookup(name: str) -> str | None:
+    """The operator a name means: itself, an alias, or either in lower case.
+
+    >>> lookup("Ts_ArgMax"), lookup("delta"), lookup("SignedPower"), lookup("nope")
+    ('ts_argmax', 'ts_delta', 'signed_power', None)
+    """
+    for n in (name, name.lower()):
+        if n in FUNCTIONS:
+            return n
+        if n in ALIASES:
+            return ALIASES[n]
+    return None
 
 _COMPARE = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge", "==": "eq", "!=": "ne"}
 
@@ -170,14 +253,18 @@ def start(node: Node) -> int:
 
 
 def _suggest(name: str, known: Any) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f": did you mean {close[0]!r}?" if close else ""
+    close = difflib.get_close_matches(name.lower(), list(known), n=1)
+    if not close:
+        return ""
+    meant = ALIASES.get(close[0])
+    also = f" (the paper's name for {meant!r})" if meant else ""
+    return f": did you mean {close[0]!r}?{also}"
 
 
 class _Compiler:
     def __init__(self, text: str, groups: Groups | None) -> None:
         self.text = text
-        self.groups = groups
+        self.groups, self.levels = group_levels(groups)
 
     def fail(self, reason: str, column: int, hint: str = "") -> AlphaSyntaxError:
         return AlphaSyntaxError(reason, self.text, column, hint)
@@ -200,6 +287,7 @@ class _Compiler:
             ops: dict[str, Callable[[Expr, Expr], Expr]] = {
                 "+": lambda a, b: a + b, "-": lambda a, b: a - b,
                 "*": lambda a, b: a * b, "/": lambda a, b: a / b,
+                "^": lambda a, b: a**b, "||": lambda a, b: a | b, "&&": lambda a, b: a & b,
             }
             return ops[node.op](left, right)
         return self.call(node)
@@ -207,22 +295,30 @@ class _Compiler:
     def name(self, node: Name) -> Expr:
         if node.name in FIELDS:
             return field_expr(node.name)
-        if node.name in FUNCTIONS:
-            raise self.fail(f"{node.name!r} is an operator: call it as "
-                            f"{FUNCTIONS[node.name].signature(node.name)}", node.column)
-        if node.name == "group":
-            raise self.fail("'group' is only the second argument of group_neutralize",
+        adv_days = _ADV.fullmatch(node.name)
+        if adv_days:
+            return adv(int(adv_days.group(1)))
+        if node.name in _MISSING_FIELDS:
+            raise self.fail(f"no field {node.name!r} ({_MISSING_FIELDS[node.name]})",
                             node.column)
+        op = lookup(node.name)
+        if op is not None:
+            raise self.fail(f"{node.name!r} is an operator: call it as "
+                            f"{FUNCTIONS[op].signature(node.name)}", node.column)
+        if node.name == "group" or node.name.startswith("IndClass."):
+            raise self.fail(f"{node.name!r} is only the second argument of group_neutralize "
+                            "or indneutralize", node.column)
         raise self.fail(f"unknown field {node.name!r}", node.column,
-                        _suggest(node.name, FIELDS))
+                        _suggest(node.name, [*FIELDS, "adv20"]))
 
     def call(self, node: Call) -> Expr:
-        fn = FUNCTIONS.get(node.name)
+        op = lookup(node.name)
+        fn = FUNCTIONS.get(op) if op is not None else None
         if fn is None:
             if node.name in FIELDS:
                 raise self.fail(f"{node.name!r} is a field, not an operator", node.column)
             raise self.fail(f"unknown operator {node.name!r}", node.column,
-                            _suggest(node.name, FUNCTIONS))
+                            _suggest(node.name, [*FUNCTIONS, *ALIASES]))
         required = len(fn.args) - fn.optional
         if not required <= len(node.args) <= len(fn.args):
             count = str(required) if not fn.optional else f"{required} to {len(fn.args)}"
@@ -237,11 +333,11 @@ class _Compiler:
             raise self.fail(f"{node.name}: {exc}", node.column) from None
 
     def argument(self, fn: str, kind: str, arg: Node) -> Any:
-        if kind == "d":
-            if not (isinstance(arg, Num) and arg.value.is_integer() and arg.value >= 1):
-                raise self.fail(f"{fn}: the window d must be a whole number >= 1",
-                                start(arg))
-            return int(arg.value)
+        if kind == "d":  # as the paper says: a fractional number of days is floored
+            if not (isinstance(arg, Num) and math.isfinite(arg.value) and arg.value >= 1):
+                raise self.fail(f"{fn}: the window d must be a number >= 1 (a fraction is "
+                                "floored)", start(arg))
+            return math.floor(arg.value)
         if kind == "a":
             value = -arg.operand.value if (isinstance(arg, Unary) and arg.op == "-"
                                            and isinstance(arg.operand, Num)) else None
@@ -250,13 +346,22 @@ class _Compiler:
                 raise self.fail(f"{fn}: argument a must be a number", start(arg))
             return float(value)
         if kind == "group":
-            if not (isinstance(arg, Name) and arg.name == "group"):
+            if not (isinstance(arg, Name) and (arg.name == "group"
+                                               or arg.name.startswith("IndClass."))):
                 raise self.fail(f"{fn}: the second argument is the name group (the "
-                                "groups={symbol: group} map of the alpha)", start(arg))
+                                "groups={symbol: group} map of the alpha) or a level "
+                                "IndClass.sector|industry|subindustry", start(arg))
             if not self.groups:
                 raise self.fail(f"{fn} needs groups={{symbol: group}}: this alpha has none",
                                 arg.column)
-            return dict(self.groups)
+            if arg.name == "group":
+                return dict(self.groups)
+            level = arg.name.removeprefix("IndClass.")
+            if level not in self.levels:
+                raise self.fail(f"{fn}: no group level {level!r} (the groups have "
+                                f"{', '.join(self.levels)}: a groups file's columns)",
+                                arg.column)
+            return dict(self.levels[level])
         return self.expr(arg)
 
 

@@ -3,14 +3,20 @@ tree, and the printer back to text.
 
 The text is parsed, never evaluated as Python. The grammar, loosest binding first::
 
-    expr     := compare
+    expr     := either ["?" expr ":" expr]
+    either   := both ("||" both)*
+    both     := compare ("&&" compare)*
     compare  := sum (("<" | "<=" | ">" | ">=" | "==" | "!=") sum)*
     sum      := product (("+" | "-") product)*
     product  := unary (("*" | "/") unary)*
-    unary    := ("-" | "+") unary | atom
+    unary    := ("-" | "+") unary | power
+    power    := atom ["^" unary]
     atom     := NUMBER | NAME | NAME "(" [expr ("," expr)*] ")" | "(" expr ")"
 
-Binary operators associate to the left. An error names the column and shows it with a caret:
+Binary operators associate to the left except ``^`` (power, to the right; ``-x^2`` is
+``-(x^2)``); ``c ? a : b`` (the notation of "101 Formulaic Alphas") is ``if_else(c, a, b)``
+and nests to the right. A name may be ``IndClass.sector`` (a group level). An error names
+the column and shows it with a caret:
 
 >>> parse("rank(-ts_delta(close, 5))")
 Call(name='rank', args=(Unary(op='-', operand=Call(name='ts_delta', args=(Name(name='close', \
@@ -134,27 +140,31 @@ Node = Num | Name | Call | Unary | Binary
 """A node of the syntax tree (columns are not part of equality)."""
 
 BINDING: dict[str, int] = {
+    "||": 4, "&&": 6,
     "<": 10, "<=": 10, ">": 10, ">=": 10, "==": 10, "!=": 10,
     "+": 20, "-": 20,
     "*": 30, "/": 30,
+    "^": 50,
 }
-"""How tightly each infix operator binds (higher first); a prefix sign binds at 40."""
+"""How tightly each infix operator binds (higher first); a prefix sign binds at 40, the
+ternary ``? :`` at 2."""
 PREFIX = 40
+TERNARY = 2
+RIGHT = frozenset({"^"})
+"""Infix operators that associate to the right."""
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
-    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<op><=|>=|==|!=|[-+*/<>(),]))"
+    r"|(?P<name>IndClass\.[A-Za-z_][A-Za-z0-9_]*|[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<op><=|>=|==|!=|\|\||&&|[-+*/<>(),^?:]))"
 )
 
 
 _HINTS = {
     "=": " (comparisons are written ==)",
-    "&": " (use and(a, b))",
-    "|": " (use or(a, b))",
+    "&": " (use a && b, or and(a, b))",
+    "|": " (use a || b, or or(a, b))",
     "!": " (use not(x), or != to compare)",
-    "^": " (use power(x, y))",
-    "?": " (use if_else(cond, a, b))",
 }
 
 
@@ -227,11 +237,21 @@ class _Parser:
         left = self.prefix()
         while True:
             tok = self.peek()
+            if tok.kind == "op" and tok.text == "?" and TERNARY > min_binding:
+                self.take()
+                then = self.expression()
+                colon = self.take()
+                if colon.kind != "op" or colon.text != ":":
+                    raise self.fail(f"expected ':' of the '?' at column {tok.column}, got "
+                                    f"{_describe(colon)}", colon)
+                other = self.expression(TERNARY - 1)
+                left = Call("if_else", (left, then, other), tok.column)
+                continue
             binding = BINDING.get(tok.text) if tok.kind == "op" else None
             if binding is None or binding <= min_binding:
                 return left
             self.take()
-            right = self.expression(binding)
+            right = self.expression(binding - 1 if tok.text in RIGHT else binding)
             left = Binary(tok.text, left, right, tok.column)
 
     def prefix(self) -> Node:
@@ -325,13 +345,17 @@ def unparse(node: Node) -> str:
         return f"{node.name}({', '.join(unparse(a) for a in node.args)})"
     if isinstance(node, Unary):
         inner = unparse(node.operand)
-        if isinstance(node.operand, Binary):
+        if isinstance(node.operand, Binary) and BINDING[node.operand.op] < PREFIX:
             inner = f"({inner})"
         return f"{node.op}{inner}"
     binding = BINDING[node.op]
     left, right = unparse(node.left), unparse(node.right)
-    if isinstance(node.left, Binary) and BINDING[node.left.op] < binding:
+    right_assoc = node.op in RIGHT
+    if (isinstance(node.left, Binary) and (BINDING[node.left.op] < binding or (
+            right_assoc and BINDING[node.left.op] == binding))) or (
+            isinstance(node.left, Unary) and binding > PREFIX):
         left = f"({left})"
-    if isinstance(node.right, Binary) and BINDING[node.right.op] <= binding:
+    if isinstance(node.right, Binary) and (BINDING[node.right.op] < binding or (
+            not right_assoc and BINDING[node.right.op] == binding)):
         right = f"({right})"
     return f"{left} {node.op} {right}"

@@ -24,6 +24,13 @@ COMMANDS = (
                 "drawdown curves overlaid."),
     LazyCommand("sweep", "qmtl.cli.sweep", "sweep",
                 "Run many variants of a strategy in one flow and rank them."),
+    LazyCommand("factor", "qmtl.cli.factor", "factor",
+                "Factor analysis: IC and rank IC per horizon (mean, ICIR, t-stat), IC decay, "
+                "quantile returns, the top-minus-bottom spread, turnover, rank "
+                "autocorrelation, IC by group and month; the numbers equal alphalens' where "
+                "both define them (docs/alphas.md)."),
+    LazyCommand("mine", "qmtl.cli.mine", "mine",
+                "Search alphas by genetic programming on the alpha language's trees."),
     LazyCommand("data", "qmtl.cli.data", "data_app", "The local bar catalog."),
     LazyCommand("world", "qmtl.cli.world", "world_app",
                 "The WorldService: serve, tokens, worlds, status.",

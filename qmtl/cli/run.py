@@ -50,7 +50,8 @@ IntervalOpt = Annotated[str | None, typer.Option(
 NeutralizeOpt = Annotated[str | None, typer.Option(
     help="--alpha: market (default), group or none.", rich_help_panel="Alpha")]
 GroupsOpt = Annotated[Path | None, typer.Option(
-    help="--alpha: CSV of symbol,group rows (group_neutralize; --neutralize group).",
+    help="--alpha: CSV symbol,level1[,level2...] with a header (group_neutralize and "
+         "--neutralize group use the first level; indneutralize(x, IndClass.LEVEL) any).",
     rich_help_panel="Alpha")]
 
 
@@ -95,7 +96,7 @@ def load_any(
 
         return from_spec(spec), universe
     from qmtl.alpha.api import alpha as make_alpha
-    from qmtl.cs import groups_from_csv
+    from qmtl.alpha.groups import levels_from_csv
 
     if not universe:
         raise UsageError("--alpha needs --symbols A,B,...: an alpha trades across a universe")
@@ -105,7 +106,7 @@ def load_any(
     group_map = None
     if groups is not None:
         try:
-            group_map = groups_from_csv(groups)
+            group_map = levels_from_csv(groups)
         except ValueError as exc:
             raise UsageError(f"--groups: {exc}") from None
     return make_alpha(alpha, universe, interval or "1d", neutralize=mode[neutralize],

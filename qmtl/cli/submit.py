@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -68,6 +69,15 @@ def submit(
     cost_bps: CostOpt = None,
     data: DataOpt = None,
     origin: OriginOpt = None,
+    pysr: Annotated[Path | None, typer.Option(
+        help="A PySR hall of fame (CSV: Complexity, Loss, Equation): submit its best "
+             "equations as alphas (--variables, --top, --symbols).",
+        rich_help_panel="Alpha")] = None,
+    variables: Annotated[str | None, typer.Option(
+        help="--pysr: the equations' variables as fields or alpha text, "
+             "x0=close,x1=returns.", rich_help_panel="Alpha")] = None,
+    top: Annotated[int, typer.Option(help="--pysr: how many equations (lowest loss first).",
+                                     rich_help_panel="Alpha")] = 1,
     debug: DebugOpt = False,
 ) -> None:
     """Backtest a strategy, stream its metrics to a world, print the world's decision.
@@ -83,12 +93,73 @@ def submit(
     """
     # the engine loads when a command runs (see qmtl.cli): `qmtl --help` starts in a second
     from qmtl.cli.world_config import default_world
-    from qmtl.submit import submit as do_submit
 
     world = default_world(world)
+    if pysr is not None:
+        with errors_as_exit(debug):
+            strategies, universe = load_pysr(pysr, variables, top, symbols, target, alpha,
+                                             spec, interval, neutralize, groups, strategy_id)
+        for strategy in strategies:
+            console.print(f"[bold]{strategy.name}[/]: {strategy.alpha}")
+            submit_one(strategy, universe, world, url, token, None, dry_run, start, end,
+                       cost_bps, data, origin, debug)
+        return
     with errors_as_exit(debug):
         strategy, universe = load_any(target, param, symbols, alpha, spec, interval,
                                       neutralize, groups)
+    submit_one(strategy, universe, world, url, token, strategy_id, dry_run, start, end,
+               cost_bps, data, origin, debug)
+
+
+def load_pysr(path: Path, variables: str | None, top: int, symbols: str | None,
+              *others: object) -> tuple[list[Any], list[str]]:
+    """The alphas of ``--pysr``, checking the options that go with it.
+
+    >>> load_pysr(Path("h.csv"), None, 1, "A", None, None, None, None, None, None, None)
+    Traceback (most recent call last):
+    ...
+    qmtl.cli.common.UsageError: --pysr needs --variables x0=FIELD,x1=...
+    """
+    from qmtl.alpha.api import from_pysr
+    from qmtl.alpha.groups import levels_from_csv
+    from qmtl.cli.common import UsageError
+
+    target, alpha, spec, interval, neutralize, groups, strategy_id = others
+    if target is not None or alpha is not None or spec is not None or strategy_id:
+        raise UsageError("--pysr submits its equations: give no strategy file, --alpha, "
+                         "--spec or --id with it")
+    if not variables:
+        raise UsageError("--pysr needs --variables x0=FIELD,x1=...")
+    mapping = {}
+    for part in variables.split(","):
+        name, eq, value = part.partition("=")
+        if not eq or not name.strip() or not value.strip():
+            raise UsageError(f"--variables: expected NAME=FIELD, got {part!r}")
+        mapping[name.strip()] = value.strip()
+    universe = [s.strip() for s in (symbols or "").split(",") if s.strip()]
+    if not universe:
+        raise UsageError("--pysr needs --symbols A,B,...: an alpha trades across a universe")
+    if top < 1:
+        raise UsageError(f"--top must be >= 1, got {top}")
+    mode = {"market": "market", "group": "group", "none": None, None: "market"}
+    if neutralize not in mode:
+        raise UsageError(f"--neutralize must be market, group or none, got {neutralize!r}")
+    try:
+        levels = levels_from_csv(groups) if groups is not None else None  # type: ignore[arg-type]
+        return from_pysr(str(path), mapping, universe, str(interval or "1d"), top=top,
+                         neutralize=mode[neutralize], groups=levels), universe  # type: ignore[index]
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--pysr: {exc}") from None
+
+
+def submit_one(strategy: Any, universe: list[str] | None, world: str, url: str,
+               token: str | None, strategy_id: str | None, dry_run: bool, start: str | None,
+               end: str | None, cost_bps: float | None, data: Any, origin: Any,
+               debug: bool) -> None:
+    """Backtest one strategy, submit it and print the decision (the body of ``submit``)."""
+    from qmtl.submit import submit as do_submit
+
+    with errors_as_exit(debug):
         with progress_bar() as progress:
             provider = make_provider(data, origin, None, progress)
             task = progress.add_task("replay", total=None)

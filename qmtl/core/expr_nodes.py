@@ -35,6 +35,9 @@ OWN_LOOKBACK: dict[str, Callable[[dict[str, Any]], int]] = {
     "ts_rank": lambda p: int(p["n"]) - 1,
     "ts_cov": lambda p: int(p["n"]) - 1,
     "ts_corr": lambda p: int(p["n"]) - 1,
+    "ts_argmax": lambda p: int(p["n"]) - 1,
+    "ts_argmin": lambda p: int(p["n"]) - 1,
+    "ts_product": lambda p: int(p["n"]) - 1,
 }
 """Warm-up each stateful operator adds on top of its input's (bars before a defined value),
 from its parameters."""

@@ -14,7 +14,7 @@ from qmtl.core.expr import Expr, as_expr
 from qmtl.core.expr_nodes import positive_window
 from qmtl.core.expr_operators import Number
 
-__all__ = ["ts_corr", "ts_cov", "ts_rank"]
+__all__ = ["ts_argmax", "ts_argmin", "ts_corr", "ts_cov", "ts_product", "ts_rank"]
 
 
 def _window(name: str, n: int) -> int:
@@ -61,3 +61,35 @@ def ts_corr(x: Expr | Number, y: Expr | Number, n: int) -> Expr:
     ['col', 'col']
     """
     return Expr("ts_corr", as_expr(x), as_expr(y), n=_window("ts_corr", n))
+
+
+def ts_argmax(x: Expr | Number, n: int) -> Expr:
+    """Bars since the maximum of the last ``n`` values (0: the current one; of equal
+    maxima, the most recent).
+
+    >>> from qmtl.core.expr import col
+    >>> ts_argmax(col("close"), 5).lookback
+    4
+    """
+    return Expr("ts_argmax", as_expr(x), n=positive_window("ts_argmax", n))
+
+
+def ts_argmin(x: Expr | Number, n: int) -> Expr:
+    """Bars since the minimum of the last ``n`` values (0: the current one; ties: the most
+    recent).
+
+    >>> from qmtl.core.expr import col
+    >>> ts_argmin(col("close"), 3).params
+    {'n': 3}
+    """
+    return Expr("ts_argmin", as_expr(x), n=positive_window("ts_argmin", n))
+
+
+def ts_product(x: Expr | Number, n: int) -> Expr:
+    """Product of the last ``n`` values.
+
+    >>> from qmtl.core.expr import col
+    >>> ts_product(col("close"), 2).op
+    'ts_product'
+    """
+    return Expr("ts_product", as_expr(x), n=positive_window("ts_product", n))

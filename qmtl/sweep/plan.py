@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.data.seamless import SeamlessDataProvider
-from dataflows.compiler import OnBad, StrategySpec, build_program
+from dataflows.compiler import OnBad, StrategySpec, spec_lookback
 from dataflows.control import RunControl
 from dataflows.sweep_flow import SweepStats, VariantRun, run_sweep_flow
 from qmtl.core.bars import Batch
@@ -62,8 +62,9 @@ class Plan:
                 for s, key in zip(self.strategies, self.keys, strict=True)]
 
     def lookback(self, specs: list[StrategySpec]) -> int:
-        """The largest look-back of the variants: each warms up on the same bars."""
-        return max(s.warmup if s.warmup is not None else build_program([spec]).lookback
+        """The largest look-back of the variants, in bars of their interval (a coarser
+        series' warm-up counted as a run alone counts it): each warms up on the same bars."""
+        return max(s.warmup if s.warmup is not None else spec_lookback(spec)
                    for s, spec in zip(self.strategies, specs, strict=True))
 
     def items(self, source: SeamlessDataProvider | Mapping[str, Batch],

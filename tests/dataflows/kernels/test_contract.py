@@ -17,7 +17,8 @@ from qmtl.core.expr_nodes import OWN_LOOKBACK
 CASES: dict[str, tuple[int, dict]] = {
     **{op: (2, {}) for op in ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "lt",
                               "le", "gt", "ge", "eq", "ne", "and", "or", "latch")},
-    **{op: (1, {}) for op in ("neg", "abs", "log", "exp", "sqrt", "sign", "not")},
+    **{op: (1, {}) for op in ("neg", "abs", "log", "exp", "sqrt", "sign", "not", "sin",
+                              "cos")},
     "clip": (1, {"lo": -0.5, "hi": 0.5}),
     "where": (3, {}),
     "fillna": (1, {"value": 0.0}),
@@ -33,6 +34,9 @@ CASES: dict[str, tuple[int, dict]] = {
     "ts_rank": (1, {"n": 4}),
     "ts_cov": (2, {"n": 4}),
     "ts_corr": (2, {"n": 4}),
+    "ts_argmax": (1, {"n": 4}),
+    "ts_argmin": (1, {"n": 3}),
+    "ts_product": (1, {"n": 3}),
 }
 
 

@@ -1,0 +1,1 @@
+"""Factor analysis of alphas (see :mod:`qmtl.factor.api`)."""
