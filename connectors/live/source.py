@@ -272,12 +272,16 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
             out.append(good)
         return out
 
+    def _calendar(self, symbol: str) -> Calendar:
+        """The calendar ``symbol``'s gaps are judged on (24/7 unless one is given)."""
+        return self.spec.calendars.get(symbol) or Calendar.parse("24/7")
+
     def _missing(self, symbol: str, end: int, first: int) -> int:
         """Bars the symbol's calendar expects strictly between ``end`` and ``first`` (a
         weekday market skips weekends; 24/7 by default)."""
-        calendar = self.spec.calendars.get(symbol) or Calendar.parse("24/7")
         interval = f"{self.spec.interval_ns // 10**9}s"
-        gaps = find_gaps(np.array([end, first], dtype=np.int64), interval, calendar)
+        gaps = find_gaps(np.array([end, first], dtype=np.int64), interval,
+                         self._calendar(symbol))
         return sum(g.count for g in gaps)
 
     def _fill_gap(self, symbol: str, first: int) -> list[Batch]:
@@ -308,8 +312,11 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
             raise HandOffGap(
                 f"{symbol}: gap between history and the live feed: the last bar before it is "
                 f"at {format_ts(end)}, the first live bar at {format_ts(first)} "
-                f"({missing} bars of {step // 10**9}s missing); backfill the catalog "
-                "(qmtl data backfill) or allow it with --max-gap-bars"
+                f"({missing} bars of {step // 10**9}s missing on the "
+                f"{self._calendar(symbol).describe()} calendar); backfill the catalog "
+                "(qmtl data backfill), or, when the market was closed, name its calendar "
+                "(--calendar XNYS, fx, crypto; as qmtl data check), or allow it with "
+                "--max-gap-bars"
             )
         return [filled] if filled is not None and len(filled["ts"]) else []
 

@@ -119,6 +119,15 @@ def _set_execution(strategy: Any, execution: str | None) -> None:
         strategy.execution_settings()
 
 
+def _set_calendar(strategy: Any, calendar: str | None) -> None:
+    """Apply ``--calendar`` to the strategy (checked: an unknown calendar is an error)."""
+    if calendar is not None:
+        from qmtl.runner import strategy_calendar
+
+        strategy.calendar = calendar
+        strategy_calendar(strategy)
+
+
 def run(
     target: MaybeTargetArg = None,
     mode: Annotated[str, typer.Option(help="backtest (replay history) or live.")] = "backtest",
@@ -135,6 +144,10 @@ def run(
     batch_size: Annotated[int, typer.Option(help="Bars per replay batch.")] = 10_000,
     workers: Annotated[int, typer.Option(help="Bytewax workers.")] = 1,
     periods_per_year: Annotated[float | None, typer.Option(help="Annualization override.")] = None,
+    calendar: Annotated[str | None, typer.Option(
+        help="The symbols' trading calendar (XNYS, fx, crypto, weekdays, ...; as qmtl data "
+        "check): periods per year from it, and a live hand-off does not count a closed "
+        "market as missing bars; default: the strategy's.")] = None,
     on_bad_bars: Annotated[str, typer.Option(help="raise or drop.")] = "raise",
     execution: Annotated[str | None, typer.Option(
         help="When weights trade: close (the signal bar's close) or next_open (the next "
@@ -250,6 +263,7 @@ def run(
                                           neutralize, groups)
             options.symbols = universe
             _set_execution(strategy, execution)
+            _set_calendar(strategy, calendar)
             run_live_command(strategy, options, debug)
         return
     if on_bad_bars not in ("raise", "drop"):
@@ -258,6 +272,7 @@ def run(
         strategy, universe = load_any(target, param, symbols, alpha, spec, interval,
                                       neutralize, groups)
         _set_execution(strategy, execution)
+        _set_calendar(strategy, calendar)
         with progress_bar() as progress:
             provider = make_provider(data, origin, None, progress)
             task = progress.add_task("replay", total=None)

@@ -28,7 +28,6 @@ from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig
 from bytewax.testing import cluster_main, run_main
 
-from connectors.data.quality import Calendar
 from connectors.data.seamless import SeamlessDataProvider
 from connectors.live.order_relay import OrderRelay
 from connectors.live.order_store import OrderStore, open_order_store
@@ -53,7 +52,7 @@ from qmtl.live.handoff import gap_filler, hand_off, open_feed
 from qmtl.live.metrics import LiveMetrics
 from qmtl.live.options import LiveError, LiveOptions, LiveResult
 from qmtl.live.report import GateLedger, RunReport, paper_account
-from qmtl.live.start import _check, first_live, warmup_bars, world_refused
+from qmtl.live.start import _check, feed_calendars, first_live, warmup_bars, world_refused
 from qmtl.runner import make_strategy, to_spec
 from qmtl.strategy import Strategy, default_strategy_id
 
@@ -268,7 +267,7 @@ def run_live(
         history_end=start.ends,
         fill_gap=gap_filler(data, s.interval),
         max_gap_bars=o.max_gap_bars,
-        calendars={k: Calendar().resolve(v["ts"]) for k, v in start.history.items()},
+        calendars=feed_calendars(spec.calendar, start.history),
         start=start_ns if o.brokers else None,
         max_bars=o.max_bars,
         stop_after_idle=o.stop_after_idle,

@@ -7,6 +7,9 @@ live bar, the checks of its options, and what a world's refusal tells the user t
 
 from __future__ import annotations
 
+from typing import Any
+
+from connectors.data.calendars import Calendar
 from connectors.live.world_link import WorldUnavailable
 from qmtl.live.options import LiveError, LiveOptions
 
@@ -36,6 +39,25 @@ def first_live(split: int | None, ends: dict[str, int]) -> int | None:
     if split is not None:
         return int(split) + 1
     return max(ends.values()) + 1 if ends else None
+
+
+def feed_calendars(calendar: Calendar | None, history: dict[str, Any]) -> dict[str, Calendar]:
+    """The calendar each symbol's hand-off gap is judged on, by the rule ``qmtl data check``
+    uses (:func:`connectors.data.quality.find_gaps`): the strategy's calendar when it names
+    one (``calendar = "XNYS"`` or ``--calendar XNYS``: a market holiday is no gap), else
+    ``auto`` resolved on the symbol's history (weekdays when it has no weekend bar).
+
+    >>> import numpy as np
+    >>> day = 86_400 * 10**9
+    >>> weekdays = {"A": {"ts": np.array([4, 5, 6, 7, 8, 11]) * day}}   # 1970-01-05 a Monday
+    >>> feed_calendars(None, weekdays)["A"].describe()
+    'weekdays (inferred)'
+    >>> feed_calendars(Calendar.parse("XNYS"), weekdays)["A"].kind
+    'XNYS'
+    """
+    if calendar is not None:
+        return {k: calendar for k in history}
+    return {k: Calendar().resolve(v["ts"]) for k, v in history.items()}
 
 
 def world_refused(exc: WorldUnavailable, world: str, url: str) -> str:
