@@ -52,7 +52,14 @@ from qmtl.live.handoff import gap_filler, hand_off, open_feed
 from qmtl.live.metrics import LiveMetrics
 from qmtl.live.options import LiveError, LiveOptions, LiveResult
 from qmtl.live.report import GateLedger, RunReport, paper_account
-from qmtl.live.start import _check, feed_calendars, first_live, warmup_bars, world_refused
+from qmtl.live.start import (
+    _check,
+    feed_assembler,
+    feed_calendars,
+    first_live,
+    warmup_bars,
+    world_refused,
+)
 from qmtl.runner import make_strategy, to_spec
 from qmtl.strategy import Strategy, default_strategy_id
 
@@ -260,6 +267,7 @@ def run_live(
 
     control = RunControl()
     stats = LiveStats()
+    stats.feed = feed_assembler(o, s.interval)
     spec_in = LiveInput(
         symbols=feed_symbols,
         interval_ns=interval_ns(s.interval),
@@ -271,6 +279,7 @@ def run_live(
         start=start_ns if o.brokers else None,
         max_bars=o.max_bars,
         stop_after_idle=o.stop_after_idle,
+        assembler=stats.feed,
     )
     source = LiveBarSource(make_feed, spec_in, control, stats)
 
