@@ -209,6 +209,23 @@ def run(
                                              rich_help_panel="Live")] = "fills",
     metrics_every: Annotated[int, typer.Option(help="Live: bars between MetricsUpdates.",
                                                rich_help_panel="Live")] = 1,
+    feed: Annotated[str, typer.Option(
+        help="Live: what the topic carries: bars (of the strategy's interval, or finer with "
+        "--feed-interval) or trades (aggregated into bars in the flow by event time).",
+        rich_help_panel="Live")] = "bars",
+    feed_interval: Annotated[str | None, typer.Option(
+        help="Live: the feed's bars are of this finer interval (e.g. 1m for a 1h strategy): "
+        "resampled in the flow as the catalog resamples.", rich_help_panel="Live")] = None,
+    lateness: Annotated[float, typer.Option(
+        help="Live, --feed trades: seconds a trade may lag the latest one and still count in "
+        "its bar (a bar closes when the latest trade is this far past its end).",
+        rich_help_panel="Live")] = 0.0,
+    late: Annotated[str, typer.Option(
+        help="Live, --feed trades: a later trade is dropped or folded into the next open bar "
+        "(counted and logged either way).", rich_help_panel="Live")] = "drop",
+    empty: Annotated[str, typer.Option(
+        help="Live, --feed trades: an interval without trades gives no bar (skip) or a bar "
+        "at the previous close with volume 0 (carry).", rich_help_panel="Live")] = "skip",
     max_gap_bars: Annotated[int, typer.Option(
         help="Live: bars that may be missing between history and the first live bar.",
         rich_help_panel="Live")] = 0,
@@ -256,7 +273,8 @@ def run(
             max_activation_age=max_activation_age, slippage_bps=slippage_bps, fee_bps=fee_bps,
             metrics_every=metrics_every, max_gap_bars=max_gap_bars, workers=workers,
             periods_per_year=periods_per_year, policy=policy, origin=origin,
-            metrics_port=metrics_port, metrics_host=metrics_host,
+            metrics_port=metrics_port, metrics_host=metrics_host, feed=feed,
+            feed_interval=feed_interval, lateness=lateness, late=late, empty=empty,
         )
         with errors_as_exit(debug):
             strategy, universe = load_any(target, param, symbols, alpha, spec, interval,
