@@ -209,6 +209,9 @@ def run(
                                              rich_help_panel="Live")] = "fills",
     metrics_every: Annotated[int, typer.Option(help="Live: bars between MetricsUpdates.",
                                                rich_help_panel="Live")] = 1,
+    source: Annotated[str | None, typer.Option(
+        help="Live: read bars from an exchange directly, ccxt:EXCHANGE (e.g. ccxt:binance; "
+        "symbols BTC-USDT), instead of a Kafka topic.", rich_help_panel="Live")] = None,
     feed: Annotated[str, typer.Option(
         help="Live: what the topic carries: bars (of the strategy's interval, or finer with "
         "--feed-interval) or trades (aggregated into bars in the flow by event time).",
@@ -273,7 +276,7 @@ def run(
             max_activation_age=max_activation_age, slippage_bps=slippage_bps, fee_bps=fee_bps,
             metrics_every=metrics_every, max_gap_bars=max_gap_bars, workers=workers,
             periods_per_year=periods_per_year, policy=policy, origin=origin,
-            metrics_port=metrics_port, metrics_host=metrics_host, feed=feed,
+            metrics_port=metrics_port, metrics_host=metrics_host, source=source, feed=feed,
             feed_interval=feed_interval, lateness=lateness, late=late, empty=empty,
         )
         with errors_as_exit(debug):

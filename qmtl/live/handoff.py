@@ -177,7 +177,7 @@ def hand_off(
         history = {k: history_tail(v, n_warm, before=ends[k]) for k, v in history.items()
                    if k in ends}
         return HandOff(history, ends, meta, resuming=True)
-    if o.brokers:  # history up to now, or up to --start (where the live bars begin)
+    if o.brokers or o.source:  # history up to now, or up to --start (where the live bars begin)
         split = start - 1 if start is not None else None
     else:
         split = embedded_split(data, universe, interval, n_warm, start)
@@ -186,6 +186,49 @@ def hand_off(
     if rdir is not None:
         rdir.write_meta(meta)
     return HandOff(history, ends, meta, resuming=False)
+
+
+def exchange_source(
+    source: str, universe: list[str], interval: str, split: int | None, ends: dict[str, int]
+) -> MakeFeed:
+    """``--source ccxt:EXCHANGE``: the exchange's closed bars of each symbol from the end
+    of its history (else from ``split``, else now), read in a thread
+    (:class:`connectors.live.exchange_feed.ExchangeBarFeed`); ``QMTL_CCXT_URLS`` (JSON)
+    overrides the exchange's API URLs.
+
+    >>> exchange_source("questdb://h/t", ["A"], "1m", None, {})
+    Traceback (most recent call last):
+    ...
+    qmtl.live.options.LiveError: --source questdb://h/t: use ccxt:EXCHANGE (e.g. ccxt:binance)
+    """
+    import json
+    import os
+
+    from connectors.live.exchange_feed import (
+        ExchangeBarFeed,
+        ExchangeFeed,
+        make_exchange,
+        market_name,
+    )
+    from qmtl.core.intervals import interval_ns
+
+    if not source.startswith("ccxt:"):
+        raise LiveError(f"--source {source}: use ccxt:EXCHANGE (e.g. ccxt:binance)")
+    step = interval_ns(interval)
+    first = int(split) + 1 if split is not None else time.time_ns()
+    starts = {market_name(s): ends[s] + step if s in ends else first for s in universe}
+    raw = os.environ.get("QMTL_CCXT_URLS")
+    urls = json.loads(raw) if raw else None
+    try:
+        make_exchange(source)
+    except (ValueError, ImportError) as exc:
+        raise LiveError(f"--source {source}: {exc}") from None
+
+    def make(positions: dict[int, int] | None) -> Feed:
+        return ExchangeBarFeed(lambda: ExchangeFeed(make_exchange(source, urls), list(starts),
+                                                    interval, starts))
+
+    return make
 
 
 class LogSink(CallbackSink):
@@ -206,6 +249,7 @@ def open_feed(
     split: int | None,
     end: int | None,
     group: str,
+    ends: dict[str, int] | None = None,
 ) -> tuple[MakeFeed, Any]:
     """How the live source opens its feed (at resumed positions), and the dead-letter sink:
     the Kafka topic and ``<topic>.dlq``, or the catalog replayed in process from ``split``
@@ -215,6 +259,8 @@ def open_feed(
     >>> isinstance(dlq, LogSink)
     True
     """
+    if o.source:
+        return exchange_source(o.source, universe, interval, split, ends or {}), LogSink()
     if o.brokers:
         brokers = o.brokers
         try:

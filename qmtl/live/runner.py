@@ -238,7 +238,8 @@ def run_live(
     start_ns = parse_time(o.start) if isinstance(o.start, str) else o.start
     end_ns = parse_time(o.end) if isinstance(o.end, str) else o.end
 
-    source_name = f"kafka:{o.brokers}/{o.topic}" if o.brokers else f"catalog:{data.catalog.root}"
+    source_name = o.source or (
+        f"kafka:{o.brokers}/{o.topic}" if o.brokers else f"catalog:{data.catalog.root}")
     fresh = {
         "run_id": uuid.uuid4().hex[:12],
         "strategy": sid,
@@ -263,6 +264,7 @@ def run_live(
         meta.get("split"),
         end_ns,
         group=o.group or f"qmtl-{o.world}-{sid}",
+        ends=start.ends,
     )
 
     control = RunControl()
@@ -276,7 +278,7 @@ def run_live(
         fill_gap=gap_filler(data, s.interval),
         max_gap_bars=o.max_gap_bars,
         calendars=feed_calendars(spec.calendar, start.history),
-        start=start_ns if o.brokers else None,
+        start=start_ns if o.brokers or o.source else None,
         max_bars=o.max_bars,
         stop_after_idle=o.stop_after_idle,
         assembler=stats.feed,

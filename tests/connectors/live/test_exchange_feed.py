@@ -129,3 +129,52 @@ def test_without_a_stream_rest_polling_gives_the_same_bars(server):
         want = expected(server, market, 107)
         assert np.array_equal(got.ts(symbol.replace("/", "-")), want["ts"])
         assert np.array_equal(got.column(symbol.replace("/", "-"), "close"), want["close"])
+
+
+def test_qmtl_feed_ccxt_lands_the_bars_in_the_catalog_and_on_kafka(
+    server, tmp_path, kafka, monkeypatch
+):
+    import json
+
+    from typer.testing import CliRunner
+
+    from connectors.data.catalog import Catalog
+    from qmtl.cli import app
+    from tests.conftest import consume_all
+
+    monkeypatch.setenv("QMTL_CCXT_URLS", json.dumps(server.urls()))
+    topic = f"bars-{time.time_ns()}"
+    args = [
+        "feed",
+        "ccxt:binance",
+        "--symbols",
+        "BTC/USDT,ETH/USDT",
+        "--interval",
+        "1m",
+        "--since",
+        "2024-01-01T00:01:00Z",
+        "--data",
+        str(tmp_path / "cat"),
+        "--brokers",
+        kafka.brokers,
+        "--topic",
+        topic,
+        "--max-bars",
+        "200",
+    ]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "200 bars of BTC-USDT, ETH-USDT" in res.output
+    cat = Catalog(tmp_path / "cat")
+    for market, symbol in MARKETS.items():
+        want = expected(server, market, 100)
+        got = cat.read(symbol.replace("/", "-"), "1m")
+        assert np.array_equal(got["ts"], want["ts"]) and np.array_equal(got["close"], want["close"])
+    assert len(consume_all(kafka.brokers, topic, 200)) == 200
+    # run again: it resumes after the catalog's last bar (nothing closed since: no bar)
+    server.tick(3)
+    again = CliRunner().invoke(app, [*args[:-2], "--max-bars", "6"])
+    assert again.exit_code == 0, again.output
+    assert len(cat.read("BTC-USDT", "1m")["ts"]) == 103
+    bad = CliRunner().invoke(app, ["feed", "ccxt:nosuch", "--symbols", "BTC/USDT"])
+    assert bad.exit_code != 0 and "ccxt has no exchange 'nosuch'" in bad.output
