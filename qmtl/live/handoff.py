@@ -196,10 +196,10 @@ def exchange_source(
     (:class:`connectors.live.exchange_feed.ExchangeBarFeed`); ``QMTL_CCXT_URLS`` (JSON)
     overrides the exchange's API URLs.
 
-    >>> exchange_source("questdb://h/t", ["A"], "1m", None, {})
+    >>> exchange_source("kafka://h/t", ["A"], "1m", None, {})
     Traceback (most recent call last):
     ...
-    qmtl.live.options.LiveError: --source questdb://h/t: use ccxt:EXCHANGE (e.g. ccxt:binance)
+    qmtl.live.options.LiveError: --source kafka://h/t: use ccxt:EXCHANGE (e.g. ccxt:binance) or questdb://...
     """
     import json
     import os
@@ -213,7 +213,8 @@ def exchange_source(
     from qmtl.core.intervals import interval_ns
 
     if not source.startswith("ccxt:"):
-        raise LiveError(f"--source {source}: use ccxt:EXCHANGE (e.g. ccxt:binance)")
+        raise LiveError(f"--source {source}: use ccxt:EXCHANGE (e.g. ccxt:binance) or "
+                        "questdb://...")
     step = interval_ns(interval)
     first = int(split) + 1 if split is not None else time.time_ns()
     starts = {market_name(s): ends[s] + step if s in ends else first for s in universe}
@@ -227,6 +228,35 @@ def exchange_source(
     def make(positions: dict[int, int] | None) -> Feed:
         return ExchangeBarFeed(lambda: ExchangeFeed(make_exchange(source, urls), list(starts),
                                                     interval, starts))
+
+    return make
+
+
+def questdb_source(
+    source: str, universe: list[str], interval: str, split: int | None, ends: dict[str, int]
+) -> MakeFeed:
+    """``--source questdb://...``: tail the table from the history's end (or ``split``,
+    else now), or from the position of a resumed run
+    (:class:`connectors.live.questdb_feed.QuestDBTail`).
+
+    >>> make = questdb_source("questdb://127.0.0.1:1/x", ["A"], "1m", 99, {})
+    >>> make(None).positions(), make({0: 500}).positions()
+    ({0: 99}, {0: 500})
+    """
+    from connectors.data.questdb import QuestDBReader
+    from connectors.live.questdb_feed import QuestDBTail, parse_source
+
+    try:
+        conninfo, table, page = parse_source(source)
+    except ValueError as exc:
+        raise LiveError(f"--source: {exc}") from None
+    after = int(split) if split is not None else (min(ends.values()) if ends else
+                                                   time.time_ns())
+
+    def make(positions: dict[int, int] | None) -> Feed:
+        start = (positions or {}).get(0, after)
+        return QuestDBTail(QuestDBReader(conninfo, table=table), interval, universe, start,
+                           page_rows=page)
 
     return make
 
@@ -259,6 +289,8 @@ def open_feed(
     >>> isinstance(dlq, LogSink)
     True
     """
+    if o.source and o.source.startswith("questdb://"):
+        return questdb_source(o.source, universe, interval, split, ends or {}), LogSink()
     if o.source:
         return exchange_source(o.source, universe, interval, split, ends or {}), LogSink()
     if o.brokers:
