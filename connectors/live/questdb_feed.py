@@ -26,6 +26,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import numpy as np
 from psycopg import sql
 
 from connectors.data.questdb import QuestDBError, QuestDBReader, _ident, _to_param, table_name
@@ -126,8 +127,6 @@ class QuestDBTail:
         return self._messages(rows)
 
     def _messages(self, rows: list[tuple[Any, ...]]) -> list[RawMessage]:
-        import numpy as np
-
         by: dict[str, list[tuple[Any, ...]]] = {}
         for r in rows:
             by.setdefault(str(r[0]), []).append(r)

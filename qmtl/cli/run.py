@@ -211,7 +211,8 @@ def run(
                                                rich_help_panel="Live")] = 1,
     source: Annotated[str | None, typer.Option(
         help="Live: read bars from an exchange directly, ccxt:EXCHANGE (e.g. ccxt:binance; "
-        "symbols BTC-USDT), instead of a Kafka topic.", rich_help_panel="Live")] = None,
+        "symbols BTC-USDT), or tail a QuestDB table, questdb://user:pass@host:8812/qdb"
+        "?table=bars_{interval}, instead of a Kafka topic.", rich_help_panel="Live")] = None,
     feed: Annotated[str, typer.Option(
         help="Live: what the topic carries: bars (of the strategy's interval, or finer with "
         "--feed-interval) or trades (aggregated into bars in the flow by event time).",

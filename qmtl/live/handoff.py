@@ -17,20 +17,31 @@ True
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from connectors.data.questdb import QuestDBReader
 from connectors.data.seamless import DataNotFound, SeamlessDataProvider
+from connectors.live.exchange_feed import (
+    ExchangeBarFeed,
+    ExchangeFeed,
+    make_exchange,
+    market_name,
+)
 from connectors.live.feeds import CatalogFeed, Feed, FeedError, ensure_topic
 from connectors.live.kafka_feed import KafkaFeed
 from connectors.live.kafka_io import JsonKafkaSink, topic_dlq
+from connectors.live.questdb_feed import QuestDBTail, parse_source
 from connectors.live.source import history_tail
 from dataflows.recovery import RecoveryDir
 from dataflows.replay import CallbackSink
 from qmtl.core.bars import Batch
+from qmtl.core.intervals import interval_ns
 from qmtl.core.times import format_ts
 from qmtl.live.options import LiveError, LiveOptions
 from qmtl.sources import last_bars
@@ -201,17 +212,6 @@ def exchange_source(
     ...
     qmtl.live.options.LiveError: --source kafka://h/t: use ccxt:EXCHANGE (e.g. ccxt:binance) or questdb://...
     """
-    import json
-    import os
-
-    from connectors.live.exchange_feed import (
-        ExchangeBarFeed,
-        ExchangeFeed,
-        make_exchange,
-        market_name,
-    )
-    from qmtl.core.intervals import interval_ns
-
     if not source.startswith("ccxt:"):
         raise LiveError(f"--source {source}: use ccxt:EXCHANGE (e.g. ccxt:binance) or "
                         "questdb://...")
@@ -243,9 +243,6 @@ def questdb_source(
     >>> make(None).positions(), make({0: 500}).positions()
     ({0: 99}, {0: 500})
     """
-    from connectors.data.questdb import QuestDBReader
-    from connectors.live.questdb_feed import QuestDBTail, parse_source
-
     try:
         conninfo, table, page = parse_source(source)
     except ValueError as exc:
