@@ -213,6 +213,10 @@ def run(
         help="Live: read bars from an exchange directly, ccxt:EXCHANGE (e.g. ccxt:binance; "
         "symbols BTC-USDT), or tail a QuestDB table, questdb://user:pass@host:8812/qdb"
         "?table=bars_{interval}, instead of a Kafka topic.", rich_help_panel="Live")] = None,
+    sink: Annotated[str | None, typer.Option(
+        help="Live: write the run's bars, returns and fills to QuestDB over ILP when it "
+        "ends: a questdb client conf, e.g. 'tcp::addr=host:9009;'.",
+        rich_help_panel="Live")] = None,
     feed: Annotated[str, typer.Option(
         help="Live: what the topic carries: bars (of the strategy's interval, or finer with "
         "--feed-interval) or trades (aggregated into bars in the flow by event time).",
@@ -277,7 +281,8 @@ def run(
             max_activation_age=max_activation_age, slippage_bps=slippage_bps, fee_bps=fee_bps,
             metrics_every=metrics_every, max_gap_bars=max_gap_bars, workers=workers,
             periods_per_year=periods_per_year, policy=policy, origin=origin,
-            metrics_port=metrics_port, metrics_host=metrics_host, source=source, feed=feed,
+            metrics_port=metrics_port, metrics_host=metrics_host, source=source, sink=sink,
+            feed=feed,
             feed_interval=feed_interval, lateness=lateness, late=late, empty=empty,
         )
         with errors_as_exit(debug):

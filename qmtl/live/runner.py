@@ -32,6 +32,7 @@ from connectors.data.seamless import SeamlessDataProvider
 from connectors.live.order_relay import OrderRelay
 from connectors.live.order_store import OrderStore, open_order_store
 from connectors.live.paper_broker import PaperBroker
+from connectors.live.questdb_sink import RunSink
 from connectors.live.source import LiveBarSource, LiveInput, LiveStats
 from connectors.live.world_link import (
     ActivationSubscriber,
@@ -45,6 +46,7 @@ from dataflows.gate import ActivationBook
 from dataflows.live_flow import OrderContext, build_live_flow
 from dataflows.recovery import RecoveryMismatch, recovery_config
 from qmtl.core.contracts import Fill, MetricsUpdate, OrderIntent
+from qmtl.core.errors import QmtlError
 from qmtl.core.intervals import interval_ns
 from qmtl.core.times import parse_time
 from qmtl.live.embedded_world import embedded_world
@@ -188,6 +190,19 @@ def _serve_metrics(o: LiveOptions, watch: LiveMetrics, stack: contextlib.ExitSta
             f"{o.metrics_host}:{o.metrics_port}: {exc}"
         ) from None
     log.info("metrics on http://%s:%d/metrics", o.metrics_host, watch.port)
+
+
+def sink_run(conf: str, result: LiveResult) -> None:
+    """Write the run's bars, returns and fills to QuestDB over ILP (``--sink``)."""
+    sink = RunSink(conf)
+    try:
+        n = sink.write(result.strategy, result.run_id, result.bars, result.ts, result.returns,
+                       result.equity, result.fills)
+    except QmtlError as exc:
+        raise LiveError(f"--sink: {exc}") from None
+    finally:
+        sink.close()
+    log.info("wrote %s to QuestDB", ", ".join(f"{v} rows to {k}" for k, v in n.items()))
 
 
 def run_live(
@@ -384,7 +399,7 @@ def run_live(
             # volatility-scaled part is in the account's return, not in this figure)
             half_spread = spec.execution.spread_bps / 2.0
             paper = paper_account(fills, links.capital, ledger.marks, half_spread)
-        return LiveResult(
+        result = LiveResult(
             strategy=sid,
             run_id=run_id,
             mode=mode,
@@ -410,6 +425,9 @@ def run_live(
             held_by_cause=ledger.by_cause(),
             bars_before_active=ledger.before_active(),
         )
+    if o.sink:
+        sink_run(o.sink, result)
+    return result
 
 
 def _run_flow(flow: Dataflow, o: LiveOptions, recovery: RecoveryConfig | None) -> None:
