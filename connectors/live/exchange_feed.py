@@ -6,8 +6,9 @@ Per symbol the feed keeps the open time of the last bar it emitted. It first pag
 ``fetch_ohlcv`` from there up to the exchange's time (``fetch_time``; a bar counts as closed
 once its close is at or before it), then watches the kline stream: a candle is closed when a
 later one has appeared, and its values are ccxt's cached ones (the last update before it
-closed). A candle after a missing one (the stream was down while bars closed) sends the feed
-back to REST first. A network error (a dropped connection, a refused reconnect, a rate
+closed). A candle after a missing one (the stream was down while bars closed), or one not
+updated since the stream reconnected (its final value may have been lost with the old
+connection), sends the feed back to REST first. A network error (a dropped connection, a refused reconnect, a rate
 limit: ``ccxt.NetworkError`` and its subclasses) waits ``backoff`` seconds, doubling up to
 ``max_backoff``, then backfills and reconnects. REST calls are paced by ccxt's own rate
 limiter (``enableRateLimit``) and ``limit`` rows a page. Bars are stamped at their close
@@ -196,7 +197,12 @@ class ExchangeFeed:
 
     async def _watch(self, market: str, emit: Emit) -> None:
         """Closed candles from the stream until one follows a missing one."""
+        rows: list[list[Any]] = []
+        fresh: set[int] = set()  # candles updated on this connection (older ones may be stale)
         while not self.stopped.is_set():
+            # what the stream already delivered first (it may have come while REST ran)
+            if not self._closed_from(market, rows, fresh, emit):
+                return  # bars closed while the stream was away: REST first
             watch = asyncio.ensure_future(self.exchange.watch_ohlcv(market, self.interval))
             stop = asyncio.ensure_future(self.stopped.wait())
             done, _ = await asyncio.wait({watch, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -205,18 +211,27 @@ class ExchangeFeed:
                 return
             stop.cancel()
             rows = watch.result()
-            cache = (getattr(self.exchange, "ohlcvs", {}) or {}).get(market, {})
-            candles = list(cache.get(self.interval) or rows)  # the latest value of each
-            opens = sorted({int(r[0]) for r in candles})
-            newest = opens[-1]
-            closed = [o for o in opens if self.last_open[market] < o < newest]
-            if not closed:
-                continue
-            want = np.arange(self.last_open[market] + self.step_ms, newest, self.step_ms)
-            if not np.array_equal(np.array(closed), want):
-                return  # bars closed while the stream was away: REST first
-            by_open = {int(r[0]): r for r in candles}
-            self._emit(market, [by_open[o] for o in closed], emit)
+            fresh.update(int(r[0]) for r in rows)
+
+    def _closed_from(self, market: str, rows: list[list[Any]], fresh: set[int], emit: Emit) -> bool:
+        """Emit the candles a later one has closed (ccxt's cache holds the latest value of
+        each); False when one is missing before them, or was last updated on an earlier
+        connection (its final value may not have reached the cache): REST has them."""
+        cache = (getattr(self.exchange, "ohlcvs", {}) or {}).get(market, {})
+        candles = list(cache.get(self.interval) or rows)
+        if not candles:
+            return True
+        opens = sorted({int(r[0]) for r in candles})
+        newest = opens[-1]
+        closed = [o for o in opens if self.last_open[market] < o < newest]
+        if not closed:
+            return True
+        want = np.arange(self.last_open[market] + self.step_ms, newest, self.step_ms)
+        if not np.array_equal(np.array(closed), want) or not fresh.issuperset(closed):
+            return False
+        by_open = {int(r[0]): r for r in candles}
+        self._emit(market, [by_open[o] for o in closed], emit)
+        return True
 
 
 class ExchangeBarFeed:

@@ -11,7 +11,8 @@ The market is simulated: every symbol has a full history of 1m klines fixed in a
 the server's clock (``now_ms``) moves only when a test calls :meth:`BinanceServer.tick` (a bar
 closes: its final kline with ``x`` true, then the next bar's first update with ``x`` false).
 :meth:`BinanceServer.drop` closes every websocket (a dropped connection: ccxt reconnects);
-``refuse`` keeps new websocket connections out while set (the gap a feed must backfill). Every
+``refuse`` keeps new websocket connections out while set (the gap a feed must backfill);
+``rate_limited = N`` answers the next N klines requests with Binance's 429. Every
 request is counted per path (``hits``) so a test can check the feed's REST use. Documented
 from https://developers.binance.com/docs/binance-spot-api-docs (REST market data endpoints,
 web socket streams: kline/candlestick streams).
@@ -87,6 +88,7 @@ class BinanceServer:
         self.at = at  # index of the bar in progress: bars before it have closed
         self.hits: Counter[str] = Counter()
         self.refuse = False
+        self.rate_limited = 0  # the next N klines requests answer 429 (Binance's rate limit)
         self._sockets: list[tuple[web.WebSocketResponse, set[str]]] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -125,6 +127,17 @@ class BinanceServer:
 
     async def _klines(self, request: web.Request) -> web.Response:
         self.hits["klines"] += 1
+        if self.rate_limited > 0:
+            self.rate_limited -= 1
+            self.hits["klines_429"] += 1
+            return web.json_response(
+                {
+                    "code": -1003,
+                    "msg": "Too many requests; current limit "
+                    "of IP is 6000 request weight per 1 MINUTE.",
+                },
+                status=429,
+            )
         q = request.query
         rows = self.history.get(q.get("symbol", ""))
         if rows is None:

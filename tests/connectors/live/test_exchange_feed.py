@@ -116,15 +116,18 @@ def test_through_a_dropped_connection_and_a_gap_the_bars_equal_the_servers_histo
 
 
 def test_without_a_stream_rest_polling_gives_the_same_bars(server):
-    feed, _ = feed_on(server, websocket=False, poll_every=0.02)
+    """REST polling, through three answers of 429 (rate limited): backed off, then on."""
+    feed, made = feed_on(server, websocket=False, poll_every=0.02)
     got = Collected(feed)
     try:
         got.until(100)
+        server.rate_limited = 3
         server.tick(7)
         got.until(107)
     finally:
         feed.close()
-    assert server.hits["ws"] == 0
+    assert server.hits["ws"] == 0 and server.hits["klines_429"] == 3
+    assert made[0].reconnects >= 3
     for market, symbol in MARKETS.items():
         want = expected(server, market, 107)
         assert np.array_equal(got.ts(symbol.replace("/", "-")), want["ts"])
