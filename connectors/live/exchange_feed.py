@@ -8,10 +8,11 @@ once its close is at or before it), then watches the kline stream: a candle is c
 later one has appeared, and its values are ccxt's cached ones (the last update before it
 closed). A candle after a missing one (the stream was down while bars closed), or one not
 updated since the stream reconnected (its final value may have been lost with the old
-connection), sends the feed back to REST first. A network error (a dropped connection, a refused reconnect, a rate
-limit: ``ccxt.NetworkError`` and its subclasses) waits ``backoff`` seconds, doubling up to
-``max_backoff``, then backfills and reconnects. REST calls are paced by ccxt's own rate
-limiter (``enableRateLimit``) and ``limit`` rows a page. Bars are stamped at their close
+connection), sends the feed back to REST first. A network error (a dropped
+connection, a refused reconnect, a rate limit: ``ccxt.NetworkError`` and its subclasses)
+waits ``backoff`` seconds, doubling up to ``max_backoff``, then backfills and reconnects.
+REST calls are paced by ccxt's own rate limiter (``enableRateLimit``) and ``limit`` rows a
+page. Bars are stamped at their close
 (:func:`connectors.data.ccxt_origin.ohlcv_to_bars`).
 
 :class:`ExchangeBarFeed` runs it in a thread as a live run's :class:`~connectors.live.feeds.Feed`
