@@ -47,6 +47,16 @@ import numpy as np
 from dataflows.resample import _empty, _step, aggregate, bucket_ends
 from qmtl.core.bars import Batch
 
+
+def _frozen_empty() -> Batch:
+    out = _empty()
+    for v in out.values():
+        v.setflags(write=False)
+    return out
+
+
+NOTHING = _frozen_empty()
+"""No bars (read-only, shared: what most calls return)."""
 LATE_RULES = ("drop", "fold")
 EMPTY_RULES = ("skip", "carry")
 COUNTS = ("trades", "duplicates", "late_dropped", "late_folded", "empty_bars")
@@ -68,8 +78,12 @@ def _columns(trades: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def _order(ts: np.ndarray, ids: np.ndarray, price: np.ndarray, size: np.ndarray) -> np.ndarray:
-    """The canonical order of trades: by time, then id, price and size."""
-    keys = np.unique(ids.astype(str), return_inverse=True)[1] if len(ids) else ids
+    """The canonical order of trades: by time, then id, price and size (the ids, as text,
+    only sorted when two trades share a time)."""
+    by_time = np.argsort(ts, kind="stable")
+    if len(ts) < 2 or np.all(np.diff(ts[by_time]) > 0):
+        return by_time
+    keys = np.unique(ids.astype(str), return_inverse=True)[1]
     return np.lexsort((size, price, keys, ts))
 
 
@@ -246,10 +260,10 @@ class TradeBars:
     def _close(self) -> Batch:
         w = self.watermark
         if w is None or (not self._rows and self.empty == "skip"):
-            return _empty()
-        upto = int(bucket_ends(np.array([w]), self.step, self.offset)[0]) - self.step
+            return NOTHING
+        upto = -(-(w - self.offset) // self.step) * self.step + self.offset - self.step
         if self._closed is not None and upto <= self._closed:
-            return _empty()
+            return NOTHING
         if not self._rows:
             self._rows = [(np.empty(0, np.int64), np.empty(0), np.empty(0), np.empty(0, object))]
         ts, price, size, ids = (np.concatenate(c) for c in zip(*self._rows, strict=True))
