@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -128,3 +128,44 @@ def publish_bars(
             f"{failed} of {sent} bars were not acknowledged by {brokers} ({first_error[0]})"
         )
     return acked
+
+
+def publish_messages(
+    brokers: str,
+    topic: str,
+    messages: Iterable[tuple[str, bytes]],
+    timeout: float = 10.0,
+) -> int:
+    """Publish ``(key, value)`` messages in order (e.g. trades from
+    :mod:`connectors.live.trade_codec`); return how many were acknowledged
+    (:class:`FeedError` if any was not).
+
+    >>> publish_messages("127.0.0.1:1", "trades", [], timeout=0.2)
+    Traceback (most recent call last):
+    ...
+    connectors.live.feeds.FeedError: cannot reach Kafka at 127.0.0.1:1: ...
+    """
+    from confluent_kafka import Producer
+
+    ensure_topic(brokers, topic, timeout)
+    producer = Producer({**kafka_config(brokers, timeout), "linger.ms": 2, "acks": "all"})
+    counts = {"acked": 0, "failed": 0}
+    errors: list[str] = []
+
+    def delivered(err: Any, _msg: Any) -> None:
+        counts["failed" if err is not None else "acked"] += 1
+        if err is not None and not errors:
+            errors.append(str(err))
+
+    sent = 0
+    for key, value in messages:
+        producer.produce(topic, key=key.encode(), value=value, on_delivery=delivered)
+        sent += 1
+        if sent % 10_000 == 0:
+            producer.flush(30.0)
+        producer.poll(0)
+    producer.flush(30.0)
+    if counts["failed"]:
+        raise FeedError(f"{counts['failed']} of {sent} messages were not acknowledged by "
+                        f"{brokers} ({errors[0]})")
+    return counts["acked"]

@@ -72,6 +72,7 @@ class LiveStats:
     first_message: float | None = None
     finished: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    feed: Any = None  # the FeedAssembler, whose counts() tell late and repeated trades
 
     @property
     def rate(self) -> float | None:
@@ -112,6 +113,9 @@ class LiveInput:
     stop_after_idle: float | None = None
     poll_max: int = 10_000
     poll_timeout: float = 0.05
+    assembler: Any = None
+    """A :class:`connectors.live.assembler.FeedAssembler` when the feed carries trades or
+    finer bars (None: bars of the interval)."""
 
 
 class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
@@ -130,6 +134,10 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
         self.universe = set(spec.symbols)
         self.state = SourceState.restore(resume, spec.history_end)
         stats.live_bars = self.state.live_bars
+        self.assembler = spec.assembler if spec.assembler is not None and (
+            spec.assembler.active) else None
+        if self.assembler is not None:
+            self.assembler.restore((resume or {}).get("assembler", {}))
         self._warmup = list(aligned_batches(spec.history, 10_000, sorted(spec.history)))
         self._done = False
         self._idle_since = time.monotonic()
@@ -155,7 +163,10 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
     def snapshot(self) -> dict[str, Any]:
         positions = self.feed.positions()
         self.feed.commit(positions)
-        return self.state.snapshot(positions)
+        snap = self.state.snapshot(positions)
+        if self.assembler is not None:  # trades or finer bars not yet in a closed bar
+            snap["assembler"] = self.assembler.state()
+        return snap
 
     def close(self) -> None:
         self.feed.close()
@@ -212,9 +223,12 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
         )
 
     def _decode(self, msg: RawMessage, items: list[Item]) -> list[tuple[str, Batch]]:
+        a = self.assembler
         if msg.bars is not None:
-            return msg.bars
+            return msg.bars if a is None or a.kind == "trades" else a.bars(msg.bars)
         try:
+            if a is not None:
+                return a.decode(msg.key, msg.value)
             return decode_message(msg.key, msg.value)
         except BadMessage as exc:
             self._dead(msg, str(exc), items)
@@ -272,12 +286,16 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
             out.append(good)
         return out
 
+    def _calendar(self, symbol: str) -> Calendar:
+        """The calendar ``symbol``'s gaps are judged on (24/7 unless one is given)."""
+        return self.spec.calendars.get(symbol) or Calendar.parse("24/7")
+
     def _missing(self, symbol: str, end: int, first: int) -> int:
         """Bars the symbol's calendar expects strictly between ``end`` and ``first`` (a
         weekday market skips weekends; 24/7 by default)."""
-        calendar = self.spec.calendars.get(symbol) or Calendar.parse("24/7")
         interval = f"{self.spec.interval_ns // 10**9}s"
-        gaps = find_gaps(np.array([end, first], dtype=np.int64), interval, calendar)
+        gaps = find_gaps(np.array([end, first], dtype=np.int64), interval,
+                         self._calendar(symbol))
         return sum(g.count for g in gaps)
 
     def _fill_gap(self, symbol: str, first: int) -> list[Batch]:
@@ -308,8 +326,11 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
             raise HandOffGap(
                 f"{symbol}: gap between history and the live feed: the last bar before it is "
                 f"at {format_ts(end)}, the first live bar at {format_ts(first)} "
-                f"({missing} bars of {step // 10**9}s missing); backfill the catalog "
-                "(qmtl data backfill) or allow it with --max-gap-bars"
+                f"({missing} bars of {step // 10**9}s missing on the "
+                f"{self._calendar(symbol).describe()} calendar); backfill the catalog "
+                "(qmtl data backfill), or, when the market was closed, name its calendar "
+                "(--calendar XNYS, fx, crypto; as qmtl data check), or allow it with "
+                "--max-gap-bars"
             )
         return [filled] if filled is not None and len(filled["ts"]) else []
 

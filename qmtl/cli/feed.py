@@ -1,4 +1,5 @@
-"""``qmtl feed replay``: publish catalog bars to a Kafka topic (for demos and tests).
+"""``qmtl feed replay``: publish catalog bars to a Kafka topic (for demos and tests);
+``qmtl feed ccxt:EXCHANGE``: an exchange's closed bars to the catalog and a Kafka topic.
 
 >>> from typer.testing import CliRunner
 >>> CliRunner().invoke(feed_app, ["--help"]).exit_code
@@ -7,11 +8,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import click
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from typer.core import TyperGroup
 
 from connectors.data.catalog import Catalog, default_data_dir
 from connectors.live.feeds import CatalogFeed, FeedError, Speed
@@ -19,7 +25,20 @@ from connectors.live.kafka_io import publish_bars
 from qmtl.cli.common import console, err_console, fail
 from qmtl.core.times import parse_time
 
-feed_app = typer.Typer(help="Publish bars to a Kafka topic.", no_args_is_help=True)
+
+class _FeedGroup(TyperGroup):
+    """``qmtl feed ccxt:binance ...`` is ``qmtl feed ccxt binance ...``."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        if args and args[0].startswith("ccxt:"):
+            args = ["ccxt", args[0].removeprefix("ccxt:"), *args[1:]]
+        return super().resolve_command(ctx, args)
+
+
+feed_app = typer.Typer(help="Publish bars to a Kafka topic.", no_args_is_help=True,
+                       cls=_FeedGroup)
+URLS_ENV = "QMTL_CCXT_URLS"
+"""JSON merged into the ccxt exchange's ``urls['api']`` (a proxy, or a local test server)."""
 
 
 @feed_app.command("replay")
@@ -77,3 +96,106 @@ def replay(
     console.print(
         f"published {n} bars of {', '.join(names)} to {topic} on {brokers}", highlight=False
     )
+
+
+def _starts(catalog: Catalog, symbols: list[str], interval: str, since: int) -> dict[str, int]:
+    """Where each symbol's feed starts: after its last catalog bar, else at ``since``."""
+    from qmtl.core.intervals import interval_ns
+
+    out = {}
+    for s in symbols:
+        cov = catalog.coverage(s, interval)
+        out[s] = since if cov is None else catalog.read(s, interval)["ts"][-1] + interval_ns(
+            interval)
+    return out
+
+
+@feed_app.command("ccxt")
+def ccxt_feed(
+    exchange: Annotated[str, typer.Argument(help="The ccxt exchange id (qmtl feed ccxt:ID).")],
+    symbols: Annotated[str, typer.Option(help="Comma-separated markets, e.g. BTC/USDT,ETH/USDT "
+                                         "(BTC-USDT in the catalog and as the Kafka key).")],
+    interval: Annotated[str, typer.Option(help="Bar interval.")] = "1m",
+    brokers: Annotated[str | None, typer.Option(
+        envvar="QMTL_BROKERS", help="Kafka host:port (default: the catalog only).")] = None,
+    topic: Annotated[str, typer.Option(help="Topic to publish to.")] = "bars",
+    since: Annotated[str | None, typer.Option(
+        help="First bar time (ISO) of a symbol the catalog lacks (default: now).")] = None,
+    websocket: Annotated[bool, typer.Option(
+        help="Use the exchange's websocket (ccxt.pro watch_ohlcv) where it has one; "
+        "--no-websocket polls REST.")] = True,
+    max_bars: Annotated[int | None, typer.Option(help="Stop after N bars.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Catalog folder ($QMTL_DATA).")] = None,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
+) -> None:
+    """Closed bars of an exchange's markets, from where the catalog ends: REST backfill,
+    then the websocket (REST polling without one), the missed bars backfilled after every
+    reconnect; each bar lands in the catalog and, with --brokers, on the topic."""
+    from connectors.live.bar_codec import encode_bar
+    from connectors.live.exchange_feed import (
+        ExchangeBarFeed,
+        ExchangeFeed,
+        make_exchange,
+        market_name,
+        qmtl_symbol,
+    )
+    from qmtl.core.bars import concat_batches
+
+    try:
+        markets = [market_name(s.strip()) for s in symbols.split(",") if s.strip()]
+        if not markets:
+            raise ValueError("--symbols: name at least one market, e.g. BTC/USDT")
+        if max_bars is not None and max_bars < 1:
+            raise ValueError(f"--max-bars must be >= 1, got {max_bars}")
+        urls = json.loads(os.environ[URLS_ENV]) if os.environ.get(URLS_ENV) else None
+        catalog = Catalog(data or default_data_dir())
+        names = [qmtl_symbol(m) for m in markets]
+        first = parse_time(since) if since else time.time_ns()
+        starts = _starts(catalog, names, interval, first)
+        make_exchange(exchange)  # a clear error for an unknown exchange, before the thread
+        producer = None
+        if brokers:
+            from confluent_kafka import Producer
+
+            from connectors.live.feeds import ensure_topic, kafka_config
+
+            ensure_topic(brokers, topic)
+            producer = Producer({**kafka_config(brokers, 10.0), "acks": "all"})
+
+        def make() -> ExchangeFeed:
+            ex = make_exchange(exchange, urls)
+            return ExchangeFeed(ex, markets, interval,
+                                {m: starts[qmtl_symbol(m)] for m in markets},
+                                websocket=None if websocket else False)
+
+        feed = ExchangeBarFeed(make)
+        n = 0
+        try:
+            while max_bars is None or n < max_bars:
+                room = 1000 if max_bars is None else max_bars - n
+                got: dict[str, list[Any]] = {}
+                for msg in feed.poll(room, 0.5)[:room]:
+                    ((symbol, bar),) = msg.bars or []
+                    got.setdefault(symbol, []).append(bar)
+                    if producer is not None:
+                        row = {k: v[0] for k, v in bar.items()}
+                        producer.produce(topic, key=symbol.encode(), value=encode_bar(row))
+                        producer.poll(0)
+                    n += 1
+                for symbol, parts in got.items():  # one catalog write per symbol and poll
+                    catalog.write(symbol, interval, concat_batches(parts))
+                if feed.status():
+                    raise RuntimeError(f"ccxt:{exchange}: {feed.status()}")
+        except KeyboardInterrupt:
+            pass
+        finally:
+            feed.close()
+            if producer is not None:
+                producer.flush(30.0)
+    except (ValueError, LookupError, FeedError, RuntimeError, ImportError) as exc:
+        if debug:
+            raise
+        raise fail(str(exc)) from None
+    where = f" and {topic} on {brokers}" if brokers else ""
+    console.print(f"{n} bars of {', '.join(names)} to catalog {catalog.root}{where}",
+                  highlight=False)

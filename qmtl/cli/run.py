@@ -120,6 +120,15 @@ def _set_execution(strategy: Any, execution: str | None) -> None:
         strategy.execution_settings()
 
 
+def _set_calendar(strategy: Any, calendar: str | None) -> None:
+    """Apply ``--calendar`` to the strategy (checked: an unknown calendar is an error)."""
+    if calendar is not None:
+        from qmtl.runner import strategy_calendar
+
+        strategy.calendar = calendar
+        strategy_calendar(strategy)
+
+
 def run(
     target: MaybeTargetArg = None,
     mode: Annotated[str, typer.Option(help="backtest (replay history) or live.")] = "backtest",
@@ -136,6 +145,10 @@ def run(
     batch_size: Annotated[int, typer.Option(help="Bars per replay batch.")] = 10_000,
     workers: Annotated[int, typer.Option(help="Bytewax workers.")] = 1,
     periods_per_year: Annotated[float | None, typer.Option(help="Annualization override.")] = None,
+    calendar: Annotated[str | None, typer.Option(
+        help="The symbols' trading calendar (XNYS, fx, crypto, weekdays, ...; as qmtl data "
+        "check): periods per year from it, and a live hand-off does not count a closed "
+        "market as missing bars; default: the strategy's.")] = None,
     on_bad_bars: Annotated[str, typer.Option(help="raise or drop.")] = "raise",
     execution: Annotated[str | None, typer.Option(
         help="When weights trade: close (the signal bar's close) or next_open (the next "
@@ -197,6 +210,31 @@ def run(
                                              rich_help_panel="Live")] = "fills",
     metrics_every: Annotated[int, typer.Option(help="Live: bars between MetricsUpdates.",
                                                rich_help_panel="Live")] = 1,
+    source: Annotated[str | None, typer.Option(
+        help="Live: read bars from an exchange directly, ccxt:EXCHANGE (e.g. ccxt:binance; "
+        "symbols BTC-USDT), or tail a QuestDB table, questdb://user:pass@host:8812/qdb"
+        "?table=bars_{interval}, instead of a Kafka topic.", rich_help_panel="Live")] = None,
+    sink: Annotated[str | None, typer.Option(
+        help="Live: write the run's bars, returns and fills to QuestDB over ILP when it "
+        "ends: a questdb client conf, e.g. 'tcp::addr=host:9009;'.",
+        rich_help_panel="Live")] = None,
+    feed: Annotated[str, typer.Option(
+        help="Live: what the topic carries: bars (of the strategy's interval, or finer with "
+        "--feed-interval) or trades (aggregated into bars in the flow by event time).",
+        rich_help_panel="Live")] = "bars",
+    feed_interval: Annotated[str | None, typer.Option(
+        help="Live: the feed's bars are of this finer interval (e.g. 1m for a 1h strategy): "
+        "resampled in the flow as the catalog resamples.", rich_help_panel="Live")] = None,
+    lateness: Annotated[float, typer.Option(
+        help="Live, --feed trades: seconds a trade may lag the latest one and still count in "
+        "its bar (a bar closes when the latest trade is this far past its end).",
+        rich_help_panel="Live")] = 0.0,
+    late: Annotated[str, typer.Option(
+        help="Live, --feed trades: a later trade is dropped or folded into the next open bar "
+        "(counted and logged either way).", rich_help_panel="Live")] = "drop",
+    empty: Annotated[str, typer.Option(
+        help="Live, --feed trades: an interval without trades gives no bar (skip) or a bar "
+        "at the previous close with volume 0 (carry).", rich_help_panel="Live")] = "skip",
     max_gap_bars: Annotated[int, typer.Option(
         help="Live: bars that may be missing between history and the first live bar.",
         rich_help_panel="Live")] = 0,
@@ -244,13 +282,16 @@ def run(
             max_activation_age=max_activation_age, slippage_bps=slippage_bps, fee_bps=fee_bps,
             metrics_every=metrics_every, max_gap_bars=max_gap_bars, workers=workers,
             periods_per_year=periods_per_year, policy=policy, origin=origin,
-            metrics_port=metrics_port, metrics_host=metrics_host,
+            metrics_port=metrics_port, metrics_host=metrics_host, source=source, sink=sink,
+            feed=feed,
+            feed_interval=feed_interval, lateness=lateness, late=late, empty=empty,
         )
         with errors_as_exit(debug):
             strategy, universe = load_any(target, param, symbols, alpha, spec, interval,
                                           neutralize, groups)
             options.symbols = universe
             _set_execution(strategy, execution)
+            _set_calendar(strategy, calendar)
             run_live_command(strategy, options, debug)
         return
     if on_bad_bars not in ("raise", "drop"):
@@ -259,6 +300,7 @@ def run(
         strategy, universe = load_any(target, param, symbols, alpha, spec, interval,
                                       neutralize, groups)
         _set_execution(strategy, execution)
+        _set_calendar(strategy, calendar)
         with progress_bar() as progress:
             provider = make_provider(data, origin, None, progress)
             task = progress.add_task("replay", total=None)

@@ -17,20 +17,31 @@ True
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from connectors.data.questdb import QuestDBReader
 from connectors.data.seamless import DataNotFound, SeamlessDataProvider
+from connectors.live.exchange_feed import (
+    ExchangeBarFeed,
+    ExchangeFeed,
+    make_exchange,
+    market_name,
+)
 from connectors.live.feeds import CatalogFeed, Feed, FeedError, ensure_topic
 from connectors.live.kafka_feed import KafkaFeed
 from connectors.live.kafka_io import JsonKafkaSink, topic_dlq
+from connectors.live.questdb_feed import QuestDBTail, parse_source
 from connectors.live.source import history_tail
 from dataflows.recovery import RecoveryDir
 from dataflows.replay import CallbackSink
 from qmtl.core.bars import Batch
+from qmtl.core.intervals import interval_ns
 from qmtl.core.times import format_ts
 from qmtl.live.options import LiveError, LiveOptions
 from qmtl.sources import last_bars
@@ -177,7 +188,7 @@ def hand_off(
         history = {k: history_tail(v, n_warm, before=ends[k]) for k, v in history.items()
                    if k in ends}
         return HandOff(history, ends, meta, resuming=True)
-    if o.brokers:  # history up to now, or up to --start (where the live bars begin)
+    if o.brokers or o.source:  # history up to now, or up to --start (where the live bars begin)
         split = start - 1 if start is not None else None
     else:
         split = embedded_split(data, universe, interval, n_warm, start)
@@ -186,6 +197,65 @@ def hand_off(
     if rdir is not None:
         rdir.write_meta(meta)
     return HandOff(history, ends, meta, resuming=False)
+
+
+def exchange_source(
+    source: str, universe: list[str], interval: str, split: int | None, ends: dict[str, int]
+) -> MakeFeed:
+    """``--source ccxt:EXCHANGE``: the exchange's closed bars of each symbol from the end
+    of its history (else from ``split``, else now), read in a thread
+    (:class:`connectors.live.exchange_feed.ExchangeBarFeed`); ``QMTL_CCXT_URLS`` (JSON)
+    overrides the exchange's API URLs.
+
+    >>> exchange_source("kafka://h/t", ["A"], "1m", None, {})
+    Traceback (most recent call last):
+    ...
+    qmtl.live.options.LiveError: --source kafka://h/t: use ccxt:EXCHANGE (e.g. ccxt:binance) or questdb://...
+    """
+    if not source.startswith("ccxt:"):
+        raise LiveError(f"--source {source}: use ccxt:EXCHANGE (e.g. ccxt:binance) or "
+                        "questdb://...")
+    step = interval_ns(interval)
+    first = int(split) + 1 if split is not None else time.time_ns()
+    starts = {market_name(s): ends[s] + step if s in ends else first for s in universe}
+    raw = os.environ.get("QMTL_CCXT_URLS")
+    urls = json.loads(raw) if raw else None
+    try:
+        make_exchange(source)
+    except (ValueError, ImportError) as exc:
+        raise LiveError(f"--source {source}: {exc}") from None
+
+    def make(positions: dict[int, int] | None) -> Feed:
+        return ExchangeBarFeed(lambda: ExchangeFeed(make_exchange(source, urls), list(starts),
+                                                    interval, starts))
+
+    return make
+
+
+def questdb_source(
+    source: str, universe: list[str], interval: str, split: int | None, ends: dict[str, int]
+) -> MakeFeed:
+    """``--source questdb://...``: tail the table from the history's end (or ``split``,
+    else now), or from the position of a resumed run
+    (:class:`connectors.live.questdb_feed.QuestDBTail`).
+
+    >>> make = questdb_source("questdb://127.0.0.1:1/x", ["A"], "1m", 99, {})
+    >>> make(None).positions(), make({0: 500}).positions()
+    ({0: 99}, {0: 500})
+    """
+    try:
+        conninfo, table, page = parse_source(source)
+    except ValueError as exc:
+        raise LiveError(f"--source: {exc}") from None
+    after = int(split) if split is not None else (min(ends.values()) if ends else
+                                                   time.time_ns())
+
+    def make(positions: dict[int, int] | None) -> Feed:
+        start = (positions or {}).get(0, after)
+        return QuestDBTail(QuestDBReader(conninfo, table=table), interval, universe, start,
+                           page_rows=page)
+
+    return make
 
 
 class LogSink(CallbackSink):
@@ -206,6 +276,7 @@ def open_feed(
     split: int | None,
     end: int | None,
     group: str,
+    ends: dict[str, int] | None = None,
 ) -> tuple[MakeFeed, Any]:
     """How the live source opens its feed (at resumed positions), and the dead-letter sink:
     the Kafka topic and ``<topic>.dlq``, or the catalog replayed in process from ``split``
@@ -215,6 +286,10 @@ def open_feed(
     >>> isinstance(dlq, LogSink)
     True
     """
+    if o.source and o.source.startswith("questdb://"):
+        return questdb_source(o.source, universe, interval, split, ends or {}), LogSink()
+    if o.source:
+        return exchange_source(o.source, universe, interval, split, ends or {}), LogSink()
     if o.brokers:
         brokers = o.brokers
         try:

@@ -74,6 +74,13 @@ class LiveOptions:
     fetch_wait_ms: int = 5
     metrics_port: int | None = None  # serve the run's Prometheus metrics (0: any free port)
     metrics_host: str = "127.0.0.1"
+    sink: str | None = None  # an ILP conf: the run's bars, returns and fills into QuestDB
+    source: str | None = None  # ccxt:EXCHANGE: bars from the exchange itself, not a topic
+    feed: str = "bars"  # what the topic carries: bars, or trades aggregated in the flow
+    feed_interval: str | None = None  # bars finer than the strategy's, resampled in the flow
+    lateness: float = 0.0  # trades: seconds a trade may lag the latest and count in its bar
+    late: str = "drop"  # trades later than that: drop or fold (counted either way)
+    empty: str = "skip"  # trades: an interval without a trade gives no bar, or carries
 
 
 @dataclass

@@ -28,11 +28,11 @@ from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig
 from bytewax.testing import cluster_main, run_main
 
-from connectors.data.quality import Calendar
 from connectors.data.seamless import SeamlessDataProvider
 from connectors.live.order_relay import OrderRelay
 from connectors.live.order_store import OrderStore, open_order_store
 from connectors.live.paper_broker import PaperBroker
+from connectors.live.questdb_sink import RunSink
 from connectors.live.source import LiveBarSource, LiveInput, LiveStats
 from connectors.live.world_link import (
     ActivationSubscriber,
@@ -46,6 +46,7 @@ from dataflows.gate import ActivationBook
 from dataflows.live_flow import OrderContext, build_live_flow
 from dataflows.recovery import RecoveryMismatch, recovery_config
 from qmtl.core.contracts import Fill, MetricsUpdate, OrderIntent
+from qmtl.core.errors import QmtlError
 from qmtl.core.intervals import interval_ns
 from qmtl.core.times import parse_time
 from qmtl.live.embedded_world import embedded_world
@@ -53,7 +54,14 @@ from qmtl.live.handoff import gap_filler, hand_off, open_feed
 from qmtl.live.metrics import LiveMetrics
 from qmtl.live.options import LiveError, LiveOptions, LiveResult
 from qmtl.live.report import GateLedger, RunReport, paper_account
-from qmtl.live.start import _check, first_live, warmup_bars, world_refused
+from qmtl.live.start import (
+    _check,
+    feed_assembler,
+    feed_calendars,
+    first_live,
+    warmup_bars,
+    world_refused,
+)
 from qmtl.runner import make_strategy, to_spec
 from qmtl.strategy import Strategy, default_strategy_id
 
@@ -184,6 +192,19 @@ def _serve_metrics(o: LiveOptions, watch: LiveMetrics, stack: contextlib.ExitSta
     log.info("metrics on http://%s:%d/metrics", o.metrics_host, watch.port)
 
 
+def sink_run(conf: str, result: LiveResult) -> None:
+    """Write the run's bars, returns and fills to QuestDB over ILP (``--sink``)."""
+    sink = RunSink(conf)
+    try:
+        n = sink.write(result.strategy, result.run_id, result.bars, result.ts, result.returns,
+                       result.equity, result.fills)
+    except QmtlError as exc:
+        raise LiveError(f"--sink: {exc}") from None
+    finally:
+        sink.close()
+    log.info("wrote %s to QuestDB", ", ".join(f"{v} rows to {k}" for k, v in n.items()))
+
+
 def run_live(
     strategy: type[Strategy] | Strategy,
     options: LiveOptions,
@@ -232,7 +253,8 @@ def run_live(
     start_ns = parse_time(o.start) if isinstance(o.start, str) else o.start
     end_ns = parse_time(o.end) if isinstance(o.end, str) else o.end
 
-    source_name = f"kafka:{o.brokers}/{o.topic}" if o.brokers else f"catalog:{data.catalog.root}"
+    source_name = o.source or (
+        f"kafka:{o.brokers}/{o.topic}" if o.brokers else f"catalog:{data.catalog.root}")
     fresh = {
         "run_id": uuid.uuid4().hex[:12],
         "strategy": sid,
@@ -257,10 +279,12 @@ def run_live(
         meta.get("split"),
         end_ns,
         group=o.group or f"qmtl-{o.world}-{sid}",
+        ends=start.ends,
     )
 
     control = RunControl()
     stats = LiveStats()
+    stats.feed = feed_assembler(o, s.interval)
     spec_in = LiveInput(
         symbols=feed_symbols,
         interval_ns=interval_ns(s.interval),
@@ -268,10 +292,11 @@ def run_live(
         history_end=start.ends,
         fill_gap=gap_filler(data, s.interval),
         max_gap_bars=o.max_gap_bars,
-        calendars={k: Calendar().resolve(v["ts"]) for k, v in start.history.items()},
-        start=start_ns if o.brokers else None,
+        calendars=feed_calendars(spec.calendar, start.history),
+        start=start_ns if o.brokers or o.source else None,
         max_bars=o.max_bars,
         stop_after_idle=o.stop_after_idle,
+        assembler=stats.feed,
     )
     source = LiveBarSource(make_feed, spec_in, control, stats)
 
@@ -374,7 +399,7 @@ def run_live(
             # volatility-scaled part is in the account's return, not in this figure)
             half_spread = spec.execution.spread_bps / 2.0
             paper = paper_account(fills, links.capital, ledger.marks, half_spread)
-        return LiveResult(
+        result = LiveResult(
             strategy=sid,
             run_id=run_id,
             mode=mode,
@@ -400,6 +425,9 @@ def run_live(
             held_by_cause=ledger.by_cause(),
             bars_before_active=ledger.before_active(),
         )
+    if o.sink:
+        sink_run(o.sink, result)
+    return result
 
 
 def _run_flow(flow: Dataflow, o: LiveOptions, recovery: RecoveryConfig | None) -> None:

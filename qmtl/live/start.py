@@ -7,6 +7,10 @@ live bar, the checks of its options, and what a world's refusal tells the user t
 
 from __future__ import annotations
 
+from typing import Any
+
+from connectors.data.calendars import Calendar
+from connectors.live.assembler import FeedAssembler
 from connectors.live.world_link import WorldUnavailable
 from qmtl.live.options import LiveError, LiveOptions
 
@@ -36,6 +40,51 @@ def first_live(split: int | None, ends: dict[str, int]) -> int | None:
     if split is not None:
         return int(split) + 1
     return max(ends.values()) + 1 if ends else None
+
+
+def feed_calendars(calendar: Calendar | None, history: dict[str, Any]) -> dict[str, Calendar]:
+    """The calendar each symbol's hand-off gap is judged on, by the rule ``qmtl data check``
+    uses (:func:`connectors.data.quality.find_gaps`): the strategy's calendar when it names
+    one (``calendar = "XNYS"`` or ``--calendar XNYS``: a market holiday is no gap), else
+    ``auto`` resolved on the symbol's history (weekdays when it has no weekend bar).
+
+    >>> import numpy as np
+    >>> day = 86_400 * 10**9
+    >>> weekdays = {"A": {"ts": np.array([4, 5, 6, 7, 8, 11]) * day}}   # 1970-01-05 a Monday
+    >>> feed_calendars(None, weekdays)["A"].describe()
+    'weekdays (inferred)'
+    >>> feed_calendars(Calendar.parse("XNYS"), weekdays)["A"].kind
+    'XNYS'
+    """
+    if calendar is not None:
+        return {k: calendar for k in history}
+    return {k: Calendar().resolve(v["ts"]) for k, v in history.items()}
+
+
+def feed_assembler(o: LiveOptions, interval: str) -> FeedAssembler:
+    """How the feed's messages become bars of the strategy's ``interval``: ``--feed trades``
+    (aggregated by event time with ``--lateness``, ``--late``, ``--empty``) or bars, finer
+    ones (``--feed-interval``) resampled.
+
+    >>> feed_assembler(LiveOptions(feed="trades", lateness=2.5), "1m").lateness
+    2500000000
+    >>> feed_assembler(LiveOptions(feed="ticks"), "1m")
+    Traceback (most recent call last):
+    ...
+    qmtl.live.options.LiveError: --feed: feed kind must be bars or trades, got 'ticks'
+    """
+    if o.feed == "trades" and o.feed_interval:
+        raise LiveError("--feed-interval is for a feed of bars: trades have no interval")
+    if not o.lateness >= 0:
+        raise LiveError(f"--lateness must be >= 0 seconds, got {o.lateness}")
+    try:
+        return FeedAssembler(interval, o.feed, o.feed_interval, round(o.lateness * 10**9),
+                             o.late, o.empty)
+    except ValueError as exc:
+        flag = "--feed-interval" if "resample" in str(exc) else (
+            "--late" if "late must" in str(exc) else "--empty" if "empty" in str(exc)
+            else "--feed")
+        raise LiveError(f"{flag}: {exc}") from None
 
 
 def world_refused(exc: WorldUnavailable, world: str, url: str) -> str:

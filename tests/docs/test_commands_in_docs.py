@@ -37,6 +37,8 @@ def check(tokens: list[str], commands: dict[str, set[str]]) -> str | None:
     """Why ``tokens`` is not a valid ``qmtl`` invocation, or None."""
     words = ["qmtl"]
     for token in tokens[1:]:
+        if words == ["qmtl", "feed"] and token.startswith("ccxt:"):  # qmtl feed ccxt:ID
+            token = "ccxt"
         if token.startswith("-") or " ".join([*words, token]) not in _prefixes(commands):
             break
         words.append(token)

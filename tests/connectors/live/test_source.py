@@ -164,3 +164,31 @@ def test_a_weekend_is_not_a_gap_for_a_weekday_market():
     with pytest.raises(HandOffGap, match="2 bars"):  # Monday and Tuesday missing: a gap
         source(msgs(("A", monday + 2)), history=hist, history_end={"A": weekdays[-1] * DAY},
                calendars=cal)._read()
+
+
+def test_a_market_holiday_is_not_a_gap_on_the_exchange_calendar():
+    """GOOG's history ends Friday 2011-12-30; Monday 2 January 2012 was an NYSE holiday, so
+    the first live bar, Tuesday 3 January, follows without a gap on the XNYS calendar (the
+    rule of `qmtl data check --calendar XNYS`); on weekdays alone it is one bar missing."""
+    from connectors.data.calendars import Calendar
+    from connectors.data.quality import check_bars
+    from qmtl.live.start import feed_calendars
+
+    d = np.datetime64("1970-01-01")
+    days = np.busday_offset("2011-11-01", np.arange(60), roll="forward")
+    days = days[days <= np.datetime64("2011-12-30")]
+    days = days[days != np.datetime64("2011-11-24")]  # Thanksgiving
+    hist = {"A": bars([int((x - d).astype(int)) for x in days])}
+    first = int((np.datetime64("2012-01-03") - d).astype(int))
+    end = int(hist["A"]["ts"][-1])
+    nyse = feed_calendars(Calendar.parse("XNYS"), hist)
+    part = source(msgs(("A", first)), history=hist, history_end={"A": end}, calendars=nyse)
+    assert bar_days(drain(part), "A")[-1] == first and part.stats.gap_filled == 0
+    together = {k: np.append(v, v[-1]) for k, v in hist["A"].items()}
+    together["ts"][-1] = first * DAY
+    assert not check_bars(together, "1d", Calendar.parse("XNYS"))  # data check agrees
+    assert check_bars(together, "1d")[0].kind == "gap"  # and on weekdays it is one
+    with pytest.raises(HandOffGap, match=r"1 bars of 86400s missing on the weekdays .*"
+                       r"name its calendar \(--calendar XNYS"):
+        source(msgs(("A", first)), history=hist, history_end={"A": end},
+               calendars=feed_calendars(None, hist))._read()

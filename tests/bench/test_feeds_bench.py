@@ -1,0 +1,16 @@
+"""bench/feeds.py runs (on a few thousand trades) and checks every path's bars against
+pandas', so the benchmark and its checks cannot rot."""
+
+from __future__ import annotations
+
+import json
+
+from bench.feeds import main
+
+
+def test_the_feeds_benchmark_runs_and_its_bars_agree(tmp_path):
+    out = tmp_path / "feeds.json"
+    main(["--trades", "3000", "--out", str(out)])  # SystemExit if any path's bars differ
+    doc = json.loads(out.read_text())
+    assert doc["trades"] == 3000 and len(doc["trades_per_s"]) == 5
+    assert doc["close_latency_us"]["bars"] >= 4
