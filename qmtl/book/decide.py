@@ -7,7 +7,8 @@ orders.
 
 A strategy the world does not list as active (or any strategy once the world is gone) never
 trades on its last target: its part is held (``inactive="hold"``) or brought to 0
-(``"flatten"``). What no strategy holds (``external``, adopted from the broker) is held.
+(``"flatten"``); one whose activation is not known now (``held``) is held whatever the
+policy. What no strategy holds (``external``, adopted from the broker) is held.
 
 >>> from qmtl.book.ledger import Ledger
 >>> led = Ledger("w", cash=1000.0, prices={"X": 10.0})
@@ -61,11 +62,11 @@ def _wanted(
         if sid in active
         for sym, w in tw.items()
     ]
-    fixed: dict[tuple[str, str], float] = {}
-    if policy.inactive == "hold":
-        fixed = {
-            (sid, sym): q for (sid, sym), q in led.strategy_pos.items() if sid not in active and q
-        }
+    fixed = {
+        (sid, sym): q
+        for (sid, sym), q in led.strategy_pos.items()
+        if q and sid not in active and (sid in led.held or policy.inactive == "hold")
+    }
     for sym, q in led.external.items():
         fixed[("", sym)] = q
     return targets, active, fixed

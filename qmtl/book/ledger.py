@@ -9,12 +9,14 @@ Events are plain dicts with a ``kind``:
   start or by ``qmtl world reconcile --adopt``); what no strategy holds is the account's
   own (``external``), which the book holds and never trades;
 - ``target``: a strategy's target weights (``strategy``, ``seq``, ``weights``, ``prices``);
-- ``weights``: the world's weights of its active strategies (``weights``; ``known``: False
-  when the world is gone or unknown);
+- ``weights``: the world's weights of its active strategies (``weights``), the strategies
+  whose activation is not known now (``held``: a lost connection, a stale or frozen world;
+  their parts are held as they are), ``known``: False when the world is gone or unknown;
 - ``order`` (an :class:`~qmtl.book.model.OrderRequest`'s fields, stored as ``new``),
   ``denied`` (the same, with ``reason``), ``status``, ``fill``;
 - ``state``: the trading state (``state``, ``reason``, ``who``);
-- ``mark``: prices (``prices``, ``ts``): equity, peak and each strategy's model P&L.
+- ``mark``: prices (``prices``, ``ts``): equity, peak and each strategy's model P&L;
+- ``note``: something said for the audit (a reconciliation, an unknown outcome), no change.
 
 >>> b = Ledger("w")
 >>> b.apply({"kind": "adopt", "cash": 1000.0, "positions": {}})
@@ -61,6 +63,7 @@ class Ledger:
     target_seq: dict[str, int] = field(default_factory=dict)
     weights: dict[str, float] = field(default_factory=dict)
     world_known: bool = True
+    held: set[str] = field(default_factory=set)
     prices: dict[str, float] = field(default_factory=dict)
     state: str = "ACTIVE"
     state_reason: str = ""
@@ -158,7 +161,10 @@ class Ledger:
             return "applied"
         if kind == "weights":
             self.weights = {s: float(w) for s, w in ev["weights"].items()}
+            self.held = set(ev.get("held", ()))
             self.world_known = bool(ev.get("known", True))
+            return "applied"
+        if kind == "note":
             return "applied"
         if kind == "mark":
             self._mark(ev["prices"], ev.get("ts", 0))

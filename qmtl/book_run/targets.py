@@ -1,0 +1,150 @@
+"""Where targets meet: every producer of a world's targets (a runner of many strategies, a
+single live run) publishes :class:`TargetUpdate` records to one Kafka topic, ``targets``,
+keyed by world, so a world's targets are in one partition in the order they were sent and
+its book reads them alone. A record is one strategy's target weights at one bar, with the
+bar's closes and the producer's seq (monotonic per strategy: the book drops a seq it has,
+so a replay after a restart changes nothing). A JSON-lines file of the same records serves
+too (:class:`FileTargets`: a test, a dry run).
+
+>>> u = TargetUpdate(world="w", strategy_id="s", seq=3, ts=10, weights={"BTC/USDT": 0.5},
+...                  prices={"BTC/USDT": 100.0})
+>>> TargetUpdate.model_validate_json(u.model_dump_json()) == u
+True
+>>> TargetUpdate(world="w", strategy_id="s", seq=1, ts=1, weights={"X": float("nan")},
+...              prices={})  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+pydantic_core._pydantic_core.ValidationError: 1 validation error for TargetUpdate
+...
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, field_validator
+
+from connectors.live.feeds import ensure_topic, kafka_config
+
+TOPIC = "targets"
+
+
+class TargetUpdate(BaseModel):
+    """One strategy's target weights at one bar (see the module docstring)."""
+
+    world: str
+    strategy_id: str
+    seq: int
+    ts: int
+    weights: dict[str, float]
+    prices: dict[str, float]
+
+    @field_validator("weights")
+    @classmethod
+    def _finite(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = sorted(s for s, w in v.items() if not math.isfinite(w))
+        if bad:
+            raise ValueError(f"weights must be finite; not for {', '.join(bad)}")
+        return v
+
+    @field_validator("prices")
+    @classmethod
+    def _positive(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = sorted(s for s, p in v.items() if not (math.isfinite(p) and p > 0))
+        if bad:
+            raise ValueError(f"prices must be finite and > 0; not for {', '.join(bad)}")
+        return v
+
+
+class FileTargets:
+    """Target updates of one world from a JSON-lines file, read as it grows.
+
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "t.jsonl")
+    >>> _ = open(p, "w").write('{"world":"w","strategy_id":"s","seq":1,"ts":1,'
+    ...                        '"weights":{"X":1.0},"prices":{"X":2.0}}\\n')
+    >>> [u.seq for u in FileTargets(p, "w").poll()]
+    [1]
+    """
+
+    def __init__(self, path: str | Path, world: str) -> None:
+        self.path, self.world, self._at = Path(path), world, 0
+
+    def poll(self) -> list[TargetUpdate]:
+        """The whole lines written since the last poll."""
+        if not self.path.exists():
+            return []
+        with self.path.open("rb") as f:
+            f.seek(self._at)
+            data = f.read()
+        end = data.rfind(b"\n") + 1
+        self._at += end
+        out = [
+            TargetUpdate.model_validate_json(line)
+            for line in data[:end].splitlines()
+            if line.strip()
+        ]
+        return [u for u in out if u.world == self.world]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class KafkaTargets:
+    """Target updates of one world from the ``targets`` topic (its key is the world). The
+    consumer group is the world's book, so a restarted book resumes where it committed;
+    offsets are committed after the updates were stored (:meth:`commit`)."""
+
+    def __init__(self, brokers: str, world: str, topic: str = TOPIC) -> None:
+        from confluent_kafka import Consumer
+
+        ensure_topic(brokers, topic)
+        self.world = world
+        self._c = Consumer(
+            {
+                **kafka_config(brokers, 10.0),
+                "group.id": f"qmtl-book-{world}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+        self._c.subscribe([topic])
+
+    def poll(self, timeout: float = 0.2) -> list[TargetUpdate]:
+        """The updates of this world that arrived (others' are skipped)."""
+        out = []
+        for msg in self._c.consume(500, timeout):
+            if msg.error() is not None or (msg.key() or b"").decode() != self.world:
+                continue
+            out.append(TargetUpdate.model_validate_json(msg.value()))
+        return out
+
+    def commit(self) -> None:
+        """Commit what was read (after it was stored)."""
+        try:
+            self._c.commit(asynchronous=False)
+        except Exception:  # nothing to commit yet
+            return
+
+    def close(self) -> None:
+        """Leave the group."""
+        self._c.close()
+
+
+def publish_targets(producer: Any, update: TargetUpdate, topic: str = TOPIC) -> None:
+    """Publish one update on a confluent-kafka ``producer``, keyed by its world."""
+    producer.produce(topic, key=update.world.encode(), value=update.model_dump_json().encode())
+
+
+def updates_of(lines: Iterator[str]) -> list[TargetUpdate]:
+    """Updates from JSON lines (blank lines skipped).
+
+    >>> updates_of(iter(['{"world":"w","strategy_id":"s","seq":1,"ts":1,"weights":{},'
+    ...                  '"prices":{}}', '']))[0].strategy_id
+    's'
+    """
+    return [TargetUpdate.model_validate(json.loads(x)) for x in lines if x.strip()]
