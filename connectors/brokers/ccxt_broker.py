@@ -33,6 +33,7 @@ SPOT_OPTIONS: dict[str, Any] = {
     "defaultType": "spot",
     "fetchMarkets": {"types": ["spot"]},
     "fetchCurrencies": False,
+    "fetchMargins": False,
     "warnOnFetchOpenOrdersWithoutSymbol": False,
 }
 """ccxt options of a spot account (markets of other kinds are not loaded)."""
