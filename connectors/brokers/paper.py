@@ -23,13 +23,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from connectors.brokers.base import Broker, BrokerError, Submitted
 from dataflows.execution import Execution, fee, fill_price
 from qmtl.book.model import BrokerOrder, FillEvent, Instrument, OrderRequest, OrderUpdate
+
+_REQ = ("client_id", "symbol", "qty", "ref_price", "type", "tif", "limit_price")
 
 
 class PaperBroker(Broker):
@@ -92,7 +93,7 @@ class PaperBroker(Broker):
                 reason=f"notional {req.notional:g} under the minimum {inst.min_notional:g}",
             )
         self.orders[req.client_id] = {
-            "req": asdict(req),
+            "req": {f: getattr(req, f) for f in _REQ},
             "filled": 0.0,
             "status": "accepted",
             "trades": 0,

@@ -73,6 +73,8 @@ class Ledger:
     adopted: bool = False
     external: dict[str, float] = field(default_factory=dict)
     last_denied: dict[str, tuple[float, str]] = field(default_factory=dict)
+    open_ids: dict[str, None] = field(default_factory=dict)  # open orders, in order
+    indexed: bool = False  # open_ids kept by apply (a ledger built by hand has none)
     anomalies: list[str] = field(default_factory=list)
 
     # -- reading ---------------------------------------------------------------------
@@ -92,10 +94,14 @@ class Ledger:
         {'X': 1.5}
         """
         out: dict[str, float] = {}
-        for o in self.orders.values():
-            if o.open:
-                out[o.symbol] = out.get(o.symbol, 0.0) + o.remaining
+        for o in self._open():
+            out[o.symbol] = out.get(o.symbol, 0.0) + o.remaining
         return out
+
+    def _open(self) -> list[Order]:
+        if not self.indexed:  # a ledger built by hand (doctests): look at every order
+            return [o for o in self.orders.values() if o.open]
+        return [self.orders[c] for c in self.open_ids]
 
     def strategy_open(self) -> dict[tuple[str, str], float]:
         """Each strategy's part of the open orders, by its share.
@@ -105,9 +111,9 @@ class Ledger:
         {('a', 'X'): 2.0}
         """
         out: dict[tuple[str, str], float] = {}
-        for o in self.orders.values():
+        for o in self._open():
             total = math.fsum(g for _, g in o.shares)
-            if o.open and total:
+            if total:
                 for s, g in o.shares:
                     k = (s, o.symbol)
                     out[k] = out.get(k, 0.0) + o.remaining * g / total
@@ -117,11 +123,7 @@ class Ledger:
         """Positions, open orders and cash, for :func:`~qmtl.book.reconcile.compare`."""
         return Snapshot(
             {s: q for s, q in self.positions.items() if q},
-            {
-                o.client_id: (o.symbol, o.remaining)
-                for o in self.orders.values()
-                if o.open and o.status != "new"
-            },
+            {o.client_id: (o.symbol, o.remaining) for o in self._open() if o.status != "new"},
             {self.currency: self.cash},
         )
 
@@ -136,6 +138,21 @@ class Ledger:
     # -- applying --------------------------------------------------------------------
     def apply(self, ev: dict[str, Any]) -> Outcome:
         """Apply one event; the outcome says whether it changed anything."""
+        if not self.indexed:
+            self.open_ids = {c: None for c, o in self.orders.items() if o.open}
+            self.indexed = True
+        out = self._apply(ev)
+        cid = ev.get("client_id")
+        if ev["kind"] == "adopt":
+            self.open_ids = {c: None for c, o in self.orders.items() if o.open}
+        elif cid is not None and cid in self.orders:
+            if self.orders[cid].open:
+                self.open_ids[cid] = None
+            else:
+                self.open_ids.pop(cid, None)
+        return out
+
+    def _apply(self, ev: dict[str, Any]) -> Outcome:
         kind = ev["kind"]
         if kind == "adopt":
             self.cash = float(ev["cash"])

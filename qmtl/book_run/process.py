@@ -116,11 +116,12 @@ class Loop:
                 if isinstance(svc.broker, PaperBroker):
                     for sym, p in u.prices.items():
                         svc.broker.on_bar(sym, u.ts, p, p)
-                svc.on_target(u.strategy_id, u.seq, u.weights, u.prices, u.ts)
+            batch = [svc.target_event(u.strategy_id, u.seq, u.weights, u.prices, u.ts)
+                     for u in ups]
             self._follow_world()
             svc.sync()
-            if ups:
-                svc.step(ts=max(u.ts for u in ups))
+            svc.step(ts=max((u.ts for u in ups), default=0),
+                     inputs=[e for e in batch if e is not None])
             commit = getattr(self.targets, "commit", None)
             if commit is not None:
                 commit()

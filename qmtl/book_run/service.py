@@ -95,6 +95,7 @@ class BookService:
         self.store, self.broker, self.cfg, self.clock = store, broker, config, clock
         self.led = Ledger(config.world, account=config.account, currency=config.currency)
         self._last = 0
+        self._mine: set[int] = set()
         self.refresh()
         limits = config.policy.limits
         self.rate = RateLimit(limits.max_orders, limits.window_s)
@@ -103,16 +104,23 @@ class BookService:
 
     # -- the ledger ------------------------------------------------------------------
     def refresh(self) -> None:
-        """Apply the events stored since the last refresh (the book's own and operators')."""
+        """Apply the events stored since the last refresh by others (an operator's halt,
+        resume or adoption); the book's own were applied when it stored them."""
         for e in self.store.events(self.cfg.world, after=self._last):
-            self.led.apply(e)
             self._last = e["_id"]
+            if e["_id"] in self._mine:
+                self._mine.discard(e["_id"])
+                continue
+            self.led.apply(e)
 
-    def record(self, events: Sequence[dict[str, Any]]) -> None:
-        """Store events (committed), then apply them."""
-        if events:
-            self.store.append(self.cfg.world, events)
-        self.refresh()
+    def record(self, events: Sequence[dict[str, Any]], applied: int = 0) -> None:
+        """Store events (committed), then apply them (the first ``applied`` were applied
+        already: a decision made on them, stored with them in one commit)."""
+        if not events:
+            return
+        self._mine.update(self.store.append(self.cfg.world, events))
+        for e in events[applied:]:
+            self.led.apply(e)
 
     # -- start and reconciliation --------------------------------------------------------
     def broker_snapshot(self) -> Snapshot:
@@ -137,6 +145,7 @@ class BookService:
         """Settle in-flight orders, reconcile, and start trading, or raise
         :class:`RefuseToTrade` (see the module docstring)."""
         self.trading = False
+        self.refresh()
         if self.cfg.symbols:
             self.instruments = self.broker.instruments(self.cfg.symbols)
         self.settle()
@@ -213,18 +222,18 @@ class BookService:
         self.sync()
 
     # -- running ---------------------------------------------------------------------
-    def on_target(
+    def target_event(
         self,
         strategy: str,
         seq: int,
         weights: dict[str, float],
         prices: dict[str, float],
         ts: int = 0,
-    ) -> None:
-        """Store a strategy's target weights (a seq at or below the last one is a replay
-        and is dropped)."""
+    ) -> dict[str, Any] | None:
+        """The event that stores a strategy's target weights, or None for a seq at or below
+        the last one stored (a replay)."""
         if seq <= self.led.target_seq.get(strategy, -1):
-            return
+            return None
         bad = [s for s, w in weights.items() if not math.isfinite(w)] + [
             s for s, p in prices.items() if not (math.isfinite(p) and p > 0)
         ]
@@ -233,18 +242,27 @@ class BookService:
                 f"target {seq} of {strategy}: not finite or not positive for "
                 f"{', '.join(sorted(bad))}"
             )
-        self.record(
-            [
-                {
-                    "kind": "target",
-                    "strategy": strategy,
-                    "seq": seq,
-                    "weights": weights,
-                    "prices": prices,
-                    "ts": ts,
-                }
-            ]
-        )
+        return {
+            "kind": "target",
+            "strategy": strategy,
+            "seq": seq,
+            "weights": weights,
+            "prices": prices,
+            "ts": ts,
+        }
+
+    def on_target(
+        self,
+        strategy: str,
+        seq: int,
+        weights: dict[str, float],
+        prices: dict[str, float],
+        ts: int = 0,
+    ) -> None:
+        """Store a strategy's target weights (a replayed seq is dropped)."""
+        ev = self.target_event(strategy, seq, weights, prices, ts)
+        if ev is not None:
+            self.record([ev])
 
     def on_prices(self, prices: dict[str, float], ts: int) -> None:
         """Store new prices (the last bar's closes)."""
@@ -262,15 +280,23 @@ class BookService:
         """HALTED by an operator (audited)."""
         self.record([{"kind": "state", "state": "HALTED", "reason": reason, "who": who}])
 
-    def step(self, now: float | None = None, ts: int = 0) -> list[dict[str, Any]]:
-        """Decide, store, send; returns the order events sent. Does nothing before a
-        successful :meth:`start`."""
+    def step(
+        self, now: float | None = None, ts: int = 0, inputs: Sequence[dict[str, Any]] = ()
+    ) -> list[dict[str, Any]]:
+        """Decide, store, send; returns the order events sent. ``inputs`` (target, mark or
+        weights events) are applied first and stored in the decision's commit: one commit
+        between a bar and its order (a commit that fails raises, and the process restarts
+        from the store). Does nothing but store the inputs before a successful
+        :meth:`start`."""
         self.refresh()
         if not self.trading:
+            self.record(inputs)
             return []
+        for e in inputs:
+            self.led.apply(e)
         now = self.clock() if now is None else now
         events = decide(self.led, self.instruments, self.cfg.policy, self.rate, now, ts)
-        self.record(events)
+        self.record([*inputs, *events], applied=len(inputs))
         sent = [e for e in events if e["kind"] == "order"]
         for e in sent:
             self._send(request_of(e))

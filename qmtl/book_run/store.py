@@ -8,6 +8,7 @@ also the book's audit log.
 >>> import tempfile, os
 >>> s = open_book_store(os.path.join(tempfile.mkdtemp(), "book.db"))
 >>> s.append("w", [{"kind": "state", "state": "HALTED", "reason": "test", "who": "me"}])
+[1]
 >>> s.load("w").state, [e["kind"] for e in s.events("w")]
 ('HALTED', ['state'])
 >>> s.close()
@@ -53,9 +54,10 @@ class BookStore(MigratedStore):
     def __init__(self, url: str) -> None:
         db = Database(url, unavailable=BookStoreUnavailable, what="book store")
         super().__init__(db, MIGRATIONS, VERSION_TABLE)
+        self._add = insert(events_table).returning(_e.id)
 
-    def append(self, world: str, events: Iterable[dict[str, Any]]) -> None:
-        """Store events in one transaction (committed when this returns)."""
+    def append(self, world: str, events: Iterable[dict[str, Any]]) -> list[int]:
+        """Store events in one transaction (committed when this returns); their ids."""
         now = time.time_ns()
         rows = [
             {
@@ -67,9 +69,9 @@ class BookStore(MigratedStore):
             for e in events
         ]
         if not rows:
-            return
+            return []
         with self.transaction() as conn:
-            conn.execute(insert(events_table), rows)
+            return [int(conn.execute(self._add, r).scalar_one()) for r in rows]
 
     def events(self, world: str, after: int = 0) -> list[dict[str, Any]]:
         """The world's events in the order they were stored (each with its ``_id`` and

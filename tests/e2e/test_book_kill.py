@@ -18,7 +18,7 @@ import pytest
 
 from qmtl.book_run.store import open_book_store
 from tests import procs
-from tests.connectors.brokers.binance_server import Exchange, serve, urls
+from bench.binance_server import Exchange, serve, urls
 
 pytest.importorskip("ccxt")
 

@@ -11,7 +11,7 @@ import pytest
 
 from connectors.brokers.base import BrokerError, BrokerUnavailable
 from qmtl.book.model import FillEvent, OrderRequest, OrderUpdate
-from tests.connectors.brokers.binance_server import Exchange, serve, urls
+from bench.binance_server import Exchange, serve, urls
 
 ccxt = pytest.importorskip("ccxt")
 

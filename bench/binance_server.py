@@ -1,11 +1,12 @@
 """A local exchange that answers as Binance's spot REST API documents (the bodies of its
 examples: exchangeInfo, order, openOrders, account, myTrades, time), so the ccxt adapter is
-tested through ccxt itself with no exchange reachable. It keeps one account's balances and
-orders; market orders fill at ``price`` (``partial``: 40% now, the rest left open), limit
-orders rest until filled by :meth:`Exchange.fill`. Faults for the tests: ``reject`` (the
-next order gets Binance's insufficient-balance error), ``drop`` (the next order is taken,
-then the connection is closed with no answer), ``hang`` (the next order is taken, then the
-answer waits until ``release`` is set)."""
+tested and measured through ccxt itself with no exchange reachable (the adapter's tests and
+``bench/book.py``). It keeps one account's balances and orders; market orders fill at
+``price`` (``partial``: 40% now, the rest left open), limit orders rest until filled by
+:meth:`Exchange.fill`. Faults for the tests: ``reject`` (the next order gets Binance's
+insufficient-balance error), ``drop`` (the next order is taken, then the connection is
+closed with no answer), ``hang`` (the next order is taken, then the answer waits until
+``release`` is set)."""
 
 from __future__ import annotations
 
