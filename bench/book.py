@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:
 
 from bench.binance_server import Exchange, serve, urls  # noqa: E402
 from bench.common import RESULTS, machine, print_table, write_results  # noqa: E402
+from connectors.brokers.ccxt_broker import SPOT_OPTIONS, CcxtBroker  # noqa: E402
 from connectors.brokers.paper import PaperBroker  # noqa: E402
 from qmtl.book.decide import BookPolicy, decide  # noqa: E402
 from qmtl.book.ledger import Ledger, request_of  # noqa: E402
@@ -74,8 +75,6 @@ def bench_risk(n: int) -> float:
 def bench_adapter(n: int) -> dict[str, float]:
     """Orders/s through the adapter and through ccxt directly, on the same local exchange."""
     import ccxt
-
-    from connectors.brokers.ccxt_broker import SPOT_OPTIONS, CcxtBroker
 
     ex = Exchange({"USDT": 1e12})
     srv, base = serve(ex)
