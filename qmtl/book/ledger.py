@@ -98,6 +98,14 @@ class Ledger:
             out[o.symbol] = out.get(o.symbol, 0.0) + o.remaining
         return out
 
+    def open_orders(self) -> list[Order]:
+        """The orders that may still fill, oldest first.
+
+        >>> Ledger("w", orders={"c": Order("c", "X", 1.0)}).open_orders()[0].client_id
+        'c'
+        """
+        return self._open()
+
     def _open(self) -> list[Order]:
         if not self.indexed:  # a ledger built by hand (doctests): look at every order
             return [o for o in self.orders.values() if o.open]

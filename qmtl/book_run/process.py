@@ -116,12 +116,12 @@ class Loop:
                 if isinstance(svc.broker, PaperBroker):
                     for sym, p in u.prices.items():
                         svc.broker.on_bar(sym, u.ts, p, p)
-            batch = [svc.target_event(u.strategy_id, u.seq, u.weights, u.prices, u.ts)
-                     for u in ups]
-            self._follow_world()
+            batch = [svc.target_event(u.strategy_id, u.seq, u.weights, u.prices, u.ts) for u in ups]
+            self._follow_world({u.strategy_id for u in ups})
             svc.sync()
-            svc.step(ts=max((u.ts for u in ups), default=0),
-                     inputs=[e for e in batch if e is not None])
+            svc.step(
+                ts=max((u.ts for u in ups), default=0), inputs=[e for e in batch if e is not None]
+            )
             commit = getattr(self.targets, "commit", None)
             if commit is not None:
                 commit()
@@ -134,8 +134,10 @@ class Loop:
             self._lost = True
         return len(ups)
 
-    def _follow_world(self) -> None:
-        strategies = set(self.svc.led.targets) | {s for s, _ in self.svc.led.strategy_pos}
+    def _follow_world(self, arriving: set[str]) -> None:
+        strategies = (
+            arriving | set(self.svc.led.targets) | {s for s, _ in self.svc.led.strategy_pos}
+        )
         if self.activation is not None:
             ev = weights_event(self.activation, strategies, time.monotonic(), self.max_age)
             self.svc.set_weights(ev["weights"], ev["held"], ev["known"])
@@ -146,7 +148,7 @@ class Loop:
         """Compare with the broker; on a difference the book halts (it never overwrites
         its ledger by itself) and says what differs."""
         self._reconciled = self.clock()
-        self.svc.sync()  # fills the venue made since the last pass first
+        self.svc.settle(resend=False)  # orders whose answer was lost, and fills, first
         diffs = self.svc.differences()
         if diffs and self.svc.led.state != "HALTED":
             lines = "; ".join(str(d) for d in diffs)

@@ -96,6 +96,7 @@ class BookService:
         self.led = Ledger(config.world, account=config.account, currency=config.currency)
         self._last = 0
         self._mine: set[int] = set()
+        self._unsaved: list[dict[str, Any]] = []  # applied, stored with the next commit
         self.refresh()
         limits = config.policy.limits
         self.rate = RateLimit(limits.max_orders, limits.window_s)
@@ -116,10 +117,11 @@ class BookService:
     def record(self, events: Sequence[dict[str, Any]], applied: int = 0) -> None:
         """Store events (committed), then apply them (the first ``applied`` were applied
         already: a decision made on them, stored with them in one commit)."""
-        if not events:
+        todo, self._unsaved = [*self._unsaved, *events], []
+        if not todo:
             return
-        self._mine.update(self.store.append(self.cfg.world, events))
-        for e in events[applied:]:
+        self._mine.update(self.store.append(self.cfg.world, todo))
+        for e in todo[len(todo) - len(events) + applied :]:
             self.led.apply(e)
 
     # -- start and reconciliation --------------------------------------------------------
@@ -197,17 +199,32 @@ class BookService:
         )
         return diffs
 
-    def settle(self) -> None:
-        """Resolve every open order of the ledger by client id: a ``new`` one the venue
-        never got is sent now (its id unchanged); the others follow what the venue says."""
-        for o in [o for o in self.led.orders.values() if o.open]:
+    def settle(self, resend: bool = True) -> None:
+        """Resolve every open order of the ledger by client id: one the venue has is
+        followed (a ``new`` one was sent: its answer was lost); a ``new`` one the venue never
+        got is sent now, under its id, when ``resend`` (at start; while running, an order
+        whose outcome is unknown may still be in flight, and waits); a sent one the venue
+        does not know is rejected."""
+        for o in self.led.open_orders():
             b = self.broker.order(o.client_id, o.symbol)
-            if b is None and o.status == "new":
-                self._send(
-                    OrderRequest(
-                        o.client_id, o.symbol, o.qty, o.ref_price, shares=o.shares, seq=o.seq
-                    )
+            if b is not None and o.status == "new":
+                self.record(
+                    [
+                        {
+                            "kind": "status",
+                            "client_id": o.client_id,
+                            "status": "submitted",
+                            "broker_id": b.broker_id,
+                        }
+                    ]
                 )
+            elif b is None and o.status == "new":
+                if resend:
+                    self._send(
+                        OrderRequest(
+                            o.client_id, o.symbol, o.qty, o.ref_price, shares=o.shares, seq=o.seq
+                        )
+                    )
             elif b is None:
                 self.record(
                     [
@@ -303,50 +320,39 @@ class BookService:
         return sent
 
     def _send(self, req: OrderRequest) -> None:
+        """Send a stored order; the venue's answer is applied now and stored with the next
+        commit (a crash before it loses nothing: the restart asks by client id)."""
+        cid = req.client_id
         try:
             out = self.broker.submit(req)
         except BrokerUnavailable as e:  # unknown: stays as it is, settled by client id
-            self.record(
-                [
-                    {
-                        "kind": "note",
-                        "what": "submit outcome unknown",
-                        "client_id": req.client_id,
-                        "why": str(e),
-                    }
-                ]
-            )
-            return
-        if out.ok:
-            self.record(
-                [
-                    {
-                        "kind": "status",
-                        "client_id": req.client_id,
-                        "status": "submitted",
-                        "broker_id": out.broker_id,
-                    }
-                ]
-            )
-        elif "duplicate" in out.reason.lower():  # the venue has it: follow it
-            self.record([{"kind": "status", "client_id": req.client_id, "status": "submitted"}])
+            ev = {"kind": "note", "what": "submit outcome unknown", "client_id": cid, "why": str(e)}
         else:
-            self.record(
-                [
-                    {
-                        "kind": "status",
-                        "client_id": req.client_id,
-                        "status": "rejected",
-                        "reason": out.reason,
-                    }
-                ]
-            )
+            if out.ok:
+                ev = {
+                    "kind": "status",
+                    "client_id": cid,
+                    "status": "submitted",
+                    "broker_id": out.broker_id,
+                }
+            elif "duplicate" in out.reason.lower():  # the venue has it: follow it
+                ev = {"kind": "status", "client_id": cid, "status": "submitted"}
+            else:
+                ev = {
+                    "kind": "status",
+                    "client_id": cid,
+                    "status": "rejected",
+                    "reason": out.reason,
+                }
+        self.led.apply(ev)
+        self._unsaved.append(ev)
 
     def sync(self) -> int:
         """Store what the broker says of the open orders (new fills and status changes);
         returns how many events."""
-        watching = [(o.client_id, o.symbol) for o in self.led.orders.values() if o.open]
+        watching = [(o.client_id, o.symbol) for o in self.led.open_orders()]
         if not watching:
+            self.record([])  # what was applied since the last commit
             return 0
         events: list[dict[str, Any]] = []
         for e in self.broker.poll(watching):

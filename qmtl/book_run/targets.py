@@ -96,23 +96,31 @@ class FileTargets:
 
 class KafkaTargets:
     """Target updates of one world from the ``targets`` topic (its key is the world). The
-    consumer group is the world's book, so a restarted book resumes where it committed;
-    offsets are committed after the updates were stored (:meth:`commit`)."""
+    offsets are kept under the world's book (group ``qmtl-book-WORLD``), committed after the
+    updates were stored (:meth:`commit`), so a restarted book resumes where it committed."""
 
     def __init__(self, brokers: str, world: str, topic: str = TOPIC) -> None:
-        from confluent_kafka import Consumer
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-        ensure_topic(brokers, topic)
+        n = ensure_topic(brokers, topic)
         self.world = world
         self._c = Consumer(
             {
                 **kafka_config(brokers, 10.0),
                 "group.id": f"qmtl-book-{world}",
-                "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
             }
         )
-        self._c.subscribe([topic])
+        # assigned, not subscribed: one reader per world, no group rebalance to wait for;
+        # it resumes at the offsets the book committed (from the start the first time)
+        parts = [TopicPartition(topic, i) for i in range(n)]
+        done = self._c.committed(parts, timeout=10.0)
+        self._c.assign(
+            [
+                TopicPartition(topic, p.partition, p.offset if p.offset >= 0 else OFFSET_BEGINNING)
+                for p in done
+            ]
+        )
 
     def poll(self, timeout: float = 0.2) -> list[TargetUpdate]:
         """The updates of this world that arrived (others' are skipped)."""
