@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.binance_server import Exchange, serve, urls
 from qmtl.book_run.store import open_book_store
 from tests import procs
-from bench.binance_server import Exchange, serve, urls
 
 pytest.importorskip("ccxt")
 

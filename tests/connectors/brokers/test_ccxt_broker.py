@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from bench.binance_server import Exchange, serve, urls
 from connectors.brokers.base import BrokerError, BrokerUnavailable
 from qmtl.book.model import FillEvent, OrderRequest, OrderUpdate
-from bench.binance_server import Exchange, serve, urls
 
 ccxt = pytest.importorskip("ccxt")
 
