@@ -20,8 +20,6 @@ from bench.binance_server import Exchange, serve, urls
 from qmtl.book_run.store import open_book_store
 from tests import procs
 
-pytest.importorskip("ccxt")
-
 W = "wbook"
 
 

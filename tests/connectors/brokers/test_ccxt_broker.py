@@ -11,11 +11,8 @@ import pytest
 
 from bench.binance_server import Exchange, serve, urls
 from connectors.brokers.base import BrokerError, BrokerUnavailable
+from connectors.brokers.ccxt_broker import CcxtBroker
 from qmtl.book.model import FillEvent, OrderRequest, OrderUpdate
-
-ccxt = pytest.importorskip("ccxt")
-
-from connectors.brokers.ccxt_broker import CcxtBroker  # noqa: E402
 
 
 @pytest.fixture
