@@ -143,6 +143,54 @@ class KafkaTargets:
         self._c.close()
 
 
+class TargetPoster:
+    """A live run's targets to the targets topic: called per bar row (strategy, symbol, ts,
+    target weight, close), it publishes the strategy's latest weights and closes of every
+    symbol it has seen, under ``seq = ts x 1024 + k`` (``k``: the rows at that ts so far),
+    so a restarted run replaying bars publishes the same seqs and the book drops them.
+
+    >>> sent = []
+    >>> class P:
+    ...     def produce(self, topic, key, value): sent.append((topic, key, value))
+    ...     def poll(self, timeout): return 0
+    >>> post = TargetPoster(P(), "w")
+    >>> post("s", "A", 5, 0.5, 10.0); post("s", "B", 5, -0.2, 20.0)
+    >>> u = TargetUpdate.model_validate_json(sent[-1][2])
+    >>> (sent[-1][1], u.seq, u.weights, u.prices)
+    (b'w', 5121, {'A': 0.5, 'B': -0.2}, {'A': 10.0, 'B': 20.0})
+    """
+
+    def __init__(self, producer: Any, world: str, topic: str = TOPIC) -> None:
+        self.producer, self.world, self.topic = producer, world, topic
+        self._w: dict[str, dict[str, float]] = {}
+        self._p: dict[str, dict[str, float]] = {}
+        self._at: dict[str, tuple[int, int]] = {}
+
+    def __call__(self, strategy: str, symbol: str, ts: int, weight: float, close: float) -> None:
+        """Publish the strategy's targets after one row (a row without a finite weight or a
+        positive close is left out)."""
+        if not (math.isfinite(weight) and math.isfinite(close) and close > 0):
+            return
+        self._w.setdefault(strategy, {})[symbol] = float(weight)
+        self._p.setdefault(strategy, {})[symbol] = float(close)
+        last, k = self._at.get(strategy, (ts, -1))
+        k = k + 1 if last == ts else 0
+        self._at[strategy] = (ts, k)
+        publish_targets(
+            self.producer,
+            TargetUpdate(
+                world=self.world,
+                strategy_id=strategy,
+                seq=ts * 1024 + k,
+                ts=ts,
+                weights=dict(self._w[strategy]),
+                prices=dict(self._p[strategy]),
+            ),
+            self.topic,
+        )
+        self.producer.poll(0)
+
+
 def publish_targets(producer: Any, update: TargetUpdate, topic: str = TOPIC) -> None:
     """Publish one update on a confluent-kafka ``producer``, keyed by its world."""
     producer.produce(topic, key=update.world.encode(), value=update.model_dump_json().encode())
