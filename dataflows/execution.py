@@ -253,10 +253,8 @@ def size_weights(
             q = w * capital / float(close[k]) / lot
             q = math.floor(abs(q) + 0.5) * (1.0 if q >= 0 else -1.0)
             w = q * lot * float(close[k]) / capital
-        dw = abs(w - h)
-        if dw > 0 and not (w == 0.0 and h != 0.0):
-            if dw <= band or dw * capital < floor:
-                w = h
+        if held_back(abs(w - h), w == 0.0 and h != 0.0, band, floor, capital):
+            w = h
         h = w
         out[k] = w
     return out, h
@@ -272,3 +270,44 @@ def lot_quantity(qty: float, lot: float) -> float:
         return qty
     q = qty / lot
     return math.floor(abs(q) + 0.5) * (1.0 if q >= 0 else -1.0) * lot
+
+
+def held_back(dw: float, closing: bool, band: float, floor: float, capital: float) -> bool:
+    """Whether a trade of ``dw`` (a fraction of ``capital``) is not sent: within the no-trade
+    ``band``, or below the minimum order notional ``floor``; an order that closes a position
+    always goes. The one rule of the backtest's sizing and of the world's book.
+
+    >>> held_back(0.01, False, 0.02, 0.0, 1e6), held_back(0.01, True, 0.02, 0.0, 1e6)
+    (True, False)
+    >>> held_back(0.05, False, 0.0, 100.0, 1000.0), held_back(0.0, False, 0.0, 0.0, 1.0)
+    (True, False)
+    """
+    return dw > 0 and not closing and (dw <= band or dw * capital < floor)
+
+
+def lots_toward_zero(qty: float, lot: float) -> float:
+    """``qty`` cut to whole lots toward zero (``lot`` 0: as is): an order so rounded never
+    trades past its target, so never past a limit the target kept. A hair under a whole lot
+    (float noise, 1e-9 of a lot) counts as the lot.
+
+    >>> lots_toward_zero(49.99999999999, 1.0), lots_toward_zero(-12.5, 5.0)
+    (50.0, -10.0)
+    """
+    if not lot:
+        return qty
+    q = abs(qty) / lot
+    return round(math.floor(q + 1e-9) * lot, 12) * (1.0 if qty >= 0 else -1.0)
+
+
+def tick_price(price: float, tick: float, qty: float) -> float:
+    """A limit price on the instrument's tick, never worse for the order than ``price``: a buy
+    (``qty`` > 0) rounds down, a sell up (``tick`` 0: as is).
+
+    >>> tick_price(100.037, 0.01, 1.0), tick_price(100.031, 0.01, -1.0)
+    (100.03, 100.04)
+    """
+    if not tick:
+        return price
+    steps = price / tick
+    steps = math.floor(steps + 1e-9) if qty > 0 else math.ceil(steps - 1e-9)
+    return round(steps * tick, 12)

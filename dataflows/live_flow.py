@@ -89,6 +89,9 @@ class OrderContext:
     clock: Callable[[], float] = time.monotonic
     # (strategy, verdict, symbol, ts, close) per bar row: qmtl.live.metrics, the run's summary
     on_verdict: Callable[[str, Verdict, str, int, float], None] | None = None
+    # (strategy, symbol, ts, target weight, close) per bar row, whatever the gate decides:
+    # the targets a world's book nets (qmtl.book_run.targets.TargetPoster)
+    on_target: Callable[[str, str, int, float, float], None] | None = None
 
 
 class OrderLogic(op.StatefulLogic[StrategyOutput, Orders, Any]):
@@ -183,6 +186,8 @@ class OrderLogic(op.StatefulLogic[StrategyOutput, Orders, Any]):
             close = float(rows["close"][i])
             if ctx.on_verdict is not None:
                 ctx.on_verdict(out.strategy, v, symbol, ts, close)
+            if ctx.on_target is not None:
+                ctx.on_target(out.strategy, symbol, ts, float(rows["weight"][i]), close)
             new = gate.on_bar(symbol, ts, float(rows["weight"][i]), close, v)
             if new:
                 intents += new

@@ -34,7 +34,7 @@ COMMANDS = (
     LazyCommand("data", "qmtl.cli.data", "data_app", "The local bar catalog."),
     LazyCommand("world", "qmtl.cli.world", "world_app",
                 "The WorldService: serve, tokens, worlds, status.",
-                also=("qmtl.cli.world_admin", "qmtl.cli.world_ops", "qmtl.cli.world_owners",
+                also=("qmtl.cli.world_admin", "qmtl.cli.world_book", "qmtl.cli.world_ops", "qmtl.cli.world_owners",
                       "qmtl.cli.world_stages")),
     LazyCommand("feed", "qmtl.cli.feed", "feed_app", "Publish bars to a Kafka topic."),
 )

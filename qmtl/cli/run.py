@@ -208,6 +208,9 @@ def run(
                                               rich_help_panel="Live")] = "orders",
     fills_topic: Annotated[str, typer.Option(help="Live: topic for fills.",
                                              rich_help_panel="Live")] = "fills",
+    targets_topic: Annotated[str | None, typer.Option(
+        help="Live: also publish the strategy's targets here, keyed by world, for the "
+        "world's book (`qmtl world book-run`).", rich_help_panel="Live")] = None,
     metrics_every: Annotated[int, typer.Option(help="Live: bars between MetricsUpdates.",
                                                rich_help_panel="Live")] = 1,
     source: Annotated[str | None, typer.Option(
@@ -278,7 +281,7 @@ def run(
             strategy_id=strategy_id, warmup=warmup, speed=speed, max_bars=max_bars,
             stop_after_idle=stop_after_idle, recovery_dir=recovery_dir,
             snapshot_interval=snapshot_interval, out=out, orders_store=orders_store,
-            orders_topic=orders_topic, fills_topic=fills_topic,
+            orders_topic=orders_topic, fills_topic=fills_topic, targets_topic=targets_topic,
             max_activation_age=max_activation_age, slippage_bps=slippage_bps, fee_bps=fee_bps,
             metrics_every=metrics_every, max_gap_bars=max_gap_bars, workers=workers,
             periods_per_year=periods_per_year, policy=policy, origin=origin,

@@ -60,6 +60,7 @@ class LiveOptions:
     orders_store: str | None = None
     orders_topic: str = "orders"
     fills_topic: str = "fills"
+    targets_topic: str | None = None  # the world's book reads targets here (qmtl.book_run)
     max_activation_age: float = 30.0
     slippage_bps: float | None = None
     fee_bps: float | None = None

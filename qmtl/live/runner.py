@@ -29,6 +29,7 @@ from bytewax.recovery import RecoveryConfig
 from bytewax.testing import cluster_main, run_main
 
 from connectors.data.seamless import SeamlessDataProvider
+from connectors.live.feeds import ensure_topic, kafka_config
 from connectors.live.order_relay import OrderRelay
 from connectors.live.order_store import OrderStore, open_order_store
 from connectors.live.paper_broker import PaperBroker
@@ -45,6 +46,7 @@ from dataflows.control import RunControl
 from dataflows.gate import ActivationBook
 from dataflows.live_flow import OrderContext, build_live_flow
 from dataflows.recovery import RecoveryMismatch, recovery_config
+from qmtl.book_run.targets import TargetPoster
 from qmtl.core.contracts import Fill, MetricsUpdate, OrderIntent
 from qmtl.core.errors import QmtlError
 from qmtl.core.intervals import interval_ns
@@ -105,6 +107,7 @@ class _Links:
     book: ActivationBook
     poster: MetricsPoster
     relay: OrderRelay | None
+    targets: TargetPoster | None = None
 
 
 def _open_links(o: LiveOptions, url: str, state_dir: Path, stack: contextlib.ExitStack) -> _Links:
@@ -125,7 +128,15 @@ def _open_links(o: LiveOptions, url: str, state_dir: Path, stack: contextlib.Exi
     if o.brokers:
         relay = OrderRelay(store, o.brokers, o.orders_topic, o.fills_topic).start()
         stack.callback(relay.close)
-    return _Links(float(info["capital"]), store, book, poster, relay)
+    targets = None
+    if o.brokers and o.targets_topic:  # the world's book nets them (qmtl world book-run)
+        from confluent_kafka import Producer
+
+        ensure_topic(o.brokers, o.targets_topic)
+        producer = Producer({**kafka_config(o.brokers, 10.0), "linger.ms": 5})
+        stack.callback(producer.flush, 10.0)
+        targets = TargetPoster(producer, o.world, o.targets_topic)
+    return _Links(float(info["capital"]), store, book, poster, relay, targets)
 
 
 def _order_context(
@@ -159,6 +170,7 @@ def _order_context(
         publish=links.relay.send if links.relay is not None else (lambda _o, _f: None),
         report=report,
         on_verdict=_fan_out([w.on_verdict for w in (watch, ledger) if w is not None]),
+        on_target=links.targets,
     )
 
 

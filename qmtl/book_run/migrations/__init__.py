@@ -1,0 +1,1 @@
+"""The book store's Alembic history."""
