@@ -106,6 +106,10 @@ def serve(
     max_connections: Annotated[int, typer.Option(
         min=1, help="Connections held open in all (more get 503); lowered to fit the "
                     "open-files limit.")] = 2048,
+    tick: Annotated[float, typer.Option(
+        min=0, envvar="QMTL_WORLD_TICK",
+        help="Seconds between two ticks of the world's clock, which takes the weight of "
+             "strategies silent past max_silence (0: never).")] = 5.0,
 ) -> None:
     """Serve the WorldService over HTTP or HTTPS (uvicorn)."""
     # the service loads when a command runs (see qmtl.cli): `qmtl --help` starts in a second
@@ -127,7 +131,8 @@ def serve(
                          metrics_token=metrics_token, token_ttl=token_ttl,
                          max_streams_per_token=max_streams_per_token,
                          ingest_limits=IngestLimits(max_updates, max_new_strategies,
-                                                    max_strategies, max_queued_updates))
+                                                    max_strategies, max_queued_updates),
+                         tick=tick)
     except StoreError as exc:
         raise fail(str(exc)) from None
     where = app.state.service.store.url

@@ -22,6 +22,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 Mode = Literal["backtest", "paper", "live"]
 
+UpdateMode = Literal["backtest", "shadow", "paper", "live"]
+"""The stage whose record a metrics update adds to: a :data:`Mode`, or ``shadow`` (a
+strategy run forward on new bars with orders that never leave)."""
+
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 """The range of every integer a store holds (a signed 64-bit column)."""
 
@@ -134,7 +138,7 @@ class MetricsUpdate(_Frozen):
     strategy_id: Identifier
     run_id: Identifier
     seq: NonNegInt64
-    mode: Mode
+    mode: UpdateMode
     as_of: Int64
     n_bars: NonNegInt64
     metrics: dict[str, float]
