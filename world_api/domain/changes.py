@@ -27,6 +27,20 @@ class Change(BaseModel):
     stage: Literal["backtest", "paper", "live"] | None = None  # set: a stage move
 
 
+class RecordSummary(BaseModel):
+    """One stage's record in a strategy's view: its bars, runs and latest metrics, and when
+    the world last heard from it (epoch ns; None: a record stored before that was kept).
+
+    >>> RecordSummary(n_bars=3, runs=["r"], metrics={}, last_seen=None).n_bars
+    3
+    """
+
+    n_bars: int
+    runs: list[str]
+    metrics: dict[str, float]
+    last_seen: int | None
+
+
 class StrategyView(BaseModel):
     """What the world thinks of one strategy, with concrete hints when it falls short."""
 
@@ -44,6 +58,9 @@ class StrategyView(BaseModel):
     stage: Literal["backtest", "paper", "live"] | None = None  # None: stages not managed
     awaiting_approval: bool = False
     stage_hints: list[str] = []
+    record: str = "backtest"  # the stage whose record gates and score read (records.pick)
+    records: dict[str, RecordSummary] = {}  # its record per stage
+    silent: bool = False  # silent past the policy's max_silence: no weight until it reports
 
 
 class StaleUpdate(QmtlError, ValueError):

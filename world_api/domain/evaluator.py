@@ -40,7 +40,13 @@ import numpy as np
 from qmtl.core.contracts import MetricsUpdate
 from world_api.domain import stages
 from world_api.domain.allocation import allocate_chosen
-from world_api.domain.changes import Change, StaleUpdate, StrategyView, check_after
+from world_api.domain.changes import (
+    Change,
+    RecordSummary,
+    StaleUpdate,
+    StrategyView,
+    check_after,
+)
 from world_api.domain.hints import why_not_active, why_out
 from world_api.domain.incremental import ScoreBook
 from world_api.domain.overrides import Override, holding, pin, relabel, select
@@ -431,6 +437,14 @@ class WorldEngine:
             hints=hints,
             contribution=contribution(s, [self.strategies[x] for x in self._active]),
             override=self.overrides.get(strategy_id),
+            record=s.record_stage,
+            records={
+                stage: RecordSummary(
+                    n_bars=r.n_bars, runs=sorted(r.runs), metrics=r.metrics, last_seen=r.last_seen
+                )
+                for stage, r in s.records.items()
+            },
+            silent=s.silent is not None,
             **stages.view_fields(self, s),  # hook: the strategy's stage
         )
 
