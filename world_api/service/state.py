@@ -15,6 +15,7 @@ use and after any failed write (one process per store).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -103,6 +104,9 @@ class WorldService:
         self.ingests: GroupCommit[Any] | None = None
         self.ingest_limits = IngestLimits.from_env()  # what one request may cause
         self.owners = OwnerBook(store)  # who owns each strategy (ownership.py)
+        # the world's clock (epoch ns): every engine reads it (overrides' expiry, the time a
+        # record was last heard from) and the ticker ticks with it (ticker.py)
+        self.clock: Callable[[], int] = time.time_ns
 
     def lock(self, world: str) -> threading.Lock:
         """The lock that serializes ``world``'s writes (and reads that must be consistent)."""
@@ -117,6 +121,7 @@ class WorldService:
                 eng = self.store.load_engine(world)
             except (ValidationError, ValueError) as exc:
                 raise UnreadableState(world, _reason(exc)) from None
+            eng.clock = self.clock
             self._engines[world] = eng
         return eng
 
@@ -129,7 +134,9 @@ class WorldService:
                 select(t.policies.c.version).where(t.policies.c.world == world)
                 .order_by(t.policies.c.version.desc()).limit(1)
             ).scalar()
-        return WorldEngine.from_state(self.store.engine_state(world, policy, int(version or 0)))
+        eng = WorldEngine.from_state(self.store.engine_state(world, policy, int(version or 0)))
+        eng.clock = self.clock
+        return eng
 
     def forget(self, world: str) -> None:
         """Drop ``world``'s in-memory engine (it is rebuilt from the store on next use)."""

@@ -3,7 +3,7 @@
 silent strategies cause are stored and published as events like any other.
 
 The engine stays pure: the time comes from here (``clock``, epoch ns; tests give a fixed
-one). ``qmtl world serve --tick`` sets the interval (``QMTL_WORLD_TICK``).
+one: ``WorldService.clock``). ``qmtl world serve --tick`` sets the interval (``QMTL_WORLD_TICK``).
 
 >>> import tempfile, os
 >>> from world_api.service.state import WorldService
@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable
 from typing import Any
 
 from qmtl.core.contracts import ActivationEvent
@@ -52,7 +50,7 @@ def tick_world(svc: WorldService, world: str, now: int) -> list[ActivationEvent]
 def tick_worlds(svc: WorldService, now: int | None = None) -> list[ActivationEvent]:
     """Tick every world of the store (a world that cannot be loaded is skipped and logged);
     the events all of them made."""
-    at = time.time_ns() if now is None else now
+    at = svc.clock() if now is None else now
     events: list[ActivationEvent] = []
     for info in svc.store.list_worlds():
         try:
@@ -64,14 +62,12 @@ def tick_worlds(svc: WorldService, now: int | None = None) -> list[ActivationEve
     return events
 
 
-async def run_ticker(
-    svc: WorldService, interval: float, clock: Callable[[], int] = time.time_ns
-) -> None:
-    """Tick every world each ``interval`` seconds until cancelled (in a worker thread: a
-    tick writes to the store)."""
+async def run_ticker(svc: WorldService, interval: float) -> None:
+    """Tick every world each ``interval`` seconds on the service's clock until cancelled (in
+    a worker thread: a tick writes to the store)."""
     while True:
         await asyncio.sleep(interval)
         try:
-            await asyncio.to_thread(tick_worlds, svc, clock())
+            await asyncio.to_thread(tick_worlds, svc)
         except Exception:
             log.exception("the world's clock failed to tick")
