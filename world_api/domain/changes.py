@@ -8,7 +8,7 @@ True
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -75,3 +75,19 @@ def check_after(update: MetricsUpdate, last: int | None) -> None:
             f"{update.strategy_id}: seq {update.seq} of run {update.run_id!r} "
             f"is not after the last seen seq {last}"
         )
+
+
+def summaries(records: Any) -> dict[str, RecordSummary]:
+    """The :class:`RecordSummary` of each stage's record (``world_api.domain.records``).
+
+    >>> from world_api.domain.records import Records
+    >>> r = Records(); _ = r.add("paper", "p", 4, {}, [], 9)
+    >>> summaries(r)["paper"].last_seen
+    9
+    """
+    return {
+        stage: RecordSummary(
+            n_bars=r.n_bars, runs=sorted(r.runs), metrics=r.metrics, last_seen=r.last_seen
+        )
+        for stage, r in records.items()
+    }

@@ -42,10 +42,10 @@ from world_api.domain import stages
 from world_api.domain.allocation import allocate_chosen
 from world_api.domain.changes import (
     Change,
-    RecordSummary,
     StaleUpdate,
     StrategyView,
     check_after,
+    summaries,
 )
 from world_api.domain.hints import why_not_active, why_out
 from world_api.domain.incremental import ScoreBook
@@ -53,7 +53,7 @@ from world_api.domain.overrides import Override, holding, pin, relabel, select
 from world_api.domain.policy import Policy
 from world_api.domain.records import REALIZED, pick
 from world_api.domain.scoring import gate_failures
-from world_api.domain.silence import silence_hint
+from world_api.domain.silence import tick
 from world_api.domain.strategy_state import StrategyState, aligned_corr
 from world_api.domain.world_returns import ProForma, ReturnSeries, contribution, pro_forma_report
 
@@ -188,21 +188,10 @@ class WorldEngine:
         return changes + [Change(**m) for m in stages.on_update(self, s, update)]  # hook: stages
 
     def tick(self, now: int) -> list[Change]:
-        """The world's clock reads ``now`` (epoch ns): a paper or live strategy silent for
-        longer than the policy's ``max_silence`` becomes ineligible (its hint says for how
-        long), one that reports again is eligible again; the changes that causes."""
-        moved = False
-        for sid in self._ids:
-            s = self.strategies[sid]
-            hint = silence_hint(self.policy, s, now)
-            if (hint is None) != (s.silent is None):
-                s.silent = hint
-                self.dirty.add(sid)
-                self._refresh(sid)
-                moved = True
-            elif hint is not None and s.failures and s.failures[0] == s.silent:
-                s.silent = s.failures[0] = hint  # still silent: its hint counts on
-        return self._reselect() if moved else []
+        """The world's clock reads ``now`` (epoch ns): a paper or live strategy silent past
+        the policy's ``max_silence`` becomes ineligible, one that reports again eligible
+        again (:func:`world_api.domain.silence.tick`); the changes that causes."""
+        return self._reselect() if tick(self, now) else []
 
     def last_seq(self, strategy_id: str, run_id: str) -> int | None:
         """The seq of the last update ingested for ``(strategy_id, run_id)`` (None: none)."""
@@ -438,12 +427,7 @@ class WorldEngine:
             contribution=contribution(s, [self.strategies[x] for x in self._active]),
             override=self.overrides.get(strategy_id),
             record=s.record_stage,
-            records={
-                stage: RecordSummary(
-                    n_bars=r.n_bars, runs=sorted(r.runs), metrics=r.metrics, last_seen=r.last_seen
-                )
-                for stage, r in s.records.items()
-            },
+            records=summaries(s.records),
             silent=s.silent is not None,
             **stages.view_fields(self, s),  # hook: the strategy's stage
         )

@@ -19,6 +19,8 @@ True
 
 from __future__ import annotations
 
+from typing import Any
+
 from world_api.domain.policy import Policy
 from world_api.domain.strategy_state import StrategyState
 
@@ -72,3 +74,27 @@ def silence_hint(policy: Policy, s: StrategyState, now: int) -> str | None:
         f"no update for {quiet // SECOND} s ({quiet / bar:.0f} bars) > max_silence "
         f"{limit.describe()} ({allowed / SECOND:.0f} s)"
     )
+
+
+def tick(engine: Any, now: int) -> bool:
+    """Mark the strategies of ``engine`` (a ``WorldEngine``) that went silent or spoke again
+    at ``now`` (their rows refreshed); True when any did (the engine then re-selects). A
+    strategy still silent gets its hint's count moved on, nothing else.
+
+    >>> from world_api.domain.evaluator import WorldEngine
+    >>> from world_api.domain.policy import parse_policy
+    >>> tick(WorldEngine(parse_policy("max_silence: 5")), 0)
+    False
+    """
+    moved = False
+    for sid in engine._ids:
+        s = engine.strategies[sid]
+        hint = silence_hint(engine.policy, s, now)
+        if (hint is None) != (s.silent is None):
+            s.silent = hint
+            engine.dirty.add(sid)
+            engine._refresh(sid)
+            moved = True
+        elif hint is not None and s.failures and s.failures[0] == s.silent:
+            s.silent = s.failures[0] = hint  # still silent: its hint counts on
+    return moved

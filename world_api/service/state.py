@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from qmtl.core.contracts import ActivationEvent
 from world_api.domain.evaluator import Change, WorldEngine
+from world_api.domain.market import Market
 from world_api.domain.policy import Policy
 from world_api.service import tables as t
 from world_api.service.auth import TokenCache
@@ -107,6 +108,7 @@ class WorldService:
         # the world's clock (epoch ns): every engine reads it (overrides' expiry, the time a
         # record was last heard from) and the ticker ticks with it (ticker.py)
         self.clock: Callable[[], int] = time.time_ns
+        self._markets: dict[str, Market | None] = {}  # each world's market (None: none)
 
     def lock(self, world: str) -> threading.Lock:
         """The lock that serializes ``world``'s writes (and reads that must be consistent)."""
@@ -138,9 +140,21 @@ class WorldService:
         eng.clock = self.clock
         return eng
 
+    def market(self, world: str) -> Market | None:
+        """``world``'s latest market (None: it has none), read from the store once."""
+        if world not in self._markets:
+            found = self.store.get_market(world)
+            self._markets[world] = None if found is None else found[1]
+        return self._markets[world]
+
+    def set_market(self, world: str, market: Market) -> None:
+        """Note ``world``'s new market (stored already)."""
+        self._markets[world] = market
+
     def forget(self, world: str) -> None:
         """Drop ``world``'s in-memory engine (it is rebuilt from the store on next use)."""
         self._engines.pop(world, None)
+        self._markets.pop(world, None)
         self.owners.forget(world)
         self._exists.discard(world)
 
