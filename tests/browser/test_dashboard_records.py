@@ -1,6 +1,6 @@
 """The dashboard shows a strategy's record per stage (the record its gates read marked) and
-marks a strategy silent past ``max_silence``, in the activation table and on its page, in a
-real headless Chromium (issue 24 §1 and §4)."""
+marks a strategy silent past ``max_silence``, in the activation table and on its page, and
+the world's market in its header, in a real headless Chromium (issues 24 §1, §4; 26 §1)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 
 from tests.browser.conftest import console_errors
 from tests.browser.dashboard_world import cell, leave, update, wait_for, world_service
+from world_api.domain.market import parse_market
 from world_api.domain.policy import parse_policy
 from world_api.service.store import WorldInfo, open_store
 
@@ -32,10 +33,13 @@ def test_records_and_the_silent_mark(browser, tmp_path):
     engine.clock = time.time_ns  # loud reports now, on the service's clock
     changes += engine.ingest(update("r", "loud", 2, rng.normal(0.001, 0.01, 5), 60, 1.0))
     store.commit("r", engine, changes, policy=engine.policy)
+    store.put_market("r", parse_market("universe: {symbols: [A, B]}\nwindow: {last_bars: 90}"))
     store.close()
     with world_service(tmp_path) as svc:
         browser.get(f"{svc.url}/ui/worlds/r")
         wait_for(browser, "#activation tr[data-sid='quiet']")
+        market = browser.find_element("css selector", "#market").text
+        assert market == "v1 · 2 symbols · 1d · window: last 90 bars · close, 0 bps"
         assert cell(browser, "quiet", "status", "text") == "rejected silent"
         assert cell(browser, "loud", "status", "text") == "active"
         hint = cell(browser, "quiet", "hints", "text")

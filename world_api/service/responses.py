@@ -26,6 +26,8 @@ class WorldView(BaseModel):
     mode: Literal["backtest", "paper", "live"]
     policy_version: int
     seq: int
+    market: str | None = None  # its market's summary (None: no market, any symbols)
+    market_version: int | None = None
 
 
 class Events(BaseModel):
