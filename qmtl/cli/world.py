@@ -417,6 +417,9 @@ def status(
         own.add_row(kind.replace("_", " "), str(part["n_bars"]),
                     *(f"{part['metrics'].get(m, 0.0):.4f}" for m in names))
     console.print(own)
+    shared = returns["pro_forma"].get("shared_bars")
+    if shared is not None:
+        console.print(f"the active strategies share {shared} bars", highlight=False)
 
 
 @world_app.command()

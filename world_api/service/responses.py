@@ -195,6 +195,7 @@ class ProFormaMetrics(SeriesMetrics):
     strategy has returns (None: no active strategy) and a warning when that is low."""
 
     overlap: float | None = None
+    shared_bars: int | None = None  # bar times every active strategy has a return at
     warnings: list[str] = []
 
 
