@@ -167,6 +167,7 @@ def _run(
     sid = strategy_id or default_strategy_id(s)
     run_id = uuid.uuid4().hex[:12]
     seq = 0
+    traded = list(options.get("symbols") or s.symbols) or None  # the backtest's universe
 
     def make_update(
         n_bars: int, as_of: int, metrics: dict[str, float], rets: np.ndarray | None,
@@ -184,6 +185,7 @@ def _run(
             n_bars=n_bars,
             metrics=_finite(metrics),
             returns=[] if rets is None or times is None else timed_returns(times, rets),
+            symbols=traded,
         )
 
     def result(

@@ -314,6 +314,16 @@ class WorldServiceClient:
         params = {} if version is None else {"version": version}
         return self.call("GET", f"/worlds/{seg(world)}/policy", params=params)
 
+    def put_market(self, world: str, text: str) -> dict[str, Any]:
+        """Declare the world's market (a new version) from YAML or JSON text (operator)."""
+        return self.call("PUT", f"/worlds/{seg(world)}/market", content=text)
+
+    def market(self, world: str, version: int | None = None) -> dict[str, Any]:
+        """The world's market (or ``version``): ``{world, version, market, summary}``
+        (NotFoundError when it has none)."""
+        params = {} if version is None else {"version": version}
+        return self.call("GET", f"/worlds/{seg(world)}/market", params=params)
+
     # -- metrics and views -------------------------------------------------------------------
     def post_metrics(self, world: str, updates: Sequence[MetricsUpdate] | str) -> dict[str, Any]:
         """Post updates (models, or a JSON array already encoded) as one batch;

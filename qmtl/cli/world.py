@@ -20,6 +20,7 @@ from rich.table import Table
 from qmtl.cli.common import DebugOpt, console, errors_as_exit, fail
 from qmtl.cli.terminal import safe_markup
 from qmtl.cli.world_config import preset_text, serve_logging
+from qmtl.cli.world_market import market_of, read_market, set_market
 from qmtl.core.contracts import ActivationEvent, ControlEvent
 from world_api.client import DEFAULT_URL, WorldServiceClient, WorldServiceError
 from world_api.domain.policy import PolicyError, parse_policy
@@ -106,6 +107,10 @@ def serve(
     max_connections: Annotated[int, typer.Option(
         min=1, help="Connections held open in all (more get 503); lowered to fit the "
                     "open-files limit.")] = 2048,
+    tick: Annotated[float, typer.Option(
+        min=0, envvar="QMTL_WORLD_TICK",
+        help="Seconds between two ticks of the world's clock, which takes the weight of "
+             "strategies silent past max_silence (0: never).")] = 5.0,
 ) -> None:
     """Serve the WorldService over HTTP or HTTPS (uvicorn)."""
     # the service loads when a command runs (see qmtl.cli): `qmtl --help` starts in a second
@@ -127,7 +132,8 @@ def serve(
                          metrics_token=metrics_token, token_ttl=token_ttl,
                          max_streams_per_token=max_streams_per_token,
                          ingest_limits=IngestLimits(max_updates, max_new_strategies,
-                                                    max_strategies, max_queued_updates))
+                                                    max_strategies, max_queued_updates),
+                         tick=tick)
     except StoreError as exc:
         raise fail(str(exc)) from None
     where = app.state.service.store.url
@@ -273,6 +279,9 @@ def create(
     policy: Annotated[Path | None, typer.Option(help="Policy file (YAML or JSON).")] = None,
     preset: Annotated[str | None, typer.Option(
         help="A policy preset: conservative, balanced or aggressive.")] = None,
+    market: Annotated[Path | None, typer.Option(
+        help="Market file (YAML or JSON): universe, interval, window, execution, source.")
+    ] = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     debug: DebugOpt = False,
@@ -285,8 +294,11 @@ def create(
         raise fail("pass --policy or --preset, not both")
     text = _read_policy(policy) if policy else preset_text(preset) if preset else None
     source = policy or (f"preset {preset!r}" if preset else None)
+    declared = read_market(market) if market else None
     with _client(url, token, debug) as client:
         client.create_world(world, name=name, capital=capital, mode=mode)
+        if declared is not None:
+            set_market(client, world, declared, market, created=True)
         if source is None or text is None:
             console.print(f"created world {world!r} with the default policy (version 1)",
                           highlight=False)
@@ -337,6 +349,24 @@ def policy(
 
 
 @world_app.command()
+def market(
+    world: Annotated[str, typer.Argument(help="World id.")],
+    file: Annotated[Path | None, typer.Argument(
+        help="Market file (YAML or JSON); without it, print the world's market.")] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Declare a world's market (a new version; operator) or print it."""
+    data = read_market(file) if file else None
+    with _client(url, token, debug) as client:
+        if data is None or file is None:
+            console.print(f"world {world!r}: market {market_of(client, world)}", highlight=False)
+            return
+        set_market(client, world, data, file)
+
+
+@world_app.command()
 def status(
     world: Annotated[str, typer.Argument(help="World id.")],
     url: UrlOption = DEFAULT_URL,
@@ -348,6 +378,7 @@ def status(
         snap = client.activation(world)
         views = {v["strategy_id"]: v for v in client.strategies(world)}
         returns = client.world_metrics(world)
+        declared = market_of(client, world)
     table = Table(
         title=f"world {safe_markup(world)} · seq {snap['seq']} · policy v{snap['policy_version']}"
     )
@@ -372,6 +403,7 @@ def status(
             ),
         )
     console.print(table)
+    console.print(f"market: {safe_markup(declared)}", highlight=False)
     if snap.get("frozen"):
         console.print(
             f"[bold yellow]frozen:[/] {safe_markup(snap['frozen'])}: the world's orders are held"
@@ -385,6 +417,9 @@ def status(
         own.add_row(kind.replace("_", " "), str(part["n_bars"]),
                     *(f"{part['metrics'].get(m, 0.0):.4f}" for m in names))
     console.print(own)
+    shared = returns["pro_forma"].get("shared_bars")
+    if shared is not None:
+        console.print(f"the active strategies share {shared} bars", highlight=False)
 
 
 @world_app.command()

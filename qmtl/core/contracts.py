@@ -22,6 +22,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 Mode = Literal["backtest", "paper", "live"]
 
+Symbol = Annotated[str, Field(min_length=1, max_length=100)]
+"""A symbol as a metrics update names it."""
+
+UpdateMode = Literal["backtest", "shadow", "paper", "live"]
+"""The stage whose record a metrics update adds to: a :data:`Mode`, or ``shadow`` (a
+strategy run forward on new bars with orders that never leave)."""
+
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 """The range of every integer a store holds (a signed 64-bit column)."""
 
@@ -134,12 +141,14 @@ class MetricsUpdate(_Frozen):
     strategy_id: Identifier
     run_id: Identifier
     seq: NonNegInt64
-    mode: Mode
+    mode: UpdateMode
     as_of: Int64
     n_bars: NonNegInt64
     metrics: dict[str, float]
     returns: list[TimedReturn] = Field(default_factory=list)
     fingerprint: Identifier | None = None
+    # the symbols the strategy trades (a world with a market refuses any outside its universe)
+    symbols: list[Symbol] | None = Field(None, max_length=10_000)
 
     @field_validator("metrics")
     @classmethod

@@ -92,6 +92,7 @@ def test_a_group_gives_what_one_request_at_a_time_gives(tmp_path):
         store = open_store(str(tmp_path / f"{name}.db"))
         store.create_world(WorldInfo(id="w"))
         svc = WorldService(store)
+        svc.clock = lambda: 7  # stored records keep when they were last heard from
         parsed = [([MetricsUpdate.model_validate(u) for u in r], who) for r in reqs]
         got = (ingest_group(svc, "w", parsed) if name == "group"
                else [ingest_group(svc, "w", [p])[0] for p in parsed])

@@ -9,6 +9,7 @@ from hypothesis import strategies as hs
 from qmtl.core.contracts import MetricsUpdate
 from world_api.domain.evaluator import WorldEngine
 from world_api.domain.policy import PolicyError, Promotion, parse_policy
+from world_api.domain.records import Records
 from world_api.domain.stages import (
     NotAwaitingApproval,
     StageState,
@@ -124,7 +125,11 @@ def test_moves_are_one_stage_at_a_time_and_live_only_by_approval(steps):
         if ok and st.pending:
             approve(r, st, "ops")
             assert st.stage == "live"
-        assert StageState.from_dict(st.to_dict()) == st
+        # stage and pending round-trip; the records are stored with the strategy's state
+        back = StageState.from_dict(st.to_dict(), Records.from_dict(st.records.to_dict()))
+        assert (back.stage, back.pending) == (st.stage, st.pending)
+        assert {m: (r.runs, r.metrics) for m, r in back.records.items()} == {
+            m: (r.runs, r.metrics) for m, r in st.records.items()}
 
 
 def upd(sid: str, seq: int, mode: str, n_bars: int, sharpe: float, dd: float = 0.1):

@@ -36,62 +36,28 @@ import time
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel
 
 from qmtl.core.contracts import MetricsUpdate
-from qmtl.core.errors import QmtlError
 from world_api.domain import stages
 from world_api.domain.allocation import allocate_chosen
+from world_api.domain.changes import (
+    Change,
+    StaleUpdate,
+    StrategyView,
+    check_after,
+    summaries,
+)
 from world_api.domain.hints import why_not_active, why_out
 from world_api.domain.incremental import ScoreBook
 from world_api.domain.overrides import Override, holding, pin, relabel, select
 from world_api.domain.policy import Policy
+from world_api.domain.records import REALIZED, pick
 from world_api.domain.scoring import gate_failures
+from world_api.domain.silence import tick
 from world_api.domain.strategy_state import StrategyState, aligned_corr
 from world_api.domain.world_returns import ProForma, ReturnSeries, contribution, pro_forma_report
 
-
-class Change(BaseModel):
-    """A change of one strategy's activation or weight."""
-
-    strategy_id: str
-    active: bool
-    weight: float
-    reason: str
-    stage: Literal["backtest", "paper", "live"] | None = None  # set: a stage move
-
-
-class StrategyView(BaseModel):
-    """What the world thinks of one strategy, with concrete hints when it falls short."""
-
-    strategy_id: str
-    status: Literal["active", "candidate", "rejected"]
-    active: bool
-    weight: float
-    rank: int | None
-    score: float | None
-    n_bars: int
-    metrics: dict[str, float]
-    hints: list[str]
-    contribution: float
-    override: Override | None = None  # an operator's override that holds now
-    stage: Literal["backtest", "paper", "live"] | None = None  # None: stages not managed
-    awaiting_approval: bool = False
-    stage_hints: list[str] = []
-
-
-class StaleUpdate(QmtlError, ValueError):
-    """An update's seq is not greater than the last one seen for its (strategy, run)."""
-
-
-def check_after(update: MetricsUpdate, last: int | None) -> None:
-    """Raise :class:`StaleUpdate` unless ``update.seq`` is after ``last`` (the last seq of
-    its strategy and run; None: nothing before)."""
-    if last is not None and update.seq <= last:
-        raise StaleUpdate(
-            f"{update.strategy_id}: seq {update.seq} of run {update.run_id!r} "
-            f"is not after the last seen seq {last}"
-        )
+__all__ = ["Change", "StaleUpdate", "StrategyView", "WorldEngine", "check_after"]
 
 
 class WorldEngine:
@@ -169,7 +135,12 @@ class WorldEngine:
     def _refresh(self, sid: str) -> None:
         s = self.strategies[sid]
         i = self._index[sid]
+        # gates and score read the record the policy says (records.pick)
+        s.record_stage, s.n_bars = pick(s.records, self.policy.record, self.policy.min_bars)
+        s.metrics = s.records.of(s.record_stage).metrics
         s.failures = gate_failures(self.policy, s.n_bars, s.metrics)
+        if s.silent is not None:
+            s.failures.insert(0, s.silent)
         row = [s.metrics.get(m, math.nan) for m in self._metrics]
         self._book.set_row(
             i, np.array([v if math.isfinite(v) else math.nan for v in row]), not s.failures
@@ -187,20 +158,40 @@ class WorldEngine:
         if s is None:
             s = self._add(update.strategy_id)
         s.seqs[update.run_id] = update.seq
-        s.metrics = dict(update.metrics)
-        s.n_bars = update.n_bars
-        # keep only returns after the strategy's latest kept one (a restarted live run may
-        # re-send a stretch that an earlier update covered); they earn the world the weight
-        # the strategy has now, before this update's own decisions
-        fresh = s.fresh(update.returns)
-        if s.active:
-            self.realized.add(fresh, s.weight)
-        self.world_bars += s.extend(fresh)
+        # the update adds to its own stage's record only (world_api.domain.records)
+        s.records.add(
+            update.mode,
+            update.run_id,
+            update.n_bars,
+            update.metrics,
+            update.returns,
+            self.clock(),
+        )
+        if update.mode in REALIZED:
+            # paper and live returns after the latest realized one (a restarted live run may
+            # re-send a stretch) earn the world the weight the strategy has now, before this
+            # update's own decisions; backtest and shadow returns are never realized
+            last = s.realized_ts
+            real = [p for p in update.returns if last is None or p[0] > last]
+            if real:
+                if s.active:
+                    self.realized.add(real, s.weight)
+                s.realized_ts = real[-1][0]
+        # the strategy's ring (all stages, in time) feeds correlation, volatility and the
+        # pro forma: only returns after its latest kept one
+        self.world_bars += s.extend(s.fresh(update.returns))
         s.run_bars[update.run_id] = max(update.n_bars, s.run_bars.get(update.run_id, 0))
+        s.silent = None  # it reported
         self.dirty.add(s.sid)
         self._refresh(s.sid)
         changes = self._reselect()
         return changes + [Change(**m) for m in stages.on_update(self, s, update)]  # hook: stages
+
+    def tick(self, now: int) -> list[Change]:
+        """The world's clock reads ``now`` (epoch ns): a paper or live strategy silent past
+        the policy's ``max_silence`` becomes ineligible, one that reports again eligible
+        again (:func:`world_api.domain.silence.tick`); the changes that causes."""
+        return self._reselect() if tick(self, now) else []
 
     def last_seq(self, strategy_id: str, run_id: str) -> int | None:
         """The seq of the last update ingested for ``(strategy_id, run_id)`` (None: none)."""
@@ -435,6 +426,9 @@ class WorldEngine:
             hints=hints,
             contribution=contribution(s, [self.strategies[x] for x in self._active]),
             override=self.overrides.get(strategy_id),
+            record=s.record_stage,
+            records=summaries(s.records),
+            silent=s.silent is not None,
             **stages.view_fields(self, s),  # hook: the strategy's stage
         )
 

@@ -172,6 +172,48 @@ class Promotion(BaseModel):
     _gates = field_validator("demote", mode="before")(lambda cls, v: parse_gates(v))
 
 
+_SILENCE = re.compile(r"^\s*(\d+(\.\d*)?|\.\d+)\s*(s|sec|seconds?|bars?)?\s*$")
+
+
+class MaxSilence(BaseModel):
+    """How long a paper or live strategy may go without an update before it loses its
+    weight: ``value`` seconds, or ``value`` bars of the strategy's interval. Written
+    ``120`` or ``"120 s"`` (seconds) or ``"3 bars"``.
+
+    >>> MaxSilence.parse("3 bars"), MaxSilence.parse(120).describe()
+    (MaxSilence(value=3.0, unit='bars'), '120 s')
+    >>> MaxSilence.parse("soon")
+    Traceback (most recent call last):
+    ...
+    ValueError: bad max_silence 'soon': write seconds (120, '120 s') or bars ('3 bars')
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    value: float = Field(gt=0.0)
+    unit: Literal["s", "bars"] = "s"
+
+    @classmethod
+    def parse(cls, v: Any) -> MaxSilence:
+        """Read a number of seconds, ``"<n> s"`` or ``"<n> bars"`` (or the model's dict)."""
+        if isinstance(v, MaxSilence | dict):
+            return v if isinstance(v, MaxSilence) else cls.model_validate(v)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            if not math.isfinite(v) or v <= 0:
+                raise ValueError(f"bad max_silence {v!r}: must be a positive number of seconds")
+            return cls(value=float(v))
+        m = _SILENCE.match(str(v)) if isinstance(v, str) else None
+        if not m or float(m.group(1)) <= 0:
+            raise ValueError(
+                f"bad max_silence {v!r}: write seconds (120, '120 s') or bars ('3 bars')"
+            )
+        unit = "bars" if (m.group(3) or "s").startswith("bar") else "s"
+        return cls(value=float(m.group(1)), unit=unit)  # type: ignore[arg-type]
+
+    def describe(self) -> str:
+        """``"120 s"`` or ``"3 bars"``."""
+        return f"{self.value:g} {'s' if self.unit == 's' else 'bars'}"
+
+
 class Policy(BaseModel):
     """A world's policy (see DESIGN.md, "The world"). Every field has a default, so an empty
     policy is valid: no gates, score by Sharpe, top 10, equal weights.
@@ -189,6 +231,14 @@ class Policy(BaseModel):
     hysteresis: Hysteresis = Field(default_factory=Hysteresis)
     allocation: Allocation = Field(default_factory=Allocation)
     promotion: Promotion | None = None  # stages backtest -> paper -> live; None: unmanaged
+    # the record gates and score read (world_api.domain.records.pick): auto, or one stage
+    record: Literal["auto", "backtest", "shadow", "paper", "live"] = "auto"
+    max_silence: MaxSilence | None = None  # None: silence costs nothing
+
+    @field_validator("max_silence", mode="before")
+    @classmethod
+    def _parse_silence(cls, v: Any) -> Any:
+        return None if v is None else MaxSilence.parse(v)
 
     @field_validator("gates", mode="before")
     @classmethod

@@ -19,6 +19,8 @@ hysteresis         margin 0.2, dwell 60 bars   margin 0.1, dwell 20 bars      ma
                                                                               dwell 5 bars
 allocation         risk_parity, max 0.25,      inverse_vol, max 0.3,          score, max 0.5,
                    min_change 0.02             min_change 0.01                min_change 0.0
+record             auto                        auto                           auto
+max_silence        5 bars                      10 bars                        20 bars
 =================  ==========================  =============================  ================
 
 Conservative admits few, long-tested, uncorrelated strategies and moves slowly; balanced is
@@ -44,6 +46,8 @@ top_k: 5
 max_correlation: 0.6
 hysteresis: {margin: 0.2, min_dwell_bars: 60}
 allocation: {method: risk_parity, max_weight: 0.25, min_change: 0.02}
+record: auto
+max_silence: 5 bars
 """,
     "balanced": """\
 min_bars: 500
@@ -53,6 +57,8 @@ top_k: 10
 max_correlation: 0.8
 hysteresis: {margin: 0.1, min_dwell_bars: 20}
 allocation: {method: inverse_vol, max_weight: 0.3, min_change: 0.01}
+record: auto
+max_silence: 10 bars
 """,
     "aggressive": """\
 min_bars: 250
@@ -62,6 +68,8 @@ top_k: 20
 max_correlation: 0.95
 hysteresis: {margin: 0.0, min_dwell_bars: 5}
 allocation: {method: score, max_weight: 0.5, min_change: 0.0}
+record: auto
+max_silence: 20 bars
 """,
 }
 """The presets' policies as YAML, by name."""

@@ -1,10 +1,11 @@
 """Stages decided by the world: each strategy is in ``backtest``, ``paper`` or ``live``, moved
 by the policy's ``promotion`` rules (pure; no I/O).
 
-A strategy keeps one record per mode of the updates it sends (``MetricsUpdate.mode``): its
-latest metrics and its bars (summed over its runs). The records are kept apart: the
-backtest record promotes to paper, the paper record to live, and the record of the stage a
-strategy is in may demote it one stage back.
+A strategy keeps one record per mode of the updates it sends (``MetricsUpdate.mode``; see
+:mod:`world_api.domain.records`): its latest metrics and its bars (a backtest's latest run;
+a forward stage's summed over its runs). The records are kept apart: the backtest record
+promotes to paper, the paper record to live, and the record of the stage a strategy is in
+may demote it one stage back.
 
 - ``backtest -> paper``: the backtest record has ``paper.min_bars`` bars and passes
   ``paper.gates``;
@@ -38,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from world_api.domain.policy import Gate, Promotion
+from world_api.domain.records import Records, StageRecord
 
 Stage = Literal["backtest", "paper", "live"]
 STAGES: tuple[Stage, ...] = ("backtest", "paper", "live")
@@ -61,67 +63,39 @@ class StageMove:
 
 
 @dataclass
-class Record:
-    """A strategy's record in one mode: bars per run and the latest metrics.
-
-    >>> r = Record(); r.runs["a"] = 3; r.runs["b"] = 4; r.n_bars
-    7
-    """
-
-    runs: dict[str, int] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def n_bars(self) -> int:
-        """Bars over all the record's runs."""
-        return sum(self.runs.values())
-
-
-@dataclass
 class StageState:
-    """One strategy's stage, whether it waits for approval, and its records per mode.
+    """One strategy's stage, whether it waits for approval, and its records per mode (the
+    strategy's own :class:`~world_api.domain.records.Records`, stored with it).
 
     >>> s = StageState(); s.record("paper", "r", 10, {"sharpe": 1.0})
-    >>> StageState.from_dict(s.to_dict()).records["paper"].n_bars
-    10
+    >>> s.of("paper").n_bars, StageState.from_dict(s.to_dict()).stage
+    (10, 'backtest')
     """
 
     stage: Stage = "backtest"
     pending: bool = False
-    records: dict[str, Record] = field(default_factory=dict)
+    records: Records = field(default_factory=Records)
 
     def record(self, mode: str, run_id: str, n_bars: int, metrics: dict[str, float]) -> None:
         """Note an update of ``mode`` from ``run_id`` (its bar count so far, its metrics)."""
-        rec = self.records.setdefault(mode, Record())
-        rec.runs[run_id] = max(n_bars, rec.runs.get(run_id, 0))
-        rec.metrics = dict(metrics)
+        self.records.add(mode, run_id, n_bars, metrics, [], None)
 
-    def of(self, mode: str) -> Record:
+    def of(self, mode: str) -> StageRecord:
         """The record of ``mode`` (empty when none)."""
-        return self.records.get(mode) or Record()
+        return self.records.of(mode)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serializable form."""
-        return {
-            "stage": self.stage,
-            "pending": self.pending,
-            "records": {m: {"runs": r.runs, "metrics": r.metrics} for m, r in self.records.items()},
-        }
+        """A JSON-serializable form (the records are stored with the strategy's state)."""
+        return {"stage": self.stage, "pending": self.pending}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> StageState:
-        """The state :meth:`to_dict` wrote."""
+    def from_dict(cls, d: dict[str, Any], records: Records | None = None) -> StageState:
+        """The state :meth:`to_dict` wrote, over the strategy's ``records``."""
         stage = d.get("stage", "backtest")
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
-        return cls(
-            stage=stage,
-            pending=bool(d.get("pending", False)),
-            records={
-                m: Record({k: int(v) for k, v in r["runs"].items()}, dict(r["metrics"]))
-                for m, r in d.get("records", {}).items()
-            },
-        )
+        return cls(stage=stage, pending=bool(d.get("pending", False)),
+                   records=records if records is not None else Records())
 
 
 def _failures(gates: dict[str, Gate], metrics: dict[str, float], min_bars: int, n_bars: int,
@@ -214,9 +188,9 @@ def state_of(s: Any) -> StageState:
     'backtest'
     """
     if s.stage is None:
-        s.stage = StageState()
+        s.stage = StageState(records=s.records)
     elif isinstance(s.stage, dict):  # as stored
-        s.stage = StageState.from_dict(s.stage)
+        s.stage = StageState.from_dict(s.stage, s.records)
     return s.stage
 
 
@@ -230,10 +204,9 @@ def _changes(engine: Any, s: Any, moves: list[StageMove]) -> list[dict[str, Any]
 
 
 def on_update(engine: Any, s: Any, update: Any) -> list[dict[str, Any]]:
-    """After ``update`` of strategy ``s``: record it in its mode's record and apply the
-    world's promotion rules; the fields of a ``Change`` for each move (``stage`` set)."""
+    """After ``update`` of strategy ``s`` (the engine added it to its mode's record): apply
+    the world's promotion rules; the fields of a ``Change`` for each move (``stage`` set)."""
     st = state_of(s)
-    st.record(update.mode, update.run_id, update.n_bars, update.metrics)
     rules = engine.policy.promotion
     return [] if rules is None else _changes(engine, s, decide(rules, st))
 

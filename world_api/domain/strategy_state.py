@@ -23,9 +23,7 @@ from typing import Any
 
 import numpy as np
 
-RING = 2_000
-"""Streamed returns kept per strategy (for volatility, correlation, contribution and the
-world's pro forma return)."""
+from world_api.domain.records import RING, Records, StageRecord
 
 MIN_OVERLAP = 20
 """Periods two strategies must share before their correlation is trusted."""
@@ -50,10 +48,14 @@ class StrategyState:
         "failures",
         "metrics",
         "n_bars",
+        "realized_ts",
+        "record_stage",
+        "records",
         "returns",
         "run_bars",
         "seqs",
         "sid",
+        "silent",
         "stage",
         "total_returns",
         "ts",
@@ -77,6 +79,12 @@ class StrategyState:
         self.changed_clock: int | None = None
         self.failures: list[str] = []  # why it is not eligible (gates, min_bars)
         self.stage: Any = None  # its StageState (world_api.domain.stages) or its stored dict
+        # its track record per stage (world_api.domain.records); ``metrics`` and ``n_bars``
+        # above are those of the record the policy reads (``record_stage``, set by the engine)
+        self.records = Records()
+        self.record_stage = "backtest"
+        self.realized_ts: int | None = None  # the last paper/live return time realized
+        self.silent: str | None = None  # why it is silent past max_silence (None: it is not)
         self.vol_cache: tuple[int, float, float] = (-1, math.nan, math.nan)
         self.arr_cache: tuple[int, np.ndarray, np.ndarray, int] | None = None
 
@@ -123,6 +131,9 @@ class StrategyState:
             "active": self.active,
             "weight": self.weight,
             "changed_clock": self.changed_clock,
+            "records": self.records.to_dict(),
+            "realized_ts": self.realized_ts,
+            "silent": self.silent,
             **(
                 {"stage": self.stage if isinstance(self.stage, dict) else self.stage.to_dict()}
                 if self.stage is not None
@@ -163,7 +174,22 @@ class StrategyState:
         clock = d.get("changed_clock")
         s.changed_clock = None if clock is None else int(clock)
         s.stage = d.get("stage")  # read on first use (world_api.domain.stages.state_of)
+        s.silent = d.get("silent")
+        if "records" in d:
+            s.records = Records.from_dict(d["records"])
+            rt = d.get("realized_ts")
+            s.realized_ts = None if rt is None else int(rt)
+        else:
+            migrate_records(s)
         return s
+
+    @property
+    def stage_name(self) -> str | None:
+        """Its stage when the world manages stages (``stage`` set), else None."""
+        st = self.stage
+        if st is None:
+            return None
+        return st["stage"] if isinstance(st, dict) else st.stage
 
     def _arrays(self) -> tuple[int, np.ndarray, np.ndarray, int]:
         """``(stamp, ts, returns, spacing)``, rebuilt only when new returns arrived."""
@@ -204,6 +230,29 @@ class StrategyState:
     def vol(self) -> float:
         """Sample standard deviation of the ring's returns (NaN with fewer than two)."""
         return self._moments()[1]
+
+
+def migrate_records(s: StrategyState) -> None:
+    """Give a state stored before records per stage (no ``records``) its records: those the
+    stages of migration 0006 kept (bars per run and latest metrics, per mode), else its
+    latest metrics and bars as its backtest record. The ring it has (one for all modes) has
+    been realized already: ``realized_ts`` is its last time, so nothing is counted twice.
+
+    >>> s = StrategyState("a"); s.metrics = {"sharpe": 1.0}; s.n_bars = 5
+    >>> s.run_bars = {"r": 5}; migrate_records(s); s.records["backtest"].n_bars
+    5
+    """
+    stored = s.stage.get("records") if isinstance(s.stage, dict) else None
+    if stored:
+        s.records = Records.from_dict(stored)
+    elif s.n_bars or s.metrics:
+        rec = StageRecord("backtest")
+        rec.runs = dict(s.run_bars) or {"": s.n_bars}
+        rec.last_run = max(rec.runs, key=rec.runs.__getitem__)
+        rec.runs = {rec.last_run: s.n_bars}
+        rec.metrics = dict(s.metrics)
+        s.records = Records({"backtest": rec})
+    s.realized_ts = s.last_ts
 
 
 def spacing(ts: np.ndarray) -> int:

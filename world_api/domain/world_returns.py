@@ -314,18 +314,35 @@ def contribution(s: StrategyState, active: list[StrategyState]) -> float:
 def pro_forma_report(
     active: list[StrategyState], r: np.ndarray, metrics: dict[str, float]
 ) -> dict[str, Any]:
-    """``{"n_bars", "metrics", "overlap", "warnings"}`` of the pro forma return ``r`` (with
-    its ``metrics``) of the ``active`` strategies: :func:`overlap_share` of their kept
-    returns' spans and :func:`overlap_warnings`.
+    """``{"n_bars", "metrics", "overlap", "shared_bars", "warnings"}`` of the pro forma return
+    ``r`` (with its ``metrics``) of the ``active`` strategies: :func:`overlap_share` of their
+    kept returns' spans, :func:`shared_bars` of their times and :func:`overlap_warnings`.
 
     >>> s = StrategyState("a"); _ = s.extend([(1, 0.1), (2, 0.1)]); s.weight = 1.0
     >>> pro_forma_report([s], np.array([0.1, 0.1]), {})["overlap"]
     1.0
     """
-    spans = [(int(s.ts[0]), int(s.ts[-1])) for s in active if s.ts and s.weight != 0.0]
+    held = [s for s in active if s.ts and s.weight != 0.0]
+    spans = [(int(s.ts[0]), int(s.ts[-1])) for s in held]
     return {
         "n_bars": len(r),
         "metrics": dict(metrics),
         "overlap": overlap_share(spans),
+        "shared_bars": shared_bars([s.arrays()[0] for s in held]) if held else None,
         "warnings": overlap_warnings(spans),
     }
+
+
+def shared_bars(times: list[np.ndarray]) -> int:
+    """How many bar times every one of ``times`` (sorted int64 arrays) holds: the bars the
+    strategies share (0 for none given).
+
+    >>> shared_bars([np.array([1, 2, 3, 5]), np.array([2, 3, 4, 5]), np.array([3, 5])])
+    2
+    """
+    if not times:
+        return 0
+    common = times[0]
+    for t in times[1:]:
+        common = np.intersect1d(common, t, assume_unique=True)
+    return len(common)

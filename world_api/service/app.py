@@ -17,6 +17,7 @@ shared state is :class:`world_api.service.state.WorldService`, errors are JSON
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
@@ -41,6 +42,7 @@ from world_api.service.routers import ROUTERS, metrics
 from world_api.service.routers.metrics import FastIngest
 from world_api.service.state import WorldService
 from world_api.service.store import Store, open_store
+from world_api.service.ticker import DEFAULT_TICK, run_ticker
 from world_api.service.ui import install as install_ui
 
 log = logging.getLogger("qmtl.world")
@@ -138,6 +140,7 @@ def create_app(
     fast_ingest: bool = True,
     max_streams_per_token: int = MAX_STREAMS_PER_TOKEN,
     ingest_limits: IngestLimits | None = None,
+    tick: float = DEFAULT_TICK,
 ) -> FastAPI:
     """The WorldService app over ``store`` (a Store or a URL; default ``~/.qmtl/world.db``).
     With ``kafka_brokers``, activation events are also published to Kafka topics
@@ -149,7 +152,8 @@ def create_app(
     through FastAPI's router, the same answers, slower). One token may hold
     ``max_streams_per_token`` event streams open at once (more get 429). ``ingest_limits``
     bound what one metrics request may cause (``ingest_limits.py``; default: from the
-    ``QMTL_WORLD_MAX_*`` environment variables)."""
+    ``QMTL_WORLD_MAX_*`` environment variables). Every ``tick`` seconds the world's clock
+    ticks (``ticker.py``: silent strategies lose their weight; 0: never)."""
     backend = store if isinstance(store, Store) else open_store(store)
     relay = None
     if kafka_brokers:
@@ -166,7 +170,12 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        ticker = asyncio.create_task(run_ticker(svc, tick)) if tick > 0 else None
         yield
+        if ticker is not None:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
         if relay is not None:
             relay.close()
 

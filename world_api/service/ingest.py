@@ -29,6 +29,7 @@ from typing import Any
 
 from qmtl.core.contracts import MetricsUpdate
 from world_api.domain.evaluator import Change, StaleUpdate, WorldEngine, check_after
+from world_api.domain.market import outside, outside_hint
 from world_api.service.broadcast import metrics_event
 from world_api.service.deps import Actor
 from world_api.service.errors import HTTPError
@@ -87,6 +88,17 @@ def _fresh(
     return fresh, len(updates) - len(fresh)
 
 
+def _symbols(updates: list[MetricsUpdate]) -> set[str]:
+    """Every symbol the updates say they trade.
+
+    >>> u = MetricsUpdate(world="w", strategy_id="s", run_id="r", seq=1, mode="backtest",
+    ...                   as_of=1, n_bars=1, metrics={}, symbols=["B", "A"])
+    >>> sorted(_symbols([u]))
+    ['A', 'B']
+    """
+    return {s for u in updates for s in (u.symbols or ())}
+
+
 def ingest_group(
     svc: WorldService, world: str, requests: Sequence[Request]
 ) -> list[dict[str, Any] | Exception]:
@@ -120,6 +132,12 @@ def ingest_group(
                 svc.metrics.rejected(world, "forbidden" if exc.status == 403 else "invalid",
                                      len(updates))
                 outcomes.append(exc)
+                continue
+            market = svc.market(world)
+            extra = outside(market, _symbols(updates)) if market is not None else []
+            if extra:  # a world with a market: nothing outside its universe (422)
+                svc.metrics.rejected(world, "invalid", len(updates))
+                outcomes.append(HTTPError(422, outside_hint(world, market, extra)))
                 continue
             try:
                 fresh, duplicates = _fresh(updates, engine, taken, lasts)

@@ -26,6 +26,8 @@ class WorldView(BaseModel):
     mode: Literal["backtest", "paper", "live"]
     policy_version: int
     seq: int
+    market: str | None = None  # its market's summary (None: no market, any symbols)
+    market_version: int | None = None
 
 
 class Events(BaseModel):
@@ -193,6 +195,7 @@ class ProFormaMetrics(SeriesMetrics):
     strategy has returns (None: no active strategy) and a warning when that is low."""
 
     overlap: float | None = None
+    shared_bars: int | None = None  # bar times every active strategy has a return at
     warnings: list[str] = []
 
 

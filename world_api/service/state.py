@@ -15,6 +15,7 @@ use and after any failed write (one process per store).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from sqlalchemy import select
 
 from qmtl.core.contracts import ActivationEvent
 from world_api.domain.evaluator import Change, WorldEngine
+from world_api.domain.market import Market
 from world_api.domain.policy import Policy
 from world_api.service import tables as t
 from world_api.service.auth import TokenCache
@@ -103,6 +105,10 @@ class WorldService:
         self.ingests: GroupCommit[Any] | None = None
         self.ingest_limits = IngestLimits.from_env()  # what one request may cause
         self.owners = OwnerBook(store)  # who owns each strategy (ownership.py)
+        # the world's clock (epoch ns): every engine reads it (overrides' expiry, the time a
+        # record was last heard from) and the ticker ticks with it (ticker.py)
+        self.clock: Callable[[], int] = time.time_ns
+        self._markets: dict[str, Market | None] = {}  # each world's market (None: none)
 
     def lock(self, world: str) -> threading.Lock:
         """The lock that serializes ``world``'s writes (and reads that must be consistent)."""
@@ -117,6 +123,7 @@ class WorldService:
                 eng = self.store.load_engine(world)
             except (ValidationError, ValueError) as exc:
                 raise UnreadableState(world, _reason(exc)) from None
+            eng.clock = self.clock
             self._engines[world] = eng
         return eng
 
@@ -129,11 +136,25 @@ class WorldService:
                 select(t.policies.c.version).where(t.policies.c.world == world)
                 .order_by(t.policies.c.version.desc()).limit(1)
             ).scalar()
-        return WorldEngine.from_state(self.store.engine_state(world, policy, int(version or 0)))
+        eng = WorldEngine.from_state(self.store.engine_state(world, policy, int(version or 0)))
+        eng.clock = self.clock
+        return eng
+
+    def market(self, world: str) -> Market | None:
+        """``world``'s latest market (None: it has none), read from the store once."""
+        if world not in self._markets:
+            found = self.store.get_market(world)
+            self._markets[world] = None if found is None else found[1]
+        return self._markets[world]
+
+    def set_market(self, world: str, market: Market) -> None:
+        """Note ``world``'s new market (stored already)."""
+        self._markets[world] = market
 
     def forget(self, world: str) -> None:
         """Drop ``world``'s in-memory engine (it is rebuilt from the store on next use)."""
         self._engines.pop(world, None)
+        self._markets.pop(world, None)
         self.owners.forget(world)
         self._exists.discard(world)
 

@@ -34,6 +34,7 @@ from world_api.domain.evaluator import Change, WorldEngine
 from world_api.domain.policy import Policy
 from world_api.service import tables as t
 from world_api.service.audit_log import AuditLog
+from world_api.service.market_store import MarketStore
 from world_api.service.operator_store import OperatorStore
 from world_api.service.world_admin_store import WorldAdmin
 
@@ -139,7 +140,7 @@ _REALIZED = (select(t.world_returns.c.ts, t.world_returns.c.ret)
              .order_by(t.world_returns.c.ts))
 
 
-class Store(WorldAdmin, AuditLog, OperatorStore, MigratedStore):
+class Store(WorldAdmin, AuditLog, OperatorStore, MarketStore, MigratedStore):
     """The world store on the database ``url`` names (see :func:`open_store`); opening it
     brings the schema to the latest migration."""
 

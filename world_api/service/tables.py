@@ -3,8 +3,8 @@
 The schema itself is made by the Alembic scripts in ``migrations/``; a test checks that they
 agree with these definitions.
 
->>> sorted(metadata.tables)[1:4]
-['audit', 'events', 'metric_keys']
+>>> sorted(metadata.tables)[1:5]
+['audit', 'events', 'markets', 'metric_keys']
 """
 
 from __future__ import annotations
@@ -161,3 +161,13 @@ world_submitters = Table(
     Column("owners", Text, nullable=False),  # JSON list of the owners who may submit
 )
 """A world's restriction of who may submit (no row: any developer)."""
+
+markets = Table(
+    "markets",
+    metadata,
+    Column("world", Text, primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("body", Text, nullable=False),  # the Market as JSON (world_api.domain.market)
+    Column("created", BigInteger, nullable=False),
+)
+"""A world's market, one row per version (migration 0009_records_market)."""

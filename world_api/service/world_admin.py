@@ -83,7 +83,10 @@ def patch(svc: WorldService, world: str, body: WorldUpdate, who: Actor) -> dict[
     with svc.lock(world):
         info = svc.store.update_world(world, changes, actor=who.name, request_id=who.request_id)
     version, _ = read_policy(svc.store, world)
-    return {**info.model_dump(), "policy_version": version, "seq": svc.store.world_seq(world)}
+    market = svc.store.get_market(world)
+    return {**info.model_dump(), "policy_version": version, "seq": svc.store.world_seq(world),
+            "market": None if market is None else market[1].summary(),
+            "market_version": None if market is None else market[0]}
 
 
 def delete(svc: WorldService, world: str, force: bool, who: Actor) -> WorldDeleted:

@@ -39,8 +39,10 @@ def invoke(*args: str):
     return CliRunner().invoke(cli_app, ["world", *args], env={"COLUMNS": "160"})
 
 
-def post(url: str, token: str, world: str, *items: tuple[str, int, float]) -> list[dict]:
-    ups = [MetricsUpdate.model_validate(update(s, q, sh, world=world)) for s, q, sh in items]
+def post(url: str, token: str, world: str, *items: tuple[str, int, float],
+         mode: str = "backtest") -> list[dict]:
+    ups = [MetricsUpdate.model_validate({**update(s, q, sh, world=world, run=f"{mode}-1"),
+                                         "mode": mode}) for s, q, sh in items]
     with WorldServiceClient(url, token) as client:
         return client.post_metrics(world, ups)["events"]
 
@@ -85,8 +87,9 @@ def test_policy_and_status(world, tmp_path):
     assert status.exit_code == 0, status.output
     assert "alpha" in status.output and "active" in status.output
     assert "beta" in status.output and "rejected" in status.output
-    # the world's own return: alpha's second update is its first after its activation
-    post(url, op, "demo", ("alpha", 2, 1.5))
+    # the world's own return: alpha's paper run reports after its backtest activated it (a
+    # backtest earns the world nothing; the paper returns are realized)
+    post(url, op, "demo", ("alpha", 2, 1.5), mode="paper")  # its bars after the backtest's
     with WorldServiceClient(url, op) as client:
         want = client.world_metrics("demo")
     assert (want["realized"]["n_bars"], want["pro_forma"]["n_bars"]) == (30, 60)

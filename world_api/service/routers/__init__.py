@@ -15,6 +15,7 @@ from world_api.service.routers import (
     by_id,
     events,
     health,
+    market,
     metrics,
     overrides,
     owners,
@@ -29,6 +30,7 @@ from world_api.service.strict_json import strict_routes
 ROUTERS: list[APIRouter] = [
     worlds.router,
     policy.router,
+    market.router,
     metrics.router,
     strategies.router,
     activation.router,

@@ -42,10 +42,13 @@ def list_worlds(store: StoreDep, _: ViewerDep) -> list[WorldInfo]:
 
 @router.get("/{world}", response_model=WorldView, responses=error_responses(409))
 def get_world(world: WorldId, store: StoreDep, _: ViewerDep) -> dict[str, Any]:
-    """A world with its policy version and event seq."""
+    """A world with its policy version, event seq and market (its summary and version)."""
     info = store.get_world(world)
     version, _policy = read_policy(store, world)
-    return {**info.model_dump(), "policy_version": version, "seq": store.world_seq(world)}
+    market = store.get_market(world)
+    return {**info.model_dump(), "policy_version": version, "seq": store.world_seq(world),
+            "market": None if market is None else market[1].summary(),
+            "market_version": None if market is None else market[0]}
 
 
 @router.patch("/{world}", response_model=WorldView, responses=error_responses(409))

@@ -18,12 +18,27 @@ const COMPUTED = [
 function header(view) {
   return `<p class="sub" id="strategy-sub">
     <span class="status ${esc(view.status)}" id="strategy-status">${esc(view.status)}</span>
+    ${view.silent ? `<span class="status silent" id="strategy-silent">silent</span>` : ""}
     weight <b data-field="weight" data-v="${view.weight}">${fmt(view.weight)}</b> ·
     rank <b data-field="rank" data-v="${view.rank ?? ""}">${view.rank ?? "–"}</b> ·
     score <b data-field="score" data-v="${view.score ?? ""}">${fmt(view.score, 3)}</b> ·
     bars <b data-field="n_bars" data-v="${view.n_bars}">${view.n_bars}</b> ·
     contribution <b data-field="contribution" data-v="${view.contribution}">${fmt(view.contribution, 5)}</b></p>
+    ${records(view)}
     ${view.hints.length ? `<ul id="hints">${view.hints.map((h) => `<li>${esc(h)}</li>`).join("")}</ul>` : ""}`;
+}
+
+// The strategy's record per stage; the one its gates and score read is marked.
+function records(view) {
+  const stages = ["backtest", "shadow", "paper", "live"].filter((s) => view.records && view.records[s]);
+  if (!stages.length) return "";
+  return `<table id="records"><thead><tr><th>record</th><th class="num">bars</th><th>runs</th>
+    <th class="num">sharpe</th></tr></thead><tbody>${stages.map((s) => {
+      const r = view.records[s];
+      return `<tr data-record="${s}" class="${s === view.record ? "read" : ""}"><td>${s}${s === view.record ? " (read)" : ""}</td>
+        <td class="num">${r.n_bars}</td><td>${esc(r.runs.join(", "))}</td>
+        <td class="num">${fmt(r.metrics.sharpe, 3)}</td></tr>`;
+    }).join("")}</tbody></table>`;
 }
 
 function metricRows(view) {

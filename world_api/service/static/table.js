@@ -79,6 +79,7 @@ export class ActivationTable {
   update(sid, fields) {
     const old = this.rows.get(sid) || { strategy_id: sid, metrics: {}, hints: [], status: "candidate" };
     const row = { ...old, ...fields };
+    if (fields.n_bars !== undefined) row.silent = false; // it reported
     if (fields.active !== undefined && fields.status === undefined) {
       row.status = fields.active ? "active" : old.status === "active" ? "candidate" : old.status;
     }
@@ -117,7 +118,8 @@ export class ActivationTable {
       <tr data-sid="${esc(r.strategy_id)}" class="${this.flash.has(r.strategy_id) ? "flash" : ""}">
         ${num("rank", r.rank, 0)}
         <td data-col="strategy_id"><a href="${base}${encodeURIComponent(r.strategy_id)}">${esc(r.strategy_id)}</a></td>
-        <td data-col="status"><span class="status ${esc(r.status)}">${esc(r.status)}</span></td>
+        <td data-col="status"><span class="status ${esc(r.status)}">${esc(r.status)}</span>${r.silent
+          ? ` <span class="status silent" title="no update past max_silence: no weight until it reports">silent</span>` : ""}</td>
         ${num("weight", r.weight)}
         ${num("score", r.score, 3)}
         ${num("sharpe", value(r, "sharpe"), 3)}

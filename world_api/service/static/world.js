@@ -77,7 +77,8 @@ export async function worldPage(app, world, session, crumbs) {
     <h1 id="world-title">${esc(info.name || world)} <span class="sub">${esc(world)}</span></h1>
     <p class="sub" id="world-sub">${esc(info.mode)} · capital ${Number(info.capital).toLocaleString()}
       · policy v<span id="policy-version">${activation.policy_version}</span>
-      · seq <span id="seq">${activation.seq}</span></p>
+      · seq <span id="seq">${activation.seq}</span>
+      · market <span id="market">${info.market ? `v${info.market_version} · ${esc(info.market)}` : "none (any symbols)"}</span></p>
     <div class="grid">
       <section class="card wide"><h2>Activation</h2><div id="table"></div></section>
       <section class="card"><h2>World equity</h2><div id="chart-equity" class="chart"></div></section>
