@@ -171,7 +171,7 @@ def _check_tls(certfile: Path | None, keyfile: Path | None) -> bool:
 
 @token_app.command("create")
 def token_create(
-    role: Annotated[str, typer.Option(help="viewer, developer or operator.")],
+    role: Annotated[str, typer.Option(help="viewer, developer, runner or operator.")],
     owner: Annotated[
         str, typer.Option("--owner", "--name", help="Who the token is for (default: the role).")
     ] = "",
