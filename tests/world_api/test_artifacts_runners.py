@@ -11,9 +11,11 @@ import textwrap
 
 import pytest
 
-from qmtl.artifact import artifact_id, build_artifact
+from connectors.data.synthetic import generate_bars
+from qmtl.artifact import artifact_id, build_artifact, graph_id, verify
 from qmtl.core.contracts import MetricsUpdate
 from qmtl.loader import load_strategy
+from qmtl.submit import submit
 from tests.world_api.conftest import serve
 from world_api import runner_client as rc
 from world_api.client import (
@@ -156,3 +158,18 @@ def test_runners_split_strategies_and_take_over_expired_leases(world):
     assert store.heartbeat("w", "y", ["s"], {}, ttl, now=t0 + ttl - 1) == []
     assert store.heartbeat("w", "y", ["s"], {}, ttl, now=t0 + ttl) == ["s"]
     assert store.heartbeat("w", "x", ["s"], {}, ttl, now=t0 + ttl + 1) == []
+
+
+def test_submit_stores_the_artifact_a_runner_rebuilds(world, tmp_path):
+    (c, _store) = world
+    path = tmp_path / "up.py"
+    path.write_text(SOURCE)
+    cls = load_strategy(f"{path}:Up")
+    token = c["alice"].http.headers["Authorization"].split()[1]
+    res = submit(cls, "w", c["alice"].url, token, data={"A": generate_bars(80, seed=1)}, n=6)
+    assert res.strategy_id == "Up-n=6" and res.artifact_id is not None
+    doc = rc.artifact(c["r1"], "w", "Up-n=6")
+    assert doc["id"] == res.artifact_id and doc["params"] == {"n": 6}
+    path.write_text(SOURCE.replace("sma(self.n)", "sma(self.n + 1)"))  # edited after submit
+    rebuilt = verify(doc, tmp_path / "runner")  # the runner runs what was evaluated
+    assert graph_id(rebuilt) == doc["graph_id"] == graph_id(cls(n=6))
