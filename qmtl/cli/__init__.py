@@ -56,6 +56,7 @@ def _app() -> "typer.Typer":
     from qmtl.cli.world_admin import delete, update  # noqa: F401 - attached to world_app
     from qmtl.cli.world_ops import apply as _registers_world_ops  # noqa: F401
     from qmtl.cli.world_owners import owner as _owner  # noqa: F401  (qmtl world owner)
+    from qmtl.cli.world_run import run_world as _run_world  # noqa: F401  (qmtl world run)
     from qmtl.cli.world_stages import approve as _approve  # noqa: F401  (qmtl world approve)
 
     app = typer.Typer(

@@ -191,11 +191,15 @@ def run_live(
     params: dict[str, Any] | None = None,
     on_order: OrderReport | None = None,
     on_started: Callable[[dict[str, Any]], None] | None = None,
+    control: RunControl | None = None,
+    stats: LiveStats | None = None,
 ) -> LiveResult:
     """Run ``strategy`` (a class, or a strategy object such as ``qmtl.alpha(...)`` or
     ``qmtl.from_spec(...)``) live (see :mod:`qmtl.live`) until the feed ends, ``max_bars``,
     ``stop_after_idle`` or a signal (SIGINT/SIGTERM stop it cleanly). ``on_order`` sees
-    each batch of new orders and fills, ``on_started`` the run's identity once it starts.
+    each batch of new orders and fills, ``on_started`` the run's identity once it starts;
+    ``control`` stops it from another thread (``control.stop()``: ``qmtl world run``) and
+    ``stats`` shows its input counters while it runs.
 
     >>> run_live(Strategy, LiveOptions())
     Traceback (most recent call last):
@@ -259,8 +263,8 @@ def run_live(
         group=o.group or f"qmtl-{o.world}-{sid}",
     )
 
-    control = RunControl()
-    stats = LiveStats()
+    control = control if control is not None else RunControl()
+    stats = stats if stats is not None else LiveStats()
     spec_in = LiveInput(
         symbols=feed_symbols,
         interval_ns=interval_ns(s.interval),
