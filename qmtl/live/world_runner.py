@@ -163,7 +163,10 @@ class WorldRunner:
             artifacts = {
                 a["strategy_id"]: a["artifact_id"] for a in rc.artifacts(self.client, self.o.world)
             }
-            want = [s for s in wanted(views) if s in artifacts]
+            # no artifact: nothing to run yet; refused for this artifact: let the lease go
+            want = [
+                s for s in wanted(views) if s in artifacts and self.refused.get(s) != artifacts[s]
+            ]
             self.held = rc.heartbeat(
                 self.client, self.o.world, self.runner_id, want, self.o.ttl, self.report()
             )
@@ -238,11 +241,12 @@ class WorldRunner:
         self._event(sid, "started", f"artifact {doc['id'][:12]}, graph {doc['graph_id']}")
 
     def _stop(self, sid: str, why: str) -> None:
-        run = self.runs.pop(sid, None)
+        run = self.runs.get(sid)
         if run is None:
             return
         run.control.stop()
-        run.thread.join(timeout=60)
+        run.thread.join(timeout=60)  # it finishes the bars in flight
+        self.runs.pop(sid, None)
         self._event(sid, "stopped", why)
 
     def _reap(self) -> None:
