@@ -25,24 +25,26 @@ stored ``graph_id`` and raises :class:`ArtifactChanged` when it does not.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
 import math
-import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from qmtl.alpha.spec import from_spec
-from qmtl.core.errors import QmtlError
+from qmtl.core.artifact_doc import (
+    ARTIFACT_VERSION,
+    FILE_NAME,
+    ArtifactError,
+    artifact_id,
+    canonical_json,
+    check_artifact,
+    metadata,
+)
 from qmtl.core.expr_nodes import content_id
 from qmtl.loader import load_strategy
 from qmtl.strategy import EXECUTION_SETTINGS, Strategy, strategy_files
-
-ARTIFACT_VERSION = 1
-"""The version of the artifact format this QMTL writes and reads."""
 
 SETTINGS: tuple[str, ...] = (
     "cost_bps",
@@ -54,20 +56,19 @@ SETTINGS: tuple[str, ...] = (
 )
 """Instance settings a source artifact keeps besides the parameters."""
 
-FILE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.py")
-"""What a stored file may be called (a plain module file name: nothing to escape with)."""
-
-KINDS = ("spec", "source")
-
-
-class ArtifactError(QmtlError, ValueError):
-    """An artifact that cannot be built, read or loaded (the message says why).
-
-    >>> check_artifact({"qmtl_artifact": 2})
-    Traceback (most recent call last):
-    ...
-    qmtl.artifact.ArtifactError: artifact version 2 is not supported: this QMTL reads version 1
-    """
+__all__ = [
+    "ARTIFACT_VERSION",
+    "ArtifactChanged",
+    "ArtifactError",
+    "artifact_id",
+    "build_artifact",
+    "canonical_json",
+    "check_artifact",
+    "graph_id",
+    "load_artifact",
+    "metadata",
+    "verify",
+]
 
 
 class ArtifactChanged(ArtifactError):
@@ -82,27 +83,6 @@ class ArtifactChanged(ArtifactError):
             f"strategy {strategy} changed since it was evaluated: graph id {stored} != {built}"
         )
         self.strategy, self.stored, self.built = strategy, stored, built
-
-
-def canonical_json(doc: Any) -> str:
-    """``doc`` as canonical JSON: sorted keys, no spaces, no NaN.
-
-    >>> canonical_json({"b": 1, "a": [1.5, "x"]})
-    '{"a":[1.5,"x"],"b":1}'
-    """
-    return json.dumps(
-        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-
-
-def artifact_id(doc: Mapping[str, Any]) -> str:
-    """The content id of an artifact: SHA-256 of its canonical JSON without ``id``.
-
-    >>> artifact_id({"a": 1}) == artifact_id({"a": 1, "id": "x"})
-    True
-    """
-    body = {k: v for k, v in doc.items() if k != "id"}
-    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
 def _json_value(v: Any) -> Any:
@@ -208,63 +188,6 @@ def build_artifact(
     return doc
 
 
-def check_artifact(doc: Any) -> dict[str, Any]:
-    """``doc`` when it is a well-formed artifact whose ``id`` is its content id, else an
-    :class:`ArtifactError` naming what is wrong.
-
-    >>> check_artifact({"qmtl_artifact": 1, "kind": "zip"})
-    Traceback (most recent call last):
-    ...
-    qmtl.artifact.ArtifactError: artifact kind 'zip': use spec or source
-    """
-    if not isinstance(doc, dict):
-        raise ArtifactError(f"an artifact is a JSON object, got {type(doc).__name__}")
-    if doc.get("qmtl_artifact") != ARTIFACT_VERSION:
-        raise ArtifactError(
-            f"artifact version {doc.get('qmtl_artifact')!r} is not supported: "
-            f"this QMTL reads version {ARTIFACT_VERSION}"
-        )
-    if doc.get("kind") not in KINDS:
-        raise ArtifactError(f"artifact kind {doc.get('kind')!r}: use spec or source")
-    for key, kind in (("strategy_id", str), ("graph_id", str), ("data", dict), ("id", str)):
-        if not isinstance(doc.get(key), kind):
-            raise ArtifactError(f"artifact field {key!r} must be a {kind.__name__}")
-    if doc["kind"] == "spec" and not isinstance(doc.get("spec"), dict):
-        raise ArtifactError("a spec artifact needs 'spec' (a JSON object)")
-    if doc["kind"] == "source":
-        files = doc.get("files")
-        if not isinstance(files, dict) or not files:
-            raise ArtifactError("a source artifact needs 'files' ({name: text})")
-        for name, text in files.items():
-            if not FILE_NAME.fullmatch(str(name)) or not isinstance(text, str):
-                raise ArtifactError(
-                    f"artifact file {name!r}: a plain module name "
-                    "(letters, digits, _ and .py) and its text"
-                )
-        if doc.get("module_file") not in files or not isinstance(doc.get("class"), str):
-            raise ArtifactError(
-                "a source artifact needs 'module_file' (one of its files) and 'class'"
-            )
-        if not isinstance(doc.get("params", {}), dict):
-            raise ArtifactError("artifact field 'params' must be an object")
-    want = artifact_id(doc)
-    if doc["id"] != want:
-        raise ArtifactError(
-            f"artifact id {doc['id']} is not its content id {want} (it was "
-            "changed after it was built)"
-        )
-    return doc
-
-
-def metadata(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """What a viewer may see of an artifact: everything but the code (files, spec).
-
-    >>> metadata({"id": "x", "files": {"s.py": "..."}, "spec": {}})
-    {'id': 'x'}
-    """
-    return {k: v for k, v in doc.items() if k not in ("files", "spec", "params", "settings")}
-
-
 def load_artifact(doc: Mapping[str, Any], workdir: Path) -> Strategy:
     """The strategy instance ``doc`` describes, rebuilt from its stored text (a source
     artifact's files are written under ``workdir/<id>`` and loaded from there).
@@ -272,7 +195,7 @@ def load_artifact(doc: Mapping[str, Any], workdir: Path) -> Strategy:
     >>> load_artifact({"qmtl_artifact": 1}, Path("."))
     Traceback (most recent call last):
     ...
-    qmtl.artifact.ArtifactError: artifact kind None: use spec or source
+    qmtl.core.artifact_doc.ArtifactError: artifact kind None: use spec or source
     """
     d = check_artifact(dict(doc))
     if d["kind"] == "spec":

@@ -13,10 +13,10 @@ world_api.client.UnavailableError: cannot reach the world service at http://127.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from qmtl.artifact import canonical_json
 from world_api.client import WorldServiceClient, seg, strategy_path
 
 
@@ -27,7 +27,7 @@ def put_artifact(c: WorldServiceClient, world: str, doc: dict[str, Any]) -> dict
         "PUT",
         path,
         params=params,
-        content=canonical_json(doc),
+        content=json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
         headers={"content-type": "application/json"},
     )
 

@@ -1,4 +1,5 @@
-"""Strategy artifacts (``qmtl.artifact``): what a runner runs of each strategy.
+"""Strategy artifacts (``qmtl.artifact``; format: ``qmtl.core.artifact_doc``): what a runner
+runs of each strategy.
 
 - ``PUT /worlds/{world}/strategies/{strategy_id}/artifact``: a developer stores the
   artifact of a strategy it owns (``qmtl submit`` does, after the backtest's updates);
@@ -21,7 +22,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from qmtl.artifact import ArtifactError, canonical_json, check_artifact, metadata
+from qmtl.core.artifact_doc import ArtifactError, canonical_json, check_artifact, metadata
 from qmtl.core.contracts import WorldId
 from world_api.domain import strict
 from world_api.service.auth import allows
