@@ -64,6 +64,12 @@ def run_world(
         float, typer.Option(help="Seconds without world news before orders are held.")
     ] = 30.0,
     snapshot_interval: Annotated[float, typer.Option(help="Seconds between snapshots.")] = 1.0,
+    max_bars: Annotated[
+        int | None, typer.Option(help="Each strategy's run ends after this many live bars.")
+    ] = None,
+    until_done: Annotated[
+        bool, typer.Option(help="Exit once every run started has ended (with --max-bars).")
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Run every strategy WORLD trades (stage paper or live), each from the artifact
@@ -84,6 +90,7 @@ def run_world(
         fills_topic=fills_topic,
         max_activation_age=max_activation_age,
         snapshot_interval=snapshot_interval,
+        max_bars=max_bars,
     )
     with errors_as_exit(debug):
         _check(live)
@@ -97,6 +104,7 @@ def run_world(
         state_dir=state_dir,
         ttl=ttl,
         heartbeat=heartbeat,
+        until_done=until_done,
     )
     stop = threading.Event()
 

@@ -72,6 +72,7 @@ class RunnerOptions:
     state_dir: Path | None = None
     ttl: float = 15.0
     heartbeat: float | None = None
+    until_done: bool = False  # exit once every run it started has ended (a bounded feed)
 
     @property
     def period(self) -> float:
@@ -143,6 +144,7 @@ class WorldRunner:
         self.why: dict[str, str] = {}
         self.failed: dict[str, tuple[float, int]] = {}  # strategy -> (retry after, failures)
         self.held: list[str] = []
+        self.ended: list[str] = []  # strategies whose run ended with its feed
         self._last_ok = time.monotonic()
         self._on_event = on_event or (lambda *_: None)
 
@@ -261,6 +263,7 @@ class WorldRunner:
                 self._event(sid, "failed", f"{run.error} (retried in {wait:.0f} s)")
             else:  # its feed ended: nothing more to run on this artifact
                 self.refused[sid], self.why[sid] = run.artifact_id, "its feed ended"
+                self.ended.append(sid)
                 self._event(sid, "ended")
 
     def stop_all(self) -> None:
@@ -277,6 +280,8 @@ class WorldRunner:
         try:
             while not stop.is_set():
                 self.step()
+                if self.o.until_done and self.ended and not self.runs:
+                    break
                 stop.wait(self.o.period)
         finally:
             self.stop_all()
