@@ -50,9 +50,11 @@ def heartbeat(
     want: Sequence[str],
     ttl: float,
     report: dict[str, Any],
+    running: Sequence[str] = (),
 ) -> list[str]:
-    """Heartbeat as ``runner`` wanting ``want``; the strategies it holds now."""
-    body = {"want": list(want), "ttl": ttl, "report": report}
+    """Heartbeat as ``runner`` wanting ``want`` and running ``running``; the strategies it
+    holds now."""
+    body = {"want": list(want), "running": list(running), "ttl": ttl, "report": report}
     out = c.call("POST", f"/worlds/{seg(world)}/runners/{seg(runner)}/heartbeat", json=body)
     return list(out["strategies"])
 

@@ -170,7 +170,13 @@ class WorldRunner:
                 s for s in wanted(views) if s in artifacts and self.refused.get(s) != artifacts[s]
             ]
             self.held = rc.heartbeat(
-                self.client, self.o.world, self.runner_id, want, self.o.ttl, self.report()
+                self.client,
+                self.o.world,
+                self.runner_id,
+                want,
+                self.o.ttl,
+                self.report(),
+                running=sorted(self.runs),
             )
             self._last_ok = now
         except WorldServiceError as exc:

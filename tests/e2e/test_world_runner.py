@@ -184,6 +184,8 @@ def test_one_runner_follows_the_world(kafka, served, tmp_path):
         assert runner.runs["a"] is first["a"] and first["a"].thread.is_alive()
         assert "c" in runner.runs and "d" not in runner.runs
         with WorldServiceClient(url) as c:
+            # b's lease is given back by the heartbeat after its run stopped
+            assert wait_for(lambda: rc.runners(c, "w")[0]["strategies"] == ["a", "c"], 30)
             [listed] = rc.runners(c, "w")
             bars_a = c.strategy("w", "a")["n_bars"]
         assert listed["runner"] == "r1" and listed["strategies"] == ["a", "c"]

@@ -23,6 +23,19 @@ next heartbeat: a strategy is run by at most one runner at a time, and taken ove
 ['a']
 >>> store.heartbeat("w", "r2", ["a", "b"], {}, ttl_ns=10**10, now=3)
 ['b']
+>>> store.create_world(WorldInfo(id="v"))  # a runner gives up a lease only once its run ended
+>>> store.heartbeat("v", "r1", ["a", "b"], {}, ttl_ns=10**10, now=0)
+['a', 'b']
+>>> store.heartbeat("v", "r2", ["a", "b"], {}, ttl_ns=10**10, now=1)
+[]
+>>> store.heartbeat("v", "r1", ["a", "b"], {}, 10**10, now=2, running=["a", "b"])
+['a']
+>>> store.heartbeat("v", "r2", ["a", "b"], {}, ttl_ns=10**10, now=3)  # b still runs on r1
+[]
+>>> store.heartbeat("v", "r1", ["a", "b"], {}, 10**10, now=4, running=["a"])
+['a']
+>>> store.heartbeat("v", "r2", ["a", "b"], {}, ttl_ns=10**10, now=5)
+['b']
 """
 
 from __future__ import annotations
@@ -30,7 +43,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, delete, select
@@ -118,9 +131,13 @@ class RunnerStore:
         report: dict[str, Any],
         ttl_ns: int,
         now: int | None = None,
+        running: Collection[str] = (),
     ) -> list[str]:
         """Record ``runner``'s heartbeat and report; grant and renew its leases among
-        ``want`` (see the module docstring); return the strategies it holds, sorted."""
+        ``want`` (see the module docstring); return the strategies it holds, sorted. A
+        lease it loses while it still runs the strategy (``running``) is kept, not renewed,
+        until a heartbeat says the run stopped (or it expires): no other runner starts a
+        strategy whose run has not ended."""
         now = time.time_ns() if now is None else now
         wanted = sorted(set(want))
         with self.transaction() as conn:
@@ -145,7 +162,11 @@ class RunnerStore:
                 if s not in leases or (leases[s][0] != runner and leases[s][1] <= now)
             ]
             granted = sorted((mine + free)[:share])
-            drop = [s for s, (r, _) in leases.items() if r == runner and s not in granted]
+            drop = [
+                s
+                for s, (r, _) in leases.items()
+                if r == runner and s not in granted and s not in running
+            ]
             taken = [s for s in granted if s in leases]
             if drop or taken:
                 conn.execute(

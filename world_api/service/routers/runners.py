@@ -30,7 +30,8 @@ RunnerId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0
 
 
 class Heartbeat(BaseModel):
-    """A runner's heartbeat: what it wants to run, how long its leases last and its report.
+    """A runner's heartbeat: what it wants to run, what it runs now, how long its leases
+    last and its report.
 
     >>> Heartbeat(want=["a"]).ttl
     15.0
@@ -38,6 +39,9 @@ class Heartbeat(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     want: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=10_000
+    )
+    running: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         default_factory=list, max_length=10_000
     )
     ttl: float = Field(15.0, gt=0, le=3600)
@@ -65,7 +69,9 @@ async def heartbeat(
 
     def grant() -> list[str]:
         svc.store.get_world(world)
-        return svc.store.heartbeat(world, runner, hb.want, hb.report, int(hb.ttl * 1e9))
+        return svc.store.heartbeat(
+            world, runner, hb.want, hb.report, int(hb.ttl * 1e9), running=hb.running
+        )
 
     held = await asyncio.to_thread(grant)
     return Leases(world=world, runner=runner, strategies=held, ttl=hb.ttl)
