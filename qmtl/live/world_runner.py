@@ -16,6 +16,9 @@ as a single live run's does. A lost lease (demoted, overridden inactive for good
 over) stops the run at the next heartbeat; a runner that cannot renew its leases within
 ``ttl`` stops every run (fail closed: another runner may take them over).
 
+The runner also follows the world's event stream (``qmtl.live.world_events``): an
+activation or stage event makes it step at once rather than at its next heartbeat.
+
 Recovery: each run snapshots into its recovery folder; a runner killed with ``kill -9``
 and restarted with the same ``--state-dir`` resumes every strategy from its snapshots
 (:mod:`dataflows.recovery`), and the world and the order store drop what is emitted twice.
@@ -49,6 +52,7 @@ from qmtl.core.errors import QmtlError
 from qmtl.live.deploy import plan, wanted
 from qmtl.live.options import LiveOptions, LiveResult
 from qmtl.live.runner import run_live
+from qmtl.live.world_events import EventWaker
 from world_api import runner_client as rc
 from world_api.client import WorldServiceClient, WorldServiceError
 
@@ -283,13 +287,19 @@ class WorldRunner:
     def run(self, stop: threading.Event) -> None:
         """Step every heartbeat period until ``stop`` is set; then stop every run and give
         the leases back."""
+        wake = threading.Event()
+        waker = EventWaker(self.o.url, self.o.token, self.o.world, wake, self.o.period).start()
         try:
             while not stop.is_set():
+                wake.clear()
                 self.step()
                 if self.o.until_done and self.ended and not self.runs:
                     break
-                stop.wait(self.o.period)
+                deadline = time.monotonic() + self.o.period
+                while not (stop.is_set() or wake.is_set()) and time.monotonic() < deadline:
+                    stop.wait(0.05)  # a world event (wake) steps at once
         finally:
+            waker.close()
             self.stop_all()
             with contextlib.suppress(WorldServiceError):
                 rc.leave(self.client, self.o.world, self.runner_id)
