@@ -191,6 +191,10 @@ class WorldRunner:
                 self.stop_all()
             return self.held
         start, stop = plan(self.held, self.runs, self.refused, artifacts)
+        for sid, run in list(self.runs.items()):  # resubmitted: run the new artifact instead
+            if sid in artifacts and artifacts[sid] != run.artifact_id and sid not in stop:
+                self._stop(sid, f"a new artifact {artifacts[sid][:12]} was stored")
+        start, stop = plan(self.held, self.runs, self.refused, artifacts)
         for sid in stop:
             self._stop(sid, "lease given up (demoted, deactivated or taken over)")
         for sid in start:
@@ -225,7 +229,7 @@ class WorldRunner:
             self.why[sid] = f"cannot load its artifact: {exc}"
             self._event(sid, "refused", self.why[sid])
             return
-        folder = self.state / "runs" / run_dir_name(sid)
+        folder = self._folder(sid, str(doc["id"]))
         opts = dataclasses.replace(
             self.live,
             world=self.o.world,
@@ -251,6 +255,20 @@ class WorldRunner:
         self.why.pop(sid, None)
         run.thread.start()
         self._event(sid, "started", f"artifact {doc['id'][:12]}, graph {doc['graph_id']}")
+
+    def _folder(self, sid: str, artifact: str) -> Path:
+        """The run folder of ``sid`` (snapshots, order store, run folder), marked with the
+        artifact it runs; one left by another artifact is kept aside as
+        ``<folder>.<its artifact id>``: a new artifact starts afresh."""
+        folder = self.state / "runs" / run_dir_name(sid)
+        mark = folder / "artifact-id"
+        old = mark.read_text().strip() if mark.is_file() else None
+        if old is not None and old != artifact:
+            folder.rename(folder.with_name(f"{folder.name}.{old[:12]}"))
+            self._event(sid, "new artifact", f"the runs of {old[:12]} are kept aside")
+        folder.mkdir(parents=True, exist_ok=True)
+        mark.write_text(artifact)
+        return folder
 
     def _stop(self, sid: str, why: str) -> None:
         run = self.runs.get(sid)

@@ -3,7 +3,8 @@ strategies submitted with ``qmtl submit`` and promoted to paper by their backtes
 picked up by one world runner; a third submitted mid-run is added while the first two keep
 running (same runs, not restarted); one overridden inactive for good is removed; one whose
 stored code no longer builds the graph the world evaluated is refused with both graph ids,
-and the others keep running; ``qmtl world status`` shows the runner and its strategies."""
+and the others keep running; ``qmtl world status`` shows the runner and its strategies; one
+resubmitted under the same id runs its new artifact, afresh."""
 
 from __future__ import annotations
 
@@ -195,6 +196,16 @@ def test_one_runner_follows_the_world(kafka, served, tmp_path):
         assert out.exit_code == 0, out.output
         assert "r1" in out.output and "a, c" in out.output
         assert bars_a > 0
+        # resubmitted with other parameters under the same id: the runner runs the new one
+        again = submit(cross, "w", url, strategy_id="a", data=history, fast=7)
+        assert again.artifact_id not in (None, first["a"].artifact_id)
+        assert wait_for(
+            lambda: "a" in runner.runs and runner.runs["a"].artifact_id == again.artifact_id, 60
+        ), events
+        assert not first["a"].thread.is_alive() and first["a"].error is None
+        assert wait_for(lambda: runner.runs["a"].stats.live_bars > 0, 60)
+        kept = [p.name for p in (tmp_path / "state" / "runs").iterdir() if p.name.startswith("a-")]
+        assert len(kept) == 2  # the old artifact's folder is kept aside
     finally:
         stop.set()
         loop.join(60)
