@@ -19,6 +19,9 @@ world as simple returns, ``exp(x) - 1``; derived returns are simple returns eith
 ``AutoReturnsConfig(execution=...)`` derives them under that execution rule. If nothing can
 give returns the result is ``rejected`` with a hint that says why; so is a backtest whose
 data fails (an unknown symbol, an empty range): the hint starts with ``the data failed:``.
+After its updates, ``submit`` stores the strategy's artifact with the world
+(:mod:`qmtl.artifact`: its spec, or its source files and parameters, and its graph id), what
+``qmtl world run`` runs once the world promotes it; the result's ``artifact_id`` names it.
 Each return goes to the world with the close time of its bar: a derived return has its
 bar's; a given series with a datetime index (a pandas Series) has its index's (naive times
 are UTC); a bare series gets bar ``i`` closing ``i + 1`` intervals of the strategy after
@@ -52,6 +55,7 @@ import numpy as np
 
 from dataflows.compiler import OnBad, StrategyOutput
 from dataflows.metrics import MetricSet, finite
+from qmtl.artifact import ArtifactError, build_artifact
 from qmtl.auto_returns import (  # noqa: F401  (re-exported: qmtl.submit's contract)
     AutoReturns,
     AutoReturnsConfig,
@@ -66,7 +70,7 @@ from qmtl.result import ParamValue
 from qmtl.runner import backtest, make_strategy
 from qmtl.sources import BacktestError, DataSource
 from qmtl.strategy import Strategy, default_strategy_id
-from qmtl.submit_worlds import (  # noqa: F401  (re-exported)
+from qmtl.submit_worlds import (  # re-exported
     HttpWorld,
     LocalWorld,
     SubmitError,
@@ -168,6 +172,8 @@ def _run(
     run_id = uuid.uuid4().hex[:12]
     seq = 0
     traded = list(options.get("symbols") or s.symbols) or None  # the backtest's universe
+    # built before the run, from the code the run uses: what the world evaluates
+    artifact, artifact_hint = _artifact(s, sid, options.get("symbols"))
 
     def make_update(
         n_bars: int, as_of: int, metrics: dict[str, float], rets: np.ndarray | None,
@@ -208,10 +214,18 @@ def _run(
                 n_bars=n_bars,
                 dry_run=dry_run,
             )
+        stored = None
+        hints = [] if artifact_hint is None else [artifact_hint]
+        if artifact is not None:
+            try:
+                client.store_artifact(artifact)
+                stored = artifact["id"]
+            except SubmitError as exc:  # the evaluation stands; a runner cannot run it
+                hints.append(f"the world did not store the strategy's artifact: {exc}")
         view = client.decision(sid)
         after = client.world_metrics() if before is not None else None
         world = {} if after is None else world_returns.world_change(before, after)
-        hints = list(view["hints"])
+        hints = list(view["hints"]) + hints
         if world and before["pro_forma"]["n_bars"]:
             b, a = world["before"]["sharpe"], world["after"]["sharpe"]
             if a < b:
@@ -230,6 +244,7 @@ def _run(
             n_bars=view["n_bars"],
             dry_run=dry_run,
             world_metrics=world,
+            artifact_id=stored,
         )
 
     before = client.world_metrics()
@@ -293,6 +308,19 @@ def _run(
     if held:
         client.post([held.pop().model_copy(update={"fingerprint": ran.data.get("fingerprint")})])
     return result()
+
+
+def _artifact(
+    s: Strategy, sid: str, symbols: Sequence[str] | None
+) -> tuple[dict[str, object] | None, str | None]:
+    """The strategy's artifact, or None and why a runner will not be able to run it (a
+    strategy without ``signal`` only reports returns: it has nothing to run, and no hint)."""
+    if type(s).signal is Strategy.signal:
+        return None, None
+    try:
+        return build_artifact(s, sid, list(symbols) if symbols else None), None
+    except (ArtifactError, QmtlError, OSError) as exc:
+        return None, f"no artifact stored, so no runner can run it: {exc}"
 
 
 def submit(

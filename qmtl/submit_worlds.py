@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from qmtl.core.contracts import MetricsUpdate
 from qmtl.core.errors import QmtlError
 from world_api import client as world_client
+from world_api import runner_client
 from world_api.domain import evaluator
 from world_api.domain import policy as world_policy
 
@@ -36,6 +37,9 @@ class WorldClient(Protocol):
     def world_metrics(self) -> dict[str, Any] | None:
         """The world's ``{"realized": {...}, "pro_forma": {"n_bars", "metrics"}}`` (None when
         the world cannot say)."""
+
+    def store_artifact(self, doc: dict[str, Any]) -> None:
+        """Store the strategy's artifact (``qmtl.artifact``) with the world."""
 
 
 class HttpWorld:
@@ -82,6 +86,10 @@ class HttpWorld:
                 return None
             raise SubmitError(str(exc)) from None
 
+    def store_artifact(self, doc: dict[str, Any]) -> None:
+        """PUT the strategy's artifact (after its updates: the world knows its owner)."""
+        self._call(runner_client.put_artifact, self._client, self.world, doc)
+
     def policy_text(self) -> str:
         """The world's current policy as JSON."""
         return json.dumps(self._call(self._client.policy, self.world)["policy"])
@@ -100,9 +108,14 @@ class LocalWorld:
 
     def __init__(self, policy: Any, capital: float = 1_000_000.0) -> None:
         self.capital = capital
+        self.artifact: dict[str, Any] | None = None
         p = (policy if isinstance(policy, world_policy.Policy)
              else world_policy.parse_policy(policy or "{}"))
         self.engine = evaluator.WorldEngine(p)
+
+    def store_artifact(self, doc: dict[str, Any]) -> None:
+        """Keep the artifact (a local world runs nothing)."""
+        self.artifact = doc
 
     def post(self, updates: list[MetricsUpdate]) -> None:
         """Ingest the updates."""

@@ -71,6 +71,7 @@ class LiveStats:
     by_reason: dict[str, int] = field(default_factory=dict)
     first_message: float | None = None
     finished: float | None = None
+    last_bar: int | None = None  # the latest live bar's time (epoch ns), for a runner's lag
     lock: threading.Lock = field(default_factory=threading.Lock)
     feed: Any = None  # the FeedAssembler, whose counts() tell late and repeated trades
 
@@ -282,6 +283,7 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
                     n = room
             self.state.last_ts[symbol] = int(good["ts"][-1])
             self.state.live_bars += n
+            self.stats.last_bar = max(self.stats.last_bar or 0, int(good["ts"][-1]))
             self.stats.live_bars = self.state.live_bars
             out.append(good)
         return out

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -22,6 +22,8 @@ from qmtl.cli.terminal import safe_markup
 from qmtl.cli.world_config import preset_text, serve_logging
 from qmtl.cli.world_market import market_of, read_market, set_market
 from qmtl.core.contracts import ActivationEvent, ControlEvent
+from qmtl.core.times import format_ts
+from world_api import runner_client
 from world_api.client import DEFAULT_URL, WorldServiceClient, WorldServiceError
 from world_api.domain.policy import PolicyError, parse_policy
 
@@ -177,7 +179,7 @@ def _check_tls(certfile: Path | None, keyfile: Path | None) -> bool:
 
 @token_app.command("create")
 def token_create(
-    role: Annotated[str, typer.Option(help="viewer, developer or operator.")],
+    role: Annotated[str, typer.Option(help="viewer, developer, runner or operator.")],
     owner: Annotated[
         str, typer.Option("--owner", "--name", help="Who the token is for (default: the role).")
     ] = "",
@@ -379,6 +381,7 @@ def status(
         views = {v["strategy_id"]: v for v in client.strategies(world)}
         returns = client.world_metrics(world)
         declared = market_of(client, world)
+        runners = _runners(client, world)
     table = Table(
         title=f"world {safe_markup(world)} · seq {snap['seq']} · policy v{snap['policy_version']}"
     )
@@ -408,6 +411,8 @@ def status(
         console.print(
             f"[bold yellow]frozen:[/] {safe_markup(snap['frozen'])}: the world's orders are held"
         )
+    if runners:
+        console.print(runner_table(world, runners))
     own = Table(title=f"world {safe_markup(world)} · its own return")
     names = ("sharpe", "total_return", "max_drawdown", "volatility", "cagr")
     for col in ("kind", "bars", *names):
@@ -448,3 +453,41 @@ def env_token() -> str | None:
     True
     """
     return os.environ.get("QMTL_TOKEN")
+
+
+def _runners(client: WorldServiceClient, world: str) -> list[dict[str, Any]]:
+    """The world's runners (none from a service older than runners)."""
+    try:
+        return runner_client.runners(client, world)
+    except WorldServiceError as exc:
+        if exc.status in (404, 405):
+            return []
+        raise
+
+
+def runner_table(world: str, runners: list[dict[str, Any]]) -> Table:
+    """The runners of ``world`` (``qmtl world run``): alive, their strategies, each one's
+    lag and last bar.
+
+    >>> runner_table("w", [{"runner": "r1", "alive": True, "age_s": 0.5, "strategies": ["a"],
+    ...     "report": {"strategies": {"a": {"lag_s": 1.0, "last_bar": 0}}}}]).row_count
+    1
+    """
+    table = Table(title=f"world {safe_markup(world)} · runners")
+    for col in ("runner", "alive", "heartbeat", "strategies", "lag", "last bar", "refused"):
+        table.add_column(col)
+    for r in runners:
+        report = r.get("report", {})
+        runs = report.get("strategies", {})
+        lags = [v["lag_s"] for v in runs.values() if v.get("lag_s") is not None]
+        lasts = [v["last_bar"] for v in runs.values() if v.get("last_bar") is not None]
+        table.add_row(
+            safe_markup(r["runner"]),
+            "yes" if r.get("alive") else "[bold red]no[/]",
+            f"{r.get('age_s', 0.0):.1f} s ago",
+            safe_markup(", ".join(r.get("strategies", []))),
+            f"{max(lags):.1f} s" if lags else "-",
+            format_ts(max(lasts)) if lasts else "-",
+            safe_markup("; ".join(f"{k}: {v}" for k, v in report.get("refused", {}).items())),
+        )
+    return table

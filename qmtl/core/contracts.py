@@ -279,6 +279,7 @@ class SubmitResult(_Frozen):
     n_bars: int = 0
     dry_run: bool = False
     world_metrics: dict[str, dict[str, float]] = Field(default_factory=dict)
+    artifact_id: str | None = None  # the artifact the world stored (qmtl.artifact), if any
 
 
 def order_key(world: str, strategy_id: str, symbol: str, ts: int) -> str:

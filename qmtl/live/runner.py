@@ -224,11 +224,15 @@ def run_live(
     params: dict[str, Any] | None = None,
     on_order: OrderReport | None = None,
     on_started: Callable[[dict[str, Any]], None] | None = None,
+    control: RunControl | None = None,
+    stats: LiveStats | None = None,
 ) -> LiveResult:
     """Run ``strategy`` (a class, or a strategy object such as ``qmtl.alpha(...)`` or
     ``qmtl.from_spec(...)``) live (see :mod:`qmtl.live`) until the feed ends, ``max_bars``,
     ``stop_after_idle`` or a signal (SIGINT/SIGTERM stop it cleanly). ``on_order`` sees
-    each batch of new orders and fills, ``on_started`` the run's identity once it starts.
+    each batch of new orders and fills, ``on_started`` the run's identity once it starts;
+    ``control`` stops it from another thread (``control.stop()``: ``qmtl world run``) and
+    ``stats`` shows its input counters while it runs.
 
     >>> run_live(Strategy, LiveOptions())
     Traceback (most recent call last):
@@ -294,8 +298,8 @@ def run_live(
         ends=start.ends,
     )
 
-    control = RunControl()
-    stats = LiveStats()
+    control = control if control is not None else RunControl()
+    stats = stats if stats is not None else LiveStats()
     stats.feed = feed_assembler(o, s.interval)
     spec_in = LiveInput(
         symbols=feed_symbols,

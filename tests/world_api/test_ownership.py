@@ -188,7 +188,9 @@ def test_the_owners_of_an_older_store_come_from_its_audit_log(store_url):
     with store.transaction() as conn:
         conn.execute(sa.text("DROP TABLE strategy_owners"))
         conn.execute(sa.text("DROP TABLE world_submitters"))
-        conn.execute(sa.text("DROP TABLE markets"))  # and the tables of later revisions
+        # and the tables of later revisions (0009_records_market, 0010_runner)
+        for later in ("markets", "artifacts", "runners", "runner_leases"):
+            conn.execute(sa.text(f"DROP TABLE {later}"))
         conn.execute(
             sa.update(tables.audit)
             .where(tables.audit.c.actor == ops.split("_")[1])

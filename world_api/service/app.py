@@ -48,8 +48,9 @@ from world_api.service.ui import install as install_ui
 log = logging.getLogger("qmtl.world")
 DESCRIPTION = (
     "Every endpoint takes a bearer token (`Authorization: Bearer qmtl_...`, from `qmtl world "
-    "token create`) whose role is viewer, developer or operator; this schema (`/openapi.json`) "
-    "and its pages (`/docs`, `/redoc`) are public. Errors are `{\"detail\": \"...\"}`."
+    "token create`) whose role is viewer, developer, runner or operator; this schema "
+    "(`/openapi.json`) and its pages (`/docs`, `/redoc`) are public. Errors are "
+    "`{\"detail\": \"...\"}`."
 )
 MAX_BODY = 1 << 20
 """The largest request body accepted (bytes); larger ones get 413."""

@@ -1,4 +1,4 @@
-"""Bearer tokens with roles (viewer < developer < operator), an owner, an optional expiry
+"""Bearer tokens with roles (viewer < developer < runner < operator), an owner, an optional expiry
 and revocation; failed authentications are audited at a bounded rate.
 
 A token is ``qmtl_<id>_<secret>``: ``id`` is 8 public hex digits (the audit log's actor,
@@ -33,8 +33,11 @@ from collections.abc import Callable
 from qmtl.core.errors import QmtlError
 from world_api.service.store import Conflict, Store, TokenInfo
 
-ROLES: dict[str, int] = {"viewer": 0, "developer": 1, "operator": 2}
-"""Roles by rank: each role may do what the roles below it may."""
+ROLES: dict[str, int] = {"viewer": 0, "developer": 1, "runner": 2, "operator": 3}
+"""Roles by rank: each role may do what the roles below it may. A ``runner`` (``qmtl world
+run``) also reads strategies' artifacts, holds leases and posts the paper and live updates
+of strategies the world holds, whoever owns them; it may not claim a new strategy nor do
+an operator's work (``docs/security.md``)."""
 
 ID_LENGTH = 8
 """Hex digits of a token id."""

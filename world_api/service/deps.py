@@ -1,9 +1,10 @@
 """FastAPI dependencies: the shared state, the store, and who is calling with which role.
 
 Endpoints declare what they need with ``Annotated`` types: ``svc: ServiceDep``,
-``store: StoreDep``, and one of ``ViewerDep``, ``DeveloperDep``, ``OperatorDep`` for the
-caller (an :class:`Actor`; 401 without a token that authenticates, 403 when its role ranks
-below the one needed; in insecure dev mode everyone is ``dev`` with the operator role).
+``store: StoreDep``, and one of ``ViewerDep``, ``DeveloperDep``, ``RunnerDep``,
+``OperatorDep`` for the caller (an :class:`Actor`; 401 without a token that authenticates,
+403 when its role ranks below the one needed; in insecure dev mode everyone is ``dev``
+with the operator role).
 The token is read with FastAPI's ``HTTPBearer``, so the OpenAPI schema declares the bearer
 scheme (Swagger's *Authorize* button). Each 401 and 403 gets an audit row of the service
 (``world`` None), at most :class:`~world_api.service.auth.FailureLimiter` allows.
@@ -127,4 +128,5 @@ def require(needed: str) -> Callable[..., Actor]:
 
 ViewerDep = Annotated[Actor, Depends(require("viewer"))]
 DeveloperDep = Annotated[Actor, Depends(require("developer"))]
+RunnerDep = Annotated[Actor, Depends(require("runner"))]
 OperatorDep = Annotated[Actor, Depends(require("operator"))]

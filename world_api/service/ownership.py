@@ -7,7 +7,8 @@ on an operator-owned strategy (``owner`` NULL: from a store migrated without a k
 submitter, see migration 0007). Operators may post to any strategy (unchanged), and
 transfer one (``PUT .../owner``, audited). A world may restrict which owners may submit at
 all (``PUT /worlds/{world}/submitters``; no restriction by default); operators are not
-restricted. Viewers cannot post, as before.
+restricted. A runner may post to any strategy the world holds (it runs them) and to no
+new one. Viewers cannot post, as before.
 
 :class:`OwnerBook` keeps each world's owners in memory (loaded on first use, under the
 world's lock); its changes are made inside the write's transaction and dropped with the
@@ -122,6 +123,12 @@ class OwnerBook:
         strategies the engine has (a known one is not new, whatever its id)."""
         owners = self.owners(world)
         operator = who.role == "operator"
+        if who.role == "runner":  # posts for the strategies the world holds, whoever owns them
+            for sid in sids:
+                if sid not in owners and sid not in pending and sid not in known:
+                    raise HTTPError(403, f"a runner posts only for strategies world "
+                                         f"{world!r} holds; {sid!r} has never reported")
+            return {}
         allowed = self.submitters(world)
         if not operator and allowed is not None and who.owner not in allowed:
             raise HTTPError(

@@ -36,6 +36,7 @@ from world_api.service import tables as t
 from world_api.service.audit_log import AuditLog
 from world_api.service.market_store import MarketStore
 from world_api.service.operator_store import OperatorStore
+from world_api.service.runner_store import RunnerStore
 from world_api.service.world_admin_store import WorldAdmin
 
 
@@ -140,7 +141,7 @@ _REALIZED = (select(t.world_returns.c.ts, t.world_returns.c.ret)
              .order_by(t.world_returns.c.ts))
 
 
-class Store(WorldAdmin, AuditLog, OperatorStore, MarketStore, MigratedStore):
+class Store(WorldAdmin, AuditLog, OperatorStore, MarketStore, RunnerStore, MigratedStore):
     """The world store on the database ``url`` names (see :func:`open_store`); opening it
     brings the schema to the latest migration."""
 

@@ -171,3 +171,38 @@ markets = Table(
     Column("created", BigInteger, nullable=False),
 )
 """A world's market, one row per version (migration 0009_records_market)."""
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("world", Text, primary_key=True),
+    Column("strategy_id", Text, primary_key=True),
+    Column("artifact_id", Text, nullable=False),  # SHA-256 of its canonical JSON
+    Column("graph_id", Text, nullable=False),  # the content id the world evaluated
+    Column("kind", Text, nullable=False),  # "spec" or "source"
+    Column("body", Text, nullable=False),  # the artifact, canonical JSON (qmtl.artifact)
+    Column("size", Integer, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("updated", BigInteger, nullable=False),
+)
+"""Each strategy's artifact: what a runner runs (migration 0010_runner; see ``qmtl.artifact``)."""
+
+runners = Table(
+    "runners",
+    metadata,
+    Column("world", Text, primary_key=True),
+    Column("runner", Text, primary_key=True),
+    Column("seen", BigInteger, nullable=False),  # its last heartbeat, epoch ns
+    Column("body", Text, nullable=False),  # its report: strategies, lag, last bar (JSON)
+)
+"""The runners of a world and their last heartbeat (see ``world_api.service.runner_store``)."""
+
+runner_leases = Table(
+    "runner_leases",
+    metadata,
+    Column("world", Text, primary_key=True),
+    Column("strategy_id", Text, primary_key=True),
+    Column("runner", Text, nullable=False),
+    Column("expires", BigInteger, nullable=False),  # epoch ns; after it another may take it
+)
+"""Which runner runs each strategy, until when (one lease per strategy)."""

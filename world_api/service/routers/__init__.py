@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from world_api.service.routers import (
     activation,
     allocations,
+    artifacts,
     audit,
     by_id,
     events,
@@ -20,6 +21,7 @@ from world_api.service.routers import (
     overrides,
     owners,
     policy,
+    runners,
     stages,
     strategies,
     world_returns,
@@ -42,6 +44,8 @@ ROUTERS: list[APIRouter] = [
     health.router,
     stages.router,
     owners.router,
+    artifacts.router,
+    runners.router,
 ]
 by_id.normalized(ROUTERS)  # per-strategy routes look ids up in NFC
 ROUTERS.append(by_id.twins(ROUTERS))  # and have ?id= twins (by_id.py)

@@ -58,6 +58,39 @@ function planTable(plan) {
     </tbody></table></div></div>`;
 }
 
+function runnersTable(runners) {
+  if (!runners || !runners.length) {
+    return `<p class="note" id="runners">No runner (<code>qmtl world run</code>) has reported.</p>`;
+  }
+  const lag = (r) => {
+    const lags = Object.values((r.report || {}).strategies || {}).map((s) => s.lag_s)
+      .filter((x) => x !== null && x !== undefined);
+    return lags.length ? `${Math.max(...lags).toFixed(1)} s` : "–";
+  };
+  const last = (r) => {
+    const ts = Object.values((r.report || {}).strategies || {}).map((s) => s.last_bar)
+      .filter((x) => x !== null && x !== undefined);
+    return ts.length ? `${stamp(Math.max(...ts))}` : "–";
+  };
+  const refused = (r) => Object.entries((r.report || {}).refused || {})
+    .map(([s, why]) => `<b>${esc(s)}</b>: ${esc(why)}`).join("<br>");
+  return `<div class="scroll" id="runners"><table><thead><tr><th>runner</th><th>alive</th>
+    <th>strategies</th><th class="num">lag</th><th>last bar</th><th>refused</th></tr></thead><tbody>
+    ${runners.map((r) => `<tr data-runner="${esc(r.runner)}" data-alive="${r.alive}">
+      <td>${esc(r.runner)}</td><td>${r.alive ? "yes" : `<b class="bad">no</b> (${fmt(r.age_s)} s ago)`}</td>
+      <td class="strategies">${esc((r.strategies || []).join(", "))}</td><td class="num">${lag(r)}</td>
+      <td>${last(r)}</td><td class="note">${refused(r)}</td></tr>`).join("")}
+    </tbody></table></div>`;
+}
+
+async function runnersOf(base) {
+  try {
+    return await get(`${base}/runners`);
+  } catch (err) {
+    return null; // a server without runners
+  }
+}
+
 function eventItem(ev) {
   return `<li data-seq="${ev.seq}">#${ev.seq} ${stamp(ev.ts).slice(11)}
     <b>${esc(ev.strategy_id)}</b> ${ev.active ? "active" : "inactive"} w=${fmt(ev.weight)}
@@ -69,9 +102,9 @@ export async function worldPage(app, world, session, crumbs) {
   document.title = `${world} · QMTL`;
   const base = `/worlds/${encodeURIComponent(world)}`;
   const has = session.features;
-  const [info, activation, views, allocations, last] = await Promise.all([
+  const [info, activation, views, allocations, last, runners] = await Promise.all([
     get(base), get(`${base}/activation`), get(`${base}/strategies`), get(`${base}/allocations`),
-    get(`/ui/api/worlds/${encodeURIComponent(world)}/last-plan`),
+    get(`/ui/api/worlds/${encodeURIComponent(world)}/last-plan`), runnersOf(base),
   ]);
   app.innerHTML = `
     <h1 id="world-title">${esc(info.name || world)} <span class="sub">${esc(world)}</span></h1>
@@ -86,11 +119,18 @@ export async function worldPage(app, world, session, crumbs) {
       <section class="card"><h2>Contribution to the world's return</h2><div id="chart-contrib" class="chart"></div></section>
       <section class="card"><h2>Allocation</h2><div id="chart-alloc" class="chart"></div><div id="plan-box"></div></section>
       <section class="card"><h2>Recent events</h2><ul id="events" class="events"></ul></section>
+      <section class="card wide"><h2>Runners</h2><div id="runners-box"></div></section>
       <section class="card wide" id="audit-card"><h2>Audit log</h2><div id="audit"></div></section>
     </div>`;
   const table = new ActivationTable(document.getElementById("table"), world);
   table.setRows(views);
   document.getElementById("plan-box").innerHTML = planTable(last.plan);
+  document.getElementById("runners-box").innerHTML = runnersTable(runners);
+  const runnersPoll = setInterval(async () => { // heartbeats make no events: poll them
+    const box = document.getElementById("runners-box");
+    if (!box) { clearInterval(runnersPoll); return; } // the page was left
+    box.innerHTML = runnersTable(await runnersOf(base));
+  }, 5 * POLL_MS);
   performance.mark("qmtl:table");
 
   const state = { views, weights: allocations.weights, curves: null, metrics: null };
@@ -149,8 +189,10 @@ export async function worldPage(app, world, session, crumbs) {
       const curves = curvesToo;
       curvesToo = false;
       try {
-        const [v, a, act, l] = await Promise.all([get(`${base}/strategies`), get(`${base}/allocations`),
-          get(`${base}/activation`), get(`/ui/api/worlds/${encodeURIComponent(world)}/last-plan`)]);
+        const [v, a, act, l, rs] = await Promise.all([get(`${base}/strategies`), get(`${base}/allocations`),
+          get(`${base}/activation`), get(`/ui/api/worlds/${encodeURIComponent(world)}/last-plan`),
+          runnersOf(base)]);
+        document.getElementById("runners-box").innerHTML = runnersTable(rs);
         state.views = v; state.weights = a.weights;
         table.setRows(v);
         document.getElementById("seq").textContent = act.seq;
