@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from qmtl.alpha.api import _check_groups
+from qmtl.alpha.api import _check_groups, weights
 from qmtl.alpha.functions import Groups, group_levels, to_expr
 from qmtl.alpha.syntax import AlphaSyntaxError, parse
 from qmtl.core.expr import Expr
@@ -84,8 +84,11 @@ class FactorReport:
 
 
 def _item(item: str | Strategy | Expr, groups: Groups | None) -> tuple[str, str | None, Expr]:
-    if isinstance(item, str):
-        return "", item, to_expr(parse(item), item, groups)
+    if isinstance(item, str):  # named as qmtl.alpha(text, groups=groups) names its strategy
+        value = to_expr(parse(item), item, groups)
+        flat, _ = group_levels(groups)
+        w = weights(value, "group" if flat else "market", flat)
+        return f"alpha-{w.id[:10]}", item, value
     if isinstance(item, Strategy):
         return item.name, getattr(item, "alpha", None), item.target()
     if isinstance(item, Expr):

@@ -63,14 +63,27 @@ class Gate(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
-    op: Literal[">=", ">", "<=", "<", "==", "!="]
+    op: Literal[">=", ">", "<=", "<", "==", "!=", "in"]
     value: float
+    high: float | None = None  # op "in": the band [value, high], both ends included
 
     @classmethod
     def parse(cls, text: Any) -> Gate:
-        """Read ``"<op> <number>"``; a ValueError says what is wrong."""
+        """Read ``"<op> <number>"``, or ``[low, high]``: a band (both ends included, e.g.
+        ``turnover: [2.5, 175]`` per year); a ValueError says what is wrong.
+
+        >>> band = Gate.parse([2.5, 175])
+        >>> band.check(100.0), band.check(200.0), band.describe("turnover", 200.0)
+        (True, False, 'turnover 200 outside the band [2.5, 175]')
+        """
         if isinstance(text, Gate):
             return text
+        if isinstance(text, (list, tuple)):
+            if len(text) != 2 or not all(isinstance(x, (int, float)) and not isinstance(
+                    x, bool) and math.isfinite(x) for x in text) or text[0] > text[1]:
+                raise ValueError(f"bad band {list(text)!r}: write [low, high], two finite "
+                                 "numbers with low <= high")
+            return cls(op="in", value=float(text[0]), high=float(text[1]))
         if isinstance(text, dict):
             try:
                 return cls.model_validate(text)
@@ -89,13 +102,19 @@ class Gate(BaseModel):
 
     def check(self, value: float) -> bool:
         """True when ``value`` passes (NaN never passes)."""
+        if self.op == "in":
+            return not math.isnan(value) and self.value <= value <= float(self.high or 0.0)
         return not math.isnan(value) and _OPS[self.op](value, self.value)
 
     def describe(self, metric: str, value: float) -> str:
         """Why ``value`` fails, e.g. ``sharpe 0.42 < gate 0.8``."""
+        if self.op == "in":
+            return f"{metric} {value:.4g} outside the band [{self.value:.4g}, {self.high:.4g}]"
         return f"{metric} {value:.4g} {_NEGATION[self.op]} gate {self.value:.4g}"
 
     def __str__(self) -> str:
+        if self.op == "in":
+            return f"[{self.value:g}, {self.high:g}]"
         return f"{self.op} {self.value:g}"
 
 

@@ -50,9 +50,10 @@ def test_a_file_of_alphas_runs_in_one_flow_and_writes_page_and_json(
     html = (out / "factor.html").read_text()
     assert "Factor analysis" in html and "Monthly rank IC" in html and "http" not in html[:200]
     for got, text in zip(doc["factors"], texts, strict=True):
-        want = qmtl.factor(text, Catalog(catalog), symbols=SYMBOLS,
-                           groups={s: ("x" if i < 3 else "y") for i, s in enumerate(SYMBOLS)})
+        want_groups = {s: ("x" if i < 3 else "y") for i, s in enumerate(SYMBOLS)}
+        want = qmtl.factor(text, Catalog(catalog), symbols=SYMBOLS, groups=want_groups)
         assert got["alpha"] == text
+        assert got["name"] == qmtl.alpha(text, SYMBOLS, groups=want_groups).name
         assert got["horizons"]["5"]["rank_ic"]["mean"] == pytest.approx(
             want.stats.horizons[5].rank_ic_summary.mean, abs=1e-12)
         assert set(got["horizons"]["1"]["rank_ic_by_group"]) == {"x", "y"}
