@@ -206,6 +206,7 @@ class TradeBars:
         self._last_close: float | None = None
         self._last_end: int | None = None  # the end of the last bar made
         self._ids: dict[str, int] = {}  # id -> the end of its bar
+        self._by_end: dict[int, list[str]] = {}  # bar end -> its ids (to forget them)
 
     @property
     def watermark(self) -> int | None:
@@ -230,7 +231,9 @@ class TradeBars:
                 keep[i] = False
                 self.counts["duplicates"] += 1
             else:
-                self._ids[ids[i]] = int(ends[i])
+                end = int(ends[i])
+                self._ids[ids[i]] = end
+                self._by_end.setdefault(end, []).append(ids[i])
         late = keep & (ends <= self._closed) if self._closed is not None else None
         if late is not None and late.any():
             n = int(late.sum())
@@ -278,9 +281,12 @@ class TradeBars:
         if len(bars["ts"]):
             self._last_close = float(bars["close"][-1])
             self._last_end = int(bars["ts"][-1])
-        if self._ids and (prev is None or upto - prev >= self.step):
+        if self._by_end and (prev is None or upto - prev >= self.step):
             horizon = upto - self.remember  # ids of bars this far behind are forgotten
-            self._ids = {k: e for k, e in self._ids.items() if e > horizon}
+            for end in [e for e in self._by_end if e <= horizon]:
+                for k in self._by_end.pop(end):
+                    if self._ids.get(k) == end:
+                        del self._ids[k]
         return bars
 
     def state(self) -> dict[str, Any]:
@@ -308,4 +314,7 @@ class TradeBars:
         self._max_ts, self._closed = state["max_ts"], state["closed"]
         self._last_close, self._last_end = state["last_close"], state["last_end"]
         self._ids = dict(state["ids"])
+        self._by_end = {}
+        for k, e in self._ids.items():
+            self._by_end.setdefault(e, []).append(k)
         self.counts = {**dict.fromkeys(COUNTS, 0), **state["counts"]}

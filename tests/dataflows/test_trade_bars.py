@@ -186,3 +186,15 @@ def test_live_resampling_of_1m_bars_equals_the_catalog(batches, seed):
     got = {c: np.concatenate([p[c] for p in parts]) for c in COLS}
     want = resample(bars, "1m", "1h")
     assert all(np.array_equal(got[c], want[c]) for c in COLS)
+
+
+def test_ids_are_remembered_for_a_while_then_a_repeat_is_a_late_trade():
+    tb = TradeBars(M, 0, remember=3 * M)
+    tb.add({"ts": [30 * S], "price": [1.0], "size": [1.0], "id": ["a"]})
+    tb.add({"ts": [90 * S], "price": [1.0], "size": [1.0], "id": ["b"]})
+    tb.add({"ts": [95 * S], "price": [1.0], "size": [1.0], "id": ["a"]})  # a repeat
+    assert tb.counts["duplicates"] == 1
+    tb.add({"ts": [5 * M], "price": [1.0], "size": [1.0], "id": ["c"]})  # 0:01 far behind
+    assert "a" not in tb.state()["ids"] and "b" in tb.state()["ids"]
+    tb.add({"ts": [10 * S], "price": [1.0], "size": [1.0], "id": ["a"]})  # forgotten: late
+    assert tb.counts["duplicates"] == 1 and tb.counts["late_dropped"] == 1
