@@ -30,7 +30,7 @@ def _run(expr, x, cuts, scalars):
     st_ = ProgramState(prog)
     out, pos = [], 0
     for size in [*cuts, len(x)]:
-        part = x[pos: pos + size]
+        part = x[pos : pos + size]
         pos += len(part)
         out.append(np.asarray(st_.evaluate({"close": part})["w"]))
         if pos >= len(x):
@@ -40,9 +40,14 @@ def _run(expr, x, cuts, scalars):
 
 @pytest.mark.parametrize("name", sorted(EXPRS))
 @settings(max_examples=25, deadline=None)
-@given(xs=st.lists(st.one_of(st.sampled_from([0.0, -0.0, 1.0, 2.0, float("nan"), 0.5]),
-                             st.floats(-100, 100)), min_size=1, max_size=40),
-       cuts=st.lists(st.integers(0, 6), max_size=8))
+@given(
+    xs=st.lists(
+        st.one_of(st.sampled_from([0.0, -0.0, 1.0, 2.0, float("nan"), 0.5]), st.floats(-100, 100)),
+        min_size=1,
+        max_size=40,
+    ),
+    cuts=st.lists(st.integers(0, 6), max_size=8),
+)
 def test_scalar_constants_give_the_filled_bits(name, xs, cuts):
     x = np.array(xs)
     with np.errstate(all="ignore"):
