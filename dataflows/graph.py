@@ -22,7 +22,7 @@ that node's state from batch to batch.
 from __future__ import annotations
 
 import types
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -59,6 +59,33 @@ class CustomKernel(Kernel):
         return out
 
 
+_BROADCAST_OPS = frozenset({"add", "sub", "mul", "div", "maximum", "minimum", "lt", "le", "gt",
+                            "ge", "eq", "ne", "and", "or", "where"})
+"""Element-wise kernels that give the same bits for a number as for an array filled with it
+(IEEE operations element by element; ``pow`` is not here: numpy may take a scalar exponent's
+fast path)."""
+
+
+def _scalar_consts(nodes: list[Expr], outputs: Iterable[Expr]) -> frozenset[str]:
+    """Ids of the constants that every consumer takes as a number: no output, and each
+    consumer an element-wise kernel with an input that is not a constant (an array, so its
+    output is an array too). The rest are filled to the batch's length.
+
+    >>> from qmtl.core.expr import col
+    >>> nodes = list(walk([col("close") > 30.0]))
+    >>> [n.params["value"] for n in nodes if n.id in _scalar_consts(nodes, [])]
+    [30.0]
+    """
+    ok = {n.id for n in nodes if n.op == "const"} - {e.id for e in outputs}
+    for node in nodes:
+        takes = [i.id for i in node.inputs if i.id in ok]
+        if not takes:
+            continue
+        if node.op not in _BROADCAST_OPS or all(i.op == "const" for i in node.inputs):
+            ok -= set(takes)
+    return frozenset(ok)
+
+
 class Program:
     """The distinct nodes of named output expressions, in dependency order.
 
@@ -74,6 +101,9 @@ class Program:
         self.columns: tuple[str, ...] = tuple(
             sorted({n.params["name"] for n in self.nodes if n.op == "col"})
         )
+        self.scalars: frozenset[str] = _scalar_consts(self.nodes, self.outputs.values())
+        """Constants passed to their kernels as numbers, not filled arrays (see
+        :func:`_scalar_consts`)."""
 
     @property
     def node_ids(self) -> list[str]:
@@ -171,13 +201,15 @@ class ProgramState:
         >>> st.evaluate({"close": np.array([1.0, 4.0])})["d"].tolist()
         [nan, 3.0]
         """
-        values: dict[str, np.ndarray] = {}
+        values: dict[str, Any] = {}
         n = len(next(iter(batch.values()))) if batch else 0
+        scalars = self.program.scalars
         for node in self.program.nodes:
             if node.op == "col":
                 values[node.id] = np.asarray(batch[node.params["name"]], dtype=np.float64)
             elif node.op == "const":
-                values[node.id] = np.full(n, node.params["value"], dtype=np.float64)
+                value = np.float64(node.params["value"])
+                values[node.id] = value if node.id in scalars else np.full(n, value)
             else:
                 args = [values[i.id] for i in node.inputs]
                 values[node.id] = self.kernels[node.id].update(*args)

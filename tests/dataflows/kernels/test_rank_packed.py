@@ -12,16 +12,30 @@ from hypothesis import strategies as st
 from dataflows.kernels.cross_section import _rank_exact, cs_rank
 
 cells = st.one_of(
-    st.sampled_from([0.0, -0.0, 1.0, -1.0, float("nan"), float("inf"), -float("inf"),
-                     1.0 + 2**-52, 1.0 - 2**-53, 5e-324]),
+    st.sampled_from(
+        [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            float("nan"),
+            float("inf"),
+            -float("inf"),
+            1.0 + 2**-52,
+            1.0 - 2**-53,
+            5e-324,
+        ]
+    ),
     st.floats(allow_nan=False, allow_infinity=False),
 )
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(1, 6).flatmap(
-    lambda cols: st.lists(st.lists(cells, min_size=cols, max_size=cols), min_size=1,
-                          max_size=8)))
+@given(
+    st.integers(1, 6).flatmap(
+        lambda cols: st.lists(st.lists(cells, min_size=cols, max_size=cols), min_size=1, max_size=8)
+    )
+)
 def test_fast_path_is_the_exact_path(rows):
     x = np.array(rows, dtype=np.float64)
     got, want = cs_rank(x), _rank_exact(x)

@@ -11,8 +11,11 @@ from dataflows.kernels.smoothing import _filter
 
 
 @settings(max_examples=100, deadline=None)
-@given(xs=st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=200),
-       alpha=st.floats(1e-4, 1.0), z=st.floats(-1e6, 1e6))
+@given(
+    xs=st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=200),
+    alpha=st.floats(1e-4, 1.0),
+    z=st.floats(-1e6, 1e6),
+)
 def test_filter_is_lfilter(xs, alpha, z):
     x = np.array(xs)
     y1, z1 = lfilter([alpha], [1.0, alpha - 1.0], x, zi=np.array([z]))

@@ -11,13 +11,18 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from dataflows.kernels import make_kernel
 
-values = st.one_of(st.sampled_from([0.0, -0.0, float("nan"), 1.0, -1.0, 2.5]),
-                   st.floats(-1e6, 1e6, allow_nan=False))
+values = st.one_of(
+    st.sampled_from([0.0, -0.0, float("nan"), 1.0, -1.0, 2.5]),
+    st.floats(-1e6, 1e6, allow_nan=False),
+)
 
 
 @settings(max_examples=150, deadline=None)
-@given(xs=st.lists(values, min_size=1, max_size=90), n=st.integers(1, 40),
-       op=st.sampled_from(["rolling_min", "rolling_max"]))
+@given(
+    xs=st.lists(values, min_size=1, max_size=90),
+    n=st.integers(1, 40),
+    op=st.sampled_from(["rolling_min", "rolling_max"]),
+)
 def test_equals_pandas_and_the_per_window_reduction(xs, n, op):
     x = np.array(xs)
     got = make_kernel(op, {"n": n}).update(x)
