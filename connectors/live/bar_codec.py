@@ -90,8 +90,18 @@ def encode_arrow(batch: Mapping[str, np.ndarray], symbol: str | None = None) -> 
     cols = {"ts": pa.array(np.asarray(batch["ts"], dtype=np.int64))}
     for c in BAR_COLUMNS[1:]:
         cols[c] = pa.array(np.asarray(batch[c], dtype=np.float64))
+    return arrow_stream(cols, symbol)
+
+
+def arrow_stream(cols: dict[str, pa.Array], symbol: str | None = None) -> bytes:
+    """The bytes of an Arrow IPC stream of ``cols`` (one table; ``symbol`` adds a symbol
+    column): the bulk message of bars here and of trades (:mod:`connectors.live.trade_codec`).
+
+    >>> len(arrow_stream({"ts": pa.array([1, 2])}, "X")) > 0
+    True
+    """
     if symbol is not None:
-        cols["symbol"] = pa.array([symbol] * len(batch["ts"]), pa.string())
+        cols = {**cols, "symbol": pa.array([symbol] * len(cols["ts"]), pa.string())}
     table = pa.table(cols)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from connectors.live.bar_codec import _ARROW_STREAM_MAGIC, BadMessage, _symbol
+from connectors.live.bar_codec import _ARROW_STREAM_MAGIC, BadMessage, _symbol, arrow_stream
 from qmtl.core.bars import Batch
 
 SIDES = ("buy", "sell")
@@ -71,13 +71,7 @@ def encode_trades_arrow(trades: Mapping[str, Any], symbol: str | None = None) ->
     for k in ("id", "side"):
         if trades.get(k) is not None:
             cols[k] = pa.array([None if v is None else str(v) for v in trades[k]], pa.string())
-    if symbol is not None:
-        cols["symbol"] = pa.array([symbol] * len(cols["ts"]), pa.string())
-    table = pa.table(cols)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as w:
-        w.write_table(table)
-    return sink.getvalue().to_pybytes()
+    return arrow_stream(cols, symbol)
 
 
 def _number(doc: dict[str, Any], c: str) -> float:
