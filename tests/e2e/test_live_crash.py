@@ -89,7 +89,10 @@ def crash_test(kafka, tmp_path: Path, kills: int, seed: int) -> None:
     assert len(done) == kills and any(0 < d < 2 * N for d in done), done
     check_same(outcome(tmp_path, "ref", "Cross"), outcome(tmp_path, "crash", "Cross"))
     # the world saw the same run: its n_bars, and each bar's return exactly once
-    assert views["crash"]["n_bars"] == views["ref"]["n_bars"] == N
+    # (the paper record sums its runs: activate()'s one bar, then the run's N; a resumed run
+    # keeps its run id, so its bars are not counted twice)
+    assert views["crash"]["n_bars"] == views["ref"]["n_bars"] == N + 1
+    assert len(views["crash"]["records"]["paper"]["runs"]) == 2
     store = open_store(db)
     rings = {n: list(store.load_engine(n).strategies["Cross"].returns) for n in ("ref", "crash")}
     assert len(rings["crash"]) == len(rings["ref"]) == N

@@ -162,8 +162,10 @@ def test_a_lost_world_holds_orders_until_it_is_back(tmp_path, caplog):
     assert not rec.between(t_cut + 0.3, t_back)  # held while the world was away
     assert rec.between(t_back, float("inf")), "orders did not resume"
     assert any("no connection to world 'w'" in r.getMessage() for r in caplog.records)
-    # metrics: the world has the final state of this run (updates were retried, not lost)
-    assert view["n_bars"] == res.n_bars
+    # metrics: the world has the final state of this run (updates were retried, not lost):
+    # its paper record sums its runs, activate()'s one bar and this run's
+    assert view["n_bars"] == res.n_bars + 1
+    assert view["records"]["paper"]["runs"] == sorted(["pre", res.run_id])
     keys = [(o.symbol, o.ts) for o in res.orders]
     assert len(keys) == len(set(keys))
 
@@ -194,4 +196,5 @@ def test_a_restarted_world_service_is_survived(tmp_path):
     # after a forced exit depends on the machine's load, so the bound is the staleness one
     assert not rec.between(t_down + 1.0 + 0.3, t_up)
     assert rec.between(t_up, float("inf"))
-    assert view["n_bars"] == res.n_bars and view["active"]
+    # the paper record sums its runs: activate()'s one bar and this run's, all of them
+    assert view["n_bars"] == res.n_bars + 1 and view["active"]

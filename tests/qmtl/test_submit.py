@@ -13,6 +13,7 @@ from connectors.data.synthetic import generate_bars
 from dataflows.metrics import MetricSet
 from qmtl import Strategy, backtest, submit, validate
 from qmtl.submit import PolicyFileError
+from qmtl.submit_worlds import SubmitError
 from tests.world_api.conftest import serve
 from world_api.service.app import create_app
 from world_api.service.auth import create_token
@@ -138,3 +139,23 @@ def test_resubmitting_other_parameters_adds_an_entry(tmp_path):
     assert sorted(r["strategy_id"] for r in snap["strategies"]) == [
         "Cross", "Cross-fast=5,slow=20"]
     assert first.metrics["sharpe"] != second.metrics["sharpe"]
+
+
+def test_a_world_with_a_market_refuses_a_submission_outside_its_universe(tmp_path):
+    """``submit`` says which symbols it trades; a world whose market does not hold them
+    refuses it with a hint that names them, and takes one within it (issue 26 §1)."""
+    store = open_store(str(tmp_path / "world.db"))
+    op = create_token(store, "operator", "ops")
+    dev = create_token(store, "developer", "quant")
+    with serve(create_app(store, tick=0)) as url:
+        auth = {"Authorization": f"Bearer {op}"}
+        assert httpx.post(f"{url}/worlds", json={"id": "w"}, headers=auth).status_code == 201
+        r = httpx.put(f"{url}/worlds/w/market", content="universe: {symbols: [B, C]}",
+                      headers=auth)
+        assert r.status_code == 200, r.text
+        with pytest.raises(SubmitError, match=r"outside world 'w''s universe: A \("):
+            submit(Long, "w", url, dev, data=DATA)
+        assert httpx.get(f"{url}/worlds/w/strategies", headers=auth).json() == []
+        inside = submit(Long, "w", url, dev, data={"B": DATA["A"]}, symbols=["B"])
+    store.close()
+    assert inside.status == "active"
