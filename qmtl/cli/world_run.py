@@ -60,6 +60,13 @@ def run_world(
     ] = None,
     orders_topic: Annotated[str, typer.Option(help="Topic for OrderIntents.")] = "orders",
     fills_topic: Annotated[str, typer.Option(help="Topic for fills.")] = "fills",
+    targets_topic: Annotated[
+        str | None,
+        typer.Option(
+            help="Also publish every strategy's targets here, keyed by world, for the "
+            "world's book (`qmtl world book-run`) to net into one account."
+        ),
+    ] = None,
     max_activation_age: Annotated[
         float, typer.Option(help="Seconds without world news before orders are held.")
     ] = 30.0,
@@ -88,12 +95,15 @@ def run_world(
         orders_store=orders_store,
         orders_topic=orders_topic,
         fills_topic=fills_topic,
+        targets_topic=targets_topic,
         max_activation_age=max_activation_age,
         snapshot_interval=snapshot_interval,
         max_bars=max_bars,
     )
     with errors_as_exit(debug):
         _check(live)
+    if targets_topic and not brokers:
+        raise fail("--targets-topic needs --brokers: the targets go to a Kafka topic")
     if ttl <= (heartbeat or ttl / 3):
         raise fail(f"--heartbeat {heartbeat} must be shorter than --ttl {ttl}")
     o = RunnerOptions(
