@@ -77,12 +77,21 @@ def run_world(
     until_done: Annotated[
         bool, typer.Option(help="Exit once every run started has ended (with --max-bars).")
     ] = False,
+    shadow: Annotated[
+        bool,
+        typer.Option(
+            help="Also run the strategies the world does not trade (stage backtest, "
+            "inactive), their orders held, building their shadow record."
+        ),
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Run every strategy WORLD trades (stage paper or live), each from the artifact
     ``qmtl submit`` stored, until Ctrl-C; strategies promoted later are added and those
     demoted removed while the others run. A strategy whose code changed since the world
-    evaluated it is refused. Several runners of one world split its strategies."""
+    evaluated it is refused. Several runners of one world split its strategies. With
+    ``--shadow`` every other strategy of WORLD runs too, its orders held and its updates
+    in its ``shadow`` record, until the world promotes it."""
     setup_logging(debug)
     live = LiveOptions(
         brokers=brokers,
@@ -99,6 +108,7 @@ def run_world(
         max_activation_age=max_activation_age,
         snapshot_interval=snapshot_interval,
         max_bars=max_bars,
+        shadow=shadow,
     )
     with errors_as_exit(debug):
         _check(live)

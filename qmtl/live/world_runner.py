@@ -171,7 +171,9 @@ class WorldRunner:
             }
             # no artifact: nothing to run yet; refused for this artifact: let the lease go
             want = [
-                s for s in wanted(views) if s in artifacts and self.refused.get(s) != artifacts[s]
+                s
+                for s in wanted(views, self.live.shadow)
+                if s in artifacts and self.refused.get(s) != artifacts[s]
             ]
             self.held = rc.heartbeat(
                 self.client,
