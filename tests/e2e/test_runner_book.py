@@ -1,13 +1,12 @@
 """The world runner feeds the world's book, through Tansu and a real ``qmtl world serve``:
-one runner runs two strategies of the world, long and short the same symbol, each
-publishing its targets (``--targets-topic``); the book reads them from the topic and sends
-one net order for the account, and its paper fill is attributed to both strategies by their
-shares of the change (fees included)."""
+one ``qmtl world run --targets-topic`` process runs two strategies of the world, long and
+short the same symbol, each publishing its targets; the book reads them from the topic and
+sends one net order for the account, and its paper fill is attributed to both strategies by
+their shares of the change (fees included)."""
 
 from __future__ import annotations
 
 import textwrap
-import threading
 import time
 from collections import defaultdict
 
@@ -22,10 +21,8 @@ from qmtl.book_run.store import open_book_store
 from qmtl.book_run.targets import KafkaTargets, TargetUpdate
 from qmtl.cli import app
 from qmtl.core.contracts import MetricsUpdate
-from qmtl.live import LiveOptions
-from qmtl.live.world_runner import RunnerOptions, WorldRunner
 from qmtl.loader import load_strategy
-from tests.e2e.live_helpers import make_data, publish, topic_name, wait_for
+from tests.e2e.live_helpers import Live, make_data, publish, topic_name
 from tests.e2e.test_world_runner import WorldServe
 from world_api import runner_client as rc
 from world_api.client import WorldServiceClient
@@ -98,32 +95,22 @@ def test_one_runner_two_strategies_one_net_order(kafka, tmp_path) -> None:
             app, ["world", "run", "w", "--url", url, "--paper", "--targets-topic", "t"]
         )
         assert cli.exit_code == 1 and "--targets-topic needs --brokers" in cli.output
-        runner = WorldRunner(
-            RunnerOptions(world="w", url=url, runner_id="r", state_dir=tmp_path / "state",
-                          ttl=3.0, heartbeat=0.3),
-            LiveOptions(brokers=kafka.brokers, topic=bars, paper=True, data=tmp_path / "none",
-                        warmup=0, snapshot_interval=0.2, targets_topic=targets),
-        )  # fmt: skip
-        stop = threading.Event()
-        loop = threading.Thread(target=runner.run, args=(stop,), daemon=True)
-        loop.start()
-        try:
-            assert wait_for(lambda: set(runner.runs) == {"Long", "Short"}, 60)
-            time.sleep(1.0)  # both consumers placed before the first bar
-            publish(kafka.brokers, bars, make_data(N, symbols=("AAA",)), "20/s")
-            runs = dict(runner.runs)
-            assert wait_for(lambda: all(r.stats.live_bars >= N - 5 for r in runs.values()), 60)
-        finally:
-            stop.set()
-            loop.join(60)
-        for r in runs.values():
-            assert r.error is None, r.error
-        got = read_targets(kafka.brokers, targets, sum(r.stats.live_bars for r in runs.values()))
+        assert publish(kafka.brokers, bars, make_data(N, symbols=("AAA",))) == N
+        runner = Live([
+            "world", "run", "w", "--url", url, "--brokers", kafka.brokers, "--topic", bars,
+            "--paper", "--warmup", "0", "--data", str(tmp_path / "none"),
+            "--state-dir", str(tmp_path / "state"), "--heartbeat", "0.3", "--ttl", "3",
+            "--snapshot-interval", "0.2", "--max-bars", str(N), "--until-done",
+            "--targets-topic", targets,
+        ])  # fmt: skip
+        assert runner.wait() == 0, runner.output()
+        got = read_targets(kafka.brokers, targets, 2 * N)
         with WorldServiceClient(url) as c:
             snap = {r["strategy_id"]: r for r in c.activation("w")["strategies"]}
     finally:
         server.stop()
-    assert {u.strategy_id for u in got} == {"Long", "Short"}  # one topic, both strategies
+    assert len(got) == 2 * N  # every bar of both strategies, on one topic
+    assert {u.strategy_id for u in got} == {"Long", "Short"}
     by_ts: dict[int, dict[str, TargetUpdate]] = defaultdict(dict)
     for u in got:
         by_ts[u.ts][u.strategy_id] = u
