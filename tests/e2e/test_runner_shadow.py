@@ -70,6 +70,9 @@ def test_a_shadow_runner_builds_a_candidates_shadow_record(kafka, tmp_path) -> N
                 return "shadow" in rec and rec["shadow"]["n_bars"] >= N // 2 - 1
 
             assert wait_for(recorded, 30)
+            with WorldServiceClient(url) as c:
+                row = next(r for r in rc.runners(c, "w") if r["runner"] == "shadow")
+            assert row["report"]["strategies"]["Cand"]["shadow"] is True  # status marks it
         finally:
             stop.set()
             loop.join(60)
