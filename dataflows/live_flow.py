@@ -92,6 +92,27 @@ class OrderContext:
     # (strategy, symbol, ts, target weight, close) per bar row, whatever the gate decides:
     # the targets a world's book nets (qmtl.book_run.targets.TargetPoster)
     on_target: Callable[[str, str, int, float, float], None] | None = None
+    # a shadow run: while the world does not trade the strategy (see traded), orders are
+    # held and no target is published; it trades as any run once the world promotes it
+    shadow: bool = False
+
+
+def traded(book: ActivationBook, strategy: str) -> bool:
+    """Whether the world trades ``strategy`` now: its stage is paper or live, or, in a world
+    that decides no stages, it is active.
+
+    >>> b = ActivationBook("w"); traded(b, "s")
+    False
+    >>> row = {"strategy_id": "s", "active": True, "weight": 1.0, "stage": "paper"}
+    >>> b.load_snapshot({"seq": 1, "stages": True, "strategies": [row]}, now=0.0)
+    >>> traded(b, "s"), traded(b, "t")
+    (True, False)
+    """
+    stage = book.stage(strategy)
+    if stage is not None:
+        return stage in ("paper", "live")
+    act = book.get(strategy)
+    return act is not None and act.active
 
 
 class OrderLogic(op.StatefulLogic[StrategyOutput, Orders, Any]):
@@ -133,6 +154,8 @@ class OrderLogic(op.StatefulLogic[StrategyOutput, Orders, Any]):
         """Where orders go now: ``paper`` (the paper broker), ``live`` (stored for the
         orders topic) or ``hold``. A world that decides stages decides it (``backtest``
         holds; a ``--paper`` run never sends real orders); otherwise the run's options do."""
+        if self.ctx.shadow and not traded(self.ctx.book, strategy):
+            return "hold"
         stage = self.ctx.book.stage(strategy)
         if stage is None:
             return "paper" if self.ctx.make_broker is not None else "live"
@@ -159,12 +182,13 @@ class OrderLogic(op.StatefulLogic[StrategyOutput, Orders, Any]):
             self.quiet = ctx.make_paper(out.strategy)
         taker = (self.broker or self.quiet) if venue == "paper" else None
         brokers = [b for b in (self.broker, self.quiet) if b is not None]
+        shadow = ctx.shadow and venue == "hold" and not traded(ctx.book, out.strategy)
         stage_hold = Verdict(
             "hold",
             cause="stage",
             reason=f"{out.strategy} is in stage "
             f"{ctx.book.stage(out.strategy)} in world "
-            f"{ctx.world!r}: orders held",
+            f"{ctx.world!r}: orders held" + (" (a shadow run)" if shadow else ""),
         )
         rows = out.batch.symbol_rows
         names = out.batch.symbols
@@ -186,7 +210,7 @@ class OrderLogic(op.StatefulLogic[StrategyOutput, Orders, Any]):
             close = float(rows["close"][i])
             if ctx.on_verdict is not None:
                 ctx.on_verdict(out.strategy, v, symbol, ts, close)
-            if ctx.on_target is not None:
+            if ctx.on_target is not None and not shadow:
                 ctx.on_target(out.strategy, symbol, ts, float(rows["weight"][i]), close)
             new = gate.on_bar(symbol, ts, float(rows["weight"][i]), close, v)
             if new:

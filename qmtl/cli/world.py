@@ -466,8 +466,8 @@ def _runners(client: WorldServiceClient, world: str) -> list[dict[str, Any]]:
 
 
 def runner_table(world: str, runners: list[dict[str, Any]]) -> Table:
-    """The runners of ``world`` (``qmtl world run``): alive, their strategies, each one's
-    lag and last bar.
+    """The runners of ``world`` (``qmtl world run``): alive, their strategies (a shadow
+    run marked), each one's lag and last bar.
 
     >>> runner_table("w", [{"runner": "r1", "alive": True, "age_s": 0.5, "strategies": ["a"],
     ...     "report": {"strategies": {"a": {"lag_s": 1.0, "last_bar": 0}}}}]).row_count
@@ -485,7 +485,8 @@ def runner_table(world: str, runners: list[dict[str, Any]]) -> Table:
             safe_markup(r["runner"]),
             "yes" if r.get("alive") else "[bold red]no[/]",
             f"{r.get('age_s', 0.0):.1f} s ago",
-            safe_markup(", ".join(r.get("strategies", []))),
+            safe_markup(", ".join(f"{s} (shadow)" if runs.get(s, {}).get("shadow") else s
+                                  for s in r.get("strategies", []))),
             f"{max(lags):.1f} s" if lags else "-",
             format_ts(max(lasts)) if lasts else "-",
             safe_markup("; ".join(f"{k}: {v}" for k, v in report.get("refused", {}).items())),

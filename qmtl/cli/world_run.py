@@ -60,6 +60,13 @@ def run_world(
     ] = None,
     orders_topic: Annotated[str, typer.Option(help="Topic for OrderIntents.")] = "orders",
     fills_topic: Annotated[str, typer.Option(help="Topic for fills.")] = "fills",
+    targets_topic: Annotated[
+        str | None,
+        typer.Option(
+            help="Also publish every strategy's targets here, keyed by world, for the "
+            "world's book (`qmtl world book-run`) to net into one account."
+        ),
+    ] = None,
     max_activation_age: Annotated[
         float, typer.Option(help="Seconds without world news before orders are held.")
     ] = 30.0,
@@ -70,12 +77,21 @@ def run_world(
     until_done: Annotated[
         bool, typer.Option(help="Exit once every run started has ended (with --max-bars).")
     ] = False,
+    shadow: Annotated[
+        bool,
+        typer.Option(
+            help="Also run the strategies the world does not trade (stage backtest, "
+            "inactive), their orders held, building their shadow record."
+        ),
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Run every strategy WORLD trades (stage paper or live), each from the artifact
     ``qmtl submit`` stored, until Ctrl-C; strategies promoted later are added and those
     demoted removed while the others run. A strategy whose code changed since the world
-    evaluated it is refused. Several runners of one world split its strategies."""
+    evaluated it is refused. Several runners of one world split its strategies. With
+    ``--shadow`` every other strategy of WORLD runs too, its orders held and its updates
+    in its ``shadow`` record, until the world promotes it."""
     setup_logging(debug)
     live = LiveOptions(
         brokers=brokers,
@@ -88,12 +104,16 @@ def run_world(
         orders_store=orders_store,
         orders_topic=orders_topic,
         fills_topic=fills_topic,
+        targets_topic=targets_topic,
         max_activation_age=max_activation_age,
         snapshot_interval=snapshot_interval,
         max_bars=max_bars,
+        shadow=shadow,
     )
     with errors_as_exit(debug):
         _check(live)
+    if targets_topic and not brokers:
+        raise fail("--targets-topic needs --brokers: the targets go to a Kafka topic")
     if ttl <= (heartbeat or ttl / 3):
         raise fail(f"--heartbeat {heartbeat} must be shorter than --ttl {ttl}")
     o = RunnerOptions(

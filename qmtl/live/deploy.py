@@ -21,33 +21,48 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 TRADED_STAGES = ("paper", "live")
-"""The stages a runner runs (``--shadow`` would add ``backtest``: not built yet)."""
+"""The stages a runner runs (``--shadow`` adds the others: ``backtest``, and the inactive
+strategies of a world without stages)."""
 
 
-def is_wanted(view: Mapping[str, Any]) -> bool:
-    """Whether the world trades the strategy of ``view`` (see the module docstring).
+def is_wanted(view: Mapping[str, Any], shadow: bool = False) -> bool:
+    """Whether the world trades the strategy of ``view`` (see the module docstring); with
+    ``shadow``, whether a shadow runner runs it: every strategy of the world but those an
+    operator holds inactive for good (the others run with their orders held).
 
     >>> is_wanted({"stage": "live", "active": False, "override": None})
     True
     >>> is_wanted({"stage": "paper", "override": {"state": "inactive", "expires": None}})
     False
+    >>> is_wanted({"stage": "backtest"}), is_wanted({"stage": "backtest"}, shadow=True)
+    (False, True)
+    >>> is_wanted({"stage": None, "active": False}, shadow=True)
+    True
+    >>> is_wanted({"stage": "backtest", "override": {"state": "inactive", "expires": None}},
+    ...           shadow=True)
+    False
     """
     over = view.get("override")
     if over and over.get("state") == "inactive" and over.get("expires") is None:
         return False
+    if shadow:
+        return True
     stage = view.get("stage")
     if stage is None:
         return bool(view.get("active"))
     return stage in TRADED_STAGES
 
 
-def wanted(views: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The ids of the wanted strategies among ``views``, sorted.
+def wanted(views: Iterable[Mapping[str, Any]], shadow: bool = False) -> list[str]:
+    """The ids of the wanted strategies among ``views`` (``shadow``: by a shadow runner),
+    sorted.
 
     >>> wanted([{"strategy_id": "x", "stage": "backtest"}])
     []
+    >>> wanted([{"strategy_id": "x", "stage": "backtest"}], shadow=True)
+    ['x']
     """
-    return sorted(str(v["strategy_id"]) for v in views if is_wanted(v))
+    return sorted(str(v["strategy_id"]) for v in views if is_wanted(v, shadow))
 
 
 def plan(

@@ -61,6 +61,7 @@ class LiveOptions:
     orders_topic: str = "orders"
     fills_topic: str = "fills"
     targets_topic: str | None = None  # the world's book reads targets here (qmtl.book_run)
+    shadow: bool = False  # orders held and updates in mode shadow while the world trades it not
     max_activation_age: float = 30.0
     slippage_bps: float | None = None
     fee_bps: float | None = None

@@ -44,7 +44,7 @@ from connectors.live.world_link import (
 from dataflows.compiler import StrategySpec, spec_lookback
 from dataflows.control import RunControl
 from dataflows.gate import ActivationBook
-from dataflows.live_flow import OrderContext, build_live_flow
+from dataflows.live_flow import OrderContext, build_live_flow, traded
 from dataflows.recovery import RecoveryMismatch, recovery_config
 from qmtl.book_run.targets import TargetPoster
 from qmtl.core.contracts import Fill, MetricsUpdate, OrderIntent
@@ -171,6 +171,7 @@ def _order_context(
         report=report,
         on_verdict=_fan_out([w.on_verdict for w in (watch, ledger) if w is not None]),
         on_target=links.targets,
+        shadow=o.shadow,
     )
 
 
@@ -334,7 +335,9 @@ def run_live(
             # a world that decides stages keeps records per mode: the update goes in the
             # record of the stage the run trades in now (a --paper run never in live)
             stage = links.book.stage(sid)
-            if stage is not None:
+            if o.shadow and not traded(links.book, sid):  # a shadow run's forward record
+                update = update.model_copy(update={"mode": "shadow"})
+            elif stage is not None:
                 mode_now = "paper" if o.paper and stage == "live" else stage
                 update = update.model_copy(update={"mode": mode_now})
             if store.queue_update(update):

@@ -49,7 +49,7 @@ from connectors.live.source import LiveStats
 from dataflows.control import RunControl
 from qmtl.artifact import ArtifactChanged, verify
 from qmtl.core.errors import QmtlError
-from qmtl.live.deploy import plan, wanted
+from qmtl.live.deploy import is_wanted, plan, wanted
 from qmtl.live.options import LiveOptions, LiveResult
 from qmtl.live.runner import run_live
 from qmtl.live.world_events import EventWaker
@@ -149,6 +149,7 @@ class WorldRunner:
         self.failed: dict[str, tuple[float, int]] = {}  # strategy -> (retry after, failures)
         self.held: list[str] = []
         self.ended: list[str] = []  # strategies whose run ended with its feed
+        self.shadowed: set[str] = set()  # run by --shadow only: the world does not trade them
         self._last_ok = time.monotonic()
         self._on_event = on_event or (lambda *_: None)
 
@@ -166,12 +167,17 @@ class WorldRunner:
         now = time.monotonic()
         try:
             views = self.client.strategies(self.o.world)
+            self.shadowed = {
+                str(v["strategy_id"]) for v in views if self.live.shadow and not is_wanted(v)
+            }
             artifacts = {
                 a["strategy_id"]: a["artifact_id"] for a in rc.artifacts(self.client, self.o.world)
             }
             # no artifact: nothing to run yet; refused for this artifact: let the lease go
             want = [
-                s for s in wanted(views) if s in artifacts and self.refused.get(s) != artifacts[s]
+                s
+                for s in wanted(views, self.live.shadow)
+                if s in artifacts and self.refused.get(s) != artifacts[s]
             ]
             self.held = rc.heartbeat(
                 self.client,
@@ -208,7 +214,10 @@ class WorldRunner:
         now = time.time()
         return {
             "ttl": self.o.ttl,
-            "strategies": {s: r.report(now) for s, r in sorted(self.runs.items())},
+            "strategies": {
+                s: {**r.report(now), "shadow": s in self.shadowed}
+                for s, r in sorted(self.runs.items())
+            },
             "refused": {s: self.why.get(s, "") for s in sorted(self.refused)},
         }
 
