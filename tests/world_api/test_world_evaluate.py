@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import threading
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from qmtl.cli import app
 from qmtl.core.contracts import MetricsUpdate
 from qmtl.core.expr import col
 from qmtl.loader import load_strategy
+from qmtl.submit import submit
 from qmtl.world_evaluate import Evaluator, EvaluatorOptions
 from tests.world_api.conftest import serve
 from world_api import runner_client as rc
@@ -218,3 +220,41 @@ def test_new_bars_roll_every_record_forward(world):
         rec = record(cs["ops"], sid)
         assert rec["runs"][-1] == two[sid].run_id and rec["n_bars"] == 100
         assert rec["metrics"]["sharpe"] == two[sid].sharpe
+
+
+def test_submit_sends_the_artifact_and_waits_for_the_worlds_answer(world):
+    cs, url, tokens, tmp = world
+    (tmp / "down.py").write_text(SOURCE.replace("class Up", "class Down").replace(">", "<"))
+    got = runner.invoke(
+        app,
+        [
+            "submit",
+            str(tmp / "down.py"),
+            "--world",
+            "w",
+            "--url",
+            url,
+            "--token",
+            tokens["alice"],
+            "--timeout",
+            "0.3",
+        ],
+    )
+    assert got.exit_code == 0, got.output
+    assert "still evaluating" in got.output
+    assert "Down" not in cs["ops"].strategies("w").__repr__()  # nothing posted by the client
+    box: dict = {}
+    waiter = threading.Thread(
+        target=lambda: box.update(
+            r=submit(load_strategy(f"{tmp / 'down.py'}:Down"), "w", url, tokens["alice"], wait=30)
+        )
+    )
+    waiter.start()
+    ev = Evaluator(EvaluatorOptions("w", url, tokens["ev"], state_dir=tmp / "ev"))
+    done = {e.strategy_id: e for e in ev.step()}
+    ev.close()
+    waiter.join(timeout=60)
+    res = box["r"]
+    assert not res.evaluating and res.run_id == done["Down"].run_id
+    assert res.metrics["sharpe"] == done["Down"].sharpe
+    assert res.n_bars == done["Down"].n_bars and res.status in ("active", "candidate")
