@@ -23,6 +23,7 @@ from qmtl.core.contracts import SubmitResult
 from qmtl.strategy import Strategy
 from qmtl.submit_worlds import HttpWorld, SubmitError
 from world_api.domain.evaluation import evaluated
+from world_api.domain.market import outside, outside_hint, parse_market
 
 POLL = 0.25
 """Seconds between looks at the strategy's view while waiting."""
@@ -46,6 +47,20 @@ def still_evaluating(world: str, aid: str, timeout: float) -> str:
     )
 
 
+def outside_market(remote: HttpWorld, world: str, symbols: list[str]) -> str | None:
+    """The hint that refuses ``symbols`` outside ``world``'s market (None: inside, or no
+    market)."""
+    try:
+        got = remote.market()
+    except SubmitError:
+        return None
+    if got is None:
+        return None
+    market = parse_market(got["market"])
+    extra = outside(market, symbols)
+    return outside_hint(world, market, extra) if extra else None
+
+
 def submit_for_evaluation(
     s: Strategy,
     sid: str,
@@ -58,6 +73,19 @@ def submit_for_evaluation(
     """Store ``s``'s artifact in ``world`` and wait up to ``timeout`` s for the world's
     evaluation of it (see the module docstring)."""
     doc = build_artifact(s, sid, list(symbols) if symbols else None)
+    refused = outside_market(remote, world, list(doc["data"]["symbols"]))
+    if refused is not None:  # refused before anything is stored, as an update would be
+        return SubmitResult(
+            world=world,
+            strategy_id=sid,
+            run_id=run_id,
+            status="rejected",
+            metrics={},
+            contribution=0.0,
+            weight=0.0,
+            rank=None,
+            improvement_hints=[refused],
+        )
     remote.store_artifact(doc)
     aid = str(doc["id"])
     deadline = time.monotonic() + timeout

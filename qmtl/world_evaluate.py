@@ -196,9 +196,14 @@ class Evaluator:
             key = eval_key(aid, version, dv)
             if key in self.done:
                 continue
+            # an error of the service is not the artifact's: it propagates (nothing noted)
+            doc = rc.artifact(self.client, self.o.world, str(meta["strategy_id"]))
+            aid = str(doc.get("id", aid))  # replaced since the list: evaluate what was read
+            key = eval_key(aid, version, dv)
+            if key in self.done:
+                continue
             ev = Evaluation(str(meta["strategy_id"]), aid, key, run_id(aid, key))
             try:
-                doc = rc.artifact(self.client, self.o.world, ev.strategy_id)
                 s = verify(doc, workdir)
             except (ArtifactError, QmtlError, OSError) as exc:
                 ev.error = str(exc)
@@ -232,7 +237,13 @@ class Evaluator:
         start: str | int | None,
         end: str | int | None,
     ) -> list[Evaluation]:
-        res = sweep_many([s for _, s in todo], data=catalog, start=start, end=end)
+        try:
+            res = sweep_many([s for _, s in todo], data=catalog, start=start, end=end)
+        except QmtlError as exc:  # one strategy (or the data) failed: each alone says which
+            if len(todo) == 1:
+                todo[0][0].error = str(exc)
+                return [todo[0][0]]
+            return [e for one in todo for e in self._run([one], catalog, start, end)]
         fp = dataset_fingerprint(res.stats.seen, todo[0][1].interval)
         for (ev, s), run in zip(todo, res.runs, strict=True):
             metrics = {k: float(v) for k, v in run.metrics.items() if np.isfinite(v)}

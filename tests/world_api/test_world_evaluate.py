@@ -28,7 +28,7 @@ from qmtl.submit import submit
 from qmtl.world_evaluate import Evaluator, EvaluatorOptions
 from tests.world_api.conftest import serve
 from world_api import runner_client as rc
-from world_api.client import ForbiddenError, WorldServiceClient
+from world_api.client import ForbiddenError, NotFoundError, WorldServiceClient
 from world_api.domain.evaluation import evaluated
 from world_api.service.app import create_app
 from world_api.service.auth import create_token
@@ -258,3 +258,22 @@ def test_submit_sends_the_artifact_and_waits_for_the_worlds_answer(world):
     assert not res.evaluating and res.run_id == done["Down"].run_id
     assert res.metrics["sharpe"] == done["Down"].sharpe
     assert res.n_bars == done["Down"].n_bars and res.status in ("active", "candidate")
+
+
+def test_symbols_outside_the_universe_are_refused_with_the_hint(world):
+    cs, url, tokens, tmp = world
+    wide = GraphStrategy(col("close") > 0, name="wide", symbols=["AAA", "ZZZ"])
+    res = submit(wide, "w", url, tokens["alice"], wait=5)
+    assert res.status == "rejected" and "ZZZ" in res.improvement_hints[0]
+    assert "outside world 'w''s universe" in res.improvement_hints[0]
+    with pytest.raises(NotFoundError):  # nothing stored
+        rc.artifact(cs["ops"], "w", res.strategy_id)
+    # an artifact stored anyway (an operator's) is refused by the evaluator, with the reason
+    rc.put_artifact(cs["alice"], "w", build_artifact(wide, "up"))  # replaces up's artifact
+    ev = Evaluator(EvaluatorOptions("w", url, tokens["ev"], state_dir=tmp / "ev"))
+    done = {e.strategy_id: e for e in ev.step()}
+    ev.close()
+    assert done["up"].error == "symbols outside the market's universe: ZZZ"
+    assert done["mom"].error is None
+    with pytest.raises(NotFoundError, match="has not reported"):  # no record written
+        cs["ops"].strategy("w", "up")
