@@ -277,3 +277,31 @@ def test_symbols_outside_the_universe_are_refused_with_the_hint(world):
     assert done["mom"].error is None
     with pytest.raises(NotFoundError, match="has not reported"):  # no record written
         cs["ops"].strategy("w", "up")
+
+
+def test_the_command_prints_one_line_per_evaluation_and_fails_without_a_market(world):
+    cs, url, tokens, tmp = world
+    args = ["world", "evaluate", "w", "--url", url, "--token", tokens["ev"]]
+    got = runner.invoke(app, [*args, "--state-dir", str(tmp / "ev")])
+    assert got.exit_code == 0, got.output
+    lines = [json.loads(line) for line in got.output.splitlines()]
+    assert sorted(x["strategy_id"] for x in lines) == ["mom", "up"]
+    assert all(x["error"] is None and x["run_id"].startswith("world-") for x in lines)
+    again = runner.invoke(app, [*args, "--state-dir", str(tmp / "ev")])
+    assert again.exit_code == 0 and again.output == ""
+    cs["ops"].create_world("bare")
+    bare = runner.invoke(
+        app,
+        [
+            "world",
+            "evaluate",
+            "bare",
+            "--url",
+            url,
+            "--token",
+            tokens["ev"],
+            "--state-dir",
+            str(tmp / "ev2"),
+        ],
+    )
+    assert bare.exit_code == 1 and "has no market" in bare.output
