@@ -34,7 +34,7 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,8 @@ class Evaluation:
     fingerprint: str | None = None
     sharpe: float | None = None
     error: str | None = None
+    # the world's events the record caused: a change of decision, with its reason
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-serializable form."""
@@ -260,7 +262,11 @@ class Evaluator:
                 fingerprint=fp,
                 symbols=list(s.symbols),
             )
-            self.client.post_metrics(self.o.world, [u])
+            got = self.client.post_metrics(self.o.world, [u])
+            ev.events = [
+                {k: e.get(k) for k in ("seq", "active", "weight", "reason", "stage")}
+                for e in (got or {}).get("events", [])
+            ]
             ev.n_bars, ev.fingerprint = run.n_bars, fp
             ev.first, ev.last = int(run.ts[0]), int(run.ts[-1])
             ev.sharpe = metrics.get("sharpe")

@@ -196,6 +196,17 @@ def test_a_restart_redoes_and_duplicates_nothing(world):
     rec = record(cs["ops"], "up")
     assert rec["runs"] == [first["up"].run_id] and rec["n_bars"] == first["up"].n_bars
     assert rec["metrics"]["sharpe"] == first["up"].sharpe
+    # the state folder lost altogether: everything is redone, and the world keeps one run each
+    opts.state_file.unlink()
+    lost = Evaluator(opts)
+    assert sorted(e.strategy_id for e in lost.step()) == ["mom", "up"]
+    lost.close()
+    for sid, e in first.items():
+        rec = record(cs["ops"], sid)
+        assert rec["runs"] == [e.run_id] and rec["metrics"]["sharpe"] == e.sharpe
+    audit = cs["ops"].audit("w")
+    posts = [a for a in audit if a["action"] == "post_metrics" and a["detail"]["updates"]]
+    assert len(posts) == 2  # one stored post per strategy; the reposts were duplicates
 
 
 def test_new_bars_roll_every_record_forward(world):
@@ -214,6 +225,7 @@ def test_new_bars_roll_every_record_forward(world):
     assert ev.step() == []
     ev.close()
     assert sorted(two) == ["mom", "up"]
+    assert any(e["active"] for x in one.values() for e in x.events)  # the first decisions
     for sid in two:
         assert two[sid].last == last + 20 * DAY and two[sid].n_bars == one[sid].n_bars == 100
         assert two[sid].first == one[sid].first + 20 * DAY
