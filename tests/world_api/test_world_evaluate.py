@@ -1,10 +1,11 @@
-"""World-side evaluation over HTTP against the real app (SQLite): in a world whose policy
-says ``evaluation: world`` a client's backtest updates are refused (the owner's too, paper
-updates from runners are not), the evaluator backtests every stored artifact on the
-world's market in one flow and writes the records, whose numbers equal a local ``qmtl run
---mode backtest`` on the same catalog and window; a restart of the evaluator redoes and
-duplicates nothing, and new bars in the catalog re-evaluate every strategy on the new
-window."""
+"""World-side evaluation over HTTP against the real app (SQLite and PostgreSQL).
+
+In a world whose policy says ``evaluation: world`` a client's backtest updates are refused
+(the owner's too; paper updates from runners are not); the evaluator backtests every stored
+artifact on the world's market in one flow and writes the records, whose numbers equal a
+local ``qmtl run --mode backtest`` on the same catalog and window; a restart of the
+evaluator redoes and duplicates nothing; new bars in the catalog re-evaluate every strategy
+on the new window; ``qmtl submit`` sends the artifact and waits for the world's answer."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def mom_alpha() -> GraphStrategy:
 
 
 @pytest.fixture
-def world(tmp_path):
+def world(tmp_path, store_url):
     got = runner.invoke(
         app,
         [
@@ -76,7 +77,7 @@ def world(tmp_path):
         ],
     )
     assert got.exit_code == 0, got.output
-    store = open_store(str(tmp_path / "w.db"))
+    store = open_store(store_url)
     roles = [("ops", "operator"), ("alice", "developer"), ("ev", "runner")]
     tokens = {n: create_token(store, r, n) for n, r in roles}
     with serve(create_app(store)) as url:
