@@ -47,9 +47,9 @@ def still_evaluating(world: str, aid: str, timeout: float) -> str:
     )
 
 
-def outside_market(remote: HttpWorld, world: str, symbols: list[str]) -> str | None:
-    """The hint that refuses ``symbols`` outside ``world``'s market (None: inside, or no
-    market)."""
+def outside_market(remote: HttpWorld, world: str, symbols: list[str], interval: str) -> str | None:
+    """The hint that refuses ``symbols`` outside ``world``'s market, or another
+    ``interval`` than its (None: inside, or no market)."""
     try:
         got = remote.market()
     except SubmitError:
@@ -57,6 +57,11 @@ def outside_market(remote: HttpWorld, world: str, symbols: list[str]) -> str | N
     if got is None:
         return None
     market = parse_market(got["market"])
+    if interval != market.interval:
+        return (
+            f"world {world} evaluates on {market.interval} bars; the strategy's interval "
+            f"is {interval}"
+        )
     extra = outside(market, symbols)
     return outside_hint(world, market, extra) if extra else None
 
@@ -73,7 +78,7 @@ def submit_for_evaluation(
     """Store ``s``'s artifact in ``world`` and wait up to ``timeout`` s for the world's
     evaluation of it (see the module docstring)."""
     doc = build_artifact(s, sid, list(symbols) if symbols else None)
-    refused = outside_market(remote, world, list(doc["data"]["symbols"]))
+    refused = outside_market(remote, world, list(doc["data"]["symbols"]), s.interval)
     if refused is not None:  # refused before anything is stored, as an update would be
         return SubmitResult(
             world=world,

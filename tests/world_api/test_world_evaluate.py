@@ -281,6 +281,9 @@ def test_symbols_outside_the_universe_are_refused_with_the_hint(world):
     assert "outside world 'w''s universe" in res.improvement_hints[0]
     with pytest.raises(NotFoundError):  # nothing stored
         rc.artifact(cs["ops"], "w", res.strategy_id)
+    hourly = GraphStrategy(col("close") > 0, name="hourly", symbols=["AAA"], interval="1h")
+    res = submit(hourly, "w", url, tokens["alice"], wait=5)
+    assert res.status == "rejected" and "evaluates on 1d bars" in res.improvement_hints[0]
     # an artifact stored anyway (an operator's) is refused by the evaluator, with the reason
     rc.put_artifact(cs["alice"], "w", build_artifact(wide, "up"))  # replaces up's artifact
     ev = Evaluator(EvaluatorOptions("w", url, tokens["ev"], state_dir=tmp / "ev"))
