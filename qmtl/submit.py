@@ -70,6 +70,7 @@ from qmtl.result import ParamValue
 from qmtl.runner import backtest, make_strategy
 from qmtl.sources import BacktestError, DataSource
 from qmtl.strategy import Strategy, default_strategy_id
+from qmtl.submit_evaluated import submit_for_evaluation, world_evaluates
 from qmtl.submit_worlds import (  # re-exported
     HttpWorld,
     LocalWorld,
@@ -345,6 +346,7 @@ def submit(
     progress: Callable[[int], None] | None = None,
     on_start: Callable[[int], None] | None = None,
     metrics_every: int = 1_000,
+    wait: float = 120.0,
     **params: ParamValue,
 ) -> SubmitResult:
     """Backtest ``strategy``, stream its metrics to ``world`` at ``url`` and return the world's
@@ -357,8 +359,10 @@ def submit(
     docstring), ``auto_returns`` how they are derived when none is given (the module
     docstring says the order: explicit ``returns``, then the strategy's own
     ``returns()``/``equity()``/``pnl()``, then derived). ``dry_run`` evaluates the world's
-    policy locally and sends nothing. A backtest whose data fails gives a ``rejected``
-    result whose hint says why; bad arguments raise.
+    policy locally and sends nothing. A world whose policy says ``evaluation: world``
+    gets the artifact only and backtests it itself; ``submit`` waits up to ``wait`` seconds
+    for its answer (:mod:`qmtl.submit_evaluated`). A backtest whose data fails gives a
+    ``rejected`` result whose hint says why; bad arguments raise.
     """
     auto_returns_config(auto_returns)  # refused before any connection
     options = BacktestOptions(
@@ -369,6 +373,10 @@ def submit(
     )
     remote = HttpWorld(world, url, token)
     try:
+        if not dry_run and returns is None and world_evaluates(remote.policy_text()):
+            s = make_strategy(strategy, params)  # the world backtests it (submit_evaluated)
+            return submit_for_evaluation(s, strategy_id or default_strategy_id(s), world,
+                                         remote, symbols, wait, uuid.uuid4().hex[:12])
         client: WorldClient = (
             LocalWorld(remote.policy_text(), capital=remote.capital) if dry_run else remote
         )

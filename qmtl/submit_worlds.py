@@ -90,6 +90,15 @@ class HttpWorld:
         """PUT the strategy's artifact (after its updates: the world knows its owner)."""
         self._call(runner_client.put_artifact, self._client, self.world, doc)
 
+    def market(self) -> dict[str, Any] | None:
+        """The world's market (``{world, version, market, summary}``), None without one."""
+        try:
+            return self._client.market(self.world)
+        except self._errors as exc:
+            if exc.status == 404:
+                return None
+            raise SubmitError(str(exc)) from None
+
     def policy_text(self) -> str:
         """The world's current policy as JSON."""
         return json.dumps(self._call(self._client.policy, self.world)["policy"])

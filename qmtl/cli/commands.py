@@ -35,7 +35,8 @@ COMMANDS = (
     LazyCommand("world", "qmtl.cli.world", "world_app",
                 "The WorldService: serve, tokens, worlds, status.",
                 also=("qmtl.cli.world_admin", "qmtl.cli.world_book", "qmtl.cli.world_ops",
-                      "qmtl.cli.world_owners", "qmtl.cli.world_run", "qmtl.cli.world_stages")),
+                      "qmtl.cli.world_owners", "qmtl.cli.world_run", "qmtl.cli.world_stages",
+                      "qmtl.cli.world_evaluate")),
     LazyCommand("feed", "qmtl.cli.feed", "feed_app", "Publish bars to a Kafka topic."),
 )
 """The commands of ``qmtl``, in the order ``--help`` lists them (each loads on first use)."""

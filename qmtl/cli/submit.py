@@ -78,6 +78,9 @@ def submit(
              "x0=close,x1=returns.", rich_help_panel="Alpha")] = None,
     top: Annotated[int, typer.Option(help="--pysr: how many equations (lowest loss first).",
                                      rich_help_panel="Alpha")] = 1,
+    timeout: Annotated[float, typer.Option(min=0.0, help=(
+        "A world that evaluates itself (policy evaluation: world): seconds to wait for its "
+        "answer before printing 'still evaluating'."))] = 120.0,
     debug: DebugOpt = False,
 ) -> None:
     """Backtest a strategy, stream its metrics to a world, print the world's decision.
@@ -89,7 +92,9 @@ def submit(
     its default, else the class name with the changed parameters (`SmaCross-fast=20,slow=100`,
     or a short hash of them when they are long or have other characters than letters,
     digits and `_.+-`), so submitting other parameters adds an entry rather than replacing
-    one. `--dry-run` applies the world's policy locally and sends nothing.
+    one. `--dry-run` applies the world's policy locally and sends nothing. A world whose
+    policy says `evaluation: world` gets the strategy's artifact only: its evaluator
+    backtests it on the world's market, and submit waits `--timeout` seconds for the answer.
     """
     # the engine loads when a command runs (see qmtl.cli): `qmtl --help` starts in a second
     from qmtl.cli.world_config import default_world
@@ -102,13 +107,13 @@ def submit(
         for strategy in strategies:
             console.print(f"[bold]{strategy.name}[/]: {strategy.alpha}")
             submit_one(strategy, universe, world, url, token, None, dry_run, start, end,
-                       cost_bps, data, origin, debug)
+                       cost_bps, data, origin, debug, timeout)
         return
     with errors_as_exit(debug):
         strategy, universe = load_any(target, param, symbols, alpha, spec, interval,
                                       neutralize, groups)
     submit_one(strategy, universe, world, url, token, strategy_id, dry_run, start, end,
-               cost_bps, data, origin, debug)
+               cost_bps, data, origin, debug, timeout)
 
 
 def load_pysr(path: Path, variables: str | None, top: int, symbols: str | None,
@@ -155,7 +160,7 @@ def load_pysr(path: Path, variables: str | None, top: int, symbols: str | None,
 def submit_one(strategy: Any, universe: list[str] | None, world: str, url: str,
                token: str | None, strategy_id: str | None, dry_run: bool, start: str | None,
                end: str | None, cost_bps: float | None, data: Any, origin: Any,
-               debug: bool) -> None:
+               debug: bool, timeout: float = 120.0) -> None:
     """Backtest one strategy, submit it and print the decision (the body of ``submit``)."""
     from qmtl.submit import submit as do_submit
 
@@ -177,6 +182,7 @@ def submit_one(strategy: Any, universe: list[str] | None, world: str, url: str,
                 cost_bps=cost_bps,
                 progress=lambda n: progress.advance(task, n),
                 on_start=lambda total: progress.update(task, total=total),
+                wait=timeout,
             )
         print_notes(provider)
     print_submit_result(result)
@@ -202,6 +208,8 @@ def print_submit_result(result: SubmitResult) -> None:
     head = f"[bold {colour}]{result.status}[/] · {result.strategy_id} in world {result.world}"
     if result.dry_run:
         head += " (dry run: the world's policy applied locally; nothing was sent)"
+    if result.evaluating:
+        head += " (still evaluating: the world's answer so far)"
     console.print(head)
     rank = "-" if result.rank is None else str(result.rank)
     console.print(

@@ -280,6 +280,7 @@ class SubmitResult(_Frozen):
     dry_run: bool = False
     world_metrics: dict[str, dict[str, float]] = Field(default_factory=dict)
     artifact_id: str | None = None  # the artifact the world stored (qmtl.artifact), if any
+    evaluating: bool = False  # evaluation: world and the world had not answered in time
 
 
 def order_key(world: str, strategy_id: str, symbol: str, ts: int) -> str:

@@ -252,6 +252,8 @@ class Policy(BaseModel):
     promotion: Promotion | None = None  # stages backtest -> paper -> live; None: unmanaged
     # the record gates and score read (world_api.domain.records.pick): auto, or one stage
     record: Literal["auto", "backtest", "shadow", "paper", "live"] = "auto"
+    # who computes backtest records: the client (its own backtest) or the world's evaluator
+    evaluation: Literal["client", "world"] = "client"
     max_silence: MaxSilence | None = None  # None: silence costs nothing
 
     @field_validator("max_silence", mode="before")

@@ -21,6 +21,7 @@ allocation         risk_parity, max 0.25,      inverse_vol, max 0.3,          sc
                    min_change 0.02             min_change 0.01                min_change 0.0
 record             auto                        auto                           auto
 max_silence        5 bars                      10 bars                        20 bars
+evaluation         client                      client                         client
 =================  ==========================  =============================  ================
 
 Conservative admits few, long-tested, uncorrelated strategies and moves slowly; balanced is
@@ -48,6 +49,7 @@ hysteresis: {margin: 0.2, min_dwell_bars: 60}
 allocation: {method: risk_parity, max_weight: 0.25, min_change: 0.02}
 record: auto
 max_silence: 5 bars
+evaluation: client
 """,
     "balanced": """\
 min_bars: 500
@@ -59,6 +61,7 @@ hysteresis: {margin: 0.1, min_dwell_bars: 20}
 allocation: {method: inverse_vol, max_weight: 0.3, min_change: 0.01}
 record: auto
 max_silence: 10 bars
+evaluation: client
 """,
     "aggressive": """\
 min_bars: 250
@@ -70,6 +73,7 @@ hysteresis: {margin: 0.0, min_dwell_bars: 5}
 allocation: {method: score, max_weight: 0.5, min_change: 0.0}
 record: auto
 max_silence: 20 bars
+evaluation: client
 """,
 }
 """The presets' policies as YAML, by name."""

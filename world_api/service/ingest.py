@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from qmtl.core.contracts import MetricsUpdate
+from world_api.domain.evaluation import refusal
 from world_api.domain.evaluator import Change, StaleUpdate, WorldEngine, check_after
 from world_api.domain.market import outside, outside_hint
 from world_api.service.broadcast import metrics_event
@@ -132,6 +133,13 @@ def ingest_group(
                 svc.metrics.rejected(world, "forbidden" if exc.status == 403 else "invalid",
                                      len(updates))
                 outcomes.append(exc)
+                continue
+            evaluation = engine.policy.evaluation
+            why = next(filter(None, (refusal(evaluation, world, u.mode, who.role)
+                                     for u in updates)), None)
+            if why is not None:  # evaluation: world: the world writes backtest records (403)
+                svc.metrics.rejected(world, "forbidden", len(updates))
+                outcomes.append(HTTPError(403, why))
                 continue
             market = svc.market(world)
             extra = outside(market, _symbols(updates)) if market is not None else []

@@ -31,6 +31,7 @@ from world_api.service.errors import HTTPError
 from world_api.service.openapi import error_responses
 from world_api.service.ownership import NotOwner
 from world_api.service.store import NotFound
+from world_api.service.world_eval import claim_by_artifact
 
 router = APIRouter(prefix="/worlds/{world}", tags=["artifacts"])
 
@@ -92,6 +93,7 @@ async def put_artifact(
 
     def store() -> None:
         svc.store.get_world(world)
+        claim_by_artifact(svc, world, who, strategy_id)  # evaluation: world (world_eval.py)
         with svc.lock(world):
             owner = _owner(svc, world, strategy_id)
         if who.role != "operator" and owner != who.owner:
