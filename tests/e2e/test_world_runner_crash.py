@@ -102,7 +102,10 @@ def crash_test(kafka, tmp_path: Path, kills: int, seed: int) -> None:
             assert rc.runners(c, "crash") == []  # the last runner gave its lease back
     assert len(done) == kills and any(0 < d < 2 * N for d in done), done
     check_same(runner_outcome(tmp_path, "crash", "Cross"), outcome(tmp_path, "ref", "Cross"))
-    assert views["crash"]["n_bars"] == views["ref"]["n_bars"] == N
+    # (the paper record sums its runs: activate()'s one bar, then the run's N; a resumed
+    # strategy keeps its run id, so its bars are not counted twice)
+    assert views["crash"]["n_bars"] == views["ref"]["n_bars"] == N + 1
+    assert len(views["crash"]["records"]["paper"]["runs"]) == 2
     store = open_store(db)
     rings = {n: list(store.load_engine(n).strategies["Cross"].returns) for n in ("ref", "crash")}
     assert len(rings["crash"]) == len(rings["ref"]) == N
