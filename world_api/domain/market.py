@@ -26,11 +26,9 @@ world_api.domain.market.MarketError: interval: Input should be '1m', '5m', ...
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterable
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from qmtl.core.errors import QmtlError
@@ -205,21 +203,7 @@ def parse_market(text: str | dict[str, Any]) -> Market:
     if isinstance(text, dict):
         data: Any = text
     else:
-        try:
-            data = strict.loads(text)
-        except strict.DuplicateKey as exc:
-            raise MarketError(f"market: {exc}") from None
-        except json.JSONDecodeError:
-            try:
-                data = strict.yaml_load(text)
-            except strict.DuplicateKey as exc:
-                raise MarketError(f"market: {exc}") from None
-            except yaml.YAMLError as exc:
-                raise MarketError(f"market is neither valid JSON nor YAML: {exc}") from None
-            except RecursionError:
-                raise MarketError("market nests too deeply") from None
-        except RecursionError:
-            raise MarketError("market nests too deeply") from None
+        data = strict.load_document(text, "market", MarketError, "market nests too deeply")
     if not isinstance(data, dict):
         raise MarketError(f"market must be a mapping, got {type(data).__name__}")
     if nesting_depth(data) > MAX_DEPTH:

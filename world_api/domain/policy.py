@@ -19,14 +19,12 @@ world_api.domain.policy.PolicyError: top_k: Input should be greater than or equa
 
 from __future__ import annotations
 
-import json
 import math
 import operator
 import re
 from collections.abc import Callable
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from qmtl.core.contracts import METRIC_NAMES
@@ -333,21 +331,7 @@ def parse_policy(text: str | dict[str, Any]) -> Policy:
     if isinstance(text, dict):
         data: Any = text
     else:
-        try:
-            data = strict.loads(text)  # a repeated key is an error (strict.py)
-        except strict.DuplicateKey as exc:
-            raise PolicyError(f"policy: {exc}") from None
-        except json.JSONDecodeError:
-            try:
-                data = strict.yaml_load(text)
-            except strict.DuplicateKey as exc:
-                raise PolicyError(f"policy: {exc}") from None
-            except yaml.YAMLError as exc:
-                raise PolicyError(f"policy is neither valid JSON nor YAML: {exc}") from None
-            except RecursionError:
-                raise PolicyError(too_deep) from None
-        except RecursionError:
-            raise PolicyError(too_deep) from None
+        data = strict.load_document(text, "policy", PolicyError, too_deep)
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -111,3 +111,28 @@ def yaml_load(text: str) -> Any:
     {'a': 1, 'b': [1, 2]}
     """
     return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+
+
+def load_document(text: str, what: str, error: type[Exception], too_deep: str) -> Any:
+    """``text`` as JSON, else as YAML, a repeated key refused in either: the one reading of a
+    policy's and a market's documents. Failures raise ``error`` with a message that starts
+    with ``what`` (``too_deep`` when the document nests past the parser's limit).
+
+    >>> load_document("a: 1", "policy", ValueError, "too deep")
+    {'a': 1}
+    >>> load_document("a: 1\\na: 2", "policy", ValueError, "too deep")
+    Traceback (most recent call last):
+    ...
+    ValueError: policy: duplicate key 'a' at line 2, column 1 (the last one would win silently)
+    """
+    try:
+        try:
+            return loads(text)
+        except json.JSONDecodeError:
+            return yaml_load(text)
+    except DuplicateKey as exc:
+        raise error(f"{what}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise error(f"{what} is neither valid JSON nor YAML: {exc}") from None
+    except RecursionError:
+        raise error(too_deep) from None
