@@ -122,13 +122,26 @@ class ActivationSubscriber:
         self._thread: threading.Thread | None = None
         self._stream: EventStream | None = None
         self._opened_at: float | None = None
+        self._heard = threading.Event()  # the first snapshot is in the book (or the world is gone)
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the first snapshot (a run's first bars then follow
+        the world's answer instead of being held as ``connecting``); False past it, the run
+        goes on with its orders held until the world answers."""
+        return self._heard.wait(timeout)
 
     def _follow(self) -> None:
         """Load the snapshot, then apply the stream's events until it ends or breaks
         (raises) or the subscriber is stopped (returns)."""
         world = self.book.world
         self._opened_at = None
-        self._load()
+        try:
+            self._load()
+        except Exception:
+            if self.book.gone is not None:
+                self._heard.set()  # nothing to wait for: every order is held
+            raise
+        self._heard.set()
         stream = self._client.events(
             world,
             after=self.book.seq,

@@ -123,6 +123,10 @@ def _open_links(o: LiveOptions, url: str, state_dir: Path, stack: contextlib.Exi
     heartbeat = max(0.2, min(5.0, o.max_activation_age / 5))
     subscriber = ActivationSubscriber(book, url, o.token, heartbeat=heartbeat).start()
     stack.callback(subscriber.close)
+    # the world answered world_info: its first bars follow its activation, not 'connecting'
+    if not subscriber.wait_connected(o.connect_timeout):
+        log.warning("world %s has not sent its activation within %.0f s: orders held until it "
+                    "does", o.world, o.connect_timeout)
     poster = MetricsPoster(store, url, o.token, o.world).start()
     relay = None
     if o.brokers:
