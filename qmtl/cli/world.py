@@ -20,7 +20,7 @@ from rich.table import Table
 from qmtl.cli.common import DebugOpt, console, errors_as_exit, fail
 from qmtl.cli.terminal import safe_markup
 from qmtl.cli.world_config import preset_text, serve_logging
-from qmtl.cli.world_market import market_of, read_market, set_market
+from qmtl.cli.world_market import market_of, read_market, set_market, shared_line
 from qmtl.core.contracts import ActivationEvent, ControlEvent
 from qmtl.core.times import format_ts
 from world_api import runner_client
@@ -422,9 +422,7 @@ def status(
         own.add_row(kind.replace("_", " "), str(part["n_bars"]),
                     *(f"{part['metrics'].get(m, 0.0):.4f}" for m in names))
     console.print(own)
-    shared = returns["pro_forma"].get("shared_bars")
-    if shared is not None:
-        console.print(f"the active strategies share {shared} bars", highlight=False)
+    console.print(shared_line(returns["pro_forma"]), highlight=False)
 
 
 @world_app.command()

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from qmtl.cli.common import console, fail
+from qmtl.core.times import format_ts
 
 
 def symbols_file(path: Path) -> dict[str, Any]:
@@ -101,3 +102,22 @@ def market_of(client: Any, world: str) -> str:
     except NotFoundError:
         return "none (any symbols)"
     return f"v{out['version']} · {out['summary']}"
+
+
+def shared_line(pro_forma: dict[str, Any]) -> str:
+    """What ``qmtl world status`` says of the bars the pro forma stands on (the bars every
+    active strategy shares), from ``GET /worlds/{id}/metrics``' ``pro_forma``.
+
+    >>> day = 86_400 * 10**9
+    >>> shared_line({"shared_bars": 3, "first_shared": day, "last_shared": 3 * day})
+    'the active strategies share 3 bars (1970-01-02T00:00:00Z to 1970-01-04T00:00:00Z): ...'
+    >>> shared_line({"shared_bars": None})
+    'no active strategy: no pro forma'
+    """
+    shared = pro_forma.get("shared_bars")
+    if shared is None:
+        return "no active strategy: no pro forma"
+    first, last = pro_forma.get("first_shared"), pro_forma.get("last_shared")
+    span = "" if first is None or last is None else f" ({format_ts(first)} to {format_ts(last)})"
+    return (f"the active strategies share {shared} bars{span}: the pro forma and their "
+            "correlations use only those")

@@ -83,6 +83,14 @@ def test_world_page_loads_offline_draws_its_charts_and_shows_the_apis_numbers(br
                 for m, v in metrics[k]["metrics"].items()}
         want |= {f"{k}.n_bars": metrics[k]["n_bars"] for k in ("realized", "pro_forma")}
         assert shown == want
+        # the bars the pro forma stands on, as the API says (every active strategy has them)
+        shared = browser.execute_script(
+            "const e = document.getElementById('shared-bars');"
+            " return [+e.dataset.v, +e.dataset.first, +e.dataset.last, e.textContent];")
+        pf = metrics["pro_forma"]
+        assert shared[:3] == [pf["shared_bars"], pf["first_shared"], pf["last_shared"]]
+        assert pf["shared_bars"] == len(curves["pro_forma"]) > 0
+        assert f"share {pf['shared_bars']} bars" in " ".join(shared[3].split())
         # the events panel lists the activation events so far, newest first
         seqs = browser.execute_script(
             "return [...document.querySelectorAll('#events li')].map(li => +li.dataset.seq)")

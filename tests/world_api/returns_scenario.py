@@ -10,6 +10,8 @@ reports is random, so with ``top_k: 2`` the active set changes mid-stream, and
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 
@@ -93,13 +95,27 @@ class Reference:
         return df.groupby("ts")["v"].sum().sort_index()
 
     def pro_forma(self) -> pd.Series:
-        """Today's weights over each active strategy's last RING kept returns."""
-        parts = []
+        """Today's weights over each active strategy's last RING kept returns, on the bars
+        they all share: the coarsest interval's (median gap) times all its strategies hold,
+        a finer strategy's returns compounded into each such bar ``(prev, t]`` it covers
+        (its first return at or before ``prev``, its last at or after ``t``)."""
+        kept = {}
         for sid, w in sorted(self.weight.items()):
             if w:
-                kept = self.kept[sid][-RING:]
-                s = pd.Series([r for _, r in kept], index=[t for t, _ in kept])
-                parts.append(s * w)
-        if not parts:
+                pairs = self.kept[sid][-RING:]
+                kept[sid] = (w, pd.Series([r for _, r in pairs], index=[t for t, _ in pairs]))
+        if not kept:
             return pd.Series(dtype=float)
-        return pd.concat(parts).groupby(level=0).sum().sort_index()
+        gap = {sid: int(pd.Series(s.index).diff().median()) for sid, (_, s) in kept.items()}
+        coarse = max(gap.values())
+        grid = sorted(set.intersection(*(set(s.index) for sid, (_, s) in kept.items()
+                                         if gap[sid] == coarse)))
+        columns = []
+        for sid, (w, s) in kept.items():
+            if gap[sid] == coarse:
+                columns.append(s * w)
+                continue
+            bars = {t: float((1 + s[(s.index > a) & (s.index <= t)]).prod() - 1)
+                    for a, t in itertools.pairwise(grid) if a >= s.index[0] and t <= s.index[-1]}
+            columns.append(pd.Series(bars, dtype=float) * w)
+        return pd.concat(columns, axis=1, join="inner").sum(axis=1).sort_index()

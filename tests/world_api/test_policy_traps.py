@@ -215,9 +215,8 @@ def test_a_pro_forma_over_histories_that_barely_overlap_warns():
     first = str(np.datetime64(old[0][0], "ns").astype("datetime64[D]"))
     assert pf["overlap"] == 0.0 and pf["shared_bars"] == 0  # not one bar in common
     assert pf["warnings"] == [
-        "the active strategies' returns overlap on 0% of the pro forma's span "
-        f"({first} to 2021-12-31); below 50% its metrics mix periods that no "
-        "allocation held together"
+        "the active strategies' returns overlap on 0% of their span "
+        f"({first} to 2021-12-31): the pro forma uses only the 0 bars they share"
     ]
 
 
@@ -227,7 +226,7 @@ def test_a_pro_forma_over_one_shared_history_does_not_warn():
     eng.ingest(upd("b", 1, 1.0, days(10, 100, seed=2)))
     pf = eng.world_metrics()["pro_forma"]
     assert math.isclose(pf["overlap"], 89 / 109)  # [10, 99] of [0, 109] days
-    assert pf["shared_bars"] == 90  # days 10 to 99, both ends in
+    assert pf["shared_bars"] == pf["n_bars"] == 90  # days 10 to 99, both ends in
     assert pf["warnings"] == []
 
 

@@ -55,7 +55,7 @@ def test_the_endpoints_answer_the_documented_shapes(served):
     assert set(metrics) == {"world", "realized", "pro_forma"}
     assert set(metrics["realized"]) == {"n_bars", "metrics"}
     assert set(metrics["pro_forma"]) == {"n_bars", "metrics", "overlap", "shared_bars",
-                                         "warnings"}
+                                         "first_shared", "last_shared", "warnings"}
     for kind in ("realized", "pro_forma"):
         assert {"sharpe", "total_return", "max_drawdown"} <= set(metrics[kind]["metrics"])
     assert metrics["realized"]["n_bars"] == len(realized["points"])

@@ -461,7 +461,7 @@ class WorldEngine:
         active = [self.strategies[sid] for sid in sorted(self._active)]
         return {
             "realized": {"n_bars": len(self.realized), "metrics": self.realized.metrics()},
-            "pro_forma": pro_forma_report(active, *self.pro_forma()[1:]),
+            "pro_forma": pro_forma_report(active, *self.pro_forma()),
         }
 
     # -- persistence -------------------------------------------------------------------------

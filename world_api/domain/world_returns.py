@@ -32,7 +32,7 @@ import numpy as np
 from dataflows.metrics import MetricSet
 from qmtl.core.intervals import INTERVALS, interval_ns
 from qmtl.core.intervals import annualization as data_annualization
-from world_api.domain.strategy_state import StrategyState, spacing
+from world_api.domain.strategy_state import StrategyState, compound_onto, spacing
 
 SUMMARY = ("sharpe", "total_return", "max_drawdown")
 """The world metrics a submission reports before and after (see ``SubmitResult``)."""
@@ -178,26 +178,69 @@ class ReturnSeries:
 def pro_forma(
     strategies: list[tuple[float, np.ndarray, np.ndarray]],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``sum_s w_s * r_s(t)`` at every time of any ``(w, ts, r)`` given (0 for a strategy
-    without a return at ``t``); summed in the order given.
+    """``sum_s w_s * r_s(t)`` over the bars every ``(w, ts, r)`` given with ``w != 0`` shares
+    (:func:`shared_times`); summed in the order given. A bar one of them has and another
+    has not is left out: the pro forma compares strategies on the same bars only.
 
-    >>> t, r = pro_forma([(0.5, np.array([1, 2]), np.array([0.2, 0.4])),
-    ...                   (0.5, np.array([2, 3]), np.array([0.2, 0.2]))])
+    >>> t, r = pro_forma([(0.5, np.array([1, 2, 3]), np.array([0.2, 0.4, 0.0])),
+    ...                   (0.5, np.array([2, 3, 4]), np.array([0.2, 0.2, 0.1]))])
     >>> t.tolist(), r.round(6).tolist()
-    ([1, 2, 3], [0.1, 0.3, 0.1])
+    ([2, 3], [0.3, 0.1])
     """
-    parts = [(w, ts, r) for w, ts, r in strategies if len(ts) and w != 0.0]
-    if not parts:
-        return np.empty(0, dtype=np.int64), np.empty(0)
-    ts = np.concatenate([p[1] for p in parts])
-    vals = np.concatenate([p[0] * p[2] for p in parts])
-    times, inverse = np.unique(ts, return_inverse=True)
-    return times, np.bincount(inverse, weights=vals, minlength=len(times))
+    parts = [(w, *_sorted(ts, r)) for w, ts, r in strategies if len(ts) and w != 0.0]
+    times, aligned = shared_times([(ts, r) for _, ts, r in parts])
+    total = np.zeros(len(times))
+    for (w, _, _), x in zip(parts, aligned, strict=True):
+        total = total + w * x
+    return times, total
+
+
+def _sorted(ts: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ts, r = np.asarray(ts, dtype=np.int64), np.asarray(r, dtype=np.float64)
+    if len(ts) > 1 and bool((np.diff(ts) < 0).any()):
+        order = np.argsort(ts, kind="stable")
+        ts, r = ts[order], r[order]
+    return ts, r
+
+
+def shared_times(
+    series: list[tuple[np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The bars every one of ``series`` (``(ts, r)``, times sorted and unique) shares, and
+    each one's return on them: ``(times, [r_s at times])``.
+
+    Series of one interval (:func:`~world_api.domain.strategy_state.spacing`, the median
+    gap) share the times all of them hold. When the intervals differ, the bars are the
+    coarsest interval's: the times all the coarsest series hold, a finer series' returns
+    compounded into each such bar it covers (:func:`compound_onto`, as the correlation of
+    two strategies aligns them), so a bar is shared when every series has its return for
+    it. A single-point series (interval unknown) shares its own time only.
+
+    >>> daily = (np.array([24, 48, 72]), np.array([0.01, 0.02, 0.03]))
+    >>> hourly = (np.arange(24, 73), np.full(49, 0.001))  # from 24 on: covers (24, 48]
+    >>> t, (d, h) = shared_times([daily, hourly])
+    >>> t.tolist(), d.tolist(), round(float(h[0]), 6)   # (0, 24] is before it
+    ([48, 72], [0.02, 0.03], 0.024278)
+    """
+    if not series:
+        return np.empty(0, dtype=np.int64), []
+    gaps = [spacing(ts) for ts, _ in series]
+    coarse = max(gaps)
+    grid: np.ndarray | None = None
+    for (ts, _), g in zip(series, gaps, strict=True):
+        if g == coarse or g == 0:
+            grid = ts if grid is None else np.intersect1d(grid, ts, assume_unique=True)
+    assert grid is not None  # the coarsest series is one of them
+    moved: list[tuple[np.ndarray, np.ndarray]] = []
+    for (ts, r), g in zip(series, gaps, strict=True):
+        moved.append((ts, r) if g == coarse or g == 0 else compound_onto(grid, ts, r))
+        grid = np.intersect1d(grid, moved[-1][0], assume_unique=True)
+    return grid, [r[np.searchsorted(ts, grid)] for ts, r in moved]
 
 
 MIN_PRO_FORMA_OVERLAP = 0.5
-"""Below this share of its span on which every active strategy has returns, the pro forma
-return comes with a warning: its metrics mix periods no allocation held together."""
+"""Below this share of their span on which every active strategy has returns, the pro forma
+return comes with a warning: it stands on a small part of the strategies' histories."""
 
 
 def overlap_share(spans: list[tuple[int, int]]) -> float | None:
@@ -218,14 +261,14 @@ def overlap_share(spans: list[tuple[int, int]]) -> float | None:
 
 
 def overlap_warnings(
-    spans: list[tuple[int, int]], threshold: float = MIN_PRO_FORMA_OVERLAP
+    spans: list[tuple[int, int]], shared: int = 0, threshold: float = MIN_PRO_FORMA_OVERLAP
 ) -> list[str]:
     """A warning when the spans' :func:`overlap_share` is below ``threshold`` (times in
-    ns, shown as UTC dates).
+    ns, shown as UTC dates), naming the ``shared`` bars the pro forma stands on.
 
     >>> day = 86_400 * 10**9
     >>> print(overlap_warnings([(0, 10 * day), (20 * day, 30 * day)])[0])
-    the active strategies' returns overlap on 0% of the pro forma's span (1970-01-01 to ...
+    the active strategies' returns overlap on 0% of their span (1970-01-01 to ...): the pro ...
     >>> overlap_warnings([(0, 10 * day), (0, 9 * day)])
     []
     """
@@ -235,9 +278,9 @@ def overlap_warnings(
     start = min(a for a, _ in spans)
     end = max(b for _, b in spans)
     return [
-        f"the active strategies' returns overlap on {share:.0%} of the pro forma's span "
-        f"({_date(start)} to {_date(end)}); below {threshold:.0%} its metrics mix "
-        "periods that no allocation held together"
+        f"the active strategies' returns overlap on {share:.0%} of their span "
+        f"({_date(start)} to {_date(end)}): the pro forma uses only the {shared} bars "
+        "they share"
     ]
 
 
@@ -312,37 +355,29 @@ def contribution(s: StrategyState, active: list[StrategyState]) -> float:
 
 
 def pro_forma_report(
-    active: list[StrategyState], r: np.ndarray, metrics: dict[str, float]
+    active: list[StrategyState], ts: np.ndarray, r: np.ndarray, metrics: dict[str, float]
 ) -> dict[str, Any]:
-    """``{"n_bars", "metrics", "overlap", "shared_bars", "warnings"}`` of the pro forma return
-    ``r`` (with its ``metrics``) of the ``active`` strategies: :func:`overlap_share` of their
-    kept returns' spans, :func:`shared_bars` of their times and :func:`overlap_warnings`.
+    """``{"n_bars", "metrics", "overlap", "shared_bars", "first_shared", "last_shared",
+    "warnings"}`` of the pro forma return ``(ts, r)`` (with its ``metrics``) of the
+    ``active`` strategies: it stands on the bars they share (:func:`pro_forma`), so
+    ``shared_bars`` is its length and ``first_shared``/``last_shared`` its first and last
+    time (None: none shared, or no active strategy); :func:`overlap_share` of their kept
+    returns' spans and :func:`overlap_warnings`.
 
     >>> s = StrategyState("a"); _ = s.extend([(1, 0.1), (2, 0.1)]); s.weight = 1.0
-    >>> pro_forma_report([s], np.array([0.1, 0.1]), {})["overlap"]
-    1.0
+    >>> rep = pro_forma_report([s], np.array([1, 2]), np.array([0.1, 0.1]), {})
+    >>> rep["overlap"], rep["shared_bars"], rep["first_shared"], rep["last_shared"]
+    (1.0, 2, 1, 2)
     """
     held = [s for s in active if s.ts and s.weight != 0.0]
     spans = [(int(s.ts[0]), int(s.ts[-1])) for s in held]
+    some = bool(held) and len(ts) > 0
     return {
         "n_bars": len(r),
         "metrics": dict(metrics),
         "overlap": overlap_share(spans),
-        "shared_bars": shared_bars([s.arrays()[0] for s in held]) if held else None,
-        "warnings": overlap_warnings(spans),
+        "shared_bars": len(ts) if held else None,
+        "first_shared": int(ts[0]) if some else None,
+        "last_shared": int(ts[-1]) if some else None,
+        "warnings": overlap_warnings(spans, len(ts)),
     }
-
-
-def shared_bars(times: list[np.ndarray]) -> int:
-    """How many bar times every one of ``times`` (sorted int64 arrays) holds: the bars the
-    strategies share (0 for none given).
-
-    >>> shared_bars([np.array([1, 2, 3, 5]), np.array([2, 3, 4, 5]), np.array([3, 5])])
-    2
-    """
-    if not times:
-        return 0
-    common = times[0]
-    for t in times[1:]:
-        common = np.intersect1d(common, t, assume_unique=True)
-    return len(common)

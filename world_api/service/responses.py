@@ -191,11 +191,14 @@ class SeriesMetrics(BaseModel):
 
 
 class ProFormaMetrics(SeriesMetrics):
-    """The pro forma series' metrics, with the share of its span on which every active
-    strategy has returns (None: no active strategy) and a warning when that is low."""
+    """The pro forma series' metrics: it stands on the bars every active strategy has a
+    return for (``shared_bars``, the first and last of them); the share of their span they
+    all cover (None: no active strategy) and a warning when that is low."""
 
     overlap: float | None = None
-    shared_bars: int | None = None  # bar times every active strategy has a return at
+    shared_bars: int | None = None  # the bars every active strategy has a return for
+    first_shared: int | None = None  # the first and last of them (epoch ns)
+    last_shared: int | None = None
     warnings: list[str] = []
 
 

@@ -100,6 +100,8 @@ def test_policy_and_status(world, tmp_path):
     assert realized[realized.index("realized") + 1] == "30"
     assert pro_forma[pro_forma.index("forma") + 1 : pro_forma.index("forma") + 3] == [
         "60", f"{sharpe:.4f}"]
+    said = " ".join(line for line in lines if "share" in line)
+    assert "the active strategies share 60 bars (" in said  # alpha alone: all its bars
 
 
 def test_events_command_prints_each_event_once(world):

@@ -40,7 +40,18 @@ function metricsTable(m) {
       <tr><td>bars</td>${kinds.map((k) => `<td class="num" data-kind="${k}" data-metric="n_bars"
         data-v="${m[k] ? m[k].n_bars : ""}">${m[k] ? m[k].n_bars : "–"}</td>`).join("")}</tr>
       ${names.map((n) => `<tr><td>${esc(n)}</td>${cell("realized", n)}${cell("pro_forma", n)}</tr>`).join("")}
-    </tbody></table>`;
+    </tbody></table>${sharedNote(m.pro_forma)}`;
+}
+
+// The bars the pro forma stands on: those every active strategy has a return for.
+function sharedNote(p) {
+  if (!p || p.shared_bars === null || p.shared_bars === undefined) return "";
+  const span = p.first_shared != null && p.last_shared != null
+    ? ` (${stamp(p.first_shared)} to ${stamp(p.last_shared)} UTC)` : "";
+  return `<p class="sub" id="shared-bars" data-v="${p.shared_bars}"
+    data-first="${p.first_shared ?? ""}" data-last="${p.last_shared ?? ""}">The active
+    strategies share <b>${p.shared_bars}</b> bars${span}: the pro forma and their
+    correlations use only those.</p>`;
 }
 
 function planTable(plan) {
