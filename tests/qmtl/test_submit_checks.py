@@ -51,3 +51,33 @@ def test_no_half_run_unless_gated():
     res = validate(MomentumBook, {"gates": {"max_symbol_weight": "<= 1"}}, data=DATA)
     assert "half_universe_ratio" not in res.metrics
     assert res.status == "active"
+
+
+def test_submit_to_a_served_world_sends_the_check_metrics(tmp_path):
+    import httpx
+
+    from qmtl import submit
+    from tests.world_api.conftest import serve
+    from world_api.service.app import create_app
+    from world_api.service.auth import create_token
+    from world_api.service.store import open_store
+
+    full = backtest(MomentumBook, DATA)
+    half = backtest(MomentumBook, DATA, symbols=["AAPL", "NVDA"])
+    ref_ratio = pd_sharpe(half.returns) / pd_sharpe(full.returns)
+    store = open_store(str(tmp_path / "world.db"))
+    op = create_token(store, "operator", "ops")
+    dev = create_token(store, "developer", "quant")
+    with serve(create_app(store)) as url:
+        auth = {"Authorization": f"Bearer {op}"}
+        assert httpx.post(f"{url}/worlds", json={"id": "w"}, headers=auth).status_code == 201
+        gate = f">= {ref_ratio + 0.1}"
+        r = httpx.put(f"{url}/worlds/w/policy", headers=auth,
+                      json={"gates": {"half_universe_ratio": gate}})
+        assert r.status_code < 300, r.text
+        res = submit(MomentumBook, "w", url, dev, data=DATA)
+    store.close()
+    assert res.metrics["half_universe_ratio"] == pytest.approx(ref_ratio, rel=1e-9)
+    assert res.status == "rejected"
+    assert res.improvement_hints[0] == (
+        f"half_universe_ratio {ref_ratio:.4g} < gate {ref_ratio + 0.1:.4g}")
