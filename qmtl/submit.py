@@ -70,6 +70,7 @@ from qmtl.result import ParamValue
 from qmtl.runner import backtest, make_strategy
 from qmtl.sources import BacktestError, DataSource
 from qmtl.strategy import Strategy, default_strategy_id
+from qmtl.submit_checks import check_metrics, half_universe, wants_half
 from qmtl.submit_evaluated import submit_for_evaluation, world_evaluates
 from qmtl.submit_worlds import (  # re-exported
     HttpWorld,
@@ -306,8 +307,20 @@ def _run(
         ran = backtest(s, on_output=on_output, **options)
     except BacktestError as exc:  # bad data or range: the world hears nothing more of it
         return result("rejected", [f"{DATA_FAILED}{exc}"])
+    half_run = None
+    if len(ran.symbols) >= 2 and wants_half(client):
+        try:  # the same strategy on the documented half of its universe (submit_checks)
+            half_opts = {**options, "symbols": half_universe(ran.symbols), "progress": None,
+                         "on_start": None}
+            half_run = backtest(make_strategy(strategy, params or {}), **half_opts)
+        except (BacktestError, QmtlError):
+            half_run = None  # the gate then says the metric is missing
+    ppy = options.get("periods_per_year") or default_ppy(s.interval)
     if held:
-        client.post([held.pop().model_copy(update={"fingerprint": ran.data.get("fingerprint")})])
+        last = held.pop()
+        client.post([last.model_copy(update={
+            "fingerprint": ran.data.get("fingerprint"),
+            "metrics": {**last.metrics, **check_metrics(ran, half_run, ppy)}})])
     return result()
 
 

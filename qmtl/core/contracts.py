@@ -87,6 +87,11 @@ METRIC_NAMES: tuple[str, ...] = (
 )
 """The metric names that appear in results, in display order."""
 
+CHECK_METRIC_NAMES: tuple[str, ...] = ("max_symbol_weight", "half_universe_ratio")
+"""Metrics a submit may add for a world's pre-trade gates (see
+:mod:`world_api.domain.alpha_checks`): the largest share of one symbol in the book and
+Sharpe(half universe) / Sharpe(full universe)."""
+
 BAR_COLUMNS: tuple[str, ...] = ("ts", "open", "high", "low", "close", "volume")
 """Columns of a bar batch; ``ts`` is the bar's close time in int64 ns UTC."""
 

@@ -52,7 +52,7 @@ from world_api.domain.incremental import ScoreBook
 from world_api.domain.overrides import Override, holding, pin, relabel, select
 from world_api.domain.policy import Policy
 from world_api.domain.records import REALIZED, pick
-from world_api.domain.scoring import gate_failures
+from world_api.domain.scoring import gate_failures, oos_failure
 from world_api.domain.silence import tick
 from world_api.domain.strategy_state import StrategyState, aligned_corr
 from world_api.domain.world_returns import ProForma, ReturnSeries, contribution, pro_forma_report
@@ -139,6 +139,12 @@ class WorldEngine:
         s.record_stage, s.n_bars = pick(s.records, self.policy.record, self.policy.min_bars)
         s.metrics = s.records.of(s.record_stage).metrics
         s.failures = gate_failures(self.policy, s.n_bars, s.metrics)
+        if self.policy.oos_sharpe is not None:
+            rec = s.records.of(s.record_stage)
+            oos = oos_failure(self.policy, np.fromiter(rec.returns, np.float64),
+                              np.fromiter(rec.ts, np.int64))
+            if oos is not None:
+                s.failures.append(oos)
         if s.silent is not None:
             s.failures.insert(0, s.silent)
         row = [s.metrics.get(m, math.nan) for m in self._metrics]

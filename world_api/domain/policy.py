@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from qmtl.core.contracts import METRIC_NAMES
+from qmtl.core.contracts import CHECK_METRIC_NAMES, METRIC_NAMES
 from qmtl.core.errors import QmtlError
 from world_api.domain import strict
 
@@ -145,8 +145,9 @@ def parse_gates(v: Any) -> dict[str, Gate]:
         raise ValueError("gates must be a mapping of metric to comparison")
     out = {}
     for metric, text in v.items():
-        if metric not in METRIC_NAMES:
-            raise ValueError(f"{metric}: unknown metric; known: {', '.join(METRIC_NAMES)}")
+        if metric not in METRIC_NAMES and metric not in CHECK_METRIC_NAMES:
+            known = ", ".join(METRIC_NAMES + CHECK_METRIC_NAMES)
+            raise ValueError(f"{metric}: unknown metric; known: {known}")
         try:
             out[metric] = Gate.parse(text)
         except ValueError as exc:
@@ -231,6 +232,23 @@ class MaxSilence(BaseModel):
         return f"{self.value:g} {'s' if self.unit == 's' else 'bars'}"
 
 
+class OosSharpe(BaseModel):
+    """The out-of-sample gate: the Sharpe of the last ``bars`` returns of the record the
+    gates read must be at least ``min`` (:func:`world_api.domain.alpha_checks.oos_sharpe`).
+
+    >>> OosSharpe(bars=60, min=0.5).describe(0.2)
+    'oos_sharpe 0.2 over the last 60 bars < gate 0.5'
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    bars: int = Field(ge=2, le=2_000)  # at most the returns a record keeps (records.RING)
+    min: float
+
+    def describe(self, value: float) -> str:
+        """Why ``value`` fails."""
+        return f"oos_sharpe {value:.4g} over the last {self.bars} bars < gate {self.min:.4g}"
+
+
 class Policy(BaseModel):
     """A world's policy (see DESIGN.md, "The world"). Every field has a default, so an empty
     policy is valid: no gates, score by Sharpe, top 10, equal weights.
@@ -253,6 +271,7 @@ class Policy(BaseModel):
     # who computes backtest records: the client (its own backtest) or the world's evaluator
     evaluation: Literal["client", "world"] = "client"
     max_silence: MaxSilence | None = None  # None: silence costs nothing
+    oos_sharpe: OosSharpe | None = None  # None: no out-of-sample gate
 
     @field_validator("max_silence", mode="before")
     @classmethod

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from world_api.domain.alpha_checks import oos_sharpe
 from world_api.domain.incremental import combine, exact_mean_sd
 from world_api.domain.policy import Policy
+from world_api.domain.world_returns import annualization
 
 
 def gate_failures(policy: Policy, n_bars: int, metrics: dict[str, float]) -> list[str]:
@@ -38,6 +40,27 @@ def gate_failures(policy: Policy, n_bars: int, metrics: dict[str, float]) -> lis
         elif not gate.check(value):
             out.append(gate.describe(metric, value))
     return out
+
+
+def oos_failure(policy: Policy, returns: np.ndarray, ts: np.ndarray) -> str | None:
+    """Why a record's last ``policy.oos_sharpe.bars`` returns fail the out-of-sample gate
+    (None when it passes or there is no such gate); periods per year from the record's
+    times ``ts`` (all of them, :func:`world_api.domain.world_returns.annualization`).
+
+    >>> from world_api.domain.policy import parse_policy
+    >>> p = parse_policy("oos_sharpe: {bars: 3, min: 1}")
+    >>> oos_failure(p, np.array([0.01, 0.02]), np.arange(2))
+    'only 2 bars in the record < oos_sharpe bars 3'
+    """
+    gate = policy.oos_sharpe
+    if gate is None:
+        return None
+    r = np.asarray(returns, dtype=np.float64)
+    if r.size < gate.bars:
+        return f"only {r.size} bars in the record < oos_sharpe bars {gate.bars}"
+    t = np.asarray(ts, dtype=np.int64)
+    value = oos_sharpe(r, gate.bars, annualization(t))
+    return None if value >= gate.min else gate.describe(value)
 
 
 def score_and_rank(
