@@ -22,6 +22,7 @@ allocation         risk_parity, max 0.25,      inverse_vol, max 0.3,          sc
 record             auto                        auto                           auto
 max_silence        5 bars                      10 bars                        20 bars
 evaluation         client                      client                         client
+oos_sharpe         none                        none                           none
 =================  ==========================  =============================  ================
 
 Conservative admits few, long-tested, uncorrelated strategies and moves slowly; balanced is
@@ -50,6 +51,7 @@ allocation: {method: risk_parity, max_weight: 0.25, min_change: 0.02}
 record: auto
 max_silence: 5 bars
 evaluation: client
+oos_sharpe: null
 """,
     "balanced": """\
 min_bars: 500
@@ -62,6 +64,7 @@ allocation: {method: inverse_vol, max_weight: 0.3, min_change: 0.01}
 record: auto
 max_silence: 10 bars
 evaluation: client
+oos_sharpe: null
 """,
     "aggressive": """\
 min_bars: 250
@@ -74,6 +77,7 @@ allocation: {method: score, max_weight: 0.5, min_change: 0.0}
 record: auto
 max_silence: 20 bars
 evaluation: client
+oos_sharpe: null
 """,
 }
 """The presets' policies as YAML, by name."""
