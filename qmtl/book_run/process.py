@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from connectors.brokers.base import Broker, BrokerError, BrokerUnavailable
 from connectors.brokers.ccxt_broker import CcxtBroker
@@ -59,8 +59,6 @@ def world_poster(client: Any, world: str) -> Callable[[list[tuple[int, float]]],
     >>> world_poster(C(), "w 1")([(5, 0.01)]); sent
     [('POST', '/worlds/w%201/book/returns', [{'ts': 5, 'return': 0.01}])]
     """
-    from urllib.parse import quote
-
     path = f"/worlds/{quote(world, safe='')}/book/returns"
 
     def post(points: list[tuple[int, float]]) -> None:
