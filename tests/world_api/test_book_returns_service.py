@@ -1,12 +1,13 @@
 """``POST /worlds/{id}/book/returns`` on SQLite and PostgreSQL: who may post, a re-sent point
 ignored, bad input refused saying where with nothing kept, the realized return the book's
 (``realized_source: book``) while the pro forma stays what the records give, and all of it
-the same after a restart."""
+the same after a restart; a store from before migration 0011 keeps its points as records."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from tests.world_api.returns_scenario import POLICY, updates
@@ -14,7 +15,7 @@ from world_api.domain.evaluator import WorldEngine
 from world_api.domain.policy import parse_policy
 from world_api.service.app import create_app
 from world_api.service.auth import create_token
-from world_api.service.store import open_store
+from world_api.service.store import VERSION_TABLE, open_store
 
 UPDATES = updates(4, seed=7, world="w1")
 HALF = len(UPDATES) // 2
@@ -96,3 +97,25 @@ def test_book_returns_replace_records_and_survive_a_restart(store_url):
         assert [p["ts"] for p in pro["points"]] == want_ts.tolist()
         np.testing.assert_allclose([p["return"] for p in pro["points"]], want_pf, rtol=1e-12)
     store.close()
+
+
+def test_a_store_before_0011_keeps_its_points_as_records(store_url):
+    c = TestClient(create_app(store_url, insecure_dev=True))
+    assert c.post("/worlds", json={"id": "w1"}).status_code == 201
+    assert c.put("/worlds/w1/policy", content=POLICY).status_code == 200
+    assert c.post("/worlds/w1/metrics", content=body(UPDATES[:HALF])).status_code == 200
+    before = c.get("/worlds/w1/returns").json()["points"]
+    assert before
+    store = open_store(store_url)
+    with store.transaction() as conn:  # back to revision 0010: no source column
+        conn.execute(sa.text("ALTER TABLE world_returns DROP COLUMN source"))
+        conn.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '0010_runner'"))
+    store.close()
+    c = TestClient(create_app(store_url, insecure_dev=True))  # upgrades to 0011
+    got = c.get("/worlds/w1/returns").json()
+    assert got["points"] == before and got["realized_source"] == "records"
+    r = c.post("/worlds/w1/book/returns", json=[{"ts": 1, "return": 0.02}])
+    assert r.json()["realized_source"] == "book"
+    c = TestClient(create_app(store_url, insecure_dev=True))
+    got = c.get("/worlds/w1/returns").json()
+    assert [(p["ts"], p["return"]) for p in got["points"]] == [(1, 0.02)]
