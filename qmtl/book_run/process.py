@@ -30,18 +30,41 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from connectors.brokers.base import Broker, BrokerError, BrokerUnavailable
 from connectors.brokers.ccxt_broker import CcxtBroker
 from connectors.brokers.paper import PaperBroker
 from dataflows.execution import Execution
 from dataflows.gate import ActivationBook
+from qmtl.book_run.marks import MarkedReturns
 from qmtl.book_run.service import BookService
 from qmtl.book_run.targets import TargetUpdate
 from qmtl.book_run.world import weights_event
 
 log = logging.getLogger("qmtl.book")
+
+BOOK_POST_MAX = 10_000
+"""The most return points the book sends the world in one request."""
+
+
+def world_poster(client: Any, world: str) -> Callable[[list[tuple[int, float]]], None]:
+    """``post_returns`` for :class:`Loop`: the points to ``POST /worlds/{world}/book/returns``
+    through a :class:`world_api.client.WorldServiceClient` (a re-sent point is ignored
+    there, so a retry after a lost answer is safe).
+
+    >>> sent = []
+    >>> class C:
+    ...     def call(self, method, path, json): sent.append((method, path, json))
+    >>> world_poster(C(), "w 1")([(5, 0.01)]); sent
+    [('POST', '/worlds/w%201/book/returns', [{'ts': 5, 'return': 0.01}])]
+    """
+    path = f"/worlds/{quote(world, safe='')}/book/returns"
+
+    def post(points: list[tuple[int, float]]) -> None:
+        client.call("POST", path, json=[{"ts": int(t), "return": float(r)} for t, r in points])
+
+    return post
 
 
 def broker_from_spec(spec: str, symbols: tuple[str, ...]) -> Broker:
@@ -90,7 +113,9 @@ class Targets(Protocol):
 class Loop:
     """The book's loop (see the module docstring). ``activation`` is the order gate's
     activation book of the world (kept current by a subscriber), or None with fixed
-    ``weights`` (a dry run)."""
+    ``weights`` (a dry run). ``post_returns`` sends the book's marked-to-market return
+    points to the world (:func:`world_poster`); a failed post is logged and retried at
+    the next pass, and never holds up trading."""
 
     svc: BookService
     targets: Targets
@@ -100,10 +125,13 @@ class Loop:
     reconcile_every: float = 60.0
     poll_s: float = 0.2
     clock: Callable[[], float] = time.monotonic
+    post_returns: Callable[[list[tuple[int, float]]], None] | None = None
 
     def __post_init__(self) -> None:
         self._reconciled = self.clock()
         self._lost = False
+        self.marks = MarkedReturns(start=self.svc.led.equity())
+        self._post_failed = False
 
     def once(self) -> int:
         """One pass: read targets, fill paper orders at their prices, follow the world,
@@ -132,7 +160,27 @@ class Loop:
             if not self._lost:
                 log.warning("broker unreachable (%s): reconciling when it is back", e)
             self._lost = True
+        if ups:
+            self.marks.observe(max(u.ts for u in ups), svc.led.equity())
+        self.post_marks()
         return len(ups)
+
+    def post_marks(self) -> None:
+        """Send the closed bars' returns the world does not have yet (at most
+        ``BOOK_POST_MAX`` a pass); a failure is logged once and retried next pass."""
+        todo = self.marks.pending[:BOOK_POST_MAX]
+        if self.post_returns is None or not todo:
+            return
+        try:
+            self.post_returns(todo)
+        except Exception as e:  # fail soft: trading goes on, the points wait
+            if not self._post_failed:
+                log.warning("cannot post the book's returns to world %s (%s): retrying",
+                            self.svc.cfg.world, e)
+            self._post_failed = True
+            return
+        self._post_failed = False
+        self.marks.sent(len(todo))
 
     def _follow_world(self, arriving: set[str]) -> None:
         strategies = (

@@ -21,7 +21,7 @@ from qmtl.cli.common import DebugOpt, console, errors_as_exit, fail
 from qmtl.cli.terminal import safe_markup
 from qmtl.cli.world import TokenOption, UrlOption, world_app
 from qmtl.cli.world_ops import parse_weights
-from world_api.client import DEFAULT_URL
+from world_api.client import DEFAULT_URL, WorldServiceClient
 
 BookStoreOpt = Annotated[
     str | None,
@@ -240,7 +240,7 @@ def book_run(
     from dataflows.gate import ActivationBook
     from qmtl.book.decide import BookPolicy
     from qmtl.book.risk import RiskLimits
-    from qmtl.book_run.process import Loop, broker_from_spec
+    from qmtl.book_run.process import Loop, broker_from_spec, world_poster
     from qmtl.book_run.service import BookConfig, BookService
     from qmtl.book_run.store import open_book_store
     from qmtl.book_run.targets import FileTargets, KafkaTargets
@@ -272,16 +272,18 @@ def book_run(
             if targets.startswith("kafka:")
             else FileTargets(targets, world)
         )
-        activation, sub = None, None
-        if not weights:
+        activation, sub, client = None, None, None
+        if not weights:  # following the world: its realized return is the book's
             activation = ActivationBook(world)
             sub = ActivationSubscriber(activation, url, token).start()
+            client = WorldServiceClient(url, token)
         loop = Loop(
             svc,
             source,
             activation,
             parse_weights(weights) if weights else None,
             reconcile_every=reconcile_every,
+            post_returns=world_poster(client, world) if client is not None else None,
         )
         console.print(f"book of {safe_markup(world)} trading ({len(syms)} symbols)")
         try:
@@ -291,5 +293,7 @@ def book_run(
         finally:
             if sub is not None:
                 sub.close()
+            if client is not None:
+                client.close()
             source.close()
             store.close()

@@ -191,6 +191,7 @@ def test_the_owners_of_an_older_store_come_from_its_audit_log(store_url):
         # and the tables of later revisions (0009_records_market, 0010_runner)
         for later in ("markets", "artifacts", "runners", "runner_leases"):
             conn.execute(sa.text(f"DROP TABLE {later}"))
+        conn.execute(sa.text("ALTER TABLE world_returns DROP COLUMN source"))  # 0011
         conn.execute(
             sa.update(tables.audit)
             .where(tables.audit.c.actor == ops.split("_")[1])

@@ -49,10 +49,12 @@ def test_the_endpoints_answer_the_documented_shapes(served):
         pro = api.world_returns("w1", "pro_forma", limit=5)
         metrics = api.world_metrics("w1")
         strat = api.strategy_returns("w1", "hr", limit=3)
-    assert set(realized) == {"world", "kind", "points"} and realized["kind"] == "realized"
+    assert set(realized) == {"world", "kind", "points", "realized_source"}
+    assert realized["kind"] == "realized"
     assert realized["points"] and set(realized["points"][0]) == {"ts", "return", "equity"}
     assert pro["kind"] == "pro_forma" and len(pro["points"]) == 5
-    assert set(metrics) == {"world", "realized", "pro_forma"}
+    assert set(metrics) == {"world", "realized_source", "realized", "pro_forma"}
+    assert realized["realized_source"] == metrics["realized_source"] == "records"
     assert set(metrics["realized"]) == {"n_bars", "metrics"}
     assert set(metrics["pro_forma"]) == {"n_bars", "metrics", "overlap", "shared_bars",
                                          "first_shared", "last_shared", "warnings"}

@@ -179,8 +179,8 @@ class WorldEngine:
             # update's own decisions; backtest and shadow returns are never realized
             last = s.realized_ts
             real = [p for p in update.returns if last is None or p[0] > last]
-            if real:
-                if s.active:
+            if real:  # a world whose book reports realizes the book's return instead
+                if s.active and self.realized.source == "records":
                     self.realized.add(real, s.weight)
                 s.realized_ts = real[-1][0]
         # the strategy's ring (all stages, in time) feeds correlation, volatility and the
@@ -192,6 +192,10 @@ class WorldEngine:
         self._refresh(s.sid)
         changes = self._reselect()
         return changes + [Change(**m) for m in stages.on_update(self, s, update)]  # hook: stages
+
+    def book_returns(self, points: list[tuple[int, float]]) -> int:
+        """The world's book reports its return per bar (:meth:`ReturnSeries.book`)."""
+        return self.realized.book(points)
 
     def tick(self, now: int) -> list[Change]:
         """The world's clock reads ``now`` (epoch ns): a paper or live strategy silent past
@@ -233,8 +237,7 @@ class WorldEngine:
             return 0
         return max(0, dwell - (self.world_bars - s.changed_clock))
 
-    def _dwelling(self, s: StrategyState) -> bool:
-        return self._dwell_left(s) > 0
+    _dwelling = lambda self, s: self._dwell_left(s) > 0  # noqa: E731
 
     def _score_of(self, sid: str) -> float:
         return float(self._score[self._index[sid]])
@@ -478,6 +481,7 @@ class WorldEngine:
             "policy_version": self.policy_version,
             "strategies": {sid: s.to_dict() for sid, s in self.strategies.items()},
             "realized": [[t, r] for t, r in zip(*self.realized.points(), strict=True)],
+            "realized_source": self.realized.source,
         }
 
     @classmethod
@@ -488,7 +492,8 @@ class WorldEngine:
         for sid, d in sorted(state.get("strategies", {}).items()):
             eng._add(sid)
             eng.strategies[sid] = StrategyState.from_dict(d)
-        eng.realized.load([(int(t), float(r)) for t, r in state.get("realized", [])])
+        eng.realized.load([(int(t), float(r)) for t, r in state.get("realized", [])],
+                          state.get("realized_source", "records"))
         eng.overrides = {
             o["strategy_id"]: Override.model_validate(o) for o in state.get("overrides", [])
         }

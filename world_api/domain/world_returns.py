@@ -9,6 +9,12 @@ time; a strategy with no return at a point's time adds 0 to it. A late return (i
 before points the world has already) adds to the point at its time, or inserts one, and
 the equity from there on follows.
 
+**From the book.** A world whose book reports (:meth:`ReturnSeries.book`) has the book's
+marked-to-market return as its realized return instead: the account's return per bar, from
+its fills, fees and prices. From the book's first point on, the series is the book's alone
+(the points summed from records are dropped) and strategies' returns no longer add to it;
+``source`` says which (``"records"`` or ``"book"``).
+
 **Pro forma.** ``sum_s W_s * r_s(t)`` over the active strategies' kept returns with the
 weights in effect now, at every time any of them has a return (again 0 for a strategy with
 none at that time).
@@ -25,7 +31,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -92,28 +98,68 @@ def with_equity(
 class ReturnSeries:
     """The realized world return: one point per time, contributions summed into it (see the
     module docstring). ``dirty`` holds the times changed since the store last saved them;
-    ``version`` counts changes (caches of equity and metrics key on it)."""
+    ``version`` counts changes (caches of equity and metrics key on it). ``source`` is
+    ``"book"`` once the world's book reports, and ``reset`` says the stored points summed
+    from records are to be dropped (set when the book's first points replace them)."""
 
     def __init__(self) -> None:
         self.ts: list[int] = []
         self.r: list[float] = []
         self.dirty: set[int] = set()
         self.version = 0
+        self.source: Literal["records", "book"] = "records"
+        self.reset = False
         self._cache: tuple[int, np.ndarray, np.ndarray, dict[str, float]] | None = None
 
     def __len__(self) -> int:
         return len(self.ts)
 
-    def load(self, points: list[tuple[int, float]]) -> None:
-        """Replace the series with stored points (times increasing).
+    def load(self, points: list[tuple[int, float]], source: str = "records") -> None:
+        """Replace the series with stored points (times increasing) from ``source``.
 
-        >>> rs = ReturnSeries(); rs.load([(1, 0.5)]); rs.points()
-        ([1], [0.5])
+        >>> rs = ReturnSeries(); rs.load([(1, 0.5)], "book"); rs.points(), rs.source
+        (([1], [0.5]), 'book')
         """
+        if source not in ("records", "book"):
+            raise ValueError(f"realized source {source!r}: not 'records' or 'book'")
         self.ts = [int(t) for t, _ in points]
         self.r = [float(x) for _, x in points]
+        self.source = "book" if source == "book" else "records"
         self.dirty.clear()
         self.version += 1
+
+    def book(self, points: list[tuple[int, float]]) -> int:
+        """The world's book reports its marked-to-market return ``(ts, r)`` per bar: the
+        series becomes the book's (the first time, the points summed from records are
+        dropped); a point at a time the book has reported already is ignored (a re-sent
+        one). Returns how many points were new. A return that is not finite or is at
+        most -1 raises ValueError naming it, with nothing changed.
+
+        >>> rs = ReturnSeries(); rs.add([(1, 0.5)], 1.0)
+        >>> rs.book([(2, 0.01), (3, -0.02)]), rs.book([(3, 0.9), (4, 0.03)])
+        (2, 1)
+        >>> rs.points(), rs.source
+        (([2, 3, 4], [0.01, -0.02, 0.03]), 'book')
+        """
+        for i, (_, x) in enumerate(points):
+            if not math.isfinite(x) or x <= -1.0:
+                raise ValueError(f"[{i}].return: {x!r} is not a finite return above -1")
+        if self.source != "book":
+            self.ts, self.r, self.source, self.reset = [], [], "book", True
+            self.dirty.clear()
+            self.version += 1
+        new = 0
+        for t, x in points:
+            i = bisect.bisect_left(self.ts, t)
+            if i < len(self.ts) and self.ts[i] == t:
+                continue
+            self.ts.insert(i, int(t))
+            self.r.insert(i, float(x))
+            self.dirty.add(int(t))
+            new += 1
+        if new:
+            self.version += 1
+        return new
 
     def add(self, pairs: list[tuple[int, float]], weight: float) -> None:
         """Add ``weight * r`` to the point at each ``(ts, r)`` (inserting missing points).

@@ -174,6 +174,9 @@ class WorldReturns(BaseModel):
     world: str
     kind: Literal["realized", "pro_forma"]
     points: list[ReturnPoint]
+    realized_source: Literal["book", "records"] = Field(
+        "records", description="book: the book's marked-to-market return; records: the sum "
+        "of the strategies' paper and live returns")
 
 
 class StrategyReturns(BaseModel):
@@ -206,6 +209,7 @@ class WorldMetrics(BaseModel):
     """``GET /worlds/{world}/metrics``: the realized and pro forma metrics of the world."""
 
     world: str
+    realized_source: Literal["book", "records"] = "records"
     realized: SeriesMetrics
     pro_forma: ProFormaMetrics
 

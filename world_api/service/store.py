@@ -136,7 +136,7 @@ _TOKEN = select(t.tokens.c.id, t.tokens.c.owner, t.tokens.c.role, t.tokens.c.cre
     t.tokens.c.id.in_(bindparam("ids", expanding=True)))
 _STATES = select(t.strategy_state.c.strategy_id, t.strategy_state.c.state).where(
     t.strategy_state.c.world == bindparam("world"))
-_REALIZED = (select(t.world_returns.c.ts, t.world_returns.c.ret)
+_REALIZED = (select(t.world_returns.c.ts, t.world_returns.c.ret, t.world_returns.c.source)
              .where(t.world_returns.c.world == bindparam("world"))
              .order_by(t.world_returns.c.ts))
 
@@ -154,7 +154,8 @@ class Store(WorldAdmin, AuditLog, OperatorStore, MarketStore, RunnerStore, Migra
         )
         points = self.db.insert(t.world_returns)
         self._put_points = points.on_conflict_do_update(
-            index_elements=["world", "ts"], set_={"ret": points.excluded.ret}
+            index_elements=["world", "ts"],
+            set_={"ret": points.excluded.ret, "source": points.excluded.source},
         )
 
     # -- worlds and policies -----------------------------------------------------------------
@@ -228,7 +229,9 @@ class Store(WorldAdmin, AuditLog, OperatorStore, MarketStore, RunnerStore, Migra
             "policy": policy.model_dump(mode="json"),
             "policy_version": version,
             "strategies": {sid: json.loads(body) for sid, body in rows},
-            "realized": [(int(ts), float(r)) for ts, r in points],
+            "realized": [(int(ts), float(r)) for ts, r, _ in points],
+            # the book's points replace the records' (world_returns.ReturnSeries.book)
+            "realized_source": "book" if any(p[2] == "book" for p in points) else "records",
         }
 
     def commit(
@@ -308,16 +311,21 @@ class Store(WorldAdmin, AuditLog, OperatorStore, MarketStore, RunnerStore, Migra
                 ]
                 if states:
                     conn.execute(self._put_states, states)
-                points = engine.realized.dirty_points()
+                if engine.realized.reset:  # the book's first points: the records' go
+                    conn.execute(t.world_returns.delete()
+                                 .where(t.world_returns.c.world == world))
+                points, source = engine.realized.dirty_points(), engine.realized.source
                 if points:
                     conn.execute(self._put_points, [
-                        {"world": world, "ts": ts, "ret": r} for ts, r in points])
+                        {"world": world, "ts": ts, "ret": r, "source": source}
+                        for ts, r in points])
                 if action:
                     self._audit(conn, world, actor, action, detail or {}, request_id)
         except IntegrityError:
             raise Conflict("already recorded") from None
         engine.dirty.clear()
         engine.realized.dirty.clear()
+        engine.realized.reset = False
         return events
 
     def seen_keys(

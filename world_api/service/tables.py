@@ -118,8 +118,10 @@ world_returns = Table(
     Column("world", Text, primary_key=True),
     Column("ts", BigInteger, primary_key=True, autoincrement=False),
     Column("ret", DOUBLE_PRECISION, nullable=False),
+    Column("source", Text, nullable=False, server_default=text("'records'")),
 )
-"""The world's realized return, one row per point (see ``world_api.domain.world_returns``)."""
+"""The world's realized return, one row per point (see ``world_api.domain.world_returns``);
+``source`` ``records`` or ``book`` (the book's marked-to-market return)."""
 
 overrides = Table(
     "overrides",

@@ -4,6 +4,8 @@
   ``{"ts", "return", "equity"}`` (equity from the series' first point);
 - ``GET /worlds/{world}/metrics``: the realized and pro forma metrics (``POST`` on the same
   path is the ingest route, ``routers/metrics.py``);
+- both with ``realized_source``: ``book`` once the world's book reports its marked-to-market
+  return (``routers/book.py``), else ``records``;
 - ``GET /worlds/{world}/strategies/{strategy_id}/returns``: a strategy's kept timed returns;
 - ``GET /worlds/{world}/updates``: Server-Sent Events, ``event: metrics`` after each
   accepted update and ``event: world`` when the world return moved (a ``world`` snapshot
@@ -76,14 +78,17 @@ def world_returns(
         else:
             ts, r, _m = engine.pro_forma()
         points = with_equity(ts, r, after, limit)
-    return {"world": world, "kind": kind, "points": points}
+        source = engine.realized.source
+    return {"world": world, "kind": kind, "points": points, "realized_source": source}
 
 
 @router.get("/metrics", response_model=WorldMetrics)
 def world_metrics(world: WorldId, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
     """The realized and pro forma metrics of the world's return."""
     with svc.lock(world):
-        return {"world": world, **_read(svc, world).world_metrics()}
+        engine = _read(svc, world)
+        return {"world": world, "realized_source": engine.realized.source,
+                **engine.world_metrics()}
 
 
 @router.get("/strategies/{strategy_id}/returns", response_model=StrategyReturns,
