@@ -6,8 +6,8 @@ One method per endpoint; the answers are the service's JSON. An error answer rai
 :class:`ConflictError`, :class:`UnauthorizedError`, :class:`ForbiddenError`,
 :class:`InvalidRequestError`, :class:`UnavailableError`) with the service's own ``detail``;
 a service that cannot be reached is an :class:`UnavailableError` too. The activation event
-stream (Server-Sent Events, read with ``httpx-sse``) is an iterator of typed events:
-:class:`qmtl.core.contracts.ActivationEvent` and :class:`KeepAlive`.
+stream (Server-Sent Events, read with ``httpx-sse``) is an iterator of typed events
+(:data:`WorldEvent`); an event name it does not know is skipped.
 
 >>> error_for(404, "GET /worlds/x", "unknown world 'x'")
 NotFoundError("GET /worlds/x: 404: unknown world 'x'")
@@ -29,7 +29,7 @@ from urllib.parse import quote
 import httpx
 from httpx_sse import EventSource, SSEError, connect_sse
 
-from qmtl.core.contracts import ActivationEvent, ControlEvent, MetricsUpdate
+from qmtl.core.contracts import ActivationEvent, ControlEvent, EvaluationEvent, MetricsUpdate
 from qmtl.core.errors import QmtlError
 
 DEFAULT_URL = "http://127.0.0.1:8600"
@@ -165,8 +165,10 @@ class KeepAlive:
     """
 
 
-WorldEvent = ActivationEvent | ControlEvent | KeepAlive
-"""What a world's event stream yields."""
+WorldEvent = ActivationEvent | ControlEvent | EvaluationEvent | KeepAlive
+"""What a world's event stream yields (an EvaluationEvent changes no activation)."""
+
+_OTHER = {"control": ControlEvent, "evaluation": EvaluationEvent}
 
 
 class EventStream:
@@ -213,10 +215,10 @@ class EventStream:
                     event = ActivationEvent.model_validate_json(sse.data)
                     self.last_seq = event.seq
                     yield event
-                elif sse.event == "control":  # a step of a plan apply (freeze ...)
-                    control = ControlEvent.model_validate_json(sse.data)
-                    self.last_seq = control.seq
-                    yield control
+                elif sse.event in _OTHER:  # a plan apply's step, an evaluator's record
+                    other = _OTHER[sse.event].model_validate_json(sse.data)
+                    self.last_seq = other.seq
+                    yield other
                 elif sse.event == "keep-alive":
                     yield KeepAlive()
                 elif sse.event == "error":  # the token was revoked or expired meanwhile
