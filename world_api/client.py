@@ -167,8 +167,7 @@ class KeepAlive:
 
 WorldEvent = ActivationEvent | ControlEvent | EvaluationEvent | KeepAlive
 """What a world's event stream yields (an EvaluationEvent changes no activation)."""
-
-_OTHER = {"control": ControlEvent, "evaluation": EvaluationEvent}
+_OTHER = {"control": ControlEvent, "evaluation": EvaluationEvent}  # by SSE event name
 
 
 class EventStream:
@@ -496,7 +495,6 @@ class WorldServiceClient:
         return EventStream(self.http, world, params, headers, timeout)
 
     def event_list(self, world: str, **kw: Any) -> list[ActivationEvent]:
-        """The activation events of a stream that ends once caught up (``events`` without
-        ``follow``), as a list."""
+        """The activation events of ``events`` without ``follow`` (until caught up)."""
         with self.events(world, **kw) as stream:
             return [e for e in stream if isinstance(e, ActivationEvent)]

@@ -26,7 +26,6 @@ transaction stores them all.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -188,7 +187,7 @@ def ingest_group(
             return None
 
         own = svc.owners.writer(world, claimed)
-        evaluated = evaluation_writer(world, evaluations, time.time_ns())
+        evaluated = evaluation_writer(world, evaluations, svc.clock())  # the world's clock
 
         def audit(conn: Any, seq: int) -> int:
             own(conn, seq)
