@@ -166,8 +166,8 @@ class KeepAlive:
 
 
 WorldEvent = ActivationEvent | ControlEvent | EvaluationEvent | KeepAlive
-"""What a world's event stream yields (an EvaluationEvent changes no activation)."""
-_OTHER = {"control": ControlEvent, "evaluation": EvaluationEvent}  # by SSE event name
+"""What a world's event stream yields (an EvaluationEvent: no activation changed)."""
+_OTHER: dict[str, Any] = {"control": ControlEvent, "evaluation": EvaluationEvent}
 
 
 class EventStream:
@@ -440,9 +440,9 @@ class WorldServiceClient:
         since: int | None = None,
         until: int | None = None,
     ) -> list[dict[str, Any]]:
-        """The world's audit rows, newest first, following the service's pages until
-        ``limit`` rows (None: all); ``actor``/``action`` (exact) and ``since``/``until``
-        (epoch ns, inclusive) filter them on the service."""
+        """The world's audit rows, newest first, following the service's pages until ``limit``
+        rows (None: all); ``actor``/``action`` (exact), ``since``/``until`` (epoch ns,
+        inclusive) filter them on the service."""
         params: dict[str, Any] = {k: v for k, v in (
             ("actor", actor), ("action", action), ("since", since), ("until", until))
             if v is not None}
