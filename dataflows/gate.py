@@ -209,6 +209,22 @@ the run; restart it to follow the world again"
             self._confirmed = now
             self._lost = None
 
+    def advance(self, seq: int, now: float) -> None:
+        """An event at ``seq`` that changes no activation (an evaluation event): the book
+        has seen up to it (one at ``seq`` is a repeat; below it, a restarted world is
+        latched), so a snapshot's seq is not ahead of the book for it.
+
+        >>> b = ActivationBook("w"); b.advance(3, now=0.0); b.advance(3, now=0.0)
+        >>> b.seq, b.gone
+        (3, None)
+        """
+        with self._lock:
+            if self._restarted(seq, None, "an event"):
+                return
+            self.seq = max(self.seq, seq)
+            self._confirmed = now
+            self._lost = None
+
     def apply_event(self, event: dict[str, Any], now: float) -> None:
         """Apply one ActivationEvent (as a dict); an event at ``seq`` is a repeat, ignored;
         one below it is a restarted world (latched).

@@ -6,8 +6,8 @@ One method per endpoint; the answers are the service's JSON. An error answer rai
 :class:`ConflictError`, :class:`UnauthorizedError`, :class:`ForbiddenError`,
 :class:`InvalidRequestError`, :class:`UnavailableError`) with the service's own ``detail``;
 a service that cannot be reached is an :class:`UnavailableError` too. The activation event
-stream (Server-Sent Events, read with ``httpx-sse``) is an iterator of typed events:
-:class:`qmtl.core.contracts.ActivationEvent` and :class:`KeepAlive`.
+stream (Server-Sent Events, read with ``httpx-sse``) is an iterator of typed events
+(:data:`WorldEvent`); an event name it does not know is skipped.
 
 >>> error_for(404, "GET /worlds/x", "unknown world 'x'")
 NotFoundError("GET /worlds/x: 404: unknown world 'x'")
@@ -29,7 +29,7 @@ from urllib.parse import quote
 import httpx
 from httpx_sse import EventSource, SSEError, connect_sse
 
-from qmtl.core.contracts import ActivationEvent, ControlEvent, MetricsUpdate
+from qmtl.core.contracts import ActivationEvent, ControlEvent, EvaluationEvent, MetricsUpdate
 from qmtl.core.errors import QmtlError
 
 DEFAULT_URL = "http://127.0.0.1:8600"
@@ -165,8 +165,9 @@ class KeepAlive:
     """
 
 
-WorldEvent = ActivationEvent | ControlEvent | KeepAlive
-"""What a world's event stream yields."""
+WorldEvent = ActivationEvent | ControlEvent | EvaluationEvent | KeepAlive
+"""What a world's event stream yields (an EvaluationEvent: no activation changed)."""
+_OTHER: dict[str, Any] = {"control": ControlEvent, "evaluation": EvaluationEvent}
 
 
 class EventStream:
@@ -213,10 +214,10 @@ class EventStream:
                     event = ActivationEvent.model_validate_json(sse.data)
                     self.last_seq = event.seq
                     yield event
-                elif sse.event == "control":  # a step of a plan apply (freeze ...)
-                    control = ControlEvent.model_validate_json(sse.data)
-                    self.last_seq = control.seq
-                    yield control
+                elif sse.event in _OTHER:  # a plan apply's step, an evaluator's record
+                    other = _OTHER[sse.event].model_validate_json(sse.data)
+                    self.last_seq = other.seq
+                    yield other
                 elif sse.event == "keep-alive":
                     yield KeepAlive()
                 elif sse.event == "error":  # the token was revoked or expired meanwhile
@@ -439,9 +440,9 @@ class WorldServiceClient:
         since: int | None = None,
         until: int | None = None,
     ) -> list[dict[str, Any]]:
-        """The world's audit rows, newest first, following the service's pages until
-        ``limit`` rows (None: all); ``actor``/``action`` (exact) and ``since``/``until``
-        (epoch ns, inclusive) filter them on the service."""
+        """The world's audit rows, newest first, following the service's pages until ``limit``
+        rows (None: all); ``actor``/``action`` (exact), ``since``/``until`` (epoch ns,
+        inclusive) filter them on the service."""
         params: dict[str, Any] = {k: v for k, v in (
             ("actor", actor), ("action", action), ("since", since), ("until", until))
             if v is not None}
@@ -494,7 +495,6 @@ class WorldServiceClient:
         return EventStream(self.http, world, params, headers, timeout)
 
     def event_list(self, world: str, **kw: Any) -> list[ActivationEvent]:
-        """The activation events of a stream that ends once caught up (``events`` without
-        ``follow``), as a list."""
+        """The activation events of ``events`` without ``follow`` (until caught up)."""
         with self.events(world, **kw) as stream:
             return [e for e in stream if isinstance(e, ActivationEvent)]

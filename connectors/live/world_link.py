@@ -44,7 +44,7 @@ from tenacity import (
 )
 
 from dataflows.gate import ActivationBook
-from qmtl.core.contracts import ControlEvent
+from qmtl.core.contracts import ControlEvent, EvaluationEvent
 from qmtl.core.errors import QmtlError
 from world_api.client import (
     EventStream,
@@ -166,6 +166,8 @@ class ActivationSubscriber:
                             self._recheck()
                     elif isinstance(event, ControlEvent):  # a plan apply: freeze ... unfreeze
                         self.book.control(event.model_dump(), now)
+                    elif isinstance(event, EvaluationEvent):  # no activation changed
+                        self.book.advance(event.seq, now)
                     else:
                         self.book.apply_event(event.model_dump(), now)
             finally:

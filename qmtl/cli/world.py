@@ -21,7 +21,7 @@ from qmtl.cli.common import DebugOpt, console, errors_as_exit, fail
 from qmtl.cli.terminal import safe_markup
 from qmtl.cli.world_config import preset_text, serve_logging
 from qmtl.cli.world_market import market_of, read_market, set_market, shared_line
-from qmtl.core.contracts import ActivationEvent, ControlEvent
+from qmtl.core.contracts import ActivationEvent, ControlEvent, EvaluationEvent
 from qmtl.core.times import format_ts
 from world_api import runner_client
 from world_api.client import DEFAULT_URL, WorldServiceClient, WorldServiceError
@@ -440,7 +440,7 @@ def events(
         world, after=after, follow=follow
     ) as stream:
         for event in stream:
-            if isinstance(event, ActivationEvent | ControlEvent):
+            if isinstance(event, ActivationEvent | ControlEvent | EvaluationEvent):
                 typer.echo(json.dumps(event.model_dump()))
 
 

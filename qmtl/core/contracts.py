@@ -226,6 +226,35 @@ class ControlEvent(_Frozen):
     outcome: str | None = None
 
 
+class EvaluationEvent(_Frozen):
+    """One evaluation of a strategy by its world's evaluator (world -> anyone following the
+    world, ``event: evaluation`` on the event stream, in the same seq order as activation
+    events): ``kind`` is ``evaluated`` for an artifact's first evaluation in the world and
+    ``reevaluated`` for a later one (the market's window rolled); the market version it ran
+    on (None: no market), the data's version (the dataset fingerprint of the bars read), the
+    window (first and last bar close time, bars) and the record's key metrics. A decision the
+    record changed is an activation event of its own, just before this one.
+
+    >>> EvaluationEvent(world="w", seq=4, ts=0, strategy_id="s", run_id="world-a-1",
+    ...                 kind="reevaluated", market_version=2, fingerprint="ab", first=1,
+    ...                 last=9, n_bars=9, metrics={"sharpe": 0.5}).kind
+    'reevaluated'
+    """
+
+    world: str
+    seq: NonNegInt64
+    ts: Int64
+    strategy_id: str
+    run_id: str
+    kind: Literal["evaluated", "reevaluated"]
+    market_version: NonNegInt64 | None = None
+    fingerprint: str | None = None
+    first: Int64 | None = None
+    last: Int64 | None = None
+    n_bars: NonNegInt64 = 0
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
 class OrderIntent(_Frozen):
     """An order the gate lets through to the broker.
 

@@ -104,8 +104,10 @@ def test_the_event_stream_is_declared_as_text_event_stream(spec):
     ok = op(spec, "get", "/worlds/{world}/events")["responses"]["200"]["content"]
     assert list(ok) == ["text/event-stream"]
     item = ok["text/event-stream"]["itemSchema"]["properties"]
-    assert item["event"]["enum"] == ["activation", "keep-alive", "error"]
-    assert item["data"]["contentSchema"]["title"] == "ActivationEvent"
+    assert item["event"]["enum"] == ["activation", "control", "evaluation", "keep-alive", "error"]
+    refs = [x["$ref"].rsplit("/", 1)[-1] for x in item["data"]["contentSchema"]["anyOf"]]
+    assert refs == ["ActivationEvent", "ControlEvent", "EvaluationEvent"]
+    assert set(refs) <= set(spec["components"]["schemas"])
 
 
 def test_a_body_that_cannot_be_decoded_is_a_documented_400(app, spec):

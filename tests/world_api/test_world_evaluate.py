@@ -9,6 +9,7 @@ on the new window; ``qmtl submit`` sends the artifact and waits for the world's 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import textwrap
 import threading
@@ -19,17 +20,18 @@ from typer.testing import CliRunner
 
 from connectors.data.catalog import Catalog
 from connectors.data.synthetic import generate_bars
+from dataflows.gate import ActivationBook
 from qmtl.alpha.spec import GraphStrategy
 from qmtl.artifact import build_artifact
 from qmtl.cli import app
-from qmtl.core.contracts import MetricsUpdate
+from qmtl.core.contracts import ActivationEvent, ControlEvent, EvaluationEvent, MetricsUpdate
 from qmtl.core.expr import col
 from qmtl.loader import load_strategy
 from qmtl.submit import submit
 from qmtl.world_evaluate import Evaluator, EvaluatorOptions
 from tests.world_api.conftest import serve
 from world_api import runner_client as rc
-from world_api.client import ForbiddenError, NotFoundError, WorldServiceClient
+from world_api.client import ForbiddenError, KeepAlive, NotFoundError, WorldServiceClient
 from world_api.domain.evaluation import evaluated
 from world_api.service.app import create_app
 from world_api.service.auth import create_token
@@ -63,6 +65,12 @@ def mom_alpha() -> GraphStrategy:
 
 @pytest.fixture
 def world(tmp_path, store_url):
+    with _world(tmp_path, store_url) as got:
+        yield got
+
+
+@contextlib.contextmanager
+def _world(tmp_path, store_url, clock=None):
     got = runner.invoke(
         app,
         [
@@ -80,7 +88,10 @@ def world(tmp_path, store_url):
     store = open_store(store_url)
     roles = [("ops", "operator"), ("alice", "developer"), ("ev", "runner")]
     tokens = {n: create_token(store, r, n) for n, r in roles}
-    with serve(create_app(store)) as url:
+    made = create_app(store)
+    if clock is not None:  # the world's clock, fixed
+        made.state.service.clock = clock
+    with serve(made) as url:
         cs = {n: WorldServiceClient(url, t) for n, t in tokens.items()}
         cs["ops"].create_world("w")
         cs["ops"].put_policy("w", "evaluation: world\nmin_bars: 10")
@@ -321,3 +332,91 @@ def test_the_command_prints_one_line_per_evaluation_and_fails_without_a_market(w
         ],
     )
     assert bare.exit_code == 1 and "has no market" in bare.output
+
+
+NOW = 1_700_000_000 * 10**9  # the world's fixed clock
+
+
+def stream(c: WorldServiceClient, after: int) -> list:
+    """The world's events after seq ``after``, through GET /worlds/w/events (until caught up),
+    keep-alives left out."""
+    with c.events("w", after=after) as got:
+        return [e for e in got if not isinstance(e, KeepAlive)]
+
+
+def test_a_roll_is_one_reevaluated_event_per_strategy_on_the_stream(tmp_path, store_url):
+    with _world(tmp_path, store_url, clock=lambda: NOW) as (cs, url, tokens, tmp):
+        ops = cs["ops"]
+        version = ops.put_market("w", market(tmp / "d", "{last_bars: 100}"))["version"]
+        ev = Evaluator(EvaluatorOptions("w", url, tokens["ev"], state_dir=tmp / "ev"))
+        one = {e.strategy_id: e for e in ev.step()}
+        first = [e for e in stream(ops, 0) if isinstance(e, EvaluationEvent)]
+        assert sorted(e.strategy_id for e in first) == ["mom", "up"]
+        assert {e.kind for e in first} == {"evaluated"}
+        # a gate between mom's sharpe now and after the roll (a scratch world evaluates the
+        # rolled window first): the roll must change mom's decision, with the reason
+        cat = Catalog(tmp / "d")
+        last = int(cat.read_column("AAA", "1d", "ts")[-1])
+        more = generate_bars(20, seed=9)
+        more["ts"] = last + DAY * (1 + np.arange(20))
+        ops.create_world("scratch")
+        ops.put_policy("scratch", "evaluation: world\nmin_bars: 10")
+        ops.put_market("scratch", market(tmp / "d", "{last_bars: 100}"))
+        rc.put_artifact(cs["alice"], "scratch", build_artifact(mom_alpha(), "mom"))
+        for sym in ("AAA", "BBB", "CCC"):
+            cat.write(sym, "1d", more)
+        scratch = Evaluator(EvaluatorOptions("scratch", url, tokens["ev"], state_dir=tmp / "s"))
+        (ahead,) = scratch.step()
+        scratch.close()
+        s1, s2 = one["mom"].sharpe, ahead.sharpe
+        assert s1 != s2
+        mid = (s1 + s2) / 2
+        ops.put_policy("w", f'evaluation: world\nmin_bars: 10\ngates: {{sharpe: ">= {mid!r}"}}')
+        seq = int(ops.world("w")["seq"])
+        # the roll
+        two = {e.strategy_id: e for e in ev.step()}
+        assert sorted(two) == ["mom", "up"]
+        rolled = stream(ops, seq)
+        evals = [e for e in rolled if isinstance(e, EvaluationEvent)]
+        assert sorted(e.strategy_id for e in evals) == ["mom", "up"]  # one per strategy
+        for e in evals:
+            mine = two[e.strategy_id]
+            assert e.kind == "reevaluated" and e.ts == NOW and e.run_id == mine.run_id
+            assert e.market_version == version and e.fingerprint == mine.fingerprint
+            assert (e.first, e.last, e.n_bars) == (mine.first, mine.last, 100)
+            assert e.last == last + 20 * DAY and e.first == one[e.strategy_id].first + 20 * DAY
+            rec = record(ops, e.strategy_id)["metrics"]
+            assert e.metrics["sharpe"] == rec["sharpe"] == mine.sharpe
+            assert e.metrics["max_drawdown"] == rec["max_drawdown"]
+        # mom's decision changed on the roll: its activation event, with the reason, comes
+        # just before its evaluation event, and is the one the evaluator was told of
+        changes = [e for e in rolled if isinstance(e, ActivationEvent) and e.strategy_id == "mom"]
+        assert len(changes) == 1 and changes[0].active == (s2 >= mid)
+        if not changes[0].active:
+            assert "sharpe" in changes[0].reason and "gate" in changes[0].reason
+        assert changes[0].reason and changes[0].seq < next(
+            e.seq for e in evals if e.strategy_id == "mom")
+        assert [x["reason"] for x in two["mom"].events] == [changes[0].reason]
+        assert [x["active"] for x in two["mom"].events] == [changes[0].active]
+        # every seq on the stream is a world event, in order, none repeated
+        seqs = [e.seq for e in rolled]
+        assert seqs == sorted(set(seqs)) and seqs[-1] == int(ops.world("w")["seq"])
+        # a second pass with no new data: no evaluation, no event
+        assert ev.step() == []
+        ev.close()
+        assert stream(ops, seqs[-1]) == []
+        # a live run's book follows the stream past the evaluation events: its seq is the
+        # world's, its table the activation snapshot's
+        book = ActivationBook("w")
+        with ops.events("w", after=0) as got:
+            for e in got:
+                if isinstance(e, EvaluationEvent):
+                    book.advance(e.seq, 0.0)
+                elif isinstance(e, ControlEvent):
+                    book.control(e.model_dump(), 0.0)
+                elif isinstance(e, ActivationEvent):
+                    book.apply_event(e.model_dump(), 0.0)
+        snap = ops.activation("w")
+        assert book.seq == int(snap["seq"]) and book.gone is None
+        for row in snap["strategies"]:
+            assert book.get(row["strategy_id"]).active == row["active"]

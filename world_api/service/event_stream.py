@@ -2,7 +2,8 @@
 
 Each stored event after the cursor becomes one SSE event: ``id`` = its seq (so a client
 resumes with ``Last-Event-ID``), ``event: activation``, ``data`` = the ActivationEvent as
-JSON (``event: control`` with a ControlEvent for the steps of a plan apply). New events come
+JSON (``event: control`` with a ControlEvent for the steps of a plan apply, ``event:
+evaluation`` with an EvaluationEvent for each record the world's evaluator writes). New events come
 through the world's tail (``event_feed.py``: one store reader for every subscriber);
 ``once`` ends the stream when it has caught up.
 Keep-alives are sent by the response (see ``routers/events.py``).
@@ -24,6 +25,7 @@ from collections.abc import AsyncIterator
 from sse_starlette import ServerSentEvent
 
 from qmtl.core.contracts import ActivationEvent
+from world_api.service.evaluation_events import as_evaluation
 from world_api.service.event_feed import Tails
 from world_api.service.operator_store import as_control
 
@@ -70,8 +72,11 @@ def encoded(ev: ActivationEvent) -> bytes:
     sse = _ENCODED.get(key)
     if sse is None:
         control = as_control(ev)  # a step of a plan apply: its own event name
-        sse = ServerSentEvent(data=(control or ev).model_dump_json(), id=str(ev.seq),
-                              event="activation" if control is None else "control",
+        evaluation = as_evaluation(ev) if control is None else None
+        body, name = ((control, "control") if control is not None
+                      else (evaluation, "evaluation") if evaluation is not None
+                      else (ev, "activation"))
+        sse = ServerSentEvent(data=body.model_dump_json(), id=str(ev.seq), event=name,
                               sep=SEP).encode()
         if len(_ENCODED) >= _ENCODED_MAX:
             del _ENCODED[next(iter(_ENCODED))]  # the oldest

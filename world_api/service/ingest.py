@@ -6,8 +6,10 @@ already, or came earlier in the group, is a duplicate (counted, skipped); a fres
 whose seq is not after its run's last one makes that request a 409 and none of its updates
 is applied (checked before anything changes); the rest go through the engine one by one, in
 order, exactly as single requests would. Each request gets its own audit row and the events
-its updates caused; one store read finds the stored keys (only for updates the engine cannot
-tell are new: a seq after its run's last is new), one transaction stores them all.
+its updates caused (and, for the records the world's evaluator writes, their evaluation
+events: :mod:`world_api.service.evaluation_events`); one store read finds the stored keys
+(only for updates the engine cannot tell are new: a seq after its run's last is new), one
+transaction stores them all.
 
 >>> import tempfile, os
 >>> from world_api.service.store import WorldInfo, open_store
@@ -34,6 +36,7 @@ from world_api.domain.market import outside, outside_hint
 from world_api.service.broadcast import metrics_event
 from world_api.service.deps import Actor
 from world_api.service.errors import HTTPError
+from world_api.service.evaluation_events import evaluation_body, evaluation_writer, is_evaluation
 from world_api.service.ingest_limits import check_new_strategies
 from world_api.service.state import WorldService
 
@@ -117,6 +120,8 @@ def ingest_group(
         changes: list[Change] = []
         keys: list[Key] = []
         claimed: dict[str, str] = {}  # strategies seen for the first time (ownership.py)
+        evaluations: list[dict[str, Any]] = []  # the evaluator's records (evaluation_events)
+        version: list[int | None] | None = None  # the market's version, read once if needed
         for updates, who in requests:
             # new strategies: checked before anything of the request changes (422)
             new = {u.strategy_id for u in updates if u.strategy_id not in engine.strategies}
@@ -156,6 +161,11 @@ def ingest_group(
             claimed.update(claims)
             before = len(changes)
             for u in fresh:
+                if evaluation == "world" and is_evaluation(u):  # before the record moves
+                    if version is None:
+                        found = svc.store.get_market(world)
+                        version = [found[0] if found is not None else None]
+                    evaluations.append(evaluation_body(engine, u, version[0]))
                 changes += engine.ingest(u)
                 if watched:
                     live.append(("metrics", metrics_event(engine, u)))
@@ -177,9 +187,11 @@ def ingest_group(
             return None
 
         own = svc.owners.writer(world, claimed)
+        evaluated = evaluation_writer(world, evaluations, svc.clock())  # the world's clock
 
         def audit(conn: Any, seq: int) -> int:
             own(conn, seq)
+            seq = evaluated(conn, seq)  # after the activation events the records caused
             svc.store._audit_rows(
                 conn,
                 world,

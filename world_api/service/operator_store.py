@@ -45,8 +45,8 @@ def as_control(ev: ActivationEvent) -> ControlEvent | None:
     >>> as_control(ev) is None
     True
     """
-    if ev.strategy_id != CONTROL:
-        return None
+    if ev.strategy_id != CONTROL or ev.reason.startswith('{"evaluation"'):
+        return None  # an activation event, or an evaluation event (evaluation_events.py)
     return ControlEvent(world=ev.world, seq=ev.seq, ts=ev.ts, **json.loads(ev.reason))
 
 

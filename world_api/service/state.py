@@ -210,7 +210,8 @@ class WorldService:
             published = [*(live or []), *([("world", world_event(engine))] if moved else [])]
         if events:
             self.version += 1
-            self.tails.poke(world)  # stored: the world's streams may read them now
+        if done is not None:  # stored (activation events, or others a commit's extra wrote)
+            self.tails.poke(world)  # the world's streams may read them now
         sent = 0
         if self.relay is not None:
             sent = self.relay.publish(world)  # stored first, then published (outbox)

@@ -152,3 +152,32 @@ def test_updates_queued_before_returns_had_times_still_reach_the_world(world, tm
         assert client.strategy_returns("w1", "old")["points"] == []
         assert len(client.strategy_returns("w1", "new")["points"]) == 30
     outbox.close()
+
+
+def test_subscriber_steps_over_evaluation_events(world):
+    """A world that evaluates itself streams an ``event: evaluation`` per record its
+    evaluator writes: the subscriber's book notes its seq and changes no activation."""
+    url, proxied, _ = world
+    with WorldServiceClient(url) as client:
+        client.put_policy("w1", "top_k: 5\nevaluation: world")
+        book = ActivationBook("w1")
+        sub = ActivationSubscriber(book, proxied, heartbeat=0.2, backoff=(0.05, 0.2)).start()
+        try:
+            eventually(lambda: book.seq == client.activation("w1")["seq"], "snapshot loaded")
+            # the evaluator's record of "a" (a world run id): activated, then evaluated
+            got = client.post_metrics("w1", [
+                MetricsUpdate.model_validate(update("a", 1, 1.0, run="world-abc-1"))])
+            assert [e["active"] for e in got["events"]] == [True]
+            seq = client.world("w1")["seq"]
+            assert seq == got["events"][0]["seq"] + 1  # the evaluation event after it
+            eventually(lambda: book.seq == seq, "the evaluation event's seq noted")
+            # re-evaluated with no change of decision: an evaluation event only
+            again = client.post_metrics("w1", [
+                MetricsUpdate.model_validate(update("a", 1, 1.5, run="world-abc-2"))])
+            assert again["events"] == [] and client.world("w1")["seq"] == seq + 1
+            eventually(lambda: book.seq == seq + 1, "the second evaluation event noted")
+            assert book.get("a").active and book.get("a").seq == seq - 1
+            assert book.get("") is None and book.gone is None
+            assert verdict(book, "a", 0.0, 1e9).kind == "trade"
+        finally:
+            sub.close()

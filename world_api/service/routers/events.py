@@ -19,7 +19,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse
 
-from qmtl.core.contracts import ActivationEvent, WorldId
+from qmtl.core.contracts import ActivationEvent, ControlEvent, EvaluationEvent, WorldId
 from world_api.service.deps import ServiceDep, ViewerDep
 from world_api.service.errors import HTTPError
 from world_api.service.event_feed import Closing
@@ -60,11 +60,14 @@ def parse_last_event_id(value: str) -> int:
 
 
 @router.get("", response_class=EventSourceResponse, responses=sse_responses(
-    "The world's activation events (`event: activation`, `id:` its seq, `data:` the "
-    "ActivationEvent as JSON) and keep-alives (`event: keep-alive`, no data); ends with "
+    "The world's events, `id:` the seq: activation events (`event: activation`, `data:` the "
+    "ActivationEvent as JSON), the steps of a plan apply (`event: control`, a ControlEvent), "
+    "the records the world's evaluator writes (`event: evaluation`, an EvaluationEvent) and "
+    "keep-alives (`event: keep-alive`, no data); ends with "
     "`event: error` (`data`: `{\"detail\": ..., \"reason\": \"revoked\"}` or `expired`) once "
     "the token is revoked or expires.",
-    ActivationEvent, ("activation", KEEP_ALIVE, "error")))
+    ActivationEvent | ControlEvent | EvaluationEvent,
+    ("activation", "control", "evaluation", KEEP_ALIVE, "error")))
 async def events(
     request: Request,
     world: WorldId,
