@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from pathlib import Path
 
 import httpx
@@ -16,11 +17,25 @@ import pyarrow.parquet as pq
 
 from connectors.live.order_store import open_order_store
 from qmtl.artifact import build_artifact
+from qmtl.live import LiveOptions
 from qmtl.live.group import group_key
-from qmtl.live.world_runner import run_dir_name
+from qmtl.live.world_groups import SharedWorldRunner
+from qmtl.live.world_runner import RunnerOptions, run_dir_name
 from qmtl.loader import load_strategy
-from tests.e2e.live_helpers import Live, activate, crash_and_resume, read_json, topic_name
+from qmtl.submit import submit
+from tests.e2e.live_helpers import (
+    Live,
+    activate,
+    crash_and_resume,
+    make_data,
+    publish,
+    read_json,
+    slice_data,
+    topic_name,
+    wait_for,
+)
 from tests.e2e.test_live_crash import check_same, run_args
+from tests.e2e.test_world_runner import served  # noqa: F401 (a fixture)
 from tests.e2e.test_world_runner_crash import DATA, SOURCE, N, runner_args
 from tests.world_api.conftest import serve
 from world_api import runner_client as rc
@@ -94,3 +109,67 @@ def test_kill_9_of_a_shared_runner_loses_and_repeats_nothing(kafka, tmp_path):
         want = np.array(store.load_engine("ref").strategies[sid].returns)
         assert len(got) == len(want) == N
         assert np.max(np.abs(got - want)) <= 1e-12
+
+
+def test_a_shared_runner_adds_and_mutes_while_its_group_runs(kafka, served, tmp_path):  # noqa: F811
+    """a and b start as one group; c, submitted mid-run, starts a group of its own; b,
+    overridden inactive for good, is muted in its group while a keeps running in it."""
+    url = served
+    path = tmp_path / "dev" / "cross.py"
+    path.parent.mkdir()
+    path.write_text(SOURCE)
+    cross = load_strategy(f"{path}:Cross")
+    data = make_data(400)
+    history = slice_data(data, 0, 120)
+    for sid, fast in (("a", 3), ("b", 4)):
+        assert submit(cross, "w", url, strategy_id=sid, data=history, fast=fast).artifact_id
+    topic = topic_name()
+    feeder = threading.Thread(target=publish, daemon=True,
+                              args=(kafka.brokers, topic, slice_data(data, 120, 400), "40/s"))
+    feeder.start()
+    events: list[tuple[str, str, str]] = []
+    runner = SharedWorldRunner(
+        RunnerOptions(world="w", url=url, runner_id="r1", state_dir=tmp_path / "state",
+                      ttl=3.0, heartbeat=0.3),
+        LiveOptions(brokers=kafka.brokers, topic=topic, paper=True, data=tmp_path / "none",
+                    warmup=0, snapshot_interval=0.2),
+        on_event=lambda *e: events.append(e),
+    )
+    stop = threading.Event()
+    loop = threading.Thread(target=runner.run, args=(stop,), daemon=True)
+    loop.start()
+    try:
+        assert wait_for(lambda: set(runner.runs) == {"a", "b"}, 60), events
+        [first] = runner.groups.values()
+        assert sorted(first.members) == ["a", "b"]
+        assert wait_for(lambda: first.stats.live_bars > 0, 60)
+        submit(cross, "w", url, strategy_id="c", data=history, fast=5)
+        assert wait_for(lambda: "c" in runner.runs, 60), events
+        assert len(runner.groups) == 2 and runner.groups[first.gid] is first
+        [second] = [g for g in runner.groups.values() if g is not first]
+        assert list(second.members) == ["c"] and first.thread.is_alive()
+        with WorldServiceClient(url) as c:
+            c.put_override("w", "b", "inactive", "retired")
+        assert wait_for(lambda: "b" not in runner.runs, 60), events
+        assert first.muted == {"b"} and first.thread.is_alive()
+        b_orders = count_orders(tmp_path / "state" / "groups" / first.gid, "b")
+        bars = first.stats.live_bars
+        assert wait_for(lambda: first.stats.live_bars > bars, 60)  # a goes on in the group
+        assert runner.group_of("a") is first and runner.group_of("c") is second
+    finally:
+        stop.set()
+        loop.join(60)
+        feeder.join(60)
+    assert not loop.is_alive() and not runner.runs and not runner.groups
+    folder = tmp_path / "state" / "groups" / first.gid
+    assert count_orders(folder, "b") == b_orders  # none since it was muted, a's went on
+    assert count_orders(folder, "a") > 0
+
+
+def count_orders(folder: Path, strategy: str) -> int:
+    """How many orders the group in ``folder`` holds for ``strategy`` in world w."""
+    store = open_order_store(str(folder / "orders.db"))
+    try:
+        return len(store.orders("w", strategy))
+    finally:
+        store.close()
