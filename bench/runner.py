@@ -5,6 +5,7 @@ process at full speed), CPU and memory.
     python bench/runner.py                    # 20 strategies x 20 symbols x 300 bars
     python bench/runner.py --quick            # 4 x 4 x 200
     python bench/runner.py --strategies 100 --symbols 100 --bars 300   # the issue's scale
+    python bench/runner.py --sides shared,separate --sample 10   # 10 separate, scaled up
 
 The strategies are parameter variants of an SMA cross (they share the close column and
 some averages). Both sides get the same world (``qmtl world serve``, SQLite, each strategy
@@ -14,7 +15,11 @@ seconds (user + system) per live bar of one strategy, and peak memory (the runne
 maximum RSS; for the separate processes, the sum of each one's maximum RSS). Bar -> target
 latency is not measured here (``bench/live.py`` measures it for one run). The runner runs
 each strategy as a live run of its own (``docs/live.md``): it saves the processes, not the
-per-strategy computation. Prints a table and writes ``bench/results/runner.json``.
+per-strategy computation; with ``--shared`` (side ``shared``) it runs them as one
+shared-feed group: one feed reader and one flow, each distinct node computed once per symbol.
+``--sample K`` runs only K of the separate processes and scales their CPU and memory by
+N / K (each is the same work on the same feed: the sum is linear in N). Prints a table and
+writes ``bench/results/runner.json``.
 """
 
 from __future__ import annotations
@@ -104,7 +109,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--symbols", type=int, default=20)
     ap.add_argument("--bars", type=int, default=300)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--sides", default="threads,shared,separate",
+                    help="which of threads (world run), shared (world run --shared), separate")
+    ap.add_argument("--sample", type=int, default=None,
+                    help="run only this many separate processes and scale up (see above)")
     a = ap.parse_args(argv)
+    sides = a.sides.split(",")
     if a.quick:
         a.strategies, a.symbols, a.bars = 4, 4, 200
     tmp = Path(tempfile.mkdtemp(prefix="qmtl-bench-runner-"))
@@ -129,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
             except httpx.HTTPError:
                 time.sleep(0.1)
         with WorldServiceClient(url) as c:
-            for world in ("one", "many"):
+            for world in ("one", "shared", "many"):
                 c.create_world(world)
                 for sid in sids:
                     c.call(
@@ -149,45 +159,67 @@ def main(argv: list[str] | None = None) -> None:
                         ],
                     )
             for sid, (fast, slow) in zip(sids, params, strict=True):
-                rc.put_artifact(c, "one", build_artifact(cross(fast=fast, slow=slow), sid, symbols))
+                for world in ("one", "shared"):
+                    rc.put_artifact(c, world, build_artifact(cross(fast=fast, slow=slow), sid,
+                                                             symbols))
         live_bars = a.symbols * a.bars
         common = ["--paper", "--data", str(tmp / "catalog"), "--speed", "max", "--warmup", "0",
                   "--max-bars", str(live_bars), "--url", url]  # fmt: skip
         rows, doc = [], {}
-        t0 = time.perf_counter()
-        one = cli("world", "run", "one", "--state-dir", str(tmp / "runner"), "--heartbeat",
-                  "0.5", "--until-done", *common)  # fmt: skip
-        got = reap([one])
-        got["wall_s"] = time.perf_counter() - t0
-        doc["runner"] = got
-        t0 = time.perf_counter()
-        many = [
-            cli("run", "--mode", "live", str(tmp / "cross.py"), "-p", f"fast={f}", "-p",
-                f"slow={s}", "--symbols", ",".join(symbols), "--world", "many",
-                "--id", sid, "--recovery-dir", str(tmp / "many" / sid),
-                "--out", str(tmp / "many" / sid / "out"), *common)
-            for sid, (f, s) in zip(sids, params, strict=True)
-        ]  # fmt: skip
-        got = reap(many)
-        got["wall_s"] = time.perf_counter() - t0
-        doc["separate"] = got
-        for sid in sids:  # both sides ran every bar of every strategy, with the same returns
-            mine = json.loads((tmp / "runner" / "runs" / run_dir_name(sid) / "out" /
-                               "metrics.json").read_text())  # fmt: skip
-            theirs = json.loads((tmp / "many" / sid / "out" / "metrics.json").read_text())
-            if mine["n_bars"] != a.bars or mine["metrics"] != theirs["metrics"]:
-                raise SystemExit(f"{sid}: the runner's run differs from its separate run")
+        runner_sides = {"threads": ("one", []), "shared": ("shared", ["--shared"])}
+        for side in [s for s in sides if s in runner_sides]:
+            world, extra = runner_sides[side]
+            t0 = time.perf_counter()
+            one = cli("world", "run", world, "--state-dir", str(tmp / side), "--heartbeat",
+                      "0.5", "--until-done", *extra, *common)  # fmt: skip
+            got = reap([one])
+            got["wall_s"] = time.perf_counter() - t0
+            doc[side] = got
+        sample = min(a.sample or a.strategies, a.strategies)
+        if "separate" in sides:
+            t0 = time.perf_counter()
+            many = [
+                cli("run", "--mode", "live", str(tmp / "cross.py"), "-p", f"fast={f}", "-p",
+                    f"slow={s}", "--symbols", ",".join(symbols), "--world", "many",
+                    "--id", sid, "--recovery-dir", str(tmp / "many" / sid),
+                    "--out", str(tmp / "many" / sid / "out"), *common)
+                for sid, (f, s) in list(zip(sids, params, strict=True))[:sample]
+            ]  # fmt: skip
+            got = reap(many)
+            got["wall_s"] = time.perf_counter() - t0
+            got["sampled"] = sample
+            scale = a.strategies / sample
+            got["cpu_s"], got["rss_mb"] = got["cpu_s"] * scale, got["rss_mb"] * scale
+            doc["separate"] = got
+        for sid in sids:  # each side ran every bar of every strategy, with the same returns
+            found = {}
+            for side in [s for s in sides if s in runner_sides]:
+                pattern = f"runs/{run_dir_name(sid)}/out/metrics.json" if side == "threads" \
+                    else f"groups/*/out/{run_dir_name(sid)}/metrics.json"
+                [path] = list((tmp / side).glob(pattern))
+                found[side] = json.loads(path.read_text())
+            theirs = tmp / "many" / sid / "out" / "metrics.json"
+            if theirs.is_file():
+                found["separate"] = json.loads(theirs.read_text())
+            ref = next(iter(found.values()))
+            for side, mine in found.items():
+                if mine["n_bars"] != a.bars or mine["metrics"] != ref["metrics"]:
+                    raise SystemExit(f"{sid}: the {side} run differs")
         per = a.strategies * live_bars
-        for side in ("runner", "separate"):
+        for side in [s for s in ("threads", "shared", "separate") if s in doc]:
             d = doc[side]
             d["cpu_ms_per_strategy_bar"] = 1000 * d["cpu_s"] / per
             rows.append([side, f"{d['cpu_s']:.1f}", f"{d['cpu_ms_per_strategy_bar']:.3f}",
                          f"{d['rss_mb']:.0f}", f"{d['wall_s']:.1f}"])  # fmt: skip
-        ratio = {k: doc["separate"][k] / doc["runner"][k] for k in ("cpu_s", "rss_mb")}
-        rows.append(["separate / runner", f"{ratio['cpu_s']:.2f}x", "", f"{ratio['rss_mb']:.2f}x",
-                     ""])  # fmt: skip
+        ratio = {}
+        for side in [s for s in ("threads", "shared") if s in doc and "separate" in doc]:
+            ratio[side] = {k: doc["separate"][k] / doc[side][k] for k in ("cpu_s", "rss_mb")}
+            rows.append([f"separate / {side}", f"{ratio[side]['cpu_s']:.2f}x", "",
+                         f"{ratio[side]['rss_mb']:.2f}x", ""])  # fmt: skip
         print_table(
-            f"{a.strategies} strategies x {a.symbols} symbols x {a.bars} 1m bars",
+            f"{a.strategies} strategies x {a.symbols} symbols x {a.bars} 1m bars"
+            + (f" (separate: {sample} run, scaled x{a.strategies / sample:g})"
+               if "separate" in doc and sample < a.strategies else ""),
             ["side", "CPU s", "CPU ms / strategy-bar", "peak RSS MB", "wall s"],
             rows,
         )

@@ -95,6 +95,9 @@ class OrderContext:
     # a shadow run: while the world does not trade the strategy (see traded), orders are
     # held and no target is published; it trades as any run once the world promotes it
     shadow: bool = False
+    # strategies whose orders are held for now (a shared group's member whose lease this
+    # runner lost, qmtl.live.group): computed with the others, no order and no target
+    muted: Callable[[str], bool] | None = None
 
 
 def traded(book: ActivationBook, strategy: str) -> bool:
@@ -156,6 +159,8 @@ class OrderLogic(op.StatefulLogic[StrategyOutput, Orders, Any]):
         holds; a ``--paper`` run never sends real orders); otherwise the run's options do."""
         if self.ctx.shadow and not traded(self.ctx.book, strategy):
             return "hold"
+        if self.ctx.muted is not None and self.ctx.muted(strategy):
+            return "hold"
         stage = self.ctx.book.stage(strategy)
         if stage is None:
             return "paper" if self.ctx.make_broker is not None else "live"
@@ -182,7 +187,8 @@ class OrderLogic(op.StatefulLogic[StrategyOutput, Orders, Any]):
             self.quiet = ctx.make_paper(out.strategy)
         taker = (self.broker or self.quiet) if venue == "paper" else None
         brokers = [b for b in (self.broker, self.quiet) if b is not None]
-        shadow = ctx.shadow and venue == "hold" and not traded(ctx.book, out.strategy)
+        muted = ctx.muted is not None and ctx.muted(out.strategy)
+        shadow = (ctx.shadow and venue == "hold" and not traded(ctx.book, out.strategy)) or muted
         stage_hold = Verdict(
             "hold",
             cause="stage",
@@ -190,6 +196,9 @@ class OrderLogic(op.StatefulLogic[StrategyOutput, Orders, Any]):
             f"{ctx.book.stage(out.strategy)} in world "
             f"{ctx.world!r}: orders held" + (" (a shadow run)" if shadow else ""),
         )
+        if muted:
+            stage_hold = Verdict("hold", cause="stage", reason=f"{out.strategy}: this runner "
+                                 "no longer holds its lease: orders held")
         rows = out.batch.symbol_rows
         names = out.batch.symbols
         intents: list[OrderIntent] = []
@@ -266,7 +275,7 @@ class OrderLogic(op.StatefulLogic[StrategyOutput, Orders, Any]):
 
 
 def build_live_flow(
-    spec: StrategySpec,
+    spec: StrategySpec | list[StrategySpec],
     source: Source[Any],
     control: RunControl,
     on_output: Callable[[StrategyOutput], None],
@@ -277,7 +286,9 @@ def build_live_flow(
     emit_after: int | None = None,
     signals_from: int | None = None,
 ) -> Dataflow:
-    """The live dataflow (see the module docstring); its core is the backtest's.
+    """The live dataflow (see the module docstring); its core is the backtest's. ``spec``
+    may be several strategies (a shared-feed group, :mod:`qmtl.live.group`): one program
+    for all of them, a node they share computed once per symbol, one gate per strategy.
 
     ``signals_from`` (the first live bar time) makes bars before it warm the kernels up only,
     as a backtest's look-back before ``--start`` does: the portfolio starts flat at it.
@@ -310,7 +321,7 @@ def build_live_flow(
     bars = op.map("unwrap", routed.trues, lambda item: item[1])
     results = build_core(
         bars,
-        [spec],
+        list(spec) if isinstance(spec, list) else [spec],
         control,
         on_bad="drop",
         metrics_every=metrics_every,

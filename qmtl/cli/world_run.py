@@ -21,6 +21,7 @@ from qmtl.cli.live import setup_logging
 from qmtl.cli.world import TokenOption, UrlOption, world_app
 from qmtl.live.options import LiveOptions
 from qmtl.live.start import _check
+from qmtl.live.world_groups import SharedWorldRunner
 from qmtl.live.world_runner import RunnerOptions, WorldRunner
 from world_api.client import DEFAULT_URL
 
@@ -84,6 +85,13 @@ def run_world(
             "inactive), their orders held, building their shadow record."
         ),
     ] = False,
+    shared: Annotated[
+        bool,
+        typer.Option(
+            help="Run the strategies of one interval as one shared-feed group: one feed "
+            "reader and one flow, a node they share computed once (docs/live.md)."
+        ),
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Run every strategy WORLD trades (stage paper or live), each from the artifact
@@ -134,4 +142,4 @@ def run_world(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
     with errors_as_exit(debug):
-        WorldRunner(o, live).run(stop)
+        (SharedWorldRunner if shared else WorldRunner)(o, live).run(stop)

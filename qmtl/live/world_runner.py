@@ -203,10 +203,9 @@ class WorldRunner:
         start, stop = plan(self.held, self.runs, self.refused, artifacts)
         for sid in stop:
             self._stop(sid, "lease given up (demoted, deactivated or taken over)")
-        for sid in start:
-            retry, _n = self.failed.get(sid, (0.0, 0))
-            if time.monotonic() >= retry:
-                self._start(sid)
+        due = [s for s in start if time.monotonic() >= self.failed.get(s, (0.0, 0))[0]]
+        if due:
+            self._start_many(due, artifacts)
         return self.held
 
     def report(self) -> dict[str, Any]:
@@ -221,23 +220,34 @@ class WorldRunner:
             "refused": {s: self.why.get(s, "") for s in sorted(self.refused)},
         }
 
-    def _start(self, sid: str) -> None:
+    def _start_many(self, sids: list[str], artifacts: dict[str, str]) -> None:
+        """Start the runs of ``sids`` (``artifacts``: each one's artifact id now)."""
+        for sid in sids:
+            self._start(sid)
+
+    def _load(self, sid: str) -> tuple[dict[str, Any], Any] | None:
+        """``sid``'s artifact and the strategy rebuilt from it, or None (refused: why)."""
         try:
             doc = rc.artifact(self.client, self.o.world, sid)
         except WorldServiceError as exc:
             log.warning("%s: artifact not read: %s", sid, exc)
-            return
+            return None
         try:
-            s = verify(doc, self.state / "artifacts")
+            return doc, verify(doc, self.state / "artifacts")
         except ArtifactChanged as exc:
             self.refused[sid], self.why[sid] = str(doc["id"]), str(exc)
             self._event(sid, "refused", str(exc))
-            return
         except (QmtlError, OSError, KeyError, TypeError) as exc:  # ArtifactError included
             self.refused[sid] = str(doc.get("id", "")) if isinstance(doc, dict) else ""
             self.why[sid] = f"cannot load its artifact: {exc}"
             self._event(sid, "refused", self.why[sid])
+        return None
+
+    def _start(self, sid: str) -> None:
+        loaded = self._load(sid)
+        if loaded is None:
             return
+        doc, s = loaded
         folder = self._folder(sid, str(doc["id"]))
         opts = dataclasses.replace(
             self.live,

@@ -104,3 +104,14 @@ def test_engine_ranks_scores_correlations_equal_a_full_recompute(seq: list) -> N
     again = WorldEngine.from_state(eng.to_state())
     assert again.weights() == eng.weights()
     assert [v.model_dump() for v in again.views()] == [v.model_dump() for v in eng.views()]
+
+
+def test_a_world_of_more_than_16_strategies_reloads_from_its_state():
+    """A rebuild gives the book every id's rank before its rows (ScoreBook(sid_rank=...)):
+    growing its buffers from 16 rows must keep all of them (it raised a broadcast error, and
+    the world's views answered 500, past 16 strategies)."""
+    ranks = np.arange(40)[::-1].copy()
+    book = ScoreBook(np.array([1.0]), ranks)
+    for _ in range(40):
+        book.add_row()
+    assert book.rows == 40 and book.sid_rank.tolist() == ranks.tolist()

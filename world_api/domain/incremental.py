@@ -144,7 +144,7 @@ class ScoreBook:
         cap = len(self._elig)
         if need <= cap:
             return
-        cap = max(need, 2 * cap, 16)
+        cap = max(need, 2 * cap, 16, len(self._sid_rank))  # an owner's ranks may be longer
         cols = np.full((len(self.weights), cap), np.nan)
         cols[:, : self.rows] = self._cols[:, : self.rows]
         elig = np.zeros(cap, dtype=bool)
