@@ -148,3 +148,4 @@ def test_without_a_stream_rest_polling_gives_the_same_trades(server):
     assert server.hits["ws"] == 0 and server.hits["429"] == 2
     assert made[0].reconnects >= 2 and made[0].streamed == 0
     check_against_history(server, got)
+
