@@ -4,7 +4,8 @@ stream was away fetched from REST, each trade delivered once (by its id).
 
 Per market the feed keeps the time of the latest trade it emitted (``last_ms``) and the ids
 it emitted lately. It first pages ``fetch_trades`` from there up to the exchange's time
-(``fetch_time``), then watches the stream. The first trades a connection delivers send it
+(``fetch_time``), then watches the stream. The first trades a connection delivers (also
+one another market's stream reopened: ccxt shares a connection between streams) send it
 back to REST for everything from ``last_ms`` up to the first of them: whatever happened
 between the REST pages and the subscription (or while the old connection was down) is
 fetched, and a trade both sources gave is emitted once. So is a delivery as long as ccxt's
@@ -212,6 +213,7 @@ class ExchangeTradeFeed:
         """Trades from the stream (until a network error); a connection's first delivery
         and a delivery that filled ccxt's cache are first completed from REST."""
         first = True
+        seen_clients: list[Any] = []
         cache = int((getattr(self.exchange, "options", {}) or {}).get("tradesLimit", 1000))
         while not self.stopped.is_set():
             if not first:  # what reached ccxt's cache while REST ran or trades were emitted
@@ -227,10 +229,21 @@ class ExchangeTradeFeed:
             trades = list(watch.result() or [])
             if not trades:
                 continue
-            if first or len(trades) >= cache:
-                await self._backfill(market, min(int(t["timestamp"]) for t in trades), emit)
+            clients = self._clients()
+            # a new connection (this market's own or one shared with another market and
+            # reopened by it): what happened while none was open comes from REST
+            moved = any(all(c is not o for o in seen_clients) for c in clients)
+            seen_clients = clients
+            # (a delivery may repeat trades already had: REST up to the first new one)
+            new = [int(t["timestamp"]) for t in trades if _key(t) not in self._seen[market]]
+            if new and (first or moved or len(trades) >= cache):
+                await self._backfill(market, min(new), emit)
                 first = False
             self.streamed += self._emit(market, trades, emit)
+
+    def _clients(self) -> list[Any]:
+        """ccxt's open websocket clients (a new object for every new connection)."""
+        return list((getattr(self.exchange, "clients", {}) or {}).values())
 
     def _cached(self, market: str) -> list[dict[str, Any]]:
         """The trades in ccxt's cache of ``market``: one that came while no ``watch_trades``

@@ -149,3 +149,67 @@ def test_without_a_stream_rest_polling_gives_the_same_trades(server):
     assert made[0].reconnects >= 2 and made[0].streamed == 0
     check_against_history(server, got)
 
+
+
+def test_qmtl_feed_ccxt_trades_puts_every_trade_on_kafka_through_a_drop(
+    server, tmp_path, kafka, monkeypatch
+):
+    """``qmtl feed ccxt:binance --trades`` through a dropped and refused connection: the
+    topic's trades, made into bars by the live run's assembler message by message, equal the
+    catalog's bars of the server's full trade history; the closed bars land in the catalog."""
+    import json
+    import threading
+
+    from typer.testing import CliRunner
+
+    from connectors.data.catalog import Catalog
+    from connectors.live.assembler import FeedAssembler
+    from qmtl.cli import app
+    from tests.conftest import consume_all
+
+    monkeypatch.setenv("QMTL_CCXT_URLS", json.dumps(server.urls()))
+    topic = f"trades-{time.time_ns()}"
+    final_ms = server.t0 + 110 * 60_000 + 5_000  # the server's time after the ticks below
+    total = sum(int(((r[:, 1] * 10**6 > AFTER) & (r[:, 1] <= final_ms)).sum())
+                for r in server.trades.values())
+    args = ["feed", "ccxt:binance", "--trades", "--symbols", "BTC/USDT,ETH/USDT",
+            "--interval", "1m", "--since", "2024-01-01T00:02:00Z", "--data",
+            str(tmp_path / "cat"), "--brokers", kafka.brokers, "--topic", topic,
+            "--max-trades", str(total)]
+    out: dict = {}
+    run = threading.Thread(target=lambda: out.update(res=CliRunner().invoke(app, args)),
+                           daemon=True)
+    run.start()
+    wait_for(lambda: server.streams() == 2, 30)
+    server.tick(3)
+    server.drop()
+    server.refuse = True
+    server.tick(4)
+    wait_for(lambda: server.hits["ws_refused"] >= 1)
+    server.refuse = False
+    wait_for(lambda: server.streams() == 2, 30)
+    server.tick(3)
+    run.join(60)
+    assert not run.is_alive()
+    res = out["res"]
+    assert res.exit_code == 0, res.output
+    assert f"{total} trades of BTC-USDT, ETH-USDT" in res.output
+    assert server.now_ms == final_ms and server.hits["ws"] >= 2
+    msgs = consume_all(kafka.brokers, topic, total)
+    assert len(msgs) == total
+    a = FeedAssembler.for_trades("1m", lateness=0)
+    bars: dict[str, list] = {}
+    for value in msgs:  # the symbol rides in the value too (and is the key)
+        for sym, b in a.decode(None, value):
+            bars.setdefault(sym, []).append(b)
+    assert a.counts()["duplicates"] == 0
+    cat = Catalog(tmp_path / "cat")
+    for market, symbol in MARKETS.items():
+        sym = symbol.replace("/", "-")
+        ref = trades_to_bars(happened(server, market), "1m")
+        live = {c: np.concatenate([b[c] for b in bars[sym]]) for c in ref}
+        stored = cat.read(sym, "1m")
+        n = len(ref["ts"]) - 1  # the bar in progress stays open
+        for c in ("ts", "open", "high", "low", "close", "volume"):
+            assert np.array_equal(live[c], ref[c][:n]), c
+            assert np.array_equal(stored[c], ref[c][:n]), c
