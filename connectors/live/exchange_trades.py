@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -266,8 +267,6 @@ class ExchangeTradeThread(ExchangeBarFeed):
 
     def poll(self, max_messages: int, timeout: float) -> list[RawMessage]:
         """Deliveries since the last poll (waits up to ``timeout`` for the first)."""
-        import queue
-
         out: list[RawMessage] = []
         try:
             item = self._queue.get(timeout=timeout)
