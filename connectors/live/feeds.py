@@ -40,7 +40,7 @@ log = logging.getLogger("qmtl.live")
 @dataclass
 class RawMessage:
     """One message of a feed: where it came from, and its key and value (or, for in-process
-    feeds, the bars themselves).
+    feeds, the bars themselves, or the trades for the live source's assembler).
 
     >>> RawMessage(0, 41, b"AAPL", b'{"ts": 1}').offset
     41
@@ -51,6 +51,7 @@ class RawMessage:
     key: bytes | None
     value: bytes | None
     bars: list[tuple[str, Batch]] | None = None
+    trades: list[tuple[str, Batch]] | None = None
 
 
 class Feed(Protocol):

@@ -225,6 +225,11 @@ class _LivePartition(StatefulSourcePartition[Item, dict[str, Any]]):
 
     def _decode(self, msg: RawMessage, items: list[Item]) -> list[tuple[str, Batch]]:
         a = self.assembler
+        if msg.trades is not None:  # an in-process trade feed (the exchange's)
+            if a is None or a.kind != "trades":
+                self._dead(msg, "trades on a feed of bars (run with --feed trades)", items)
+                return []
+            return a.trades(msg.trades)
         if msg.bars is not None:
             return msg.bars if a is None or a.kind == "trades" else a.bars(msg.bars)
         try:

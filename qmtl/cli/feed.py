@@ -125,12 +125,22 @@ def ccxt_feed(
         help="Use the exchange's websocket (ccxt.pro watch_ohlcv) where it has one; "
         "--no-websocket polls REST.")] = True,
     max_bars: Annotated[int | None, typer.Option(help="Stop after N bars.")] = None,
+    trades: Annotated[bool, typer.Option(
+        help="Publish the exchange's trades (ccxt.pro watch_trades, the missed ones from "
+        "REST fetch_trades, each once) for a live run with --feed trades; their bars of "
+        "--interval land in the catalog.")] = False,
+    max_trades: Annotated[int | None, typer.Option(help="--trades: stop after N trades.")] = None,
     data: Annotated[Path | None, typer.Option(help="Catalog folder ($QMTL_DATA).")] = None,
     debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
 ) -> None:
     """Closed bars of an exchange's markets, from where the catalog ends: REST backfill,
     then the websocket (REST polling without one), the missed bars backfilled after every
-    reconnect; each bar lands in the catalog and, with --brokers, on the topic."""
+    reconnect; each bar lands in the catalog and, with --brokers, on the topic. With
+    --trades the topic gets the trades (one JSON message each, keyed by symbol) and the
+    catalog their closed bars."""
+    if trades:
+        return _trade_feed(exchange, symbols, interval, brokers, topic, since, websocket,
+                           max_trades, data, debug)
     from connectors.live.bar_codec import encode_bar
     from connectors.live.exchange_feed import (
         ExchangeBarFeed,
@@ -199,3 +209,82 @@ def ccxt_feed(
     where = f" and {topic} on {brokers}" if brokers else ""
     console.print(f"{n} bars of {', '.join(names)} to catalog {catalog.root}{where}",
                   highlight=False)
+
+
+def _trade_feed(exchange: str, symbols: str, interval: str, brokers: str | None, topic: str,
+                since: str | None, websocket: bool, max_trades: int | None,
+                data: Path | None, debug: bool) -> None:
+    """``qmtl feed ccxt:EX --trades`` (see :func:`ccxt_feed`): the trades after the
+    catalog's last bar of each symbol (else after --since, else from now)."""
+    from connectors.live.exchange_feed import make_exchange, market_name, qmtl_symbol
+    from connectors.live.exchange_trades import ExchangeTradeFeed, ExchangeTradeThread
+    from connectors.live.trade_codec import encode_trade
+    from dataflows.trade_bars import TradeBars
+    from qmtl.core.intervals import interval_ns
+
+    try:
+        markets = [market_name(s.strip()) for s in symbols.split(",") if s.strip()]
+        if not markets:
+            raise ValueError("--symbols: name at least one market, e.g. BTC/USDT")
+        if max_trades is not None and max_trades < 1:
+            raise ValueError(f"--max-trades must be >= 1, got {max_trades}")
+        urls = json.loads(os.environ[URLS_ENV]) if os.environ.get(URLS_ENV) else None
+        catalog = Catalog(data or default_data_dir())
+        names = [qmtl_symbol(m) for m in markets]
+        first = parse_time(since) if since else time.time_ns()
+        step = interval_ns(interval)
+        # trades after the last bar made (its close), else from the first one's open
+        after = {m: v - step for m, v in zip(
+            markets, _starts(catalog, names, interval, first).values(), strict=True)}
+        make_exchange(exchange)  # a clear error for an unknown exchange, before the thread
+        producer = None
+        if brokers:
+            from confluent_kafka import Producer
+
+            from connectors.live.feeds import ensure_topic, kafka_config
+
+            ensure_topic(brokers, topic)
+            producer = Producer({**kafka_config(brokers, 10.0), "acks": "all"})
+        ops = {s: TradeBars(interval, 0) for s in names}
+
+        def make() -> ExchangeTradeFeed:
+            return ExchangeTradeFeed(make_exchange(exchange, urls), markets, after,
+                                     websocket=None if websocket else False)
+
+        feed = ExchangeTradeThread(make)
+        n = bars = 0
+        try:
+            while max_trades is None or n < max_trades:
+                for msg in feed.poll(1000, 0.5):
+                    ((symbol, batch),) = msg.trades or []
+                    if max_trades is not None:
+                        batch = {k: v[: max_trades - n] for k, v in batch.items()}
+                    if producer is not None:
+                        for i in range(len(batch["ts"])):
+                            row = {k: v[i] for k, v in batch.items()}
+                            row["side"] = row["side"] or None
+                            producer.produce(topic, key=symbol.encode(),
+                                             value=encode_trade(row, symbol))
+                            producer.poll(0)
+                    n += len(batch["ts"])
+                    closed = ops[symbol].add(batch)
+                    if len(closed["ts"]):
+                        catalog.write(symbol, interval, closed)
+                        bars += len(closed["ts"])
+                    if max_trades is not None and n >= max_trades:
+                        break
+                if feed.status():
+                    raise RuntimeError(f"ccxt:{exchange}: {feed.status()}")
+        except KeyboardInterrupt:
+            pass
+        finally:
+            feed.close()
+            if producer is not None:
+                producer.flush(30.0)
+    except (ValueError, LookupError, FeedError, RuntimeError, ImportError) as exc:
+        if debug:
+            raise
+        raise fail(str(exc)) from None
+    where = f" to {topic} on {brokers}" if brokers else ""
+    console.print(f"{n} trades of {', '.join(names)}{where}; {bars} closed {interval} bars to "
+                  f"catalog {catalog.root}", highlight=False)

@@ -33,6 +33,7 @@ from connectors.live.exchange_feed import (
     make_exchange,
     market_name,
 )
+from connectors.live.exchange_trades import ExchangeTradeFeed, ExchangeTradeThread
 from connectors.live.feeds import CatalogFeed, Feed, FeedError, ensure_topic
 from connectors.live.kafka_feed import KafkaFeed
 from connectors.live.kafka_io import JsonKafkaSink, topic_dlq
@@ -200,12 +201,15 @@ def hand_off(
 
 
 def exchange_source(
-    source: str, universe: list[str], interval: str, split: int | None, ends: dict[str, int]
+    source: str, universe: list[str], interval: str, split: int | None, ends: dict[str, int],
+    trades: bool = False,
 ) -> MakeFeed:
     """``--source ccxt:EXCHANGE``: the exchange's closed bars of each symbol from the end
     of its history (else from ``split``, else now), read in a thread
-    (:class:`connectors.live.exchange_feed.ExchangeBarFeed`); ``QMTL_CCXT_URLS`` (JSON)
-    overrides the exchange's API URLs.
+    (:class:`connectors.live.exchange_feed.ExchangeBarFeed`); with ``trades``
+    (``--feed trades``) its trades after the bar before those, for the flow to make the bars
+    of (:class:`connectors.live.exchange_trades.ExchangeTradeThread`). ``QMTL_CCXT_URLS``
+    (JSON) overrides the exchange's API URLs.
 
     >>> exchange_source("kafka://h/t", ["A"], "1m", None, {})
     Traceback (most recent call last):
@@ -224,6 +228,15 @@ def exchange_source(
         make_exchange(source)
     except (ValueError, ImportError) as exc:
         raise LiveError(f"--source {source}: {exc}") from None
+
+    if trades:
+        after = {m: v - step for m, v in starts.items()}
+
+        def make_trades(positions: dict[int, int] | None) -> Feed:
+            return ExchangeTradeThread(lambda: ExchangeTradeFeed(make_exchange(source, urls),
+                                                                 list(after), after))
+
+        return make_trades
 
     def make(positions: dict[int, int] | None) -> Feed:
         return ExchangeBarFeed(lambda: ExchangeFeed(make_exchange(source, urls), list(starts),
@@ -289,7 +302,8 @@ def open_feed(
     if o.source and o.source.startswith("questdb://"):
         return questdb_source(o.source, universe, interval, split, ends or {}), LogSink()
     if o.source:
-        return exchange_source(o.source, universe, interval, split, ends or {}), LogSink()
+        return exchange_source(o.source, universe, interval, split, ends or {},
+                               trades=o.feed == "trades"), LogSink()
     if o.brokers:
         brokers = o.brokers
         try:

@@ -6,16 +6,24 @@ connects to ``/stream/<n>`` (ccxt's ``/ws/<n>`` path, renamed so that ccxt takes
 spot stream host), sends ``{"method": "SUBSCRIBE", "params": ["btcusdt@kline_1m"], "id": 1}``,
 gets ``{"result": null, "id": 1}`` and then ``{"e": "kline", "E": ..., "s": "BTCUSDT", "k":
 {"t": open, "T": close, "s", "i", "o", "c", "h", "l", "v", "x": closed, ...}}`` events.
+With a trade history, also ``GET /api/v3/aggTrades`` (``symbol``, ``fromId``, ``startTime``,
+``endTime``, ``limit``: default 500, max 1000; ``startTime`` and ``endTime`` at most an hour
+apart, else Binance's -1127; rows ``{"a": id, "p", "q", "f", "l", "T": time, "m": buyer is
+maker, "M"}``, the most recent ones when no id or time is given) and the
+``<symbol>@aggTrade`` stream (``{"e": "aggTrade", "E", "s", "a", "p", "q", "f", "l", "T",
+"m", "M"}``, one event per trade as it happens): ccxt's ``fetch_trades`` reads the former,
+``watch_trades(..., params={"name": "aggTrade"})`` the latter, with the same ids.
 
 The market is simulated: every symbol has a full history of 1m klines fixed in advance, and
 the server's clock (``now_ms``) moves only when a test calls :meth:`BinanceServer.tick` (a bar
 closes: its final kline with ``x`` true, then the next bar's first update with ``x`` false).
 :meth:`BinanceServer.drop` closes every websocket (a dropped connection: ccxt reconnects);
 ``refuse`` keeps new websocket connections out while set (the gap a feed must backfill);
-``rate_limited = N`` answers the next N klines requests with Binance's 429. Every
+``rate_limited = N`` answers the next N klines or aggTrades requests with Binance's 429. Every
 request is counted per path (``hits``) so a test can check the feed's REST use. Documented
 from https://developers.binance.com/docs/binance-spot-api-docs (REST market data endpoints,
-web socket streams: kline/candlestick streams).
+web socket streams: kline/candlestick streams, aggregate trade streams; the
+compressed/aggregate trades list).
 """
 
 from __future__ import annotations
@@ -79,12 +87,33 @@ def make_history(n: int, t0_ms: int, seed: int) -> np.ndarray:
     return np.column_stack([opens, open_, high, low, close, vol])
 
 
+def make_trades(minutes: int, t0_ms: int, seed: int, per_minute: int = 30) -> np.ndarray:
+    """About ``per_minute`` trades a minute for ``minutes`` minutes from ``t0_ms``: rows of
+    aggregate trade id (from 1, consecutive), time ms (some trades share one), price,
+    quantity, buyer-is-maker (0/1)."""
+    rng = np.random.default_rng(seed)
+    n = minutes * per_minute
+    ts = np.sort(t0_ms + rng.integers(0, minutes * STEP_MS, n))
+    ts[1::7] = ts[0:-1:7][: len(ts[1::7])]  # every seventh trade at its neighbour's time
+    ts = np.sort(ts)
+    price = np.round(30_000 * np.exp(np.cumsum(rng.normal(0, 2e-4, n))), 2)
+    qty = np.round(rng.uniform(0.0001, 2, n), 5)
+    maker = rng.integers(0, 2, n)
+    return np.column_stack([np.arange(1, n + 1), ts, price, qty, maker])
+
+
 class BinanceServer:
     """The server (see the module docstring); ``start()`` serves it on 127.0.0.1 in a
     thread, ``urls()`` is the ccxt ``urls['api']`` override."""
 
-    def __init__(self, history: dict[str, np.ndarray], at: int) -> None:
+    def __init__(
+        self,
+        history: dict[str, np.ndarray],
+        at: int,
+        trades: dict[str, np.ndarray] | None = None,
+    ) -> None:
         self.history = history  # market id (BTCUSDT) -> klines
+        self.trades = trades or {}  # market id -> trades (make_trades' rows)
         self.at = at  # index of the bar in progress: bars before it have closed
         self.hits: Counter[str] = Counter()
         self.refuse = False
@@ -101,7 +130,15 @@ class BinanceServer:
     @property
     def now_ms(self) -> int:
         """The server's time: a few seconds into the bar in progress."""
-        return self.t0 + self.at * STEP_MS + 5_000
+        return self._now(self.at)
+
+    def _now(self, at: int) -> int:
+        return self.t0 + at * STEP_MS + 5_000
+
+    def happened(self, market: str) -> np.ndarray:
+        """The trades of ``market`` up to the server's time (what REST can serve)."""
+        rows = self.trades[market]
+        return rows[rows[:, 1] <= self.now_ms]
 
     def urls(self) -> dict[str, Any]:
         base = f"http://127.0.0.1:{self.port}"
@@ -127,17 +164,10 @@ class BinanceServer:
 
     async def _klines(self, request: web.Request) -> web.Response:
         self.hits["klines"] += 1
-        if self.rate_limited > 0:
-            self.rate_limited -= 1
+        limited = self._too_many()
+        if limited is not None:
             self.hits["klines_429"] += 1
-            return web.json_response(
-                {
-                    "code": -1003,
-                    "msg": "Too many requests; current limit "
-                    "of IP is 6000 request weight per 1 MINUTE.",
-                },
-                status=429,
-            )
+            return limited
         q = request.query
         rows = self.history.get(q.get("symbol", ""))
         if rows is None:
@@ -150,6 +180,50 @@ class BinanceServer:
             served = served[served[:, 0] <= int(q["endTime"])]
         out = [self._row(r, partial=int(r[0]) == int(rows[self.at, 0])) for r in served[:limit]]
         return web.json_response(out)
+
+    def _too_many(self) -> web.Response | None:
+        if self.rate_limited <= 0:
+            return None
+        self.rate_limited -= 1
+        self.hits["429"] += 1
+        return web.json_response(
+            {"code": -1003, "msg": "Too many requests; current limit "
+             "of IP is 6000 request weight per 1 MINUTE."},
+            status=429,
+        )
+
+    async def _agg_trades(self, request: web.Request) -> web.Response:
+        self.hits["aggTrades"] += 1
+        limited = self._too_many()
+        if limited is not None:
+            return limited
+        q = request.query
+        if q.get("symbol", "") not in self.trades:
+            return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
+        rows = self.happened(q["symbol"])
+        limit = min(int(q.get("limit", 500)), 1000)
+        if "startTime" in q and "endTime" in q and (
+            int(q["endTime"]) - int(q["startTime"]) > 3_600_000
+        ):
+            return web.json_response(
+                {"code": -1127, "msg": "More than 1 hours between startTime and endTime."},
+                status=400,
+            )
+        if not {"fromId", "startTime", "endTime"} & set(q):
+            rows = rows[-limit:]  # the most recent
+        if "fromId" in q:
+            rows = rows[rows[:, 0] >= int(q["fromId"])]
+        if "startTime" in q:
+            rows = rows[rows[:, 1] >= int(q["startTime"])]
+        if "endTime" in q:
+            rows = rows[rows[:, 1] <= int(q["endTime"])]
+        return web.json_response([self._agg(r) for r in rows[:limit]])
+
+    @staticmethod
+    def _agg(r: np.ndarray) -> dict[str, Any]:
+        i = int(r[0])
+        return {"a": i, "p": f"{r[2]:.2f}", "q": f"{r[3]:.5f}", "f": i, "l": i,
+                "T": int(r[1]), "m": bool(r[4]), "M": True}
 
     def _row(self, r: np.ndarray, partial: bool) -> list[Any]:
         o, h, lo, c, v = (float(x) for x in r[1:6])
@@ -190,7 +264,8 @@ class BinanceServer:
                     streams.update(doc.get("params", []))
                     await ws.send_str(json.dumps({"result": None, "id": doc.get("id")}))
                     for s in doc.get("params", []):  # the bar in progress, as it stands
-                        await self._send(ws, s, self.at, closed=False)
+                        if "@kline" in s:
+                            await self._send(ws, s, self.at, closed=False)
         finally:
             self._sockets = [(w, s) for w, s in self._sockets if w is not ws]
         return ws
@@ -222,15 +297,30 @@ class BinanceServer:
         }
         await ws.send_str(json.dumps({"e": "kline", "E": self.now_ms, "s": market, "k": k}))
 
+    async def _send_trades(self, ws: web.WebSocketResponse, stream: str, lo: int, hi: int) -> None:
+        """The trades of ``stream``'s market with ``lo < T <= hi``, one event each."""
+        market = stream.split("@")[0].upper()
+        rows = self.trades.get(market)
+        if rows is None:
+            return
+        for r in rows[(rows[:, 1] > lo) & (rows[:, 1] <= hi)]:
+            event = {"e": "aggTrade", "E": int(r[1]), "s": market, **self._agg(r)}
+            await ws.send_str(json.dumps(event))
+
     async def _tick(self, n: int) -> None:
         for _ in range(n):
+            lo, hi = self.now_ms, self._now(self.at + 1)
             for ws, streams in list(self._sockets):
                 for s in list(streams):
-                    await self._send(ws, s, self.at, closed=True)
+                    if "@aggTrade" in s:
+                        await self._send_trades(ws, s, lo, hi)
+                    else:
+                        await self._send(ws, s, self.at, closed=True)
             self.at += 1
             for ws, streams in list(self._sockets):
                 for s in list(streams):
-                    await self._send(ws, s, self.at, closed=False)
+                    if "@kline" in s:
+                        await self._send(ws, s, self.at, closed=False)
 
     async def _drop(self) -> None:
         for ws, _ in list(self._sockets):
@@ -238,7 +328,8 @@ class BinanceServer:
         self._sockets = []
 
     def tick(self, n: int = 1) -> None:
-        """``n`` bars close (each sent to the subscribers, then the next one's first update)."""
+        """``n`` bars close (each sent to the subscribers, then the next one's first update);
+        the trades of each minute that passes go to the trade streams' subscribers."""
         asyncio.run_coroutine_threadsafe(self._tick(n), self._loop).result(5)
 
     def drop(self) -> None:
@@ -258,6 +349,7 @@ class BinanceServer:
             app.router.add_get("/api/v3/exchangeInfo", self._exchange_info)
             app.router.add_get("/api/v3/time", self._time)
             app.router.add_get("/api/v3/klines", self._klines)
+            app.router.add_get("/api/v3/aggTrades", self._agg_trades)
             app.router.add_get("/stream/{n}", self._ws)
             self._runner = web.AppRunner(app)
             await self._runner.setup()
