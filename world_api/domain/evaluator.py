@@ -5,13 +5,8 @@ bounded ring of its streamed returns) and re-runs the selection: eligibility (``
 and gates), a score normalized across eligible candidates, greedy top-k that skips a
 candidate too correlated with one already chosen, hysteresis, then allocation and caps. It
 returns one :class:`Change` per strategy whose active flag changed or whose weight moved by
-at least ``min_change``. The per-update cost is the strategy's own state plus the selection
-step (sorting candidates; correlations only for the pairs the greedy pass looks at).
-
-Correlations are computed on the strategies' streamed returns aligned on their bar times,
-over the last ``strategy_state.RING`` returns of each (see
-:func:`world_api.domain.strategy_state.aligned_corr`). The world's own return, realized and
-pro forma, is kept as updates arrive (see :mod:`world_api.domain.world_returns`).
+at least ``min_change``. Correlations align returns on bar times (``aligned_corr``); the
+world's own return is kept as updates arrive (:mod:`world_api.domain.world_returns`).
 
 >>> from qmtl.core.contracts import MetricsUpdate
 >>> from world_api.domain.policy import parse_policy
@@ -492,8 +487,8 @@ class WorldEngine:
         for sid, d in sorted(state.get("strategies", {}).items()):
             eng._add(sid)
             eng.strategies[sid] = StrategyState.from_dict(d)
-        eng.realized.load([(int(t), float(r)) for t, r in state.get("realized", [])],
-                          state.get("realized_source", "records"))
+        points = [(int(t), float(r)) for t, r in state.get("realized", [])]
+        eng.realized.load(points, state.get("realized_source", "records"))
         eng.overrides = {
             o["strategy_id"]: Override.model_validate(o) for o in state.get("overrides", [])
         }
