@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,9 +47,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import RESULTS, machine, print_table, write_results  # noqa: E402
+from bench.live import activate, world  # noqa: E402
 from connectors.live.assembler import FeedAssembler  # noqa: E402
+from connectors.live.feeds import RawMessage  # noqa: E402
 from connectors.live.trade_codec import encode_trade, encode_trades_arrow  # noqa: E402
 from dataflows.trade_bars import TradeBars, trades_to_bars  # noqa: E402
+from qmtl import Strategy  # noqa: E402
+from qmtl.live import LiveOptions, handoff, run_live  # noqa: E402
+from qmtl.live import runner as live_runner  # noqa: E402
 
 S = 10**9
 COLS = ("ts", "open", "high", "low", "close", "volume")
@@ -101,8 +107,6 @@ class PacedTrades:
     topic = "bench-trades"
 
     def __init__(self, symbol: str, trades: dict[str, np.ndarray], rate: float) -> None:
-        from connectors.live.feeds import RawMessage
-
         self._msg = RawMessage
         self.symbol, self.trades, self.rate = symbol, trades, rate
         self.exhausted = False
@@ -150,13 +154,6 @@ class PacedTrades:
 
 def order_latency(n_bars: int, per_bar: int, rate: float) -> dict:
     """Trade -> bar close -> order in a live run (see the module docstring): ms per bar."""
-    import tempfile
-
-    from bench.live import activate, world
-    from qmtl import Strategy
-    from qmtl.live import LiveOptions, handoff, run_live
-    from qmtl.live import runner as live_runner
-
     class Jitter(Strategy):
         symbols = ["BTC-USDT"]
         interval = "1m"
