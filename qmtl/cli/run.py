@@ -215,7 +215,7 @@ def run(
                                                rich_help_panel="Live")] = 1,
     source: Annotated[str | None, typer.Option(
         help="Live: read bars from an exchange directly, ccxt:EXCHANGE (e.g. ccxt:binance; "
-        "symbols BTC-USDT), or tail a QuestDB table, questdb://user:pass@host:8812/qdb"
+        "symbols BTC-USDT; with --feed trades its trades), or tail a QuestDB table, questdb://user:pass@host:8812/qdb"
         "?table=bars_{interval}, instead of a Kafka topic.", rich_help_panel="Live")] = None,
     sink: Annotated[str | None, typer.Option(
         help="Live: write the run's bars, returns and fills to QuestDB over ILP when it "

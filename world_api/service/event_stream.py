@@ -55,7 +55,7 @@ async def activation_events(
         yield b"".join(encoded(ev) for ev in batch)
 
 
-_ENCODED: dict[tuple[str, int, int, str], bytes] = {}
+_ENCODED: dict[tuple[str, int, int, str, str], bytes] = {}
 _ENCODED_MAX = 4096
 
 
@@ -68,7 +68,8 @@ def encoded(ev: ActivationEvent) -> bytes:
     >>> encoded(ev).split(b"\\n")[:2], encoded(ev) is encoded(ev)
     ([b'id: 3', b'event: activation'], True)
     """
-    key = (ev.world, ev.seq, ev.ts, ev.strategy_id)  # a world made again restarts its seqs
+    # a world made again restarts its seqs; a control or evaluation row's body is its reason
+    key = (ev.world, ev.seq, ev.ts, ev.strategy_id, ev.reason)
     sse = _ENCODED.get(key)
     if sse is None:
         control = as_control(ev)  # a step of a plan apply: its own event name
