@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
         with WorldServiceClient(url) as c:
             for world in ("one", "shared", "many"):
                 c.create_world(world)
+                c.put_policy(world, f"top_k: {a.strategies}\n")  # the default activates 10
                 for sid in sids:
                     c.call(
                         "POST",
