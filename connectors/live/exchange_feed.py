@@ -87,7 +87,71 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     return (ccxt.NetworkError, ConnectionError, TimeoutError, OSError)
 
 
-class ExchangeFeed:
+class ReconnectingFeed:
+    """What an exchange feed of bars and one of trades share: every market fed by its own
+    loop of sessions (:meth:`_session`: the REST catch-up, then the stream or a poll); a
+    network error is logged, and the session opened again after a doubling wait (to
+    ``max_backoff``), until :meth:`stop`. A subclass sets ``exchange``, ``backoff``,
+    ``max_backoff``, ``stopped``, ``reconnects`` and what it feeds (``_what``, ``_missed``).
+
+    >>> ReconnectingFeed._missed
+    'bars'
+    """
+
+    _what = ""  # after the market in the log line
+    _missed = "bars"  # what REST catches up after a reconnect
+    exchange: Any
+    backoff: float
+    max_backoff: float
+    stopped: asyncio.Event
+    reconnects: int
+
+    async def run(self, emit: Emit) -> None:
+        """Feed every market until :meth:`stop`."""
+        try:
+            await self.exchange.load_markets()
+            await asyncio.gather(*(self._market(m, emit) for m in self.markets))
+        finally:
+            await self.exchange.close()
+
+    def stop(self) -> None:
+        """End :meth:`run` (from the loop's thread)."""
+        self.stopped.set()
+
+    async def _market(self, market: str, emit: Emit) -> None:
+        wait = self.backoff
+        while not self.stopped.is_set():
+            try:
+                await self._session(market, emit)
+                wait = self.backoff
+            except asyncio.CancelledError:
+                raise
+            except _network_errors() as exc:
+                self.reconnects += 1
+                log.warning(
+                    "%s %s%s: %s: %s; again in %.1f s (then the missed %s from REST)",
+                    self.exchange.id,
+                    market,
+                    self._what,
+                    type(exc).__name__,
+                    exc,
+                    wait,
+                    self._missed,
+                )
+                await self._sleep(wait)
+                wait = min(wait * 2, self.max_backoff)
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stopped.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def _session(self, market: str, emit: Emit) -> None:
+        raise NotImplementedError
+
+
+class ExchangeFeed(ReconnectingFeed):
     """Closed bars of ``interval`` for ``markets`` (exchange names, ``BTC/USDT``) from
     ``exchange`` (an async ccxt exchange), each from its bar closing at or after ``start``
     (ns, per market or one for all). ``websocket``: None uses it when the exchange has
@@ -127,48 +191,12 @@ class ExchangeFeed:
         self.reconnects = 0
         self.backfilled = 0
 
-    async def run(self, emit: Emit) -> None:
-        """Feed every market until :meth:`stop`."""
-        try:
-            await self.exchange.load_markets()
-            await asyncio.gather(*(self._market(m, emit) for m in self.markets))
-        finally:
-            await self.exchange.close()
-
-    def stop(self) -> None:
-        """End :meth:`run` (from the loop's thread)."""
-        self.stopped.set()
-
-    async def _market(self, market: str, emit: Emit) -> None:
-        wait = self.backoff
-        while not self.stopped.is_set():
-            try:
-                await self._backfill(market, emit)
-                if self.websocket:
-                    await self._watch(market, emit)  # returns at a gap: backfill it
-                else:
-                    await self._sleep(self.poll_every)
-                wait = self.backoff
-            except asyncio.CancelledError:
-                raise
-            except _network_errors() as exc:
-                self.reconnects += 1
-                log.warning(
-                    "%s %s: %s: %s; again in %.1f s (then the missed bars from REST)",
-                    self.exchange.id,
-                    market,
-                    type(exc).__name__,
-                    exc,
-                    wait,
-                )
-                await self._sleep(wait)
-                wait = min(wait * 2, self.max_backoff)
-
-    async def _sleep(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self.stopped.wait(), seconds)
-        except TimeoutError:
-            pass
+    async def _session(self, market: str, emit: Emit) -> None:
+        await self._backfill(market, emit)
+        if self.websocket:
+            await self._watch(market, emit)  # returns at a gap: backfill it
+        else:
+            await self._sleep(self.poll_every)
 
     def _emit(self, market: str, rows: list[list[Any]], emit: Emit) -> None:
         """Rows after the last emitted one, contiguous from it (the caller checked)."""

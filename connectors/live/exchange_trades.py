@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from connectors.live.exchange_feed import ExchangeBarFeed, _network_errors, qmtl_symbol
+from connectors.live.exchange_feed import ExchangeBarFeed, ReconnectingFeed, qmtl_symbol
 from connectors.live.feeds import RawMessage
 from qmtl.core.bars import Batch
 
@@ -83,7 +83,7 @@ def _key(t: dict[str, Any]) -> str:
     return f"{t['timestamp']}:{t['price']}:{t['amount']}"
 
 
-class ExchangeTradeFeed:
+class ExchangeTradeFeed(ReconnectingFeed):
     """Trades of ``markets`` (exchange names, ``BTC/USDT``) from ``exchange`` (an async ccxt
     exchange) after ``after`` (ns, per market or one for all); see the module docstring.
     ``websocket``: None uses it when the exchange has ``watchTrades``.
@@ -91,6 +91,8 @@ class ExchangeTradeFeed:
     >>> ExchangeTradeFeed(None, ["BTC/USDT"], after=5 * 10**9).last_ms["BTC/USDT"]
     5000
     """
+
+    _what, _missed = " trades", "trades"
 
     def __init__(
         self,
@@ -126,44 +128,12 @@ class ExchangeTradeFeed:
         self.duplicates = 0  # trades both sources gave (emitted once)
         self.skipped_ms = 0
 
-    async def run(self, emit: Emit) -> None:
-        """Feed every market until :meth:`stop`."""
-        try:
-            await self.exchange.load_markets()
-            await asyncio.gather(*(self._market(m, emit) for m in self.markets))
-        finally:
-            await self.exchange.close()
-
-    def stop(self) -> None:
-        """End :meth:`run` (from the loop's thread)."""
-        self.stopped.set()
-
-    async def _market(self, market: str, emit: Emit) -> None:
-        wait = self.backoff
-        while not self.stopped.is_set():
-            try:
-                await self._backfill(market, int(await self.exchange.fetch_time()), emit)
-                if self.websocket:
-                    await self._watch(market, emit)
-                else:
-                    await self._sleep(self.poll_every)
-                wait = self.backoff
-            except asyncio.CancelledError:
-                raise
-            except _network_errors() as exc:
-                self.reconnects += 1
-                log.warning(
-                    "%s %s trades: %s: %s; again in %.1f s (then the missed trades from REST)",
-                    self.exchange.id, market, type(exc).__name__, exc, wait,
-                )
-                await self._sleep(wait)
-                wait = min(wait * 2, self.max_backoff)
-
-    async def _sleep(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self.stopped.wait(), seconds)
-        except TimeoutError:
-            pass
+    async def _session(self, market: str, emit: Emit) -> None:
+        await self._backfill(market, int(await self.exchange.fetch_time()), emit)
+        if self.websocket:
+            await self._watch(market, emit)
+        else:
+            await self._sleep(self.poll_every)
 
     def _emit(self, market: str, trades: list[dict[str, Any]], emit: Emit,
               again: bool = True) -> int:
