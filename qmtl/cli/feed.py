@@ -163,14 +163,7 @@ def ccxt_feed(
         first = parse_time(since) if since else time.time_ns()
         starts = _starts(catalog, names, interval, first)
         make_exchange(exchange)  # a clear error for an unknown exchange, before the thread
-        producer = None
-        if brokers:
-            from confluent_kafka import Producer
-
-            from connectors.live.feeds import ensure_topic, kafka_config
-
-            ensure_topic(brokers, topic)
-            producer = Producer({**kafka_config(brokers, 10.0), "acks": "all"})
+        producer = _producer(brokers, topic)
 
         def make() -> ExchangeFeed:
             ex = make_exchange(exchange, urls)
@@ -237,14 +230,7 @@ def _trade_feed(exchange: str, symbols: str, interval: str, brokers: str | None,
         after = {m: v - step for m, v in zip(
             markets, _starts(catalog, names, interval, first).values(), strict=True)}
         make_exchange(exchange)  # a clear error for an unknown exchange, before the thread
-        producer = None
-        if brokers:
-            from confluent_kafka import Producer
-
-            from connectors.live.feeds import ensure_topic, kafka_config
-
-            ensure_topic(brokers, topic)
-            producer = Producer({**kafka_config(brokers, 10.0), "acks": "all"})
+        producer = _producer(brokers, topic)
         ops = {s: TradeBars(interval, 0) for s in names}
 
         def make() -> ExchangeTradeFeed:
@@ -288,3 +274,20 @@ def _trade_feed(exchange: str, symbols: str, interval: str, brokers: str | None,
     where = f" to {topic} on {brokers}" if brokers else ""
     console.print(f"{n} trades of {', '.join(names)}{where}; {bars} closed {interval} bars to "
                   f"catalog {catalog.root}", highlight=False)
+
+
+def _producer(brokers: str | None, topic: str) -> Any:
+    """A Kafka producer that waits for every replica (``acks=all``) after making ``topic``
+    on ``brokers``; None without brokers (the catalog only).
+
+    >>> _producer(None, "bars") is None
+    True
+    """
+    if not brokers:
+        return None
+    from confluent_kafka import Producer
+
+    from connectors.live.feeds import ensure_topic, kafka_config
+
+    ensure_topic(brokers, topic)
+    return Producer({**kafka_config(brokers, 10.0), "acks": "all"})
