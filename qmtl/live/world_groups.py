@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,14 +149,6 @@ class SharedWorldRunner(WorldRunner):
                 if sid not in self.runs:
                     continue
                 del self.runs[sid]
-                if g.error is not None:
-                    _, n = self.failed.get(sid, (0.0, 0))
-                    wait = min(60.0, self.o.period * 2**n)
-                    self.failed[sid] = (time.monotonic() + wait, n + 1)
-                    self._event(sid, "failed", f"{g.error} (retried in {wait:.0f} s)")
-                else:
-                    self.refused[sid], self.why[sid] = g.members[sid], "its feed ended"
-                    self.ended.append(sid)
-                    self._event(sid, "ended")
+                self._ended(sid, g.error, g.members[sid])
 
 __all__ = ["GroupRun", "SharedWorldRunner"]

@@ -303,15 +303,20 @@ class WorldRunner:
             if run.thread.is_alive():
                 continue
             del self.runs[sid]
-            if run.error is not None:
-                _, n = self.failed.get(sid, (0.0, 0))
-                wait = min(60.0, self.o.period * 2**n)
-                self.failed[sid] = (time.monotonic() + wait, n + 1)
-                self._event(sid, "failed", f"{run.error} (retried in {wait:.0f} s)")
-            else:  # its feed ended: nothing more to run on this artifact
-                self.refused[sid], self.why[sid] = run.artifact_id, "its feed ended"
-                self.ended.append(sid)
-                self._event(sid, "ended")
+            self._ended(sid, run.error, run.artifact_id)
+
+    def _ended(self, sid: str, error: BaseException | None, artifact_id: str) -> None:
+        """``sid``'s run is over: a failure is retried after a doubling wait (to 60 s); a
+        feed that ended leaves nothing more to run on this artifact."""
+        if error is not None:
+            _, n = self.failed.get(sid, (0.0, 0))
+            wait = min(60.0, self.o.period * 2**n)
+            self.failed[sid] = (time.monotonic() + wait, n + 1)
+            self._event(sid, "failed", f"{error} (retried in {wait:.0f} s)")
+        else:
+            self.refused[sid], self.why[sid] = artifact_id, "its feed ended"
+            self.ended.append(sid)
+            self._event(sid, "ended")
 
     def stop_all(self) -> None:
         """Stop every run (each finishes the bars in flight)."""
